@@ -1,0 +1,91 @@
+"""Validation helpers shared by the immutable records.
+
+Each raises :class:`~schedopt.errors.ProblemError` whose message names the
+parameter and the bad value, e.g. "`horizon` must be a positive integer, got -3".
+No helper coerces silently: a float where an integer is required is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+from schedopt.errors import ProblemError
+
+
+def _fail(name: str, what: str, value: object) -> ProblemError:
+    return ProblemError(f"`{name}` must be {what}, got {value!r}", field=name)
+
+
+def real(name: str, value: object) -> float:
+    """A finite real number (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise _fail(name, "a finite number", value)
+    v = float(value)
+    if not math.isfinite(v):
+        raise _fail(name, "a finite number", value)
+    return v
+
+
+def positive(name: str, value: object) -> float:
+    v = real(name, value)
+    if v <= 0:
+        raise _fail(name, "a positive number", value)
+    return v
+
+
+def nonnegative(name: str, value: object) -> float:
+    v = real(name, value)
+    if v < 0:
+        raise _fail(name, "a non-negative number", value)
+    return v
+
+
+def greater_than(name: str, value: object, bound: float) -> float:
+    v = real(name, value)
+    if v <= bound:
+        raise _fail(name, f"a number greater than {bound:g}", value)
+    return v
+
+
+def positive_int(name: str, value: object) -> int:
+    """A positive integer; integral floats such as ``1e4`` are accepted, ``2.5`` is not."""
+    if isinstance(value, bool):
+        raise _fail(name, "a positive integer", value)
+    if isinstance(value, Integral):
+        v = int(value)
+    elif isinstance(value, Real) and math.isfinite(float(value)) and float(value).is_integer():
+        v = int(value)
+    else:
+        raise _fail(name, "a positive integer", value)
+    if v < 1:
+        raise _fail(name, "a positive integer", value)
+    return v
+
+
+def one_of(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise _fail(name, "one of " + ", ".join(repr(c) for c in choices), value)
+    return value
+
+
+def frozen_array(name: str, value: object, *, positive: bool = False) -> np.ndarray:
+    """A finite float64 1-d array, made read-only."""
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise _fail(name, "an array of numbers", value) from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise _fail(name, "a non-empty 1-d array", f"shape {arr.shape}")
+    bad = ~np.isfinite(arr) | ((arr <= 0) if positive else (arr < 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = "positive" if positive else "non-negative"
+        raise ProblemError(
+            f"`{name}` must hold finite {what} numbers, got {arr[i]!r} at index {i}",
+            field=name,
+        )
+    arr.setflags(write=False)
+    return arr

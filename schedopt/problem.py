@@ -1,0 +1,326 @@
+"""The control problem: a model, a training setup and the controls to design.
+
+All records are frozen dataclasses that validate at construction; arrays are
+stored read-only. A :class:`Problem` is what every solver, baseline and
+simulator takes.
+
+References:
+    B. Bordelon and N. Mori, *Theory of Optimal Learning Rate Schedules and
+    Scaling Laws for a Random Feature Model*, arXiv:2602.04774 (2026).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import scipy.special
+
+from schedopt import _validate as v
+from schedopt.errors import ProblemError
+
+__all__ = [
+    "CONTROL_NAMES",
+    "GRID_KINDS",
+    "PARAMETERISATIONS",
+    "ControlSpec",
+    "Model",
+    "Problem",
+    "SpecSource",
+    "Training",
+]
+
+CONTROL_NAMES = ("learning_rate", "batch_size", "momentum")
+GRID_KINDS = ("uniform", "geometric-end", "geometric-both", "custom")
+PARAMETERISATIONS = ("linear", "constant")
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    r"""A linear model in the eigenbasis of its features.
+
+    Attributes:
+        eigenvalues: feature covariance spectrum :math:`\lambda_k > 0`, shape ``(N,)``.
+        initial_error: mean squared weight error :math:`c_k(0) \ge 0` per mode.
+        noise_variance: label-noise variance :math:`\sigma^2`.
+        residual: loss :math:`R_N` of the modes the model does not keep (finite
+            model size, THEORY §2.2). It is a floor on the loss and feeds the
+            SGD noise like extra label noise.
+        a, b: power-law exponents when the spectrum is a power law, else ``None``.
+    """
+
+    eigenvalues: np.ndarray
+    initial_error: np.ndarray
+    noise_variance: float = 0.0
+    residual: float = 0.0
+    a: float | None = None
+    b: float | None = None
+
+    def __post_init__(self) -> None:
+        lam = v.frozen_array("eigenvalues", self.eigenvalues, positive=True)
+        c0 = v.frozen_array("initial_error", self.initial_error)
+        if lam.shape != c0.shape:
+            raise ProblemError(
+                f"`initial_error` must have the length of `eigenvalues` ({lam.size}), "
+                f"got {c0.size}",
+                field="initial_error",
+            )
+        object.__setattr__(self, "eigenvalues", lam)
+        object.__setattr__(self, "initial_error", c0)
+        object.__setattr__(self, "noise_variance", v.nonnegative("noise_variance", self.noise_variance))
+        object.__setattr__(self, "residual", v.nonnegative("residual", self.residual))
+        for name in ("a", "b"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, v.positive(name, value))
+
+    @classmethod
+    def powerlaw(
+        cls,
+        a: float,
+        b: float,
+        n_modes: int,
+        *,
+        noise_std: float = 0.0,
+        initial_loss: float | str = 1.0,
+        finite_size: bool = False,
+    ) -> Model:
+        r"""The power-law model :math:`\lambda_k = k^{-b}`, :math:`\lambda_k c_k(0) \propto k^{-a}`.
+
+        Args:
+            a: target exponent (> 1 so that the initial loss is finite).
+            b: capacity exponent (> 1).
+            n_modes: number of modes ``N`` the model keeps.
+            noise_std: label-noise standard deviation :math:`\sigma`.
+            initial_loss: total initial excess loss, or ``"raw"`` for the
+                unnormalised :math:`c_k(0) = k^{b-a}`.
+            finite_size: if true, the model is the top ``N`` modes of an infinite
+                power law; the modes beyond ``N`` are frozen and their loss
+                :math:`R_N = \sum_{k>N} k^{-a}` (same normalisation) is the
+                residual. If false the spectrum simply ends at ``N``.
+        """
+        a = v.greater_than("a", a, 1.0) if finite_size else v.positive("a", a)
+        b = v.positive("b", b)
+        n = v.positive_int("n_modes", n_modes)
+        sigma = v.nonnegative("noise_std", noise_std)
+        k = np.arange(1, n + 1, dtype=np.float64)
+        lam = k**-b
+        power = k**-a  # lambda_k c_k(0), unnormalised
+        tail = float(scipy.special.zeta(a, n + 1)) if finite_size else 0.0
+        if isinstance(initial_loss, str):
+            if initial_loss != "raw":
+                raise ProblemError(
+                    f'`initial_loss` must be a positive number or "raw", got {initial_loss!r}',
+                    field="initial_loss",
+                )
+            scale = 1.0
+        else:
+            total = v.positive("initial_loss", initial_loss)
+            scale = total / (power.sum() + tail)
+        return cls(
+            eigenvalues=lam,
+            initial_error=scale * power / lam,
+            noise_variance=sigma**2,
+            residual=scale * tail,
+            a=a,
+            b=b,
+        )
+
+    @property
+    def n_modes(self) -> int:
+        return int(self.eigenvalues.size)
+
+    @property
+    def initial_loss(self) -> float:
+        """Excess loss at step 0 of the kept modes, :math:`\\sum_k \\lambda_k c_k(0)`."""
+        return float(self.eigenvalues @ self.initial_error)
+
+    @property
+    def effective_noise(self) -> float:
+        """Noise that drives SGD: :math:`\\sigma^2 + R_N`."""
+        return self.noise_variance + self.residual
+
+    @property
+    def is_powerlaw(self) -> bool:
+        return self.a is not None and self.b is not None
+
+    def __repr__(self) -> str:
+        kind = f"powerlaw a={self.a:g} b={self.b:g}" if self.is_powerlaw else "custom"
+        return (
+            f"Model({kind}, n_modes={self.n_modes}, noise_variance={self.noise_variance:g}, "
+            f"residual={self.residual:.3g}, initial_loss={self.initial_loss:.4g})"
+        )
+
+
+@dataclass(frozen=True)
+class Training:
+    """Fixed training settings (used where a quantity is not a control).
+
+    Attributes:
+        horizon: number of SGD steps ``T``.
+        batch_size: samples per step ``m`` (>= 1).
+        momentum: heavy-ball coefficient ``beta`` in [0, 1) (optax ``sgd(momentum=...)``).
+    """
+
+    horizon: int
+    batch_size: float = 1.0
+    momentum: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "horizon", v.positive_int("horizon", self.horizon))
+        m = v.real("batch_size", self.batch_size)
+        if m < 1:
+            raise ProblemError(f"`batch_size` must be >= 1, got {self.batch_size!r}", field="batch_size")
+        object.__setattr__(self, "batch_size", m)
+        beta = v.nonnegative("momentum", self.momentum)
+        if beta >= 1:
+            raise ProblemError(f"`momentum` must be in [0, 1), got {self.momentum!r}", field="momentum")
+        object.__setattr__(self, "momentum", beta)
+
+
+@dataclass(frozen=True)
+class ControlSpec:
+    """Bounds and discretisation of one control.
+
+    Attributes:
+        name: ``learning_rate``, ``batch_size`` or ``momentum``.
+        min, max: box bounds of the control's value at every step.
+        blocks: number of control blocks ``K``.
+        grid: placement of block edges: ``uniform``, ``geometric-end``,
+            ``geometric-both`` or ``custom`` (then ``edges`` is required).
+        parameterisation: ``linear`` (values at the K+1 edges, linear in between)
+            or ``constant`` (one value per block).
+        edges: custom block edges in steps (``0 = e_0 < ... < e_K = horizon``).
+    """
+
+    name: str
+    min: float
+    max: float
+    blocks: int = 100
+    grid: str = "uniform"
+    parameterisation: str = "linear"
+    edges: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        v.one_of("name", self.name, CONTROL_NAMES)
+        lo = v.real("min", self.min)
+        hi = v.real("max", self.max)
+        if lo < 0:
+            raise ProblemError(f"`min` must be >= 0, got {self.min!r}", field="min")
+        if hi <= lo:
+            raise ProblemError(
+                f"`max` must be greater than `min` ({lo:g}), got {self.max!r}", field="max"
+            )
+        if self.name == "momentum" and hi >= 1:
+            raise ProblemError(f"`max` of momentum must be < 1, got {self.max!r}", field="max")
+        if self.name == "batch_size" and lo < 1:
+            raise ProblemError(f"`min` of batch_size must be >= 1, got {self.min!r}", field="min")
+        object.__setattr__(self, "min", lo)
+        object.__setattr__(self, "max", hi)
+        object.__setattr__(self, "blocks", v.positive_int("blocks", self.blocks))
+        v.one_of("grid", self.grid, GRID_KINDS)
+        v.one_of("parameterisation", self.parameterisation, PARAMETERISATIONS)
+        if self.grid == "custom":
+            if self.edges is None:
+                raise ProblemError('`edges` is required when grid = "custom"', field="edges")
+            edges = tuple(v.positive_int("edges", e) if e != 0 else 0 for e in self.edges)
+            if len(edges) < 2 or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+                raise ProblemError(
+                    f"`edges` must be strictly increasing integers starting at 0, got {list(self.edges)!r}",
+                    field="edges",
+                )
+            object.__setattr__(self, "edges", edges)
+            object.__setattr__(self, "blocks", len(edges) - 1)
+        elif self.edges is not None:
+            raise ProblemError(
+                f'`edges` is only allowed with grid = "custom", got grid = {self.grid!r}',
+                field="edges",
+            )
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    """Where a problem came from: the spec file and its exact text (for provenance)."""
+
+    path: str | None
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A schedule-design problem: minimise the final excess loss ``L_T``.
+
+    Attributes:
+        name: short identifier (used for export folders).
+        model: the model and its spectrum.
+        training: horizon and the fixed values of batch size and momentum.
+        controls: the controls being designed, by name; ``learning_rate`` is
+            always present.
+        sample_budget: total samples ``D = sum_t m_t`` when batch size is a control.
+        source: the spec the problem was read from, if any.
+    """
+
+    name: str
+    model: Model
+    training: Training
+    controls: Mapping[str, ControlSpec] = field(default_factory=dict)
+    sample_budget: float | None = None
+    source: SpecSource | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ProblemError(f"`name` must be a non-empty string, got {self.name!r}", field="name")
+        if not isinstance(self.model, Model):
+            raise ProblemError(f"`model` must be a Model, got {type(self.model).__name__}", field="model")
+        if not isinstance(self.training, Training):
+            raise ProblemError(
+                f"`training` must be a Training, got {type(self.training).__name__}", field="training"
+            )
+        controls = dict(self.controls)
+        for key, spec in controls.items():
+            if not isinstance(spec, ControlSpec) or spec.name != key:
+                raise ProblemError(f"`controls.{key}` must be a ControlSpec named {key!r}", field="controls")
+        if "learning_rate" not in controls:
+            raise ProblemError("`controls` must include `learning_rate`", field="controls")
+        for spec in controls.values():
+            if spec.blocks > self.training.horizon:
+                raise ProblemError(
+                    f"`blocks` of {spec.name} ({spec.blocks}) must not exceed the horizon "
+                    f"({self.training.horizon})",
+                    field="blocks",
+                )
+            if spec.edges is not None and spec.edges[-1] != self.training.horizon:
+                raise ProblemError(
+                    f"`edges` of {spec.name} must end at the horizon ({self.training.horizon}), "
+                    f"got {spec.edges[-1]}",
+                    field="edges",
+                )
+        object.__setattr__(self, "controls", MappingProxyType(controls))
+        if self.sample_budget is not None:
+            object.__setattr__(self, "sample_budget", v.positive("sample_budget", self.sample_budget))
+
+    @property
+    def horizon(self) -> int:
+        return self.training.horizon
+
+    @property
+    def learning_rate(self) -> ControlSpec:
+        return self.controls["learning_rate"]
+
+    def replace(self, **changes: object) -> Problem:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_horizon(self, horizon: int) -> Problem:
+        """The same problem at another horizon (custom edges are not rescaled)."""
+        return self.replace(training=dataclasses.replace(self.training, horizon=horizon))
+
+    def with_control(self, name: str, **changes: object) -> Problem:
+        """A copy with one control's settings changed."""
+        controls = dict(self.controls)
+        controls[name] = dataclasses.replace(controls[name], **changes)
+        return self.replace(controls=controls)

@@ -1,0 +1,66 @@
+"""Solvers of the schedule-design problem, behind one entry point :func:`solve`.
+
+Each solver lives in its own module and registers a function
+``(problem, *, initial, options) -> Solution``:
+
+* ``jax``: reduced gradient through the JAX recursion (or ODE), bounded L-BFGS;
+* ``casadi``: IPOPT on the exact recursion, built from the same step function;
+* ``pontryagin``: forward-backward sweep with the closed-form per-step optimum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from schedopt.errors import ProblemError, SolverError
+from schedopt.problem import Problem
+from schedopt.solution import Solution
+
+__all__ = ["SOLVERS", "solve"]
+
+SOLVERS = ("jax", "casadi", "pontryagin")
+
+
+def _registry() -> dict[str, Callable[..., Solution]]:
+    from schedopt.solvers import casadi_ipopt, jax_lbfgs, pontryagin
+
+    return {
+        "jax": jax_lbfgs.solve_jax,
+        "casadi": casadi_ipopt.solve_casadi,
+        "pontryagin": pontryagin.solve_pontryagin,
+    }
+
+
+def solve(
+    problem: Problem,
+    solver: str = "jax",
+    *,
+    throw: bool = True,
+    initial: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Solution:
+    """Design the schedule that minimises the final loss of ``problem``.
+
+    Args:
+        problem: the problem.
+        solver: ``"jax"``, ``"casadi"`` or ``"pontryagin"``.
+        throw: raise :class:`SolverError` when the solve does not converge (the
+            error carries the solution as ``.solution``); if false, return it
+            with its status.
+        initial: starting parameters by control name (default: a safe schedule).
+        options: solver-specific options (tolerances, iteration limits).
+    """
+    if solver not in SOLVERS:
+        raise ProblemError(
+            f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}", field="solver"
+        )
+    solution = _registry()[solver](problem, initial=initial, options=dict(options or {}))
+    if throw and not solution.converged:
+        err = SolverError(
+            f"solver {solver!r} stopped with status {solution.status!r} after "
+            f"{solution.iterations} iterations: {solution.message}"
+        )
+        err.solution = solution
+        raise err
+    return solution
