@@ -84,7 +84,7 @@ def frozen_array(name: str, value: object, *, positive: bool = False) -> np.ndar
         i = int(np.flatnonzero(bad)[0])
         what = "positive" if positive else "non-negative"
         raise ProblemError(
-            f"`{name}` must hold finite {what} numbers, got {arr[i]!r} at index {i}",
+            f"`{name}` must hold finite {what} numbers, got {float(arr[i])!r} at index {i}",
             field=name,
         )
     arr.setflags(write=False)

@@ -47,9 +47,7 @@ def block_edges(horizon: int, blocks: int, grid: str, edges: tuple[int, ...] | N
     if blocks < 1:
         raise ProblemError(f"`blocks` must be a positive integer, got {blocks!r}", field="blocks")
     if blocks > horizon:
-        raise ProblemError(
-            f"`blocks` ({blocks}) must not exceed the horizon ({horizon})", field="blocks"
-        )
+        raise ProblemError(f"`blocks` ({blocks}) must not exceed the horizon ({horizon})", field="blocks")
     if grid == "custom":
         if edges is None:
             raise ProblemError('`edges` is required when grid = "custom"', field="edges")

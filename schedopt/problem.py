@@ -12,6 +12,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -64,8 +65,7 @@ class Model:
         c0 = v.frozen_array("initial_error", self.initial_error)
         if lam.shape != c0.shape:
             raise ProblemError(
-                f"`initial_error` must have the length of `eigenvalues` ({lam.size}), "
-                f"got {c0.size}",
+                f"`initial_error` must have the length of `eigenvalues` ({lam.size}), got {c0.size}",
                 field="initial_error",
             )
         object.__setattr__(self, "eigenvalues", lam)
@@ -211,9 +211,7 @@ class ControlSpec:
         if lo < 0:
             raise ProblemError(f"`min` must be >= 0, got {self.min!r}", field="min")
         if hi <= lo:
-            raise ProblemError(
-                f"`max` must be greater than `min` ({lo:g}), got {self.max!r}", field="max"
-            )
+            raise ProblemError(f"`max` must be greater than `min` ({lo:g}), got {self.max!r}", field="max")
         if self.name == "momentum" and hi >= 1:
             raise ProblemError(f"`max` of momentum must be < 1, got {self.max!r}", field="max")
         if self.name == "batch_size" and lo < 1:
@@ -227,7 +225,7 @@ class ControlSpec:
             if self.edges is None:
                 raise ProblemError('`edges` is required when grid = "custom"', field="edges")
             edges = tuple(v.positive_int("edges", e) if e != 0 else 0 for e in self.edges)
-            if len(edges) < 2 or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            if len(edges) < 2 or edges[0] != 0 or any(b <= a for a, b in itertools.pairwise(edges)):
                 raise ProblemError(
                     f"`edges` must be strictly increasing integers starting at 0, got {list(self.edges)!r}",
                     field="edges",
@@ -278,7 +276,8 @@ class Problem:
             raise ProblemError(f"`model` must be a Model, got {type(self.model).__name__}", field="model")
         if not isinstance(self.training, Training):
             raise ProblemError(
-                f"`training` must be a Training, got {type(self.training).__name__}", field="training"
+                f"`training` must be a Training, got {type(self.training).__name__}",
+                field="training",
             )
         controls = dict(self.controls)
         for key, spec in controls.items():

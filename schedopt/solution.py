@@ -69,8 +69,11 @@ class Solution:
         """Per-step values of a control, ``(T,)``; fixed controls give their constant value."""
         if name in self.parameters:
             return self.grids[name].interpolation().expand(self.parameters[name])
-        fixed = {"learning_rate": None, "batch_size": self.problem.training.batch_size,
-                 "momentum": self.problem.training.momentum}
+        fixed = {
+            "learning_rate": None,
+            "batch_size": self.problem.training.batch_size,
+            "momentum": self.problem.training.momentum,
+        }
         if fixed.get(name) is None:
             raise KeyError(name)
         return np.full(self.problem.horizon, float(fixed[name]))

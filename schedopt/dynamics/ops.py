@@ -7,8 +7,9 @@ function builds a JAX computation, a NumPy one, or a CasADi expression graph.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

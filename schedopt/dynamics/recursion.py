@@ -21,16 +21,16 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import jax
+from schedopt.dynamics.adjoint import sgd_final_loss
 from schedopt.dynamics.momentum import momentum_init, momentum_step
 from schedopt.dynamics.ops import JAX
 from schedopt.dynamics.sgd import sgd_loss, sgd_step
 from schedopt.errors import ProblemError
 from schedopt.problem import Model
-
-import jax.numpy as jnp  # noqa: E402  (after x64 is on)
 
 __all__ = [
     "DIVERGENCE_FACTOR",
@@ -116,6 +116,9 @@ def _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, 
 
 @partial(jax.jit, static_argnames=("record",))
 def _run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record):
+    if momentum is None and not record:
+        # hand-written adjoint: same values, gradients at ~1/3 the cost of autodiff
+        return sgd_final_loss(eigenvalues, initial_error, noise, learning_rate, batch_size)
     if momentum is None:
         return _sgd_run(eigenvalues, initial_error, noise, learning_rate, batch_size, record)
     return _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record)

@@ -22,14 +22,19 @@ __all__ = ["SOLVERS", "solve"]
 SOLVERS = ("jax", "casadi", "pontryagin")
 
 
-def _registry() -> dict[str, Callable[..., Solution]]:
-    from schedopt.solvers import casadi_ipopt, jax_lbfgs, pontryagin
+def _solver_function(name: str) -> Callable[..., Solution]:
+    """Import only the solver asked for (CasADi is slow to import)."""
+    if name == "jax":
+        from schedopt.solvers.jax_lbfgs import solve_jax
 
-    return {
-        "jax": jax_lbfgs.solve_jax,
-        "casadi": casadi_ipopt.solve_casadi,
-        "pontryagin": pontryagin.solve_pontryagin,
-    }
+        return solve_jax
+    if name == "casadi":
+        from schedopt.solvers.casadi_ipopt import solve_casadi
+
+        return solve_casadi
+    from schedopt.solvers.pontryagin import solve_pontryagin
+
+    return solve_pontryagin
 
 
 def solve(
@@ -52,10 +57,8 @@ def solve(
         options: solver-specific options (tolerances, iteration limits).
     """
     if solver not in SOLVERS:
-        raise ProblemError(
-            f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}", field="solver"
-        )
-    solution = _registry()[solver](problem, initial=initial, options=dict(options or {}))
+        raise ProblemError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}", field="solver")
+    solution = _solver_function(solver)(problem, initial=initial, options=dict(options or {}))
     if throw and not solution.converged:
         err = SolverError(
             f"solver {solver!r} stopped with status {solution.status!r} after "

@@ -39,7 +39,9 @@ def control_grids(problem: Problem) -> dict[str, ControlGrid]:
     return {name: grid_for(spec, problem.horizon) for name, spec in problem.controls.items()}
 
 
-def lower_upper(problem: Problem, grids: Mapping[str, ControlGrid]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def lower_upper(
+    problem: Problem, grids: Mapping[str, ControlGrid]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Box bounds on each control's parameters."""
     out = {}
     for name, grid in grids.items():
@@ -69,7 +71,8 @@ def initial_parameters(
                 )
             if not np.all(np.isfinite(value)) or np.any(value < lo - 1e-12) or np.any(value > hi + 1e-12):
                 raise ProblemError(
-                    f"`initial.{name}` must be finite and within [{lo[0]:g}, {hi[0]:g}]", field="initial"
+                    f"`initial.{name}` must be finite and within [{lo[0]:g}, {hi[0]:g}]",
+                    field="initial",
                 )
             out[name] = np.clip(value, lo, hi)
             continue

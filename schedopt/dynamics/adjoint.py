@@ -1,0 +1,168 @@
+r"""Final SGD loss with a hand-written adjoint (reverse mode) for fast gradients.
+
+Forward: the exact recursion of :mod:`schedopt.dynamics.sgd`. Reverse: the
+adjoint of THEORY §3, with :math:`\nu_T = \bar g\,\lambda` and
+:math:`\nu_t = M_t^\top \nu_{t+1} = d_t \odot \nu_{t+1} + g_t\,\lambda\,(\lambda^\top\nu_{t+1})`,
+:math:`d_t = 1 - r_t`, :math:`g_t = \eta_t^2/m_t`, :math:`s_t = L_t + \sigma^2`:
+
+.. math::
+
+    \partial_{\eta_t} L_T &= \sum_k \nu_{t+1,k}\bigl(-2\lambda_k + 2(1+\tfrac1m)\eta\lambda_k^2\bigr)c_{t,k}
+        + \tfrac{2\eta}{m} s_t\,\lambda^\top\nu_{t+1}, \\
+    \partial_{m_t} L_T &= -\tfrac{\eta^2}{m^2}\Bigl(\sum_k \nu_{t+1,k}\lambda_k^2 c_{t,k} + s_t\,\lambda^\top\nu_{t+1}\Bigr), \\
+    \partial_{\sigma^2} L_T &= \sum_t g_t\,\lambda^\top\nu_{t+1}, \qquad
+    \partial_{c_0} L_T = \nu_0, \\
+    \partial_{\lambda_j} L_T &= \bar g\,c_{T,j} + \sum_t \Bigl[\nu_{t+1,j}\bigl((-2\eta + 2(1+\tfrac1m)\eta^2\lambda_j)c_{t,j}
+        + g_t s_t\bigr) + g_t(\lambda^\top\nu_{t+1})\,c_{t,j}\Bigr].
+
+This costs about three forward passes (forward, recomputation, adjoint) where
+generic reverse-mode through the scan costs about ten. States are kept only at
+chunk boundaries (about :math:`\sqrt T` of them) and recomputed chunk by chunk,
+so memory is :math:`O(\sqrt T N)`. The result equals autodiff of
+:mod:`schedopt.dynamics.recursion` (tested).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+
+from schedopt._jax import jax
+from schedopt.dynamics.ops import JAX
+from schedopt.dynamics.sgd import sgd_loss, sgd_step
+
+__all__ = ["sgd_final_loss"]
+
+_UNROLL = 1
+
+
+def _chunks(horizon: int) -> tuple[int, int]:
+    chunk = max(1, int(math.ceil(math.sqrt(horizon))))
+    return chunk, -(-horizon // chunk)
+
+
+def _prepare(lr, batch):
+    horizon = lr.shape[-1]
+    chunk, n_chunks = _chunks(horizon)
+    pad = chunk * n_chunks - horizon
+    lr_p = jnp.pad(lr, (0, pad)).reshape(n_chunks, chunk)  # eta = 0: identity steps
+    batch_p = jnp.pad(batch, (0, pad), mode="edge").reshape(n_chunks, chunk)
+    return lr_p, batch_p, horizon
+
+
+def _forward(lam, c0, noise, lr_p, batch_p):
+    def inner(c, xs):
+        return sgd_step(c, xs[0], xs[1], lam, noise, JAX), None
+
+    def outer(c, xs):
+        end, _ = jax.lax.scan(inner, c, xs, unroll=_UNROLL)
+        return end, c  # save the state at the start of the chunk
+
+    final, starts = jax.lax.scan(outer, c0, (lr_p, batch_p))
+    return final, starts
+
+
+@jax.custom_vjp
+def sgd_final_loss(lam, c0, noise, lr, batch):
+    """:math:`L_T` (kept modes) of the exact SGD recursion; per-step ``lr`` and ``batch`` of shape ``(T,)``."""
+    lr_p, batch_p, _ = _prepare(lr, batch)
+    final, _ = _forward(lam, c0, noise, lr_p, batch_p)
+    return sgd_loss(final, lam, JAX)
+
+
+def _fwd(lam, c0, noise, lr, batch):
+    lr_p, batch_p, _ = _prepare(lr, batch)
+    final, starts = _forward(lam, c0, noise, lr_p, batch_p)
+    return sgd_loss(final, lam, JAX), (lam, noise, lr, batch, final, starts)
+
+
+def _bwd(res, gbar):
+    lam, noise, lr, batch, final, starts = res
+    lr_p, batch_p, horizon = _prepare(lr, batch)
+
+    def adjoint_step(carry, xs):
+        nu, g_noise, g_lam = carry
+        c, eta, m = xs
+        lam_nu = jnp.dot(lam, nu)
+        s = jnp.dot(lam, c) + noise
+        curv = 1.0 + 1.0 / m
+        g = eta * eta / m
+        nu_c = nu * c
+        grad_eta = jnp.dot(nu_c, -2.0 * lam + 2.0 * curv * eta * lam * lam) + 2.0 * eta / m * s * lam_nu
+        grad_m = -(eta * eta) / (m * m) * (jnp.dot(nu_c, lam * lam) + s * lam_nu)
+        g_noise = g_noise + g * lam_nu
+        g_lam = g_lam + nu_c * (-2.0 * eta + 2.0 * curv * eta * eta * lam) + nu * (g * s) + (g * lam_nu) * c
+        d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
+        nu = d * nu + (g * lam_nu) * lam
+        return (nu, g_noise, g_lam), (grad_eta, grad_m)
+
+    def chunk_adjoint(carry, xs):
+        start, eta_c, m_c = xs
+
+        def replay(c, u):
+            return sgd_step(c, u[0], u[1], lam, noise, JAX), c  # emit the state before each step
+
+        _, states = jax.lax.scan(replay, start, (eta_c, m_c), unroll=_UNROLL)
+        carry, grads = jax.lax.scan(adjoint_step, carry, (states, eta_c, m_c), reverse=True, unroll=_UNROLL)
+        return carry, grads
+
+    init = (gbar * lam, jnp.zeros_like(noise), gbar * final)
+    (nu0, g_noise, g_lam), (g_eta, g_m) = jax.lax.scan(
+        chunk_adjoint, init, (starts, lr_p, batch_p), reverse=True
+    )
+    return (g_lam, nu0, g_noise, g_eta.reshape(-1)[:horizon], g_m.reshape(-1)[:horizon])
+
+
+sgd_final_loss.defvjp(_fwd, _bwd)
+
+
+def _adjoint_update(nu, lam, eta, m):
+    """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`."""
+    curv = 1.0 + 1.0 / m
+    d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
+    return d * nu + (eta * eta / m * jnp.dot(lam, nu)) * lam
+
+
+@jax.jit
+def sgd_sweep(lam, c0, noise, lr, batch, lower, upper):
+    r"""One Pontryagin forward-backward sweep over per-step learning rates.
+
+    Forward with the current ``lr``; then backward from :math:`t = T-1` to 0, each
+    :math:`\eta_t` is replaced by the exact minimiser of :math:`L_T` with every
+    other step held fixed (THEORY §3),
+
+    .. math::  \eta_t^* = \frac{\sum_k \nu_{t+1,k}\lambda_k c_{t,k}}
+               {\sum_k \nu_{t+1,k}\bigl[(1+\frac1m)\lambda_k^2 c_{t,k} + \lambda_k (L_t+\sigma^2)/m\bigr]},
+
+    clipped to ``[lower, upper]``, and :math:`\nu_t` is propagated with the new
+    :math:`\eta_t`. The states :math:`c_t` depend only on earlier steps, which the
+    backward pass has not changed yet, so every update is exact and a sweep never
+    increases :math:`L_T` (block-free coordinate descent). Returns the new per-step
+    learning rates.
+    """
+    lr_p, batch_p, horizon = _prepare(lr, batch)
+    _, starts = _forward(lam, c0, noise, lr_p, batch_p)
+    n_chunks, chunk = lr_p.shape
+    valid = (jnp.arange(n_chunks * chunk) < horizon).reshape(n_chunks, chunk)
+
+    def step_back(nu, xs):
+        c, eta_old, m, ok = xs
+        loss = jnp.dot(lam, c) + noise
+        num = jnp.dot(nu, lam * c)
+        den = jnp.dot(nu, (1.0 + 1.0 / m) * lam * lam * c + lam * loss / m)
+        eta = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), upper)
+        eta = jnp.where(ok, jnp.clip(eta, lower, upper), eta_old)
+        return _adjoint_update(nu, lam, eta, m), eta
+
+    def chunk_back(nu, xs):
+        start, eta_c, m_c, ok_c = xs
+
+        def replay(c, u):
+            return sgd_step(c, u[0], u[1], lam, noise, JAX), c
+
+        _, states = jax.lax.scan(replay, start, (eta_c, m_c))
+        return jax.lax.scan(step_back, nu, (states, eta_c, m_c, ok_c), reverse=True)
+
+    _, new = jax.lax.scan(chunk_back, lam, (starts, lr_p, batch_p, valid), reverse=True)
+    return new.reshape(-1)[:horizon]

@@ -1,0 +1,258 @@
+"""A designed schedule: step-indexed control values with provenance, and its files.
+
+File format (JSON, ``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "kind": "schedopt.schedule",
+      "step_units": "optimizer steps; step 0 is the first update (optax count)",
+      "horizon": T,
+      "learning_rate": [T floats],
+      "batch_size": [T floats] | null,
+      "momentum": [T floats] | null,
+      "provenance": {schedopt_version, created, problem, spec_sha256, spec, solver,
+                     status, converged, final_loss, grids, ...}
+    }
+
+The CSV twin has the columns ``step,learning_rate[,batch_size][,momentum]``.
+Floats are written with ``repr`` precision, so a JSON round trip is exact.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from schedopt._io import atomic_write_text
+from schedopt.errors import ExportError
+
+__all__ = [
+    "SCHEDULE_SCHEMA_VERSION",
+    "STEP_UNITS",
+    "Schedule",
+    "load_schedule",
+    "save_schedule",
+    "schedule_from_solution",
+]
+
+SCHEDULE_SCHEMA_VERSION = 1
+STEP_UNITS = "optimizer steps; step 0 is the first update (optax count)"
+_CONTROLS = ("learning_rate", "batch_size", "momentum")
+
+
+def _control_array(name: str, value: Any, horizon: int | None) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ExportError(f"`{name}` must be a list of numbers") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ExportError(f"`{name}` must be a non-empty list of numbers, got shape {arr.shape}")
+    if horizon is not None and arr.size != horizon:
+        raise ExportError(f"`{name}` must have one value per step ({horizon}), got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        i = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise ExportError(f"`{name}` must be finite, got {arr[i]!r} at step {i}")
+    lower = {"learning_rate": 0.0, "batch_size": 1.0, "momentum": 0.0}[name]
+    if np.any(arr < lower):
+        i = int(np.flatnonzero(arr < lower)[0])
+        raise ExportError(f"`{name}` must be >= {lower:g}, got {arr[i]!r} at step {i}")
+    if name == "momentum" and np.any(arr >= 1):
+        i = int(np.flatnonzero(arr >= 1)[0])
+        raise ExportError(f"`momentum` must be < 1, got {arr[i]!r} at step {i}")
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """Per-step control values (``t = 0..T-1``) and where they came from.
+
+    Attributes:
+        learning_rate: ``(T,)`` learning rates.
+        batch_size: ``(T,)`` batch sizes or ``None`` (fixed, see provenance).
+        momentum: ``(T,)`` heavy-ball coefficients or ``None``.
+        provenance: JSON-ready facts: schedopt version, spec hash and text, solver,
+            status, final loss, creation time.
+    """
+
+    learning_rate: np.ndarray
+    batch_size: np.ndarray | None = None
+    momentum: np.ndarray | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        lr = _control_array("learning_rate", self.learning_rate, None)
+        object.__setattr__(self, "learning_rate", lr)
+        for name in ("batch_size", "momentum"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _control_array(name, value, lr.size))
+        if not isinstance(self.provenance, Mapping):
+            raise ExportError("`provenance` must be a mapping")
+        object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
+
+    @property
+    def horizon(self) -> int:
+        return int(self.learning_rate.size)
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.provenance.get("converged", True))
+
+    def controls(self) -> dict[str, np.ndarray]:
+        """The controls present, by name."""
+        return {n: getattr(self, n) for n in _CONTROLS if getattr(self, n) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEDULE_SCHEMA_VERSION,
+            "kind": "schedopt.schedule",
+            "step_units": STEP_UNITS,
+            "horizon": self.horizon,
+            **{n: (None if getattr(self, n) is None else getattr(self, n).tolist()) for n in _CONTROLS},
+            "provenance": dict(self.provenance),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        controls = self.controls()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["step", *controls])
+        for t in range(self.horizon):
+            writer.writerow([t, *(repr(float(v[t])) for v in controls.values())])
+        return buf.getvalue()
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<schedule>") -> Schedule:
+        if not isinstance(data, Mapping):
+            raise ExportError(f"{source}: a schedule file must hold a JSON object")
+        version = data.get("schema_version")
+        if version != SCHEDULE_SCHEMA_VERSION:
+            raise ExportError(
+                f"{source}: schema_version: unsupported schedule schema version {version!r} "
+                f"(this schedopt reads {SCHEDULE_SCHEMA_VERSION})"
+            )
+        allowed = {"schema_version", "kind", "step_units", "horizon", "provenance", *_CONTROLS}
+        unknown = sorted(set(data) - allowed, key=str)
+        if unknown:
+            raise ExportError(f"{source}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        if "learning_rate" not in data or data["learning_rate"] is None:
+            raise ExportError(f"{source}: learning_rate: missing required key")
+        horizon = data.get("horizon")
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+            raise ExportError(f"{source}: horizon: must be a positive integer, got {horizon!r}")
+        provenance = data.get("provenance", {})
+        if not isinstance(provenance, Mapping):
+            raise ExportError(f"{source}: provenance: must be an object, got {type(provenance).__name__}")
+        arrays = {}
+        for name in _CONTROLS:
+            if data.get(name) is not None:
+                try:
+                    arrays[name] = _control_array(name, data[name], horizon)
+                except ExportError as exc:
+                    raise ExportError(f"{source}: {name}: {exc}") from None
+        return cls(provenance=provenance, **arrays)
+
+
+def schedule_from_solution(solution, *, created: str | None = None) -> Schedule:
+    """The schedule of a solved problem, with provenance."""
+    from schedopt import __version__
+
+    problem = solution.problem
+    controls = {n: solution.per_step(n) for n in solution.parameters}
+    source = problem.source
+    provenance = {
+        "schedopt_version": __version__,
+        "created": created or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "problem": problem.name,
+        "spec_path": source.path if source else None,
+        "spec_sha256": source.sha256 if source else None,
+        "spec": source.text if source else None,
+        "solver": solution.solver,
+        "status": solution.status,
+        "converged": solution.converged,
+        "final_loss": float(solution.final_loss),
+        "iterations": int(solution.iterations),
+        "horizon": problem.horizon,
+        "fixed": {"batch_size": problem.training.batch_size, "momentum": problem.training.momentum},
+        "grids": {n: g.describe() for n, g in solution.grids.items()},
+        "parameters": {n: v.tolist() for n, v in solution.parameters.items()},
+    }
+    return Schedule(provenance=provenance, **controls)
+
+
+def save_schedule(schedule: Schedule, path: str | Path) -> Path:
+    """Write ``schedule`` as JSON (``.json``) or CSV (``.csv``), atomically."""
+    path = Path(path)
+    if path.suffix == ".json":
+        return atomic_write_text(path, schedule.to_json())
+    if path.suffix == ".csv":
+        return atomic_write_text(path, schedule.to_csv())
+    raise ExportError(f"{str(path)!r}: schedule files end in .json or .csv, got {path.suffix!r}")
+
+
+def _read_csv(text: str, source: str) -> Schedule:
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise ExportError(f"{source}: empty CSV file")
+    header = [h.strip() for h in rows[0]]
+    if "learning_rate" not in header:
+        raise ExportError(f"{source}: missing column 'learning_rate' (found {', '.join(header) or 'none'})")
+    unknown = [h for h in header if h not in ("step", *_CONTROLS)]
+    if unknown:
+        raise ExportError(f"{source}: unknown column {unknown[0]!r}")
+    columns: dict[str, list[float]] = {h: [] for h in header}
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ExportError(f"{source}: line {line}: expected {len(header)} fields, got {len(row)}")
+        for h, cell in zip(header, row, strict=True):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise ExportError(f"{source}: line {line}: {h}: not a number: {cell!r}") from None
+            if not math.isfinite(value):
+                raise ExportError(f"{source}: line {line}: {h}: not finite: {cell!r}")
+            columns[h].append(value)
+    if "step" in columns and columns["step"] != list(range(len(columns["step"]))):
+        raise ExportError(f"{source}: step: steps must be 0, 1, 2, ... in order")
+    arrays = {h: v for h, v in columns.items() if h != "step"}
+    if not arrays["learning_rate"]:
+        raise ExportError(f"{source}: no rows")
+    try:
+        return Schedule(provenance={"source": source}, **arrays)
+    except ExportError as exc:
+        raise ExportError(f"{source}: {exc}") from None
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Read and validate a schedule file (JSON written by schedopt, or CSV)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ExportError(f"{source}: no such schedule file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{source}: cannot read schedule file: {exc}") from None
+    if path.suffix == ".csv":
+        return _read_csv(text, source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{source}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise ExportError(f"{source}: invalid JSON: nested too deeply") from None
+    return Schedule.from_dict(data, source=source)

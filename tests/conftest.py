@@ -1,0 +1,20 @@
+"""Shared test set-up: float64 in JAX for every test, and small models."""
+
+from __future__ import annotations
+
+import pytest
+
+import schedopt._jax  # noqa: F401  (turns on jax_enable_x64 before any test imports jax.numpy)
+from schedopt.problem import Model
+
+
+@pytest.fixture(scope="session")
+def small_model() -> Model:
+    """A 24-mode power law (a = b = 1.5, lambda_1 = 1) with label noise sigma^2 = 0.09."""
+    return Model.powerlaw(1.5, 1.5, 24, noise_std=0.3)
+
+
+@pytest.fixture(scope="session")
+def finite_size_model() -> Model:
+    """The top 20 modes of an infinite power law (a = 1.5, b = 1.5): residual R_N = 0.169."""
+    return Model.powerlaw(1.5, 1.5, 20, noise_std=0.1, finite_size=True)
