@@ -96,12 +96,32 @@ def test_scheduled_lr_and_batch_size(small_model):
     check_agreement(mc, loss_curve(small_model, lr, batch_size=batch).loss)
 
 
-def test_heavy_ball_constant_momentum(small_model):
-    """beta = 0.9 at eta = 0.025: mean-square threshold of this model is eta ~ 0.07."""
-    horizon = 300
-    lr = np.full(horizon, 0.025)
-    mc = simulate_sgd(small_model, lr, momentum=0.9, seeds=5000, rng=104)
+@pytest.fixture(scope="module")
+def heavy_ball_run(small_model):
+    """beta = 0.9 at eta = 0.025 (the mean-square threshold of this model is eta ~ 0.07)."""
+    lr = np.full(300, 0.025)
+    return lr, simulate_sgd(small_model, lr, momentum=0.9, seeds=5000, rng=104)
+
+
+def test_heavy_ball_constant_momentum(small_model, heavy_ball_run):
+    lr, mc = heavy_ball_run
     check_agreement(mc, loss_curve(small_model, lr, momentum=0.9).loss)
+
+
+def test_heavy_ball_rejects_recursion_without_curvature(small_model, heavy_ball_run):
+    """Power check: E[g^2] with (1 + 1/m) lam^2 A replaced by lam^2 A is detected."""
+    lr, mc = heavy_ball_run
+    beta, lam, noise = 0.9, small_model.eigenvalues, small_model.noise_variance
+    a = small_model.initial_error.copy()
+    b, c = np.zeros_like(a), np.zeros_like(a)
+    wrong = [lam @ a]
+    for eta in lr:
+        c = beta**2 * c + 2 * beta * lam * b + lam**2 * a + lam * (lam @ a + noise)
+        cross = beta * b + lam * a
+        b = cross - eta * c
+        a = a - 2 * eta * cross + eta**2 * c
+        wrong.append(lam @ a)
+    assert max_abs_z(mc, np.array(wrong), checkpoints(lr.size)) > Z_REJECT
 
 
 def test_heavy_ball_scheduled_momentum_and_lr(small_model):

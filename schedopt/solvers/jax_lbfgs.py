@@ -41,6 +41,10 @@ DEFAULT_OPTIONS = {
     "gtol": 1e-9,  # projected gradient of the log objective (in scaled units)
     "pgtol_converged": 1e-6,  # accepted as converged when L-BFGS-B stops on its line search
     "memory": 30,
+    # Start from a few Pontryagin sweeps projected on the grid (learning-rate-only
+    # problems): cuts L-BFGS iterations several-fold. "none" starts from half the cap.
+    "warm_start": "pontryagin",
+    "warm_sweeps": 30,
 }
 _CONTROL_ORDER = ("learning_rate", "batch_size", "momentum")
 
@@ -53,7 +57,25 @@ def _options(options: Mapping[str, Any]) -> dict[str, Any]:
             f"(allowed: {', '.join(DEFAULT_OPTIONS)})",
             field="options",
         )
-    return {**DEFAULT_OPTIONS, **options}
+    opts = {**DEFAULT_OPTIONS, **options}
+    if opts["warm_start"] not in ("pontryagin", "none"):
+        raise ProblemError(
+            f"option `warm_start` must be 'pontryagin' or 'none', got {opts['warm_start']!r}",
+            field="warm_start",
+        )
+    return opts
+
+
+def _warm_start(problem: Problem, opts) -> dict[str, np.ndarray] | None:
+    """Per-step Pontryagin optimum projected on the grid, for learning-rate-only problems."""
+    if opts["warm_start"] != "pontryagin":
+        return None
+    if set(problem.controls) != {"learning_rate"} or problem.training.momentum > 0:
+        return None
+    from schedopt.solvers.pontryagin import solve_pontryagin
+
+    sol = solve_pontryagin(problem, options={"max_iter": opts["warm_sweeps"], "rtol": 1e-9})
+    return dict(sol.parameters)
 
 
 def _layout(problem: Problem, grids) -> tuple[tuple[str, int], ...]:
@@ -140,7 +162,8 @@ def _solve_group(problems: Sequence[Problem], initial, opts) -> list[Solution]:
 
     x0, lo, hi = [], [], []
     for i, (p, g) in enumerate(zip(problems, grids, strict=True)):
-        x0.append(scaled(p, g, initial_parameters(p, g, initial[i] if initial else None)))
+        start_values = initial[i] if initial and initial[i] is not None else _warm_start(p, opts)
+        x0.append(scaled(p, g, initial_parameters(p, g, start_values)))
         bounds = lower_upper(p, g)
         lo.append(scaled(p, g, {k: b[0] for k, b in bounds.items()}))
         hi.append(scaled(p, g, {k: b[1] for k, b in bounds.items()}))

@@ -1,0 +1,766 @@
+r"""Baseline learning-rate schedules and their tuning on the exact recursion.
+
+Seven families, each a schedule shape times a peak learning rate ``peak``:
+
+=============== ========================================================== =====================
+name            learning rate at step ``t`` (``T`` = horizon)               shape parameter
+=============== ========================================================== =====================
+``constant``    :math:`\eta_t = \eta_0`                                     --
+``power_law``   :math:`\eta_t = \eta_0 (t+1)^{-\chi}`                       ``exponent`` ∈ [0, 1.5]
+``cosine``      :math:`\eta(s) = \eta_0[r + (1-r)\tfrac12(1+\cos(\pi s/T))]` -- (option ``final_ratio`` r = 0)
+``linear``      :math:`\eta(s) = \eta_0 (1 - s/T)`                          --
+``wsd_linear``  :math:`\eta_0` until :math:`(1-f)T`, then linear to 0 at T    ``cooldown_fraction`` f ∈ [1e-4, 1]
+``wsd_sqrt``    :math:`\eta_0`, then :math:`\eta_0(1-\sqrt{(s-(1-f)T)/(fT)})`  ``cooldown_fraction`` f ∈ [1e-4, 1]
+``exponential`` :math:`\eta_t = \eta_0\,\rho^{t/(T-1)}` (:math:`\gamma = \rho^{1/(T-1)}`) ``final_ratio`` ρ ∈ [1e-6, 1]
+=============== ========================================================== =====================
+
+**Step convention.** Step ``t = 0`` is the first update (optax count) and covers
+the time interval ``[t, t+1)``. The step-count families (``constant``,
+``power_law``, ``exponential``) are defined per step as in the table. The
+continuous-time shapes :math:`\eta(s)` (``cosine``, ``linear``, ``wsd_*``) give
+step ``t`` the **mean of** :math:`\eta(s)` **over** ``[t, t+1]``. Wherever the
+shape is linear on a step this is the midpoint value :math:`\eta(t+\tfrac12)`
+used by :mod:`schedopt.controls` (every step of ``linear``, every step of
+``wsd_linear`` except the one containing the start of the cooldown); for
+``cosine`` it differs from the midpoint value by a factor
+:math:`\mathrm{sinc}(1/2T) = 1 - O(T^{-2})`. The mean makes the per-step values
+continuously differentiable in the cooldown fraction: with midpoint sampling the
+loss of ``wsd_sqrt`` has a spurious local minimum every step's worth of ``f``
+(their depth reached 1e-3 relative at ``T = 2000``), which defeats any local
+search.
+
+**Tuning** (:func:`tune_baseline`) minimises the final loss :math:`L_T` over
+the family's parameters on the exact recursion
+(:func:`~schedopt.dynamics.recursion.final_loss_jax`) with the problem's model,
+its fixed batch size and momentum. The peak is bounded by the problem's
+learning-rate control, ``[max(min, max * peak_range), max]``; shape parameters
+by the family's bounds. The search runs in scaled coordinates (log for ``peak``,
+``cooldown_fraction`` and ``final_ratio``; linear for ``exponent``), each mapped
+to ``[0, 1]``:
+
+1. a coarse grid (``peak`` × shape parameter), evaluated in vectorised calls;
+2. from its best point, a bounded trust-region Newton method on
+   :math:`\log L_T` whose gradient and Hessian are central differences
+   (step ``1e-4``) evaluated in one vectorised call per iteration. It stops when
+   the predicted further decrease of :math:`\log L_T` is below ``tol``
+   (default ``1e-11``, i.e. the loss is optimal to about that relative accuracy
+   for this family, barring a distant second basin the grid missed).
+
+Values only are used (no autodiff), so the tuner does not depend on how the
+recursion is differentiated. All families share one compiled function per
+``(N, T)`` and batch size: the family is a traced index into ``lax.switch`` and
+the problem's numbers are traced arguments, so other problems with the same
+``N`` and ``T`` do not recompile.
+
+References:
+    B. Bordelon and N. Mori, *Theory of Optimal Learning Rate Schedules and
+    Scaling Laws for a Random Feature Model*, arXiv:2602.04774 (2026).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
+from typing import ClassVar
+
+import jax.numpy as jnp
+import numpy as np
+
+from schedopt import _validate as v
+from schedopt._jax import jax
+from schedopt.dynamics.recursion import DIVERGENCE_FACTOR, final_loss_jax
+from schedopt.errors import ProblemError, SolverError
+from schedopt.problem import Problem
+from schedopt.solvers._common import check_bounds
+
+__all__ = [
+    "BASELINES",
+    "BaselineFamily",
+    "Constant",
+    "Cosine",
+    "Exponential",
+    "Linear",
+    "Parameter",
+    "PowerLaw",
+    "TunedBaseline",
+    "WSDLinear",
+    "WSDSqrt",
+    "baseline_schedule",
+    "tune_baseline",
+    "tune_baselines",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default lower end of the peak search, as a fraction of the learning-rate cap.
+PEAK_RANGE = 1e-6
+#: Default coarse grid: points along ``peak`` and along the shape parameter.
+GRID = (8, 4)
+#: Default stopping tolerance: predicted further decrease of ``log L_T``.
+TOL = 1e-11
+#: Central-difference step in the scaled ``[0, 1]`` search coordinates.
+FD_STEP = 1e-4
+#: Vectorised batch sizes (padded to these, so each compiles once per ``N, T``).
+_BATCH = 8
+_SMALL_BATCH = 4
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter of a baseline family.
+
+    Attributes:
+        name: parameter name (a key of ``params``).
+        lower, upper: closed bounds. ``peak`` has ``(0, inf)``: its bounds come
+            from the problem's learning-rate control when tuning.
+        log: searched on a log scale.
+        description: one line for tables and ``--help``.
+    """
+
+    name: str
+    lower: float
+    upper: float
+    log: bool
+    description: str = ""
+
+
+PEAK = Parameter("peak", 0.0, math.inf, True, "peak (initial) learning rate")
+
+
+@dataclass(frozen=True)
+class BaselineFamily:
+    """A family of learning-rate schedules: ``peak`` times a shape with at most one parameter.
+
+    Subclasses define ``name``, ``shape_parameters`` and ``_shape``. Instances are
+    immutable and hashable; options of a family (``Cosine.final_ratio``) are
+    fields, fixed during tuning.
+    """
+
+    name: ClassVar[str] = ""
+    shape_parameters: ClassVar[tuple[Parameter, ...]] = ()
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        """``peak`` followed by the shape parameters."""
+        return (PEAK, *self.shape_parameters)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """Closed bounds of each parameter (``peak``: set by the problem when tuning)."""
+        return {p.name: (p.lower, p.upper) for p in self.parameters}
+
+    @property
+    def option(self) -> float:
+        """The family's fixed option as one number (traced by the tuner); 0 if none."""
+        return 0.0
+
+    @staticmethod
+    def _shape(theta, option, t, horizon: int):
+        """Relative learning rate (peak 1) at steps ``t``; ``theta`` holds the shape parameter."""
+        raise NotImplementedError
+
+    def _vector(self, params) -> jnp.ndarray:
+        names = self.param_names
+        if isinstance(params, Mapping):
+            missing = [n for n in names if n not in params]
+            unknown = [k for k in params if k not in names]
+            if missing or unknown:
+                raise ProblemError(
+                    f"`params` of {self.name} must have exactly the keys {list(names)}, got {sorted(params)}",
+                    field="params",
+                )
+            items = [params[n] for n in names]
+        else:
+            items = list(params)
+            if len(items) != len(names):
+                raise ProblemError(
+                    f"`params` of {self.name} must have {len(names)} values {list(names)}, got {len(items)}",
+                    field="params",
+                )
+        return jnp.stack([jnp.asarray(x, dtype=jnp.float64) for x in items])
+
+    def schedule(self, params, horizon: int) -> Callable:
+        """An optax-style schedule: a jit-safe function of the step count.
+
+        Counts past the horizon keep the last step's value (as optax decay
+        schedules do); negative counts the first step's.
+        """
+        horizon = v.positive_int("horizon", horizon)
+        theta = self._vector(params)
+        option = self.option
+        shape = type(self)._shape
+
+        def fn(count):
+            t = jnp.clip(jnp.asarray(count, dtype=jnp.float64), 0.0, horizon - 1.0)
+            return theta[0] * shape(theta[1:], option, t, horizon)
+
+        return fn
+
+    def values(self, params, horizon: int) -> jnp.ndarray:
+        """Per-step learning rates ``(horizon,)`` (jit-, vmap- and grad-safe in ``params``).
+
+        Args:
+            params: a mapping ``{name: value}`` or a sequence in :attr:`param_names` order.
+            horizon: number of steps ``T`` (a Python integer).
+        """
+        horizon = v.positive_int("horizon", horizon)
+        t = jnp.arange(horizon, dtype=jnp.float64)
+        theta = self._vector(params)
+        return theta[0] * type(self)._shape(theta[1:], self.option, t, horizon)
+
+
+@dataclass(frozen=True)
+class Constant(BaselineFamily):
+    r""":math:`\eta_t = \eta_0`."""
+
+    name: ClassVar[str] = "constant"
+
+    @staticmethod
+    def _shape(theta, option, t, horizon):
+        return jnp.ones_like(t)
+
+
+@dataclass(frozen=True)
+class PowerLaw(BaselineFamily):
+    r""":math:`\eta_t = \eta_0 (t + 1)^{-\chi}` (``exponent`` :math:`\chi`)."""
+
+    name: ClassVar[str] = "power_law"
+    shape_parameters: ClassVar[tuple[Parameter, ...]] = (
+        Parameter("exponent", 0.0, 1.5, False, "decay exponent chi of (t + 1)^-chi"),
+    )
+
+    @staticmethod
+    def _shape(theta, option, t, horizon):
+        return jnp.power(t + 1.0, -theta[0])
+
+
+@dataclass(frozen=True)
+class Cosine(BaselineFamily):
+    r"""Cosine decay from ``peak`` to ``final_ratio * peak`` at ``T``, step means.
+
+    Step ``t``: :math:`r + (1-r)\tfrac12\bigl(1 + \cos(\pi(t+\frac12)/T)\,\mathrm{sinc}(1/2T)\bigr)`
+    (the mean of the continuous cosine over ``[t, t+1]``).
+
+    Attributes:
+        final_ratio: final / peak learning rate ``r`` in [0, 1] (optax ``alpha``); fixed.
+    """
+
+    name: ClassVar[str] = "cosine"
+    final_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        r = v.nonnegative("final_ratio", self.final_ratio)
+        if r > 1:
+            raise ProblemError(
+                f"`final_ratio` must be in [0, 1], got {self.final_ratio!r}", field="final_ratio"
+            )
+        object.__setattr__(self, "final_ratio", r)
+
+    @property
+    def option(self) -> float:
+        return self.final_ratio
+
+    @staticmethod
+    def _shape(theta, option, t, horizon):
+        mean_cos = jnp.cos(jnp.pi * (t + 0.5) / horizon) * jnp.sinc(0.5 / horizon)
+        return option + (1.0 - option) * 0.5 * (1.0 + mean_cos)
+
+
+@dataclass(frozen=True)
+class Linear(BaselineFamily):
+    r"""Linear decay to 0 at ``T``: :math:`\eta_t = \eta_0 (1 - (t + \frac12)/T)`."""
+
+    name: ClassVar[str] = "linear"
+
+    @staticmethod
+    def _shape(theta, option, t, horizon):
+        return 1.0 - (t + 0.5) / horizon
+
+
+_COOLDOWN = Parameter("cooldown_fraction", 1e-4, 1.0, True, "fraction f of the horizon spent cooling down")
+
+
+@dataclass(frozen=True)
+class WSDLinear(BaselineFamily):
+    r"""Warmup-free warmup-stable-decay: ``peak`` until :math:`s_0 = (1-f)T`, then linear to 0 at ``T``.
+
+    Step ``t`` (mean over ``[t, t+1]``), with :math:`D = fT` and
+    :math:`b = \mathrm{clip}(t + 1 - s_0, 0, 1)` the part of the step in the cooldown:
+    :math:`(1 - b) + b\,(T - t - 1 + b/2)/D`.
+    """
+
+    name: ClassVar[str] = "wsd_linear"
+    shape_parameters: ClassVar[tuple[Parameter, ...]] = (_COOLDOWN,)
+
+    @staticmethod
+    def _shape(theta, option, t, horizon):
+        span = theta[0] * horizon
+        start = horizon - span
+        b = jnp.clip(t + 1.0 - start, 0.0, 1.0)
+        return (1.0 - b) + b * (horizon - t - 1.0 + 0.5 * b) / span
+
+
+@dataclass(frozen=True)
+class WSDSqrt(BaselineFamily):
+    r"""Warmup-stable-decay with the :math:`1-\sqrt{\cdot}` cooldown over the last fraction ``f``.
+
+    Continuous shape :math:`1 - \sqrt{x(s)}`, :math:`x = \max(s - s_0, 0)/D`,
+    :math:`D = fT`, :math:`s_0 = T - D`; step ``t`` takes its mean over ``[t, t+1]``:
+    :math:`1 - \tfrac{2D}{3}\bigl(x(t+1)^{3/2} - x(t)^{3/2}\bigr)`.
+    """
+
+    name: ClassVar[str] = "wsd_sqrt"
+    shape_parameters: ClassVar[tuple[Parameter, ...]] = (_COOLDOWN,)
+
+    @staticmethod
+    def _shape(theta, option, t, horizon):
+        span = theta[0] * horizon
+        start = horizon - span
+        x0 = jnp.maximum(t - start, 0.0) / span
+        x1 = jnp.maximum(t + 1.0 - start, 0.0) / span
+        return 1.0 - (2.0 * span / 3.0) * (jnp.power(x1, 1.5) - jnp.power(x0, 1.5))
+
+
+@dataclass(frozen=True)
+class Exponential(BaselineFamily):
+    r""":math:`\eta_t = \eta_0\gamma^t`, :math:`\gamma = \rho^{1/(T-1)}`: the last step has ``final_ratio * peak``."""
+
+    name: ClassVar[str] = "exponential"
+    shape_parameters: ClassVar[tuple[Parameter, ...]] = (
+        Parameter("final_ratio", 1e-6, 1.0, True, "last / first learning rate rho"),
+    )
+
+    @staticmethod
+    def _shape(theta, option, t, horizon):
+        return jnp.exp(jnp.log(theta[0]) * t / max(horizon - 1, 1))
+
+
+#: The built-in families by name, in the order tables list them.
+BASELINES: Mapping[str, BaselineFamily] = MappingProxyType(
+    {
+        family.name: family
+        for family in (Constant(), PowerLaw(), Cosine(), Linear(), WSDLinear(), WSDSqrt(), Exponential())
+    }
+)
+
+_KINDS: tuple[type[BaselineFamily], ...] = tuple(type(f) for f in BASELINES.values())
+
+
+def _family(name) -> BaselineFamily:
+    if isinstance(name, BaselineFamily):
+        if type(name) not in _KINDS:
+            raise ProblemError(
+                f"`name` must be a built-in baseline family, got {type(name).__name__}", field="name"
+            )
+        return name
+    if not isinstance(name, str) or name not in BASELINES:
+        raise ProblemError(
+            "`name` must be one of " + ", ".join(repr(n) for n in BASELINES) + f", got {name!r}",
+            field="name",
+        )
+    return BASELINES[name]
+
+
+def _checked_params(family: BaselineFamily, params) -> dict[str, float]:
+    if not isinstance(params, Mapping):
+        raise ProblemError(
+            f"`params` of {family.name} must be a mapping with keys {list(family.param_names)}",
+            field="params",
+        )
+    family._vector(params)  # key check
+    out = {}
+    for p in family.parameters:
+        value = v.real(p.name, params[p.name])
+        if p.name == "peak":
+            if value <= 0:
+                raise ProblemError(f"`peak` must be a positive number, got {params[p.name]!r}", field="peak")
+        elif not p.lower <= value <= p.upper:
+            raise ProblemError(
+                f"`{p.name}` of {family.name} must be in [{p.lower:g}, {p.upper:g}], got {params[p.name]!r}",
+                field=p.name,
+            )
+        out[p.name] = value
+    return out
+
+
+def baseline_schedule(name, params: Mapping[str, float], horizon: int) -> np.ndarray:
+    """Per-step learning rates of a baseline, ``(horizon,)`` float64 (validated).
+
+    Args:
+        name: a key of :data:`BASELINES` or a family instance (e.g. ``Cosine(final_ratio=0.1)``).
+        params: ``{name: value}`` for every parameter of the family.
+        horizon: number of steps ``T``.
+    """
+    family = _family(name)
+    horizon = v.positive_int("horizon", horizon)
+    checked = _checked_params(family, params)
+    return np.asarray(family.values(checked, horizon), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def _shape_any(kind, theta, option, t, horizon: int):
+    """The shape of family number ``kind`` (a traced index into :data:`_KINDS`)."""
+    branches = [partial(cls._shape, t=t, horizon=horizon) for cls in _KINDS]
+    return jax.lax.switch(kind, branches, theta, option)
+
+
+@partial(jax.jit, static_argnames=("horizon",))
+def _batch_final_loss(kind, option, params, lam, c0, noise, batch_size, momentum, *, horizon):
+    """Kept-mode final loss of ``params[i] = (peak, shape)`` for one family; ``(S,)``."""
+    t = jnp.arange(horizon, dtype=jnp.float64)
+    m = jnp.full((horizon,), batch_size)
+    beta = None if momentum is None else jnp.full((horizon,), momentum)
+
+    def one(p):
+        lr = p[0] * _shape_any(kind, p[1:], option, t, horizon)
+        return final_loss_jax(lam, c0, noise, lr, m, beta)
+
+    return jax.vmap(one)(params)
+
+
+class _Objective:
+    """Final loss of a family on a problem, in scaled search coordinates ``u ∈ [0, 1]^P``."""
+
+    def __init__(self, problem: Problem, family: BaselineFamily, peak_range: float):
+        model = problem.model
+        lr = problem.learning_rate
+        self.family = family
+        self.horizon = problem.horizon
+        self.kind = _KINDS.index(type(family))
+        hi = lr.max
+        lo = max(lr.min, hi * peak_range)
+        lows, highs, logs = [lo], [hi], [True]
+        for p in family.shape_parameters:
+            lows.append(p.lower)
+            highs.append(p.upper)
+            logs.append(p.log)
+        self.log = np.array(logs)
+        self.lower = np.array(lows)
+        self.upper = np.array(highs)
+        zl = np.array([math.log(x) if lg else x for x, lg in zip(self.lower, logs, strict=True)])
+        zu = np.array([math.log(x) if lg else x for x, lg in zip(self.upper, logs, strict=True)])
+        self.z_lower, self.z_width = zl, zu - zl
+        self.args = (
+            jnp.asarray(model.eigenvalues),
+            jnp.asarray(model.initial_error),
+            jnp.asarray(model.effective_noise),
+            jnp.asarray(_fixed_batch_size(problem)),
+            None if problem.training.momentum == 0.0 else jnp.asarray(problem.training.momentum),
+        )
+        self.residual = model.residual
+        self.limit = DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
+        self.evaluations = 0
+
+    @property
+    def dim(self) -> int:
+        return self.lower.size
+
+    def natural(self, u: np.ndarray) -> np.ndarray:
+        """Parameter values (``peak``, shape) from scaled coordinates, exactly within the bounds."""
+        z = self.z_lower + np.clip(u, 0.0, 1.0) * self.z_width
+        x = np.where(self.log, np.exp(z), z)
+        return np.clip(x, self.lower, self.upper)
+
+    def loss(self, u: np.ndarray) -> np.ndarray:
+        """Final loss (kept modes + residual) of each row of ``u``; ``inf`` where it diverged."""
+        u = np.atleast_2d(np.asarray(u, dtype=np.float64))
+        x = self.natural(u)
+        if x.shape[1] == 1:
+            x = np.concatenate([x, np.zeros_like(x)], axis=1)  # unused shape slot
+        out = np.empty(len(x))
+        size = _SMALL_BATCH if len(x) <= _SMALL_BATCH else _BATCH
+        for start in range(0, len(x), size):
+            chunk = x[start : start + size]
+            padded = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
+            kept = _batch_final_loss(
+                self.kind, self.family.option, jnp.asarray(padded), *self.args, horizon=self.horizon
+            )
+            out[start : start + len(chunk)] = np.asarray(kept)[: len(chunk)] + self.residual
+        self.evaluations += len(x)
+        return np.where(np.isfinite(out) & (out <= self.limit), out, np.inf)
+
+
+def _fixed_batch_size(problem: Problem) -> float:
+    """The constant batch size baselines run at: the budget's ``D / T`` if there is one."""
+    if problem.sample_budget is None:
+        return problem.training.batch_size
+    m = problem.sample_budget / problem.horizon
+    spec = problem.controls.get("batch_size")
+    lo, hi = (spec.min, spec.max) if spec is not None else (1.0, math.inf)
+    if not lo <= m <= hi:
+        raise ProblemError(
+            f"`sample_budget` / horizon = {m:g} is outside the batch-size bounds [{lo:g}, {hi:g}]; "
+            "baselines run at a constant batch size",
+            field="sample_budget",
+        )
+    return m
+
+
+# --------------------------------------------------------------------------- search
+
+
+def _trust_region_step(g: np.ndarray, hess: np.ndarray, radius: float) -> np.ndarray:
+    """Minimiser of ``g.s + s.H.s / 2`` subject to ``|s| <= radius`` (small dense problems)."""
+    w, q = np.linalg.eigh(hess)
+    gq = q.T @ g
+    if w.min() > 0:
+        s = -q @ (gq / w)
+        if np.linalg.norm(s) <= radius:
+            return s
+    shift = max(0.0, -w.min())
+    if np.linalg.norm(gq) <= 1e-300:  # hard case: move along the most negative curvature
+        return radius * q[:, int(np.argmin(w))]
+    lo, hi = shift, shift + np.linalg.norm(gq) / radius
+    for _ in range(200):
+        mu = 0.5 * (lo + hi)
+        denom = w + mu
+        if np.all(denom > 0) and np.linalg.norm(gq / denom) > radius:
+            lo = mu
+        else:
+            hi = mu
+        if hi - lo <= 1e-15 * hi:
+            break
+    return -q @ (gq / (w + hi))
+
+
+def _stencil(center: np.ndarray, h: float) -> np.ndarray:
+    """Points of a central-difference gradient and Hessian around ``center``."""
+    d = center.size
+    eye = np.eye(d)
+    pts = [center]
+    for i in range(d):
+        pts += [center + h * eye[i], center - h * eye[i]]
+    if d == 2:
+        pts += [center + h * (eye[0] + eye[1]), center - h * (eye[0] + eye[1])]
+    return np.array(pts)
+
+
+def _model(f: np.ndarray, h: float, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of the values ``f`` on :func:`_stencil` points."""
+    f0 = f[0]
+    g = np.empty(d)
+    hess = np.empty((d, d))
+    for i in range(d):
+        fp, fm = f[1 + 2 * i], f[2 + 2 * i]
+        g[i] = (fp - fm) / (2 * h)
+        hess[i, i] = (fp - 2 * f0 + fm) / h**2
+    if d == 2:
+        both = f[5] + f[6] - 2 * f0
+        hess[0, 1] = hess[1, 0] = (both - h**2 * (hess[0, 0] + hess[1, 1])) / (2 * h**2)
+    return g, hess
+
+
+@dataclass
+class _Search:
+    u: np.ndarray
+    loss: float  # final loss at u
+    converged: bool = False
+    iterations: int = 0
+
+
+def _refine(
+    obj: _Objective, u0: np.ndarray, loss0: float, radius: float, tol: float, max_iter: int
+) -> _Search:
+    """Bounded trust-region Newton on ``log L`` with a central-difference model."""
+    d = u0.size
+    h = FD_STEP
+    state = _Search(u=u0.copy(), loss=loss0)
+
+    def model_at(u):
+        """(loss at u, gradient and Hessian of log loss at u) from one vectorised call."""
+        center = np.clip(u, h, 1.0 - h)
+        pts = _stencil(center, h)
+        same = np.array_equal(center, u)
+        vals = obj.loss(pts if same else np.vstack([u[None], pts]))
+        loss_u, fs = (vals[0], vals) if same else (vals[0], vals[1:])
+        if not np.all(np.isfinite(fs)):
+            return loss_u, None, None
+        g, hess = _model(np.log(fs), h, d)
+        return loss_u, g + hess @ (u - center), hess
+
+    _, g, hess = model_at(state.u)
+    if g is None:
+        return state
+    for it in range(max_iter):
+        state.iterations = it + 1
+        at_lo = (state.u <= 0.0) & (g > 0)
+        at_hi = (state.u >= 1.0) & (g < 0)
+        free = ~(at_lo | at_hi)
+        step = np.zeros(d)
+        if free.any():
+            step[free] = _trust_region_step(g[free], hess[np.ix_(free, free)], radius)
+        candidate = np.clip(state.u + step, 0.0, 1.0)
+        step = candidate - state.u
+        predicted = -(g @ step + 0.5 * step @ hess @ step)
+        if predicted <= tol or np.linalg.norm(step) <= 1e-13:
+            state.converged = True
+            break
+        loss_new, g_new, hess_new = model_at(candidate)
+        actual = math.log(state.loss) - math.log(loss_new) if loss_new > 0 else math.inf
+        if g_new is not None and actual > 0:
+            ratio = actual / predicted
+            state.u, state.loss, g, hess = candidate, float(loss_new), g_new, hess_new
+            if ratio > 0.75 and np.linalg.norm(step) > 0.9 * radius:
+                radius *= 2.0
+            elif ratio < 0.25:
+                radius *= 0.5
+        else:
+            radius = 0.25 * np.linalg.norm(step)
+            if radius <= 1e-13:
+                break
+    return state
+
+
+@dataclass(frozen=True, eq=False)
+class TunedBaseline:
+    """A baseline family tuned on a problem.
+
+    Attributes:
+        name: family name (a key of :data:`BASELINES`).
+        params: the optimal parameters, ``{name: value}``.
+        final_loss: final excess loss :math:`L_T` (kept modes + residual) of the
+            tuned schedule on the exact recursion.
+        learning_rate: per-step learning rates ``(T,)`` of the tuned schedule.
+        evaluations: schedules run on the recursion (grid + refinement).
+        wall_time: seconds spent (compilation included).
+        converged: whether the local refinement met its tolerance.
+        at_bounds: names of the parameters that ended on a bound of their search box.
+    """
+
+    name: str
+    params: Mapping[str, float]
+    final_loss: float
+    learning_rate: np.ndarray
+    evaluations: int
+    wall_time: float
+    converged: bool = True
+    at_bounds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType({k: float(x) for k, x in self.params.items()}))
+        lr = np.array(self.learning_rate, dtype=np.float64)
+        lr.setflags(write=False)
+        object.__setattr__(self, "learning_rate", lr)
+        object.__setattr__(self, "at_bounds", tuple(self.at_bounds))
+
+    @property
+    def horizon(self) -> int:
+        return int(self.learning_rate.size)
+
+
+def _grid_points(dim: int, grid: tuple[int, int]) -> np.ndarray:
+    n_peak, n_shape = grid
+    axes = [np.linspace(0.0, 1.0, n_peak)] + [np.linspace(0.0, 1.0, n_shape)] * (dim - 1)
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _check_grid(grid) -> tuple[int, int]:
+    if grid is None:
+        return GRID
+    if isinstance(grid, int | np.integer):
+        grid = (grid, grid)
+    grid = tuple(grid)
+    if len(grid) != 2:
+        raise ProblemError(f"`grid` must be an integer or a pair of integers, got {grid!r}", field="grid")
+    out = tuple(v.positive_int("grid", g) for g in grid)
+    if min(out) < 2:
+        raise ProblemError(f"`grid` needs at least 2 points per axis, got {grid!r}", field="grid")
+    return out
+
+
+def tune_baseline(
+    problem: Problem,
+    name,
+    *,
+    grid: int | Sequence[int] | None = None,
+    peak_range: float = PEAK_RANGE,
+    tol: float = TOL,
+    max_iterations: int = 50,
+) -> TunedBaseline:
+    """Tune one baseline family on a problem: minimise :math:`L_T` over its parameters.
+
+    Args:
+        problem: the problem (model, horizon, learning-rate bounds; batch size and
+            momentum are held at their fixed values, or ``sample_budget / T``).
+        name: a key of :data:`BASELINES` or a family instance.
+        grid: coarse-grid points ``(peak, shape parameter)``; default :data:`GRID`.
+        peak_range: lowest peak searched, as a fraction of the learning-rate cap
+            (when the control's ``min`` is lower).
+        tol: stop when the predicted further decrease of ``log L_T`` is below this.
+        max_iterations: refinement iterations before giving up (``converged=False``).
+
+    Raises:
+        ProblemError: bad option, or a learning-rate cap at or above the stability threshold.
+        SolverError: every schedule of the coarse grid diverged.
+    """
+    start = time.perf_counter()
+    family = _family(name)
+    grid = _check_grid(grid)
+    peak_range = v.positive("peak_range", peak_range)
+    if peak_range >= 1:
+        raise ProblemError(f"`peak_range` must be in (0, 1), got {peak_range!r}", field="peak_range")
+    tol = v.positive("tol", tol)
+    max_iterations = v.positive_int("max_iterations", max_iterations)
+    check_bounds(problem)
+    obj = _Objective(problem, family, peak_range)
+
+    points = _grid_points(obj.dim, grid)
+    losses = obj.loss(points)
+    best = int(np.argmin(losses))
+    if not np.isfinite(losses[best]):
+        raise SolverError(f"every schedule of the {family.name} grid diverged on problem {problem.name!r}")
+    radius = 1.0 / (min(grid) - 1)
+    search = _refine(obj, points[best], float(losses[best]), radius, tol, max_iterations)
+
+    params_vec = obj.natural(search.u)
+    params = dict(zip(family.param_names, params_vec.tolist(), strict=True))
+    lr = np.asarray(family.values(params, problem.horizon), dtype=np.float64)
+    at_bounds = tuple(n for n, u in zip(family.param_names, search.u, strict=True) if u <= 0.0 or u >= 1.0)
+    tuned = TunedBaseline(
+        name=family.name,
+        params=params,
+        final_loss=search.loss,
+        learning_rate=lr,
+        evaluations=obj.evaluations,
+        wall_time=time.perf_counter() - start,
+        converged=search.converged,
+        at_bounds=at_bounds,
+    )
+    logger.debug(
+        "tuned %s on %s: loss %.6g, params %s, %d evaluations, %d iterations, %.2f s",
+        family.name,
+        problem.name,
+        tuned.final_loss,
+        params,
+        obj.evaluations,
+        search.iterations,
+        tuned.wall_time,
+    )
+    return tuned
+
+
+def tune_baselines(problem: Problem, names: Iterable | None = None, **options) -> dict[str, TunedBaseline]:
+    """Tune several baseline families (default: all of :data:`BASELINES`) on a problem.
+
+    Args:
+        problem: the problem.
+        names: family names or instances; default every built-in family.
+        **options: passed to :func:`tune_baseline`.
+
+    Returns:
+        ``{name: TunedBaseline}`` in the order given.
+    """
+    families = [_family(n) for n in (BASELINES if names is None else names)]
+    return {f.name: tune_baseline(problem, f, **options) for f in families}

@@ -1,0 +1,129 @@
+"""Matplotlib figures (imported lazily; ``ax=None`` creates a figure; never shows)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from schedopt._io import atomic_write
+
+__all__ = ["plot_loss_curves", "plot_schedules", "save_figure"]
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    return fig, ax
+
+
+def plot_schedules(schedules: Mapping[str, np.ndarray], *, ax=None, highlight: str | None = None, logx=False):
+    """Per-step learning rates of several schedules against the step."""
+    fig, ax = _axes(ax)
+    for name, lr in schedules.items():
+        lr = np.asarray(lr)
+        steps = np.arange(lr.size)
+        bold = name == highlight
+        ax.plot(
+            steps + (1 if logx else 0),
+            lr,
+            lw=2.2 if bold else 1.0,
+            alpha=1.0 if bold else 0.75,
+            label=name,
+            zorder=3 if bold else 2,
+            color="black" if bold else None,
+        )
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel("step" + (" + 1" if logx else ""))
+    ax.set_ylabel("learning rate")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def plot_loss_curves(curves: Mapping[str, np.ndarray], *, ax=None, highlight: str | None = None):
+    """Excess loss against the step, log-log."""
+    fig, ax = _axes(ax)
+    for name, loss in curves.items():
+        loss = np.asarray(loss)
+        bold = name == highlight
+        ax.loglog(
+            np.arange(loss.size) + 1,
+            loss,
+            lw=2.2 if bold else 1.0,
+            alpha=1.0 if bold else 0.75,
+            label=name,
+            zorder=3 if bold else 2,
+            color="black" if bold else None,
+        )
+    ax.set_xlabel("step + 1")
+    ax.set_ylabel("excess loss $L_t$")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return fig, ax
+
+
+def save_figure(fig, path: str | Path, *, dpi: int = 120) -> Path:
+    """Save a figure atomically as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    def write(tmp: Path) -> None:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+
+    try:
+        return atomic_write(path, write)
+    finally:
+        plt.close(fig)
+
+
+def plot_horizon_study(study, path: str | Path) -> Path:
+    """Four panels: schedules in t/T, loss vs T, learning-rate level vs T, anneal fraction vs T."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    rows = study.table()
+    T = np.array([r["horizon"] for r in rows], dtype=float)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    ax = axes[0, 0]
+    for sol in study.solutions:
+        lr = sol.per_step("learning_rate")
+        ax.plot((np.arange(lr.size) + 0.5) / lr.size, lr, label=f"T={lr.size}")
+    ax.set_xlabel("t / T")
+    ax.set_ylabel("optimal learning rate")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax = axes[0, 1]
+    floor = study.problem.model.residual
+    for key, label in (
+        ("final_loss", "optimal"),
+        ("constant_loss", "best constant"),
+        ("power_law_loss", "best power law"),
+    ):
+        ax.loglog(T, np.array([r[key] for r in rows]) - floor, "o-", label=label)
+    ax.set_xlabel("horizon T")
+    ax.set_ylabel("final loss above floor")
+    ax.legend(fontsize=7)
+    ax = axes[1, 0]
+    ax.loglog(T, [r["level_lr"] for r in rows], "o-", label="optimal, median over t/T in [0.2, 0.4]")
+    ax.loglog(T, [r["constant_lr"] for r in rows], "s-", label="best constant")
+    ax.set_xlabel("horizon T")
+    ax.set_ylabel("learning rate")
+    ax.legend(fontsize=7)
+    ax = axes[1, 1]
+    ax.loglog(T, [max(r["anneal_fraction"], 1e-12) for r in rows], "o-")
+    ax.set_xlabel("horizon T")
+    ax.set_ylabel("anneal fraction")
+    fig.suptitle(f"{study.problem.name}: {study.phase} phase")
+    for a in axes.flat:
+        a.grid(alpha=0.3, which="both")
+    return save_figure(fig, path)
