@@ -76,6 +76,13 @@ class MonteCarloResult:
 
     loss: np.ndarray
 
+    def __post_init__(self) -> None:
+        loss = np.array(self.loss, dtype=np.float64)
+        if loss.ndim != 2 or loss.shape[0] < 1 or loss.shape[1] < 1:
+            raise ProblemError(f"`loss` must be a (seeds, T + 1) array, got shape {loss.shape}", field="loss")
+        loss.setflags(write=False)
+        object.__setattr__(self, "loss", loss)
+
     @property
     def seeds(self) -> int:
         return int(self.loss.shape[0])

@@ -232,6 +232,7 @@ def test_batched_schedules_equal_one_by_one(small_model, with_momentum):
     traj = loss_curve(small_model, lr, batch_size=batch, momentum=beta)
     finals = final_loss(small_model, lr, batch_size=batch, momentum=beta)
     assert traj.loss.shape == (2, 3, horizon + 1)
+    assert np.all(np.isfinite(traj.loss)) and not traj.diverged.any()
     assert finals.shape == (2, 3)
     for i in range(2):
         for j in range(3):

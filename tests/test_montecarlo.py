@@ -197,3 +197,16 @@ def test_invalid_learning_rate(small_model, lr):
     with pytest.raises(ProblemError) as err:
         simulate_sgd(small_model, lr)
     assert err.value.field == "learning_rate"
+
+
+def test_result_statistics_and_immutability():
+    result = MonteCarloResult(loss=[[1.0, 2.0, 5.0], [3.0, 4.0, 5.0]])
+    assert (result.seeds, result.horizon) == (2, 2)
+    assert_allclose(result.mean, [2.0, 3.0, 5.0], rtol=RTOL_INITIAL)
+    assert_allclose(result.stderr, [1.0, 1.0, 0.0], rtol=RTOL_INITIAL)  # std(ddof=1) / sqrt(2)
+    assert_allclose(result.zscore([0.0, 3.0, 5.0]), [2.0, 0.0, 0.0], rtol=RTOL_INITIAL)
+    assert_array_equal(result.zscore([0.0, 3.0, 4.0])[2], np.inf)
+    assert not result.loss.flags.writeable
+    with pytest.raises(ProblemError) as err:
+        MonteCarloResult(loss=np.ones(3))
+    assert err.value.field == "loss"

@@ -1,0 +1,193 @@
+"""The three solvers agree, satisfy first-order optimality, beat every tuned baseline,
+and report failures honestly."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+import schedopt
+from schedopt.dynamics.recursion import final_loss_jax
+from schedopt.errors import ProblemError, SolverError
+from schedopt.problem import ControlSpec, Model, Problem, Training
+from schedopt.solvers import solve
+from schedopt.solvers._common import control_grids
+
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+SHIPPED = ["easy-phase", "hard-phase", "boundary", "custom-spectrum"]
+
+#: Relative agreement of final losses between solvers (issue: 1e-5).
+LOSS_AGREEMENT = 1e-5
+#: Relative L2 distance between per-step schedules of two solvers.
+SCHEDULE_AGREEMENT = 2e-2
+#: Projected gradient of log L_T w.r.t. parameters scaled by their caps, relative to the gradient scale.
+KKT_TOLERANCE = 1e-4
+
+
+def small(name: str, *, n_modes: int = 100, horizon: int = 300, blocks: int | None = None,
+          parameterisation: str = "constant", grid: str = "uniform") -> Problem:
+    """A shipped problem at test size (same exponents, noise and floor kind)."""
+    problem = schedopt.load_problem(PROBLEMS / f"{name}.toml")
+    model = problem.model
+    if model.is_powerlaw:
+        model = Model.powerlaw(model.a, model.b, n_modes, noise_std=np.sqrt(model.noise_variance),
+                               finite_size=model.residual > 0)
+    problem = problem.replace(model=model, training=dataclasses.replace(problem.training, horizon=horizon))
+    cap = 0.9 * schedopt.stability_threshold(model, problem.training.batch_size)
+    return problem.with_control("learning_rate", blocks=blocks or horizon, grid=grid, edges=None,
+                                parameterisation=parameterisation, max=cap)
+
+
+def _relative(a: float, b: float) -> float:
+    return abs(a - b) / abs(b)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_jax_and_pontryagin_agree_per_step(name):
+    problem = small(name)
+    a = solve(problem, "jax")
+    b = solve(problem, "pontryagin")
+    assert _relative(a.final_loss, b.final_loss) < LOSS_AGREEMENT
+    lr_a, lr_b = a.per_step(), b.per_step()
+    assert np.linalg.norm(lr_a - lr_b) / np.linalg.norm(lr_b) < SCHEDULE_AGREEMENT
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_casadi_agrees_with_jax(name):
+    problem = small(name, horizon=400, blocks=20, parameterisation="linear", grid="geometric-both")
+    a = solve(problem, "jax")
+    b = solve(problem, "casadi")
+    assert _relative(a.final_loss, b.final_loss) < LOSS_AGREEMENT
+    assert np.linalg.norm(a.per_step() - b.per_step()) / np.linalg.norm(b.per_step()) < SCHEDULE_AGREEMENT
+
+
+def _projected_gradient(solution) -> tuple[float, float]:
+    problem = solution.problem
+    grid = control_grids(problem)["learning_rate"]
+    it = grid.interpolation()
+    spec = problem.learning_rate
+    m = problem.model
+    batch = jnp.full(problem.horizon, problem.training.batch_size)
+
+    def log_loss(x):
+        lr = it.expand(x * spec.max, xp=jnp)
+        return jnp.log(final_loss_jax(m.eigenvalues, m.initial_error, m.effective_noise, lr, batch))
+
+    x = solution.parameters["learning_rate"] / spec.max
+    g = np.asarray(jax.grad(log_loss)(jnp.asarray(x)))
+    lo, hi = spec.min / spec.max, 1.0
+    pg = x - np.clip(x - g, lo, hi)
+    return float(np.abs(pg).max()), float(np.abs(g).max())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_first_order_optimality(name):
+    problem = small(name, horizon=1000, blocks=40, parameterisation="linear", grid="geometric-both")
+    solution = solve(problem, "jax")
+    pg, scale = _projected_gradient(solution)
+    assert pg <= KKT_TOLERANCE * max(scale, 1.0)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_optimum_beats_every_tuned_baseline(name):
+    from schedopt.baselines import tune_baselines
+
+    problem = small(name, n_modes=200, horizon=2000, blocks=40, parameterisation="linear", grid="geometric-both")
+    solution = solve(problem, "jax")
+    tuned = tune_baselines(problem)
+    assert set(tuned) >= {"constant", "power_law", "cosine", "linear", "wsd_linear", "wsd_sqrt", "exponential"}
+    for name_, baseline in tuned.items():
+        assert solution.final_loss <= baseline.final_loss * (1 + 1e-9), name_
+
+
+def test_per_step_optimum_bounds_the_block_optimum():
+    fine = solve(small("easy-phase", horizon=300), "pontryagin")
+    coarse = solve(small("easy-phase", horizon=300, blocks=10), "jax")
+    assert fine.final_loss <= coarse.final_loss * (1 + 1e-12)
+
+
+def test_vectorised_solve_equals_one_by_one():
+    from schedopt.solvers.jax_lbfgs import solve_jax_many
+
+    problems = [small("easy-phase", horizon=300, blocks=20, parameterisation="linear"),
+                small("hard-phase", horizon=300, blocks=20, parameterisation="linear")]
+    together = solve_jax_many(problems, options={"warm_start": "none"})
+    for problem, joint in zip(problems, together, strict=True):
+        alone = solve(problem, "jax", options={"warm_start": "none"})
+        assert joint.converged
+        assert joint.info["batched_with"] == 2
+        assert _relative(joint.final_loss, alone.final_loss) < LOSS_AGREEMENT
+
+
+def test_reported_loss_is_the_recursion_loss_of_the_schedule():
+    solution = solve(small("boundary", horizon=300, blocks=15, parameterisation="linear"), "jax")
+    problem = solution.problem
+    direct = schedopt.final_loss(problem.model, solution.per_step(), batch_size=problem.training.batch_size)
+    assert_allclose(solution.final_loss, direct, rtol=1e-13)
+    assert_allclose(solution.loss_curve[-1], direct, rtol=1e-13)
+
+
+def test_learning_rate_cap_above_stability_threshold_is_rejected():
+    problem = small("easy-phase")
+    threshold = schedopt.stability_threshold(problem.model, 1.0)
+    bad = problem.with_control("learning_rate", max=1.01 * threshold)
+    for solver in ("jax", "pontryagin", "casadi"):
+        with pytest.raises(ProblemError, match=r"learning_rate\.max.*stability threshold") as info:
+            solve(bad, solver)
+        assert info.value.field == "max"
+
+
+def test_unknown_solver_is_rejected():
+    with pytest.raises(ProblemError, match="`solver` must be one of jax, casadi, pontryagin, got 'newton'"):
+        solve(small("easy-phase"), "newton")
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ProblemError, match="unknown option.*max_iters"):
+        solve(small("easy-phase"), "jax", options={"max_iters": 3})
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"blocks": 0}, "blocks"), ({"grid": "logarithmic"}, "grid"), ({"max": -1.0}, "max")],
+)
+def test_bad_control_options_name_the_option(changes, field):
+    with pytest.raises(ProblemError) as info:
+        small("easy-phase").with_control("learning_rate", **changes)
+    assert info.value.field == field
+
+
+def test_more_blocks_than_steps_is_rejected():
+    problem = small("easy-phase", horizon=50, blocks=50)
+    with pytest.raises(ProblemError, match=r"`blocks` of learning_rate \(60\) must not exceed the horizon \(50\)"):
+        problem.with_control("learning_rate", blocks=60)
+
+
+def test_unconverged_solve_reports_status_and_best_iterate():
+    problem = small("easy-phase", horizon=300, blocks=20, parameterisation="linear")
+    solution = solve(problem, "jax", throw=False, options={"max_iter": 1, "warm_start": "none"})
+    assert solution.status == "max_iterations"
+    assert np.isfinite(solution.final_loss)
+    start = schedopt.final_loss(problem.model, np.full(300, 0.5 * problem.learning_rate.max))
+    assert solution.final_loss < start  # the best iterate, not the start
+    with pytest.raises(SolverError, match="max_iterations") as info:
+        solve(problem, "jax", options={"max_iter": 1, "warm_start": "none"})
+    assert info.value.solution.status == "max_iterations"
+
+
+def test_solver_needs_no_recompile_for_new_problem_numbers():
+    """Problem numbers are traced arguments: a new noise level reuses the compiled objective."""
+    from schedopt.solvers import jax_lbfgs
+
+    p1 = small("easy-phase", horizon=300, blocks=20, parameterisation="linear")
+    solve(p1, "jax", options={"warm_start": "none"})
+    before = jax_lbfgs._value_and_grad_many._cache_size()
+    p2 = p1.replace(model=dataclasses.replace(p1.model, noise_variance=0.5))
+    solve(p2, "jax", options={"warm_start": "none"})
+    assert jax_lbfgs._value_and_grad_many._cache_size() == before
