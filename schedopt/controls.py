@@ -51,13 +51,25 @@ def block_edges(horizon: int, blocks: int, grid: str, edges: tuple[int, ...] | N
     if grid == "custom":
         if edges is None:
             raise ProblemError('`edges` is required when grid = "custom"', field="edges")
-        out = np.asarray(edges, dtype=np.int64)
-        if out[0] != 0 or out[-1] != horizon or np.any(np.diff(out) <= 0):
+        try:
+            out = np.asarray(edges, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ProblemError(f"`edges` must be a list of integers, got {edges!r}", field="edges") from None
+        if (
+            out.ndim != 1
+            or out.size < 2
+            or out.size != blocks + 1
+            or np.any(out != np.round(out))
+            or out[0] != 0
+            or out[-1] != horizon
+            or np.any(np.diff(out) <= 0)
+        ):
             raise ProblemError(
-                f"`edges` must increase strictly from 0 to the horizon {horizon}, got {list(edges)!r}",
+                f"`edges` must be {blocks + 1} integers increasing strictly from 0 to the horizon "
+                f"{horizon}, got {list(np.atleast_1d(out).tolist())!r}",
                 field="edges",
             )
-        return out
+        return out.astype(np.int64)
     if grid == "uniform":
         candidates = np.linspace(0, horizon, blocks + 1)
     elif grid == "geometric-end":

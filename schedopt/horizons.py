@@ -46,16 +46,22 @@ DELTA_WINDOW = (0.02, 0.3)
 
 def parse_horizons(text: str) -> list[int]:
     """``"1e2:1e5:7"`` → 7 log-spaced integer horizons from 100 to 100000; or ``"100,1000"``."""
+    def integer(part: str) -> int:
+        value = float(part)
+        if not value.is_integer():
+            raise ValueError(part)
+        return int(value)
+
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
-            count = int(float(n))
+            count = integer(n)
             lo_v, hi_v = float(lo), float(hi)
             if count < 2 or lo_v < 1 or hi_v <= lo_v:
                 raise ValueError
             values = np.unique(np.round(np.geomspace(lo_v, hi_v, count)).astype(int))
         else:
-            values = np.unique([int(float(x)) for x in text.split(",") if x.strip()])
+            values = np.unique([integer(x) for x in text.split(",") if x.strip()])
     except ValueError:
         raise ProblemError(
             f"`--horizons` must be LO:HI:COUNT (e.g. 1e2:1e5:7) or a comma list, got {text!r}",

@@ -81,8 +81,9 @@ def predicted_exponents(a: float, b: float) -> dict[str, float | None]:
     * ``model_size``, ``loss_compute``: compute-optimal :math:`N^* \sim C^{1/(\max(a,b)+1)}`,
       :math:`L^* \sim C^{-(a-1)/(\max(a,b)+1)}`.
     """
-    easy = a > b
-    hard = b > a
+    boundary = abs(a - b) <= PHASE_TOLERANCE * max(a, b)
+    easy = a > b and not boundary
+    hard = b > a and not boundary
     top = max(a, b)
     return {
         "xi": (1.0 - b / a) if easy else 0.0,
