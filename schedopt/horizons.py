@@ -1,8 +1,7 @@
 r"""Solve one problem across horizons and measure the exponents THEORY §4 predicts.
 
-For each horizon :math:`T` the optimal schedule is solved (warm-started from the
-previous horizon's schedule in :math:`t/T`) and the best constant and best
-power-law schedules are tuned. Then:
+For each horizon :math:`T` the optimal schedule is solved and the best constant
+and best power-law schedules are tuned. Then:
 
 * ``xi``: the optimal learning rate at fixed fractions :math:`t/T` (median over
   :math:`t/T \in [0.2, 0.4]`) scales as :math:`T^{-\xi}`;
@@ -46,6 +45,7 @@ DELTA_WINDOW = (0.02, 0.3)
 
 def parse_horizons(text: str) -> list[int]:
     """``"1e2:1e5:7"`` → 7 log-spaced integer horizons from 100 to 100000; or ``"100,1000"``."""
+
     def integer(part: str) -> int:
         value = float(part)
         if not value.is_integer():
@@ -149,21 +149,6 @@ class HorizonStudy:
         }
 
 
-def _rescale_initial(previous: Solution, problem: Problem) -> dict[str, np.ndarray] | None:
-    """The previous horizon's schedule mapped to the new grid in t/T (a warm start)."""
-    from schedopt.solvers._common import control_grids
-
-    grids = control_grids(problem)
-    out = {}
-    for name, grid in grids.items():
-        old_grid = previous.grids[name]
-        s_old = old_grid.knots / old_grid.horizon
-        s_new = grid.knots / grid.horizon
-        spec = problem.controls[name]
-        out[name] = np.clip(np.interp(s_new, s_old, previous.parameters[name]), spec.min, spec.max)
-    return out
-
-
 def study_horizons(
     problem: Problem,
     horizons: Sequence[int],
@@ -177,21 +162,14 @@ def study_horizons(
 
     horizons = sorted(int(h) for h in horizons)
     solutions, baselines = [], []
-    previous: Solution | None = None
     for i, T in enumerate(horizons):
         p = problem.with_horizon(T)
         for name, spec in p.controls.items():
             if spec.blocks > T:
                 p = p.with_control(name, blocks=T)
         sol = solve(p, solver=solver, throw=False, options=options)
-        if previous is not None and solver == "jax":
-            # also try the previous schedule rescaled in t/T; keep the better optimum
-            alt = solve(p, solver=solver, throw=False, options=options, initial=_rescale_initial(previous, p))
-            if alt.final_loss < sol.final_loss:
-                sol = alt
         solutions.append(sol)
         baselines.append({name: tune_baseline(p, name) for name in ("constant", "power_law")})
-        previous = sol
         if progress is not None:
             progress(i + 1, len(horizons))
     study = HorizonStudy(

@@ -27,6 +27,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -51,10 +52,14 @@ _CONTROLS = ("learning_rate", "batch_size", "momentum")
 
 
 def _control_array(name: str, value: Any, horizon: int | None) -> np.ndarray:
+    if isinstance(value, list | tuple):
+        bad = next((x for x in value if isinstance(x, bool) or not isinstance(x, Real)), None)
+        if bad is not None:
+            raise ExportError(f"`{name}` must be a list of numbers, got {bad!r}")
     try:
         arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ExportError(f"`{name}` must be a list of numbers") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ExportError(f"`{name}` must be a list of finite numbers") from None
     if arr.ndim != 1 or arr.size == 0:
         raise ExportError(f"`{name}` must be a non-empty list of numbers, got shape {arr.shape}")
     if horizon is not None and arr.size != horizon:
@@ -107,7 +112,7 @@ class Schedule:
 
     @property
     def converged(self) -> bool:
-        return bool(self.provenance.get("converged", True))
+        return self.provenance.get("converged", True) is True
 
     def controls(self) -> dict[str, np.ndarray]:
         """The controls present, by name."""
@@ -140,7 +145,7 @@ class Schedule:
         if not isinstance(data, Mapping):
             raise ExportError(f"{source}: a schedule file must hold a JSON object")
         version = data.get("schema_version")
-        if version != SCHEDULE_SCHEMA_VERSION:
+        if type(version) is not int or version != SCHEDULE_SCHEMA_VERSION:
             raise ExportError(
                 f"{source}: schema_version: unsupported schedule schema version {version!r} "
                 f"(this schedopt reads {SCHEDULE_SCHEMA_VERSION})"
@@ -205,7 +210,10 @@ def save_schedule(schedule: Schedule, path: str | Path) -> Path:
 
 
 def _read_csv(text: str, source: str) -> Schedule:
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise ExportError(f"{source}: invalid CSV: {exc}") from None
     if not rows:
         raise ExportError(f"{source}: empty CSV file")
     header = [h.strip() for h in rows[0]]
@@ -242,7 +250,7 @@ def load_schedule(path: str | Path) -> Schedule:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet may add a byte-order mark
     except FileNotFoundError:
         raise ExportError(f"{source}: no such schedule file") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,0 +1,596 @@
+r"""Designed schedules as optax schedules, optimizers and gradient-accumulation plans.
+
+A :class:`~schedopt.schedule.Schedule` holds one value per optimiser step
+``t = 0..T-1`` (step 0 is the first update, exactly as optax counts). This module
+turns it into what an optax training loop consumes:
+
+* :func:`to_optax`: an ``optax.Schedule`` (a jit-, vmap- and grad-safe closure of
+  the step count) for one control;
+* :func:`to_optax_optimizer`: an optimizer whose learning rate (and, for
+  ``sgd``, heavy-ball momentum) follow the schedule through
+  ``optax.inject_hyperparams``, so the current values are visible in
+  ``state.hyperparams``;
+* :func:`batch_size_schedule`, :func:`every_k_schedule` and
+  :func:`to_optax_multisteps`: a batch-size schedule as a plain callable (for a
+  data loader) or as gradient accumulation with ``optax.MultiSteps``;
+* :func:`rescale_schedule`: a new peak learning rate and/or a new horizon
+  (time-stretch), materialised as a new :class:`Schedule`.
+
+**Semantics of a schedule function** ``f = to_optax(schedule)``:
+
+* integer step ``t`` in ``[0, T)``: ``f(t)`` is the designed value
+  ``schedule.<control>[t]`` exactly (a gather, not an interpolation);
+* ``t >= T`` (past the horizon): holds the last designed value; ``t < 0`` holds
+  the first;
+* float step: linear interpolation between neighbouring designed steps (equal to
+  the designed value at whole numbers), so ``f`` is differentiable in the step.
+
+**Heavy ball.** ``optax.sgd(learning_rate, momentum=beta)`` is
+:math:`v_{t+1} = \beta_t v_t + g_t`, :math:`w_{t+1} = w_t - \eta_t v_{t+1}` with
+:math:`v_0 = 0`: exactly the momentum model schedopt designs for, so a designed
+``(learning_rate, momentum)`` pair is used as is (no ``1 - beta`` factor; keep
+``nesterov=False``).
+
+**Batch size by gradient accumulation.** A designed batch size :math:`m_t`
+(samples per optimiser step) is realised with a fixed micro-batch of ``b``
+samples by accumulating :math:`k_t = m_t / b` micro-batch gradients before each
+optimiser step. ``optax.MultiSteps(opt, every_k_schedule=k)`` calls ``k`` with
+its count of *optimiser* steps and, with ``use_grad_mean=True`` (the default),
+averages the ``k_t`` micro-batch mean gradients: the mean gradient over
+:math:`k_t b` samples, as in the model. The inner optimizer's step count (hence
+its learning-rate schedule) only advances on optimiser steps, so learning rate
+and batch size stay aligned. Designed batch sizes are real numbers; they are
+rounded to whole micro-batch counts (``rounding=``, default ``"nearest"``).
+
+Example::
+
+    import jax, jax.numpy as jnp, optax, schedopt
+    from schedopt.export import to_optax_optimizer, to_optax_multisteps
+
+    schedule = schedopt.load_schedule("exports/easy-phase/schedule.json")
+    opt = to_optax_optimizer(schedule, base="sgd")      # lr (and momentum) per step
+    params = jnp.zeros(10)
+    state = opt.init(params)
+
+    @jax.jit
+    def train_step(params, state, x, y):
+        grads = jax.grad(lambda w: 0.5 * jnp.mean((x @ w - y) ** 2))(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    for t in range(schedule.horizon):
+        x, y = next_batch()                             # schedule.batch_size[t] samples
+        params, state = train_step(params, state, x, y)
+        # state.hyperparams["learning_rate"] == schedule.learning_rate[t]
+
+    # A batch-size schedule with micro-batches of 8 samples (call update once per micro-batch):
+    opt = to_optax_multisteps(schedule, micro_batch_size=8, base="sgd")
+
+References:
+    B. Bordelon and N. Mori, *Theory of Optimal Learning Rate Schedules and
+    Scaling Laws for a Random Feature Model*, arXiv:2602.04774 (2026).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from functools import partial
+from numbers import Integral, Real
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from schedopt._jax import jax
+from schedopt.errors import ExportError
+from schedopt.schedule import Schedule, load_schedule
+
+__all__ = [
+    "BASES",
+    "CONTROLS",
+    "ROUNDINGS",
+    "batch_size_schedule",
+    "every_k_schedule",
+    "rescale_schedule",
+    "schedule_values",
+    "to_optax",
+    "to_optax_multisteps",
+    "to_optax_optimizer",
+]
+
+CONTROLS = ("learning_rate", "batch_size", "momentum")
+"""Controls a schedule may hold."""
+
+BASES = ("sgd", "adam", "adamw", "nadam", "nadamw", "lion", "rmsprop", "adagrad", "adabelief", "lamb", "lars")
+"""Names of the optax optimizers :func:`to_optax_optimizer` accepts as ``base``."""
+
+ROUNDINGS = ("nearest", "floor", "ceil", "exact")
+"""How a real batch size becomes a whole number (``exact``: refuse non-integers)."""
+
+_MOMENTUM_BASES = ("sgd",)  # bases whose `momentum` is schedopt's heavy ball
+
+
+# --- inputs
+
+
+def _as_schedule(schedule: Any) -> Schedule:
+    """A Schedule, or one read from a file path; warns when it is not converged."""
+    if isinstance(schedule, str | os.PathLike):
+        schedule = load_schedule(schedule)
+    if not isinstance(schedule, Schedule):
+        raise ExportError(
+            f"`schedule` must be a Schedule or the path of a schedule file, got {type(schedule).__name__}"
+        )
+    if not schedule.converged:
+        status = schedule.provenance.get("status", "not converged")
+        warnings.warn(
+            f"exporting a schedule whose solve did not converge (status {status!r})",
+            UserWarning,
+            stacklevel=3,
+        )
+    return schedule
+
+
+def _check_control(control: Any) -> str:
+    if not isinstance(control, str) or control not in CONTROLS:
+        raise ExportError(f"`control` must be one of {', '.join(CONTROLS)}, got {control!r}")
+    return control
+
+
+def _fixed_value(schedule: Schedule, name: str) -> float | None:
+    """The fixed (not designed) value of a control recorded in the provenance, if any."""
+    fixed = schedule.provenance.get("fixed")
+    if not isinstance(fixed, Mapping) or fixed.get(name) is None:
+        return None
+    value = fixed[name]
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ExportError(f"provenance.fixed.{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_horizon(horizon: Any) -> int | None:
+    if horizon is None:
+        return None
+    if isinstance(horizon, bool) or not isinstance(horizon, Real):
+        raise ExportError(f"`horizon` must be a positive integer, got {horizon!r}")
+    if isinstance(horizon, Integral):
+        value = int(horizon)
+    elif math.isfinite(horizon) and float(horizon).is_integer():
+        value = int(horizon)
+    else:
+        raise ExportError(f"`horizon` must be a positive integer, got {horizon!r}")
+    if value < 1:
+        raise ExportError(f"`horizon` must be a positive integer, got {horizon!r}")
+    return value
+
+
+def _rescale_peak(values: np.ndarray, peak: Any, control: str) -> np.ndarray:
+    if peak is None:
+        return values
+    if isinstance(peak, bool) or not isinstance(peak, Real) or not math.isfinite(peak) or peak <= 0:
+        raise ExportError(f"`peak` must be a positive finite number, got {peak!r}")
+    peak = float(peak)
+    top = float(values.max())
+    if top <= 0:
+        raise ExportError(f"`peak` cannot rescale `{control}`: the schedule is zero at every step")
+    if control == "momentum" and peak >= 1:
+        raise ExportError(f"`peak` of `momentum` must be < 1, got {peak!r}")
+    # values / top is exactly 1.0 at the maximum, so the new maximum is exactly `peak`
+    out = values / top * peak
+    if control == "batch_size" and out.min() < 1:
+        raise ExportError(f"`peak` = {peak!r} makes a batch size < 1 (smallest {out.min()!r})")
+    return out
+
+
+def _stretch(values: np.ndarray, horizon: int | None) -> np.ndarray:
+    r"""Values at steps ``s = 0..T2-1`` of the shape time-stretched to horizon ``T2``.
+
+    Step ``s`` takes the value at position :math:`p = s\,T/T_2` of the original
+    schedule, linearly interpolated between designed steps (clipped to ``T - 1``).
+    """
+    size = values.size
+    if horizon is None or horizon == size:
+        return values
+    pos = np.arange(horizon, dtype=np.float64) * size / horizon
+    return _interp(values, pos, np)
+
+
+def _interp(values, pos, xp):
+    """Linear interpolation of ``values`` (indexed 0..T-1) at real positions ``pos``."""
+    last = values.shape[0] - 1
+    pos = xp.clip(pos, 0, last)
+    lower = xp.floor(pos)
+    frac = pos - lower
+    i0 = lower.astype(np.int64 if xp is np else jnp.int32)
+    i1 = xp.minimum(i0 + 1, last)
+    v0 = values[i0]
+    return v0 + frac * (values[i1] - v0)
+
+
+def schedule_values(
+    schedule: Schedule | str | os.PathLike,
+    control: str = "learning_rate",
+    *,
+    peak: float | None = None,
+    horizon: int | None = None,
+) -> np.ndarray:
+    """The per-step values a schedule function returns at steps ``0..horizon-1``, as NumPy.
+
+    Args:
+        schedule: a :class:`Schedule` or the path of a schedule file.
+        control: ``learning_rate``, ``batch_size`` or ``momentum``. A control
+            the schedule does not design but whose fixed value its provenance
+            records (``provenance.fixed``) gives that constant.
+        peak: rescale so that the maximum equals ``peak``.
+        horizon: time-stretch to this many steps (see :func:`to_optax`).
+
+    Raises:
+        ExportError: an option is invalid or the schedule lacks ``control``.
+    """
+    schedule = _as_schedule(schedule)
+    return _values(schedule, control, peak, horizon)[1]
+
+
+def _values(schedule: Schedule, control: Any, peak: Any, horizon: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(original values after peak rescaling, values at steps 0..T2-1)``."""
+    control = _check_control(control)
+    horizon = _check_horizon(horizon)
+    values = getattr(schedule, control)
+    if values is None:
+        fixed = _fixed_value(schedule, control)
+        if fixed is None:
+            raise ExportError(
+                f"`control`: the schedule has no {control!r} (it holds {', '.join(schedule.controls())})"
+            )
+        values = np.full(schedule.horizon, fixed)
+    values = _rescale_peak(np.asarray(values, dtype=np.float64), peak, control)
+    table = _stretch(values, horizon)
+    values.setflags(write=False)
+    table.setflags(write=False)
+    return values, table
+
+
+# --- schedules
+
+
+@jax.jit
+def _gather(table, count):
+    """``table[count]`` with the index clipped to ``[0, len(table))`` (one compiled kernel per shape)."""
+    return table[jnp.clip(count, 0, table.shape[0] - 1)]
+
+
+@partial(jax.jit, static_argnames=("original", "horizon"))
+def _interpolate(values, count, original: int, horizon: int):
+    """The value at a real step: clip to ``[0, horizon - 1]``, map to ``count * T / T2``, interpolate."""
+    pos = jnp.clip(count.astype(jnp.result_type(float)), 0, horizon - 1)
+    if horizon != original:
+        pos = pos * original / horizon
+    return _interp(values, pos, jnp)
+
+
+def _schedule_function(values: np.ndarray, table: np.ndarray, name: str) -> optax.Schedule:
+    original = values.size
+    horizon = table.size
+    values_jax = jnp.asarray(values)
+    table_jax = values_jax if table is values else jnp.asarray(table)
+
+    def schedule_fn(count):
+        count = jnp.asarray(count)
+        if jnp.issubdtype(count.dtype, jnp.integer):  # a static dtype check, jit-safe
+            return _gather(table_jax, count)
+        return _interpolate(values_jax, count, original, horizon)
+
+    schedule_fn.__name__ = f"schedopt_{name}"
+    schedule_fn.__qualname__ = schedule_fn.__name__
+    schedule_fn.__doc__ = (
+        f"Designed {name} at optimiser step `count` ({horizon} steps; holds the last value past "
+        "the horizon, the first before 0; float steps interpolate linearly)."
+    )
+    return schedule_fn
+
+
+def to_optax(
+    schedule: Schedule | str | os.PathLike,
+    control: str = "learning_rate",
+    *,
+    peak: float | None = None,
+    horizon: int | None = None,
+) -> optax.Schedule:
+    r"""An ``optax.Schedule`` returning the designed value of one control at each step.
+
+    The result is a closure of the step count, safe under ``jax.jit``,
+    ``jax.vmap`` (any array of steps) and ``jax.grad``:
+
+    * an integer step ``t`` in ``[0, T)`` gives ``schedule.<control>[t]``
+      exactly (a gather with a clipped index, no arithmetic);
+    * past the horizon (``t >= T``) it **holds the last value**, and before
+      step 0 it holds the first: a run longer than the design keeps training
+      at the final, annealed value;
+    * a float step interpolates linearly between the neighbouring designed
+      steps (so the value is differentiable in the step).
+
+    Args:
+        schedule: a :class:`~schedopt.schedule.Schedule` or the path of a
+            schedule file (JSON or CSV).
+        control: ``learning_rate`` (default), ``momentum`` or ``batch_size``
+            (as a float; see :func:`batch_size_schedule` for whole numbers). A
+            fixed control recorded in ``provenance.fixed`` gives its constant.
+        peak: rescale the values so that their maximum equals ``peak``
+            (multiplies every step by ``peak / max``).
+        horizon: a new horizon :math:`T_2`: time-stretch the shape, so that
+            step ``s`` takes the original value at position :math:`s\,T/T_2`,
+            linearly interpolated between designed steps. Past :math:`T_2` the
+            value at :math:`T_2 - 1` is held. (A plain stretch; it ignores how
+            the optimum changes with the horizon.)
+
+    Returns:
+        ``f(count) -> value``, float64 (with schedopt's ``jax_enable_x64``).
+
+    Raises:
+        ExportError: the schedule lacks ``control`` or an option is invalid
+            (the message names the option).
+    """
+    return _to_optax(_as_schedule(schedule), control, peak, horizon)
+
+
+def _to_optax(schedule: Schedule, control: Any, peak: Any, horizon: Any) -> optax.Schedule:
+    values, table = _values(schedule, control, peak, horizon)
+    return _schedule_function(values, table, control)
+
+
+def rescale_schedule(
+    schedule: Schedule | str | os.PathLike,
+    *,
+    peak: float | None = None,
+    horizon: int | None = None,
+) -> Schedule:
+    """A new :class:`Schedule` with a new peak learning rate and/or a time-stretched horizon.
+
+    ``peak`` rescales the learning rate only (batch size and momentum keep
+    their values); ``horizon`` stretches every control as in :func:`to_optax`.
+    The provenance records the transform under ``rescaled``. ``to_optax`` of
+    the result equals ``to_optax(schedule, peak=..., horizon=...)`` at every
+    integer step.
+    """
+    schedule = _as_schedule(schedule)
+    controls = {}
+    for name in schedule.controls():
+        controls[name] = _values(schedule, name, peak if name == "learning_rate" else None, horizon)[1]
+    provenance = dict(schedule.provenance)
+    provenance["rescaled"] = {
+        "peak": None if peak is None else float(peak),
+        "horizon": None if horizon is None else _check_horizon(horizon),
+        "original_horizon": schedule.horizon,
+        "original_peak": float(schedule.learning_rate.max()),
+    }
+    return Schedule(provenance=provenance, **controls)
+
+
+# --- optimizers
+
+
+def _base_factory(base: Any) -> tuple[str, Callable[..., optax.GradientTransformation]]:
+    if callable(base):
+        return getattr(base, "__name__", "custom"), base
+    if not isinstance(base, str) or base not in BASES:
+        raise ExportError(f"`base` must be one of {', '.join(BASES)} or an optax factory, got {base!r}")
+    return base, getattr(optax, base)
+
+
+def to_optax_optimizer(
+    schedule: Schedule | str | os.PathLike,
+    base: str | Callable[..., optax.GradientTransformation] = "sgd",
+    *,
+    peak: float | None = None,
+    horizon: int | None = None,
+    use_momentum: bool | None = None,
+    hyperparam_dtype: Any = None,
+    **kwargs: Any,
+) -> optax.GradientTransformationExtraArgs:
+    """An optax optimizer whose hyperparameters follow the schedule step by step.
+
+    Built with ``optax.inject_hyperparams(<base>)``: the learning rate is
+    :func:`to_optax` of the schedule and, for ``base="sgd"``, the heavy-ball
+    ``momentum`` follows the schedule's momentum (or its fixed momentum from
+    ``provenance.fixed`` when positive). After ``opt.update`` at step ``t``,
+    ``state.hyperparams`` holds the values used in that update, ``schedule.*[t]``.
+
+    Args:
+        schedule: a :class:`Schedule` or the path of a schedule file.
+        base: ``sgd`` (default), ``adamw``, ``adam``, ``lion``, ... (see
+            :data:`BASES`), or an optax factory taking ``learning_rate``.
+        peak: a new peak learning rate (see :func:`to_optax`).
+        horizon: a new horizon (time-stretch of every control, see :func:`to_optax`).
+        use_momentum: drive ``momentum`` from the schedule. ``None`` (default):
+            when the schedule has momentum and ``base`` is ``sgd``. ``False``
+            drops the schedule's momentum (needed to use a momentum schedule
+            with another base); ``True`` requires it.
+        hyperparam_dtype: passed to ``optax.inject_hyperparams``.
+        **kwargs: further arguments of the base optimizer (``weight_decay``,
+            ``b1``, ``nesterov``, ...).
+
+    Raises:
+        ExportError: unknown ``base``, a keyword the schedule already sets, or
+            an argument the base optimizer does not take.
+    """
+    return _optimizer(_as_schedule(schedule), base, peak, horizon, use_momentum, hyperparam_dtype, kwargs)
+
+
+def _optimizer(schedule, base, peak, horizon, use_momentum, hyperparam_dtype, kwargs):
+    name, factory = _base_factory(base)
+    if not (use_momentum is None or isinstance(use_momentum, bool)):
+        raise ExportError(f"`use_momentum` must be None, True or False, got {use_momentum!r}")
+    if "learning_rate" in kwargs:
+        raise ExportError("`learning_rate` is set by the schedule; use `peak=` to rescale it")
+    hyper: dict[str, Any] = {"learning_rate": _to_optax(schedule, "learning_rate", peak, horizon)}
+    has_momentum = schedule.momentum is not None or (_fixed_value(schedule, "momentum") or 0.0) > 0
+    if use_momentum is None:
+        use_momentum = has_momentum
+    if use_momentum:
+        if not has_momentum:
+            raise ExportError("`use_momentum` = True but the schedule has no momentum")
+        if not (name in _MOMENTUM_BASES and factory is getattr(optax, name, None)):
+            raise ExportError(
+                f"`base` = {name!r} has no heavy-ball momentum to drive with the schedule's momentum; "
+                "use base='sgd', or pass use_momentum=False to drop it"
+            )
+        if "momentum" in kwargs:
+            raise ExportError("`momentum` is set by the schedule; pass use_momentum=False to set it yourself")
+        hyper["momentum"] = _to_optax(schedule, "momentum", None, horizon)
+    try:
+        inspect.signature(factory).bind(**hyper, **kwargs)
+    except TypeError as err:
+        raise ExportError(f"`base` = {name!r} does not take these arguments: {err}") from None
+    return optax.inject_hyperparams(factory, hyperparam_dtype=hyperparam_dtype)(**hyper, **kwargs)
+
+
+# --- batch size
+
+
+def _check_rounding(rounding: Any) -> str:
+    if not isinstance(rounding, str) or rounding not in ROUNDINGS:
+        raise ExportError(f"`rounding` must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+    return rounding
+
+
+def _round(values: np.ndarray, rounding: str, what: str) -> np.ndarray:
+    if rounding == "exact":
+        bad = np.flatnonzero(values != np.round(values))
+        if bad.size:
+            i = int(bad[0])
+            raise ExportError(
+                f"`rounding` = 'exact' but {what} is not a whole number at step {i}: {float(values[i])!r} "
+                "(use rounding='nearest', 'floor' or 'ceil')"
+            )
+        out = values
+    else:
+        out = {"nearest": np.round, "floor": np.floor, "ceil": np.ceil}[rounding](values)
+    if np.any(out < 1):
+        i = int(np.flatnonzero(out < 1)[0])
+        raise ExportError(f"{what} rounds to {out[i]:g} < 1 at step {i} (value {float(values[i])!r})")
+    return out.astype(np.int64)
+
+
+def _int_step_function(table: np.ndarray, name: str, dtype) -> Callable[[Any], Any]:
+    horizon = table.size
+    table.setflags(write=False)
+    table_jax = jnp.asarray(table, dtype=dtype)
+
+    def fn(step):
+        if isinstance(step, Integral) and not isinstance(step, bool):  # a Python / NumPy integer
+            return int(table[min(max(int(step), 0), horizon - 1)])
+        step = jnp.asarray(step)
+        if not jnp.issubdtype(step.dtype, jnp.integer):  # a float step: the step it falls in
+            step = jnp.floor(step).astype(jnp.int32)
+        return _gather(table_jax, step)
+
+    fn.__name__ = f"schedopt_{name}"
+    fn.__qualname__ = fn.__name__
+    fn.table = table  # the whole-number values at steps 0..T-1, for inspection
+    return fn
+
+
+def _batch_table(schedule: Schedule, horizon: Any) -> np.ndarray:
+    if schedule.batch_size is None and _fixed_value(schedule, "batch_size") is None:
+        raise ExportError("`schedule` has no batch size (neither designed nor in provenance.fixed)")
+    return _values(schedule, "batch_size", None, horizon)[1]
+
+
+def batch_size_schedule(
+    schedule: Schedule | str | os.PathLike,
+    *,
+    horizon: int | None = None,
+    rounding: str = "nearest",
+) -> Callable[[Any], Any]:
+    """The batch size (samples per optimiser step) as a whole number per step.
+
+    For a data loader: ``m = batch_size_schedule(schedule)`` then draw ``m(t)``
+    samples for step ``t``. A Python or NumPy integer step gives a Python
+    ``int``; a JAX array of steps gives a JAX integer array (jit- and
+    vmap-safe). Past the horizon the last value is held. A schedule without a
+    designed batch size gives its fixed one (``provenance.fixed.batch_size``).
+
+    Args:
+        schedule: a :class:`Schedule` or the path of a schedule file.
+        horizon: time-stretch to a new horizon (see :func:`to_optax`).
+        rounding: ``nearest`` (default), ``floor``, ``ceil``, or ``exact``
+            (an :class:`ExportError` when a value is not a whole number).
+            ``nearest`` rounds halves to even, as ``numpy.round``.
+
+    Raises:
+        ExportError: no batch size, or an invalid option.
+    """
+    schedule = _as_schedule(schedule)
+    rounding = _check_rounding(rounding)
+    table = _round(_batch_table(schedule, horizon), rounding, "the batch size")
+    return _int_step_function(table, "batch_size", jnp.int32)
+
+
+def every_k_schedule(
+    schedule: Schedule | str | os.PathLike,
+    micro_batch_size: int,
+    *,
+    horizon: int | None = None,
+    rounding: str = "nearest",
+) -> Callable[[Any], Any]:
+    """``every_k_schedule`` for ``optax.MultiSteps``: micro-batches per optimiser step.
+
+    Step ``t`` accumulates :math:`k_t = m_t / b` micro-batches of ``b =
+    micro_batch_size`` samples, rounded as ``rounding`` says (at least 1), so
+    the effective batch size is :math:`k_t b \\approx m_t`.
+
+    Example::
+
+        k = every_k_schedule(schedule, micro_batch_size=8)
+        opt = optax.MultiSteps(to_optax_optimizer(schedule), every_k_schedule=k)
+        # call opt.update once per micro-batch of 8 samples; k(t) calls make optimiser step t
+
+    Raises:
+        ExportError: no batch size, or an invalid option.
+    """
+    return _every_k(_as_schedule(schedule), micro_batch_size, horizon, rounding)
+
+
+def _every_k(schedule: Schedule, micro_batch_size: Any, horizon: Any, rounding: Any):
+    rounding = _check_rounding(rounding)
+    if (
+        isinstance(micro_batch_size, bool)
+        or not isinstance(micro_batch_size, Integral)
+        or micro_batch_size < 1
+    ):
+        raise ExportError(f"`micro_batch_size` must be a positive integer, got {micro_batch_size!r}")
+    ratio = _batch_table(schedule, horizon) / int(micro_batch_size)
+    table = _round(ratio, rounding, f"batch size / `micro_batch_size` ({micro_batch_size})")
+    return _int_step_function(table, "every_k", jnp.int32)
+
+
+def to_optax_multisteps(
+    schedule: Schedule | str | os.PathLike,
+    micro_batch_size: int,
+    base: str | Callable[..., optax.GradientTransformation] = "sgd",
+    *,
+    rounding: str = "nearest",
+    peak: float | None = None,
+    horizon: int | None = None,
+    accumulator_dtype: Any = None,
+    **kwargs: Any,
+) -> optax.MultiSteps:
+    """:func:`to_optax_optimizer` wrapped in ``optax.MultiSteps`` that realises the batch schedule.
+
+    Call ``update`` once per micro-batch of ``micro_batch_size`` samples; the
+    wrapped optimizer steps after :func:`every_k_schedule` micro-batches, with
+    the mean of their gradients. ``accumulator_dtype`` defaults to the highest
+    float precision enabled (float64 under schedopt), unlike optax's float32.
+    ``opt.has_updated(state)`` tells when an optimiser step happened.
+    """
+    schedule = _as_schedule(schedule)
+    k = _every_k(schedule, micro_batch_size, horizon, rounding)
+    inner = _optimizer(schedule, base, peak, horizon, None, None, kwargs)
+    if accumulator_dtype is None:
+        accumulator_dtype = jnp.result_type(float)
+    return optax.MultiSteps(inner, every_k_schedule=k, accumulator_dtype=accumulator_dtype)
