@@ -59,6 +59,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -74,6 +75,7 @@ import numpy as np
 from schedopt import _validate as v
 from schedopt._jax import jax
 from schedopt.dynamics.recursion import DIVERGENCE_FACTOR, final_loss_jax
+from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import Problem
 from schedopt.solvers._common import check_bounds
@@ -105,9 +107,21 @@ GRID = (8, 4)
 TOL = 1e-11
 #: Central-difference step in the scaled ``[0, 1]`` search coordinates.
 FD_STEP = 1e-4
+#: Steps (in scaled coordinates) longer than this get a secant model (difference
+#: step a quarter of the step), shorter ones a derivative model.
+SECANT_STEPS = 0.02
+#: A search from a further start stops within this distance (scaled coordinates)
+#: of an optimum already found.
+MERGE_DISTANCE = 0.05
 #: Vectorised batch sizes (padded to these, so each compiles once per ``N, T``).
 _BATCH = 8
 _SMALL_BATCH = 4
+
+
+#: Offset of the ``logit`` scale: :math:`z = \log x - \log(u(1+\epsilon) - x)` for upper bound ``u``.
+LOGIT_EPS = 0.05
+SCALES = ("linear", "log", "logit")
+GRID_BIASES = ("uniform", "upper", "lower")
 
 
 @dataclass(frozen=True)
@@ -118,18 +132,72 @@ class Parameter:
         name: parameter name (a key of ``params``).
         lower, upper: closed bounds. ``peak`` has ``(0, inf)``: its bounds come
             from the problem's learning-rate control when tuning.
-        log: searched on a log scale.
+        scale: coordinate the tuner searches in: ``"linear"``, ``"log"``, or
+            ``"logit"`` (log-like at both ends: :math:`\log x - \log(p - x)` with the
+            ``pole`` :math:`p`, by default :math:`u(1+\epsilon)`, :math:`\epsilon` =
+            :data:`LOGIT_EPS`: for fractions whose values near 1 matter too).
         description: one line for tables and ``--help``.
+        grid_bias: where the tuner's coarse grid is denser in the scaled range:
+            ``"upper"``, ``"lower"`` (quadratic spacing) or ``"uniform"``; where the
+            optimum usually is.
+        pole: singular point of the ``logit`` scale (above ``upper``).
     """
 
     name: str
     lower: float
     upper: float
-    log: bool
+    scale: str = "linear"
     description: str = ""
+    grid_bias: str = "uniform"
+    pole: float | None = None
+
+    def __post_init__(self) -> None:
+        v.one_of("scale", self.scale, SCALES)
+        v.one_of("grid_bias", self.grid_bias, GRID_BIASES)
+
+    @property
+    def _pole(self) -> float:
+        return self.upper * (1.0 + LOGIT_EPS) if self.pole is None else self.pole
+
+    def to_scaled(self, x):
+        """The search coordinate ``z`` of a value ``x`` (NumPy)."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.scale == "log":
+            return np.log(x)
+        if self.scale == "logit":
+            return np.log(x) - np.log(self._pole - x)
+        return x
+
+    def from_scaled(self, z):
+        """The value ``x`` of a search coordinate ``z`` (NumPy)."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.scale == "log":
+            return np.exp(z)
+        if self.scale == "logit":
+            return self._pole / (1.0 + np.exp(-z))
+        return z
+
+    def scaled_slope(self, x):
+        """:math:`dz/dx` at ``x``."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.scale == "log":
+            return 1.0 / x
+        if self.scale == "logit":
+            return 1.0 / x + 1.0 / (self._pole - x)
+        return np.ones_like(x)
+
+    def grid(self, n: int) -> np.ndarray:
+        """``n`` coarse-grid points in the scaled coordinate ``[0, 1]``."""
+        x = np.linspace(0.0, 1.0, n)
+        if self.grid_bias == "upper":
+            return 1.0 - (1.0 - x) ** 2
+        if self.grid_bias == "lower":
+            return x**2
+        return x
 
 
-PEAK = Parameter("peak", 0.0, math.inf, True, "peak (initial) learning rate")
+#: The peak's optimum is usually within a factor ~30 of the learning-rate cap.
+PEAK = Parameter("peak", 0.0, math.inf, "log", "peak (initial) learning rate", "upper")
 
 
 @dataclass(frozen=True)
@@ -235,7 +303,7 @@ class PowerLaw(BaselineFamily):
 
     name: ClassVar[str] = "power_law"
     shape_parameters: ClassVar[tuple[Parameter, ...]] = (
-        Parameter("exponent", 0.0, 1.5, False, "decay exponent chi of (t + 1)^-chi"),
+        Parameter("exponent", 0.0, 1.5, "linear", "decay exponent chi of (t + 1)^-chi", "lower"),
     )
 
     @staticmethod
@@ -286,7 +354,9 @@ class Linear(BaselineFamily):
         return 1.0 - (t + 0.5) / horizon
 
 
-_COOLDOWN = Parameter("cooldown_fraction", 1e-4, 1.0, True, "fraction f of the horizon spent cooling down")
+_COOLDOWN = Parameter(
+    "cooldown_fraction", 1e-4, 1.0, "logit", "fraction f of the horizon spent cooling down"
+)
 
 
 @dataclass(frozen=True)
@@ -336,7 +406,7 @@ class Exponential(BaselineFamily):
 
     name: ClassVar[str] = "exponential"
     shape_parameters: ClassVar[tuple[Parameter, ...]] = (
-        Parameter("final_ratio", 1e-6, 1.0, True, "last / first learning rate rho"),
+        Parameter("final_ratio", 1e-6, 1.0, "log", "last / first learning rate rho", "upper"),
     )
 
     @staticmethod
@@ -432,7 +502,9 @@ def _batch_final_loss(kind, option, params, lam, c0, noise, batch_size, momentum
 class _Objective:
     """Final loss of a family on a problem, in scaled search coordinates ``u ∈ [0, 1]^P``."""
 
-    def __init__(self, problem: Problem, family: BaselineFamily, peak_range: float):
+    def __init__(
+        self, problem: Problem, family: BaselineFamily, peak_range: float, threshold: float | None = None
+    ):
         model = problem.model
         lr = problem.learning_rate
         self.family = family
@@ -440,16 +512,17 @@ class _Objective:
         self.kind = _KINDS.index(type(family))
         hi = lr.max
         lo = max(lr.min, hi * peak_range)
-        lows, highs, logs = [lo], [hi], [True]
-        for p in family.shape_parameters:
-            lows.append(p.lower)
-            highs.append(p.upper)
-            logs.append(p.log)
-        self.log = np.array(logs)
-        self.lower = np.array(lows)
-        self.upper = np.array(highs)
-        zl = np.array([math.log(x) if lg else x for x, lg in zip(self.lower, logs, strict=True)])
-        zu = np.array([math.log(x) if lg else x for x, lg in zip(self.upper, logs, strict=True)])
+        # the loss diverges as the peak nears the stability threshold: searching in
+        # log(peak) - log(threshold - peak) keeps it close to quadratic there
+        pole = hi * (1.0 + LOGIT_EPS)
+        if threshold is not None and threshold > hi:
+            pole = threshold
+        peak = dataclasses.replace(PEAK, lower=lo, upper=hi, scale="logit", pole=pole)
+        self.params = (peak, *family.shape_parameters)
+        self.lower = np.array([p.lower for p in self.params])
+        self.upper = np.array([p.upper for p in self.params])
+        zl = np.array([float(p.to_scaled(p.lower)) for p in self.params])
+        zu = np.array([float(p.to_scaled(p.upper)) for p in self.params])
         self.z_lower, self.z_width = zl, zu - zl
         self.args = (
             jnp.asarray(model.eigenvalues),
@@ -462,6 +535,22 @@ class _Objective:
         self.limit = DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
         self.evaluations = 0
 
+    def fd_step(self, u: np.ndarray) -> np.ndarray:
+        """Finite-difference step per scaled coordinate at ``u``.
+
+        :data:`FD_STEP`, except for the cooldown fraction: the per-step values are
+        only once differentiable in it (the curvature jumps each time the cooldown
+        start crosses a step), so its step spans about two steps of the cooldown
+        start and the Hessian sees the average curvature.
+        """
+        h = np.full(self.dim, FD_STEP)
+        for j, p in enumerate(self.params):
+            if p.name == "cooldown_fraction":
+                f = self.natural(u)[j]
+                per_step = float(p.scaled_slope(f)) / (self.horizon * self.z_width[j])  # u per step
+                h[j] = min(max(FD_STEP, 2.0 * per_step), 0.02)
+        return h
+
     @property
     def dim(self) -> int:
         return self.lower.size
@@ -469,7 +558,7 @@ class _Objective:
     def natural(self, u: np.ndarray) -> np.ndarray:
         """Parameter values (``peak``, shape) from scaled coordinates, exactly within the bounds."""
         z = self.z_lower + np.clip(u, 0.0, 1.0) * self.z_width
-        x = np.where(self.log, np.exp(z), z)
+        x = np.stack([p.from_scaled(z[..., j]) for j, p in enumerate(self.params)], axis=-1)
         return np.clip(x, self.lower, self.upper)
 
     def loss(self, u: np.ndarray) -> np.ndarray:
@@ -510,6 +599,25 @@ def _fixed_batch_size(problem: Problem) -> float:
 # --------------------------------------------------------------------------- search
 
 
+class _Face:
+    """An objective restricted to some coordinates, the others held where they are."""
+
+    def __init__(self, obj: _Objective, base: np.ndarray, free: np.ndarray):
+        self.obj, self.base, self.free = obj, base.copy(), np.asarray(free, dtype=bool)
+
+    def full(self, u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=np.float64)
+        out = np.array(np.broadcast_to(self.base, (*u.shape[:-1], self.base.size)))
+        out[..., self.free] = u
+        return out
+
+    def loss(self, u: np.ndarray) -> np.ndarray:
+        return self.obj.loss(self.full(np.atleast_2d(u)))
+
+    def fd_step(self, u: np.ndarray) -> np.ndarray:
+        return self.obj.fd_step(self.full(u))[self.free]
+
+
 def _trust_region_step(g: np.ndarray, hess: np.ndarray, radius: float) -> np.ndarray:
     """Minimiser of ``g.s + s.H.s / 2`` subject to ``|s| <= radius`` (small dense problems)."""
     w, q = np.linalg.eigh(hess)
@@ -534,30 +642,75 @@ def _trust_region_step(g: np.ndarray, hess: np.ndarray, radius: float) -> np.nda
     return -q @ (gq / (w + hi))
 
 
-def _stencil(center: np.ndarray, h: float) -> np.ndarray:
-    """Points of a central-difference gradient and Hessian around ``center``."""
+def _interval_minimum(slope: float, curvature: float, a: float, b: float) -> list[float]:
+    """Candidates for the minimum of ``slope*x + curvature*x^2/2`` on ``[a, b]``."""
+    out = [a, b]
+    if curvature > 0:
+        out.append(min(max(-slope / curvature, a), b))
+    return out
+
+
+def _box_step(g: np.ndarray, hess: np.ndarray, radius: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Minimiser of the quadratic model on ``{|s| <= radius, lo <= s <= hi}`` (``lo <= 0 <= hi``).
+
+    Exact for one parameter. For two, the best of: the trust-region step if it is
+    inside the box, the minimum on each box face inside the ball, and 2048 points
+    of the ball's boundary inside the box.
+    """
+    d = g.size
+    if d == 1:
+        xs = _interval_minimum(g[0], hess[0, 0], max(lo[0], -radius), min(hi[0], radius))
+        cands = np.array(xs)[:, None]
+    else:
+        cands = [np.zeros(d)]
+        s = _trust_region_step(g, hess, radius)
+        if np.all(s >= lo) and np.all(s <= hi):
+            cands.append(s)
+        angle = np.linspace(0.0, 2.0 * np.pi, 2048, endpoint=False)
+        ring = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        cands.extend(ring[np.all((ring >= lo) & (ring <= hi), axis=1)])
+        for i in range(d):
+            j = 1 - i
+            for bound in (lo[i], hi[i]):
+                if abs(bound) > radius:
+                    continue
+                reach = math.sqrt(radius**2 - bound**2)
+                a, b = max(lo[j], -reach), min(hi[j], reach)
+                if a > b:
+                    continue
+                for x in _interval_minimum(g[j] + hess[i, j] * bound, hess[j, j], a, b):
+                    c = np.empty(d)
+                    c[i], c[j] = bound, x
+                    cands.append(c)
+        cands = np.array(cands)
+    values = cands @ g + 0.5 * np.einsum("ni,ij,nj->n", cands, hess, cands)
+    return cands[int(np.argmin(values))]
+
+
+def _stencil(center: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Points of a central-difference gradient and Hessian around ``center`` (steps ``h`` per axis)."""
     d = center.size
-    eye = np.eye(d)
+    step = np.diag(h)
     pts = [center]
     for i in range(d):
-        pts += [center + h * eye[i], center - h * eye[i]]
+        pts += [center + step[i], center - step[i]]
     if d == 2:
-        pts += [center + h * (eye[0] + eye[1]), center - h * (eye[0] + eye[1])]
+        pts += [center + h, center - h]
     return np.array(pts)
 
 
-def _model(f: np.ndarray, h: float, d: int) -> tuple[np.ndarray, np.ndarray]:
+def _model(f: np.ndarray, h: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and Hessian of the values ``f`` on :func:`_stencil` points."""
     f0 = f[0]
     g = np.empty(d)
     hess = np.empty((d, d))
     for i in range(d):
         fp, fm = f[1 + 2 * i], f[2 + 2 * i]
-        g[i] = (fp - fm) / (2 * h)
-        hess[i, i] = (fp - 2 * f0 + fm) / h**2
+        g[i] = (fp - fm) / (2 * h[i])
+        hess[i, i] = (fp - 2 * f0 + fm) / h[i] ** 2
     if d == 2:
-        both = f[5] + f[6] - 2 * f0
-        hess[0, 1] = hess[1, 0] = (both - h**2 * (hess[0, 0] + hess[1, 1])) / (2 * h**2)
+        both = f[5] + f[6] - 2 * f0 - hess[0, 0] * h[0] ** 2 - hess[1, 1] * h[1] ** 2
+        hess[0, 1] = hess[1, 0] = both / (2 * h[0] * h[1])
     return g, hess
 
 
@@ -570,55 +723,112 @@ class _Search:
 
 
 def _refine(
-    obj: _Objective, u0: np.ndarray, loss0: float, radius: float, tol: float, max_iter: int
+    obj: _Objective,
+    u0: np.ndarray,
+    loss0: float,
+    radius: float,
+    tol: float,
+    max_iter: int,
+    known: Sequence[np.ndarray] = (),
 ) -> _Search:
-    """Bounded trust-region Newton on ``log L`` with a central-difference model."""
+    """Bounded trust-region Newton on ``log L`` with a central-difference model.
+
+    The difference step follows the length of the last step (a quarter of it, at
+    least :meth:`_Objective.fd_step`, at most 0.05): far from the optimum the model
+    is a secant fit over the region the next step will cover, near it a
+    derivative. A rejected step still moves to the best point of its stencil when
+    that is better than the current point. A search that comes within
+    :data:`MERGE_DISTANCE` of a ``known`` optimum (found from another start) stops:
+    it is in the same basin.
+    """
     d = u0.size
-    h = FD_STEP
     state = _Search(u=u0.copy(), loss=loss0)
 
-    def model_at(u):
-        """(loss at u, gradient and Hessian of log loss at u) from one vectorised call."""
+    def model_at(u, scale):
+        """Loss at u, gradient and Hessian of log loss at u, best stencil point and loss."""
+        fine_h = obj.fd_step(u)
+        h = np.clip(scale, fine_h, 0.05)
+        # near a bound the stencil is shifted inwards and the model extrapolated back;
+        # keep that extrapolation short
+        h = np.where(np.minimum(u, 1.0 - u) < h, fine_h, h)
         center = np.clip(u, h, 1.0 - h)
         pts = _stencil(center, h)
         same = np.array_equal(center, u)
         vals = obj.loss(pts if same else np.vstack([u[None], pts]))
         loss_u, fs = (vals[0], vals) if same else (vals[0], vals[1:])
+        i = int(np.argmin(fs))
         if not np.all(np.isfinite(fs)):
-            return loss_u, None, None
+            return loss_u, None, None, pts[i], fs[i]
         g, hess = _model(np.log(fs), h, d)
-        return loss_u, g + hess @ (u - center), hess
+        return loss_u, g + hess @ (u - center), hess, pts[i], fs[i]
 
-    _, g, hess = model_at(state.u)
+    _, g, hess, _, _ = model_at(state.u, FD_STEP)
     if g is None:
         return state
+    fine = True  # the current model is a derivative (not a secant) model
+    last_predicted = math.inf
     for it in range(max_iter):
         state.iterations = it + 1
-        at_lo = (state.u <= 0.0) & (g > 0)
-        at_hi = (state.u >= 1.0) & (g < 0)
-        free = ~(at_lo | at_hi)
-        step = np.zeros(d)
-        if free.any():
-            step[free] = _trust_region_step(g[free], hess[np.ix_(free, free)], radius)
+        step = _box_step(g, hess, radius, -state.u, 1.0 - state.u)
         candidate = np.clip(state.u + step, 0.0, 1.0)
         step = candidate - state.u
+        length = float(np.linalg.norm(step))
         predicted = -(g @ step + 0.5 * step @ hess @ step)
-        if predicted <= tol or np.linalg.norm(step) <= 1e-13:
-            state.converged = True
-            break
-        loss_new, g_new, hess_new = model_at(candidate)
+        if predicted <= tol or length <= 1e-13:
+            if fine:
+                state.converged = True
+                break
+            # a secant model may miss a minimum closer than its step: look again up close
+            _, g_new, hess_new, _, _ = model_at(state.u, FD_STEP)
+            if g_new is None:
+                break
+            g, hess, fine = g_new, hess_new, True
+            radius = max(radius, 0.01)
+            continue
+        newton = length < 0.99 * radius
+        if fine and newton and predicted <= math.sqrt(tol) and predicted <= 1e-3 * last_predicted:
+            # Newton converging quadratically (the predicted decrease fell by 1e3 or
+            # more in one step): after this step it is ~predicted^2 < tol, so check the
+            # value only and stop.
+            loss_new = float(obj.loss(candidate[None])[0])
+            if loss_new <= state.loss:
+                state.u, state.loss, state.converged = candidate, loss_new, True
+                break
+            radius = 0.25 * length
+            continue
+        # secant model after a long step, derivative model near the optimum
+        scale = 0.25 * length if length > SECANT_STEPS else FD_STEP
+        loss_new, g_new, hess_new, best_pt, best_loss = model_at(candidate, scale)
         actual = math.log(state.loss) - math.log(loss_new) if loss_new > 0 else math.inf
         if g_new is not None and actual > 0:
             ratio = actual / predicted
             state.u, state.loss, g, hess = candidate, float(loss_new), g_new, hess_new
-            if ratio > 0.75 and np.linalg.norm(step) > 0.9 * radius:
+            fine = scale <= FD_STEP
+            last_predicted = predicted
+            if any(np.linalg.norm(state.u - k) < MERGE_DISTANCE for k in known):
+                break
+            if ratio > 0.75 and length > 0.9 * radius:
                 radius *= 2.0
             elif ratio < 0.25:
                 radius *= 0.5
-        else:
-            radius = 0.25 * np.linalg.norm(step)
-            if radius <= 1e-13:
+            continue
+        if g_new is not None and best_loss < state.loss:
+            # the step overshot but its stencil found a better point: move there
+            state.u, state.loss = best_pt.copy(), float(best_loss)
+            g = g_new + hess_new @ (best_pt - candidate)
+            hess, fine = hess_new, scale <= FD_STEP
+            radius = 0.25 * length
+        elif not fine:
+            # a secant model that mispredicts: replace it by a derivative model and
+            # retry at the same radius
+            _, g_new, hess_new, _, _ = model_at(state.u, FD_STEP)
+            if g_new is None:
                 break
+            g, hess, fine = g_new, hess_new, True
+        else:
+            radius = 0.25 * length
+        if radius <= 1e-13:
+            break
     return state
 
 
@@ -659,11 +869,25 @@ class TunedBaseline:
         return int(self.learning_rate.size)
 
 
-def _grid_points(dim: int, grid: tuple[int, int]) -> np.ndarray:
+def _grid_points(family: BaselineFamily, grid: tuple[int, int]) -> np.ndarray:
     n_peak, n_shape = grid
-    axes = [np.linspace(0.0, 1.0, n_peak)] + [np.linspace(0.0, 1.0, n_shape)] * (dim - 1)
+    axes = [PEAK.grid(n_peak)] + [p.grid(n_shape) for p in family.shape_parameters]
     mesh = np.meshgrid(*axes, indexing="ij")
     return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _grid_minima(losses: np.ndarray, limit: int) -> list[int]:
+    """Flat indices of the grid's local minima (no neighbour, diagonals included, is lower), best first."""
+    padded = np.pad(losses, 1, constant_values=np.inf)
+    is_min = np.isfinite(losses)
+    for offset in np.ndindex(*(3,) * losses.ndim):
+        if all(o == 1 for o in offset):
+            continue
+        window = tuple(slice(o, o + n) for o, n in zip(offset, losses.shape, strict=True))
+        is_min &= losses <= padded[window]
+    flat = np.flatnonzero(is_min.ravel())
+    order = flat[np.argsort(losses.ravel()[flat], kind="stable")]
+    return order[:limit].tolist() or [int(np.argmin(losses))]
 
 
 def _check_grid(grid) -> tuple[int, int]:
@@ -687,6 +911,7 @@ def tune_baseline(
     grid: int | Sequence[int] | None = None,
     peak_range: float = PEAK_RANGE,
     tol: float = TOL,
+    starts: int = 3,
     max_iterations: int = 50,
 ) -> TunedBaseline:
     """Tune one baseline family on a problem: minimise :math:`L_T` over its parameters.
@@ -699,6 +924,7 @@ def tune_baseline(
         peak_range: lowest peak searched, as a fraction of the learning-rate cap
             (when the control's ``min`` is lower).
         tol: stop when the predicted further decrease of ``log L_T`` is below this.
+        starts: refine from at most this many local minima of the coarse grid, best first.
         max_iterations: refinement iterations before giving up (``converged=False``).
 
     Raises:
@@ -712,17 +938,35 @@ def tune_baseline(
     if peak_range >= 1:
         raise ProblemError(f"`peak_range` must be in (0, 1), got {peak_range!r}", field="peak_range")
     tol = v.positive("tol", tol)
+    starts = v.positive_int("starts", starts)
     max_iterations = v.positive_int("max_iterations", max_iterations)
     check_bounds(problem)
-    obj = _Objective(problem, family, peak_range)
+    threshold = None
+    if problem.training.momentum == 0.0:
+        threshold = stability_threshold(problem.model, _fixed_batch_size(problem))
+    obj = _Objective(problem, family, peak_range, threshold)
 
-    points = _grid_points(obj.dim, grid)
+    points = _grid_points(family, grid)
     losses = obj.loss(points)
     best = int(np.argmin(losses))
     if not np.isfinite(losses[best]):
         raise SolverError(f"every schedule of the {family.name} grid diverged on problem {problem.name!r}")
     radius = 1.0 / (min(grid) - 1)
-    search = _refine(obj, points[best], float(losses[best]), radius, tol, max_iterations)
+    shape = (grid[0],) if obj.dim == 1 else grid
+    search, known = None, []
+    for i in _grid_minima(losses.reshape(shape), starts):
+        u0, loss0 = points[i], float(losses[i])
+        on_bound = (u0 <= 0.0) | (u0 >= 1.0)
+        if on_bound.any() and not on_bound.all():
+            # a start on a face: optimise within the face first, so that the search
+            # does not leave a minimum on the boundary before it has found it
+            face = _Face(obj, u0, ~on_bound)
+            found = _refine(face, u0[~on_bound], loss0, radius, math.sqrt(tol), max_iterations)
+            u0, loss0 = face.full(found.u), found.loss
+        found = _refine(obj, u0, loss0, radius, tol, max_iterations, known)
+        if search is None or found.loss < search.loss:
+            search = found
+        known.append(found.u)
 
     params_vec = obj.natural(search.u)
     params = dict(zip(family.param_names, params_vec.tolist(), strict=True))

@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose
 import schedopt
 from schedopt.dynamics.recursion import final_loss_jax
 from schedopt.errors import ProblemError, SolverError
-from schedopt.problem import ControlSpec, Model, Problem, Training
+from schedopt.problem import Model, Problem
 from schedopt.solvers import solve
 from schedopt.solvers._common import control_grids
 
@@ -30,18 +30,32 @@ SCHEDULE_AGREEMENT = 2e-2
 KKT_TOLERANCE = 1e-4
 
 
-def small(name: str, *, n_modes: int = 100, horizon: int = 300, blocks: int | None = None,
-          parameterisation: str = "constant", grid: str = "uniform") -> Problem:
+def small(
+    name: str,
+    *,
+    n_modes: int = 100,
+    horizon: int = 300,
+    blocks: int | None = None,
+    parameterisation: str = "constant",
+    grid: str = "uniform",
+) -> Problem:
     """A shipped problem at test size (same exponents, noise and floor kind)."""
     problem = schedopt.load_problem(PROBLEMS / f"{name}.toml")
     model = problem.model
     if model.is_powerlaw:
-        model = Model.powerlaw(model.a, model.b, n_modes, noise_std=np.sqrt(model.noise_variance),
-                               finite_size=model.residual > 0)
+        model = Model.powerlaw(
+            model.a, model.b, n_modes, noise_std=np.sqrt(model.noise_variance), finite_size=model.residual > 0
+        )
     problem = problem.replace(model=model, training=dataclasses.replace(problem.training, horizon=horizon))
     cap = 0.9 * schedopt.stability_threshold(model, problem.training.batch_size)
-    return problem.with_control("learning_rate", blocks=blocks or horizon, grid=grid, edges=None,
-                                parameterisation=parameterisation, max=cap)
+    return problem.with_control(
+        "learning_rate",
+        blocks=blocks or horizon,
+        grid=grid,
+        edges=None,
+        parameterisation=parameterisation,
+        max=cap,
+    )
 
 
 def _relative(a: float, b: float) -> float:
@@ -98,10 +112,20 @@ def test_first_order_optimality(name):
 def test_optimum_beats_every_tuned_baseline(name):
     from schedopt.baselines import tune_baselines
 
-    problem = small(name, n_modes=200, horizon=2000, blocks=40, parameterisation="linear", grid="geometric-both")
+    problem = small(
+        name, n_modes=200, horizon=2000, blocks=40, parameterisation="linear", grid="geometric-both"
+    )
     solution = solve(problem, "jax")
     tuned = tune_baselines(problem)
-    assert set(tuned) >= {"constant", "power_law", "cosine", "linear", "wsd_linear", "wsd_sqrt", "exponential"}
+    assert set(tuned) >= {
+        "constant",
+        "power_law",
+        "cosine",
+        "linear",
+        "wsd_linear",
+        "wsd_sqrt",
+        "exponential",
+    }
     for name_, baseline in tuned.items():
         assert solution.final_loss <= baseline.final_loss * (1 + 1e-9), name_
 
@@ -115,8 +139,10 @@ def test_per_step_optimum_bounds_the_block_optimum():
 def test_vectorised_solve_equals_one_by_one():
     from schedopt.solvers.jax_lbfgs import solve_jax_many
 
-    problems = [small("easy-phase", horizon=300, blocks=20, parameterisation="linear"),
-                small("hard-phase", horizon=300, blocks=20, parameterisation="linear")]
+    problems = [
+        small("easy-phase", horizon=300, blocks=20, parameterisation="linear"),
+        small("hard-phase", horizon=300, blocks=20, parameterisation="linear"),
+    ]
     together = solve_jax_many(problems, options={"warm_start": "none"})
     for problem, joint in zip(problems, together, strict=True):
         alone = solve(problem, "jax", options={"warm_start": "none"})
@@ -144,12 +170,12 @@ def test_learning_rate_cap_above_stability_threshold_is_rejected():
 
 
 def test_unknown_solver_is_rejected():
-    with pytest.raises(ProblemError, match="`solver` must be one of jax, casadi, pontryagin, got 'newton'"):
+    with pytest.raises(ProblemError, match=r"`solver` must be one of jax, casadi, pontryagin, got .newton."):
         solve(small("easy-phase"), "newton")
 
 
 def test_unknown_option_is_rejected():
-    with pytest.raises(ProblemError, match="unknown option.*max_iters"):
+    with pytest.raises(ProblemError, match=r"unknown option.*max_iters"):
         solve(small("easy-phase"), "jax", options={"max_iters": 3})
 
 
@@ -165,7 +191,9 @@ def test_bad_control_options_name_the_option(changes, field):
 
 def test_more_blocks_than_steps_is_rejected():
     problem = small("easy-phase", horizon=50, blocks=50)
-    with pytest.raises(ProblemError, match=r"`blocks` of learning_rate \(60\) must not exceed the horizon \(50\)"):
+    with pytest.raises(
+        ProblemError, match=r"`blocks` of learning_rate \(60\) must not exceed the horizon \(50\)"
+    ):
         problem.with_control("learning_rate", blocks=60)
 
 

@@ -278,9 +278,7 @@ def test_custom_csv_with_columns_in_any_order(tmp_path):
 
 
 def test_custom_npz(tmp_path):
-    np.savez(
-        tmp_path / "s.npz", eigenvalues=np.array([1.0, 0.1]), initial_error=np.array([1.0, 2.0])
-    )
+    np.savez(tmp_path / "s.npz", eigenvalues=np.array([1.0, 0.1]), initial_error=np.array([1.0, 2.0]))
     model = load_problem(write_spec(tmp_path, custom_file_spec("s.npz"))).model
     assert_array_equal(model.eigenvalues, [1.0, 0.1])
     assert_allclose(model.initial_loss, 1.2, rtol=EXACT_RTOL)
@@ -344,9 +342,7 @@ def test_round_trip_of_models(kind):
         training=Training(horizon=1000, batch_size=2.0, momentum=0.5),
         controls={
             "learning_rate": ControlSpec("learning_rate", 0.0, 0.2, blocks=7, grid="geometric-end"),
-            "batch_size": ControlSpec(
-                "batch_size", 1.0, 8.0, grid="custom", edges=(0, 1, 999, 1000)
-            ),
+            "batch_size": ControlSpec("batch_size", 1.0, 8.0, grid="custom", edges=(0, 1, 999, 1000)),
         },
         sample_budget=4321.5,
     )
@@ -564,9 +560,7 @@ def test_error_spec_not_utf8(tmp_path):
 
 
 def test_error_missing_custom_spectrum_file(tmp_path):
-    err = expect_error(
-        tmp_path, custom_file_spec("gone.csv"), "model.file", "'gone.csv'", "not found"
-    )
+    err = expect_error(tmp_path, custom_file_spec("gone.csv"), "model.file", "'gone.csv'", "not found")
     assert str(tmp_path / "gone.csv") in str(err)
 
 
@@ -580,9 +574,7 @@ def test_error_custom_file_and_inline_arrays(tmp_path):
 
 
 def test_error_custom_model_without_arrays(tmp_path):
-    text = edit(
-        CUSTOM_INLINE, "eigenvalues = [1.0, 0.5, 0.25]\ninitial_error = [0.2, 0.4, 0.8]\n", ""
-    )
+    text = edit(CUSTOM_INLINE, "eigenvalues = [1.0, 0.5, 0.25]\ninitial_error = [0.2, 0.4, 0.8]\n", "")
     expect_error(tmp_path, text, "model", "custom model needs", "initial_error")
 
 
@@ -608,16 +600,12 @@ def test_error_csv_row_with_missing_value(tmp_path):
 
 def test_error_csv_wrong_columns(tmp_path):
     (tmp_path / "s.csv").write_text("lambda,c0\n1.0,0.5\n")
-    expect_error(
-        tmp_path, custom_file_spec("s.csv"), "model.file", "'s.csv'", "header", "lambda,c0"
-    )
+    expect_error(tmp_path, custom_file_spec("s.csv"), "model.file", "'s.csv'", "header", "lambda,c0")
 
 
 def test_error_csv_non_number(tmp_path):
     (tmp_path / "s.csv").write_text("eigenvalues,initial_error\n1.0,0.5\n0.5,abc\n")
-    expect_error(
-        tmp_path, custom_file_spec("s.csv"), "model.file", "line 3", "initial_error", "'abc'"
-    )
+    expect_error(tmp_path, custom_file_spec("s.csv"), "model.file", "line 3", "initial_error", "'abc'")
 
 
 def test_error_csv_non_finite(tmp_path):
@@ -627,9 +615,7 @@ def test_error_csv_non_finite(tmp_path):
 
 def test_error_csv_non_positive_eigenvalue(tmp_path):
     (tmp_path / "s.csv").write_text("eigenvalues,initial_error\n1.0,0.5\n0.0,0.5\n")
-    expect_error(
-        tmp_path, custom_file_spec("s.csv"), "model.file", "'s.csv'", "positive", "index 1"
-    )
+    expect_error(tmp_path, custom_file_spec("s.csv"), "model.file", "'s.csv'", "positive", "index 1")
 
 
 def test_error_npz_wrong_arrays(tmp_path):

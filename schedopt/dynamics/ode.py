@@ -138,9 +138,6 @@ SUBSTEPS = 2
 #: Measured final-loss gaps ODE vs recursion (filled from benchmarks/results/dynamics.json).
 MEASURED_GAPS: dict[str, object] = {}
 
-_GAUSS = 0.5 / math.sqrt(3.0)  # Gauss–Legendre nodes at 1/2 ± 1/(2√3) of a step
-_EXTRAP = (0.5 - _GAUSS) / (2.0 * _GAUSS)  # from the Gauss nodes to the step ends
-
 
 # --------------------------------------------------------------------------- #
 # numerically safe phi-functions                                              #
@@ -149,22 +146,20 @@ _EXTRAP = (0.5 - _GAUSS) / (2.0 * _GAUSS)  # from the Gauss nodes to the step en
 _SERIES = 0.05  # below this |z|, Taylor series (truncation < 1e-14 relative)
 
 
-def _phi2(z):
-    r"""$\varphi_2(z) = (e^{-z} - 1 + z)/z^2$, smooth at 0 (gradient-safe)."""
+def _weights(z):
+    r"""$e^{-z}$, $z\psi(z)$ and $z\varphi_2(z)$ with one ``expm1`` (series near 0; gradient-safe).
+
+    $\varphi_2(z) = (e^{-z} - 1 + z)/z^2$, $\psi(z) = (1 - e^{-z}(1 + z))/z^2$.
+    """
     small = jnp.abs(z) < _SERIES
     zs = jnp.where(small, 1.0, z)
-    big = (jnp.expm1(-zs) + zs) / (zs * zs)
-    ser = 1 / 2 - z * (1 / 6 - z * (1 / 24 - z * (1 / 120 - z * (1 / 720 - z / 5040))))
-    return jnp.where(small, ser, big)
-
-
-def _psi(z):
-    r"""$\psi(z) = (1 - e^{-z}(1 + z))/z^2 = \varphi_1(z) - \varphi_2(z)$, smooth at 0."""
-    small = jnp.abs(z) < _SERIES
-    zs = jnp.where(small, 1.0, z)
-    big = (-jnp.expm1(-zs) - zs * jnp.exp(-zs)) / (zs * zs)
-    ser = 1 / 2 - z * (1 / 3 - z * (1 / 8 - z * (1 / 30 - z * (1 / 144 - z / 840))))
-    return jnp.where(small, ser, big)
+    em = jnp.expm1(-z)
+    inv = 1.0 / zs
+    big_phi2 = (em + zs) * inv
+    big_psi = -(em + zs * (1.0 + em)) * inv
+    ser_phi2 = z * (1 / 2 - z * (1 / 6 - z * (1 / 24 - z * (1 / 120 - z * (1 / 720 - z / 5040)))))
+    ser_psi = z * (1 / 2 - z * (1 / 3 - z * (1 / 8 - z * (1 / 30 - z * (1 / 144 - z / 840)))))
+    return 1.0 + em, jnp.where(small, ser_psi, big_psi), jnp.where(small, ser_phi2, big_phi2)
 
 
 def _log_ratio(r):
@@ -229,13 +224,30 @@ class SGDField(eqx.Module):
         if self.form not in FORMS:
             raise ProblemError(f"`form` must be one of {FORMS}, got {self.form!r}", field="form")
 
+    def _block(self, t):
+        blocks = self.edges.shape[0] - 1
+        method = "compare_all" if blocks <= 512 else "scan"
+        i = jnp.searchsorted(self.edges, t, side="right", method=method) - 1
+        return jnp.clip(i, 0, blocks - 1)
+
+    def _on_block(self, i, t, values):
+        if self.parameterisation == "constant":
+            return values[i]
+        left, right = self.edges[i], self.edges[i + 1]
+        return values[i] + (t - left) / (right - left) * (values[i + 1] - values[i])
+
     def learning_rate(self, t, args: OdeArgs):
         r"""The continuous-time learning rate :math:`\eta(t)` (right-continuous at block edges)."""
-        values = args.values
-        if self.parameterisation == "linear":
-            return jnp.interp(t, self.edges, values)
-        block = jnp.searchsorted(self.edges, t, side="right") - 1
-        return values[jnp.clip(block, 0, values.shape[-1] - 1)]
+        return self._on_block(self._block(t), t, args.values)
+
+    def learning_rate_step(self, t0, t1, args: OdeArgs):
+        r""":math:`\eta` at the start, middle and end of a step, on the block holding its midpoint.
+
+        Exact when the step lies inside one block (grid points at every block edge).
+        """
+        t_mid = 0.5 * (t0 + t1)
+        i = self._block(t_mid)
+        return tuple(self._on_block(i, t, args.values) for t in (t0, t_mid, t1))
 
     def _transform(self, rate, forcing):
         if self.form == "plain":
@@ -275,8 +287,8 @@ class ExponentialIntegrator(diffrax.AbstractSolver):
 
     Second order, unconditionally stable. Use with ``diffrax.StepTo(ts)`` whose
     ``ts`` contain every point where :math:`\eta` has a kink or a jump (the block
-    edges; :func:`time_grid` does that): inside a step the learning rate is
-    taken to be linear, read at the two Gauss points of the step.
+    edges; :func:`time_grid` does that): a step takes the learning rate of the
+    block holding its midpoint.
 
     The term must be a ``diffrax.ODETerm`` wrapping an :class:`SGDField`.
     """
@@ -300,12 +312,7 @@ class ExponentialIntegrator(diffrax.AbstractSolver):
                 f"ExponentialIntegrator needs an ODETerm of an SGDField, got {type(terms).__name__}"
             )
         h = t1 - t0
-        eta_a = field.learning_rate(t0 + (0.5 - _GAUSS) * h, args)
-        eta_b = field.learning_rate(t0 + (0.5 + _GAUSS) * h, args)
-        slope = eta_b - eta_a
-        eta0 = eta_a - _EXTRAP * slope
-        eta1 = eta_b + _EXTRAP * slope
-        eta_m = 0.5 * (eta_a + eta_b)
+        eta0, eta_m, eta1 = field.learning_rate_step(t0, t1, args)
         r0, g0 = field.rate_gain(eta0, args)
         rm, _ = field.rate_gain(eta_m, args)
         r1, g1 = field.rate_gain(eta1, args)
@@ -315,8 +322,9 @@ class ExponentialIntegrator(diffrax.AbstractSolver):
         loss0 = sgd_loss(y0, lam, JAX)
         q0 = _safe_div(g0, r0) * (loss0 + noise)
         alpha1 = _safe_div(g1, r1)
-        w1 = big_r * _phi2(big_r) * alpha1
-        base = jnp.exp(-big_r) * y0 + big_r * _psi(big_r) * q0
+        decay, w_start, w_end = _weights(big_r)
+        w1 = w_end * alpha1
+        base = decay * y0 + w_start * q0
         b = jnp.sum(lam * w1)
         loss1 = (jnp.sum(lam * base) + b * noise) / (1.0 - b)
         y1 = base + w1 * (loss1 + noise)
@@ -332,12 +340,15 @@ class ExponentialIntegrator(diffrax.AbstractSolver):
 # --------------------------------------------------------------------------- #
 
 
-def _geometric(length: float, first: float, growth: float) -> np.ndarray:
-    """``first, first*growth, ...`` below ``length`` (offsets from a point)."""
-    if length <= first:
-        return np.empty(0)
-    n = int(math.ceil(math.log(length / first) / math.log(growth)))
-    return first * growth ** np.arange(n)
+def _graded(length: float, first: float, growth: float) -> np.ndarray:
+    """Offsets ``0 < s_1 < ... < length`` with spacing ``max(first, (growth - 1) * s)``."""
+    switch = first / (growth - 1.0)
+    uniform = np.arange(first, min(switch, length), first)
+    start = max(switch, first)
+    if start >= length:
+        return uniform
+    n = int(math.ceil(math.log(length / start) / math.log(growth)))
+    return np.concatenate([uniform, start * growth ** np.arange(n)])
 
 
 def time_grid(
@@ -349,6 +360,7 @@ def time_grid(
     substeps: int = SUBSTEPS,
     refine_edges: bool = False,
     include=None,
+    multiple: int = 1,
 ) -> np.ndarray:
     """Integration times ``0 = t_0 < ... < t_n = horizon`` for the exponential integrator.
 
@@ -368,6 +380,8 @@ def time_grid(
         substeps: minimum number of grid steps per block.
         refine_edges: refine geometrically after every block edge too.
         include: extra required times in ``[0, T]``.
+        multiple: pad the number of steps up to a multiple of this by halving the
+            widest steps, so that grids of nearby horizons share one compilation.
     """
     horizon = float(horizon)
     if not horizon > 0:
@@ -376,8 +390,9 @@ def time_grid(
         raise ProblemError(f"`first_step` must be positive, got {first_step!r}", field="first_step")
     if not growth > 1:
         raise ProblemError(f"`growth` must be > 1, got {growth!r}", field="growth")
-    if int(substeps) != substeps or substeps < 1:
-        raise ProblemError(f"`substeps` must be a positive integer, got {substeps!r}", field="substeps")
+    for name, value in (("substeps", substeps), ("multiple", multiple)):
+        if int(value) != value or value < 1:
+            raise ProblemError(f"`{name}` must be a positive integer, got {value!r}", field=name)
     e = np.array([0.0, horizon] if edges is None else edges, dtype=np.float64)
     required = [e, [0.0, horizon]]
     if include is not None:
@@ -386,31 +401,60 @@ def time_grid(
             raise ProblemError(f"`include` times must lie in [0, {horizon:g}]", field="include")
         required.append(inc)
     req = np.unique(np.concatenate(required))
-    geo = _geometric(horizon, first_step, growth)
+    geo = _graded(horizon, first_step, growth)
     optional = [geo, horizon - geo]
     widths = np.diff(e)
     if substeps > 1:
         frac = np.arange(1, substeps) / substeps
         optional.append((e[:-1, None] + widths[:, None] * frac).ravel())
     if refine_edges:
-        optional.extend(a + _geometric(w, first_step, growth) for a, w in zip(e[:-1], widths, strict=True))
+        optional.extend(a + _graded(w, first_step, growth) for a, w in zip(e[:-1], widths, strict=True))
     opt = np.unique(np.concatenate(optional))
     opt = opt[(opt > 0) & (opt < horizon)]
-    tol = first_step / 4
-    pos = np.searchsorted(req, opt)
-    near = np.minimum(
-        np.abs(opt - req[np.clip(pos - 1, 0, req.size - 1)]),
-        np.abs(req[np.clip(pos, 0, req.size - 1)] - opt),
-    )
-    opt = opt[near >= tol]
-    if opt.size > 1:
-        opt = opt[np.concatenate([[True], np.diff(opt) >= tol])]
-    return np.unique(np.concatenate([req, opt]))
+    points = np.concatenate([req, opt])
+    is_req = np.concatenate([np.ones(req.size, bool), np.zeros(opt.size, bool)])
+    order = np.argsort(points, kind="stable")
+    points, is_req = points[order], is_req[order]
+    return _pad(_thin(points, is_req, first_step / 4), int(multiple))
+
+
+def _pad(ts: np.ndarray, multiple: int) -> np.ndarray:
+    """Halve the widest steps until the number of steps is a multiple of ``multiple``."""
+    extra = -(ts.size - 1) % multiple
+    while extra > 0:
+        widths = np.diff(ts)
+        k = min(extra, widths.size)
+        widest = np.argpartition(-widths, k - 1)[:k]
+        ts = np.sort(np.concatenate([ts, ts[widest] + 0.5 * widths[widest]]))
+        extra -= k
+    return ts
+
+
+def _thin(points: np.ndarray, is_req: np.ndarray, tol: float) -> np.ndarray:
+    """Drop optional points within ``tol`` of a kept point (greedy, left to right)."""
+    nxt_req = np.full(points.size, np.inf)
+    req_pos = np.flatnonzero(is_req)
+    idx = np.searchsorted(req_pos, np.arange(points.size))
+    has = idx < req_pos.size
+    nxt_req[has] = points[req_pos[idx[has]]]
+    keep = np.zeros(points.size, bool)
+    last = -np.inf
+    for i, (t, req) in enumerate(zip(points.tolist(), is_req.tolist(), strict=True)):
+        if req or (t - last >= tol and nxt_req[i] - t >= tol):
+            if not (req and t == last):
+                keep[i] = True
+                last = t
+    return points[keep]
 
 
 # --------------------------------------------------------------------------- #
 # JAX entry points                                                            #
 # --------------------------------------------------------------------------- #
+
+
+def _checkpoints(n_steps: int, n_modes: int) -> int:
+    """Reverse-mode checkpoints: every step while the states fit in ~64 MB."""
+    return max(16, min(n_steps, (8 << 20) // max(n_modes, 1)))
 
 
 def _loss_fn(t, y, args):
@@ -460,8 +504,8 @@ def loss_at_jax(
         save_ts: ``(S,)`` times in ``[ts[0], ts[-1]]``.
         parameterisation, form, solver: see :class:`SGDField` and the module docstring.
         rtol, atol, max_steps: Tsit5 controller tolerances and step limit.
-        checkpoints: reverse-mode checkpoints (exponential solver; default
-            ``min(n_steps, 1000)``).
+        checkpoints: reverse-mode checkpoints (exponential solver; default: every step
+            while ``n_steps * N`` floats fit in 64 MB).
     """
     field = SGDField(edges=edges, parameterisation=parameterisation, form=form)
     args = OdeArgs(values=values, batch_size=batch_size, eigenvalues=eigenvalues, noise=noise)
@@ -469,6 +513,7 @@ def loss_at_jax(
     t0, t1 = ts[0], ts[-1]
     if solver == "exponential":
         n_steps = ts.shape[0] - 1
+        y0_size = initial_error.shape[-1]
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
             ExponentialIntegrator(),
@@ -481,7 +526,7 @@ def loss_at_jax(
             stepsize_controller=diffrax.StepTo(ts=ts),
             max_steps=n_steps,
             adjoint=diffrax.RecursiveCheckpointAdjoint(
-                checkpoints=checkpoints if checkpoints is not None else min(n_steps, 1000)
+                checkpoints=checkpoints if checkpoints is not None else _checkpoints(n_steps, y0_size)
             ),
             throw=False,
         )
@@ -604,7 +649,8 @@ def solve(
     first_step: float = FIRST_STEP,
     growth: float = GROWTH,
     substeps: int = SUBSTEPS,
-    refine_edges: bool = False,
+    refine_edges: bool | None = None,
+    multiple: int = 128,
     rtol: float = 1e-8,
     atol: float = 1e-12,
     max_steps: int = 200_000,
@@ -621,7 +667,9 @@ def solve(
         solver: ``"exponential"`` (default) or ``"tsit5"`` (reference).
         form: ``"plain"`` (THEORY §2.4) or ``"matched"``.
         ts: custom integration grid (must contain the block edges and save times).
-        first_step, growth, substeps, refine_edges: options of :func:`time_grid`.
+        first_step, growth, substeps, refine_edges, multiple: options of :func:`time_grid`;
+            ``refine_edges=None`` refines after the block edges of piecewise-constant
+            grids (jumps), not of linear ones nor of per-step arrays.
         rtol, atol, max_steps: Tsit5 options.
 
     Returns:
@@ -652,8 +700,9 @@ def solve(
             first_step=first_step,
             growth=growth,
             substeps=substeps,
-            refine_edges=refine_edges,
+            refine_edges=(grid is not None and param == "constant") if refine_edges is None else refine_edges,
             include=save,
+            multiple=multiple,
         )
     else:
         ts = np.asarray(ts, dtype=np.float64)

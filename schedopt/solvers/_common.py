@@ -8,27 +8,100 @@ from typing import Any
 import numpy as np
 
 from schedopt.controls import ControlGrid, grid_for
-from schedopt.dynamics.stability import stability_threshold
+from schedopt.dynamics.stability import momentum_stability_threshold, stability_threshold
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 
-__all__ = ["check_bounds", "control_grids", "initial_parameters", "lower_upper"]
+__all__ = [
+    "MOMENTUM_GRID_POINTS",
+    "check_bounds",
+    "control_grids",
+    "initial_parameters",
+    "lower_upper",
+    "momentum_grid",
+    "momentum_range",
+    "momentum_thresholds",
+]
 
 
-def check_bounds(problem: Problem) -> float:
-    """Check the learning-rate cap against the stability threshold; return the threshold.
+#: Points of the momentum range at which the heavy-ball threshold is computed
+#: (uniform in :math:`\log(1-\beta)`, which resolves :math:`\beta \to 1`).
+MOMENTUM_GRID_POINTS = 25
+
+
+def momentum_range(problem: Problem) -> tuple[float, float] | None:
+    """``(beta_min, beta_max)`` of a momentum control, ``(beta, beta)`` for a fixed ``beta > 0``, else ``None``."""
+    spec = problem.controls.get("momentum")
+    if spec is not None:
+        return spec.min, spec.max
+    beta = problem.training.momentum
+    return (beta, beta) if beta > 0 else None
+
+
+def momentum_grid(beta_min: float, beta_max: float, points: int = MOMENTUM_GRID_POINTS) -> np.ndarray:
+    r"""Momentum values from ``beta_min`` to ``beta_max``, uniform in :math:`-\log(1-\beta)`."""
+    if beta_max <= beta_min:
+        return np.array([beta_min])
+    u = np.linspace(-np.log1p(-beta_min), -np.log1p(-beta_max), points)
+    return -np.expm1(-u)
+
+
+def _min_batch(problem: Problem) -> float:
+    batch = problem.controls.get("batch_size")
+    return batch.min if batch is not None else problem.training.batch_size
+
+
+def momentum_thresholds(problem: Problem, betas) -> np.ndarray:
+    """Heavy-ball stability threshold of the learning rate at each momentum, at the smallest batch size."""
+    return np.atleast_1d(
+        momentum_stability_threshold(problem.model, np.asarray(betas, float), _min_batch(problem))
+    )
+
+
+def check_bounds(problem: Problem, *, momentum_cap: str = "box") -> float:
+    r"""Check the learning-rate cap against the stability threshold; return the threshold.
 
     The threshold is computed at the smallest batch size the problem allows (the
     least stable setting). A cap at or above it is an error that names the option.
+
+    With momentum (a control, or a fixed ``training.momentum > 0``) the threshold is
+    the heavy-ball one (:func:`~schedopt.dynamics.stability.momentum_stability_threshold`),
+    which is not monotone in :math:`\beta`:
+
+    * ``momentum_cap="box"``: every point of the box ``[0, lr.max] x [beta_min, beta_max]``
+      must be stable: the cap is checked against the smallest threshold over
+      :data:`MOMENTUM_GRID_POINTS` momenta of the range (uniform in :math:`\log(1-\beta)`);
+    * ``momentum_cap="joint"``: the solver caps the learning rate at each momentum
+      itself (solver ``jax``), so only the edge ``beta = beta_min`` of the box must be
+      stable at the full cap.
     """
+    if momentum_cap not in ("box", "joint"):
+        raise ProblemError(
+            f"`momentum_cap` must be 'box' or 'joint', got {momentum_cap!r}", field="momentum_cap"
+        )
     lr = problem.learning_rate
-    batch = problem.controls.get("batch_size")
-    m_min = batch.min if batch is not None else problem.training.batch_size
-    threshold = stability_threshold(problem.model, m_min)
-    if "momentum" not in problem.controls and problem.training.momentum == 0.0 and lr.max >= threshold:
+    m_min = _min_batch(problem)
+    betas = momentum_range(problem)
+    if betas is None:
+        threshold = stability_threshold(problem.model, m_min)
+        where = ""
+    else:
+        grid = momentum_grid(*betas) if momentum_cap == "box" else np.array([betas[0]])
+        thresholds = momentum_thresholds(problem, grid)
+        worst = int(np.argmin(thresholds))
+        threshold = float(thresholds[worst])
+        where = f" and momentum = {grid[worst]:.6g} (heavy ball)"
+    if lr.max >= threshold:
+        hint = ""
+        if betas is not None and betas[1] > betas[0] and momentum_cap == "box":
+            hint = (
+                ", lower `controls.momentum.max`, or use solver 'jax', which caps the learning rate "
+                "at each momentum value"
+            )
         raise ProblemError(
             f"`controls.learning_rate.max` = {lr.max:g} is at or above the stability threshold "
-            f"{threshold:.6g} of the recursion at batch_size = {m_min:g}; lower it below the threshold",
+            f"{threshold:.6g} of the recursion at batch_size = {m_min:g}{where}; lower it below "
+            f"the threshold{hint}",
             field="max",
         )
     return threshold

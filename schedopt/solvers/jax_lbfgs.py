@@ -13,6 +13,35 @@ solves several problems in one vectorised call: problems with the same horizon
 and parameter count are stacked (spectra padded with zero modes, which do not
 move) and their objectives summed, which keeps them independent because the sum
 is separable. The JAX code has no device-specific parts: on a GPU it runs there.
+
+**Batch size under a sample budget** (:mod:`schedopt.sample_budget`). The budget
+:math:`\sum_t m_t = D` is a linear equality :math:`c(x) = a^\top p / D - 1 = 0` on
+the batch parameters. It is enforced by an augmented-Lagrangian outer loop around
+L-BFGS-B: minimise :math:`\log L_T + \mu c + \frac\rho2 c^2` in the box, update
+:math:`\mu \leftarrow \mu + \rho c`, raise :math:`\rho` tenfold when :math:`|c|`
+did not shrink fourfold, until :math:`|c| \le` ``budget_rtol``; the result is
+then projected exactly onto the budget within the box
+(:func:`~schedopt.sample_budget.project_budget`), so the returned schedule meets
+the budget to rounding (reported as ``info["budget_violation"]``). The solution
+reports the degeneracy of the optimum (``info["degeneracy"]``) and, when it is
+flat (``flatness >= flat_ratio``), applies the documented tie-break
+(constant learning rate, batch size absorbing the rest), polishes it and keeps it
+if its loss is within ``tie_break_rtol`` of the solver's point
+(``info["tie_break"]``).
+
+**Momentum as a control** (heavy ball, optax semantics). The gradient is autodiff
+through the momentum recursion. The mean-square stability threshold of the
+learning rate :math:`\eta_c(\beta)` (:mod:`schedopt.dynamics.stability`) depends
+on :math:`\beta`, so with ``momentum_cap = "joint"`` (default) the learning-rate
+knots are :math:`\eta_j = x_j\,\min(\eta_{\max}, s\,\eta_c(\beta(t_j)))` with
+:math:`x_j \in [\eta_{\min}/\eta_{\max}, 1]`, :math:`s` = ``stability_margin`` and
+:math:`\eta_c` interpolated in :math:`\log(1-\beta)` from
+:data:`~schedopt.solvers._common.MOMENTUM_GRID_POINTS` exact values at the
+smallest batch size: every (learning rate, momentum) pair the solver can pick is
+stable as a constant setting, and :math:`\beta = \beta_{\min}` keeps the full
+learning-rate range (so the SGD optimum is feasible when :math:`\beta_{\min} = 0`).
+The learning-rate bounds are thus scaled by the stable fraction at the knot's
+momentum. ``momentum_cap = "box"`` instead requires the whole box to be stable.
 """
 
 from __future__ import annotations
@@ -29,9 +58,16 @@ import scipy.optimize
 from schedopt._jax import jax
 from schedopt.dynamics.recursion import final_loss, final_loss_jax
 from schedopt.errors import ProblemError
-from schedopt.problem import Problem
+from schedopt.problem import Problem, Training
 from schedopt.solution import Solution
-from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, lower_upper
+from schedopt.solvers._common import (
+    check_bounds,
+    control_grids,
+    initial_parameters,
+    lower_upper,
+    momentum_grid,
+    momentum_thresholds,
+)
 
 __all__ = ["DEFAULT_OPTIONS", "solve_jax", "solve_jax_many"]
 
@@ -41,10 +77,23 @@ DEFAULT_OPTIONS = {
     "gtol": 1e-9,  # projected gradient of the log objective (in scaled units)
     "pgtol_converged": 1e-6,  # accepted as converged when L-BFGS-B stops on its line search
     "memory": 30,
-    # Start from a few Pontryagin sweeps projected on the grid (learning-rate-only
-    # problems): cuts L-BFGS iterations several-fold. "none" starts from half the cap.
+    # Start from a few Pontryagin sweeps projected on the grid: cuts L-BFGS iterations
+    # several-fold. With batch-size / momentum controls the sweeps design the learning
+    # rate at the mean batch size and momentum at its lower bound. "none" starts from
+    # half the cap.
     "warm_start": "pontryagin",
     "warm_sweeps": 30,
+    # sample budget: augmented Lagrangian
+    "budget_rtol": 1e-10,  # |sum_t m_t / D - 1| before the final exact projection
+    "al_penalty": 1e2,  # initial penalty rho
+    "al_max_outer": 30,
+    # degeneracy of the budget optimum and its tie-break
+    "tie_break": "auto",  # "auto": apply when flat; "none": never
+    "flat_ratio": 1e3,  # flatness at or above which the optimum counts as degenerate
+    "tie_break_rtol": 1e-6,  # keep the tie-break point if its loss is within this of the optimum
+    # momentum control
+    "momentum_cap": "joint",  # "joint": learning-rate cap per momentum value; "box": box must be stable
+    "stability_margin": 0.95,  # fraction of the heavy-ball threshold the joint cap allows
 }
 _CONTROL_ORDER = ("learning_rate", "batch_size", "momentum")
 
@@ -58,36 +107,87 @@ def _options(options: Mapping[str, Any]) -> dict[str, Any]:
             field="options",
         )
     opts = {**DEFAULT_OPTIONS, **options}
-    if opts["warm_start"] not in ("pontryagin", "none"):
+    choices = {
+        "warm_start": ("pontryagin", "none"),
+        "tie_break": ("auto", "none"),
+        "momentum_cap": ("joint", "box"),
+    }
+    for key, allowed in choices.items():
+        if opts[key] not in allowed:
+            raise ProblemError(
+                f"option `{key}` must be {' or '.join(repr(a) for a in allowed)}, got {opts[key]!r}",
+                field=key,
+            )
+    if not 0 < float(opts["stability_margin"]) <= 1:
         raise ProblemError(
-            f"option `warm_start` must be 'pontryagin' or 'none', got {opts['warm_start']!r}",
-            field="warm_start",
+            f"option `stability_margin` must be in (0, 1], got {opts['stability_margin']!r}",
+            field="stability_margin",
         )
     return opts
 
 
 def _warm_start(problem: Problem, opts) -> dict[str, np.ndarray] | None:
-    """Per-step Pontryagin optimum projected on the grid, for learning-rate-only problems."""
+    """Per-step Pontryagin optimum of the learning rate projected on the grid.
+
+    With a batch-size or momentum control the sweeps run on the learning-rate-only
+    problem at the mean batch size (``D / T`` under a budget, else the fixed one)
+    and plain SGD; they are skipped when the momentum cannot be zero.
+    """
     if opts["warm_start"] != "pontryagin":
         return None
-    if set(problem.controls) != {"learning_rate"} or problem.training.momentum > 0:
+    controls = set(problem.controls)
+    beta_min = problem.controls["momentum"].min if "momentum" in controls else problem.training.momentum
+    if beta_min > 0:
         return None
+    sub = problem
+    if controls != {"learning_rate"}:
+        batch = problem.training.batch_size
+        if "batch_size" in controls:
+            spec = problem.controls["batch_size"]
+            batch = problem.sample_budget / problem.horizon if problem.sample_budget else spec.max
+        sub = problem.replace(
+            controls={"learning_rate": problem.learning_rate},
+            sample_budget=None,
+            training=Training(horizon=problem.horizon, batch_size=batch, momentum=0.0),
+        )
     from schedopt.solvers.pontryagin import solve_pontryagin
 
-    sol = solve_pontryagin(problem, options={"max_iter": opts["warm_sweeps"], "rtol": 1e-9})
-    return dict(sol.parameters)
+    sol = solve_pontryagin(sub, options={"max_iter": opts["warm_sweeps"], "rtol": 1e-9})
+    return {"learning_rate": np.asarray(sol.parameters["learning_rate"])}
 
 
 def _layout(problem: Problem, grids) -> tuple[tuple[str, int], ...]:
-    if problem.sample_budget is not None:
+    if problem.sample_budget is not None and "batch_size" not in grids:
         raise ProblemError(
-            "solver 'jax' does not handle a sample budget; use the joint batch-size solver",
+            "a sample budget needs a batch_size control ([controls.batch_size])",
             field="sample_budget",
         )
     return tuple((name, grids[name].n_params) for name in _CONTROL_ORDER if name in grids)
 
 
-def _tables(problem: Problem, grids, horizon: int, n_modes: int) -> dict[str, Any]:
+def _capped(problem: Problem, opts) -> bool:
+    return "momentum" in problem.controls and opts["momentum_cap"] == "joint"
+
+
+def _cap_table(problem: Problem, opts) -> tuple[np.ndarray, np.ndarray]:
+    """:math:`u = -\\log(1-\\beta)` grid and the stable fraction of the learning-rate cap there."""
+    spec = problem.controls["momentum"]
+    betas = momentum_grid(spec.min, spec.max)
+    cap = opts["stability_margin"] * momentum_thresholds(problem, betas)
+    frac = np.minimum(1.0, cap / problem.learning_rate.max)
+    if betas.size == 1:
+        betas, frac = np.repeat(betas, 2), np.repeat(frac, 2)
+    return -np.log1p(-betas), frac
+
+
+def _beta_at_lr_knots(grids) -> np.ndarray:
+    """The linear map from momentum parameters to the momentum at the learning-rate knots."""
+    lr_grid, beta_grid = grids["learning_rate"], grids["momentum"]
+    eye = np.eye(beta_grid.n_params)
+    return np.stack([beta_grid.evaluate(eye[j], lr_grid.knots) for j in range(beta_grid.n_params)], axis=1)
+
+
+def _tables(problem: Problem, grids, horizon: int, n_modes: int, capped: bool, opts) -> dict[str, Any]:
     """Traced arrays describing one problem (spectrum padded with zero modes to ``n_modes``)."""
     pad = n_modes - problem.model.n_modes
     tables = {
@@ -103,24 +203,43 @@ def _tables(problem: Problem, grids, horizon: int, n_modes: int) -> dict[str, An
         it = grid.interpolation()
         tables["interp"][name] = (it.index, it.weight)
         tables["scale"][name] = np.float64(problem.controls[name].max)
+    if capped:
+        tables["cap_u"], tables["cap_frac"] = _cap_table(problem, opts)
+        tables["beta_at_lr"] = _beta_at_lr_knots(grids)
     return tables
 
 
-def _per_step(x, tables, layout):
+def _knot_values(x, tables, layout, capped, xp=jnp):
+    """Control parameter values (unscaled) from the scaled parameter vector of one problem."""
+    values, offset = {}, 0
+    for name, size in layout:
+        values[name] = x[offset : offset + size] * tables["scale"][name]
+        offset += size
+    if capped:
+        beta = tables["beta_at_lr"] @ values["momentum"]
+        frac = xp.interp(-xp.log1p(-beta), tables["cap_u"], tables["cap_frac"])
+        values["learning_rate"] = values["learning_rate"] * frac
+    return values
+
+
+def _cap_fraction(x, tables, slices) -> np.ndarray:
+    """Stable fraction of the learning-rate cap at each learning-rate knot (NumPy)."""
+    beta = tables["beta_at_lr"] @ (x[slices["momentum"]] * tables["scale"]["momentum"])
+    return np.interp(-np.log1p(-beta), tables["cap_u"], tables["cap_frac"])
+
+
+def _per_step(x, tables, layout, capped=False):
     """Per-step (learning rate, batch size, momentum) from the scaled parameter vector."""
     out = {"batch_size": tables["batch"], "momentum": tables["momentum"]}
-    offset = 0
-    for name, size in layout:
-        values = x[offset : offset + size] * tables["scale"][name]
-        offset += size
+    for name, values in _knot_values(x, tables, layout, capped).items():
         index, weight = tables["interp"][name]
-        nxt = jnp.minimum(index + 1, size - 1)
+        nxt = jnp.minimum(index + 1, values.shape[0] - 1)
         out[name] = (1.0 - weight) * values[index] + weight * values[nxt]
     return out
 
 
-def _log_loss(x, tables, layout, with_momentum):
-    u = _per_step(x, tables, layout)
+def _log_loss(x, tables, layout, with_momentum, capped=False):
+    u = _per_step(x, tables, layout, capped)
     beta = u["momentum"] if with_momentum else None
     loss = final_loss_jax(
         tables["lam"], tables["c0"], tables["noise"], u["learning_rate"], u["batch_size"], beta
@@ -128,12 +247,12 @@ def _log_loss(x, tables, layout, with_momentum):
     return jnp.log(loss)
 
 
-@partial(jax.jit, static_argnames=("layout", "with_momentum"))
-def _value_and_grad_many(x, tables, layout, with_momentum):
+@partial(jax.jit, static_argnames=("layout", "with_momentum", "capped"))
+def _value_and_grad_many(x, tables, layout, with_momentum, capped=False):
     """Sum of log losses of stacked problems and its gradient (rows of ``x`` are problems)."""
 
     def one(x_, tables_):
-        return _log_loss(x_, tables_, layout, with_momentum)
+        return _log_loss(x_, tables_, layout, with_momentum, capped)
 
     values, grads = jax.vmap(jax.value_and_grad(one))(x, tables)
     return values, grads
@@ -147,66 +266,140 @@ def _stack(trees):
     return jax.tree_util.tree_map(lambda *leaves: np.stack(leaves), *trees)
 
 
-def _solve_group(problems: Sequence[Problem], initial, opts) -> list[Solution]:
-    start = time.perf_counter()
-    grids = [control_grids(p) for p in problems]
-    layout = _layout(problems[0], grids[0])
-    horizon = problems[0].horizon
-    n_modes = max(p.model.n_modes for p in problems)
-    with_momentum = "momentum" in grids[0] or any(p.training.momentum > 0 for p in problems)
-    tables = _stack([_tables(p, g, horizon, n_modes) for p, g in zip(problems, grids, strict=True)])
-    n_params = sum(size for _, size in layout)
+def _slices(layout) -> dict[str, slice]:
+    out, offset = {}, 0
+    for name, size in layout:
+        out[name] = slice(offset, offset + size)
+        offset += size
+    return out
 
-    def scaled(p, g, values):
-        return np.concatenate([values[name] / p.controls[name].max for name, _ in layout])
 
-    x0, lo, hi = [], [], []
-    for i, (p, g) in enumerate(zip(problems, grids, strict=True)):
-        start_values = initial[i] if initial and initial[i] is not None else _warm_start(p, opts)
-        x0.append(scaled(p, g, initial_parameters(p, g, start_values)))
-        bounds = lower_upper(p, g)
-        lo.append(scaled(p, g, {k: b[0] for k, b in bounds.items()}))
-        hi.append(scaled(p, g, {k: b[1] for k, b in bounds.items()}))
-    x0, lo, hi = (np.concatenate(a) for a in (x0, lo, hi))
-    count = len(problems)
-    evaluations = 0
-
-    def fun(flat):
-        nonlocal evaluations
-        evaluations += 1
-        values, grads = _value_and_grad_many(
-            jnp.asarray(flat.reshape(count, n_params)), tables, layout, with_momentum
-        )
-        values, grads = np.asarray(values), np.asarray(grads)
-        if not np.all(np.isfinite(values)):
-            return np.inf, np.zeros_like(flat)
-        return float(values.sum()), grads.reshape(-1)
-
-    result = scipy.optimize.minimize(
+def _lbfgsb(fun, x0, lo, hi, opts, max_iter):
+    return scipy.optimize.minimize(
         fun,
         x0,
         jac=True,
         method="L-BFGS-B",
         bounds=list(zip(lo, hi, strict=True)),
         options={
-            "maxiter": opts["max_iter"],
+            "maxiter": max_iter,
             "ftol": opts["ftol"],
             "gtol": opts["gtol"],
             "maxcor": opts["memory"],
-            "maxfun": 10 * opts["max_iter"],
+            "maxfun": 10 * max_iter,
         },
     )
+
+
+def _solve_group(problems: Sequence[Problem], initial, opts, *, tie_break: bool = True) -> list[Solution]:
+    from schedopt.sample_budget import budget_weights, check_budget, project_budget
+
+    start = time.perf_counter()
+    grids = [control_grids(p) for p in problems]
+    layout = _layout(problems[0], grids[0])
+    slices = _slices(layout)
+    horizon = problems[0].horizon
+    n_modes = max(p.model.n_modes for p in problems)
+    with_momentum = "momentum" in grids[0] or any(p.training.momentum > 0 for p in problems)
+    capped = _capped(problems[0], opts)
+    budgeted = problems[0].sample_budget is not None
+    tables = [_tables(p, g, horizon, n_modes, capped, opts) for p, g in zip(problems, grids, strict=True)]
+    stacked = _stack(tables)
+    n_params = sum(size for _, size in layout)
+    count = len(problems)
+
+    def scaled(p, values):
+        return np.concatenate([np.asarray(values[name], float) / p.controls[name].max for name, _ in layout])
+
+    x0, lo, hi, weights = [], [], [], []
+    for i, (p, g) in enumerate(zip(problems, grids, strict=True)):
+        start_values = dict(initial[i]) if initial and initial[i] is not None else _warm_start(p, opts)
+        params = initial_parameters(p, g, start_values)
+        bounds = lower_upper(p, g)
+        lo.append(scaled(p, {k: b[0] for k, b in bounds.items()}))
+        hi.append(scaled(p, {k: b[1] for k, b in bounds.items()}))
+        row = scaled(p, params)
+        if capped:  # learning-rate parameters are fractions of the momentum-dependent cap
+            frac = _cap_fraction(row, tables[i], slices)
+            row[slices["learning_rate"]] /= np.maximum(frac, 1e-300)
+        if budgeted:
+            budget = check_budget(p)
+            spec = p.controls["batch_size"]
+            a = budget_weights(g["batch_size"])
+            row[slices["batch_size"]] = (
+                project_budget(row[slices["batch_size"]] * spec.max, a, budget, spec.min, spec.max) / spec.max
+            )
+            w = np.zeros(n_params)
+            w[slices["batch_size"]] = a * spec.max / budget
+            weights.append(w)
+        x0.append(np.clip(row, lo[-1], hi[-1]))
+    x0, lo, hi = (np.concatenate(a) for a in (x0, lo, hi))
+    weights = np.stack(weights) if budgeted else np.zeros((count, n_params))
+    multiplier = np.zeros(count)
+    penalty = float(opts["al_penalty"]) if budgeted else 0.0
+    evaluations = 0
+
+    def violation(flat):
+        return (weights * flat.reshape(count, n_params)).sum(axis=1) - 1.0 if budgeted else np.zeros(count)
+
+    def fun(flat):
+        nonlocal evaluations
+        evaluations += 1
+        values, grads = _value_and_grad_many(
+            jnp.asarray(flat.reshape(count, n_params)), stacked, layout, with_momentum, capped
+        )
+        values, grads = np.asarray(values), np.array(grads)
+        if not np.all(np.isfinite(values)) or not np.all(np.isfinite(grads)):
+            return np.inf, np.zeros_like(flat)
+        if budgeted:
+            c = violation(flat)
+            values = values + multiplier * c + 0.5 * penalty * c * c
+            grads += (multiplier + penalty * c)[:, None] * weights
+        return float(values.sum()), grads.reshape(-1)
+
+    x, iterations, outer, messages = x0, 0, 0, []
+    result = None
+    previous = np.inf
+    while True:
+        result = _lbfgsb(fun, x, lo, hi, opts, max(1, opts["max_iter"] - iterations))
+        x = result.x
+        iterations += int(result.nit)
+        outer += 1
+        messages.append(str(result.message))
+        if not budgeted:
+            break
+        c = violation(x)
+        worst = float(np.abs(c).max())
+        if worst <= opts["budget_rtol"] or outer >= opts["al_max_outer"] or iterations >= opts["max_iter"]:
+            break
+        multiplier = multiplier + penalty * c
+        if worst > 0.25 * previous:
+            penalty *= 10.0
+        previous = worst
+    al_violation = np.abs(violation(x))
+    x = x.reshape(count, n_params).copy()
+    if budgeted:  # exact projection onto the budget
+        for i, (p, g) in enumerate(zip(problems, grids, strict=True)):
+            spec = p.controls["batch_size"]
+            x[i, slices["batch_size"]] = (
+                project_budget(
+                    x[i, slices["batch_size"]] * spec.max,
+                    budget_weights(g["batch_size"]),
+                    float(p.sample_budget),
+                    spec.min,
+                    spec.max,
+                )
+                / spec.max
+            )
+            x[i] = np.clip(x[i], lo.reshape(count, -1)[i], hi.reshape(count, -1)[i])
+    _, grads = fun(x.reshape(-1))
+    pg = np.abs(_projected_gradient(x.reshape(-1), grads, lo, hi)).reshape(count, n_params).max(axis=1)
     wall = time.perf_counter() - start
-    x = result.x.reshape(count, n_params)
-    _, grads = fun(result.x)
-    pg = np.abs(_projected_gradient(result.x, grads, lo, hi)).reshape(count, n_params).max(axis=1)
 
     solutions = []
     for i, (p, g) in enumerate(zip(problems, grids, strict=True)):
-        params, offset = {}, 0
-        for name, size in layout:
-            params[name] = x[i, offset : offset + size] * p.controls[name].max
-            offset += size
+        knots = _knot_values(x[i], tables[i], layout, capped, xp=np)
+        params = {name: np.asarray(knots[name], dtype=np.float64) for name, _ in layout}
         per_step = {name: g[name].interpolation().expand(params[name]) for name in params}
         loss = final_loss(
             p.model,
@@ -214,34 +407,125 @@ def _solve_group(problems: Sequence[Problem], initial, opts) -> list[Solution]:
             batch_size=per_step.get("batch_size", p.training.batch_size),
             momentum=per_step.get("momentum", p.training.momentum) if with_momentum else None,
         )
+        info: dict[str, Any] = {
+            "projected_gradient": float(pg[i]),
+            "evaluations": evaluations,
+            "engine": "recursion",
+            "batched_with": count,
+        }
+        budget_ok = True
+        if budgeted:
+            total = float(per_step["batch_size"].sum())
+            info["sample_budget"] = float(p.sample_budget)
+            info["budget_violation"] = abs(total - p.sample_budget) / p.sample_budget
+            info["al_violation"] = float(al_violation[i])
+            info["al_outer_iterations"] = outer
+            info["budget_multiplier"] = float(multiplier[i])
+            budget_ok = al_violation[i] <= max(opts["budget_rtol"], 1e-9)
+        if capped:
+            info["momentum_cap"] = "joint"
+            info["learning_rate_cap_fraction_min"] = float(np.min(tables[i]["cap_frac"]))
         if not np.isfinite(loss):
             status = "diverged"
-        elif result.nit >= opts["max_iter"]:
+        elif iterations >= opts["max_iter"]:
             status = "max_iterations"
-        elif result.success or pg[i] <= opts["pgtol_converged"]:
+        elif (result.success or pg[i] <= opts["pgtol_converged"]) and budget_ok:
             status = "converged"
         else:
             status = "failed"
-        solutions.append(
-            Solution(
-                problem=p,
-                solver="jax",
-                status=status,
-                final_loss=float(loss),
-                parameters=params,
-                grids=g,
-                iterations=int(result.nit),
-                wall_time=wall,
-                message=str(result.message),
-                info={
-                    "projected_gradient": float(pg[i]),
-                    "evaluations": evaluations,
-                    "engine": "recursion",
-                    "batched_with": count,
-                },
-            )
+        solution = Solution(
+            problem=p,
+            solver="jax",
+            status=status,
+            final_loss=float(loss),
+            parameters=params,
+            grids=g,
+            iterations=iterations,
+            wall_time=wall,
+            message="; ".join(dict.fromkeys(messages)),
+            info=info,
         )
+        if budgeted and np.isfinite(loss):
+            solution = _degeneracy_and_tie_break(solution, opts, tie_break=tie_break)
+        solutions.append(solution)
     return solutions
+
+
+def _degeneracy_and_tie_break(solution: Solution, opts, *, tie_break: bool) -> Solution:
+    """Attach ``info["degeneracy"]``; apply the tie-break of :mod:`schedopt.sample_budget` when flat."""
+    from schedopt.sample_budget import budget_weights, degeneracy, project_budget, tie_break_per_step
+
+    problem = solution.problem
+    lr, batch = solution.per_step("learning_rate"), solution.per_step("batch_size")
+    report = degeneracy(problem, lr, batch)
+    report["degenerate"] = bool(report["flatness"] >= opts["flat_ratio"])
+    info = dict(solution.info)
+    info["degeneracy"] = report
+    lr_spec, batch_spec = problem.learning_rate, problem.controls["batch_size"]
+    new_lr, new_batch, steps_at_cap = tie_break_per_step(
+        lr, batch, m_min=batch_spec.min, m_max=batch_spec.max, lr_min=lr_spec.min, lr_max=lr_spec.max
+    )
+    report["steps_at_cap"] = steps_at_cap
+    report["mean_learning_rate"] = float(lr.mean())
+    if not (tie_break and opts["tie_break"] == "auto" and report["degenerate"]):
+        report["tie_break"] = "not applied" + ("" if report["degenerate"] else " (not degenerate)")
+        return _with_info(solution, info)
+    grids = solution.grids
+    initial = {
+        "learning_rate": np.clip(
+            grids["learning_rate"].interpolation().fit(new_lr), lr_spec.min, lr_spec.max
+        ),
+        "batch_size": project_budget(
+            grids["batch_size"].interpolation().fit(new_batch),
+            budget_weights(grids["batch_size"]),
+            float(problem.sample_budget),
+            batch_spec.min,
+            batch_spec.max,
+        ),
+    }
+    for name in problem.controls:
+        if name not in initial:
+            initial[name] = np.asarray(solution.parameters[name])
+    polished = _solve_group([problem], [initial], {**opts, "warm_start": "none"}, tie_break=False)[0]
+    change = polished.final_loss / solution.final_loss - 1.0
+    keep = polished.converged and change <= opts["tie_break_rtol"]
+    report["tie_break"] = {
+        "rule": "constant learning rate (mean of the optimum), batch size absorbing the rest (m ~ 1/(eta/m))",
+        "applied": bool(keep),
+        "relative_loss_change": float(change),
+        "learning_rate_spread": float(np.ptp(polished.per_step("learning_rate")) / max(lr_spec.max, 1e-300)),
+    }
+    if not keep:
+        return _with_info(solution, info)
+    new_info = dict(polished.info)
+    new_info["degeneracy"] = report
+    return Solution(
+        problem=problem,
+        solver="jax",
+        status=polished.status,
+        final_loss=polished.final_loss,
+        parameters=polished.parameters,
+        grids=polished.grids,
+        iterations=solution.iterations + polished.iterations,
+        wall_time=solution.wall_time + polished.wall_time,
+        message=polished.message,
+        info=new_info,
+    )
+
+
+def _with_info(solution: Solution, info: Mapping[str, Any]) -> Solution:
+    return Solution(
+        problem=solution.problem,
+        solver=solution.solver,
+        status=solution.status,
+        final_loss=solution.final_loss,
+        parameters=solution.parameters,
+        grids=solution.grids,
+        iterations=solution.iterations,
+        wall_time=solution.wall_time,
+        message=solution.message,
+        info=info,
+    )
 
 
 def solve_jax(
@@ -269,11 +553,11 @@ def solve_jax_many(
     if not problems:
         return []
     for p in problems:
-        check_bounds(p)
+        check_bounds(p, momentum_cap="joint" if _capped(p, opts) else "box")
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(problems):
         g = control_grids(p)
-        key = (p.horizon, _layout(p, g), p.training.momentum > 0)
+        key = (p.horizon, _layout(p, g), p.training.momentum > 0, p.sample_budget is not None)
         groups.setdefault(key, []).append(i)
     out: list[Solution | None] = [None] * len(problems)
     for indices in groups.values():
