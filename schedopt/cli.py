@@ -338,6 +338,277 @@ def phase(
             typer.echo(f"wrote {kind}: {path}")
 
 
+@_command
+def scaling(
+    spec: Annotated[
+        Path | None,
+        typer.Argument(help="Problem spec (TOML) with a power-law model; default: the embedded problem."),
+    ] = None,
+    compute: Annotated[
+        str,
+        typer.Option(help="Computes C = N*T*m: LO:HI:COUNT log-spaced (e.g. 1e6:1e10:9) or a comma list."),
+    ] = "1e4:1e6:5",
+    points: Annotated[int, typer.Option(help="Model sizes N scanned per compute (log grid).")] = 5,
+    spacing: Annotated[float, typer.Option(help="Ratio between neighbouring model sizes.")] = 2**0.5,
+    blocks: Annotated[
+        int | None, typer.Option(help="Learning-rate blocks of the optimal schedule (default: the spec's).")
+    ] = None,
+    baselines: Annotated[
+        bool, typer.Option(help="Also measure the best-constant and cosine frontiers.")
+    ] = True,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compute-optimal model size and horizon: N*(C), T*(C), L*(C) with fitted exponents vs THEORY §4.
+
+    Each (N, T = C/(N m)) point gets its optimal schedule (and tuned baselines). Cost grows like
+    the sum of the computes: the default takes minutes on one core; 1e6:1e10:9 takes hours.
+    Writes scaling.json and scaling.png.
+
+    Example: schedopt scaling problems/easy-phase.toml --compute 1e4:1e6:5
+    """
+    from rich.progress import Progress
+
+    from schedopt._io import atomic_write_text
+    from schedopt.scaling import SCHEDULES, parse_compute, plot_scaling, study_scaling
+
+    problem = _load(spec)
+    values = parse_compute(compute)
+    kinds = SCHEDULES if baselines else ("optimal",)
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("solving computes", total=len(values))
+        study = study_scaling(
+            problem,
+            values,
+            schedules=kinds,
+            points=points,
+            spacing=spacing,
+            blocks=blocks,
+            progress=lambda i, n: bar.update(task, completed=i),
+        )
+    folder = out if out is not None else Path("exports") / problem.name
+    report = study.to_dict()
+    report["files"] = {"report": str(folder / "scaling.json"), "plot": str(folder / "scaling.png")}
+    plot_scaling(study, report["files"]["plot"])
+    atomic_write_text(report["files"]["report"], json.dumps(report, indent=1) + "\n")
+    if as_json:
+        _emit_json(report)
+        return
+    rows = []
+    for i, c in enumerate(study.computes):
+        for kind in kinds:
+            r = study.frontiers[kind][i]
+            rows.append(
+                [
+                    f"{c:.3g}",
+                    kind,
+                    f"{r['n_modes']:.4g}" + ("" if r["interior"] else " (edge)"),
+                    f"{r['horizon']:.4g}",
+                    _fmt(r["loss"]),
+                    r["scanned"],
+                ]
+            )
+    _table(
+        f"{problem.name}: compute-optimal frontier ({study.phase} phase, "
+        f"a={problem.model.a:.3g}, b={problem.model.b:.3g}, m={problem.training.batch_size:g})",
+        ["C", "schedule", "N*", "T*", "L*", "N scanned"],
+        rows,
+    )
+    rows = []
+    for kind in kinds:
+        for key, label in (("model_size", "N*"), ("horizon", "T*"), ("loss", "L*")):
+            fit = report["fits"][kind][key]
+            pred = report["predicted"][kind][key]
+            rows.append(
+                [
+                    f"{kind} {label}",
+                    "-" if fit is None else f"{fit['exponent']:+.4f}" + _stderr(fit["stderr"]),
+                    "-" if pred is None else f"{pred:+.4f}",
+                    "-" if fit is None else f"{fit['x_min']:.3g}..{fit['x_max']:.3g} ({fit['points']} pts)",
+                    "-" if fit is None else f"{fit['residual']:.3g}",
+                ]
+            )
+    _table(
+        "exponents p of X ~ C^p: measured vs predicted (THEORY §4; constant: derived)",
+        ["quantity", "measured", "predicted", "fit range", "rms residual"],
+        rows,
+    )
+    for kind, entries in report["multipliers"].items():
+        text = ", ".join(
+            f"C={e['compute']:.3g}: {e['multiplier']:.3g}x" + ("*" if e["extrapolated"] else "")
+            for e in entries
+        )
+        typer.echo(f"compute multiplier of {kind} (compute it needs for the optimal loss / C): {text}")
+    if report["multipliers"]:
+        typer.echo("(* extrapolated with the baseline's fitted frontier)")
+    for kind, path in report["files"].items():
+        typer.echo(f"wrote {kind}: {path}")
+
+
+@_command
+def transfer(
+    schedule: Annotated[Path, typer.Argument(help="Schedule written by `schedopt design` (JSON).")],
+    horizon: Annotated[str, typer.Option(help="New horizon T2 (steps), e.g. 4e4.")],
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="Problem spec to use instead of the one in the schedule's provenance (e.g. CSV)."),
+    ] = None,
+    reoptimise: Annotated[
+        bool, typer.Option(help="Re-optimise at T2 to measure the transfer's loss gap.")
+    ] = True,
+    solver: Annotated[
+        str, typer.Option(help="Solver of the re-optimisation: jax, casadi or pontryagin.")
+    ] = "jax",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Transfer a designed schedule to a new horizon by the phase's rule; compare with re-optimising.
+
+    Easy phase: learning rate x (T2/T)^-xi, shape in t/T. Hard phase: plateau kept, anneal
+    rescaled by the predicted fraction. Boundary: stretched in t/T. Writes schedule-T<T2>.json,
+    schedule-T<T2>.csv and transfer-T<T2>.json.
+
+    Example: schedopt transfer exports/easy-phase/schedule.json --horizon 4e4
+    """
+    from schedopt._io import atomic_write_text
+    from schedopt.schedule import load_schedule, save_schedule
+    from schedopt.transfer import problem_at_horizon, problem_from_schedule, transfer_report
+
+    target = _parse_int("--horizon", horizon)
+    source = load_schedule(schedule)
+    if spec is not None:
+        problem = problem_at_horizon(_load(spec), source.horizon)
+    else:
+        problem = problem_from_schedule(source)
+    report = transfer_report(
+        source, problem, target, reoptimise=reoptimise, solver=solver, source_label=str(schedule)
+    )
+    folder = out if out is not None else Path("exports") / problem.name
+    files = {
+        "schedule_json": str(folder / f"schedule-T{target}.json"),
+        "schedule_csv": str(folder / f"schedule-T{target}.csv"),
+        "report": str(folder / f"transfer-T{target}.json"),
+    }
+    save_schedule(report.transferred, files["schedule_json"])
+    save_schedule(report.transferred, files["schedule_csv"])
+    result = {**report.to_dict(), "source": str(schedule), "files": files}
+    atomic_write_text(files["report"], json.dumps(result, indent=1) + "\n")
+    if as_json:
+        _emit_json(result)
+        return
+    plan, losses, gaps = result["transfer"], result["losses"], result["gaps"]
+    rows = [
+        ["transferred (phase rule)", _fmt(losses["transferred"]), _gap(gaps["transferred"])],
+        ["naive stretch in t/T", _fmt(losses["stretch"]), _gap(gaps["stretch"])],
+    ]
+    if losses["reoptimised"] is not None:
+        reopt = result["reoptimised"]
+        rows.append(["re-optimised", _fmt(losses["reoptimised"]), f"0 ({reopt['status']})"])
+    _table(
+        f"{problem.name}: {plan['phase']} phase, T = {result['source_horizon']} -> {target}",
+        ["schedule at T2", "final loss", "gap to re-optimised"],
+        rows,
+    )
+    if plan["phase"] == "easy":
+        typer.echo(f"learning rate x {plan['lr_factor']:.4g} = (T2/T)^-xi, xi = {plan['xi']:.4g}")
+    elif plan["phase"] == "hard" and plan["anneal_fraction"] is not None:
+        typer.echo(
+            f"anneal fraction {plan['anneal_fraction_source']:.4g} -> {plan['anneal_fraction']:.4g} "
+            f"(exponent {plan['anneal_exponent']:.4g})"
+        )
+    if plan["clipped_steps"]:
+        typer.echo(f"note: {plan['clipped_steps']} steps set to the learning-rate cap")
+    for kind, path in files.items():
+        typer.echo(f"wrote {kind}: {path}")
+
+
+def _stderr(value: float) -> str:
+    return "" if not np.isfinite(value) else f" ± {value:.2g}"
+
+
+def _gap(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3%}"
+
+
+@_command
+def compare(
+    spec: Annotated[Path, typer.Argument(help="Problem spec (TOML) to compare on.")],
+    schedules: Annotated[list[Path] | None, typer.Argument(help="Schedule files (JSON or CSV).")] = None,
+    baseline: Annotated[
+        list[str] | None, typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare schedule files and tuned baselines on one problem: final losses, ratios, a PNG.
+
+    Example: schedopt compare problems/easy-phase.toml exports/easy-phase/schedule.json -b cosine -b wsd_sqrt
+    """
+    from schedopt.compare import compare_schedules
+
+    problem = _load(spec)
+    result = compare_schedules(problem, list(schedules or []), list(baseline or []))
+    folder = out if out is not None else Path("exports") / problem.name
+    report = result.write(folder)
+    if as_json:
+        _emit_json(report)
+    else:
+        _table(
+            f"{problem.name}: T={problem.horizon}",
+            ["schedule", "final loss", "ratio to best", "source"],
+            [[e["name"], _fmt(e["final_loss"]), f"{e['ratio']:.4f}", e["source"]] for e in report["entries"]],
+        )
+        for kind, path in report["files"].items():
+            typer.echo(f"wrote {kind}: {path}")
+
+
+@_command
+def export(
+    schedule: Annotated[Path, typer.Argument(help="Schedule file written by `schedopt design` (JSON or CSV).")],
+    to: Annotated[str, typer.Option("--to", help="json (optax-ready schedule file), csv, or torch (LambdaLR factors).")] = "json",
+    out: Annotated[Path | None, typer.Option(help="Output file (default: next to the input, suffixed).")] = None,
+    peak: Annotated[float | None, typer.Option(help="Rescale to this peak learning rate.")] = None,
+    horizon: Annotated[str | None, typer.Option(help="Time-stretch to this horizon (steps).")] = None,
+    force: Annotated[bool, typer.Option(help="Export a schedule from an unconverged solve.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a schedule for a training loop: optax-ready JSON, CSV, or a torch LambdaLR file.
+
+    Load the JSON in a training loop with schedopt.export.to_optax(path), or the torch
+    file's `base_lr` and `factors` with LambdaLR(optimizer, lambda t: factors[min(t, T-1)]).
+
+    Example: schedopt export exports/easy-phase/schedule.json --to torch --peak 3e-4
+    """
+    from schedopt.export_files import export_schedule
+
+    horizon_value = _parse_int("--horizon", horizon) if horizon is not None else None
+    report = export_schedule(schedule, to=to, out=out, peak=peak, horizon=horizon_value, force=force)
+    if as_json:
+        _emit_json(report)
+    else:
+        typer.echo(f"wrote {report['format']}: {report['path']} ({report['horizon']} steps, peak {_fmt(report['peak'])})")
+
+
+@_command
+def plot(
+    schedules: Annotated[list[Path], typer.Argument(help="Schedule files (JSON or CSV).")],
+    spec: Annotated[Path | None, typer.Option(help="Problem spec: also plot the loss curves on it.")] = None,
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("schedules.png"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Plot schedule files (and their loss curves on a problem) to a PNG.
+
+    Example: schedopt plot exports/easy-phase/schedule.json --spec problems/easy-phase.toml --out s.png
+    """
+    from schedopt.compare import plot_schedule_files
+
+    path = plot_schedule_files(schedules, problem=_load(spec) if spec is not None else None, out=out)
+    if as_json:
+        _emit_json({"files": {"plot": str(path)}})
+    else:
+        typer.echo(f"wrote plot: {path}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

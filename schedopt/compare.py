@@ -1,0 +1,133 @@
+"""Compare schedule files and tuned baselines on one problem (``schedopt compare`` / ``plot``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schedopt._io import atomic_write_text
+from schedopt.dynamics.recursion import loss_curve
+from schedopt.errors import ProblemError
+from schedopt.problem import Problem
+from schedopt.schedule import Schedule, load_schedule
+
+__all__ = ["Comparison", "compare_schedules", "plot_schedule_files"]
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Loss curves of several schedules on one problem, best first."""
+
+    problem: Problem
+    names: tuple[str, ...]
+    sources: tuple[str, ...]
+    learning_rates: np.ndarray  # (S, T)
+    losses: np.ndarray  # (S, T + 1)
+
+    def entries(self) -> list[dict[str, Any]]:
+        final = self.losses[:, -1]
+        best = float(np.min(final))
+        order = np.argsort(final)
+        return [
+            {
+                "name": self.names[i],
+                "source": self.sources[i],
+                "final_loss": float(final[i]),
+                "ratio": float(final[i] / best) if best > 0 else float("inf"),
+            }
+            for i in order
+        ]
+
+    def write(self, folder: str | Path) -> dict[str, Any]:
+        """Write ``compare.json`` and ``compare.png``; return the JSON object."""
+        from schedopt.plots import plot_loss_curves, plot_schedules, save_figure
+
+        folder = Path(folder)
+        files = {"report": str(folder / "compare.json"), "plot": str(folder / "compare.png")}
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+        plot_schedules(dict(zip(self.names, self.learning_rates, strict=True)), ax=ax1)
+        plot_loss_curves(dict(zip(self.names, self.losses, strict=True)), ax=ax2)
+        ax1.set_title(f"{self.problem.name}: learning rates")
+        ax2.set_title("loss curves (exact recursion)")
+        save_figure(fig, files["plot"])
+        report = {
+            "problem": self.problem.name,
+            "horizon": self.problem.horizon,
+            "entries": self.entries(),
+            "files": files,
+        }
+        atomic_write_text(files["report"], json.dumps(report, indent=1) + "\n")
+        return report
+
+
+def _file_schedule(path: Path, horizon: int) -> Schedule:
+    schedule = load_schedule(path)
+    if schedule.horizon != horizon:
+        raise ProblemError(
+            f"{str(path)!r}: schedule has {schedule.horizon} steps but the problem's horizon is {horizon}",
+            field="horizon",
+        )
+    return schedule
+
+
+def compare_schedules(
+    problem: Problem, paths: Sequence[str | Path], baselines: Sequence[str] = ()
+) -> Comparison:
+    """Loss curves of schedule files and tuned baseline families on ``problem``."""
+    from schedopt.baselines import BASELINES, tune_baseline
+
+    if not paths and not baselines:
+        raise ProblemError("give at least one schedule file or --baseline", field="schedules")
+    names, sources, lrs = [], [], []
+    for path in paths:
+        schedule = _file_schedule(Path(path), problem.horizon)
+        names.append(Path(path).stem if Path(path).stem not in names else str(path))
+        sources.append(str(path))
+        lrs.append(schedule.learning_rate)
+    for name in baselines:
+        if name not in BASELINES:
+            raise ProblemError(
+                f"`--baseline` must be one of {', '.join(BASELINES)}, got {name!r}", field="baseline"
+            )
+        tuned = tune_baseline(problem, name)
+        names.append(f"{name} (tuned)")
+        sources.append("baseline " + ", ".join(f"{k}={v:.6g}" for k, v in tuned.params.items()))
+        lrs.append(np.asarray(tuned.learning_rate))
+    lr = np.stack(lrs)
+    traj = loss_curve(problem.model, lr, batch_size=problem.training.batch_size)
+    return Comparison(problem, tuple(names), tuple(sources), lr, traj.loss)
+
+
+def plot_schedule_files(
+    paths: Sequence[str | Path], *, problem: Problem | None = None, out: str | Path = "schedules.png"
+) -> Path:
+    """Plot schedule files; with a problem, also their loss curves on it."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from schedopt.plots import plot_loss_curves, plot_schedules, save_figure
+
+    if not paths:
+        raise ProblemError("give at least one schedule file", field="schedules")
+    schedules = {str(p): load_schedule(p) for p in paths}
+    if problem is None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plot_schedules({k: s.learning_rate for k, s in schedules.items()}, ax=ax)
+        return save_figure(fig, out)
+    comparison = compare_schedules(problem, list(paths))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    plot_schedules(dict(zip(comparison.names, comparison.learning_rates, strict=True)), ax=ax1)
+    plot_loss_curves(dict(zip(comparison.names, comparison.losses, strict=True)), ax=ax2)
+    return save_figure(fig, out)

@@ -1,0 +1,79 @@
+"""``schedopt export``: a schedule file → optax-ready JSON, CSV, or a torch ``LambdaLR`` file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schedopt._io import atomic_write_text
+from schedopt.errors import ExportError
+from schedopt.schedule import load_schedule, save_schedule
+
+__all__ = ["EXPORT_FORMATS", "export_schedule"]
+
+EXPORT_FORMATS = ("json", "csv", "torch")
+_SUFFIX = {"json": ".optax.json", "csv": ".csv", "torch": ".torch.json"}
+
+
+def export_schedule(
+    path: str | Path,
+    *,
+    to: str = "json",
+    out: str | Path | None = None,
+    peak: float | None = None,
+    horizon: int | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write a schedule in a training-loop format; return what was written.
+
+    ``json`` is a schedule file (read it with :func:`schedopt.export.to_optax`);
+    ``torch`` is ``{"kind": "schedopt.torch_lambda", "base_lr", "factors"}`` for
+    ``LambdaLR(optimizer, lambda t: factors[min(t, len(factors) - 1)])`` with the
+    optimizer built at ``lr=base_lr``. Unconverged schedules need ``force``.
+    """
+    from schedopt.export.optax import rescale_schedule
+
+    if to not in EXPORT_FORMATS:
+        raise ExportError(f"`--to` must be one of {', '.join(EXPORT_FORMATS)}, got {to!r}")
+    src = Path(path)
+    schedule = load_schedule(src)
+    if not schedule.converged and not force:
+        raise ExportError(f"{str(src)!r} comes from an unconverged solve; use --force to export it anyway")
+    if peak is not None or horizon is not None:
+        schedule = rescale_schedule(schedule, peak=peak, horizon=horizon)
+    target = Path(out) if out is not None else src.with_name(src.stem + _SUFFIX[to])
+    if target.resolve() == src.resolve():
+        raise ExportError(f"`--out` must differ from the input file {str(src)!r}")
+    lr = schedule.learning_rate
+    if to == "json":
+        if target.suffix != ".json":
+            raise ExportError(f"`--out` of a json export must end in .json, got {str(target)!r}")
+        save_schedule(schedule, target)
+    elif to == "csv":
+        if target.suffix != ".csv":
+            raise ExportError(f"`--out` of a csv export must end in .csv, got {str(target)!r}")
+        save_schedule(schedule, target)
+    else:
+        base = float(np.max(lr))
+        if base <= 0:
+            raise ExportError("a torch LambdaLR export needs a positive peak learning rate")
+        payload = {
+            "kind": "schedopt.torch_lambda",
+            "schema_version": 1,
+            "base_lr": base,
+            "factors": (lr / base).tolist(),
+            "usage": "optimizer = SGD(params, lr=base_lr); "
+            "LambdaLR(optimizer, lambda t: factors[min(t, len(factors) - 1)])",
+            "provenance": dict(schedule.provenance),
+        }
+        atomic_write_text(target, json.dumps(payload, indent=1) + "\n")
+    return {
+        "format": to,
+        "path": str(target),
+        "horizon": schedule.horizon,
+        "peak": float(np.max(lr)),
+        "converged": schedule.converged,
+    }
