@@ -46,15 +46,19 @@ def small(
         model = Model.powerlaw(
             model.a, model.b, n_modes, noise_std=np.sqrt(model.noise_variance), finite_size=model.residual > 0
         )
-    problem = problem.replace(model=model, training=dataclasses.replace(problem.training, horizon=horizon))
     cap = 0.9 * schedopt.stability_threshold(model, problem.training.batch_size)
-    return problem.with_control(
-        "learning_rate",
+    lr = dataclasses.replace(
+        problem.learning_rate,
         blocks=blocks or horizon,
         grid=grid,
         edges=None,
         parameterisation=parameterisation,
         max=cap,
+    )
+    return problem.replace(
+        model=model,
+        training=dataclasses.replace(problem.training, horizon=horizon),
+        controls={"learning_rate": lr},
     )
 
 
