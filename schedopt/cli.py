@@ -356,13 +356,14 @@ def scaling(
     baselines: Annotated[
         bool, typer.Option(help="Also measure the best-constant and cosine frontiers.")
     ] = True,
+    plot: Annotated[bool, typer.Option(help="Write scaling.png.")] = True,
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute-optimal model size and horizon: N*(C), T*(C), L*(C) with fitted exponents vs THEORY §4.
 
-    Each (N, T = C/(N m)) point gets its optimal schedule (and tuned baselines). Cost grows like
-    the sum of the computes: the default takes minutes on one core; 1e6:1e10:9 takes hours.
+    Each (N, T = C/(N m)) point gets its optimal schedule (and tuned baselines). The cost grows like the sum of the computes: the default takes minutes on one core, 1e6:1e10:9 takes hours.
+
     Writes scaling.json and scaling.png.
 
     Example: schedopt scaling problems/easy-phase.toml --compute 1e4:1e6:5
@@ -388,8 +389,10 @@ def scaling(
         )
     folder = out if out is not None else Path("exports") / problem.name
     report = study.to_dict()
-    report["files"] = {"report": str(folder / "scaling.json"), "plot": str(folder / "scaling.png")}
-    plot_scaling(study, report["files"]["plot"])
+    report["files"] = {"report": str(folder / "scaling.json")}
+    if plot:
+        report["files"]["plot"] = str(folder / "scaling.png")
+        plot_scaling(study, report["files"]["plot"])
     atomic_write_text(report["files"]["report"], json.dumps(report, indent=1) + "\n")
     if as_json:
         _emit_json(report)
@@ -456,6 +459,10 @@ def transfer(
     reoptimise: Annotated[
         bool, typer.Option(help="Re-optimise at T2 to measure the transfer's loss gap.")
     ] = True,
+    anneal_exponent: Annotated[
+        float | None,
+        typer.Option(help="Hard phase: exponent e of the anneal fraction ~ T^-e (default (b-a)/(b-1))."),
+    ] = None,
     solver: Annotated[
         str, typer.Option(help="Solver of the re-optimisation: jax, casadi or pontryagin.")
     ] = "jax",
@@ -464,9 +471,9 @@ def transfer(
 ) -> None:
     """Transfer a designed schedule to a new horizon by the phase's rule; compare with re-optimising.
 
-    Easy phase: learning rate x (T2/T)^-xi, shape in t/T. Hard phase: plateau kept, anneal
-    rescaled by the predicted fraction. Boundary: stretched in t/T. Writes schedule-T<T2>.json,
-    schedule-T<T2>.csv and transfer-T<T2>.json.
+    Easy phase: learning rate x (T2/T)^-xi, shape in t/T. Hard phase: plateau kept, anneal rescaled by the predicted fraction. Boundary: stretched in t/T.
+
+    Writes schedule-T<T2>.json, schedule-T<T2>.csv and transfer-T<T2>.json.
 
     Example: schedopt transfer exports/easy-phase/schedule.json --horizon 4e4
     """
@@ -481,7 +488,13 @@ def transfer(
     else:
         problem = problem_from_schedule(source)
     report = transfer_report(
-        source, problem, target, reoptimise=reoptimise, solver=solver, source_label=str(schedule)
+        source,
+        problem,
+        target,
+        reoptimise=reoptimise,
+        solver=solver,
+        anneal_exponent=anneal_exponent,
+        source_label=str(schedule),
     )
     folder = out if out is not None else Path("exports") / problem.name
     files = {
