@@ -548,7 +548,8 @@ def compare(
     spec: Annotated[Path, typer.Argument(help="Problem spec (TOML) to compare on.")],
     schedules: Annotated[list[Path] | None, typer.Argument(help="Schedule files (JSON or CSV).")] = None,
     baseline: Annotated[
-        list[str] | None, typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable).")
+        list[str] | None,
+        typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     as_json: JsonOpt = False,
@@ -577,9 +578,15 @@ def compare(
 
 @_command
 def export(
-    schedule: Annotated[Path, typer.Argument(help="Schedule file written by `schedopt design` (JSON or CSV).")],
-    to: Annotated[str, typer.Option("--to", help="json (optax-ready schedule file), csv, or torch (LambdaLR factors).")] = "json",
-    out: Annotated[Path | None, typer.Option(help="Output file (default: next to the input, suffixed).")] = None,
+    schedule: Annotated[
+        Path, typer.Argument(help="Schedule file written by `schedopt design` (JSON or CSV).")
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="json (optax-ready schedule file), csv, or torch (LambdaLR factors).")
+    ] = "json",
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (default: next to the input, suffixed).")
+    ] = None,
     peak: Annotated[float | None, typer.Option(help="Rescale to this peak learning rate.")] = None,
     horizon: Annotated[str | None, typer.Option(help="Time-stretch to this horizon (steps).")] = None,
     force: Annotated[bool, typer.Option(help="Export a schedule from an unconverged solve.")] = False,
@@ -599,7 +606,9 @@ def export(
     if as_json:
         _emit_json(report)
     else:
-        typer.echo(f"wrote {report['format']}: {report['path']} ({report['horizon']} steps, peak {_fmt(report['peak'])})")
+        typer.echo(
+            f"wrote {report['format']}: {report['path']} ({report['horizon']} steps, peak {_fmt(report['peak'])})"
+        )
 
 
 @_command

@@ -18,6 +18,7 @@ __all__ = [
     "control_grids",
     "initial_parameters",
     "lower_upper",
+    "momentum_cap_table",
     "momentum_grid",
     "momentum_range",
     "momentum_thresholds",
@@ -56,6 +57,23 @@ def momentum_thresholds(problem: Problem, betas) -> np.ndarray:
     return np.atleast_1d(
         momentum_stability_threshold(problem.model, np.asarray(betas, float), _min_batch(problem))
     )
+
+
+def momentum_cap_table(problem: Problem, margin: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    r"""The joint heavy-ball cap of the learning rate as a table over the momentum range.
+
+    Returns ``(u, fraction)``: :math:`u = -\log(1-\beta)` at :data:`MOMENTUM_GRID_POINTS`
+    momenta of the control's range and :math:`\min(1, \text{margin}\,\eta_c(\beta) / \eta_{\max})`
+    there (:math:`\eta_c` at the smallest batch size). Interpolate linearly in :math:`u`
+    to cap the learning rate at any momentum: :math:`\eta \le \text{fraction}(\beta)\,\eta_{\max}`.
+    """
+    spec = problem.controls["momentum"]
+    betas = momentum_grid(spec.min, spec.max)
+    cap = margin * momentum_thresholds(problem, betas)
+    frac = np.minimum(1.0, cap / problem.learning_rate.max)
+    if betas.size == 1:
+        betas, frac = np.repeat(betas, 2), np.repeat(frac, 2)
+    return -np.log1p(-betas), frac
 
 
 def check_bounds(problem: Problem, *, momentum_cap: str = "box") -> float:
