@@ -17,7 +17,6 @@ Cost: :math:`O(T N)` per pass. For horizons beyond ~10^5 use
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import jax
-from schedopt.dynamics.adjoint import sgd_final_loss
+from schedopt.dynamics.adjoint import _chunks, sgd_final_loss
 from schedopt.dynamics.momentum import momentum_init, momentum_step
 from schedopt.dynamics.ops import JAX
 from schedopt.dynamics.sgd import sgd_loss, sgd_step
@@ -44,10 +43,6 @@ __all__ = [
 
 #: A loss above this multiple of (initial loss + noise) counts as divergence.
 DIVERGENCE_FACTOR = 1e6
-
-
-def _chunk_size(horizon: int) -> int:
-    return max(1, int(math.ceil(math.sqrt(horizon))))
 
 
 def _pad(x, total: int):
@@ -69,8 +64,7 @@ def _pad_edge(x, total: int):
 
 def _scan_chunks(step, state, controls, horizon: int, record: bool):
     """Scan ``step(state, *per_step_controls)`` over ``horizon`` steps in checkpointed chunks."""
-    chunk = _chunk_size(horizon)
-    n_chunks = -(-horizon // chunk)
+    chunk, n_chunks = _chunks(horizon)
     total = n_chunks * chunk
     lr = _pad(controls[0], total)
     rest = [_pad_edge(u, total) for u in controls[1:]]
@@ -176,6 +170,11 @@ class Trajectory:
         return self.loss[..., -1]
 
 
+def _divergence_limit(model: Model) -> float:
+    """Loss above which a run counts as diverged."""
+    return DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
+
+
 def _controls(model: Model, learning_rate, batch_size, momentum):
     lr = np.asarray(learning_rate, dtype=np.float64)
     if lr.ndim == 0:
@@ -223,7 +222,7 @@ def loss_curve(model: Model, learning_rate, *, batch_size=1.0, momentum=None) ->
 
     kept = np.asarray(_batched(fn, lr, m, beta))
     loss = kept + model.residual
-    limit = DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
+    limit = _divergence_limit(model)
     bad = ~np.isfinite(loss) | (loss > limit)
     diverged = bad.any(axis=-1)
     first = np.where(diverged, np.argmax(bad, axis=-1), -1)
@@ -240,6 +239,6 @@ def final_loss(model: Model, learning_rate, *, batch_size=1.0, momentum=None):
         return final_loss_jax(lam, c0, noise, lr_, m_, beta_)
 
     out = np.asarray(_batched(fn, lr, m, beta)) + model.residual
-    limit = DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
+    limit = _divergence_limit(model)
     out = np.where(np.isfinite(out) & (out <= limit), out, np.inf)
     return float(out) if out.ndim == 0 else out
