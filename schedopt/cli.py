@@ -227,6 +227,22 @@ def design(
             ["schedule", "final loss", "ratio to optimal", "details"],
             rows,
         )
+        deg = report.get("degeneracy")
+        if deg is not None:
+            typer.echo(
+                f"sample budget D = {_fmt(report['sample_budget'])} (baselines at batch D/T = "
+                f"{_fmt(report['baseline_batch_size'])}); flatness along the eta/m-preserving direction "
+                f"{deg['flatness']:.3g} ({'degenerate' if deg['degenerate'] else 'not degenerate'}, "
+                f"tie-break {'applied' if deg['tie_break_applied'] else 'not applied'}); "
+                f"steps needed with the learning rate at its cap: {deg['steps_at_cap']}"
+            )
+        net = report.get("network")
+        if net is not None:
+            typer.echo(
+                f"network units (fitted): peak learning rate {_fmt(net['peak_learning_rate'])}, final "
+                f"{_fmt(net['final_learning_rate'])}; predicted final loss {_fmt(net['final_loss'])} "
+                f"(exports carry the network's learning rate)"
+            )
         for kind, path in report["files"].items():
             typer.echo(f"wrote {kind}: {path}")
     if failed:
@@ -574,6 +590,74 @@ def compare(
         )
         for kind, path in report["files"].items():
             typer.echo(f"wrote {kind}: {path}")
+
+
+@_command
+def fit(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Pilot runs: CSV logs with step, learning_rate and a loss.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the fitted problem spec (TOML).")] = Path(
+        "fitted.toml"
+    ),
+    loss_column: Annotated[
+        str | None, typer.Option(help="Loss column to fit (default: val_loss, else train_loss, else loss).")
+    ] = None,
+    n_modes: Annotated[int, typer.Option(help="Modes of the fitted model.")] = 1000,
+    holdout: Annotated[
+        str,
+        typer.Option(help="auto (last pilot if >= 3, else the last quarter of each), tail, none, or a file."),
+    ] = "auto",
+    lr_scale: Annotated[
+        float | None, typer.Option(help="Fix the learning-rate scale (model eta per network learning rate).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Name of the fitted problem (its export folder).")] = "fitted",
+    plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the fitted curves.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the model to the loss curves of pilot runs; write a spec that `schedopt design` accepts.
+
+    Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv --out fitted.toml
+    then:    schedopt design fitted.toml --horizon 8000
+    """
+    from schedopt._io import atomic_write_text
+    from schedopt.fit import FIT_PARAMETERS, fit_pilots
+    from schedopt.pilots import read_pilot
+
+    if out.suffix != ".toml":
+        raise ProblemError(f"`--out` must end in .toml, got {str(out)!r}", field="--out")
+    if plot is not None and plot.suffix != ".png":
+        raise ProblemError(f"`--plot` must end in .png, got {str(plot)!r}", field="--plot")
+    pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
+    result = fit_pilots(pilots, n_modes=n_modes, holdout=holdout, learning_rate_scale=lr_scale, name=name)
+    written = {"spec": str(atomic_write_text(out, result.spec_text()))}
+    if plot is not None:
+        from schedopt.plots import plot_fit
+
+        written["plot"] = str(plot_fit(result, pilots, plot))
+    report = {**result.to_dict(), "files": written}
+    if as_json:
+        _emit_json(report)
+        return
+    rows = []
+    for pname in FIT_PARAMETERS:
+        status = "fixed" if pname in result.fixed else ("yes" if result.identified[pname] else "NO")
+        rows.append([pname, _fmt(result.parameters[pname]), f"{result.std_errors[pname]:.2g}", status])
+    _table(
+        f"fit to {len(pilots)} pilot run(s), {result.n_points} points, N={result.n_modes}",
+        ["parameter", "value", "std error", "identified"],
+        rows,
+    )
+    typer.echo(
+        f"phase: {result.phase} (a - b = {result.phase_z:.2g} standard errors); "
+        f"fit error {100 * result.fit_error['rms_error']:.2f}% RMS"
+    )
+    if result.holdout is not None:
+        typer.echo(f"holdout ({result.holdout['held_out']}): {100 * result.holdout['rms_error']:.2f}% RMS")
+    for note in result.notes:
+        typer.echo(f"warning: {note}", err=True)
+    for kind, path in written.items():
+        typer.echo(f"wrote {kind}: {path}")
 
 
 @_command

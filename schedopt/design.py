@@ -60,6 +60,9 @@ class Design:
             "horizon": self.problem.horizon,
             "n_modes": self.problem.model.n_modes,
             "batch_size": self.problem.training.batch_size,
+            "sample_budget": self.problem.sample_budget,
+            "controls": sorted(self.problem.controls),
+            "baseline_batch_size": _baseline_batch_size(self.problem),
             "noise_variance": self.problem.model.noise_variance,
             "loss_floor": self.problem.model.residual,
             "solver": sol.solver,
@@ -69,6 +72,7 @@ class Design:
             "wall_time": sol.wall_time,
             "final_loss": best,
             "grid": {n: g.describe() for n, g in sol.grids.items()},
+            "degeneracy": _degeneracy_summary(sol),
             "baselines": {
                 name: {
                     "final_loss": tb.final_loss,
@@ -78,8 +82,51 @@ class Design:
                 for name, tb in self.baselines.items()
             },
             "predictions": predicted_exponents(a, b),
+            "network": self._network_summary(),
             "files": dict(self.files),
         }
+
+    def _network_summary(self) -> dict[str, Any] | None:
+        """For a fitted spec: peak learning rates and final losses in the network's units."""
+        units = self.problem.network
+        if units is None:
+            return None
+        lr = self.solution.per_step("learning_rate")
+        return {
+            **units.to_dict(),
+            "peak_learning_rate": float(units.network_learning_rate(lr.max())),
+            "final_learning_rate": float(units.network_learning_rate(lr[-1])),
+            "final_loss": float(units.network_loss(self.solution.final_loss)),
+            "baselines": {
+                name: {
+                    "final_loss": float(units.network_loss(tb.final_loss)),
+                    "peak_learning_rate": float(units.network_learning_rate(np.max(tb.learning_rate))),
+                }
+                for name, tb in self.baselines.items()
+            },
+        }
+
+
+def _baseline_batch_size(problem: Problem) -> float:
+    """The batch size the baselines run at: ``D / T`` under a sample budget, else the fixed one."""
+    if problem.sample_budget is not None:
+        return float(problem.sample_budget) / problem.horizon
+    return float(problem.training.batch_size)
+
+
+def _degeneracy_summary(solution: Solution) -> dict[str, Any] | None:
+    """Flatness of a sample-budget optimum and whether the tie-break was applied (``None`` otherwise)."""
+    report = solution.info.get("degeneracy")
+    if not report:
+        return None
+    tie = report.get("tie_break")
+    return {
+        "flat_direction": report["flat_direction"],
+        "flatness": report["flatness"],
+        "degenerate": report["degenerate"],
+        "steps_at_cap": report["steps_at_cap"],
+        "tie_break_applied": bool(tie.get("applied")) if isinstance(tie, dict) else False,
+    }
 
 
 def design(
@@ -144,12 +191,28 @@ def _plot(result: Design, path: str) -> None:
     problem = sol.problem
     schedules = {f"optimal ({sol.solver})": sol.per_step("learning_rate")}
     schedules.update({name: tb.learning_rate for name, tb in result.baselines.items()})
-    lr = np.stack(list(schedules.values()))
-    curves = loss_curve(problem.model, lr, batch_size=problem.training.batch_size).loss
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     highlight = next(iter(schedules))
+    # the optimum with its own batch / momentum schedules; baselines at their fixed values
+    curves = {highlight: sol.loss_curve}
+    if result.baselines:
+        lr = np.stack([tb.learning_rate for tb in result.baselines.values()])
+        momentum = problem.training.momentum if problem.training.momentum > 0 else None
+        base = loss_curve(problem.model, lr, batch_size=_baseline_batch_size(problem), momentum=momentum).loss
+        curves.update(zip(result.baselines, base, strict=True))
+    extra = [name for name in ("batch_size", "momentum") if name in sol.parameters]
+    fig, axes = plt.subplots(1, 2 + len(extra), figsize=(6 * (2 + len(extra)), 4.5))
+    ax1, ax2 = axes[0], axes[1]
     plot_schedules(schedules, ax=ax1, highlight=highlight)
-    plot_loss_curves(dict(zip(schedules, curves, strict=True)), ax=ax2, highlight=highlight)
+    plot_loss_curves(curves, ax=ax2, highlight=highlight)
     ax1.set_title(f"{problem.name}: learning rate ({result.phase} phase)")
     ax2.set_title(f"final loss {sol.final_loss:.4g} ({sol.status})")
+    for ax, name in zip(axes[2:], extra, strict=True):
+        ax.plot(np.arange(problem.horizon), sol.per_step(name), color="k", lw=2)
+        if name == "batch_size" and problem.sample_budget is not None:
+            ax.axhline(_baseline_batch_size(problem), color="C0", ls="--", lw=1, label="baselines: D / T")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_ylabel(name.replace("_", " "))
+        ax.set_title(f"optimal {name.replace('_', ' ')}")
+        ax.grid(alpha=0.3)
     save_figure(fig, path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DivergenceError",
     "ExportError",
+    "FitError",
     "ProblemError",
     "SchedoptError",
     "SolverError",
@@ -62,3 +63,7 @@ class DivergenceError(SchedoptError):
 
 class ExportError(SchedoptError):
     """A schedule could not be written or read."""
+
+
+class FitError(SchedoptError):
+    """Pilot runs cannot be read or do not identify the model (names the file and what is wrong)."""

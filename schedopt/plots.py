@@ -127,3 +127,32 @@ def plot_horizon_study(study, path: str | Path) -> Path:
     for a in axes.flat:
         a.grid(alpha=0.3, which="both")
     return save_figure(fig, path)
+
+
+def plot_fit(result, runs, path: str | Path) -> Path:
+    """Measured pilot losses (dots) and the fitted model's curves (lines), one colour per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from schedopt.fit import predict_network_loss
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, run in enumerate(runs):
+        color = f"C{i % 10}"
+        curve = predict_network_loss(result.problem, run.learning_rate)
+        ax.plot(run.loss_steps + 1, run.losses, "o", ms=3, mfc="none", color=color, alpha=0.7)
+        label = f"{Path(run.name).name} (peak lr {run.peak_learning_rate:.3g})"
+        ax.plot(np.arange(curve.size) + 1, curve, "-", color=color, lw=1.5, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("step + 1")
+    ax.set_ylabel(f"loss ({runs[0].loss_column})")
+    p = result.parameters
+    ax.set_title(
+        f"fit: a={p['a']:.3g}, b={p['b']:.3g} ({result.phase} phase), "
+        f"error {100 * result.fit_error['rms_error']:.2f}% RMS"
+    )
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return save_figure(fig, path)

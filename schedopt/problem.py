@@ -29,6 +29,7 @@ __all__ = [
     "PARAMETERISATIONS",
     "ControlSpec",
     "Model",
+    "NetworkUnits",
     "Problem",
     "SpecSource",
     "Training",
@@ -240,6 +241,48 @@ class ControlSpec:
 
 
 @dataclass(frozen=True)
+class NetworkUnits:
+    r"""How a real network's learning rate and loss map onto the model's (a fitted spec).
+
+    The model's learning rate is :math:`\eta = \kappa\,\eta_{net}` and the
+    network's loss is :math:`\ell(t) = \ell_\infty + s\,L(t)`, where :math:`L(t)`
+    is the model's loss (``schedopt fit`` estimates all three).
+
+    Attributes:
+        learning_rate_scale: :math:`\kappa > 0`, model learning rate per unit of
+            the network's learning rate.
+        loss_scale: :math:`s > 0`, network loss per unit of model loss.
+        loss_offset: :math:`\ell_\infty`, the network's irreducible loss.
+    """
+
+    learning_rate_scale: float
+    loss_scale: float = 1.0
+    loss_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "learning_rate_scale", v.positive("learning_rate_scale", self.learning_rate_scale)
+        )
+        object.__setattr__(self, "loss_scale", v.positive("loss_scale", self.loss_scale))
+        object.__setattr__(self, "loss_offset", v.real("loss_offset", self.loss_offset))
+
+    def network_learning_rate(self, eta):
+        """The network's learning rate for a model learning rate (array or float)."""
+        return eta / self.learning_rate_scale
+
+    def network_loss(self, loss):
+        """The network's loss for a model loss (array or float)."""
+        return self.loss_offset + self.loss_scale * loss
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "learning_rate_scale": self.learning_rate_scale,
+            "loss_scale": self.loss_scale,
+            "loss_offset": self.loss_offset,
+        }
+
+
+@dataclass(frozen=True)
 class SpecSource:
     """Where a problem came from: the spec file and its exact text (for provenance)."""
 
@@ -259,6 +302,7 @@ class Problem:
         controls: the controls being designed, by name; ``learning_rate`` is
             always present.
         sample_budget: total samples ``D = sum_t m_t`` when batch size is a control.
+        network: the fitted map to a real network's learning rate and loss, if any.
         source: the spec the problem was read from, if any.
     """
 
@@ -267,6 +311,7 @@ class Problem:
     training: Training
     controls: Mapping[str, ControlSpec] = field(default_factory=dict)
     sample_budget: float | None = None
+    network: NetworkUnits | None = None
     source: SpecSource | None = None
 
     def __post_init__(self) -> None:
@@ -301,6 +346,10 @@ class Problem:
         object.__setattr__(self, "controls", MappingProxyType(controls))
         if self.sample_budget is not None:
             object.__setattr__(self, "sample_budget", v.positive("sample_budget", self.sample_budget))
+        if self.network is not None and not isinstance(self.network, NetworkUnits):
+            raise ProblemError(
+                f"`network` must be NetworkUnits, got {type(self.network).__name__}", field="network"
+            )
 
     @property
     def horizon(self) -> int:

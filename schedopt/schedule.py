@@ -1,4 +1,4 @@
-"""A designed schedule: step-indexed control values with provenance, and its files.
+r"""A designed schedule: step-indexed control values with provenance, and its files.
 
 File format (JSON, ``schema_version`` 1)::
 
@@ -16,6 +16,14 @@ File format (JSON, ``schema_version`` 1)::
 
 The CSV twin has the columns ``step,learning_rate[,batch_size][,momentum]``.
 Floats are written with ``repr`` precision, so a JSON round trip is exact.
+
+**Network units.** A schedule designed from a fitted spec (``schedopt fit``, a
+``[network]`` table) holds the model's learning rate :math:`\eta` and records the
+map in ``provenance.network`` (``learning_rate_scale`` :math:`\kappa`,
+``loss_scale``, ``loss_offset``). :meth:`Schedule.for_network` gives the
+network's learning rate :math:`\eta/\kappa`, which is what the exporters
+(optax, PyTorch, ``schedopt export``) hand to a training loop; its CSV has an
+extra column ``network_learning_rate``.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from schedopt._io import atomic_write_text
-from schedopt.errors import ExportError
+from schedopt.errors import ExportError, ProblemError
+from schedopt.problem import NetworkUnits
 
 __all__ = [
     "SCHEDULE_SCHEMA_VERSION",
@@ -49,6 +58,22 @@ __all__ = [
 SCHEDULE_SCHEMA_VERSION = 1
 STEP_UNITS = "optimizer steps; step 0 is the first update (optax count)"
 _CONTROLS = ("learning_rate", "batch_size", "momentum")
+_NETWORK_COLUMN = "network_learning_rate"
+
+
+def _network_units(value: Any, source: str) -> NetworkUnits | None:
+    """``provenance.network`` as a validated record (``None`` when absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ExportError(f"{source}: provenance.network: must be an object, got {type(value).__name__}")
+    unknown = sorted(set(value) - {"learning_rate_scale", "loss_scale", "loss_offset"}, key=str)
+    if unknown:
+        raise ExportError(f"{source}: provenance.network.{unknown[0]}: unknown key")
+    try:
+        return NetworkUnits(**value)
+    except (ProblemError, TypeError) as exc:
+        raise ExportError(f"{source}: provenance.network: {exc}") from None
 
 
 def _control_array(name: str, value: Any, horizon: int | None) -> np.ndarray:
@@ -104,7 +129,33 @@ class Schedule:
                 object.__setattr__(self, name, _control_array(name, value, lr.size))
         if not isinstance(self.provenance, Mapping):
             raise ExportError("`provenance` must be a mapping")
+        _network_units(self.provenance.get("network"), "schedule")
         object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
+
+    @property
+    def network(self) -> NetworkUnits | None:
+        """The fitted map to a real network's learning rate and loss, if the schedule has one."""
+        return _network_units(self.provenance.get("network"), "schedule")
+
+    def for_network(self) -> Schedule:
+        r"""The schedule in the network's learning-rate units (itself when it has no network map).
+
+        The result's ``learning_rate`` is :math:`\eta/\kappa`; its provenance
+        keeps the map under ``network_units`` (not ``network``, so converting
+        twice is a no-op).
+        """
+        units = self.network
+        if units is None:
+            return self
+        provenance = {k: v for k, v in self.provenance.items() if k != "network"}
+        provenance["network_units"] = units.to_dict()
+        provenance["learning_rate_units"] = "network (model learning rate / learning_rate_scale)"
+        return Schedule(
+            learning_rate=units.network_learning_rate(self.learning_rate),
+            batch_size=self.batch_size,
+            momentum=self.momentum,
+            provenance=provenance,
+        )
 
     @property
     def horizon(self) -> int:
@@ -134,6 +185,9 @@ class Schedule:
     def to_csv(self) -> str:
         buf = io.StringIO()
         controls = self.controls()
+        units = self.network
+        if units is not None:
+            controls[_NETWORK_COLUMN] = units.network_learning_rate(self.learning_rate)
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["step", *controls])
         for t in range(self.horizon):
@@ -162,6 +216,7 @@ class Schedule:
         provenance = data.get("provenance", {})
         if not isinstance(provenance, Mapping):
             raise ExportError(f"{source}: provenance: must be an object, got {type(provenance).__name__}")
+        _network_units(provenance.get("network"), source)
         arrays = {}
         for name in _CONTROLS:
             if data.get(name) is not None:
@@ -196,6 +251,8 @@ def schedule_from_solution(solution, *, created: str | None = None) -> Schedule:
         "grids": {n: g.describe() for n, g in solution.grids.items()},
         "parameters": {n: v.tolist() for n, v in solution.parameters.items()},
     }
+    if problem.network is not None:
+        provenance["network"] = problem.network.to_dict()
     return Schedule(provenance=provenance, **controls)
 
 
@@ -219,7 +276,7 @@ def _read_csv(text: str, source: str) -> Schedule:
     header = [h.strip() for h in rows[0]]
     if "learning_rate" not in header:
         raise ExportError(f"{source}: missing column 'learning_rate' (found {', '.join(header) or 'none'})")
-    unknown = [h for h in header if h not in ("step", *_CONTROLS)]
+    unknown = [h for h in header if h not in ("step", *_CONTROLS, _NETWORK_COLUMN)]
     if unknown:
         raise ExportError(f"{source}: unknown column {unknown[0]!r}")
     columns: dict[str, list[float]] = {h: [] for h in header}
@@ -236,13 +293,32 @@ def _read_csv(text: str, source: str) -> Schedule:
             columns[h].append(value)
     if "step" in columns and columns["step"] != list(range(len(columns["step"]))):
         raise ExportError(f"{source}: step: steps must be 0, 1, 2, ... in order")
-    arrays = {h: v for h, v in columns.items() if h != "step"}
+    arrays = {h: v for h, v in columns.items() if h not in ("step", _NETWORK_COLUMN)}
     if not arrays["learning_rate"]:
         raise ExportError(f"{source}: no rows")
+    provenance: dict[str, Any] = {"source": source}
+    if _NETWORK_COLUMN in columns:
+        provenance["network"] = {"learning_rate_scale": _csv_scale(columns, source)}
     try:
-        return Schedule(provenance={"source": source}, **arrays)
+        return Schedule(provenance=provenance, **arrays)
     except ExportError as exc:
         raise ExportError(f"{source}: {exc}") from None
+
+
+def _csv_scale(columns: Mapping[str, list[float]], source: str) -> float:
+    """``learning_rate_scale`` from the CSV's two learning-rate columns (one common ratio)."""
+    eta = np.asarray(columns["learning_rate"])
+    net = np.asarray(columns[_NETWORK_COLUMN])
+    usable = net > 0
+    if not np.any(usable):
+        raise ExportError(f"{source}: {_NETWORK_COLUMN}: needs a positive value to give the scale")
+    ratios = eta[usable] / net[usable]
+    kappa = float(np.median(ratios))
+    if not (kappa > 0 and np.allclose(ratios, kappa, rtol=1e-9, atol=0.0) and np.all(eta[~usable] == 0)):
+        raise ExportError(
+            f"{source}: {_NETWORK_COLUMN}: must be learning_rate divided by one positive scale on every row"
+        )
+    return kappa
 
 
 def load_schedule(path: str | Path) -> Schedule:

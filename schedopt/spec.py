@@ -28,6 +28,11 @@ A spec is a small TOML file (``schema_version = 1``)::
     parameterisation = "linear"  # linear | constant
     # edges = [0, ..., 10000]  # only with grid = "custom"
 
+    [network]                  # optional: a fitted map to a real network (schedopt fit)
+    learning_rate_scale = 0.8  # model eta per unit of the network's learning rate
+    loss_scale = 3.1           # network loss = loss_offset + loss_scale * model loss
+    loss_offset = 1.2
+
 A custom spectrum (``kind = "custom"``) gives its arrays either in a file
 (``file = "spectrum.csv"``, relative to the spec's folder: a CSV with the
 header ``eigenvalues,initial_error``, ``#`` comment lines allowed, or a
@@ -72,6 +77,7 @@ from schedopt.problem import (
     CONTROL_NAMES,
     ControlSpec,
     Model,
+    NetworkUnits,
     Problem,
     SpecSource,
     Training,
@@ -99,7 +105,8 @@ _DEFAULT_RESOURCE = "data/default.toml"
 _DEFAULT_LABEL = "schedopt/data/default.toml"
 _STRING_LABEL = "<string>"
 
-_TOP_KEYS = ("schema_version", "name", "model", "training", "controls")
+_TOP_KEYS = ("schema_version", "name", "model", "training", "controls", "network")
+_NETWORK_KEYS = ("learning_rate_scale", "loss_scale", "loss_offset")
 _POWERLAW_KEYS = ("kind", "a", "b", "n_modes", "noise_std", "initial_loss", "finite_size")
 _CUSTOM_KEYS = ("kind", "file", "eigenvalues", "initial_error", "noise_std", "residual")
 _TRAINING_KEYS = ("horizon", "batch_size", "momentum", "sample_budget")
@@ -222,6 +229,9 @@ def dump_problem(problem: Problem) -> str:
         lines.append(f"parameterisation = {_toml_str(spec.parameterisation)}")
         if spec.edges is not None:
             lines.append("edges = [" + ", ".join(str(e) for e in spec.edges) + "]")
+    if problem.network is not None:
+        lines += ["", "[network]"]
+        lines += [f"{key} = {_toml_float(value)}" for key, value in problem.network.to_dict().items()]
     return "\n".join(lines) + "\n"
 
 
@@ -377,6 +387,7 @@ class _Reader:
                 f"controls.{cname}",
                 lambda trial=trial: Problem(name=name, model=model, training=training, controls=trial),
             )
+        network = self.network(top.table("network")) if top.has("network") else None
         return self.build(
             {"name": "name", "sample_budget": "training.sample_budget"},
             "",
@@ -386,8 +397,20 @@ class _Reader:
                 training=training,
                 controls=controls,
                 sample_budget=sample_budget,
+                network=network,
                 source=source,
             ),
+        )
+
+    def network(self, table: _Table) -> NetworkUnits:
+        table.check_keys(_NETWORK_KEYS)
+        kappa = table.number("learning_rate_scale")
+        scale = table.number("loss_scale", 1.0)
+        offset = table.number("loss_offset", 0.0)
+        return self.build(
+            {name: f"network.{name}" for name in _NETWORK_KEYS},
+            "network",
+            lambda: NetworkUnits(learning_rate_scale=kappa, loss_scale=scale, loss_offset=offset),
         )
 
     def schema_version(self, top: _Table) -> None:

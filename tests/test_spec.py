@@ -200,7 +200,8 @@ def test_readme_documents_every_key():
         *spec._CUSTOM_KEYS,
         *spec._TRAINING_KEYS,
         *spec._CONTROL_KEYS,
-    } - {"model", "training", "controls"}
+        *spec._NETWORK_KEYS,
+    } - {"model", "training", "controls", "network"}
     for key in sorted(keys):
         assert f"| `{key}` |" in readme, key
 

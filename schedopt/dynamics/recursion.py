@@ -26,6 +26,7 @@ import numpy as np
 from schedopt._jax import jax
 from schedopt.dynamics.adjoint import _chunks, sgd_final_loss
 from schedopt.dynamics.momentum import momentum_init, momentum_step
+from schedopt.dynamics.momentum_adjoint import momentum_final_loss
 from schedopt.dynamics.ops import JAX
 from schedopt.dynamics.sgd import sgd_loss, sgd_step
 from schedopt.errors import ProblemError
@@ -113,6 +114,9 @@ def _run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum,
     if momentum is None and not record:
         # hand-written adjoint: same values, gradients at ~1/3 the cost of autodiff
         return sgd_final_loss(eigenvalues, initial_error, noise, learning_rate, batch_size)
+    if not record:
+        # hand-written heavy-ball adjoint: same values, gradients ~2x faster than autodiff
+        return momentum_final_loss(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum)
     if momentum is None:
         return _sgd_run(eigenvalues, initial_error, noise, learning_rate, batch_size, record)
     return _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record)

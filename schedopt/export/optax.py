@@ -119,7 +119,11 @@ _MOMENTUM_BASES = ("sgd",)  # bases whose `momentum` is schedopt's heavy ball
 
 
 def _as_schedule(schedule: Any) -> Schedule:
-    """A Schedule, or one read from a file path; warns when it is not converged."""
+    """A Schedule (or one read from a file path) in the network's units; warns when not converged.
+
+    A schedule designed from a fitted spec holds the model's learning rate; a
+    training loop needs the network's, :meth:`Schedule.for_network`.
+    """
     if isinstance(schedule, str | os.PathLike):
         schedule = load_schedule(schedule)
     if not isinstance(schedule, Schedule):
@@ -133,7 +137,7 @@ def _as_schedule(schedule: Any) -> Schedule:
             UserWarning,
             stacklevel=3,
         )
-    return schedule
+    return schedule.for_network()
 
 
 def _check_control(control: Any) -> str:

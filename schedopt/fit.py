@@ -1,0 +1,585 @@
+r"""Fit the power-law model to the loss curves of real pilot runs (``schedopt fit``).
+
+The network's loss under its recorded learning rates :math:`\eta^{net}_t` is modelled as
+
+.. math::  \ell(t) = \ell_\infty + s\,L_t(a, b, \sigma;\ \eta_t = \kappa\,\eta^{net}_t)
+
+where :math:`L_t` is the exact SGD recursion of the power-law model
+(:mod:`schedopt.dynamics.recursion`, batch 1, ``n_modes`` modes, initial loss
+1). Six parameters are fitted: the exponents ``a`` and ``b``, the label noise
+``noise_std`` :math:`\sigma`, the ``loss_scale`` :math:`s`, the irreducible
+``loss_offset`` :math:`\ell_\infty` and the ``learning_rate_scale``
+:math:`\kappa` (model :math:`\eta` per unit of network learning rate).
+
+**Objective.** Nonlinear least squares on log losses, each run weighted
+equally (residuals of run ``i`` divided by :math:`\sqrt{n_i}`), by
+``scipy.optimize.least_squares`` (trust-region reflective, box bounds) with the
+exact Jacobian from ``jax.jacfwd`` through the recursion, from several
+starting points. The model's learning rate is kept mean-square stable by
+parameterising :math:`\kappa\max\eta^{net} = r\,\eta_{safe}(b)`, ``r < 1``, with
+:math:`\eta_{safe} = 2/(\sum_k\lambda_k + 2)` a lower bound of the stability
+threshold at batch 1 (from the secular condition of
+:mod:`schedopt.dynamics.stability` with :math:`\lambda_k \le 1`).
+
+**Uncertainties.** Gauss–Newton: :math:`\mathrm{cov} = \hat s^2 (J^\top J)^{-1}`
+in the fitted coordinates, mapped to the parameters by the delta method. Loss
+curves are serially correlated, so these are lower bounds; they serve to flag
+what the pilots cannot tell apart. A parameter is *identified* when its
+standard error is below half its value (``loss_offset``: below half the
+smallest loss) and it is not at a bound; the result lists the others, and
+``schedopt fit`` prints them.
+
+**Holdout.** With three or more pilots the last one is held out: the model is
+fitted to the others and its prediction of the held-out curve is scored. With
+fewer, the last quarter of every curve is held out instead (prediction forward
+in time). The parameters written are those of the fit to everything.
+
+**Identifiability.** Pilots that all use one learning rate cannot separate
+:math:`\kappa` from the other parameters: that is a :class:`FitError` unless
+``learning_rate_scale`` is fixed.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+
+from schedopt._jax import jax
+from schedopt.dynamics.recursion import loss_curve_jax
+from schedopt.dynamics.stability import stability_threshold
+from schedopt.errors import FitError
+from schedopt.pilots import PilotRun
+from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
+
+__all__ = [
+    "FIT_PARAMETERS",
+    "FitResult",
+    "fit_pilots",
+    "predict_network_loss",
+]
+
+FIT_PARAMETERS = ("a", "b", "noise_std", "loss_scale", "loss_offset", "learning_rate_scale")
+"""The fitted parameters, in report order."""
+
+#: Bounds of the fitted coordinates (a, b, log sigma, log s, offset fraction, r).
+_A_BOUNDS = (1.05, 8.0)
+_B_BOUNDS = (1.05, 8.0)
+_LOG_SIGMA_BOUNDS = (math.log(1e-4), math.log(10.0))
+_LOG_SCALE_BOUNDS = (math.log(1e-4), math.log(1e4))
+_OFFSET_BOUNDS = (0.0, 0.999)  # fraction of the smallest measured loss
+_R_BOUNDS = (1e-4, 0.999)  # model peak learning rate / safe threshold
+_STARTS = ((1.5, 1.3), (2.5, 1.5), (2.0, 2.5), (4.0, 2.0), (1.3, 2.0))  # (a, b)
+_IDENTIFIED_RATIO = 0.5
+_SCOUT_EVALUATIONS = 12  # least-squares evaluations per start before the best is polished
+_MAX_EVALUATIONS = 300
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Pilots as padded arrays: learning rates ``(R, T)`` and the gather indices of the measurements."""
+
+    learning_rate: np.ndarray
+    run_index: np.ndarray
+    step_index: np.ndarray
+    log_loss: np.ndarray
+    weight: np.ndarray
+    max_learning_rate: float
+    min_loss: float
+
+
+def _data(runs: Sequence[PilotRun], max_learning_rate: float, held_out: np.ndarray | None = None) -> _Data:
+    """Stack the pilots; measurements flagged in ``held_out`` get weight 0 (not fitted)."""
+    horizon = max(r.horizon for r in runs)
+    lr = np.zeros((len(runs), horizon))
+    for i, run in enumerate(runs):
+        lr[i, : run.horizon] = run.learning_rate
+    run_index = np.concatenate([np.full(r.losses.size, i) for i, r in enumerate(runs)])
+    step_index = np.concatenate([r.loss_steps for r in runs])
+    losses = np.concatenate([r.losses for r in runs])
+    fitted = np.ones(losses.size, dtype=bool) if held_out is None else ~held_out
+    counts = np.bincount(run_index[fitted], minlength=len(runs)).astype(np.float64)
+    weight = np.where(fitted, 1.0 / np.sqrt(np.maximum(counts[run_index], 1.0)), 0.0)
+    return _Data(
+        lr, run_index, step_index, np.log(losses), weight, max_learning_rate, float(losses[fitted].min())
+    )
+
+
+def _physical(x, n_modes: int, data_max_lr: float, min_loss: float, fixed_kappa: float | None):
+    """Fitted coordinates -> (a, b, sigma, s, offset, kappa, eigenvalues, initial error)."""
+    a, b = x[0], x[1]
+    sigma = jnp.exp(x[2])
+    scale = jnp.exp(x[3])
+    offset = x[4] * min_loss
+    k = jnp.arange(1, n_modes + 1, dtype=jnp.float64)
+    lam = k**-b
+    power = k**-a
+    c0 = power / lam / jnp.sum(power)
+    if fixed_kappa is None:
+        kappa = x[5] * 2.0 / (jnp.sum(lam) + 2.0) / data_max_lr
+    else:
+        kappa = jnp.asarray(fixed_kappa, dtype=jnp.float64)
+    return a, b, sigma, scale, offset, kappa, lam, c0
+
+
+def _predict(x, lr, n_modes, max_lr, min_loss, fixed_kappa):
+    """Network loss curves ``(R, T + 1)`` for per-run learning rates ``lr`` ``(R, T)``."""
+    _, _, sigma, scale, offset, kappa, lam, c0 = _physical(x, n_modes, max_lr, min_loss, fixed_kappa)
+    ones = jnp.ones(lr.shape[-1])
+
+    def one(rates):
+        return loss_curve_jax(lam, c0, sigma**2, kappa * rates, ones)
+
+    curves = jax.vmap(one)(lr)
+    return offset + scale * curves
+
+
+def _parameters(x, n_modes, max_lr, min_loss, fixed_kappa):
+    a, b, sigma, scale, offset, kappa, _, _ = _physical(x, n_modes, max_lr, min_loss, fixed_kappa)
+    return jnp.stack([a, b, sigma, scale, offset, kappa])
+
+
+def _residuals(x, lr, runs, steps, target, weight, max_lr, min_loss, kappa, *, n_modes, fixed):
+    pred = _predict(x, lr, n_modes, max_lr, min_loss, kappa if fixed else None)[runs, steps]
+    safe = jnp.where(jnp.isfinite(pred) & (pred > 0), pred, 1e30)
+    return weight * (jnp.log(safe) - target)
+
+
+_STATIC = ("n_modes", "fixed")
+_residuals_jit = jax.jit(_residuals, static_argnames=_STATIC)
+_jacobian_jit = jax.jit(jax.jacfwd(_residuals), static_argnames=_STATIC)
+
+
+class _Objective:
+    """Weighted log residuals and their Jacobian.
+
+    The data are arguments of module-level jitted functions, so a holdout fit
+    (the same arrays with some weights set to zero) reuses the compiled code.
+    """
+
+    def __init__(self, data: _Data, n_modes: int, fixed_kappa: float | None):
+        self.data = data
+        self.n_modes = n_modes
+        self.fixed_kappa = fixed_kappa
+        self.args = (
+            jnp.asarray(data.learning_rate),
+            jnp.asarray(data.run_index),
+            jnp.asarray(data.step_index),
+            jnp.asarray(data.log_loss),
+            jnp.asarray(data.weight),
+            data.max_learning_rate,
+            data.min_loss,
+            1.0 if fixed_kappa is None else float(fixed_kappa),
+        )
+        self.static = {"n_modes": n_modes, "fixed": fixed_kappa is not None}
+
+    def fun(self, x):
+        return np.asarray(_residuals_jit(jnp.asarray(x), *self.args, **self.static))
+
+    def jac(self, x):
+        return np.asarray(_jacobian_jit(jnp.asarray(x), *self.args, **self.static))
+
+    def _to_parameters(self, x):
+        d = self.data
+        return _parameters(x, self.n_modes, d.max_learning_rate, d.min_loss, self.fixed_kappa)
+
+    def parameters(self, x):
+        """(a, b, noise_std, loss_scale, loss_offset, learning_rate_scale) at fitted coordinates ``x``."""
+        return np.asarray(self._to_parameters(jnp.asarray(x)))
+
+    def parameter_jacobian(self, x):
+        return np.asarray(jax.jacfwd(self._to_parameters)(jnp.asarray(x)))
+
+
+def _bounds(fixed_kappa: float | None) -> tuple[np.ndarray, np.ndarray]:
+    boxes = [_A_BOUNDS, _B_BOUNDS, _LOG_SIGMA_BOUNDS, _LOG_SCALE_BOUNDS, _OFFSET_BOUNDS]
+    if fixed_kappa is None:
+        boxes.append(_R_BOUNDS)
+    lo, hi = zip(*boxes, strict=True)
+    return np.array(lo), np.array(hi)
+
+
+def _starts(runs: Sequence[PilotRun], data: _Data, fixed_kappa: float | None) -> list[np.ndarray]:
+    first = float(np.mean([r.losses[0] for r in runs]))
+    offset = 0.5
+    scale = max(first - offset * data.min_loss, 1e-3)
+    out = []
+    for a, b in _STARTS:
+        x = [a, b, math.log(0.3), math.log(scale), offset]
+        if fixed_kappa is None:
+            x.append(0.3)
+        out.append(np.array(x))
+    return out
+
+
+def _least_squares(objective: _Objective, starts, bounds):
+    """A short run from every start, then the best one run to convergence."""
+
+    def run(x0, budget):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return scipy.optimize.least_squares(
+                objective.fun,
+                x0,
+                jac=objective.jac,
+                bounds=bounds,
+                method="trf",
+                x_scale="jac",
+                max_nfev=budget,
+            )
+
+    scouts = [run(x0, _SCOUT_EVALUATIONS) for x0 in starts]
+    best = min(scouts, key=lambda r: r.cost)
+    if best.status != 0:  # converged already
+        return best
+    final = run(best.x, _MAX_EVALUATIONS)
+    final.nfev += sum(r.nfev for r in scouts)
+    return final
+
+
+def _check_identifiable(runs: Sequence[PilotRun], fixed_kappa: float | None) -> None:
+    rates = np.unique(np.concatenate([r.learning_rate[r.learning_rate > 0] for r in runs]))
+    if rates.size == 0:
+        raise FitError(f"{runs[0].name}: learning_rate: every pilot has learning rate 0; nothing was trained")
+    if fixed_kappa is None and rates.size < 2:
+        names = ", ".join(r.name for r in runs)
+        raise FitError(
+            f"{names}: every pilot uses the single learning rate {rates[0]:g}, so the learning-rate scale "
+            "cannot be identified; add pilots at other learning rates or fix learning_rate_scale "
+            "(--lr-scale)"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Solve:
+    x: np.ndarray
+    residuals: np.ndarray
+    jacobian: np.ndarray
+    status: str
+    evaluations: int
+    objective: _Objective
+
+
+def _solve(runs, n_modes, fixed_kappa, max_lr, held_out=None) -> _Solve:
+    data = _data(runs, max_lr, held_out)
+    objective = _Objective(data, n_modes, fixed_kappa)
+    bounds = _bounds(fixed_kappa)
+    res = _least_squares(objective, _starts(runs, data, fixed_kappa), bounds)
+    return _Solve(
+        x=res.x,
+        residuals=objective.fun(res.x),
+        jacobian=objective.jac(res.x),
+        status=str(res.message),
+        evaluations=int(res.nfev),
+        objective=objective,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """The fitted model, its uncertainties, fit and holdout errors, and the problem it defines.
+
+    Attributes:
+        parameters: fitted values by name (:data:`FIT_PARAMETERS`).
+        std_errors: Gauss–Newton standard errors by name (``inf`` if unidentifiable).
+        identified: whether each parameter is identified (see the module doc).
+        at_bound: parameters that ended on a bound of the search box.
+        fit_error: RMS relative error of the fitted curves, overall and by run (fractions).
+        holdout: ``{"kind", "held_out", "rms_error", "by_run"}`` or ``None``.
+        phase: ``easy`` (a > b) or ``hard``; ``phase_z``: (a − b) / its standard error.
+        problem: the fitted problem (a ``[network]`` map included) at the pilots' horizon.
+        runs: the pilot files; ``n_points``: measurements fitted; ``n_modes``: model size.
+        notes: warnings a user must see (unidentified parameters, bounds hit, ...).
+    """
+
+    parameters: Mapping[str, float]
+    std_errors: Mapping[str, float]
+    identified: Mapping[str, bool]
+    at_bound: tuple[str, ...]
+    fit_error: Mapping[str, Any]
+    holdout: Mapping[str, Any] | None
+    phase: str
+    phase_z: float
+    problem: Problem
+    runs: tuple[str, ...]
+    n_points: int
+    n_modes: int
+    status: str
+    evaluations: int
+    fixed: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name in ("parameters", "std_errors", "identified", "fit_error"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def unidentified(self) -> tuple[str, ...]:
+        return tuple(n for n in FIT_PARAMETERS if not self.identified[n] and n not in self.fixed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready report (``schedopt fit --json``)."""
+        return {
+            "parameters": dict(self.parameters),
+            "std_errors": {k: (None if not math.isfinite(v) else v) for k, v in self.std_errors.items()},
+            "identified": dict(self.identified),
+            "unidentified": list(self.unidentified),
+            "fixed": list(self.fixed),
+            "at_bound": list(self.at_bound),
+            "fit_error": dict(self.fit_error),
+            "holdout": None if self.holdout is None else dict(self.holdout),
+            "phase": self.phase,
+            "phase_z": self.phase_z if math.isfinite(self.phase_z) else None,
+            "runs": list(self.runs),
+            "n_points": self.n_points,
+            "n_modes": self.n_modes,
+            "status": self.status,
+            "evaluations": self.evaluations,
+            "learning_rate_max": self.problem.learning_rate.max,
+            "horizon": self.problem.horizon,
+            "notes": list(self.notes),
+        }
+
+    def spec_text(self) -> str:
+        """The fitted problem as spec text (``schedopt design`` reads it), with the fit summarised on top."""
+        from schedopt.spec import dump_problem
+
+        lines = ["# Fitted by `schedopt fit` to the pilot runs:"]
+        lines += [f"#   {name}" for name in self.runs]
+        for name in FIT_PARAMETERS:
+            flag = "" if self.identified[name] else "  (NOT identified by these pilots)"
+            if name in self.fixed:
+                flag = "  (fixed)"
+            lines.append(f"#   {name} = {self.parameters[name]:.6g} +- {self.std_errors[name]:.2g}{flag}")
+        lines.append(f"#   fit error (RMS relative): {100 * self.fit_error['rms_error']:.2f}%")
+        if self.holdout is not None:
+            lines.append(
+                f"#   holdout ({self.holdout['kind']}: {self.holdout['held_out']}): "
+                f"{100 * self.holdout['rms_error']:.2f}%"
+            )
+        lines.append(f"#   phase: {self.phase} (a - b = {self.phase_z:.2g} standard errors)")
+        lines += [f"#   note: {n}" for n in self.notes]
+        lines.append("# The learning-rate cap is the largest pilot learning rate (in model units).")
+        return "\n".join(lines) + "\n" + dump_problem(self.problem)
+
+
+def _rms_by_run(runs, fitted_log, data: _Data) -> tuple[float, dict[str, float]]:
+    rel = np.expm1(fitted_log - data.log_loss)
+    by_run = {r.name: float(np.sqrt(np.mean(rel[data.run_index == i] ** 2))) for i, r in enumerate(runs)}
+    return float(np.sqrt(np.mean(rel**2))), by_run
+
+
+def _uncertainties(solve: _Solve, fixed_kappa) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parameter values and Gauss–Newton standard errors."""
+    x = solve.x
+    values = np.asarray(solve.objective.parameters(jnp.asarray(x)))
+    n, p = solve.jacobian.shape
+    dof = max(n - p, 1)
+    s2 = float(np.sum(solve.residuals**2)) / dof
+    jtj = solve.jacobian.T @ solve.jacobian
+    try:
+        cov_x = s2 * np.linalg.inv(jtj)
+        if not np.all(np.isfinite(cov_x)) or np.linalg.cond(jtj) > 1e14:
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        cov_x = np.full((p, p), np.inf)
+    g = np.asarray(solve.objective.parameter_jacobian(jnp.asarray(x)))
+    with np.errstate(invalid="ignore"):
+        cov = g @ cov_x @ g.T if np.all(np.isfinite(cov_x)) else np.full((6, 6), np.inf)
+    std = np.sqrt(np.clip(np.diag(cov), 0, None))
+    if fixed_kappa is not None:
+        std[5] = 0.0
+    return values, std, cov
+
+
+def _phase_z(values, cov) -> float:
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    if not np.isfinite(var) or var <= 0:
+        return math.inf if values[0] != values[1] else 0.0
+    return float((values[0] - values[1]) / math.sqrt(var))
+
+
+def _problem(values, runs, n_modes, name) -> Problem:
+    a, b, sigma, scale, offset, kappa = (float(v) for v in values)
+    model = Model.powerlaw(a, b, n_modes, noise_std=sigma, initial_loss=1.0)
+    horizon = max(r.horizon for r in runs)
+    cap = kappa * max(r.peak_learning_rate for r in runs)
+    cap = min(cap, 0.95 * stability_threshold(model, 1.0))
+    return Problem(
+        name=name,
+        model=model,
+        training=Training(horizon=horizon),
+        controls={
+            "learning_rate": ControlSpec(
+                "learning_rate", 0.0, cap, blocks=min(100, horizon), grid="geometric-both"
+            )
+        },
+        network=NetworkUnits(learning_rate_scale=kappa, loss_scale=scale, loss_offset=offset),
+    )
+
+
+def _held_out(runs: Sequence[PilotRun], holdout: str, fixed_kappa) -> tuple[str, str, np.ndarray] | None:
+    """``(kind, description, mask of held-out measurements)`` or ``None`` for no holdout."""
+    if holdout == "none":
+        return None
+    names = [r.name for r in runs]
+    owner = np.concatenate([np.full(r.losses.size, i) for i, r in enumerate(runs)])
+    target = None
+    if holdout not in ("auto", "tail"):
+        if holdout not in names:
+            raise FitError(f"--holdout: {holdout!r} is not one of the pilots ({', '.join(names)})")
+        target = names.index(holdout)
+    elif holdout == "auto" and len(runs) >= 3:
+        target = len(runs) - 1
+    if target is not None:
+        rest = [r for i, r in enumerate(runs) if i != target]
+        if not rest:
+            raise FitError("--holdout: holding out the only pilot leaves nothing to fit")
+        try:
+            _check_identifiable(rest, fixed_kappa)
+            return "run", names[target], owner == target
+        except FitError:
+            if holdout not in ("auto", "tail"):
+                raise
+    mask = []
+    for run in runs:
+        cut = int(math.ceil(0.75 * run.losses.size))
+        if cut < 5 or run.losses.size - cut < 1:
+            raise FitError(
+                f"{run.name}: too few loss points to hold out the last quarter (use --holdout none)"
+            )
+        mask.append(np.arange(run.losses.size) >= cut)
+    return "tail", "last quarter of every pilot", np.concatenate(mask)
+
+
+def _holdout(runs, holdout, n_modes, fixed_kappa, max_lr) -> dict[str, Any] | None:
+    split = _held_out(runs, holdout, fixed_kappa)
+    if split is None:
+        return None
+    kind, description, mask = split
+    solve = _solve(runs, n_modes, fixed_kappa, max_lr, held_out=mask)
+    data = solve.objective.data
+    pred_log = _log_prediction(solve)
+    rel = np.expm1(pred_log - data.log_loss)
+    by_run = {
+        r.name: float(np.sqrt(np.mean(rel[mask & (data.run_index == i)] ** 2)))
+        for i, r in enumerate(runs)
+        if np.any(mask & (data.run_index == i))
+    }
+    return {
+        "kind": kind,
+        "held_out": description,
+        "rms_error": float(np.sqrt(np.mean(rel[mask] ** 2))),
+        "by_run": by_run,
+    }
+
+
+def _log_prediction(solve: _Solve) -> np.ndarray:
+    """Predicted log losses at every measurement (held out or not)."""
+    o = solve.objective
+    ones = jnp.ones_like(o.args[4])
+    log_ratio = _residuals_jit(jnp.asarray(solve.x), *o.args[:4], ones, *o.args[5:], **o.static)
+    return o.data.log_loss + np.asarray(log_ratio)
+
+
+def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
+    """The network loss curve ``(T + 1,)`` a fitted problem predicts for network learning rates."""
+    if problem.network is None:
+        raise FitError("the problem has no [network] map (it was not produced by `schedopt fit`)")
+    from schedopt.dynamics.recursion import loss_curve
+
+    eta = problem.network.learning_rate_scale * np.asarray(learning_rate, dtype=np.float64)
+    curve = loss_curve(problem.model, eta, batch_size=problem.training.batch_size).loss
+    return problem.network.network_loss(np.asarray(curve))
+
+
+def fit_pilots(
+    runs: Sequence[PilotRun],
+    *,
+    n_modes: int = 1000,
+    holdout: str = "auto",
+    learning_rate_scale: float | None = None,
+    name: str = "fitted",
+) -> FitResult:
+    """Fit the model to pilot runs; see the module docstring for the method.
+
+    Args:
+        runs: the pilots (:func:`schedopt.pilots.read_pilot`).
+        n_modes: modes of the fitted model.
+        holdout: ``"auto"``, ``"tail"``, ``"none"`` or the name of a pilot to hold out.
+        learning_rate_scale: fix :math:`\\kappa` instead of fitting it.
+        name: the fitted problem's name (its export folder).
+
+    Raises:
+        FitError: no pilots, unidentifiable learning-rate scale, bad holdout.
+    """
+    runs = list(runs)
+    if not runs:
+        raise FitError("no pilot runs given")
+    if not isinstance(n_modes, int) or isinstance(n_modes, bool) or not 10 <= n_modes <= 100_000:
+        raise FitError(f"--n-modes: must be an integer in [10, 100000], got {n_modes!r}")
+    if learning_rate_scale is not None and not (
+        isinstance(learning_rate_scale, int | float)
+        and math.isfinite(learning_rate_scale)
+        and learning_rate_scale > 0
+    ):
+        raise FitError(f"--lr-scale: must be a positive number, got {learning_rate_scale!r}")
+    if holdout not in ("auto", "tail", "none") and not isinstance(holdout, str):
+        raise FitError(f"--holdout: must be auto, tail, none or a pilot's name, got {holdout!r}")
+    _check_identifiable(runs, learning_rate_scale)
+    max_lr = max(r.peak_learning_rate for r in runs)
+    solve = _solve(runs, n_modes, learning_rate_scale, max_lr)
+    values, std, cov = _uncertainties(solve, learning_rate_scale)
+    data = solve.objective.data
+    fitted_log = _log_prediction(solve)
+    rms, by_run = _rms_by_run(runs, fitted_log, data)
+
+    lo, hi = _bounds(learning_rate_scale)
+    width = hi - lo
+    hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
+    coord_names = ("a", "b", "noise_std", "loss_scale", "loss_offset", "learning_rate_scale")
+    at_bound = tuple(coord_names[i] for i in np.flatnonzero(hit))
+    fixed = ("learning_rate_scale",) if learning_rate_scale is not None else ()
+    identified = {}
+    for i, pname in enumerate(FIT_PARAMETERS):
+        ref = data.min_loss if pname == "loss_offset" else abs(values[i])
+        identified[pname] = bool(
+            pname in fixed
+            or (np.isfinite(std[i]) and std[i] < _IDENTIFIED_RATIO * ref and pname not in at_bound)
+        )
+    notes = []
+    missing = [n for n in FIT_PARAMETERS if not identified[n] and n not in fixed]
+    if missing:
+        notes.append(
+            "not identified by these pilots (standard error >= half the value, or at a bound): "
+            + ", ".join(missing)
+        )
+    if at_bound:
+        notes.append("at a bound of the search box: " + ", ".join(at_bound))
+    holdout_report = _holdout(runs, holdout, n_modes, learning_rate_scale, max_lr)
+    problem = _problem(values, runs, n_modes, name)
+    return FitResult(
+        parameters={n: float(v) for n, v in zip(FIT_PARAMETERS, values, strict=True)},
+        std_errors={n: float(s) for n, s in zip(FIT_PARAMETERS, std, strict=True)},
+        identified=identified,
+        at_bound=at_bound,
+        fit_error={"rms_error": rms, "by_run": by_run},
+        holdout=holdout_report,
+        phase="easy" if values[0] > values[1] else "hard",
+        phase_z=_phase_z(values, cov),
+        problem=problem,
+        runs=tuple(r.name for r in runs),
+        n_points=int(data.log_loss.size),
+        n_modes=n_modes,
+        status=solve.status,
+        evaluations=solve.evaluations,
+        fixed=fixed,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,218 @@
+r"""Pilot runs: the loss curves of short real training runs, read and checked for fitting.
+
+A pilot run is a CSV log with a header and one row per optimizer step::
+
+    step,learning_rate,train_loss,val_loss
+    0,0.003,5.61,5.58
+    1,0.003,5.40,
+    ...
+    500,,2.31,2.29
+
+(the format ``examples/tinygpt`` writes). The convention is the model's: row
+``t`` holds the learning rate used by update ``t`` (``\eta_t``) and the losses
+of the parameters *after* ``t`` updates (``L_t``); the final row ``t = T`` has
+no learning rate. Losses may be blank on rows where they were not measured.
+Steps must start at 0 and increase; when rows are missing, the learning rate
+of a logged step is held until the next logged one (a warning says so).
+
+Every problem raises one :class:`~schedopt.errors.FitError` naming the file and
+what is wrong (missing column, NaN or non-positive loss, non-monotone steps,
+too few loss points, negative learning rate).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from schedopt.errors import FitError
+
+__all__ = ["LOSS_COLUMNS", "MIN_POINTS", "PilotRun", "read_pilot"]
+
+LOSS_COLUMNS = ("val_loss", "train_loss", "loss")
+"""Loss columns tried in this order when none is named."""
+
+MIN_POINTS = 5
+"""Fewest loss measurements a pilot must have."""
+
+
+@dataclass(frozen=True, eq=False)
+class PilotRun:
+    """One pilot run: its learning rate at every step and its measured losses.
+
+    Attributes:
+        name: the file it came from.
+        learning_rate: ``(T,)`` learning rate of updates ``0..T-1``.
+        loss_steps: steps ``t`` (``0..T``) at which the loss was measured.
+        losses: the measured losses (positive, finite).
+        loss_column: which CSV column the losses came from.
+    """
+
+    name: str
+    learning_rate: np.ndarray
+    loss_steps: np.ndarray
+    losses: np.ndarray
+    loss_column: str
+
+    def __post_init__(self) -> None:
+        lr = np.array(self.learning_rate, dtype=np.float64)
+        steps = np.array(self.loss_steps, dtype=np.int64)
+        losses = np.array(self.losses, dtype=np.float64)
+        if lr.ndim != 1 or lr.size == 0:
+            raise FitError(f"{self.name}: learning_rate: needs at least one step")
+        if not np.all(np.isfinite(lr)) or np.any(lr < 0):
+            raise FitError(f"{self.name}: learning_rate: must be finite and >= 0")
+        if steps.shape != losses.shape or steps.ndim != 1:
+            raise FitError(f"{self.name}: loss_steps and losses must have the same length")
+        if steps.size < MIN_POINTS:
+            raise FitError(
+                f"{self.name}: {self.loss_column}: too few loss points ({steps.size}); a pilot needs "
+                f"at least {MIN_POINTS}"
+            )
+        if np.any(np.diff(steps) <= 0) or steps[0] < 0 or steps[-1] > lr.size:
+            raise FitError(f"{self.name}: loss steps must increase within 0..{lr.size}")
+        if not np.all(np.isfinite(losses)) or np.any(losses <= 0):
+            raise FitError(f"{self.name}: {self.loss_column}: losses must be finite and positive")
+        for name, arr in (("learning_rate", lr), ("loss_steps", steps), ("losses", losses)):
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+    @property
+    def horizon(self) -> int:
+        return int(self.learning_rate.size)
+
+    @property
+    def peak_learning_rate(self) -> float:
+        return float(self.learning_rate.max())
+
+
+def _cell(text: str, where: str, column: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise FitError(f"{where}: {column}: not a number: {text!r}") from None
+    if math.isnan(value):
+        raise FitError(f"{where}: {column}: NaN (a diverged run? drop it from the pilots)")
+    if math.isinf(value):
+        raise FitError(f"{where}: {column}: infinite (a diverged run? drop it from the pilots)")
+    return value
+
+
+def _loss_column(header: list[str], name: str, loss_column: str | None) -> str:
+    if loss_column is not None:
+        if loss_column not in header:
+            raise FitError(f"{name}: missing loss column {loss_column!r} (found {', '.join(header)})")
+        return loss_column
+    for column in LOSS_COLUMNS:
+        if column in header:
+            return column
+    raise FitError(
+        f"{name}: missing a loss column: one of {', '.join(LOSS_COLUMNS)} (found {', '.join(header)})"
+    )
+
+
+def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> PilotRun:
+    """Read a pilot run's CSV log.
+
+    Args:
+        path: the CSV file.
+        loss_column: the loss column to fit; default the first present of
+            :data:`LOSS_COLUMNS` that has at least :data:`MIN_POINTS` values.
+
+    Raises:
+        FitError: the file cannot be read or is not a usable pilot run.
+    """
+    name = os.fspath(path)
+    try:
+        text = Path(name).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FitError(f"{name}: no such pilot file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FitError(f"{name}: cannot read the pilot file: {exc}") from None
+    try:
+        rows = [row for row in csv.reader(text.splitlines()) if row and not row[0].startswith("#")]
+    except csv.Error as exc:
+        raise FitError(f"{name}: invalid CSV: {exc}") from None
+    if not rows:
+        raise FitError(f"{name}: empty file")
+    header = [h.strip() for h in rows[0]]
+    for required in ("step", "learning_rate"):
+        if required not in header:
+            raise FitError(f"{name}: missing column {required!r} (found {', '.join(header)})")
+    explicit = loss_column is not None
+    column = _loss_column(header, name, loss_column)
+    table = _parse_rows(rows[1:], header, name)
+    if not explicit:
+        # prefer a column with enough measurements (val_loss may be logged rarely)
+        for candidate in [c for c in LOSS_COLUMNS if c in header]:
+            if sum(v is not None for v in table[candidate]) >= MIN_POINTS:
+                column = candidate
+                break
+    return _pilot(name, table, column)
+
+
+def _parse_rows(rows: list[list[str]], header: list[str], name: str) -> dict[str, list]:
+    table: dict[str, list] = {h: [] for h in header}
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise FitError(f"{name}: line {line}: expected {len(header)} fields, got {len(row)}")
+        for h, cell in zip(header, row, strict=True):
+            table[h].append(_cell(cell, f"{name}: line {line}", h))
+    if not table["step"]:
+        raise FitError(f"{name}: no rows after the header")
+    steps = table["step"]
+    if any(s is None for s in steps):
+        line = steps.index(None) + 2
+        raise FitError(f"{name}: line {line}: step: missing")
+    if any(s != int(s) for s in steps) or steps[0] != 0:
+        raise FitError(f"{name}: step: steps must be whole numbers starting at 0")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        bad = next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
+        raise FitError(
+            f"{name}: line {bad + 2}: step: steps must increase (step {int(steps[bad])} after "
+            f"{int(steps[bad - 1])})"
+        )
+    return table
+
+
+def _pilot(name: str, table: dict[str, list], column: str) -> PilotRun:
+    steps = np.asarray(table["step"], dtype=np.int64)
+    rates = table["learning_rate"]
+    logged = [(int(s), r) for s, r in zip(steps, rates, strict=True) if r is not None]
+    if not logged:
+        raise FitError(f"{name}: learning_rate: no values")
+    if any(r < 0 for _, r in logged):
+        step = next(s for s, r in logged if r < 0)
+        raise FitError(f"{name}: step {step}: learning_rate: must be >= 0")
+    horizon = int(steps[-1]) if rates[-1] is None else int(steps[-1]) + 1
+    if logged[0][0] != 0:
+        raise FitError(f"{name}: learning_rate: missing at step 0")
+    lr = np.empty(horizon)
+    for (s, r), nxt in zip(logged, [*(s for s, _ in logged[1:]), horizon], strict=True):
+        lr[s:nxt] = r
+    held = horizon - len(logged)
+    if held > 0:
+        warnings.warn(
+            f"{name}: the learning rate is logged at {len(logged)} of {horizon} steps; each value is "
+            "held until the next logged one",
+            UserWarning,
+            stacklevel=3,
+        )
+    values = table[column]
+    points = [(int(s), v) for s, v in zip(steps, values, strict=True) if v is not None and s <= horizon]
+    if any(v <= 0 for _, v in points):
+        step = next(s for s, v in points if v <= 0)
+        raise FitError(f"{name}: step {step}: {column}: must be positive")
+    loss_steps = np.array([s for s, _ in points], dtype=np.int64)
+    losses = np.array([v for _, v in points], dtype=np.float64)
+    return PilotRun(name, lr, loss_steps, losses, column)

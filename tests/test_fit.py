@@ -1,0 +1,304 @@
+"""`schedopt fit`: pilot CSVs, recovery of known parameters, identifiability, network units."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from schedopt.cli import app
+from schedopt.dynamics.recursion import loss_curve
+from schedopt.errors import ExportError, FitError
+from schedopt.export.optax import to_optax
+from schedopt.fit import FIT_PARAMETERS, fit_pilots, predict_network_loss
+from schedopt.pilots import PilotRun, read_pilot
+from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
+from schedopt.schedule import Schedule, load_schedule, save_schedule
+from schedopt.spec import parse_problem
+
+TRUE = {
+    "a": 2.0,
+    "b": 1.4,
+    "noise_std": 0.4,
+    "loss_scale": 3.0,
+    "loss_offset": 1.5,
+    "learning_rate_scale": 40.0,
+}
+N_MODES = 150
+HORIZON = 240
+RATES = (1e-3, 3e-3, 6e-3)
+
+
+def _curve(lr: np.ndarray, params=TRUE, n_modes=N_MODES) -> np.ndarray:
+    model = Model.powerlaw(params["a"], params["b"], n_modes, noise_std=params["noise_std"], initial_loss=1.0)
+    excess = np.asarray(loss_curve(model, params["learning_rate_scale"] * lr).loss)
+    return params["loss_offset"] + params["loss_scale"] * excess
+
+
+def _pilots(noise: float, seed: int = 0, rates=RATES, params=TRUE) -> list[PilotRun]:
+    rng = np.random.default_rng(seed)
+    steps = np.unique(np.r_[0, np.geomspace(1, HORIZON, 40).astype(int)])
+    runs = []
+    for lr in rates:
+        rates_t = np.full(HORIZON, lr)
+        loss = _curve(rates_t, params)[steps] * np.exp(noise * rng.standard_normal(steps.size))
+        runs.append(PilotRun(f"lr{lr:g}", rates_t, steps, loss, "val_loss"))
+    return runs
+
+
+def _write_csv(path, rows, header=("step", "learning_rate", "train_loss", "val_loss")):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def noisy_fit():
+    """Fit to curves of the model itself with 0.5% multiplicative measurement noise."""
+    return fit_pilots(_pilots(noise=0.005), n_modes=N_MODES)
+
+
+# --- recovery
+
+
+def test_fit_recovers_known_parameters_within_tolerance_and_error_bars(noisy_fit):
+    tolerance = {"a": 0.15, "b": 0.2, "noise_std": 0.08, "loss_scale": 0.15, "loss_offset": 0.05}
+    for name, tol in tolerance.items():
+        got, true, std = noisy_fit.parameters[name], TRUE[name], noisy_fit.std_errors[name]
+        assert abs(got - true) < tol, (name, got, true)
+        assert abs(got - true) < 4 * std + 1e-9, (name, got, true, std)
+    kappa = noisy_fit.parameters["learning_rate_scale"]
+    assert abs(kappa / TRUE["learning_rate_scale"] - 1) < 0.1
+    assert all(noisy_fit.identified.values()) and noisy_fit.unidentified == ()
+    assert noisy_fit.phase == "easy" and noisy_fit.phase_z > 3
+    assert noisy_fit.fit_error["rms_error"] < 0.01  # the measurement noise is 0.5%
+
+
+def test_holdout_prediction_of_the_last_pilot_is_close(noisy_fit):
+    holdout = noisy_fit.holdout
+    assert holdout["kind"] == "run" and holdout["held_out"] == "lr0.006"
+    assert holdout["rms_error"] < 0.03
+
+
+def test_noiseless_curves_are_fitted_exactly():
+    runs = _pilots(noise=0.0, rates=(2e-3, 5e-3))
+    result = fit_pilots(runs, n_modes=N_MODES, holdout="tail")
+    for name in FIT_PARAMETERS:
+        assert result.parameters[name] == pytest.approx(TRUE[name], rel=1e-4), name
+    assert result.holdout["kind"] == "tail" and result.holdout["rms_error"] < 1e-5
+
+
+def test_fitted_problem_predicts_the_pilots_and_round_trips_as_a_spec(noisy_fit):
+    problem = parse_problem(noisy_fit.spec_text())
+    assert problem.network.to_dict() == pytest.approx(noisy_fit.problem.network.to_dict(), rel=1e-15)
+    assert problem.model.a == noisy_fit.parameters["a"]
+    cap = noisy_fit.parameters["learning_rate_scale"] * max(RATES)
+    assert problem.learning_rate.max == pytest.approx(cap, rel=1e-12)
+    lr = np.full(HORIZON, RATES[1])
+    assert np.max(np.abs(predict_network_loss(problem, lr) / _curve(lr) - 1)) < 0.02
+
+
+# --- identifiability
+
+
+def test_a_single_learning_rate_is_an_error_unless_the_scale_is_fixed():
+    runs = _pilots(noise=0.0, rates=(3e-3,))
+    with pytest.raises(FitError, match=r"single learning rate 0\.003.*--lr-scale"):
+        fit_pilots(runs, n_modes=N_MODES)
+    result = fit_pilots(runs, n_modes=N_MODES, learning_rate_scale=40.0, holdout="none")
+    assert result.fixed == ("learning_rate_scale",)
+    assert result.parameters["learning_rate_scale"] == 40.0
+    assert result.parameters["a"] == pytest.approx(TRUE["a"], rel=1e-3)
+
+
+def test_what_the_pilots_cannot_show_is_flagged():
+    # noiseless target and short runs at small learning rates: the noise never shows
+    params = {**TRUE, "noise_std": 0.0}
+    runs = _pilots(noise=0.002, rates=(1e-4, 2e-4), params=params)
+    result = fit_pilots(runs, n_modes=N_MODES, holdout="none")
+    assert "noise_std" in result.unidentified
+    assert any("noise_std" in note for note in result.notes)
+    assert "NOT identified" in result.spec_text()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_modes": 5}, "--n-modes"),
+        ({"learning_rate_scale": -1.0}, "--lr-scale"),
+        ({"holdout": "nope"}, "--holdout: 'nope' is not one of the pilots"),
+    ],
+)
+def test_bad_fit_options_name_the_option(kwargs, match):
+    with pytest.raises(FitError, match=match):
+        fit_pilots(_pilots(noise=0.0, rates=(1e-3, 2e-3)), **kwargs)
+
+
+# --- pilot files
+
+
+def _good_rows(n=20, lr=1e-3):
+    return [
+        [t, lr if t < n else "", 5.0 / (1 + t), 5.0 / (1 + t) if t % 2 == 0 else ""] for t in range(n + 1)
+    ]
+
+
+def test_read_pilot_follows_the_model_convention(tmp_path):
+    run = read_pilot(_write_csv(tmp_path / "p.csv", _good_rows()))
+    assert run.horizon == 20 and run.loss_column == "val_loss"
+    assert run.loss_steps.tolist() == list(range(0, 21, 2))
+    assert run.losses[1] == pytest.approx(5.0 / 3)
+    # too few val_loss points: fall back to train_loss
+    rows = [[t, 1e-3 if t < 8 else "", 1.0 / (1 + t), 1.0 if t == 0 else ""] for t in range(9)]
+    assert read_pilot(_write_csv(tmp_path / "q.csv", rows)).loss_column == "train_loss"
+
+
+def test_read_pilot_holds_a_sparsely_logged_learning_rate(tmp_path):
+    rows = [
+        [0, 1e-3, 2.0, ""],
+        [5, 2e-3, 1.5, ""],
+        [10, 3e-3, 1.2, ""],
+        [15, 3e-3, 1.0, ""],
+        [20, "", 0.9, ""],
+    ]
+    with pytest.warns(UserWarning, match="logged at 4 of 20 steps"):
+        run = read_pilot(_write_csv(tmp_path / "p.csv", rows), loss_column="train_loss")
+    assert run.learning_rate.tolist() == [1e-3] * 5 + [2e-3] * 5 + [3e-3] * 10
+
+
+_ROWS = "".join(f"{t},0.001,{5 / (1 + t)}\n" for t in range(1, 10))
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("step,train_loss\n0,1.0\n", "missing column 'learning_rate'"),
+        ("step,learning_rate,accuracy\n0,0.1,0.5\n", "missing a loss column"),
+        ("step,learning_rate,train_loss\n0,0.001,nan\n" + _ROWS, "line 2: train_loss: NaN"),
+        ("step,learning_rate,train_loss\n0,0.001,inf\n" + _ROWS, "line 2: train_loss: infinite"),
+        (
+            "step,learning_rate,train_loss\n0,0.001,1\n2,0.001,0.9\n1,0.001,0.8\n",
+            "line 4: step: steps must increase",
+        ),
+        (
+            "step,learning_rate,train_loss\n1,0.001,1\n2,0.001,0.9\n",
+            "steps must be whole numbers starting at 0",
+        ),
+        ("step,learning_rate,train_loss\n0,0.001,1\n1,0.001,0.9\n2,,0.8\n", "too few loss points"),
+        ("step,learning_rate,train_loss\n0,-0.001,1\n" + _ROWS, "step 0: learning_rate: must be >= 0"),
+        ("step,learning_rate,train_loss\n0,0.001,0\n" + _ROWS, "step 0: train_loss: must be positive"),
+        ("step,learning_rate,train_loss\n0,0.001,abc\n" + _ROWS, "line 2: train_loss: not a number: 'abc'"),
+        ("step,learning_rate,train_loss\n0,0.001\n", "line 2: expected 3 fields, got 2"),
+        ("step,learning_rate,train_loss\n", "no rows after the header"),
+        ("", "empty file"),
+    ],
+)
+def test_bad_pilot_files_name_the_file_and_the_problem(tmp_path, text, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(FitError, match=match) as info:
+        read_pilot(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_missing_pilot_file_is_named(tmp_path):
+    with pytest.raises(FitError, match="no such pilot file"):
+        read_pilot(tmp_path / "nope.csv")
+
+
+# --- network units in schedules and exports
+
+
+def _fitted_schedule(kappa=40.0) -> Schedule:
+    problem = Problem(
+        name="n",
+        model=Model.powerlaw(2.0, 1.4, 20, noise_std=0.3),
+        training=Training(horizon=10),
+        controls={"learning_rate": ControlSpec("learning_rate", 0.0, 0.2, blocks=5)},
+        network=NetworkUnits(kappa, 2.0, 1.0),
+    )
+    eta = np.linspace(0.2, 0.02, 10)
+    return Schedule(
+        learning_rate=eta, provenance={"problem": problem.name, "network": problem.network.to_dict()}
+    )
+
+
+def test_exports_carry_the_network_learning_rate(tmp_path):
+    schedule = _fitted_schedule()
+    fn = to_optax(schedule)
+    assert float(fn(jnp.asarray(0))) == pytest.approx(0.2 / 40.0, rel=1e-15)
+    network = schedule.for_network()
+    assert network.for_network() is network  # converting twice is a no-op
+    assert network.network is None and network.provenance["network_units"]["learning_rate_scale"] == 40.0
+    save_schedule(schedule, tmp_path / "s.csv")
+    header = (tmp_path / "s.csv").read_text().splitlines()[0]
+    assert header == "step,learning_rate,network_learning_rate"
+    back = load_schedule(tmp_path / "s.csv")
+    assert back.network.learning_rate_scale == pytest.approx(40.0, rel=1e-12)
+    save_schedule(schedule, tmp_path / "s.json")
+    assert load_schedule(tmp_path / "s.json").network == schedule.network
+
+
+def test_an_inconsistent_network_column_is_refused(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("step,learning_rate,network_learning_rate\n0,0.2,0.005\n1,0.1,0.005\n")
+    with pytest.raises(ExportError, match="network_learning_rate: must be learning_rate divided by one"):
+        load_schedule(path)
+
+
+def test_a_bad_network_map_in_a_schedule_file_is_named(tmp_path):
+    data = json.loads(_fitted_schedule().to_json())
+    data["provenance"]["network"]["learning_rate_scale"] = -2
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ExportError, match=r"s.json: provenance.network: .*learning_rate_scale"):
+        load_schedule(path)
+
+
+# --- CLI
+
+
+def test_cli_fit_writes_a_spec_that_design_accepts(tmp_path):
+    paths = []
+    for run in _pilots(noise=0.0, rates=(2e-3, 5e-3)):
+        rows = []
+        losses = dict(zip(run.loss_steps.tolist(), run.losses.tolist(), strict=True))
+        for t in range(HORIZON + 1):
+            lr = run.learning_rate[t] if t < HORIZON else ""
+            rows.append([t, lr, "", losses.get(t, "")])
+        paths.append(_write_csv(tmp_path / f"{run.name}.csv", rows))
+    out = tmp_path / "fitted.toml"
+    result = CliRunner().invoke(
+        app, ["fit", *map(str, paths), "--out", str(out), "--n-modes", str(N_MODES), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["parameters"]["a"] == pytest.approx(2.0, rel=1e-3)
+    assert report["holdout"]["kind"] == "tail" and report["files"]["spec"] == str(out)
+    design = CliRunner().invoke(
+        app,
+        ["design", str(out), "--horizon", "480", "--out", str(tmp_path / "d"), "--json", "--no-baselines"],
+    )
+    assert design.exit_code == 0, design.output
+    net = json.loads(design.output)["network"]
+    assert net["learning_rate_scale"] == pytest.approx(40.0, rel=1e-3)
+    assert net["peak_learning_rate"] <= 5e-3 * (1 + 1e-9)  # capped at the largest pilot learning rate
+    exported = load_schedule(tmp_path / "d" / "schedule.json").for_network()
+    assert exported.learning_rate.max() == pytest.approx(net["peak_learning_rate"], rel=1e-12)
+
+
+def test_cli_fit_bad_input_writes_nothing(tmp_path):
+    path = _write_csv(tmp_path / "p.csv", _good_rows())
+    out = tmp_path / "f.toml"
+    result = CliRunner().invoke(app, ["fit", str(path), "--out", str(out)])
+    assert result.exit_code == 2 and "single learning rate" in result.output and not out.exists()
+    result = CliRunner().invoke(app, ["fit", str(path), "--out", str(tmp_path / "f.txt")])
+    assert result.exit_code == 2 and "--out" in result.output
+    assert math.isfinite(read_pilot(path).losses.sum())
