@@ -3,6 +3,9 @@ the learning-rate-only one, the degeneracy indicator, the tie-break and the wall
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -183,3 +186,27 @@ def test_tie_break_is_applied_on_a_degenerate_optimum():
     assert tie["relative_loss_change"] <= rtol
     assert tie["learning_rate_spread_after"] < tie["learning_rate_spread_before"]
     assert_allclose(solution.per_step("batch_size").sum(), 2e4, rtol=BUDGET_RTOL)
+
+
+def test_design_reports_the_budget_and_its_degeneracy(tmp_path):
+    """`schedopt design` on the shipped batch-ramp problem: the JSON names the budget, the batch the
+    baselines run at (D/T) and the flatness of the eta/m direction; the files carry the batch ramp."""
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+    from schedopt.schedule import load_schedule
+
+    spec = Path(__file__).parent.parent / "problems" / "batch-ramp.toml"
+    result = CliRunner().invoke(
+        app, ["design", str(spec), "--out", str(tmp_path), "--json", "--no-baselines"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["sample_budget"] == 20000 and report["baseline_batch_size"] == 100
+    assert report["controls"] == ["batch_size", "learning_rate"]
+    deg = report["degeneracy"]
+    assert set(deg) == {"flat_direction", "flatness", "degenerate", "steps_at_cap", "tie_break_applied"}
+    assert deg["flatness"] > 0
+    schedule = load_schedule(tmp_path / "schedule.json")
+    assert schedule.batch_size.sum() == pytest.approx(20000, rel=1e-6)
+    assert schedule.batch_size[-1] > 3 * schedule.batch_size[len(schedule.batch_size) // 2]  # the ramp
