@@ -1,0 +1,1 @@
+"""Examples that consume schedopt schedules in real training loops (see ``examples/README.md``)."""

@@ -1,0 +1,122 @@
+"""Command line: train the tiny GPT with one schedule and write its loss curve.
+
+Examples::
+
+    uv run python -m examples.tinygpt --schedule cosine --peak 3e-3 --steps 2000 --out runs/cosine.csv
+    uv run python -m examples.tinygpt --schedule wsd --peak 3e-3 --cooldown 0.2 --out runs/wsd.csv
+    uv run python -m examples.tinygpt --schedule exports/easy-phase/schedule.json --peak 3e-3 --out runs/designed.csv
+
+``--schedule`` is a kind (constant, cosine, linear, wsd, wsd-linear) or the path
+of a schedopt schedule file (JSON or CSV), which is time-stretched to
+``--steps`` and, with ``--peak``, rescaled to that maximum. A summary JSON
+object goes to standard output; progress lines go to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+from examples.tinygpt.schedules import KINDS, make_schedule, schedule_from_file
+from examples.tinygpt.train import OPTIMIZERS, TrainConfig, sidecar_path, train
+from schedopt.errors import SchedoptError
+
+_DEFAULTS = TrainConfig()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m examples.tinygpt",
+        description="Train a tiny byte-level GPT on the Python standard library with a learning-rate schedule.",
+    )
+    p.add_argument(
+        "--schedule",
+        required=True,
+        help=f"one of {', '.join(KINDS)}, or a schedopt schedule file (.json/.csv)",
+    )
+    p.add_argument("--peak", type=float, help="peak learning rate (required for a kind; rescales a file)")
+    p.add_argument(
+        "--steps", type=int, default=_DEFAULTS.steps, help="number of updates T (default %(default)s)"
+    )
+    p.add_argument("--out", type=Path, help="CSV log to write (plus <stem>.json); none if omitted")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=_DEFAULTS.optimizer, help="default %(default)s")
+    p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="default %(default)s")
+    p.add_argument("--warmup", type=int, default=0, help="linear warmup updates (default 0)")
+    p.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
+    p.add_argument("--floor", type=float, default=0.0, help="final learning rate of the decays (default 0)")
+    p.add_argument("--d-model", type=int, default=_DEFAULTS.d_model, help="default %(default)s")
+    p.add_argument("--n-layers", type=int, default=_DEFAULTS.n_layers, help="default %(default)s")
+    p.add_argument("--n-heads", type=int, default=_DEFAULTS.n_heads, help="default %(default)s")
+    p.add_argument("--context", type=int, default=_DEFAULTS.context, help="default %(default)s")
+    p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default %(default)s")
+    p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="adamw only")
+    p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
+    p.add_argument("--eval-every", type=int, default=_DEFAULTS.eval_every, help="default %(default)s")
+    p.add_argument("--eval-batches", type=int, default=_DEFAULTS.eval_batches, help="default %(default)s")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
+def _is_file_schedule(text: str) -> bool:
+    return text not in KINDS and (Path(text).suffix in (".json", ".csv") or Path(text).exists())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = TrainConfig(
+            d_model=args.d_model,
+            n_layers=args.n_layers,
+            n_heads=args.n_heads,
+            context=args.context,
+            batch_size=args.batch_size,
+            steps=args.steps,
+            optimizer=args.optimizer,
+            weight_decay=args.weight_decay,
+            grad_clip=None if args.grad_clip == 0 else args.grad_clip,
+            eval_every=args.eval_every,
+            eval_batches=args.eval_batches,
+            seed=args.seed,
+        )
+        if _is_file_schedule(args.schedule):
+            schedule = schedule_from_file(args.schedule, horizon=args.steps, peak=args.peak)
+        else:
+            if args.peak is None:
+                parser.error(f"--peak is required with --schedule {args.schedule}")
+            schedule = make_schedule(
+                args.schedule,
+                peak=args.peak,
+                horizon=args.steps,
+                warmup=args.warmup,
+                cooldown=args.cooldown,
+                floor=args.floor,
+            )
+    except (ValueError, SchedoptError) as exc:  # a bad option or an unreadable schedule file: exit 2
+        parser.error(str(exc))
+    if not args.quiet:
+        progress_logger = logging.getLogger("examples.tinygpt")  # only ours, not JAX's
+        if not progress_logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            progress_logger.addHandler(handler)
+        progress_logger.setLevel(logging.INFO)
+    result = train(config, schedule, log_path=args.out, progress=not args.quiet)
+    summary = {
+        "final_val_loss": result.final_val_loss if math.isfinite(result.final_val_loss) else None,
+        "wall_time": result.wall_time,
+        "compile_time": result.compile_time,
+        "steps_per_second": result.steps_per_second if math.isfinite(result.steps_per_second) else None,
+        "log": None if args.out is None else str(args.out),
+        "sidecar": None if args.out is None else str(sidecar_path(args.out)),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
