@@ -32,14 +32,16 @@ def export_schedule(
     ``json`` is a schedule file (read it with :func:`schedopt.export.to_optax`);
     ``torch`` is ``{"kind": "schedopt.torch_lambda", "base_lr", "factors"}`` for
     ``LambdaLR(optimizer, lambda t: factors[min(t, len(factors) - 1)])`` with the
-    optimizer built at ``lr=base_lr``. Unconverged schedules need ``force``.
+    optimizer built at ``lr=base_lr``. Unconverged schedules need ``force``. A
+    schedule designed from a fitted spec is written in the network's learning-rate
+    units (:meth:`~schedopt.schedule.Schedule.for_network`; ``peak`` is in those units).
     """
     from schedopt.export.optax import rescale_schedule
 
     if to not in EXPORT_FORMATS:
         raise ExportError(f"`--to` must be one of {', '.join(EXPORT_FORMATS)}, got {to!r}")
     src = Path(path)
-    schedule = load_schedule(src)
+    schedule = load_schedule(src).for_network()
     if not schedule.converged and not force:
         raise ExportError(f"{str(src)!r} comes from an unconverged solve; use --force to export it anyway")
     if peak is not None or horizon is not None:

@@ -302,3 +302,15 @@ def test_cli_fit_bad_input_writes_nothing(tmp_path):
     result = CliRunner().invoke(app, ["fit", str(path), "--out", str(tmp_path / "f.txt")])
     assert result.exit_code == 2 and "--out" in result.output
     assert math.isfinite(read_pilot(path).losses.sum())
+
+
+def test_cli_export_writes_the_network_learning_rate(tmp_path):
+    src = tmp_path / "s.json"
+    save_schedule(_fitted_schedule(), src)
+    out = tmp_path / "net.json"
+    result = CliRunner().invoke(app, ["export", str(src), "--to", "json", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    exported = load_schedule(out)
+    assert exported.network is None
+    np.testing.assert_allclose(exported.learning_rate, np.linspace(0.2, 0.02, 10) / 40.0, rtol=1e-15)
+    assert float(to_optax(out)(jnp.asarray(0))) == pytest.approx(0.2 / 40.0, rel=1e-15)  # not scaled twice
