@@ -107,6 +107,21 @@ def _parse_int(option: str, text: str) -> int:
     return int(value)
 
 
+def _progress():
+    """Progress lines on stderr when it is a terminal (never in pipes, logs or --json output)."""
+    import sys
+    import time
+
+    if not sys.stderr.isatty():
+        return None
+    start = time.perf_counter()
+
+    def say(message: str) -> None:
+        typer.echo(f"[{time.perf_counter() - start:6.1f} s] {message}", err=True)
+
+    return say
+
+
 def _fmt(x: float) -> str:
     return f"{x:.6g}"
 
@@ -200,7 +215,9 @@ def design(
     from schedopt.design import write_design
 
     problem = _override(_load(spec), horizon=horizon, blocks=blocks, grid=grid)
-    result = run_design(problem, solver=solver, baselines=None if baselines else ())
+    result = run_design(
+        problem, solver=solver, baselines=None if baselines else (), progress=None if as_json else _progress()
+    )
     sol = result.solution
     folder = out if out is not None else Path("exports") / problem.name
     failed = not sol.converged

@@ -6,7 +6,8 @@ This is what ``schedopt design`` runs; the CLI only parses options and prints.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,16 +136,29 @@ def design(
     solver: str = "jax",
     baselines: Sequence[str] | None = None,
     options: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Design:
     """Solve ``problem`` and tune the baselines; never raises on non-convergence (see status).
 
     Args:
         baselines: names of baseline families to tune (default: all); ``()`` for none.
+        progress: called with a one-line message as each stage starts and ends.
     """
-    from schedopt.baselines import tune_baselines
+    from schedopt.baselines import BASELINES, tune_baseline
 
+    say = progress or (lambda message: None)
+    start = time.perf_counter()
+    say(f"solving with {solver} (T = {problem.horizon}, N = {problem.model.n_modes}) ...")
     solution = solve(problem, solver=solver, throw=False, options=options)
-    tuned = tune_baselines(problem, names=baselines) if baselines != () else {}
+    say(f"solved: {solution.status} after {solution.iterations} iterations, {solution.wall_time:.1f} s")
+    names = list(BASELINES if baselines is None else baselines)
+    tuned = {}
+    for i, name in enumerate(names, start=1):
+        say(f"tuning baseline {i}/{len(names)}: {getattr(name, 'name', name)} ...")
+        result = tune_baseline(problem, name)
+        tuned[result.name] = result
+    if names:
+        say(f"done in {time.perf_counter() - start:.1f} s")
     return Design(
         solution=solution,
         baselines=tuned,
