@@ -629,6 +629,13 @@ def fit(
         float | None, typer.Option(help="Fix the learning-rate scale (model eta per network learning rate).")
     ] = None,
     name: Annotated[str, typer.Option(help="Name of the fitted problem (its export folder).")] = "fitted",
+    lr_cap: Annotated[
+        str,
+        typer.Option(
+            help="The design's learning-rate cap: best (peak of the pilot with the lowest final loss), "
+            "max (largest pilot learning rate) or a network learning rate."
+        ),
+    ] = "best",
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the fitted curves.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -645,8 +652,18 @@ def fit(
         raise ProblemError(f"`--out` must end in .toml, got {str(out)!r}", field="--out")
     if plot is not None and plot.suffix != ".png":
         raise ProblemError(f"`--plot` must end in .png, got {str(plot)!r}", field="--plot")
+    cap: str | float = lr_cap
+    if lr_cap not in ("best", "max"):
+        try:
+            cap = float(lr_cap)
+        except ValueError:
+            raise ProblemError(
+                f"`--lr-cap` must be best, max or a number, got {lr_cap!r}", field="--lr-cap"
+            ) from None
     pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
-    result = fit_pilots(pilots, n_modes=n_modes, holdout=holdout, learning_rate_scale=lr_scale, name=name)
+    result = fit_pilots(
+        pilots, n_modes=n_modes, holdout=holdout, learning_rate_scale=lr_scale, name=name, lr_cap=cap
+    )
     written = {"spec": str(atomic_write_text(out, result.spec_text()))}
     if plot is not None:
         from schedopt.plots import plot_fit
@@ -671,6 +688,8 @@ def fit(
     )
     if result.holdout is not None:
         typer.echo(f"holdout ({result.holdout['held_out']}): {100 * result.holdout['rms_error']:.2f}% RMS")
+    cap_info = result.learning_rate_cap
+    typer.echo(f"learning-rate cap for design: {_fmt(cap_info['network'])} ({cap_info['rule']})")
     for note in result.notes:
         typer.echo(f"warning: {note}", err=True)
     for kind, path in written.items():

@@ -15,7 +15,7 @@ from schedopt.cli import app
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import ExportError, FitError
 from schedopt.export.optax import to_optax
-from schedopt.fit import FIT_PARAMETERS, fit_pilots, predict_network_loss
+from schedopt.fit import FIT_PARAMETERS, fit_pilots, learning_rate_cap, predict_network_loss
 from schedopt.pilots import PilotRun, read_pilot
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
 from schedopt.schedule import Schedule, load_schedule, save_schedule
@@ -99,10 +99,23 @@ def test_fitted_problem_predicts_the_pilots_and_round_trips_as_a_spec(noisy_fit)
     problem = parse_problem(noisy_fit.spec_text())
     assert problem.network.to_dict() == pytest.approx(noisy_fit.problem.network.to_dict(), rel=1e-15)
     assert problem.model.a == noisy_fit.parameters["a"]
-    cap = noisy_fit.parameters["learning_rate_scale"] * max(RATES)
+    best = min(_pilots(noise=0.005), key=lambda r: r.losses[-1]).peak_learning_rate
+    assert noisy_fit.learning_rate_cap["network"] == pytest.approx(best, rel=1e-12)
+    cap = noisy_fit.parameters["learning_rate_scale"] * best
     assert problem.learning_rate.max == pytest.approx(cap, rel=1e-12)
     lr = np.full(HORIZON, RATES[1])
     assert np.max(np.abs(predict_network_loss(problem, lr) / _curve(lr) - 1)) < 0.02
+
+
+def test_learning_rate_cap_rules():
+    runs = _pilots(noise=0.0)
+    finals = {r.peak_learning_rate: r.losses[-1] for r in runs}
+    assert learning_rate_cap(runs, "best")[0] == min(finals, key=finals.get)
+    assert learning_rate_cap(runs, "max") == (max(RATES), "largest pilot learning rate")
+    assert learning_rate_cap(runs, 2e-3) == (2e-3, "given (--lr-cap)")
+    for bad in ("biggest", -1.0, float("nan"), True):
+        with pytest.raises(FitError, match="--lr-cap"):
+            learning_rate_cap(runs, bad)
 
 
 # --- identifiability

@@ -5,7 +5,7 @@ The same steps on the command line::
     python -m examples.tinygpt --schedule constant --peak 1e-3 --steps 500 --eval-every 20 --out runs/p1.csv
     python -m examples.tinygpt --schedule constant --peak 3e-3 --steps 500 --eval-every 20 --out runs/p2.csv
     python -m examples.tinygpt --schedule constant --peak 1e-2 --steps 500 --eval-every 20 --out runs/p3.csv
-    schedopt fit runs/p1.csv runs/p2.csv runs/p3.csv --out runs/fitted.toml
+    schedopt fit runs/p1.csv runs/p2.csv runs/p3.csv --out runs/fitted.toml   # --lr-cap best
     schedopt design runs/fitted.toml --horizon 2000 --out runs/design --no-baselines
     python -m examples.tinygpt --schedule runs/design/schedule.json --steps 2000 --out runs/designed.csv
 
@@ -75,6 +75,7 @@ def close_the_loop(
     pilot_eval_every: int,
     seeds: tuple[int, ...] = (0,),
     n_modes: int = 1000,
+    lr_cap: str | float = "best",
     solver: str = "jax",
     corpus: Corpus | None = None,
     progress: bool = False,
@@ -89,6 +90,7 @@ def close_the_loop(
         pilot_eval_every: validation interval of the pilots (the fit uses their validation loss).
         seeds: seeds of the long runs.
         n_modes: modes of the fitted model.
+        lr_cap: the design's learning-rate cap rule (``schedopt fit --lr-cap``).
     """
     from schedopt._io import atomic_write_text
     from schedopt.design import design, write_design
@@ -101,7 +103,7 @@ def close_the_loop(
     pilot_config = dataclasses.replace(config, steps=pilot_steps, eval_every=pilot_eval_every)
     logs = pilot_runs(folder / "pilots", pilot_config, pilot_peaks, corpus=corpus, progress=progress)
 
-    fit = fit_pilots([read_pilot(log) for log in logs], n_modes=n_modes)
+    fit = fit_pilots([read_pilot(log) for log in logs], n_modes=n_modes, lr_cap=lr_cap)
     spec = atomic_write_text(folder / "fitted.toml", fit.spec_text())
 
     problem = load_problem(spec).with_horizon(config.steps)
