@@ -126,17 +126,18 @@ def tune_baseline(name, options, setup, work, corpus, log) -> dict:
     }
 
 
-def designed(setup, work, corpus, log) -> dict:
+def designed(setup, work, corpus, log, lr_cap="best") -> dict:
     config = setup["config"]
     start = time.perf_counter()
     loop = close_the_loop(
-        work / "designed",
+        work / f"designed-cap-{lr_cap}",
         config,
         pilot_steps=setup["pilot_steps"],
         pilot_peaks=setup["pilot_peaks"],
         pilot_eval_every=setup["pilot_eval_every"],
         seeds=setup["seeds"],
         n_modes=setup["n_modes"],
+        lr_cap=lr_cap,
         corpus=corpus,
     )
     fit = loop.fit.to_dict()
@@ -149,6 +150,7 @@ def designed(setup, work, corpus, log) -> dict:
     log(f"designed: {finals}")
     horizon = config.steps
     return {
+        "lr_cap": lr_cap,
         "fit": fit,
         "design": {
             "phase": report["phase"],
@@ -183,8 +185,8 @@ def plot(results, path: Path) -> None:
     methods = results["methods"]
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
     for i, (name, m) in enumerate(methods.items()):
-        color = "black" if name == "designed" else f"C{i}"
-        lw = 2.2 if name == "designed" else 1.2
+        color = "black" if name == "designed" else ("0.5" if name.startswith("designed") else f"C{i}")
+        lw = 2.2 if name.startswith("designed") else 1.2
         lr = np.asarray(m["learning_rate"])
         axes[0].plot(np.arange(lr.size), lr, color=color, lw=lw, label=name)
         curves = list(m["curves"].values())
@@ -197,9 +199,10 @@ def plot(results, path: Path) -> None:
         if "tuning" in m:
             peaks = [float(p) for p in m["tuning"]]
             axes[2].semilogx(peaks, list(m["tuning"].values()), "o-", color=color, label=name)
-    d = methods["designed"]["final_val_loss"]
+    main_design = next(m for m in methods if m.startswith("designed"))
+    d = methods[main_design]["final_val_loss"]
     axes[2].axhspan(d["mean"] - d["stderr"], d["mean"] + d["stderr"], color="black", alpha=0.15)
-    axes[2].axhline(d["mean"], color="black", lw=2, label="designed (no tuning)")
+    axes[2].axhline(d["mean"], color="black", lw=2, label=f"{main_design} (no tuning)")
     axes[0].set(xlabel="step", ylabel="learning rate", title="schedules (baselines at their tuned peak)")
     axes[1].set(xlabel="step", ylabel="validation loss (nats/byte)", title="validation loss, mean over seeds")
     lo = min(m["final_val_loss"]["mean"] for m in methods.values())
@@ -222,6 +225,18 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny model and horizons (plumbing check)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "transformer-benchmark", help="run logs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of transformer.json/png")
+    parser.add_argument(
+        "--lr-cap",
+        default="best",
+        choices=("best", "max"),
+        help="the designed schedule's cap rule (schedopt fit)",
+    )
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="take the other methods (tuned baselines, other designed variants) from this results file "
+        "instead of rerunning them (same setup and seeds)",
+    )
     args = parser.parse_args(argv)
     setup = QUICK if args.quick else FULL
     stem = "transformer-quick" if args.quick else "transformer"
@@ -236,20 +251,36 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     load_before = os.getloadavg()
     corpus = load_corpus()
-    methods = {"designed": designed(setup, work, corpus, log)}
-    for name, options in BASELINES.items():
-        methods[name] = tune_baseline(name, options, setup, work, corpus, log)
-    d = methods["designed"]["final_val_loss"]
+    name = "designed" if args.lr_cap == "best" else f"designed-cap-{args.lr_cap}"
+    methods = {name: designed(setup, work, corpus, log, args.lr_cap)}
+    if args.reuse is not None:
+        previous = json.loads(args.reuse.read_text())
+        if previous["seeds"] != list(setup["seeds"]) or previous["horizon"] != setup["config"].steps:
+            raise SystemExit(f"--reuse: {args.reuse} has other seeds or horizon")
+        for old, method in previous["methods"].items():
+            if old.startswith("designed"):
+                old = (
+                    "designed"
+                    if method.get("lr_cap", "max") == "best"
+                    else f"designed-cap-{method.get('lr_cap', 'max')}"
+                )
+            methods.setdefault(old, method)
+        log(f"reused from {args.reuse}: {', '.join(m for m in methods if m != name)}")
+    else:
+        for base, options in BASELINES.items():
+            methods[base] = tune_baseline(base, options, setup, work, corpus, log)
     comparison = {}
-    for name in BASELINES:
-        b = methods[name]["final_val_loss"]
-        diff = np.asarray(d["per_seed"]) - np.asarray(b["per_seed"])  # same seeds: paired
-        se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else float("nan")
-        comparison[name] = {
-            "designed_minus_baseline": float(diff.mean()),
-            "paired_stderr": se,
-            "relative": float(diff.mean() / b["mean"]),
-        }
+    for dname in [m for m in methods if m.startswith("designed")]:
+        d = methods[dname]["final_val_loss"]
+        for base in BASELINES:
+            b = methods[base]["final_val_loss"]
+            diff = np.asarray(d["per_seed"]) - np.asarray(b["per_seed"])  # same seeds: paired
+            se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else float("nan")
+            comparison[f"{dname} vs {base}"] = {
+                "designed_minus_baseline": float(diff.mean()),
+                "paired_stderr": se,
+                "relative": float(diff.mean() / b["mean"]),
+            }
     config = setup["config"]
     results = {
         "benchmark": "transformer",
@@ -276,9 +307,9 @@ def main(argv=None) -> None:
     tmp.write_text(json.dumps(results, indent=1) + "\n")
     os.replace(tmp, args.out / f"{stem}.json")
     plot(results, args.out / f"{stem}.png")
-    for name, c in comparison.items():
+    for pair, c in comparison.items():
         log(
-            f"designed - {name}: {c['designed_minus_baseline']:+.4f} ± {c['paired_stderr']:.4f} ({100 * c['relative']:+.2f}%)"
+            f"{pair}: {c['designed_minus_baseline']:+.4f} ± {c['paired_stderr']:.4f} ({100 * c['relative']:+.2f}%)"
         )
 
 
