@@ -234,3 +234,13 @@ def test_bad_values_length_names_the_field(small_model):
     with pytest.raises(ProblemError, match="3 values") as err:
         ode.solve(small_model, [0.1, 0.2], grid=grid)
     assert err.value.field == "learning_rate"
+
+
+def test_pad_grid_halves_the_widest_steps_to_the_requested_count():
+    ts = ode.time_grid(1000, np.linspace(0, 1000, 11))
+    padded = ode.pad_grid(ts, ts.size - 1 + 37)
+    assert padded.size == ts.size + 37
+    assert np.all(np.isin(ts, padded))
+    assert np.diff(padded).max() <= np.diff(ts).max()
+    with pytest.raises(ProblemError, match="n_steps"):
+        ode.pad_grid(ts, ts.size - 2)

@@ -223,3 +223,63 @@ def test_solver_needs_no_recompile_for_new_problem_numbers():
     p2 = p1.replace(model=dataclasses.replace(p1.model, noise_variance=0.5))
     solve(p2, "jax", options={"warm_start": "none"})
     assert jax_lbfgs._value_and_grad_many._cache_size() == before
+
+
+#: ODE-engine optimum against the recursion-engine optimum, both losses by the exact recursion.
+ODE_ENGINE_AGREEMENT = 1e-3
+
+
+def _bench_problem(n_modes: int, horizon: int, blocks: int = 50) -> Problem:
+    """The solver benchmark's problem (a = b = 2, sigma = 0.5, batch 5, linear uniform blocks)."""
+    model = Model.powerlaw(2.0, 2.0, n_modes, noise_std=0.5, initial_loss="raw")
+    return Problem(
+        name="ode-engine",
+        model=model,
+        training=schedopt.Training(horizon=horizon, batch_size=5),
+        controls={"learning_rate": schedopt.ControlSpec("learning_rate", 0.0, 1.4, blocks=blocks)},
+    )
+
+
+@pytest.mark.slow
+def test_ode_engine_optimum_is_the_recursion_optimum():
+    problem = _bench_problem(200, 20_000)
+    options = {"ftol": 1e-9}
+    on_ode = solve(problem, "jax", options={**options, "engine": "ode"})
+    on_recursion = solve(problem, "jax", options={**options, "engine": "recursion"})
+    assert on_ode.info["engine"] == "ode"
+    assert on_recursion.info["engine"] == "recursion"
+    # the reported loss is the exact recursion's (T * N = 4e6 is below check_work)
+    exact = schedopt.final_loss(problem.model, on_ode.per_step(), batch_size=5)
+    assert_allclose(on_ode.final_loss, exact, rtol=1e-13)
+    assert on_ode.info["recursion_final_loss"] == on_ode.final_loss
+    assert _relative(on_ode.final_loss, on_recursion.final_loss) < ODE_ENGINE_AGREEMENT
+    assert on_ode.final_loss >= on_recursion.final_loss * (1 - LOSS_AGREEMENT)
+
+
+def test_auto_engine_picks_the_ode_at_long_horizons_and_reports_an_unchecked_loss():
+    """Smoke test of the engine choice and of the unchecked report (one iteration)."""
+    problem = _bench_problem(100, 40_000, blocks=10)
+    solution = solve(problem, "jax", throw=False, options={"max_iter": 1, "check_work": 1e6})
+    assert solution.info["engine"] == "ode"
+    assert solution.info["recursion_final_loss"] is None
+    assert solution.info["recursion_check"].startswith("not checked")
+    assert solution.final_loss == solution.info["ode_final_loss"]
+    short = solve(_bench_problem(100, 300, blocks=10), "jax", options={"ftol": 1e-9})
+    assert short.info["engine"] == "recursion"
+
+
+def test_ode_engine_needs_a_learning_rate_only_problem():
+    problem = small("easy-phase", horizon=300, blocks=20, parameterisation="linear")
+    bad = problem.replace(training=dataclasses.replace(problem.training, momentum=0.5))
+    bad = bad.with_control("learning_rate", max=0.1)  # below the heavy-ball threshold 0.238
+    with pytest.raises(ProblemError, match="engine") as info:
+        solve(bad, "jax", options={"engine": "ode"})
+    assert info.value.field == "engine"
+
+
+def test_preconditioner_is_the_root_of_steps_per_knot():
+    from schedopt.solvers.jax_lbfgs import _preconditioner
+
+    grid = control_grids(small("easy-phase", horizon=1000, blocks=20, grid="geometric-end"))["learning_rate"]
+    counts = np.asarray(grid.interpolation().matrix().sum(axis=0)).ravel()
+    assert_allclose(_preconditioner(grid), np.sqrt(counts / counts.max()), rtol=1e-12)

@@ -125,6 +125,7 @@ __all__ = [
     "final_loss",
     "final_loss_jax",
     "loss_at_jax",
+    "pad_grid",
     "solve",
     "time_grid",
 ]
@@ -476,7 +477,19 @@ def time_grid(
 
 def _pad(ts: np.ndarray, multiple: int) -> np.ndarray:
     """Halve the widest steps until the number of steps is a multiple of ``multiple``."""
-    extra = -(ts.size - 1) % multiple
+    return pad_grid(ts, ts.size - 1 + (-(ts.size - 1) % multiple))
+
+
+def pad_grid(ts, n_steps: int) -> np.ndarray:
+    """Halve the widest steps of a grid until it has ``n_steps`` steps (grids of one shape share a compile).
+
+    Raises:
+        ProblemError: ``ts`` has more than ``n_steps`` steps already.
+    """
+    ts = np.asarray(ts, dtype=np.float64)
+    extra = int(n_steps) - (ts.size - 1)
+    if extra < 0:
+        raise ProblemError(f"`n_steps` ({n_steps}) is below the grid's {ts.size - 1} steps", field="n_steps")
     while extra > 0:
         widths = np.diff(ts)
         k = min(extra, widths.size)
