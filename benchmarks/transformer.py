@@ -176,6 +176,27 @@ def designed(setup, work, corpus, log, lr_cap="best") -> dict:
     }
 
 
+def wsd_at_designed_peak(setup, work, corpus, log, designed_method) -> dict:
+    """Diagnostic, not a competitor: WSD (20 % 1-sqrt cooldown) at the designed schedule's peak.
+
+    Separates what the design's peak (from the pilots) buys from what its anneal shape buys.
+    """
+    config = setup["config"]
+    peak = float(np.max(designed_method["learning_rate"]))
+    sched = make_schedule("wsd", peak=peak, horizon=config.steps, cooldown=0.2)
+    finals = []
+    for seed in setup["seeds"]:
+        run = _run(
+            dataclasses.replace(config, seed=seed),
+            sched,
+            work / "wsd" / f"peak{peak:g}-seed{seed}.csv",
+            corpus,
+        )
+        finals.append(run["final_val_loss"])
+        log(f"diagnostic: wsd at the designed peak {peak:g}, seed {seed}: {run['final_val_loss']:.4f}")
+    return {"peak": peak, "final_val_loss": _stats(finals)}
+
+
 def plot(results, path: Path) -> None:
     import matplotlib
 
@@ -269,6 +290,14 @@ def main(argv=None) -> None:
     else:
         for base, options in BASELINES.items():
             methods[base] = tune_baseline(base, options, setup, work, corpus, log)
+    diagnostic = wsd_at_designed_peak(setup, work, corpus, log, methods[name])
+    d_diag = np.asarray(methods[name]["final_val_loss"]["per_seed"]) - np.asarray(
+        diagnostic["final_val_loss"]["per_seed"]
+    )
+    diagnostic["designed_minus_this"] = float(d_diag.mean())
+    diagnostic["paired_stderr"] = (
+        float(d_diag.std(ddof=1) / math.sqrt(d_diag.size)) if d_diag.size > 1 else None
+    )
     comparison = {}
     for dname in [m for m in methods if m.startswith("designed")]:
         d = methods[dname]["final_val_loss"]
@@ -292,6 +321,7 @@ def main(argv=None) -> None:
         "corpus": corpus.describe(),
         "methods": methods,
         "comparison": comparison,
+        "diagnostic_wsd_at_designed_peak": diagnostic,
         "total_full_length_runs": {n: m["full_length_runs"] for n, m in methods.items()},
         "wall_time": time.perf_counter() - start,
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
