@@ -71,7 +71,13 @@ from schedopt.dynamics.sgd import sgd_step
 from schedopt.errors import ProblemError
 from schedopt.problem import CONTROL_NAMES, Problem
 from schedopt.solution import Solution
-from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, lower_upper
+from schedopt.solvers._common import (
+    check_bounds,
+    control_grids,
+    initial_parameters,
+    lower_upper,
+    merge_options,
+)
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -121,15 +127,7 @@ def _casadi():
 
 def _options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validated options: defaults overridden by the user's, every bad value named."""
-    options = dict(options or {})
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ProblemError(
-            f"unknown option(s) for solver 'casadi': {', '.join(sorted(unknown))} "
-            f"(allowed: {', '.join(DEFAULT_OPTIONS)})",
-            field="options",
-        )
-    out = {**DEFAULT_OPTIONS, **options}
+    out = merge_options("casadi", DEFAULT_OPTIONS, options)
     max_iter = out["max_iter"]
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
         raise ProblemError(

@@ -103,6 +103,7 @@ from schedopt.solvers._common import (
     control_grids,
     initial_parameters,
     lower_upper,
+    merge_options,
     momentum_cap_table,
 )
 
@@ -149,14 +150,7 @@ ODE_GRID = {"first_step": 0.5, "growth": 1.2, "substeps": 1, "multiple": 64}
 
 
 def _options(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULT_OPTIONS)
-    if unknown:
-        raise ProblemError(
-            f"unknown option(s) for solver 'jax': {', '.join(sorted(unknown))} "
-            f"(allowed: {', '.join(DEFAULT_OPTIONS)})",
-            field="options",
-        )
-    opts = {**DEFAULT_OPTIONS, **options}
+    opts = merge_options("jax", DEFAULT_OPTIONS, options)
     choices = {
         "warm_start": ("pontryagin", "none"),
         "tie_break": ("auto", "none"),

@@ -29,7 +29,7 @@ from schedopt.dynamics.recursion import final_loss
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
-from schedopt.solvers._common import check_bounds, control_grids, initial_parameters
+from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, merge_options
 
 __all__ = ["DEFAULT_OPTIONS", "solve_pontryagin"]
 
@@ -47,15 +47,7 @@ def solve_pontryagin(
     options: Mapping[str, Any] | None = None,
 ) -> Solution:
     """Solve by Pontryagin sweeps (see module docstring). Options: ``max_iter``, ``rtol``, ``patience``."""
-    opts = dict(DEFAULT_OPTIONS)
-    unknown = set(options or {}) - set(opts)
-    if unknown:
-        raise ProblemError(
-            f"unknown option(s) for solver 'pontryagin': {', '.join(sorted(unknown))} "
-            f"(allowed: {', '.join(opts)})",
-            field="options",
-        )
-    opts.update(options or {})
+    opts = merge_options("pontryagin", DEFAULT_OPTIONS, options)
     if set(problem.controls) != {"learning_rate"} or problem.training.momentum > 0:
         raise ProblemError(
             "solver 'pontryagin' designs the learning rate alone (no batch-size or momentum "
