@@ -98,6 +98,18 @@ def with_sample_budget(
     )
 
 
+def _budget_problem_at(problem: Problem, horizon: int) -> Problem:
+    """The same sample-budget problem (budget and batch bounds kept) over another number of steps."""
+    batch = problem.controls["batch_size"]
+    return with_sample_budget(
+        problem.replace(controls={k: v for k, v in problem.controls.items() if k != "batch_size"}),
+        problem.sample_budget,
+        horizon=horizon,
+        batch_min=batch.min,
+        batch_max=batch.max,
+    )
+
+
 def fixed_batch_problem(problem: Problem, horizon: int | None = None) -> Problem:
     """The learning-rate-only problem at the budget's constant batch size :math:`D/T`."""
     if problem.sample_budget is None:
@@ -244,13 +256,7 @@ def fewest_steps(
     joint, fixed = [], []
     previous: Solution | None = None
     for i, T in enumerate(steps):
-        p = with_sample_budget(
-            problem.replace(controls={k: v for k, v in problem.controls.items() if k != "batch_size"}),
-            problem.sample_budget,
-            horizon=T,
-            batch_min=problem.controls["batch_size"].min,
-            batch_max=problem.controls["batch_size"].max,
-        )
+        p = _budget_problem_at(problem, T)
         sol = solve(p, "jax", throw=False, options=options)
         if previous is not None:
             alt = solve(p, "jax", throw=False, options=options, initial=_rescaled(previous, p))
@@ -351,13 +357,7 @@ def wall_clock_ramp(
     best = min(wall_clock.joint_solutions, key=lambda s: s.final_loss)
     steps = int(best.info["degeneracy"]["steps_at_cap"])
     problem = best.problem
-    p = with_sample_budget(
-        problem.replace(controls={k: v for k, v in problem.controls.items() if k != "batch_size"}),
-        problem.sample_budget,
-        horizon=steps,
-        batch_min=problem.controls["batch_size"].min,
-        batch_max=problem.controls["batch_size"].max,
-    )
+    p = _budget_problem_at(problem, steps)
     near = wall_clock.joint_at(steps)
     sol = solve(p, "jax", throw=False, options=options, initial=_rescaled(near, p))
     return sol, fit_batch_ramp(sol, fit_range=fit_range)
