@@ -108,13 +108,18 @@ class _Data:
     min_loss: float
 
 
+def _run_index(runs: Sequence[PilotRun]) -> np.ndarray:
+    """The pilot each measurement belongs to, in the order the measurements are stacked."""
+    return np.concatenate([np.full(r.losses.size, i) for i, r in enumerate(runs)])
+
+
 def _data(runs: Sequence[PilotRun], max_learning_rate: float, held_out: np.ndarray | None = None) -> _Data:
     """Stack the pilots; measurements flagged in ``held_out`` get weight 0 (not fitted)."""
     horizon = max(r.horizon for r in runs)
     lr = np.zeros((len(runs), horizon))
     for i, run in enumerate(runs):
         lr[i, : run.horizon] = run.learning_rate
-    run_index = np.concatenate([np.full(r.losses.size, i) for i, r in enumerate(runs)])
+    run_index = _run_index(runs)
     step_index = np.concatenate([r.loss_steps for r in runs])
     losses = np.concatenate([r.losses for r in runs])
     fitted = np.ones(losses.size, dtype=bool) if held_out is None else ~held_out
@@ -198,6 +203,14 @@ class _Objective:
 
     def jac(self, x):
         return np.asarray(_jacobian_jit(jnp.asarray(x), *self.args, **self.static))
+
+    def log_prediction(self, x) -> np.ndarray:
+        """Predicted log losses at every measurement, held out (weight 0) or not."""
+        lr, runs, steps, target, weight, *rest = self.args
+        log_ratio = _residuals_jit(
+            jnp.asarray(x), lr, runs, steps, target, jnp.ones_like(weight), *rest, **self.static
+        )
+        return self.data.log_loss + np.asarray(log_ratio)
 
     def _to_parameters(self, x):
         d = self.data
@@ -387,10 +400,16 @@ class FitResult:
         return "\n".join(lines) + "\n" + dump_problem(self.problem)
 
 
-def _rms_by_run(runs, fitted_log, data: _Data) -> tuple[float, dict[str, float]]:
-    rel = np.expm1(fitted_log - data.log_loss)
-    by_run = {r.name: float(np.sqrt(np.mean(rel[data.run_index == i] ** 2))) for i, r in enumerate(runs)}
-    return float(np.sqrt(np.mean(rel**2))), by_run
+def _relative_rms(solve: _Solve, runs, where: np.ndarray) -> tuple[float, dict[str, float]]:
+    """RMS relative error of the predicted losses at the measurements in ``where``: overall and by run."""
+    data = solve.objective.data
+    rel = np.expm1(solve.objective.log_prediction(solve.x) - data.log_loss)
+    by_run = {
+        r.name: float(np.sqrt(np.mean(rel[where & (data.run_index == i)] ** 2)))
+        for i, r in enumerate(runs)
+        if np.any(where & (data.run_index == i))
+    }
+    return float(np.sqrt(np.mean(rel[where] ** 2))), by_run
 
 
 def _uncertainties(solve: _Solve, fixed_kappa) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -472,7 +491,7 @@ def _held_out(runs: Sequence[PilotRun], holdout: str, fixed_kappa) -> tuple[str,
     if holdout == "none":
         return None
     names = [r.name for r in runs]
-    owner = np.concatenate([np.full(r.losses.size, i) for i, r in enumerate(runs)])
+    owner = _run_index(runs)
     target = None
     if holdout not in ("auto", "tail"):
         if holdout not in names:
@@ -507,28 +526,8 @@ def _holdout(runs, holdout, n_modes, fixed_kappa, max_lr) -> dict[str, Any] | No
         return None
     kind, description, mask = split
     solve = _solve(runs, n_modes, fixed_kappa, max_lr, held_out=mask)
-    data = solve.objective.data
-    pred_log = _log_prediction(solve)
-    rel = np.expm1(pred_log - data.log_loss)
-    by_run = {
-        r.name: float(np.sqrt(np.mean(rel[mask & (data.run_index == i)] ** 2)))
-        for i, r in enumerate(runs)
-        if np.any(mask & (data.run_index == i))
-    }
-    return {
-        "kind": kind,
-        "held_out": description,
-        "rms_error": float(np.sqrt(np.mean(rel[mask] ** 2))),
-        "by_run": by_run,
-    }
-
-
-def _log_prediction(solve: _Solve) -> np.ndarray:
-    """Predicted log losses at every measurement (held out or not)."""
-    o = solve.objective
-    ones = jnp.ones_like(o.args[4])
-    log_ratio = _residuals_jit(jnp.asarray(solve.x), *o.args[:4], ones, *o.args[5:], **o.static)
-    return o.data.log_loss + np.asarray(log_ratio)
+    rms, by_run = _relative_rms(solve, runs, mask)
+    return {"kind": kind, "held_out": description, "rms_error": rms, "by_run": by_run}
 
 
 def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
@@ -584,14 +583,12 @@ def fit_pilots(
     solve = _solve(runs, n_modes, learning_rate_scale, max_lr)
     values, std, cov = _uncertainties(solve, learning_rate_scale)
     data = solve.objective.data
-    fitted_log = _log_prediction(solve)
-    rms, by_run = _rms_by_run(runs, fitted_log, data)
+    rms, by_run = _relative_rms(solve, runs, np.ones(data.log_loss.size, dtype=bool))
 
     lo, hi = _bounds(learning_rate_scale)
     width = hi - lo
     hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
-    coord_names = ("a", "b", "noise_std", "loss_scale", "loss_offset", "learning_rate_scale")
-    at_bound = tuple(coord_names[i] for i in np.flatnonzero(hit))
+    at_bound = tuple(FIT_PARAMETERS[i] for i in np.flatnonzero(hit))  # coordinate i moves parameter i
     fixed = ("learning_rate_scale",) if learning_rate_scale is not None else ()
     identified = {}
     for i, pname in enumerate(FIT_PARAMETERS):
