@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from tiny_spec import TINY_SPEC
 from typer.testing import CliRunner
 
 import schedopt
@@ -24,26 +25,6 @@ LOSS_RTOL = 1e-12  # the CLI and the library run the same recursion on the same 
 BASELINE_SLACK = 1e-9  # the optimum may tie a baseline up to solver round-off
 EXIT_OK, EXIT_SOLVER, EXIT_USAGE = 0, 1, 2
 
-TINY_SPEC = """\
-schema_version = 1
-name = "tiny"
-
-[model]
-kind = "powerlaw"
-a = 2.5
-b = 1.2
-n_modes = 50
-noise_std = 0.5
-
-[training]
-horizon = 200
-
-[controls.learning_rate]
-min = 0.0
-max = 0.35
-blocks = 10
-grid = "uniform"
-"""
 HORIZON = 200
 
 

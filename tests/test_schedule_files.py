@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from tiny_spec import TINY_SPEC
 
 import schedopt
 from schedopt.controls import grid_for
@@ -33,27 +34,6 @@ MOMENTUM = np.array([0.0, 0.5, 0.9, 0.99, np.nextafter(1.0, 0.0), 1 / 7, 0.25])
 PROVENANCE = {"solver": "pontryagin", "final_loss": 0.123456789012345678, "nested": {"list": [1, 2.5, None]}}
 
 LOSS_RTOL = 1e-12  # the same recursion evaluated twice
-
-TINY_SPEC = """\
-schema_version = 1
-name = "tiny"
-
-[model]
-kind = "powerlaw"
-a = 2.5
-b = 1.2
-n_modes = 50
-noise_std = 0.5
-
-[training]
-horizon = 200
-
-[controls.learning_rate]
-min = 0.0
-max = 0.35
-blocks = 10
-grid = "uniform"
-"""
 
 
 def full_schedule() -> Schedule:

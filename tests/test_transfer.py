@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from tiny_spec import tiny_spec
 from typer.testing import CliRunner
 
 import schedopt
@@ -45,31 +46,11 @@ EASY_STRETCH_EXCESS = 0.10
 #: 1.0 % at N=200, T=1000 -> 4000; 0.86 % and 0.59 % at N=1000, T=4000 -> 16000).
 HARD_GAP = 0.03
 
-SPEC = """\
-schema_version = 1
-name = "tiny"
-
-[model]
-kind = "powerlaw"
-a = {a}
-b = {b}
-n_modes = 50
-noise_std = 0.5
-
-[training]
-horizon = 200
-
-[controls.learning_rate]
-min = 0.0
-max = 0.35
-blocks = 10
-grid = "uniform"
-"""
 EASY, HARD, BOUNDARY = (2.5, 1.2), (1.5, 2.5), (2.0, 2.0)
 
 
 def spec_text(exponents=EASY) -> str:
-    return SPEC.format(a=exponents[0], b=exponents[1])
+    return tiny_spec(*exponents)
 
 
 def decaying(horizon: int, peak: float = 0.2) -> np.ndarray:
