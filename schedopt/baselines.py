@@ -1068,16 +1068,28 @@ def tune_baseline(
     return tuned
 
 
-def tune_baselines(problem: Problem, names: Iterable | None = None, **options) -> dict[str, TunedBaseline]:
+def tune_baselines(
+    problem: Problem,
+    names: Iterable | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    **options,
+) -> dict[str, TunedBaseline]:
     """Tune several baseline families (default: all of :data:`BASELINES`) on a problem.
 
     Args:
         problem: the problem.
         names: family names or instances; default every built-in family.
+        progress: called with ``"tuning baseline i/n: name ..."`` before each family.
         **options: passed to :func:`tune_baseline`.
 
     Returns:
         ``{name: TunedBaseline}`` in the order given.
     """
     families = [_family(n) for n in (BASELINES if names is None else names)]
-    return {f.name: tune_baseline(problem, f, **options) for f in families}
+    tuned = {}
+    for i, family in enumerate(families, start=1):
+        if progress is not None:
+            progress(f"tuning baseline {i}/{len(families)}: {family.name} ...")
+        tuned[family.name] = tune_baseline(problem, family, **options)
+    return tuned

@@ -144,20 +144,15 @@ def design(
         baselines: names of baseline families to tune (default: all); ``()`` for none.
         progress: called with a one-line message as each stage starts and ends.
     """
-    from schedopt.baselines import BASELINES, tune_baseline
+    from schedopt.baselines import tune_baselines
 
     say = progress or (lambda message: None)
     start = time.perf_counter()
     say(f"solving with {solver} (T = {problem.horizon}, N = {problem.model.n_modes}) ...")
     solution = solve(problem, solver=solver, throw=False, options=options)
     say(f"solved: {solution.status} after {solution.iterations} iterations, {solution.wall_time:.1f} s")
-    names = list(BASELINES if baselines is None else baselines)
-    tuned = {}
-    for i, name in enumerate(names, start=1):
-        say(f"tuning baseline {i}/{len(names)}: {getattr(name, 'name', name)} ...")
-        result = tune_baseline(problem, name)
-        tuned[result.name] = result
-    if names:
+    tuned = tune_baselines(problem, names=baselines, progress=progress) if baselines != () else {}
+    if tuned:
         say(f"done in {time.perf_counter() - start:.1f} s")
     return Design(
         solution=solution,
