@@ -61,19 +61,19 @@ _CONTROLS = ("learning_rate", "batch_size", "momentum")
 _NETWORK_COLUMN = "network_learning_rate"
 
 
-def _network_units(value: Any, source: str) -> NetworkUnits | None:
+def _network_units(value: Any) -> NetworkUnits | None:
     """``provenance.network`` as a validated record (``None`` when absent)."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ExportError(f"{source}: provenance.network: must be an object, got {type(value).__name__}")
+        raise ExportError(f"provenance.network: must be an object, got {type(value).__name__}")
     unknown = sorted(set(value) - {"learning_rate_scale", "loss_scale", "loss_offset"}, key=str)
     if unknown:
-        raise ExportError(f"{source}: provenance.network.{unknown[0]}: unknown key")
+        raise ExportError(f"provenance.network.{unknown[0]}: unknown key")
     try:
         return NetworkUnits(**value)
     except (ProblemError, TypeError) as exc:
-        raise ExportError(f"{source}: provenance.network: {exc}") from None
+        raise ExportError(f"provenance.network: {exc}") from None
 
 
 def _control_array(name: str, value: Any, horizon: int | None) -> np.ndarray:
@@ -129,13 +129,13 @@ class Schedule:
                 object.__setattr__(self, name, _control_array(name, value, lr.size))
         if not isinstance(self.provenance, Mapping):
             raise ExportError("`provenance` must be a mapping")
-        _network_units(self.provenance.get("network"), "schedule")
+        _network_units(self.provenance.get("network"))
         object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
 
     @property
     def network(self) -> NetworkUnits | None:
         """The fitted map to a real network's learning rate and loss, if the schedule has one."""
-        return _network_units(self.provenance.get("network"), "schedule")
+        return _network_units(self.provenance.get("network"))
 
     def for_network(self) -> Schedule:
         r"""The schedule in the network's learning-rate units (itself when it has no network map).
@@ -216,7 +216,6 @@ class Schedule:
         provenance = data.get("provenance", {})
         if not isinstance(provenance, Mapping):
             raise ExportError(f"{source}: provenance: must be an object, got {type(provenance).__name__}")
-        _network_units(provenance.get("network"), source)
         arrays = {}
         for name in _CONTROLS:
             if data.get(name) is not None:
@@ -224,7 +223,10 @@ class Schedule:
                     arrays[name] = _control_array(name, data[name], horizon)
                 except ExportError as exc:
                     raise ExportError(f"{source}: {name}: {exc}") from None
-        return cls(provenance=provenance, **arrays)
+        try:
+            return cls(provenance=provenance, **arrays)
+        except ExportError as exc:  # provenance.network
+            raise ExportError(f"{source}: {exc}") from None
 
 
 def schedule_from_solution(solution, *, created: str | None = None) -> Schedule:
