@@ -90,9 +90,7 @@ def tune_baseline(name, options, setup, work, corpus, log) -> dict:
     seeds = setup["seeds"]
     grid = {}
     for peak in setup["peak_grid"]:
-        sched = make_schedule(
-            options["kind"], peak=peak, horizon=horizon, **{k: v for k, v in options.items() if k != "kind"}
-        )
+        sched = make_schedule(peak=peak, horizon=horizon, **options)
         run = _run(
             dataclasses.replace(config, seed=seeds[0]),
             sched,
@@ -103,9 +101,7 @@ def tune_baseline(name, options, setup, work, corpus, log) -> dict:
         log(f"{name} peak {peak:g} seed {seeds[0]}: {run['final_val_loss']:.4f} ({run['wall_time']:.0f} s)")
     best = min(grid, key=lambda p: grid[p]["final_val_loss"])
     runs = {seeds[0]: grid[best]}
-    sched = make_schedule(
-        options["kind"], peak=best, horizon=horizon, **{k: v for k, v in options.items() if k != "kind"}
-    )
+    sched = make_schedule(peak=best, horizon=horizon, **options)
     for seed in seeds[1:]:
         runs[seed] = _run(
             dataclasses.replace(config, seed=seed),
