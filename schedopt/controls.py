@@ -138,11 +138,30 @@ class Interpolation:
             (vals[keep], (rows[keep], cols[keep])), shape=(self.index.size, self.n_params)
         )
 
-    def fit(self, per_step: np.ndarray) -> np.ndarray:
-        """Least-squares parameters whose expansion is closest to ``per_step`` values."""
+    def fit(self, per_step: np.ndarray, lower: float = -np.inf, upper: float = np.inf) -> np.ndarray:
+        """Parameters in ``[lower, upper]`` whose expansion is closest to ``per_step`` (least squares).
+
+        With bounds this is a bounded least-squares problem, not a fit clipped afterwards:
+        where the map is not injective (a linear grid with one step per knot) the
+        unbounded fit oscillates and clipping it can be far from the best bounded fit.
+        """
+        import scipy.optimize
         import scipy.sparse.linalg
 
-        return scipy.sparse.linalg.lsqr(self.matrix(), np.asarray(per_step, float), atol=1e-14, btol=1e-14)[0]
+        target = np.asarray(per_step, float)
+        free = scipy.sparse.linalg.lsqr(self.matrix(), target, atol=1e-14, btol=1e-14)[0]
+        if np.all((free >= lower) & (free <= upper)):
+            return free
+        result = scipy.optimize.lsq_linear(
+            self.matrix(),
+            target,
+            bounds=(lower, upper),
+            method="trf",
+            tol=1e-13,
+            lsmr_tol="auto",
+            max_iter=1000,
+        )
+        return np.clip(result.x, lower, upper)
 
 
 @dataclass(frozen=True, eq=False)

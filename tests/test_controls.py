@@ -262,6 +262,28 @@ def test_fit_is_the_least_squares_projection():
     assert_allclose(it.fit(target), expected, rtol=0, atol=FIT_ATOL)
 
 
+def test_bounded_fit_is_the_bounded_least_squares_solution():
+    # one step per knot: the free fit is not unique and oscillates; clipping it is not the answer
+    it = grid(40, 40, "uniform", "linear").interpolation()
+    target = np.where(np.arange(40) < 30, 1.2, 0.05)
+    dense = it.matrix().toarray()
+    import scipy.optimize
+
+    reference = scipy.optimize.lsq_linear(dense, target, bounds=(0.0, 1.4), method="bvls", tol=1e-14).x
+    fitted = it.fit(target, 0.0, 1.4)
+    assert np.all((fitted >= 0.0) & (fitted <= 1.4))
+    residual = np.linalg.norm(dense @ fitted - target)
+    assert residual == pytest.approx(np.linalg.norm(dense @ reference - target), rel=1e-6, abs=1e-10)
+    clipped = np.clip(it.fit(target), 0.0, 1.4)
+    assert residual <= np.linalg.norm(dense @ clipped - target) + 1e-12
+
+
+def test_bounded_fit_inside_the_bounds_is_the_free_fit():
+    it = grid(60, 4, "uniform", "linear").interpolation()
+    target = 0.5 + 0.1 * np.sin(np.arange(60) / 7.0)
+    assert_allclose(it.fit(target, 0.0, 1.0), it.fit(target), rtol=0, atol=FIT_ATOL)
+
+
 def test_interpolation_is_built_from_arrays():
     it = Interpolation(index=np.array([0, 0, 1]), weight=np.array([0.0, 0.5, 0.0]), n_params=2)
     assert_allclose(it.expand([2.0, 4.0]), [2.0, 3.0, 4.0], rtol=0, atol=EXACT_ATOL)

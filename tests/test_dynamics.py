@@ -15,7 +15,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from schedopt.dynamics.momentum import momentum_init, momentum_step
-from schedopt.dynamics.ops import NUMPY
+from schedopt.dynamics.ops import NUMPY, TREE_WIDTH, tree_sum
 from schedopt.dynamics.recursion import (
     DIVERGENCE_FACTOR,
     final_loss,
@@ -296,3 +296,11 @@ def test_gradient_matches_finite_difference(with_momentum):
         assert_allclose(grad[t], fd, rtol=RTOL_GRADIENT)
     if not with_momentum:
         assert_allclose(grad, adjoint_gradient(model, lr, batch), rtol=RTOL_EXACT)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 127, TREE_WIDTH, TREE_WIDTH + 1, 500, 4099])
+def test_tree_sum_equals_the_sum_over_the_last_axis(n):
+    x = np.random.default_rng(n).normal(size=(3, 2, n))
+    out = np.asarray(jax.jit(tree_sum)(jnp.asarray(x)))
+    assert out.shape == (3, 2)
+    assert_allclose(out, x.sum(axis=-1), rtol=1e-13, atol=1e-13 * np.abs(x).sum(axis=-1).max())

@@ -29,7 +29,7 @@ import math
 import jax.numpy as jnp
 
 from schedopt._jax import jax
-from schedopt.dynamics.ops import JAX
+from schedopt.dynamics.ops import JAX, tree_sum
 from schedopt.dynamics.sgd import sgd_loss, sgd_step
 
 __all__ = ["sgd_final_loss"]
@@ -80,17 +80,18 @@ def _fwd(lam, c0, noise, lr, batch):
 def _bwd(res, gbar):
     lam, noise, lr, batch, final, starts = res
     lr_p, batch_p, horizon = _prepare(lr, batch)
+    lam2 = lam * lam
 
     def adjoint_step(carry, xs):
         nu, g_noise, g_lam = carry
         c, eta, m = xs
-        lam_nu = jnp.dot(lam, nu)
-        s = jnp.dot(lam, c) + noise
         curv = 1.0 + 1.0 / m
         g = eta * eta / m
         nu_c = nu * c
-        grad_eta = jnp.dot(nu_c, -2.0 * lam + 2.0 * curv * eta * lam * lam) + 2.0 * eta / m * s * lam_nu
-        grad_m = -(eta * eta) / (m * m) * (jnp.dot(nu_c, lam * lam) + s * lam_nu)
+        lam_nu, loss, nu_c_lam, nu_c_lam2 = tree_sum(jnp.stack([lam * nu, lam * c, nu_c * lam, nu_c * lam2]))
+        s = loss + noise
+        grad_eta = -2.0 * nu_c_lam + 2.0 * curv * eta * nu_c_lam2 + 2.0 * eta / m * s * lam_nu
+        grad_m = -(eta * eta) / (m * m) * (nu_c_lam2 + s * lam_nu)
         g_noise = g_noise + g * lam_nu
         g_lam = g_lam + nu_c * (-2.0 * eta + 2.0 * curv * eta * eta * lam) + nu * (g * s) + (g * lam_nu) * c
         d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
@@ -121,7 +122,7 @@ def _adjoint_update(nu, lam, eta, m):
     """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`."""
     curv = 1.0 + 1.0 / m
     d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
-    return d * nu + (eta * eta / m * jnp.dot(lam, nu)) * lam
+    return d * nu + (eta * eta / m * tree_sum(lam * nu)) * lam
 
 
 @jax.jit
@@ -139,18 +140,22 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper):
     :math:`\eta_t`. The states :math:`c_t` depend only on earlier steps, which the
     backward pass has not changed yet, so every update is exact and a sweep never
     increases :math:`L_T` (block-free coordinate descent). Returns the new per-step
-    learning rates.
+    learning rates and :math:`L_T` (kept modes) of the *given* ones, which the forward
+    pass computes anyway.
     """
     lr_p, batch_p, horizon = _prepare(lr, batch)
-    _, starts = _forward(lam, c0, noise, lr_p, batch_p)
+    final, starts = _forward(lam, c0, noise, lr_p, batch_p)
     n_chunks, chunk = lr_p.shape
     valid = (jnp.arange(n_chunks * chunk) < horizon).reshape(n_chunks, chunk)
 
     def step_back(nu, xs):
         c, eta_old, m, ok = xs
-        loss = jnp.dot(lam, c) + noise
-        num = jnp.dot(nu, lam * c)
-        den = jnp.dot(nu, (1.0 + 1.0 / m) * lam * lam * c + lam * loss / m)
+        nu_lam = nu * lam
+        loss, num, nu_c_lam2, nu_lam_sum = tree_sum(
+            jnp.stack([lam * c, nu_lam * c, nu_lam * lam * c, nu_lam])
+        )
+        loss = loss + noise
+        den = (1.0 + 1.0 / m) * nu_c_lam2 + nu_lam_sum * loss / m
         eta = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), upper)
         eta = jnp.where(ok, jnp.clip(eta, lower, upper), eta_old)
         return _adjoint_update(nu, lam, eta, m), eta
@@ -165,4 +170,4 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper):
         return jax.lax.scan(step_back, nu, (states, eta_c, m_c, ok_c), reverse=True)
 
     _, new = jax.lax.scan(chunk_back, lam, (starts, lr_p, batch_p, valid), reverse=True)
-    return new.reshape(-1)[:horizon]
+    return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from schedopt._jax import jax
 from schedopt.dynamics.momentum import momentum_init, momentum_step
-from schedopt.dynamics.ops import JAX
+from schedopt.dynamics.ops import JAX, tree_sum
 from schedopt.dynamics.sgd import sgd_loss
 
 __all__ = ["momentum_final_loss"]
@@ -85,7 +85,7 @@ def _bwd(res, gbar):
     def adjoint_step(carry, xs):
         (abar, bbar, cbar), g_noise, g_lam = carry
         (a, b, c), eta, m, mom = xs
-        loss = jnp.dot(lam, a)
+        loss = tree_sum(lam * a)
         s = loss + noise
         g = (1.0 + 1.0 / m) * lam * lam
         big_g = g * a + (lam / m) * s
@@ -93,10 +93,20 @@ def _bwd(res, gbar):
         e = mom * b + lam * a
         c_tot = cbar - eta * bbar + eta * eta * abar
         e_bar = bbar - 2.0 * eta * abar
-        l_bar = jnp.dot(lam, c_tot) / m
-        grad_eta = jnp.dot(2.0 * eta * c_new - 2.0 * e, abar) - jnp.dot(c_new, bbar)
-        grad_beta = jnp.dot(b, e_bar) + jnp.dot(2.0 * mom * c + 2.0 * lam * b, c_tot)
-        grad_m = -jnp.dot(lam * lam * a + lam * s, c_tot) / (m * m)
+        lam_c_tot, eta_part, beta_part, m_part = tree_sum(  # one tree reduction for four dot products
+            jnp.stack(
+                [
+                    lam * c_tot,
+                    (2.0 * eta * c_new - 2.0 * e) * abar - c_new * bbar,
+                    b * e_bar + (2.0 * mom * c + 2.0 * lam * b) * c_tot,
+                    (lam * lam * a + lam * s) * c_tot,
+                ]
+            )
+        )
+        l_bar = lam_c_tot / m
+        grad_eta = eta_part
+        grad_beta = beta_part
+        grad_m = -m_part / (m * m)
         g_noise = g_noise + l_bar
         g_lam = (
             g_lam + c_tot * (2.0 * (1.0 + 1.0 / m) * lam * a + s / m + 2.0 * mom * b) + l_bar * a + e_bar * a

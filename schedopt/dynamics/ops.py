@@ -26,11 +26,40 @@ class Ops:
 
 NUMPY = Ops(name="numpy", sum=np.sum)
 
+#: Lane width of :func:`tree_sum`'s first stage.
+TREE_WIDTH = 128
 
-def _jax_sum(x):
+
+def tree_sum(x):
+    r"""Sum over the last axis of a JAX array as a balanced tree (any leading axes).
+
+    XLA on a CPU emits ``jnp.sum`` over a short axis as one sequential chain of additions,
+    bound by the latency of each add: in the recursion's inner loop the loss
+    :math:`\sum_k \lambda_k c_k` over N = 500 modes took 3/4 of a step. Here rows of
+    :data:`TREE_WIDTH` lanes are first added elementwise, then the lanes are halved
+    ``log2(width)`` times: the same sum to rounding, 2.5-5x faster for N = 500-2000 (measured,
+    a step of the SGD recursion), and no slower at N = 1e4. Works unchanged on a GPU.
+    """
     import jax.numpy as jnp
 
-    return jnp.sum(x, axis=-1)
+    n = x.shape[-1]
+    lead = [(0, 0)] * (x.ndim - 1)
+    if n > TREE_WIDTH:
+        rows = -(-n // TREE_WIDTH)
+        x = jnp.pad(x, [*lead, (0, rows * TREE_WIDTH - n)])
+        x = jnp.sum(x.reshape(*x.shape[:-1], rows, TREE_WIDTH), axis=-2)
+        n = TREE_WIDTH
+    width = 1 << max(n - 1, 0).bit_length()
+    if width != n:
+        x = jnp.pad(x, [*lead, (0, width - n)])
+    while width > 1:
+        width //= 2
+        x = x[..., :width] + x[..., width:]
+    return x[..., 0]
+
+
+def _jax_sum(x):
+    return tree_sum(x)
 
 
 JAX = Ops(name="jax", sum=_jax_sum)

@@ -120,7 +120,8 @@ DEFAULT_OPTIONS = {
     # rate at the mean batch size and momentum at its lower bound. "none" starts from
     # half the cap.
     "warm_start": "pontryagin",
-    "warm_sweeps": 30,
+    "warm_sweeps": 200,  # at most this many sweeps ...
+    "warm_rtol": 1e-8,  # ... stopping after one that lowers the per-step loss by less than this
     # dynamics behind the objective: "recursion" (exact), "ode" (continuous time, THEORY 2.4),
     # "auto": the ODE from horizon `ode_min_horizon` on (learning-rate-only SGD problems)
     "engine": "auto",
@@ -224,21 +225,22 @@ def _warm_start(problem: Problem, opts) -> dict[str, np.ndarray] | None:
             sample_budget=None,
             training=Training(horizon=problem.horizon, batch_size=batch, momentum=0.0),
         )
-    return {"learning_rate": _pontryagin_start(sub, int(opts["warm_sweeps"]))}
+    return {"learning_rate": _pontryagin_start(sub, int(opts["warm_sweeps"]), float(opts["warm_rtol"]))}
 
 
-def _pontryagin_start(problem: Problem, sweeps: int) -> np.ndarray:
-    """Learning-rate parameters after ``sweeps`` Pontryagin sweeps from half the cap, fitted to the grid.
+def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> np.ndarray:
+    """Learning-rate parameters after Pontryagin sweeps from half the cap, fitted to the grid.
 
-    The same sweeps as solver ``pontryagin``, but run in one compiled loop without
-    evaluating the loss after each (a third of a sweep's cost) or syncing with the host.
+    The same sweeps as solver ``pontryagin``, but run in one compiled loop that stops after
+    ``sweeps`` or once a sweep lowers the per-step loss by less than ``rtol`` (relative),
+    without syncing with the host.
     """
     spec = problem.learning_rate
     grid = control_grids(problem)["learning_rate"]
     it = grid.interpolation()
     model = problem.model
     start = it.expand(initial_parameters(problem, {"learning_rate": grid})["learning_rate"])
-    per_step = _sweeps(
+    per_step, _ = _sweeps(
         jnp.asarray(model.eigenvalues),
         jnp.asarray(model.initial_error),
         jnp.asarray(model.effective_noise),
@@ -247,14 +249,31 @@ def _pontryagin_start(problem: Problem, sweeps: int) -> np.ndarray:
         spec.min,
         spec.max,
         sweeps,
+        rtol,
     )
-    return np.clip(it.fit(np.asarray(per_step)), spec.min, spec.max)
+    return it.fit(np.asarray(per_step), spec.min, spec.max)
 
 
 @jax.jit
-def _sweeps(lam, c0, noise, lr, batch, lower, upper, sweeps):
-    """``sweeps`` (traced: no recompile per count) forward-backward sweeps of per-step learning rates."""
-    return jax.lax.fori_loop(0, sweeps, lambda _, u: sgd_sweep(lam, c0, noise, u, batch, lower, upper), lr)
+def _sweeps(lam, c0, noise, lr, batch, lower, upper, max_sweeps, rtol):
+    """Forward-backward sweeps of per-step learning rates until one gains less than ``rtol``.
+
+    ``max_sweeps`` and ``rtol`` are traced (no recompile when they change). Returns the
+    learning rates and the number of sweeps.
+    """
+
+    def going(state):
+        _, before, loss, count = state
+        return (count < max_sweeps) & ((count < 2) | (before - loss > rtol * jnp.abs(loss)))
+
+    def sweep(state):
+        u, _, loss, count = state
+        new, current = sgd_sweep(lam, c0, noise, u, batch, lower, upper)  # current = loss of u
+        return new, loss, current, count + 1
+
+    inf = jnp.asarray(jnp.inf, dtype=lr.dtype)
+    u, _, _, count = jax.lax.while_loop(going, sweep, (lr, inf, inf, jnp.asarray(0)))
+    return u, count
 
 
 def _layout(problem: Problem, grids) -> tuple[tuple[str, int], ...]:
@@ -712,11 +731,9 @@ def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
         return _with_info(solution, info)
     grids = solution.grids
     initial = {
-        "learning_rate": np.clip(
-            grids["learning_rate"].interpolation().fit(new_lr), lr_spec.min, lr_spec.max
-        ),
+        "learning_rate": grids["learning_rate"].interpolation().fit(new_lr, lr_spec.min, lr_spec.max),
         "batch_size": project_budget(
-            np.clip(grids["batch_size"].interpolation().fit(new_batch), batch_spec.min, batch_spec.max),
+            grids["batch_size"].interpolation().fit(new_batch, batch_spec.min, batch_spec.max),
             budget_weights(grids["batch_size"]),
             float(problem.sample_budget),
             batch_spec.min,

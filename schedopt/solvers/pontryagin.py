@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import jax.numpy as jnp
@@ -67,15 +68,18 @@ def solve_pontryagin(
     batch = jnp.full(problem.horizon, problem.training.batch_size)
     evaluate = jax.jit(sgd_final_loss)
 
-    loss = float(evaluate(lam, c0, noise, lr, batch))
-    sweeps, quiet, status, message = 0, 0, "max_iterations", "sweep limit reached"
+    sweep = partial(sgd_sweep, lam, c0, noise, batch=batch, lower=spec.min, upper=spec.max)
+    lr, loss = sweep(lr)  # a sweep's forward pass gives the loss of the schedule it starts from
+    loss, sweeps, quiet = float(loss), 1, 0
+    status, message = "max_iterations", "sweep limit reached"
     while sweeps < opts["max_iter"]:
-        lr = sgd_sweep(lam, c0, noise, lr, batch, spec.min, spec.max)
-        sweeps += 1
-        new = float(evaluate(lam, c0, noise, lr, batch))
+        candidate, new = sweep(lr)
+        new = float(new)  # the loss of `lr`, the result of the previous sweep
         if not np.isfinite(new):
             status, message = "diverged", "loss became non-finite"
             break
+        lr = candidate
+        sweeps += 1
         quiet = quiet + 1 if loss - new <= opts["rtol"] * abs(loss) else 0
         loss = new
         if quiet >= opts["patience"]:
@@ -84,9 +88,10 @@ def solve_pontryagin(
                 f"relative decrease below {opts['rtol']:g} for {quiet} sweeps",
             )
             break
+    loss = float(evaluate(lam, c0, noise, lr, batch))
     per_step = np.asarray(lr)
     exact = _exact_grid(grid)
-    params = per_step if exact else np.clip(grid.interpolation().fit(per_step), spec.min, spec.max)
+    params = per_step if exact else grid.interpolation().fit(per_step, spec.min, spec.max)
     per_step_loss = model.residual + loss
     final = final_loss(model, grid.interpolation().expand(params), batch_size=problem.training.batch_size)
     return Solution(
