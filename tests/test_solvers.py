@@ -256,16 +256,21 @@ def test_ode_engine_optimum_is_the_recursion_optimum():
     assert on_ode.final_loss >= on_recursion.final_loss * (1 - LOSS_AGREEMENT)
 
 
-def test_auto_engine_picks_the_ode_at_long_horizons_and_reports_an_unchecked_loss():
-    """Smoke test of the engine choice and of the unchecked report (one iteration)."""
-    problem = _bench_problem(100, 40_000, blocks=10)
-    solution = solve(problem, "jax", throw=False, options={"max_iter": 1, "check_work": 1e6})
+def test_auto_engine_picks_the_ode_from_ode_min_work_and_reports_an_unchecked_loss():
+    """Smoke test of the engine choice (by T * N) and of the unchecked report (one iteration)."""
+    problem = _bench_problem(100, 40_000, blocks=10)  # T * N = 4e6
+    options = {"max_iter": 1, "check_work": 1e6, "ode_min_work": 4e6}
+    solution = solve(problem, "jax", throw=False, options=options)
     assert solution.info["engine"] == "ode"
+    assert solution.info["warm_start_sweeps"] == 0  # the sweeps run the recursion: not on the ODE
     assert solution.info["recursion_final_loss"] is None
     assert solution.info["recursion_check"].startswith("not checked")
     assert solution.final_loss == solution.info["ode_final_loss"]
-    short = solve(_bench_problem(100, 300, blocks=10), "jax", options={"ftol": 1e-9})
+    short = solve(_bench_problem(100, 300, blocks=10), "jax", options={"ftol": 1e-9, "ode_min_work": 4e6})
     assert short.info["engine"] == "recursion"
+    assert short.info["warm_start_sweeps"] >= 2
+    default = solve(problem, "jax", throw=False, options={"max_iter": 1})  # 4e6 < 1e8: the recursion
+    assert default.info["engine"] == "recursion"
 
 
 def test_ode_engine_needs_a_learning_rate_only_problem():

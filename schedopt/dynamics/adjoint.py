@@ -118,11 +118,11 @@ def _bwd(res, gbar):
 sgd_final_loss.defvjp(_fwd, _bwd)
 
 
-def _adjoint_update(nu, lam, eta, m):
-    """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`."""
+def _adjoint_update(nu, lam, eta, m, lam_nu):
+    """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`, given :math:`\\lambda^\\top \\nu_{t+1}` (``lam_nu``)."""
     curv = 1.0 + 1.0 / m
     d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
-    return d * nu + (eta * eta / m * tree_sum(lam * nu)) * lam
+    return d * nu + (eta * eta / m * lam_nu) * lam
 
 
 @jax.jit
@@ -158,7 +158,7 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper):
         den = (1.0 + 1.0 / m) * nu_c_lam2 + nu_lam_sum * loss / m
         eta = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), upper)
         eta = jnp.where(ok, jnp.clip(eta, lower, upper), eta_old)
-        return _adjoint_update(nu, lam, eta, m), eta
+        return _adjoint_update(nu, lam, eta, m, nu_lam_sum), eta
 
     def chunk_back(nu, xs):
         start, eta_c, m_c, ok_c = xs

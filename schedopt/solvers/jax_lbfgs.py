@@ -121,11 +121,11 @@ DEFAULT_OPTIONS = {
     # half the cap.
     "warm_start": "pontryagin",
     "warm_sweeps": 200,  # at most this many sweeps ...
-    "warm_rtol": 1e-8,  # ... stopping after one that lowers the per-step loss by less than this
+    "warm_rtol": 1e-7,  # ... stopping after one that lowers the per-step loss by less than this
     # dynamics behind the objective: "recursion" (exact), "ode" (continuous time, THEORY 2.4),
-    # "auto": the ODE from horizon `ode_min_horizon` on (learning-rate-only SGD problems)
+    # "auto": the ODE from T * N = `ode_min_work` on (learning-rate-only SGD problems)
     "engine": "auto",
-    "ode_min_horizon": 30_000,
+    "ode_min_work": 1e8,
     "check_work": 2e8,  # ODE engine: check the schedule on the recursion when T * N is at most this
     # sample budget: augmented Lagrangian
     "budget_rtol": 1e-10,  # |sum_t m_t / D - 1| before the final exact projection
@@ -182,9 +182,10 @@ def _ode_capable(problem: Problem) -> bool:
 
 
 def _engine(problem: Problem, opts) -> str:
-    """``"recursion"`` or ``"ode"``: the option, ``"auto"`` resolved by the horizon (see ``ode_min_horizon``)."""
+    """``"recursion"`` or ``"ode"``: the option, ``"auto"`` resolved by the work ``T * N`` (``ode_min_work``)."""
     if opts["engine"] == "auto":
-        return "ode" if _ode_capable(problem) and problem.horizon >= opts["ode_min_horizon"] else "recursion"
+        work = float(problem.horizon) * problem.model.n_modes
+        return "ode" if _ode_capable(problem) and work >= opts["ode_min_work"] else "recursion"
     if opts["engine"] == "ode" and not _ode_capable(problem):
         raise ProblemError(
             "option `engine` = 'ode' needs a learning-rate control alone (no batch-size or momentum "
@@ -201,19 +202,19 @@ def _ode_grid(grid) -> np.ndarray:
     )
 
 
-def _warm_start(problem: Problem, opts) -> dict[str, np.ndarray] | None:
-    """Per-step Pontryagin optimum of the learning rate projected on the grid.
+def _warm_start(problem: Problem, opts) -> tuple[dict[str, np.ndarray] | None, int]:
+    """Per-step Pontryagin optimum of the learning rate projected on the grid, and the sweeps run.
 
     With a batch-size or momentum control the sweeps run on the learning-rate-only
     problem at the mean batch size (``D / T`` under a budget, else the fixed one)
     and plain SGD; they are skipped when the momentum cannot be zero.
     """
     if opts["warm_start"] != "pontryagin":
-        return None
+        return None, 0
     controls = set(problem.controls)
     beta_min = problem.controls["momentum"].min if "momentum" in controls else problem.training.momentum
     if beta_min > 0:
-        return None
+        return None, 0
     sub = problem
     if controls != {"learning_rate"}:
         batch = problem.training.batch_size
@@ -225,10 +226,11 @@ def _warm_start(problem: Problem, opts) -> dict[str, np.ndarray] | None:
             sample_budget=None,
             training=Training(horizon=problem.horizon, batch_size=batch, momentum=0.0),
         )
-    return {"learning_rate": _pontryagin_start(sub, int(opts["warm_sweeps"]), float(opts["warm_rtol"]))}
+    values, sweeps = _pontryagin_start(sub, int(opts["warm_sweeps"]), float(opts["warm_rtol"]))
+    return {"learning_rate": values}, sweeps
 
 
-def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> np.ndarray:
+def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> tuple[np.ndarray, int]:
     """Learning-rate parameters after Pontryagin sweeps from half the cap, fitted to the grid.
 
     The same sweeps as solver ``pontryagin``, but run in one compiled loop that stops after
@@ -240,7 +242,7 @@ def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> np.ndarray:
     it = grid.interpolation()
     model = problem.model
     start = it.expand(initial_parameters(problem, {"learning_rate": grid})["learning_rate"])
-    per_step, _ = _sweeps(
+    per_step, count = _sweeps(
         jnp.asarray(model.eigenvalues),
         jnp.asarray(model.initial_error),
         jnp.asarray(model.effective_noise),
@@ -251,7 +253,7 @@ def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> np.ndarray:
         sweeps,
         rtol,
     )
-    return it.fit(np.asarray(per_step), spec.min, spec.max)
+    return it.fit(np.asarray(per_step), spec.min, spec.max), int(count)
 
 
 @jax.jit
@@ -512,12 +514,14 @@ def _solve_group(
         units = tables[i]["scale"]
         return np.concatenate([np.asarray(values[name], float) / units[name] for name, _ in layout])
 
-    x0, lo, hi, weights = [], [], [], []
+    x0, lo, hi, weights, warm_sweeps = [], [], [], [], []
     for i, (p, g) in enumerate(zip(problems, grids, strict=True)):
+        start_values, sweeps = None, 0
         if initial and initial[i] is not None:
             start_values = dict(initial[i])
-        else:  # the Pontryagin sweeps run the recursion: too slow where the ODE engine is chosen
-            start_values = _warm_start(p, opts) if engine == "recursion" else None
+        elif engine == "recursion":  # the sweeps run the recursion: too slow where the ODE is chosen
+            start_values, sweeps = _warm_start(p, opts)
+        warm_sweeps.append(sweeps)
         params = initial_parameters(p, g, start_values)
         bounds = lower_upper(p, g)
         lo.append(scaled(i, {k: b[0] for k, b in bounds.items()}))
@@ -640,6 +644,7 @@ def _solve_group(
             "evaluations": evaluations,
             "engine": engine,
             "batched_with": count,
+            "warm_start_sweeps": warm_sweeps[i],
         }
         if engine == "ode":
             loss = _ode_final_loss(p, per_step["learning_rate"], float(np.exp(log_losses[i])), opts, info)
