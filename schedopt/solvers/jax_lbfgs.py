@@ -15,17 +15,36 @@ one order, which L-BFGS needs (the optimum is unchanged).
 **Engines** (option ``engine``). ``"recursion"``: the exact recursion, :math:`O(TN)` per
 evaluation. ``"ode"``: the continuous-time model (THEORY §2.4, :mod:`schedopt.dynamics.ode`)
 with the learning rate as the grid's function of :math:`t`, on a fixed geometric grid of
-~200-260 steps (:data:`ODE_GRID`): :math:`O(N)` per step, independent of :math:`T`, but one
-step with its gradient costs ~60-100 recursion steps. Measured on the benchmark problem
-(N = 500, K = 100; fwd + grad): recursion 9 ms / 100 ms / ~1 s at T = 1e3 / 1e4 / 1e5, ODE
-0.2-0.3 s at every T, and the ODE's final-loss gap to the recursion 1.4e-4 / 6e-6 / 2e-7.
-``"auto"`` (default) therefore takes the ODE from ``ode_min_horizon`` = 3e4 steps on, for
-learning-rate-only SGD problems (the ODE models neither momentum nor a batch-size control).
-An ODE-engine solution reports ``info["ode_final_loss"]`` and, when ``T * N <= check_work``
-(2e8, a few seconds), the exact recursion's loss of the schedule as ``final_loss`` (also
-``info["recursion_final_loss"]``); otherwise ``final_loss`` is the ODE's and
-``info["recursion_check"]`` says it was not checked. The Pontryagin warm start runs the
-recursion, so the ODE engine starts from half the cap.
+~200-260 steps (:data:`ODE_GRID`): :math:`O(N)` per step, independent of :math:`T`.
+Measured on the benchmark problem (N = 500, K = 100 linear blocks; value + gradient, warm):
+recursion 4 ms / 40 ms / 0.41 s at T = 1e3 / 1e4 / 1e5, ODE 22-25 ms at every T (0.28-0.44 s
+at N = 1e4); the ODE's final-loss gap to the recursion is 1.4e-4 / 6e-6 / 2e-7. The
+recursion has the Pontryagin warm start (below), which the ODE cannot use, so ``"auto"``
+(default) takes the recursion up to ``T * N = ode_min_work`` (1e8: T = 2e5 at N = 500) and
+the ODE beyond, for learning-rate-only SGD problems (the ODE models neither momentum nor
+a batch-size control). An ODE-engine solution reports ``info["ode_final_loss"]`` and, when
+``T * N <= check_work`` (2e8, a few seconds), the exact recursion's loss of the schedule as
+``final_loss`` (also ``info["recursion_final_loss"]``); otherwise ``final_loss`` is the
+ODE's and ``info["recursion_check"]`` says it was not checked. The ODE engine starts from
+half the cap.
+
+**Warm start** (recursion engine, ``warm_start = "pontryagin"``). Pontryagin sweeps of the
+per-step learning rate from half the cap (:func:`~schedopt.dynamics.adjoint.sgd_sweep`, one
+compiled loop) until a sweep lowers the per-step loss by less than ``warm_rtol`` (1e-7) or
+``warm_sweeps`` (200) have run, then the bounded least-squares fit to the grid. Measured on
+the benchmark problem: 38 sweeps land 2.3e-7 above the grid's optimum at T = 1e4, 49 sweeps
+1e-5 at T = 1e5. Running the sweeps further is *worse* for the grid: the per-step optimum
+keeps descending (to 6e-4 below the grid's optimum at T = 1e4) into oscillations that no
+K = 100 grid represents, and its fit lands 1e-5 away. ``info["warm_start_sweeps"]`` reports
+the count.
+
+**Stopping.** L-BFGS-B stops on ``ftol`` (relative loss decrease per iteration), ``gtol``
+or ``max_iter``. An ``ftol`` stop whose projected gradient is still above ``restart_pgtol``
+(1e-2) is a slow stretch, not an optimum: L-BFGS-B restarts from there with fresh memory
+(at most ``max_restarts`` times; ``info["restarts"]``). With a loose ``ftol`` (1e-8) this
+is what makes a start far from the optimum safe: from half the cap on the ODE engine at
+T = 1e5 the first stop was 33 % above the optimum (projected gradient 0.83); with restarts
+the solve ends 9.5e-6 above the ODE loss of a strict solve (ftol 1e-13: 1445 evaluations) after 487.
 
 Problem numbers (spectrum, noise, interpolation tables) are traced arguments,
 so a new problem with the same shapes does not recompile. :func:`solve_jax_many`
@@ -114,6 +133,11 @@ DEFAULT_OPTIONS = {
     "ftol": 1e-13,  # relative decrease of the loss per iteration that ends the solve (see _lbfgsb)
     "gtol": 1e-9,  # projected gradient of the log objective (in scaled units)
     "pgtol_converged": 1e-6,  # accepted as converged when L-BFGS-B stops on its line search
+    # An `ftol` stop with a projected gradient above this restarts L-BFGS-B (fresh memory) from
+    # where it stopped: a slow stretch (a flat start) is not an optimum. Measured: ftol stops
+    # 2e-7 from the optimum had 2e-4..3e-3; one 33 % above it (ftol 1e-8 from half the cap) 0.83.
+    "restart_pgtol": 1e-2,
+    "max_restarts": 50,
     "memory": 30,
     # Start from a few Pontryagin sweeps projected on the grid: cuts L-BFGS iterations
     # several-fold. With batch-size / momentum controls the sweeps design the learning
@@ -485,6 +509,14 @@ def _lbfgsb(fun, x0, lo, hi, opts, max_iter):
     )
 
 
+def _stalled(result, fun, x, lo, hi, opts) -> bool:
+    """An ``ftol`` stop (relative reduction) with the projected gradient above ``restart_pgtol``."""
+    if "REDUCTION" not in str(result.message).upper():
+        return False
+    _, grad = fun(x)  # cached: L-BFGS-B's last evaluation
+    return float(np.abs(_projected_gradient(x, grad, lo, hi)).max()) > opts["restart_pgtol"]
+
+
 def _solve_group(
     problems: Sequence[Problem], initial, opts, *, pinned: str | None = None, engine: str = "recursion"
 ) -> list[Solution]:
@@ -596,6 +628,7 @@ def _solve_group(
         g0 = g0.reshape(count, n_params)
         multiplier = -(g0 * weights).sum(axis=1) / (weights * weights).sum(axis=1)
         inner_opts = {**opts, "ftol": max(opts["ftol"], opts["al_ftol"])}
+    restarts = 0
     while True:
         result = _lbfgsb(fun, x, lo, hi, inner_opts, max(1, opts["max_iter"] - iterations))
         x = result.x
@@ -603,6 +636,10 @@ def _solve_group(
         outer += 1
         messages.append(str(result.message))
         if not budgeted:
+            if _stalled(result, fun, x, lo, hi, opts) and restarts < opts["max_restarts"]:
+                if iterations < opts["max_iter"]:
+                    restarts += 1
+                    continue
             break
         c = violation(x)
         worst = float(np.abs(c).max())
@@ -645,6 +682,7 @@ def _solve_group(
             "engine": engine,
             "batched_with": count,
             "warm_start_sweeps": warm_sweeps[i],
+            "restarts": restarts,
         }
         if engine == "ode":
             loss = _ode_final_loss(p, per_step["learning_rate"], float(np.exp(log_losses[i])), opts, info)
