@@ -133,3 +133,22 @@ def test_hand_written_step_derivative_matches_autodiff():
         assert_allclose(a, b, rtol=0, atol=0)
     for a, b in zip(vjp(cts), ref_vjp(cts), strict=True):
         assert_allclose(a, b, rtol=RTOL_STEP_VJP, atol=RTOL_STEP_VJP * np.abs(b).max())
+
+
+def test_gradient_at_a_zero_learning_rate_is_the_one_sided_slope(setup):
+    """The forcing ratio g / r is 0/0 at eta = 0; its closed form keeps the true slope there."""
+    lam, c0, noise, batch, edges, horizon = setup
+    values = jnp.asarray(np.linspace(0.8, 0.0, edges.shape[0]))  # the last knot at the bound 0
+    ts = jnp.asarray(ode.time_grid(horizon, np.asarray(edges), first_step=0.5, growth=1.2))
+
+    def loss(v):
+        return ode.loss_at_jax(lam, c0, noise, v, batch, edges, ts, ts[-1:])[0][-1]
+
+    grad = jax.grad(loss)(values)[-1]
+
+    def one_sided(eps):
+        return (loss(values.at[-1].set(eps)) - loss(values)) / eps
+
+    slope = 2.0 * one_sided(1e-6) - one_sided(2e-6)  # Richardson: O(eps^2)
+    assert grad < 0.0  # raising the last learning rate from 0 lowers the loss here
+    assert_allclose(grad, slope, rtol=1e-5)

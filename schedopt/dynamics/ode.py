@@ -366,14 +366,26 @@ def _step_rates(field: SGDField, t0, t1, args: OdeArgs, degree: int) -> tuple:
     return tuple(field._on_block(block, t0 + f * (t1 - t0), args.values) for f in fractions)
 
 
+def _forcing_ratio(learning_rate, args: OdeArgs):
+    r"""Gain over decay rate, :math:`g/r = \eta / (m (2 - (1 + \frac1m)\eta\lambda))`, in closed form.
+
+    Equal to ``gain / rate`` of :meth:`SGDField.rate_gain` in both forms (the matched form
+    scales both by one factor). As a ratio it is 0/0 at :math:`\eta = 0`, where a guarded
+    division returned 0 with a zero derivative; the closed form keeps the slope
+    :math:`1/(2m)`, so a learning rate at its lower bound 0 gets its true gradient.
+    """
+    m = args.batch_size
+    return learning_rate / (m * (2.0 - (1.0 + 1.0 / m) * learning_rate * args.eigenvalues))
+
+
 def _coefficients(field: SGDField, h, etas, args: OdeArgs, degree: int) -> _Coefficients:
     """:func:`_step_coefficients` from the step lengths and :func:`_step_rates`."""
     rate, alpha = [], []
     for i, eta in enumerate(etas):
-        r, g = field.rate_gain(eta[..., None], args)
+        r, _ = field.rate_gain(eta[..., None], args)
         rate.append(r)
         if i < 3:  # q = alpha (L + noise) at t0, the midpoint, t1
-            alpha.append(_safe_div(g, r))
+            alpha.append(_forcing_ratio(eta[..., None], args))
     h = h[..., None]
     big_r = (h / 6.0) * (rate[0] + 4.0 * rate[1] + rate[2])
     if degree == 1:

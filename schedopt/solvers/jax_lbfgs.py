@@ -29,8 +29,8 @@ ODE's and ``info["recursion_check"]`` says it was not checked. The ODE engine st
 half the cap.
 
 **Warm start** (recursion engine, ``warm_start = "pontryagin"``). Pontryagin sweeps of the
-per-step learning rate from half the cap (:func:`~schedopt.dynamics.adjoint.sgd_sweep`, one
-compiled loop) until a sweep lowers the per-step loss by less than ``warm_rtol`` (1e-7) or
+per-step learning rate from half the cap (:func:`~schedopt.dynamics.adjoint.sgd_sweep`)
+until a sweep lowers the per-step loss by less than ``warm_rtol`` (1e-7) or
 ``warm_sweeps`` (200) have run, then the bounded least-squares fit to the grid. Measured on
 the benchmark problem: 38 sweeps land 2.3e-7 above the grid's optimum at T = 1e4, 49 sweeps
 1e-5 at T = 1e5. Running the sweeps further is *worse* for the grid: the per-step optimum
@@ -257,9 +257,9 @@ def _warm_start(problem: Problem, opts) -> tuple[dict[str, np.ndarray] | None, i
 def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> tuple[np.ndarray, int]:
     """Learning-rate parameters after Pontryagin sweeps from half the cap, fitted to the grid.
 
-    The same sweeps as solver ``pontryagin``, but run in one compiled loop that stops after
-    ``sweeps`` or once a sweep lowers the per-step loss by less than ``rtol`` (relative),
-    without syncing with the host.
+    The same sweeps as solver ``pontryagin``, stopping after ``sweeps`` or once a sweep
+    lowers the per-step loss by less than ``rtol`` (relative); a sweep's forward pass gives
+    the loss, so there is no separate evaluation.
     """
     spec = problem.learning_rate
     grid = control_grids(problem)["learning_rate"]
@@ -280,26 +280,22 @@ def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> tuple[np.nd
     return it.fit(np.asarray(per_step), spec.min, spec.max), int(count)
 
 
-@jax.jit
-def _sweeps(lam, c0, noise, lr, batch, lower, upper, max_sweeps, rtol):
+def _sweeps(lam, c0, noise, lr, batch, lower, upper, max_sweeps: int, rtol: float):
     """Forward-backward sweeps of per-step learning rates until one gains less than ``rtol``.
 
-    ``max_sweeps`` and ``rtol`` are traced (no recompile when they change). Returns the
-    learning rates and the number of sweeps.
+    Returns the learning rates and the number of sweeps. A Python loop over the compiled
+    sweep, reading one number per sweep: measured 30-45 % faster than the same sweeps inside
+    ``lax.while_loop`` (T = 1e4, N = 500: 42-52 against 61-83 ms a sweep).
     """
-
-    def going(state):
-        _, before, loss, count = state
-        return (count < max_sweeps) & ((count < 2) | (before - loss > rtol * jnp.abs(loss)))
-
-    def sweep(state):
-        u, _, loss, count = state
-        new, current = sgd_sweep(lam, c0, noise, u, batch, lower, upper)  # current = loss of u
-        return new, loss, current, count + 1
-
-    inf = jnp.asarray(jnp.inf, dtype=lr.dtype)
-    u, _, _, count = jax.lax.while_loop(going, sweep, (lr, inf, inf, jnp.asarray(0)))
-    return u, count
+    before = loss = np.inf
+    count = 0
+    while count < max_sweeps:
+        lr, current = sgd_sweep(lam, c0, noise, lr, batch, lower, upper)  # current: loss before it
+        before, loss = loss, float(current)
+        count += 1
+        if count >= 2 and not before - loss > rtol * abs(loss):
+            break
+    return lr, count
 
 
 def _layout(problem: Problem, grids) -> tuple[tuple[str, int], ...]:
