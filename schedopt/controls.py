@@ -149,11 +149,12 @@ class Interpolation:
         import scipy.sparse.linalg
 
         target = np.asarray(per_step, float)
-        free = scipy.sparse.linalg.lsqr(self.matrix(), target, atol=1e-14, btol=1e-14)[0]
+        matrix = self.matrix()
+        free = scipy.sparse.linalg.lsqr(matrix, target, atol=1e-14, btol=1e-14)[0]
         if np.all((free >= lower) & (free <= upper)):
             return free
         result = scipy.optimize.lsq_linear(
-            self.matrix(),
+            matrix,
             target,
             bounds=(lower, upper),
             method="trf",

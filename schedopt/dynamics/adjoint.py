@@ -94,7 +94,7 @@ def _bwd(res, gbar):
         grad_m = -(eta * eta) / (m * m) * (nu_c_lam2 + s * lam_nu)
         g_noise = g_noise + g * lam_nu
         g_lam = g_lam + nu_c * (-2.0 * eta + 2.0 * curv * eta * eta * lam) + nu * (g * s) + (g * lam_nu) * c
-        d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
+        d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam2
         nu = d * nu + (g * lam_nu) * lam
         return (nu, g_noise, g_lam), (grad_eta, grad_m)
 

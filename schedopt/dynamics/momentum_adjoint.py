@@ -93,7 +93,7 @@ def _bwd(res, gbar):
         e = mom * b + lam * a
         c_tot = cbar - eta * bbar + eta * eta * abar
         e_bar = bbar - 2.0 * eta * abar
-        lam_c_tot, eta_part, beta_part, m_part = tree_sum(  # one tree reduction for four dot products
+        lam_c_tot, grad_eta, grad_beta, m_part = tree_sum(  # one tree reduction for four dot products
             jnp.stack(
                 [
                     lam * c_tot,
@@ -104,8 +104,6 @@ def _bwd(res, gbar):
             )
         )
         l_bar = lam_c_tot / m
-        grad_eta = eta_part
-        grad_beta = beta_part
         grad_m = -m_part / (m * m)
         g_noise = g_noise + l_bar
         g_lam = (

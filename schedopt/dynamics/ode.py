@@ -116,7 +116,7 @@ from schedopt._jax import jax
 from schedopt.controls import ControlGrid
 from schedopt.dynamics.ops import JAX, Ops
 from schedopt.dynamics.recursion import DIVERGENCE_FACTOR, per_step
-from schedopt.dynamics.sgd import sgd_loss, sgd_parts
+from schedopt.dynamics.sgd import sgd_forcing_ratio, sgd_loss, sgd_parts
 from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import Model
 
@@ -236,7 +236,7 @@ class SGDField(eqx.Module):
 
     Call it as a diffrax vector field ``field(t, y, args)`` (``args`` an
     :class:`OdeArgs`). :class:`ExponentialIntegrator` uses its split form
-    instead: :meth:`learning_rate_step` and :meth:`rate_gain`.
+    instead: :meth:`learning_rate_step` and :meth:`decay_rate`.
 
     Attributes:
         edges: block edges of the control grid (float64, ``(K + 1,)``).
@@ -275,14 +275,15 @@ class SGDField(eqx.Module):
         r"""The continuous-time learning rate :math:`\eta(t)` (right-continuous at block edges)."""
         return self._on_block(self._block(t), t, args.values)
 
-    def learning_rate_step(self, t0, t1, fractions, args: OdeArgs):
-        r""":math:`\eta` at ``t0 + f (t1 - t0)`` for ``f`` in ``fractions``, on the block of the midpoint.
+    def learning_rate_step(self, t0, t1, fractions, args: OdeArgs) -> tuple:
+        r""":math:`\eta` at ``t0 + f (t1 - t0)`` for each ``f`` in ``fractions``, on the block of the midpoint.
 
         Exact when the step lies inside one block (grid points at every block edge),
-        including at its ends, where a piecewise-constant rate jumps. Returns an array.
+        including at its ends, where a piecewise-constant rate jumps. ``t0``, ``t1``:
+        scalars or arrays of steps; one array of their shape per fraction.
         """
         i = self._block(0.5 * (t0 + t1))
-        return self._on_block(i, t0 + jnp.asarray(fractions) * (t1 - t0), args.values)
+        return tuple(self._on_block(i, t0 + f * (t1 - t0), args.values) for f in fractions)
 
     def _transform(self, rate, forcing):
         if self.form == "plain":
@@ -290,10 +291,11 @@ class SGDField(eqx.Module):
         factor = _log_ratio(rate)
         return factor * rate, factor * forcing
 
-    def rate_gain(self, learning_rate, args: OdeArgs):
-        r"""Decay rate :math:`r` and gain :math:`g` (forcing per unit of :math:`L + \sigma^2`)."""
-        rate, gain = sgd_parts(0.0, learning_rate, args.batch_size, args.eigenvalues, 1.0, _NO_LOSS)
-        return self._transform(rate, gain)
+    def decay_rate(self, learning_rate, args: OdeArgs):
+        r"""Decay rate :math:`r` of the field's form (its forcing is :math:`r\,\alpha (L + \sigma^2)`,
+        :math:`\alpha` = :func:`~schedopt.dynamics.sgd.sgd_forcing_ratio` in both forms)."""
+        rate, forcing = sgd_parts(0.0, learning_rate, args.batch_size, args.eigenvalues, 1.0, _NO_LOSS)
+        return self._transform(rate, forcing)[0]
 
     def __call__(self, t, y, args: OdeArgs):
         eta = self.learning_rate(t, args)
@@ -356,36 +358,27 @@ def _step_coefficients(field: SGDField, t0, t1, args: OdeArgs, degree: int) -> _
     whole elementwise chain into several fusions (4x slower on a CPU).
     """
     t0, t1 = jnp.asarray(t0), jnp.asarray(t1)
-    return _coefficients(field, t1 - t0, _step_rates(field, t0, t1, args, degree), args, degree)
+    etas = field.learning_rate_step(t0, t1, _STEP_FRACTIONS[degree], args)
+    return _coefficients(field, t1 - t0, etas, args, degree)
 
 
-def _step_rates(field: SGDField, t0, t1, args: OdeArgs, degree: int) -> tuple:
-    """The learning rate at ``t0``, the midpoint, ``t1`` (and ``t0 + h/4`` for ``degree=2``) of the steps."""
-    block = field._block(0.5 * (t0 + t1))
-    fractions = (0.0, 0.5, 1.0) if degree == 1 else (0.0, 0.5, 1.0, 0.25)
-    return tuple(field._on_block(block, t0 + f * (t1 - t0), args.values) for f in fractions)
-
-
-def _forcing_ratio(learning_rate, args: OdeArgs):
-    r"""Gain over decay rate, :math:`g/r = \eta / (m (2 - (1 + \frac1m)\eta\lambda))`, in closed form.
-
-    Equal to ``gain / rate`` of :meth:`SGDField.rate_gain` in both forms (the matched form
-    scales both by one factor). As a ratio it is 0/0 at :math:`\eta = 0`, where a guarded
-    division returned 0 with a zero derivative; the closed form keeps the slope
-    :math:`1/(2m)`, so a learning rate at its lower bound 0 gets its true gradient.
-    """
-    m = args.batch_size
-    return learning_rate / (m * (2.0 - (1.0 + 1.0 / m) * learning_rate * args.eigenvalues))
+#: Where in a step the learning rate is needed: ``t0``, the midpoint, ``t1`` (and ``t0 + h/4``).
+_STEP_FRACTIONS = {1: (0.0, 0.5, 1.0), 2: (0.0, 0.5, 1.0, 0.25)}
 
 
 def _coefficients(field: SGDField, h, etas, args: OdeArgs, degree: int) -> _Coefficients:
-    """:func:`_step_coefficients` from the step lengths and :func:`_step_rates`."""
+    """:func:`_step_coefficients` from the step lengths and the learning rates at :data:`_STEP_FRACTIONS`.
+
+    ``q = alpha (L + noise)`` with ``alpha`` in closed form
+    (:func:`~schedopt.dynamics.sgd.sgd_forcing_ratio`), not a guarded ratio of the field's
+    forcing and rate: that was 0 with a zero derivative at eta = 0, where a learning rate at
+    its lower bound needs its true gradient.
+    """
     rate, alpha = [], []
     for i, eta in enumerate(etas):
-        r, _ = field.rate_gain(eta[..., None], args)
-        rate.append(r)
-        if i < 3:  # q = alpha (L + noise) at t0, the midpoint, t1
-            alpha.append(_forcing_ratio(eta[..., None], args))
+        rate.append(field.decay_rate(eta[..., None], args))
+        if i < 3:  # at t0, the midpoint, t1
+            alpha.append(sgd_forcing_ratio(eta[..., None], args.batch_size, args.eigenvalues))
     h = h[..., None]
     big_r = (h / 6.0) * (rate[0] + 4.0 * rate[1] + rate[2])
     if degree == 1:
@@ -711,7 +704,8 @@ def _scan_solve(field: SGDField, args: OdeArgs, y0, ts, degree: int, checkpoints
     t0 = jnp.concatenate([ts[:-1], pad])
     t1 = jnp.concatenate([ts[1:], pad])
     # the learning rates of all steps at once, outside the loop
-    steps = tuple(x.reshape(count, size) for x in (t1 - t0, *_step_rates(field, t0, t1, args, degree)))
+    etas = field.learning_rate_step(t0, t1, _STEP_FRACTIONS[degree], args)
+    steps = tuple(x.reshape(count, size) for x in (t1 - t0, *etas))
 
     def advance(carry, coefs):
         y, loss = _advance(coefs, *carry, lam, noise)

@@ -58,11 +58,7 @@ def tree_sum(x):
     return x[..., 0]
 
 
-def _jax_sum(x):
-    return tree_sum(x)
-
-
-JAX = Ops(name="jax", sum=_jax_sum)
+JAX = Ops(name="jax", sum=tree_sum)
 
 
 def _casadi_sum(x):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from schedopt.dynamics.ops import Ops
 
-__all__ = ["sgd_increment", "sgd_loss", "sgd_parts", "sgd_step"]
+__all__ = ["sgd_forcing_ratio", "sgd_increment", "sgd_loss", "sgd_parts", "sgd_step"]
 
 
 def sgd_loss(c, eigenvalues, ops: Ops):
@@ -48,6 +48,16 @@ def sgd_parts(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops):
     loss = sgd_loss(c, eigenvalues, ops)
     forcing = (learning_rate * learning_rate / batch_size) * eigenvalues * (loss + noise)
     return rate, forcing
+
+
+def sgd_forcing_ratio(learning_rate, batch_size, eigenvalues):
+    r"""Forcing per unit of decay and of :math:`L + \sigma^2`: :math:`f_k / (r_k (L + \sigma^2))`.
+
+    From :func:`sgd_parts`, :math:`\frac{\eta^2\lambda/m}{2\eta\lambda - (1+\frac1m)\eta^2\lambda^2}
+    = \frac{\eta}{m\,(2 - (1+\frac1m)\eta\lambda)}`. As a ratio of the two parts it is
+    0/0 at :math:`\eta = 0`; the closed form is smooth there, with slope :math:`1/(2m)`.
+    """
+    return learning_rate / (batch_size * (2.0 - (1.0 + 1.0 / batch_size) * learning_rate * eigenvalues))
 
 
 def sgd_increment(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops):
