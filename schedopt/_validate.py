@@ -65,6 +65,16 @@ def positive_int(name: str, value: object) -> int:
     return v
 
 
+def nonnegative_int(name: str, value: object) -> int:
+    """A non-negative integer (as :func:`positive_int`, zero allowed)."""
+    if not isinstance(value, bool) and isinstance(value, Real) and float(value) == 0:
+        return 0
+    try:
+        return positive_int(name, value)
+    except ProblemError:
+        raise _fail(name, "a non-negative integer", value) from None
+
+
 def one_of(name: str, value: object, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise _fail(name, "one of " + ", ".join(repr(c) for c in choices), value)

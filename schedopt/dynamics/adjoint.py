@@ -1,8 +1,9 @@
 r"""Final SGD loss with a hand-written adjoint (reverse mode) for fast gradients.
 
 Forward: the exact recursion of :mod:`schedopt.dynamics.sgd`. Reverse: the
-adjoint of THEORY §3, with :math:`\nu_T = \bar g\,\lambda` and
-:math:`\nu_t = M_t^\top \nu_{t+1} = d_t \odot \nu_{t+1} + g_t\,\lambda\,(\lambda^\top\nu_{t+1})`,
+adjoint of THEORY §3, with :math:`\nu_T = \bar g\,w` and
+:math:`\nu_t = M_t^\top \nu_{t+1} = d_t \odot \nu_{t+1} + g_t\,w\,(\lambda^\top\nu_{t+1})`,
+:math:`w` the loss readout (``loss_weights``; :math:`w = \lambda` for a model's own modes),
 :math:`d_t = 1 - r_t`, :math:`g_t = \eta_t^2/m_t`, :math:`s_t = L_t + \sigma^2`:
 
 .. math::
@@ -19,7 +20,9 @@ This costs about three forward passes (forward, recomputation, adjoint) where
 generic reverse-mode through the scan costs about ten. States are kept only at
 chunk boundaries (about :math:`\sqrt T` of them) and recomputed chunk by chunk,
 so memory is :math:`O(\sqrt T N)`. The result equals autodiff of
-:mod:`schedopt.dynamics.recursion` (tested).
+:mod:`schedopt.dynamics.recursion` (tested). The readout has its own cotangent,
+:math:`\partial_w L_T = \bar g\,c_T + \sum_t g_t(\lambda^\top\nu_{t+1})\,c_t`: the last terms of
+:math:`\partial_\lambda L_T` above, which reach :math:`\lambda` when :math:`w = \lambda`.
 """
 
 from __future__ import annotations
@@ -51,9 +54,9 @@ def _prepare(lr, batch):
     return lr_p, batch_p, horizon
 
 
-def _forward(lam, c0, noise, lr_p, batch_p):
+def _forward(lam, weights, c0, noise, lr_p, batch_p):
     def inner(c, xs):
-        return sgd_step(c, xs[0], xs[1], lam, noise, JAX), None
+        return sgd_step(c, xs[0], xs[1], lam, noise, JAX, weights), None
 
     def outer(c, xs):
         end, _ = jax.lax.scan(inner, c, xs, unroll=_UNROLL)
@@ -63,70 +66,81 @@ def _forward(lam, c0, noise, lr_p, batch_p):
     return final, starts
 
 
+def sgd_final_loss(lam, c0, noise, lr, batch, loss_weights=None):
+    """:math:`L_T` (kept modes) of the exact SGD recursion; per-step ``lr`` and ``batch`` of shape ``(T,)``.
+
+    ``loss_weights``: the loss readout (default ``lam``; see :mod:`schedopt.dynamics.sgd`).
+    """
+    return _final_loss(lam, lam if loss_weights is None else loss_weights, c0, noise, lr, batch)
+
+
 @jax.custom_vjp
-def sgd_final_loss(lam, c0, noise, lr, batch):
-    """:math:`L_T` (kept modes) of the exact SGD recursion; per-step ``lr`` and ``batch`` of shape ``(T,)``."""
+def _final_loss(lam, weights, c0, noise, lr, batch):
     lr_p, batch_p, _ = _prepare(lr, batch)
-    final, _ = _forward(lam, c0, noise, lr_p, batch_p)
-    return sgd_loss(final, lam, JAX)
+    final, _ = _forward(lam, weights, c0, noise, lr_p, batch_p)
+    return sgd_loss(final, lam, JAX, weights)
 
 
-def _fwd(lam, c0, noise, lr, batch):
+def _fwd(lam, weights, c0, noise, lr, batch):
     lr_p, batch_p, _ = _prepare(lr, batch)
-    final, starts = _forward(lam, c0, noise, lr_p, batch_p)
-    return sgd_loss(final, lam, JAX), (lam, noise, lr, batch, final, starts)
+    final, starts = _forward(lam, weights, c0, noise, lr_p, batch_p)
+    return sgd_loss(final, lam, JAX, weights), (lam, weights, noise, lr, batch, final, starts)
 
 
 def _bwd(res, gbar):
-    lam, noise, lr, batch, final, starts = res
+    """The adjoint; the loss readout ``weights`` gets its own cotangent (``lam``'s when they are one array)."""
+    lam, weights, noise, lr, batch, final, starts = res
     lr_p, batch_p, horizon = _prepare(lr, batch)
     lam2 = lam * lam
 
     def adjoint_step(carry, xs):
-        nu, g_noise, g_lam = carry
+        nu, g_noise, g_lam, g_weights = carry
         c, eta, m = xs
         curv = 1.0 + 1.0 / m
         g = eta * eta / m
         nu_c = nu * c
-        lam_nu, loss, nu_c_lam, nu_c_lam2 = tree_sum(jnp.stack([lam * nu, lam * c, nu_c * lam, nu_c * lam2]))
+        lam_nu, loss, nu_c_lam, nu_c_lam2 = tree_sum(
+            jnp.stack([lam * nu, weights * c, nu_c * lam, nu_c * lam2])
+        )
         s = loss + noise
         grad_eta = -2.0 * nu_c_lam + 2.0 * curv * eta * nu_c_lam2 + 2.0 * eta / m * s * lam_nu
         grad_m = -(eta * eta) / (m * m) * (nu_c_lam2 + s * lam_nu)
         g_noise = g_noise + g * lam_nu
-        g_lam = g_lam + nu_c * (-2.0 * eta + 2.0 * curv * eta * eta * lam) + nu * (g * s) + (g * lam_nu) * c
+        g_lam = g_lam + nu_c * (-2.0 * eta + 2.0 * curv * eta * eta * lam) + nu * (g * s)
+        g_weights = g_weights + (g * lam_nu) * c
         d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam2
-        nu = d * nu + (g * lam_nu) * lam
-        return (nu, g_noise, g_lam), (grad_eta, grad_m)
+        nu = d * nu + (g * lam_nu) * weights
+        return (nu, g_noise, g_lam, g_weights), (grad_eta, grad_m)
 
     def chunk_adjoint(carry, xs):
         start, eta_c, m_c = xs
 
         def replay(c, u):
-            return sgd_step(c, u[0], u[1], lam, noise, JAX), c  # emit the state before each step
+            return sgd_step(c, u[0], u[1], lam, noise, JAX, weights), c  # emit the state before each step
 
         _, states = jax.lax.scan(replay, start, (eta_c, m_c), unroll=_UNROLL)
         carry, grads = jax.lax.scan(adjoint_step, carry, (states, eta_c, m_c), reverse=True, unroll=_UNROLL)
         return carry, grads
 
-    init = (gbar * lam, jnp.zeros_like(noise), gbar * final)
-    (nu0, g_noise, g_lam), (g_eta, g_m) = jax.lax.scan(
+    init = (gbar * weights, jnp.zeros_like(noise), jnp.zeros_like(lam), gbar * final)
+    (nu0, g_noise, g_lam, g_weights), (g_eta, g_m) = jax.lax.scan(
         chunk_adjoint, init, (starts, lr_p, batch_p), reverse=True
     )
-    return (g_lam, nu0, g_noise, g_eta.reshape(-1)[:horizon], g_m.reshape(-1)[:horizon])
+    return (g_lam, g_weights, nu0, g_noise, g_eta.reshape(-1)[:horizon], g_m.reshape(-1)[:horizon])
 
 
-sgd_final_loss.defvjp(_fwd, _bwd)
+_final_loss.defvjp(_fwd, _bwd)
 
 
-def _adjoint_update(nu, lam, eta, m, lam_nu):
+def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
     """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`, given :math:`\\lambda^\\top \\nu_{t+1}` (``lam_nu``)."""
     curv = 1.0 + 1.0 / m
     d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
-    return d * nu + (eta * eta / m * lam_nu) * lam
+    return d * nu + (eta * eta / m * lam_nu) * weights
 
 
 @jax.jit
-def sgd_sweep(lam, c0, noise, lr, batch, lower, upper):
+def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
     r"""One Pontryagin forward-backward sweep over per-step learning rates.
 
     Forward with the current ``lr``; then backward from :math:`t = T-1` to 0, each
@@ -141,10 +155,11 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper):
     backward pass has not changed yet, so every update is exact and a sweep never
     increases :math:`L_T` (block-free coordinate descent). Returns the new per-step
     learning rates and :math:`L_T` (kept modes) of the *given* ones, which the forward
-    pass computes anyway.
+    pass computes anyway. ``loss_weights``: the loss readout (default ``lam``).
     """
+    weights = lam if loss_weights is None else loss_weights
     lr_p, batch_p, horizon = _prepare(lr, batch)
-    final, starts = _forward(lam, c0, noise, lr_p, batch_p)
+    final, starts = _forward(lam, weights, c0, noise, lr_p, batch_p)
     n_chunks, chunk = lr_p.shape
     valid = (jnp.arange(n_chunks * chunk) < horizon).reshape(n_chunks, chunk)
 
@@ -152,22 +167,22 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper):
         c, eta_old, m, ok = xs
         nu_lam = nu * lam
         loss, num, nu_c_lam2, nu_lam_sum = tree_sum(
-            jnp.stack([lam * c, nu_lam * c, nu_lam * lam * c, nu_lam])
+            jnp.stack([weights * c, nu_lam * c, nu_lam * lam * c, nu_lam])
         )
         loss = loss + noise
         den = (1.0 + 1.0 / m) * nu_c_lam2 + nu_lam_sum * loss / m
         eta = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), upper)
         eta = jnp.where(ok, jnp.clip(eta, lower, upper), eta_old)
-        return _adjoint_update(nu, lam, eta, m, nu_lam_sum), eta
+        return _adjoint_update(nu, lam, weights, eta, m, nu_lam_sum), eta
 
     def chunk_back(nu, xs):
         start, eta_c, m_c, ok_c = xs
 
         def replay(c, u):
-            return sgd_step(c, u[0], u[1], lam, noise, JAX), c
+            return sgd_step(c, u[0], u[1], lam, noise, JAX, weights), c
 
         _, states = jax.lax.scan(replay, start, (eta_c, m_c))
         return jax.lax.scan(step_back, nu, (states, eta_c, m_c, ok_c), reverse=True)
 
-    _, new = jax.lax.scan(chunk_back, lam, (starts, lr_p, batch_p, valid), reverse=True)
-    return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX)
+    _, new = jax.lax.scan(chunk_back, weights, (starts, lr_p, batch_p, valid), reverse=True)
+    return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX, weights)

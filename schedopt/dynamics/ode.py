@@ -223,12 +223,20 @@ class OdeArgs(eqx.Module):
         batch_size: samples per step ``m`` (scalar).
         eigenvalues: spectrum :math:`\\lambda`, ``(N,)``.
         noise: effective noise :math:`\\sigma^2 + R_N` (scalar).
+        loss_weights: loss readout of a compressed spectrum
+            (:mod:`schedopt.dynamics.compression`), ``(N,)``; ``None``: the eigenvalues.
     """
 
     values: jax.Array
     batch_size: jax.Array
     eigenvalues: jax.Array
     noise: jax.Array
+    loss_weights: jax.Array | None = None
+
+    @property
+    def readout(self) -> jax.Array:
+        r"""The loss readout :math:`w`, :math:`L = \sum_k w_k c_k`."""
+        return self.eigenvalues if self.loss_weights is None else self.loss_weights
 
 
 class SGDField(eqx.Module):
@@ -299,7 +307,9 @@ class SGDField(eqx.Module):
 
     def __call__(self, t, y, args: OdeArgs):
         eta = self.learning_rate(t, args)
-        rate, forcing = sgd_parts(y, eta, args.batch_size, args.eigenvalues, args.noise, JAX)
+        rate, forcing = sgd_parts(
+            y, eta, args.batch_size, args.eigenvalues, args.noise, JAX, args.loss_weights
+        )
         rate, forcing = self._transform(rate, forcing)
         return forcing - rate * y
 
@@ -318,10 +328,13 @@ def _sgd_field(term) -> SGDField | None:
     return term.vector_field
 
 
-def _implicit_loss(eigenvalues, base, weight, noise):
-    r"""Solve :math:`L = \sum_k \lambda_k (b_k + w_k (L + \sigma^2))` for :math:`L` (``inf`` if unstable)."""
-    gain = jnp.sum(eigenvalues * weight)
-    loss = (jnp.sum(eigenvalues * base) + gain * noise) / (1.0 - gain)
+def _implicit_loss(readout, base, weight, noise):
+    r"""Solve :math:`L = \sum_k \lambda_k (b_k + w_k (L + \sigma^2))` for :math:`L` (``inf`` if unstable).
+
+    ``readout``: the loss readout (:math:`\lambda`, or :attr:`OdeArgs.readout`).
+    """
+    gain = jnp.sum(readout * weight)
+    loss = (jnp.sum(readout * base) + gain * noise) / (1.0 - gain)
     return jnp.where(gain < 1.0, loss, jnp.inf)
 
 
@@ -477,16 +490,19 @@ def _quadratic_step_bwd(res, cts):
 _quadratic_step.defvjp(_quadratic_step_fwd, _quadratic_step_bwd)
 
 
-def _advance(coefs: _Coefficients, y0, loss0, eigenvalues, noise):
-    """One step ``c_0 -> c_1`` from its :class:`_Coefficients` (``(N,)``) and ``L(t_0)``; returns ``(c_1, L(t_1))``."""
+def _advance(coefs: _Coefficients, y0, loss0, readout, noise):
+    """One step ``c_0 -> c_1`` from its :class:`_Coefficients` (``(N,)``) and ``L(t_0)``; returns ``(c_1, L(t_1))``.
+
+    ``readout``: the loss readout :attr:`OdeArgs.readout`.
+    """
     s0 = loss0 + noise
     base = coefs.decay * y0 + coefs.a * s0
     if coefs.b is not None:
         base_m = coefs.decay_half * y0 + coefs.p_half * s0
-        s_m = _implicit_loss(eigenvalues, base_m, coefs.w_half, noise) + noise
+        s_m = _implicit_loss(readout, base_m, coefs.w_half, noise) + noise
         base = base + coefs.b * s_m
-    y1 = base + coefs.w * (_implicit_loss(eigenvalues, base, coefs.w, noise) + noise)
-    return y1, sgd_loss(y1, eigenvalues, JAX)
+    y1 = base + coefs.w * (_implicit_loss(readout, base, coefs.w, noise) + noise)
+    return y1, sgd_loss(y1, readout, JAX)
 
 
 class ExponentialIntegrator(diffrax.AbstractSolver):
@@ -530,7 +546,7 @@ class ExponentialIntegrator(diffrax.AbstractSolver):
                 f"ExponentialIntegrator needs an ODETerm of an SGDField, got {type(terms).__name__}"
             )
         coefs = _step_coefficients(field, t0, t1, args, self.degree)
-        y1, _ = _advance(coefs, y0, sgd_loss(y0, args.eigenvalues, JAX), args.eigenvalues, args.noise)
+        y1, _ = _advance(coefs, y0, sgd_loss(y0, args.readout, JAX), args.readout, args.noise)
         dense_info = dict(y0=y0, y1=y1)
         return y1, None, dense_info, None, diffrax.RESULTS.successful
 
@@ -697,9 +713,9 @@ def _scan_solve(field: SGDField, args: OdeArgs, y0, ts, degree: int, checkpoints
     Replaces ``diffrax.diffeqsolve`` with ``StepTo`` and ``RecursiveCheckpointAdjoint``
     (same steps, same results to rounding): 4-6x faster forward + gradient on a CPU.
     """
-    lam, noise = args.eigenvalues, args.noise
+    readout, noise = args.readout, args.noise
     n_steps = ts.shape[0] - 1
-    count, size = _chunks(n_steps, lam.shape[-1], checkpoints)
+    count, size = _chunks(n_steps, readout.shape[-1], checkpoints)
     pad = jnp.full((count * size - n_steps,), ts[-1])
     t0 = jnp.concatenate([ts[:-1], pad])
     t1 = jnp.concatenate([ts[1:], pad])
@@ -708,7 +724,7 @@ def _scan_solve(field: SGDField, args: OdeArgs, y0, ts, degree: int, checkpoints
     steps = tuple(x.reshape(count, size) for x in (t1 - t0, *etas))
 
     def advance(carry, coefs):
-        y, loss = _advance(coefs, *carry, lam, noise)
+        y, loss = _advance(coefs, *carry, readout, noise)
         return (y, loss), loss
 
     @jax.checkpoint
@@ -718,7 +734,7 @@ def _scan_solve(field: SGDField, args: OdeArgs, y0, ts, degree: int, checkpoints
         coefs = _coefficients(field, xs[0], xs[1:], args, degree)
         return jax.lax.scan(advance, carry, coefs)
 
-    loss0 = sgd_loss(y0, lam, JAX)
+    loss0 = sgd_loss(y0, readout, JAX)
     _, losses = jax.lax.scan(chunk, (y0, loss0), steps)
     return jnp.concatenate([loss0[None], losses.reshape(-1)[:n_steps]])
 
@@ -735,7 +751,7 @@ def _interpolate(save_ts, ts, losses):
 
 
 def _loss_fn(t, y, args):
-    return sgd_loss(y, args.eigenvalues, JAX)
+    return sgd_loss(y, args.readout, JAX)
 
 
 @partial(
@@ -769,6 +785,7 @@ def loss_at_jax(
     atol: float = 1e-12,
     max_steps: int = 200_000,
     checkpoints: int | None = None,
+    loss_weights=None,
 ):
     r"""Loss of the kept modes at ``save_ts``; jit-, grad- (w.r.t. ``values``) and vmap-safe.
 
@@ -786,9 +803,13 @@ def loss_at_jax(
         rtol, atol, max_steps: Tsit5 controller tolerances and step limit.
         checkpoints: reverse-mode checkpoints (exponential solver): the states stored for the
             gradient, one per chunk of steps (default: chunks of ``max(1, 2**14 // N)`` steps).
+        loss_weights: loss readout ``(N,)`` of a compressed spectrum
+            (:class:`~schedopt.dynamics.compression.CompressedModes`); default the eigenvalues.
     """
     field = SGDField(edges=edges, parameterisation=parameterisation, form=form)
-    args = OdeArgs(values=values, batch_size=batch_size, eigenvalues=eigenvalues, noise=noise)
+    args = OdeArgs(
+        values=values, batch_size=batch_size, eigenvalues=eigenvalues, noise=noise, loss_weights=loss_weights
+    )
     if solver == "exponential":
         losses = _scan_solve(field, args, initial_error, ts, degree, checkpoints)
         return _interpolate(save_ts, ts, losses), jnp.asarray(ts.shape[0] - 1)
@@ -823,6 +844,7 @@ def final_loss_jax(
     *,
     parameterisation="linear",
     form="plain",
+    loss_weights=None,
 ):
     r"""Final loss of the kept modes :math:`L_T - R_N` by the exponential integrator; jit/grad/vmap-safe.
 
@@ -839,6 +861,7 @@ def final_loss_jax(
         ts[-1:],
         parameterisation=parameterisation,
         form=form,
+        loss_weights=loss_weights,
     )
     return losses[-1]
 

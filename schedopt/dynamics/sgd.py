@@ -25,6 +25,11 @@ integrators can use it; everything is written here once.
 
 ``noise`` is the *effective* noise :math:`\sigma^2 + R_N` (finite model size, §2.2).
 
+``loss_weights`` (default: the eigenvalues) is the loss readout :math:`L = \sum_k w_k c_k`.
+It differs from :math:`\lambda` only for a compressed spectrum
+(:mod:`schedopt.dynamics.compression`), whose node :math:`k` stands for :math:`\omega_k`
+modes: :math:`w_k = \omega_k \lambda_k`.
+
 References:
     B. Bordelon and N. Mori, arXiv:2602.04774 (2026).
 """
@@ -36,16 +41,16 @@ from schedopt.dynamics.ops import Ops
 __all__ = ["sgd_forcing_ratio", "sgd_increment", "sgd_loss", "sgd_parts", "sgd_step"]
 
 
-def sgd_loss(c, eigenvalues, ops: Ops):
-    r"""Excess loss of the kept modes, :math:`\sum_k \lambda_k c_k`."""
-    return ops.sum(eigenvalues * c)
+def sgd_loss(c, eigenvalues, ops: Ops, loss_weights=None):
+    r"""Excess loss of the kept modes, :math:`\sum_k \lambda_k c_k` (:math:`\sum_k w_k c_k` with ``loss_weights``)."""
+    return ops.sum((eigenvalues if loss_weights is None else loss_weights) * c)
 
 
-def sgd_parts(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops):
+def sgd_parts(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops, loss_weights=None):
     r"""Decay rate :math:`r_k` and forcing :math:`f_k`, with :math:`\Delta c_k = -r_k c_k + f_k`."""
     lr_lam = learning_rate * eigenvalues
     rate = 2.0 * lr_lam - (1.0 + 1.0 / batch_size) * lr_lam * lr_lam
-    loss = sgd_loss(c, eigenvalues, ops)
+    loss = sgd_loss(c, eigenvalues, ops, loss_weights)
     forcing = (learning_rate * learning_rate / batch_size) * eigenvalues * (loss + noise)
     return rate, forcing
 
@@ -60,13 +65,13 @@ def sgd_forcing_ratio(learning_rate, batch_size, eigenvalues):
     return learning_rate / (batch_size * (2.0 - (1.0 + 1.0 / batch_size) * learning_rate * eigenvalues))
 
 
-def sgd_increment(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops):
+def sgd_increment(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops, loss_weights=None):
     """Change of ``c`` in one step: the discrete increment and the ODE right-hand side."""
-    rate, forcing = sgd_parts(c, learning_rate, batch_size, eigenvalues, noise, ops)
+    rate, forcing = sgd_parts(c, learning_rate, batch_size, eigenvalues, noise, ops, loss_weights)
     return forcing - rate * c
 
 
-def sgd_step(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops):
+def sgd_step(c, learning_rate, batch_size, eigenvalues, noise, ops: Ops, loss_weights=None):
     """One exact SGD step of the second moments: ``c_{t+1}`` from ``c_t``."""
-    rate, forcing = sgd_parts(c, learning_rate, batch_size, eigenvalues, noise, ops)
+    rate, forcing = sgd_parts(c, learning_rate, batch_size, eigenvalues, noise, ops, loss_weights)
     return (1.0 - rate) * c + forcing

@@ -110,6 +110,7 @@ import scipy.optimize
 
 from schedopt._jax import jax
 from schedopt.dynamics import ode
+from schedopt.dynamics.compression import EXACT_MODES, QUADRATURE_NODES, CompressedModes, compress_modes
 from schedopt.dynamics.momentum_adjoint import momentum_final_loss
 from schedopt.dynamics.recursion import final_loss, final_loss_jax
 from schedopt.errors import ProblemError
@@ -151,6 +152,13 @@ DEFAULT_OPTIONS = {
     "engine": "auto",
     "ode_min_work": 1e8,
     "check_work": 2e8,  # ODE engine: check the schedule on the recursion when T * N is at most this
+    # mode compression (schedopt.dynamics.compression): "auto" solves plain-SGD problems with more
+    # than 2 * (compressed_exact + compressed_nodes) modes on the compressed spectrum, checks the result
+    # on the full one and, if they differ by more than `compression_rtol`, polishes on the full one
+    "modes": "auto",  # "auto", "compressed" or "exact"
+    "compressed_exact": EXACT_MODES,
+    "compressed_nodes": QUADRATURE_NODES,
+    "compression_rtol": 1e-9,
     # sample budget: augmented Lagrangian
     "budget_rtol": 1e-10,  # |sum_t m_t / D - 1| before the final exact projection
     "al_penalty": 1e2,  # initial penalty rho
@@ -181,6 +189,7 @@ def _options(options: Mapping[str, Any]) -> dict[str, Any]:
         "tie_break": ("auto", "none"),
         "momentum_cap": ("joint", "box"),
         "engine": ("auto", "recursion", "ode"),
+        "modes": ("auto", "compressed", "exact"),
     }
     for key, allowed in choices.items():
         if opts[key] not in allowed:
@@ -219,6 +228,37 @@ def _engine(problem: Problem, opts) -> str:
     return opts["engine"]
 
 
+def _compressible(problem: Problem) -> bool:
+    """Mode compression needs plain SGD (the heavy-ball recursion has no loss readout of its own)."""
+    return "momentum" not in problem.controls and problem.training.momentum == 0
+
+
+def _compression(problem: Problem, opts) -> CompressedModes | None:
+    """The compressed spectrum the solve runs on, or ``None`` for the model's own modes (option ``modes``)."""
+    if opts["modes"] == "exact":
+        return None
+    if not _compressible(problem):
+        if opts["modes"] == "compressed":
+            raise ProblemError(
+                "option `modes` = 'compressed' needs plain SGD (no momentum); use 'auto' or 'exact'",
+                field="modes",
+            )
+        return None
+    exact, nodes = int(opts["compressed_exact"]), int(opts["compressed_nodes"])
+    if opts["modes"] == "auto" and problem.model.n_modes <= 2 * (exact + nodes):
+        return None
+    modes = compress_modes(problem.model.eigenvalues, problem.model.initial_error, exact=exact, nodes=nodes)
+    return modes if modes.n_modes < problem.model.n_modes else None
+
+
+def _spectrum(problem: Problem, modes: CompressedModes | None):
+    """``(eigenvalues, initial error, loss readout)`` the objective runs on."""
+    if modes is None:
+        lam = problem.model.eigenvalues
+        return lam, problem.model.initial_error, lam
+    return modes.eigenvalues, modes.initial_error, modes.loss_weights
+
+
 def _ode_grid(grid) -> np.ndarray:
     """Integration grid of the ODE engine for a control grid (see :data:`ODE_GRID`)."""
     return ode.time_grid(
@@ -226,12 +266,15 @@ def _ode_grid(grid) -> np.ndarray:
     )
 
 
-def _warm_start(problem: Problem, opts) -> tuple[dict[str, np.ndarray] | None, int]:
+def _warm_start(
+    problem: Problem, opts, modes: CompressedModes | None = None
+) -> tuple[dict[str, np.ndarray] | None, int]:
     """Per-step Pontryagin optimum of the learning rate projected on the grid, and the sweeps run.
 
     With a batch-size or momentum control the sweeps run on the learning-rate-only
     problem at the mean batch size (``D / T`` under a budget, else the fixed one)
-    and plain SGD; they are skipped when the momentum cannot be zero.
+    and plain SGD; they are skipped when the momentum cannot be zero. The sweeps run on
+    ``modes`` when the solve does (a compressed spectrum).
     """
     if opts["warm_start"] != "pontryagin":
         return None, 0
@@ -250,11 +293,13 @@ def _warm_start(problem: Problem, opts) -> tuple[dict[str, np.ndarray] | None, i
             sample_budget=None,
             training=Training(horizon=problem.horizon, batch_size=batch, momentum=0.0),
         )
-    values, sweeps = _pontryagin_start(sub, int(opts["warm_sweeps"]), float(opts["warm_rtol"]))
+    values, sweeps = _pontryagin_start(sub, int(opts["warm_sweeps"]), float(opts["warm_rtol"]), modes)
     return {"learning_rate": values}, sweeps
 
 
-def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> tuple[np.ndarray, int]:
+def _pontryagin_start(
+    problem: Problem, sweeps: int, rtol: float, modes: CompressedModes | None = None
+) -> tuple[np.ndarray, int]:
     """Learning-rate parameters after Pontryagin sweeps from half the cap, fitted to the grid.
 
     The sweeps of solver ``pontryagin`` (:func:`~schedopt.solvers.pontryagin.sweep_until`),
@@ -263,20 +308,21 @@ def _pontryagin_start(problem: Problem, sweeps: int, rtol: float) -> tuple[np.nd
     spec = problem.learning_rate
     grid = control_grids(problem)["learning_rate"]
     it = grid.interpolation()
-    model = problem.model
+    lam, c0, weights = _spectrum(problem, modes)
     start = it.expand(initial_parameters(problem, {"learning_rate": grid})["learning_rate"])
     if sweeps < 1:
         return it.fit(start, spec.min, spec.max), 0
     per_step, count, _ = sweep_until(
-        jnp.asarray(model.eigenvalues),
-        jnp.asarray(model.initial_error),
-        jnp.asarray(model.effective_noise),
+        jnp.asarray(lam),
+        jnp.asarray(c0),
+        jnp.asarray(problem.model.effective_noise),
         jnp.asarray(start),
         jnp.full(problem.horizon, problem.training.batch_size),
         spec.min,
         spec.max,
         max_sweeps=sweeps,
         rtol=rtol,
+        loss_weights=jnp.asarray(weights),
     )
     return it.fit(np.asarray(per_step), spec.min, spec.max), count
 
@@ -333,17 +379,27 @@ def _beta_at_lr_knots(grids) -> np.ndarray:
 
 
 def _tables(
-    problem: Problem, grids, horizon: int, n_modes: int, capped: bool, opts, engine: str = "recursion"
+    problem: Problem,
+    grids,
+    horizon: int,
+    n_modes: int,
+    capped: bool,
+    opts,
+    engine: str = "recursion",
+    modes: CompressedModes | None = None,
 ) -> dict[str, Any]:
     """Traced arrays describing one problem (spectrum padded with zero modes to ``n_modes``).
 
     The recursion needs per-step tables (interpolation, batch size, momentum); the ODE
     the block edges and its integration grid ``ts`` instead (padded to a common length later).
+    The spectrum is ``modes`` (with its loss readout ``weights``) when the solve is compressed.
     """
-    pad = n_modes - problem.model.n_modes
+    lam, c0, readout = _spectrum(problem, modes)
+    pad = n_modes - lam.size
     tables = {
-        "lam": np.pad(problem.model.eigenvalues, (0, pad)),
-        "c0": np.pad(problem.model.initial_error, (0, pad)),
+        "lam": np.pad(lam, (0, pad)),
+        "c0": np.pad(c0, (0, pad)),
+        "weights": np.pad(readout, (0, pad)),
         "noise": np.float64(problem.model.effective_noise),
         "scale": _units(problem, grids),
     }
@@ -413,6 +469,7 @@ def _ode_log_loss(x, tables, layout, parameterisation):
         tables["edges"],
         tables["ts"],
         parameterisation=parameterisation,
+        loss_weights=tables["weights"],
     )
     return jnp.log(loss)
 
@@ -423,8 +480,8 @@ def _log_loss(x, tables, layout, with_momentum, capped=False, engine="recursion"
     u = _per_step(x, tables, layout, capped)
     args = (tables["lam"], tables["c0"], tables["noise"], u["learning_rate"], u["batch_size"])
     if with_momentum:  # hand-written adjoint: same values as the recursion, ~2x faster gradients
-        return jnp.log(momentum_final_loss(*args, u["momentum"]))
-    return jnp.log(final_loss_jax(*args))
+        return jnp.log(momentum_final_loss(*args, u["momentum"]))  # never compressed: readout = lam
+    return jnp.log(final_loss_jax(*args, loss_weights=tables["weights"]))
 
 
 @partial(jax.jit, static_argnames=("layout", "with_momentum", "capped", "engine", "parameterisation"))
@@ -438,6 +495,12 @@ def _value_and_grad_many(
 
     values, grads = jax.vmap(jax.value_and_grad(one))(x, tables)
     return values, grads
+
+
+@partial(jax.jit, static_argnames=("layout", "engine", "parameterisation"))
+def _log_loss_jit(x, tables, layout, engine="recursion", parameterisation=None):
+    """Log final loss of one plain-SGD problem, without its gradient (checks)."""
+    return _log_loss(x, tables, layout, False, False, engine, parameterisation)
 
 
 def _projected_gradient(x, g, lo, hi):
@@ -507,12 +570,16 @@ def _solve_group(
     layout = _layout(problems[0], grids[0])
     slices = _slices(layout)
     horizon = problems[0].horizon
-    n_modes = max(p.model.n_modes for p in problems)
+    compressed = [_compression(p, opts) for p in problems]
+    n_modes = max(
+        p.model.n_modes if c is None else c.n_modes for p, c in zip(problems, compressed, strict=True)
+    )
     with_momentum = "momentum" in grids[0] or any(p.training.momentum > 0 for p in problems)
     capped = _capped(problems[0], opts)
     budgeted = problems[0].sample_budget is not None
     tables = [
-        _tables(p, g, horizon, n_modes, capped, opts, engine) for p, g in zip(problems, grids, strict=True)
+        _tables(p, g, horizon, n_modes, capped, opts, engine, c)
+        for p, g, c in zip(problems, grids, compressed, strict=True)
     ]
     if engine == "ode":
         _common_ode_grid(tables)
@@ -531,7 +598,7 @@ def _solve_group(
         if initial and initial[i] is not None:
             start_values = dict(initial[i])
         elif engine == "recursion":  # the sweeps run the recursion: too slow where the ODE is chosen
-            start_values, sweeps = _warm_start(p, opts)
+            start_values, sweeps = _warm_start(p, opts, compressed[i])
         warm_sweeps.append(sweeps)
         params = initial_parameters(p, g, start_values)
         bounds = lower_upper(p, g)
@@ -663,14 +730,34 @@ def _solve_group(
             "warm_start_sweeps": warm_sweeps[i],
             "restarts": restarts,
         }
+        kept = float(np.exp(log_losses[i]))
+        if compressed[i] is not None:
+            info["compression"] = compressed[i].describe()
         if engine == "ode":
-            loss = _ode_final_loss(p, per_step["learning_rate"], float(np.exp(log_losses[i])), opts, info)
+            full_kept = kept
+            if compressed[i] is not None:  # the full spectrum's ODE on the same grid
+                full = _tables(p, g, horizon, p.model.n_modes, capped, opts, engine)
+                full["ts"] = tables[i]["ts"]
+                full_kept = float(
+                    np.exp(_log_loss_jit(jnp.asarray(x[i]), full, layout, engine, parameterisation))
+                )
+            loss = _ode_final_loss(p, per_step["learning_rate"], full_kept, opts, info, compressed[i])
+            checked = full_kept + p.model.residual
         else:
             loss = final_loss(
                 p.model,
                 per_step.get("learning_rate"),
                 batch_size=per_step.get("batch_size", p.training.batch_size),
                 momentum=per_step.get("momentum", p.training.momentum) if with_momentum else None,
+            )
+            checked = loss
+        if compressed[i] is not None:
+            surrogate = kept + p.model.residual
+            info["compression"].update(
+                surrogate_final_loss=surrogate,
+                full_final_loss=float(checked),
+                relative_gap=float(surrogate / checked - 1.0) if np.isfinite(checked) else None,
+                polished=False,
             )
         budget_ok = True
         if budgeted:
@@ -710,9 +797,14 @@ def _solve_group(
     return solutions
 
 
-def _ode_final_loss(problem: Problem, learning_rate: np.ndarray, kept: float, opts, info) -> float:
+def _ode_final_loss(
+    problem: Problem, learning_rate: np.ndarray, kept: float, opts, info, modes: CompressedModes | None = None
+) -> float:
     """Final loss of an ODE-engine schedule: the exact recursion's when ``T * N <= check_work``.
 
+    ``kept``: the ODE's final loss of the kept modes (the full spectrum's). Beyond ``check_work``
+    the recursion runs on the compressed spectrum ``modes`` when ``T * n`` is within it (its
+    error against the full recursion is ~1e-12, :mod:`schedopt.dynamics.compression`).
     Records ``info["ode_final_loss"]`` and ``info["recursion_final_loss"]`` (``None`` and
     ``info["recursion_check"]`` saying why when the recursion was too long to run).
     """
@@ -720,17 +812,55 @@ def _ode_final_loss(problem: Problem, learning_rate: np.ndarray, kept: float, op
     ode_loss = kept + model.residual if np.isfinite(kept) else np.inf
     info["ode_final_loss"] = float(ode_loss)
     work = float(problem.horizon) * model.n_modes
-    if work > opts["check_work"]:
+    if work <= opts["check_work"]:
+        exact = float(final_loss(model, learning_rate, batch_size=problem.training.batch_size))
+        where = "recursion"
+    elif modes is not None and float(problem.horizon) * modes.n_modes <= opts["check_work"]:
+        exact = float(final_loss(model, learning_rate, batch_size=problem.training.batch_size, modes=modes))
+        where = f"recursion on the compressed spectrum ({modes.n_modes} of {model.n_modes} modes)"
+    else:
         info["recursion_final_loss"] = None
         info["recursion_check"] = (
             f"not checked: T * N = {work:.3g} > check_work = {opts['check_work']:.3g}; "
             "final_loss is the ODE's"
         )
         return float(ode_loss)
-    exact = float(final_loss(model, learning_rate, batch_size=problem.training.batch_size))
     info["recursion_final_loss"] = exact
-    info["recursion_check"] = f"checked: ODE / recursion - 1 = {ode_loss / exact - 1.0:+.3g}"
+    info["recursion_check"] = f"checked: ODE / {where} - 1 = {ode_loss / exact - 1.0:+.3g}"
     return exact
+
+
+def _polished(solution: Solution, opts) -> Solution:
+    """A compressed solve whose result the full spectrum does not confirm, re-solved on the full spectrum.
+
+    Kept as it is when ``|surrogate / full - 1| <= compression_rtol``; otherwise L-BFGS-B
+    restarts from its parameters on the model's own modes (no warm start), and
+    ``info["compression"]["polished"]`` says so.
+    """
+    report = solution.info.get("compression")
+    if report is None or "relative_gap" not in report:
+        return solution
+    gap = report["relative_gap"]
+    if gap is not None and abs(gap) <= opts["compression_rtol"]:
+        return solution
+    exact_opts = {**opts, "modes": "exact", "warm_start": "none"}
+    polished = _solve_group(
+        [solution.problem], [solution.parameters], exact_opts, engine=solution.info["engine"]
+    )[0]
+    info = dict(polished.info)
+    info["compression"] = {**report, "polished": True, "polish_iterations": polished.iterations}
+    return Solution(
+        problem=polished.problem,
+        solver="jax",
+        status=polished.status,
+        final_loss=polished.final_loss,
+        parameters=polished.parameters,
+        grids=polished.grids,
+        iterations=solution.iterations + polished.iterations,
+        wall_time=solution.wall_time + polished.wall_time,
+        message=polished.message,
+        info=info,
+    )
 
 
 def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
@@ -866,5 +996,5 @@ def solve_jax_many(
         init = [initial[i] for i in indices] if initial else None
         group = [problems[i] for i in indices]
         for i, sol in zip(indices, _solve_group(group, init, opts, engine=key[4]), strict=True):
-            out[i] = sol
+            out[i] = _polished(sol, opts)
     return out  # type: ignore[return-value]
