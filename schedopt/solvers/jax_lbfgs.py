@@ -560,9 +560,19 @@ def _stalled(result, fun, x, lo, hi, opts) -> bool:
 
 
 def _solve_group(
-    problems: Sequence[Problem], initial, opts, *, pinned: str | None = None, engine: str = "recursion"
+    problems: Sequence[Problem],
+    initial,
+    opts,
+    *,
+    pinned: str | None = None,
+    engine: str = "recursion",
+    full_spectrum: bool = False,
 ) -> list[Solution]:
-    """Solve stacked problems; ``pinned`` names a control held at its initial values."""
+    """Solve stacked problems; ``pinned`` names a control held at its initial values.
+
+    The objective runs on the compressed spectrum of option ``modes`` unless ``full_spectrum``
+    (a polish, :func:`_polished`); the recursion check of an ODE-engine result may use it either way.
+    """
     from schedopt.sample_budget import budget_weights, check_budget, project_budget
 
     start = time.perf_counter()
@@ -570,7 +580,8 @@ def _solve_group(
     layout = _layout(problems[0], grids[0])
     slices = _slices(layout)
     horizon = problems[0].horizon
-    compressed = [_compression(p, opts) for p in problems]
+    spectra = [_compression(p, opts) for p in problems]  # compressed spectra, for the solve and checks
+    compressed = [None] * len(problems) if full_spectrum else spectra
     n_modes = max(
         p.model.n_modes if c is None else c.n_modes for p, c in zip(problems, compressed, strict=True)
     )
@@ -741,7 +752,7 @@ def _solve_group(
                 full_kept = float(
                     np.exp(_log_loss_jit(jnp.asarray(x[i]), full, layout, engine, parameterisation))
                 )
-            loss = _ode_final_loss(p, per_step["learning_rate"], full_kept, opts, info, compressed[i])
+            loss = _ode_final_loss(p, per_step["learning_rate"], full_kept, opts, info, spectra[i])
             checked = full_kept + p.model.residual
         else:
             loss = final_loss(
@@ -843,12 +854,22 @@ def _polished(solution: Solution, opts) -> Solution:
     gap = report["relative_gap"]
     if gap is not None and abs(gap) <= opts["compression_rtol"]:
         return solution
-    exact_opts = {**opts, "modes": "exact", "warm_start": "none"}
     polished = _solve_group(
-        [solution.problem], [solution.parameters], exact_opts, engine=solution.info["engine"]
+        [solution.problem],
+        [solution.parameters],
+        {**opts, "warm_start": "none"},
+        engine=solution.info["engine"],
+        full_spectrum=True,
     )[0]
     info = dict(polished.info)
-    info["compression"] = {**report, "polished": True, "polish_iterations": polished.iterations}
+    info["evaluations"] = solution.info["evaluations"] + polished.info["evaluations"]
+    info["warm_start_sweeps"] = solution.info["warm_start_sweeps"]
+    info["compression"] = {
+        **report,
+        "polished": True,
+        "polish_iterations": polished.iterations,
+        "polish_evaluations": polished.info["evaluations"],
+    }
     return Solution(
         problem=polished.problem,
         solver="jax",
