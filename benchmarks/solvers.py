@@ -34,22 +34,26 @@ import numpy as np
 
 import schedopt
 from schedopt.problem import ControlSpec, Model, Problem, Training
+from schedopt.solvers.jax_lbfgs import DEFAULT_OPTIONS as JAX_DEFAULTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REACHED = 1e-5
 CAP = 1.4
-#: L-BFGS-B stop for the "jax" entries: stop when an iteration gains less than 1e-10 of the loss.
-#: The warm start (Pontryagin sweeps until one gains < 1e-7, fitted to the grid) already lands
-#: within ~2e-7 of the optimum at T = 1e3, 1e4 and ~1e-5 at 1e5 (measured), so L-BFGS only has
-#: to finish the last digits. The ODE engine (T = 1e6) has no warm start and flat directions:
-#: ftol = 1e-8 stopped 5e-5 to 1.8e-4 above the strict optimum there (three runs), 1e-10 1.1e-6.
-#: Not a guarantee: at T = 1e2 (one step per knot) L-BFGS stalls ~5e-5 short at any ftol.
-FTOL_REACHED = 1e-10
+#: L-BFGS-B stop of the "jax" entries (stop when an iteration gains less than ftol of the loss),
+#: by the engine the solve runs on. On the recursion the warm start (Pontryagin sweeps until one
+#: gains < 1e-7, fitted to the grid) already lands within ~2e-7 of the optimum at T = 1e3, 1e4 and
+#: ~1e-5 at 1e5 (measured), so L-BFGS only finishes the last digits: 1e-8 (1e-10 costs 33 / 60 / 70
+#: iterations instead of 1 / 2 / 13: 0.20 / 2.2 / 28 s warm). The ODE engine (T = 1e6) has no warm
+#: start and flat directions: 1e-8 stopped 5e-5 to 1.8e-4 above the strict optimum (three runs),
+#: 1e-10 within 6e-6. Not a guarantee: at T = 1e2 (one step per knot) L-BFGS stalls ~5e-5 short.
+FTOL_BY_ENGINE = {"recursion": 1e-8, "ode": 1e-10}
+#: Entries whose ftol is FTOL_BY_ENGINE's for the row.
+BY_ENGINE = ("jax", "jax-exact-modes")
 #: Entries: solver name -> (solver, options, largest horizon run). "jax-default" is the library's
 #: default (strict) tolerance, a reference for the best objective.
 ENTRIES = {
-    "jax": ("jax", {"ftol": FTOL_REACHED}, 10**6),
-    "jax-exact-modes": ("jax", {"ftol": FTOL_REACHED, "modes": "exact"}, 10**5),
+    "jax": ("jax", {}, 10**6),
+    "jax-exact-modes": ("jax", {"modes": "exact"}, 10**5),
     "jax-default": ("jax", {}, 10**6),
     "pontryagin": ("pontryagin", {}, 10**3),
     "casadi": ("casadi", {}, 10**4),
@@ -129,14 +133,26 @@ def full_recursion_check(problem, sol) -> dict:
     }
 
 
-def run_row(horizon: int, n_modes: int, names) -> dict:
+def engine_of(horizon: int, n_modes: int) -> str:
+    """The engine the jax solver's ``"auto"`` picks (the ODE from T * N = ode_min_work on)."""
+    return "ode" if float(horizon) * n_modes >= JAX_DEFAULTS["ode_min_work"] else "recursion"
+
+
+def run_row(horizon: int, n_modes: int, names, reused: dict | None = None) -> dict:
+    """Measure the entries ``names`` at one size; the other entries are copied from ``reused``."""
     problem = make_problem(horizon, n_modes)
     entries = {}
-    for name in names:
+    for name in ENTRIES:
+        if name not in names:
+            if reused and name in reused:
+                entries[name] = {**reused[name], "reused": True}
+            continue
         solver, options, largest = ENTRIES[name]
         if horizon > largest or (n_modes != 500 and name not in LARGE_N):
             entries[name] = {"skipped": SKIPPED.get(name, "not run at this size")}
             continue
+        if name in BY_ENGINE:
+            options = {**options, "ftol": FTOL_BY_ENGINE[engine_of(horizon, n_modes)]}
         entries[name] = e = measure(problem, solver, options)
         print(
             f"T={horizon:>7} N={n_modes:>5} {name:>11}: cold {e['cold_s']:7.2f} s, warm {e['warm_s']:7.2f} s, "
@@ -153,6 +169,8 @@ def run_row(horizon: int, n_modes: int, names) -> dict:
         print(f"  full recursion check: {row['full_recursion_check']}", flush=True)
     for e in entries.values():
         e.pop("_solution", None)
+    if "full_recursion_check" not in row and reused and "full_recursion_check" in reused:
+        row["full_recursion_check"] = reused["full_recursion_check"]
     losses = [e["final_loss"] for e in entries.values() if "final_loss" in e]
     best = min(losses) if losses else None
     for e in entries.values():
@@ -168,7 +186,21 @@ def main() -> None:
     parser.add_argument("--solvers", default=",".join(ENTRIES))
     parser.add_argument("--horizons", default=None, help="comma list overriding the default horizons")
     parser.add_argument("--no-ode-row", action="store_true", help="skip T = 1e6, N = 1e4")
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        help="a results JSON: entries not in --solvers are copied from its rows of the same size",
+    )
     args = parser.parse_args()
+    previous = {}
+    if args.reuse:
+        for r in json.loads(Path(args.reuse).read_text())["rows"]:
+            previous[(r["horizon"], r["n_modes"])] = {
+                **r["solvers"],
+                **(
+                    {"full_recursion_check": r["full_recursion_check"]} if "full_recursion_check" in r else {}
+                ),
+            }
     names = args.solvers.split(",")
     sizes = [(T, 500) for T in ([100, 1000] if args.quick else [100, 1000, 10000, 100000])]
     if args.horizons:
@@ -193,6 +225,7 @@ def main() -> None:
         },
         "targets_warm_s": {"1000": 0.3, "10000": 3.0, "100000": 30.0, "1000000 (N = 1e4, ODE)": 30.0},
         "reached_tolerance": REACHED,
+        "ftol_by_engine": FTOL_BY_ENGINE,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -204,9 +237,9 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     for T, n_modes in sizes:
-        out["rows"].append(run_row(T, n_modes, names))
+        out["rows"].append(run_row(T, n_modes, names, previous.get((T, n_modes))))
         (RESULTS / "solvers.json").write_text(json.dumps(out, indent=1) + "\n")  # partial results survive
-        _plot(out["rows"], names)
+        _plot(out["rows"], list(ENTRIES))
 
 
 def _plot(rows, solvers) -> None:

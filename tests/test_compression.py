@@ -216,3 +216,21 @@ def test_auto_leaves_small_spectra_and_momentum_alone_and_compressed_needs_plain
     with pytest.raises(ProblemError) as err:
         schedopt.solve(heavy, "jax", options={"modes": "some"})
     assert err.value.field == "modes"
+
+
+def test_baselines_tuned_on_the_compressed_spectrum_match_the_exact_tuning():
+    from schedopt.baselines import tune_baseline
+
+    problem = _problem(horizon=300)
+    for name in ("cosine", "wsd_sqrt"):
+        auto = tune_baseline(problem, name)
+        exact = tune_baseline(problem, name, modes="exact")
+        assert_allclose(auto.final_loss, exact.final_loss, rtol=RTOL_SOLVE, err_msg=name)
+        for key, value in exact.params.items():
+            assert_allclose(auto.params[key], value, rtol=1e-5, err_msg=f"{name}.{key}")
+        assert_allclose(
+            auto.final_loss, final_loss(problem.model, auto.learning_rate, batch_size=2.0), rtol=0
+        )
+    with pytest.raises(ProblemError) as err:
+        tune_baseline(problem, "cosine", modes="compressed")
+    assert err.value.field == "modes"

@@ -61,7 +61,7 @@ import numpy as np
 from schedopt import _validate as v
 from schedopt.errors import ProblemError
 
-__all__ = ["EXACT_MODES", "QUADRATURE_NODES", "CompressedModes", "compress_modes"]
+__all__ = ["EXACT_MODES", "QUADRATURE_NODES", "CompressedModes", "compress_modes", "worth_compressing"]
 
 #: Largest eigenvalues kept as modes of their own.
 EXACT_MODES = 32
@@ -191,3 +191,12 @@ def compress_modes(
         exact=exact,
         source_modes=lam.size,
     )
+
+
+def worth_compressing(n_modes: int, *, exact: int = EXACT_MODES, nodes: int = QUADRATURE_NODES) -> bool:
+    """Whether ``auto`` compresses a spectrum of ``n_modes``: more than twice the compressed size.
+
+    Below that the recursion's cost hardly changes (its steps are latency-bound at a few
+    hundred modes) and the exact spectrum is kept.
+    """
+    return n_modes > 2 * (exact + nodes)

@@ -28,6 +28,21 @@ a batch-size control). An ODE-engine solution reports ``info["ode_final_loss"]``
 ODE's and ``info["recursion_check"]`` says it was not checked. The ODE engine starts from
 half the cap.
 
+**Mode compression** (option ``modes``). The modes are coupled only through the loss, so the
+spectrum can be replaced by a quadrature of it: the 32 largest eigenvalues as they are plus a
+96-node Gauss rule in :math:`\log\lambda` for the rest (:mod:`schedopt.dynamics.compression`,
+final losses within ~5e-13 of the full spectrum's). ``"auto"`` (default) does that for
+plain-SGD problems with more than ``2 * (compressed_exact + compressed_nodes)`` = 256 modes;
+``"compressed"`` always (plain SGD only), ``"exact"`` never. The whole solve (warm-start sweeps,
+L-BFGS-B, either engine) runs on the compressed spectrum; then the result is evaluated on the
+full one (the recursion, or the ODE on the same grid), reported in ``info["compression"]``
+(``surrogate_final_loss``, ``full_final_loss``, ``relative_gap``), and when the two differ by
+more than ``compression_rtol`` (1e-9) L-BFGS-B continues on the full spectrum from there
+(``polished``). ``final_loss`` is always the full spectrum's. Measured on the benchmark problem
+(warm, ftol 1e-8): 0.07 s / 0.64 s / 10.8 s at T = 1e3 / 1e4 / 1e5 (N = 500; 0.30 / 1.90 / 22 s
+on all modes), 4.3 s at T = 1e6 with N = 1e4 on the ODE (256 s before). Past ``check_work`` the
+ODE engine's recursion check runs on the compressed spectrum, so long horizons are checked too.
+
 **Warm start** (recursion engine, ``warm_start = "pontryagin"``). Pontryagin sweeps of the
 per-step learning rate from half the cap (:func:`~schedopt.dynamics.adjoint.sgd_sweep`)
 until a sweep lowers the per-step loss by less than ``warm_rtol`` (1e-7) or
@@ -110,7 +125,13 @@ import scipy.optimize
 
 from schedopt._jax import jax
 from schedopt.dynamics import ode
-from schedopt.dynamics.compression import EXACT_MODES, QUADRATURE_NODES, CompressedModes, compress_modes
+from schedopt.dynamics.compression import (
+    EXACT_MODES,
+    QUADRATURE_NODES,
+    CompressedModes,
+    compress_modes,
+    worth_compressing,
+)
 from schedopt.dynamics.momentum_adjoint import momentum_final_loss
 from schedopt.dynamics.recursion import final_loss, final_loss_jax
 from schedopt.errors import ProblemError
@@ -245,7 +266,7 @@ def _compression(problem: Problem, opts) -> CompressedModes | None:
             )
         return None
     exact, nodes = int(opts["compressed_exact"]), int(opts["compressed_nodes"])
-    if opts["modes"] == "auto" and problem.model.n_modes <= 2 * (exact + nodes):
+    if opts["modes"] == "auto" and not worth_compressing(problem.model.n_modes, exact=exact, nodes=nodes):
         return None
     modes = compress_modes(problem.model.eigenvalues, problem.model.initial_error, exact=exact, nodes=nodes)
     return modes if modes.n_modes < problem.model.n_modes else None
