@@ -39,8 +39,9 @@ full one (the recursion, or the ODE on the same grid), reported in ``info["compr
 (``surrogate_final_loss``, ``full_final_loss``, ``relative_gap``), and when the two differ by
 more than ``compression_rtol`` (1e-9) L-BFGS-B continues on the full spectrum from there
 (``polished``). ``final_loss`` is always the full spectrum's. Measured on the benchmark problem
-(warm, ftol 1e-8): 0.07 s / 0.64 s / 10.8 s at T = 1e3 / 1e4 / 1e5 (N = 500; 0.30 / 1.90 / 22 s
-on all modes), 4.3 s at T = 1e6 with N = 1e4 on the ODE (256 s before). Past ``check_work`` the
+(``benchmarks/solvers.py``, warm, ftol 1e-8 on the recursion and 1e-10 on the ODE): 0.21 s /
+0.92 s / 13.1 s at T = 1e3 / 1e4 / 1e5 (N = 500; 0.21 / 1.96 / 27.2 s on all modes), 9.7 s at
+T = 1e6 with N = 1e4 on the ODE (256 s on all modes). Past ``check_work`` the
 ODE engine's recursion check runs on the compressed spectrum, so long horizons are checked too.
 
 **Warm start** (recursion engine, ``warm_start = "pontryagin"``). Pontryagin sweeps of the
