@@ -61,7 +61,14 @@ import numpy as np
 from schedopt import _validate as v
 from schedopt.errors import ProblemError
 
-__all__ = ["EXACT_MODES", "QUADRATURE_NODES", "CompressedModes", "compress_modes", "worth_compressing"]
+__all__ = [
+    "EXACT_MODES",
+    "QUADRATURE_NODES",
+    "CompressedModes",
+    "auto_compress",
+    "compress_modes",
+    "worth_compressing",
+]
 
 #: Largest eigenvalues kept as modes of their own.
 EXACT_MODES = 32
@@ -200,3 +207,14 @@ def worth_compressing(n_modes: int, *, exact: int = EXACT_MODES, nodes: int = QU
     hundred modes) and the exact spectrum is kept.
     """
     return n_modes > 2 * (exact + nodes)
+
+
+def auto_compress(
+    eigenvalues, initial_error, *, exact: int = EXACT_MODES, nodes: int = QUADRATURE_NODES
+) -> CompressedModes | None:
+    """:func:`compress_modes` where :func:`worth_compressing` says so and it removes modes, else ``None``."""
+    eigenvalues = np.asarray(eigenvalues)
+    if not worth_compressing(eigenvalues.size, exact=exact, nodes=nodes):
+        return None
+    modes = compress_modes(eigenvalues, initial_error, exact=exact, nodes=nodes)
+    return modes if modes.n_modes < eigenvalues.size else None

@@ -130,8 +130,8 @@ from schedopt.dynamics.compression import (
     EXACT_MODES,
     QUADRATURE_NODES,
     CompressedModes,
+    auto_compress,
     compress_modes,
-    worth_compressing,
 )
 from schedopt.dynamics.momentum_adjoint import momentum_final_loss
 from schedopt.dynamics.recursion import final_loss, final_loss_jax
@@ -266,11 +266,12 @@ def _compression(problem: Problem, opts) -> CompressedModes | None:
                 field="modes",
             )
         return None
-    exact, nodes = int(opts["compressed_exact"]), int(opts["compressed_nodes"])
-    if opts["modes"] == "auto" and not worth_compressing(problem.model.n_modes, exact=exact, nodes=nodes):
-        return None
-    modes = compress_modes(problem.model.eigenvalues, problem.model.initial_error, exact=exact, nodes=nodes)
-    return modes if modes.n_modes < problem.model.n_modes else None
+    sizes = {"exact": opts["compressed_exact"], "nodes": opts["compressed_nodes"]}
+    model = problem.model
+    if opts["modes"] == "auto":
+        return auto_compress(model.eigenvalues, model.initial_error, **sizes)
+    modes = compress_modes(model.eigenvalues, model.initial_error, **sizes)
+    return modes if modes.n_modes < model.n_modes else None
 
 
 def _spectrum(problem: Problem, modes: CompressedModes | None):
