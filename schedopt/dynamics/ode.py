@@ -329,9 +329,9 @@ def _sgd_field(term) -> SGDField | None:
 
 
 def _implicit_loss(readout, base, weight, noise):
-    r"""Solve :math:`L = \sum_k \lambda_k (b_k + w_k (L + \sigma^2))` for :math:`L` (``inf`` if unstable).
+    r"""Solve :math:`L = \sum_k \rho_k (b_k + w_k (L + \sigma^2))` for :math:`L` (``inf`` if unstable).
 
-    ``readout``: the loss readout (:math:`\lambda`, or :attr:`OdeArgs.readout`).
+    :math:`\rho` = ``readout``, the loss readout (:math:`\lambda`, or :attr:`OdeArgs.readout`).
     """
     gain = jnp.sum(readout * weight)
     loss = (jnp.sum(readout * base) + gain * noise) / (1.0 - gain)
