@@ -99,3 +99,27 @@ def frozen_array(name: str, value: object, *, positive: bool = False) -> np.ndar
         )
     arr.setflags(write=False)
     return arr
+
+
+MAX_NAME_LENGTH = 100  # characters of a name that becomes a folder or file name
+
+
+def file_name(name: str, value: object) -> str:
+    """A plain file name: it names a folder under the output folder, so it may not leave it.
+
+    Refused: non-strings, empty or blank names, ``.`` and ``..``, path separators (``/``
+    and ``\\``), control characters (including newline and NUL), a leading ``-`` or
+    ``~``, and names longer than ``MAX_NAME_LENGTH``.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(name, "a non-empty string", value)
+    what = "a plain file name (no path separators, '..', or control characters)"
+    if (
+        value in (".", "..")
+        or value != value.strip()
+        or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 or 0x80 <= ord(c) < 0xA0 for c in value)
+        or value[0] in "-~"
+        or len(value) > MAX_NAME_LENGTH
+    ):
+        raise _fail(name, what, value)
+    return value

@@ -652,6 +652,9 @@ def fit(
         raise ProblemError(f"`--out` must end in .toml, got {str(out)!r}", field="--out")
     if plot is not None and plot.suffix != ".png":
         raise ProblemError(f"`--plot` must end in .png, got {str(plot)!r}", field="--plot")
+    from schedopt._validate import file_name
+
+    file_name("--name", name)  # the fitted spec's name becomes its export folder
     cap: str | float = lr_cap
     if lr_cap not in ("best", "max"):
         try:

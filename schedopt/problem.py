@@ -315,8 +315,7 @@ class Problem:
     source: SpecSource | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ProblemError(f"`name` must be a non-empty string, got {self.name!r}", field="name")
+        v.file_name("name", self.name)  # it names the export folder: a plain file name
         if not isinstance(self.model, Model):
             raise ProblemError(f"`model` must be a Model, got {type(self.model).__name__}", field="model")
         if not isinstance(self.training, Training):

