@@ -9,17 +9,9 @@ References:
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING
 
-try:
-    __version__ = version("schedopt")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
-from schedopt import _jax  # noqa: F401  (float64 on)
-from schedopt.controls import ControlGrid, block_edges, grid_for
-from schedopt.dynamics.recursion import Trajectory, final_loss, loss_curve
-from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import (
     DivergenceError,
     ExportError,
@@ -28,12 +20,68 @@ from schedopt.errors import (
     SolverError,
     SpecError,
 )
-from schedopt.problem import ControlSpec, Model, Problem, Training
-from schedopt.schedule import Schedule, load_schedule, save_schedule, schedule_from_solution
-from schedopt.solution import Solution
-from schedopt.solvers import solve
-from schedopt.spec import default_problem, dump_problem, load_problem, parse_problem
-from schedopt.theory import phase, predicted_exponents
+
+if TYPE_CHECKING:  # the names below load lazily (see ``__getattr__``); listed for type checkers
+    from schedopt.controls import ControlGrid, block_edges, grid_for
+    from schedopt.dynamics.recursion import Trajectory, final_loss, loss_curve
+    from schedopt.dynamics.stability import stability_threshold
+    from schedopt.problem import ControlSpec, Model, Problem, Training
+    from schedopt.schedule import Schedule, load_schedule, save_schedule, schedule_from_solution
+    from schedopt.solution import Solution
+    from schedopt.solvers import solve
+    from schedopt.spec import default_problem, dump_problem, load_problem, parse_problem
+    from schedopt.theory import phase, predicted_exponents
+
+#: Public name -> the module that defines it. ``import schedopt`` loads none of them (JAX alone
+#: takes over a second to import); the first access of a name imports its module, and
+#: importing any module that runs JAX turns on float64 (``schedopt._jax``).
+_LAZY = {
+    "ControlGrid": "schedopt.controls",
+    "block_edges": "schedopt.controls",
+    "grid_for": "schedopt.controls",
+    "Trajectory": "schedopt.dynamics.recursion",
+    "final_loss": "schedopt.dynamics.recursion",
+    "loss_curve": "schedopt.dynamics.recursion",
+    "stability_threshold": "schedopt.dynamics.stability",
+    "ControlSpec": "schedopt.problem",
+    "Model": "schedopt.problem",
+    "Problem": "schedopt.problem",
+    "Training": "schedopt.problem",
+    "Schedule": "schedopt.schedule",
+    "load_schedule": "schedopt.schedule",
+    "save_schedule": "schedopt.schedule",
+    "schedule_from_solution": "schedopt.schedule",
+    "Solution": "schedopt.solution",
+    "solve": "schedopt.solvers",
+    "default_problem": "schedopt.spec",
+    "dump_problem": "schedopt.spec",
+    "load_problem": "schedopt.spec",
+    "parse_problem": "schedopt.spec",
+    "phase": "schedopt.theory",
+    "predicted_exponents": "schedopt.theory",
+}
+
+
+def __getattr__(name: str):
+    """Load a public name on first use (PEP 562) and cache it in the module."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("schedopt")
+        except PackageNotFoundError:  # running from a source tree without installation
+            value = "0.0.0+unknown"
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'schedopt' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ControlGrid",

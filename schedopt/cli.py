@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from schedopt.errors import ProblemError, SchedoptError
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+MAX_CHECKPOINTS = 10_000  # rows `simulate` prints
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")]
 
 
@@ -41,20 +42,74 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an error (also: environment SCHEDOPT_DEBUG=1)."),
+    ] = False,
 ) -> None:
     """schedopt: optimal training schedules from a solvable model of SGD."""
+    _DEBUG[0] = debug or _debug_env()
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+_DEBUG = [False]
+
+
+def _debug_env() -> bool:
+    import os
+
+    return os.environ.get("SCHEDOPT_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised by the handler :func:`main` installs (a BaseException, as KeyboardInterrupt is)."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _error_line(exc: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code of an exception that ends a command."""
+    if isinstance(exc, SchedoptError):
+        return f"error: {exc}", exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return "error: interrupted (SIGINT)", EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        return "error: terminated (SIGTERM)", EXIT_TERMINATED
+    if isinstance(exc, MemoryError):
+        return "error: out of memory (lower the horizon, n_modes or the input's size)", 2
+    if isinstance(exc, OverflowError):
+        return f"error: a number is too large to compute with ({_one_line(exc)})", 2
+    if isinstance(exc, OSError):
+        where = next((str(p) for p in (exc.filename, exc.filename2) if p is not None), None)
+        reason = exc.strerror or _one_line(exc)
+        return (f"error: {where!r}: {reason}" if where else f"error: {reason}"), 2
+    raise exc
+
+
+_HANDLED = (SchedoptError, KeyboardInterrupt, Terminated, MemoryError, OverflowError, OSError)
 
 
 def _command(fn):
-    """Register a command whose SchedoptError becomes one line on stderr and its exit code."""
+    """Register a command whose errors become one line on stderr and an exit code.
+
+    SchedoptError: 2 (bad input) or 1 (solver failure); OSError (with its path),
+    MemoryError and OverflowError: 2; Ctrl-C: 130; SIGTERM: 143. ``--debug`` (or
+    SCHEDOPT_DEBUG=1) shows the traceback instead. Anything else is a bug and keeps it.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except SchedoptError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
+        except _HANDLED as exc:
+            if _DEBUG[0] or _debug_env():
+                raise
+            line, code = _error_line(exc)
+            typer.echo(line, err=True)
+            raise typer.Exit(code) from None
 
     return app.command()(wrapper)
 
@@ -149,6 +204,11 @@ def simulate(
     from schedopt.dynamics.recursion import loss_curve
     from schedopt.schedule_text import parse_schedule_text
 
+    if not 1 <= checkpoints <= MAX_CHECKPOINTS:
+        raise ProblemError(
+            f"`--checkpoints` must be between 1 and {MAX_CHECKPOINTS}, got {checkpoints}",
+            field="--checkpoints",
+        )
     problem = _override(_load(spec), horizon=horizon)
     sched = parse_schedule_text(schedule, problem.horizon)
     if sched.horizon != problem.horizon:
@@ -160,6 +220,8 @@ def simulate(
         batch_size=sched.batch_size if sched.batch_size is not None else problem.training.batch_size,
         momentum=momentum if (sched.momentum is not None or problem.training.momentum > 0) else None,
     )
+    import numpy as np
+
     steps = np.unique(np.geomspace(1, problem.horizon, max(2, checkpoints)).round().astype(int))
     steps = np.unique(np.concatenate([[0], steps]))
     points = [{"step": int(t), "loss": float(traj.loss[t])} for t in steps]
@@ -569,7 +631,7 @@ def transfer(
 
 
 def _stderr(value: float) -> str:
-    return "" if not np.isfinite(value) else f" ± {value:.2g}"
+    return "" if not math.isfinite(value) else f" ± {value:.2g}"
 
 
 def _gap(value: float | None) -> str:
@@ -747,6 +809,8 @@ def plot(
     """
     from schedopt.compare import plot_schedule_files
 
+    if out.suffix != ".png":
+        raise ProblemError(f"`--out` must end in .png, got {str(out)!r}", field="--out")
     path = plot_schedule_files(schedules, problem=_load(spec) if spec is not None else None, out=out)
     if as_json:
         _emit_json({"files": {"plot": str(path)}})
@@ -754,6 +818,82 @@ def plot(
         typer.echo(f"wrote plot: {path}")
 
 
+def _install_signal_handlers() -> None:
+    """SIGTERM raises :class:`Terminated`; SIGINT raises KeyboardInterrupt, at the top level only.
+
+    A signal that arrives while Python runs a callback whose exceptions are swallowed
+    (a ``gc`` callback JAX registers, a ``__del__``) would be lost there: the
+    unraisable-exception hook sees it and delivers the signal again a moment later,
+    so an interrupt always stops the command.
+    """
+    import signal
+    import sys
+    import threading
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
+
+    previous_hook = sys.unraisablehook
+
+    def on_unraisable(info):
+        if isinstance(info.exc_value, KeyboardInterrupt | Terminated):
+            signum = signal.SIGINT if isinstance(info.exc_value, KeyboardInterrupt) else signal.SIGTERM
+            threading.Timer(0.02, signal.raise_signal, (signum,)).start()
+            return
+        previous_hook(info)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    sys.unraisablehook = on_unraisable
+
+
+def _given_value(param: Any, argv: list[str]) -> str | None:
+    """The value the command line gave an option that click refused (its message omits it)."""
+    for opt in getattr(param, "opts", None) or ():
+        if not opt.startswith("-"):
+            continue
+        for i, arg in enumerate(argv):
+            if arg == opt and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(opt + "="):
+                return arg[len(opt) + 1 :]
+    return None
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: every error, usage error and interrupt ends in one line on stderr.
+
+    Exit codes: 0 success, 1 solver failure, 2 bad input or usage, 130 SIGINT, 143 SIGTERM.
+    """
+    import os
+    import sys
+
+    _install_signal_handlers()
+    code = 0
+    try:
+        code = app(standalone_mode=False) or 0
+    except typer.TyperException as exc:  # click's usage errors: one line, not a boxed panel
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message(), err=True)
+        else:
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            given = _given_value(getattr(exc, "param", None), sys.argv[1:])
+            got = f" (got {given!r})" if given is not None else ""
+            typer.echo(f"error: {where}{_one_line(exc.format_message())}{got}", err=True)
+        code = getattr(exc, "exit_code", 2)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        code = 1
+    except (KeyboardInterrupt, Terminated) as exc:  # outside a command (parsing, imports)
+        if _DEBUG[0] or _debug_env():
+            raise
+        line, code = _error_line(exc)
+        typer.echo(line, err=True)
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        # leave at once: the output is complete; interpreter teardown with JAX's threads
+        # mid-computation can crash after an interrupt
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

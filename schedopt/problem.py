@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
-import scipy.special
 
 from schedopt import _validate as v
 from schedopt.errors import ProblemError
@@ -110,7 +109,11 @@ class Model:
         k = np.arange(1, n + 1, dtype=np.float64)
         lam = k**-b
         power = k**-a  # lambda_k c_k(0), unnormalised
-        tail = float(scipy.special.zeta(a, n + 1)) if finite_size else 0.0
+        tail = 0.0
+        if finite_size:
+            import scipy.special  # ~0.3 s to import: only for a finite model's tail
+
+            tail = float(scipy.special.zeta(a, n + 1))
         if isinstance(initial_loss, str):
             if initial_loss != "raw":
                 raise ProblemError(

@@ -66,7 +66,6 @@ import math
 
 import jax.numpy as jnp
 import numpy as np
-import scipy.interpolate
 
 from schedopt.controls import ControlGrid
 from schedopt.dynamics.recursion import final_loss_jax
@@ -180,6 +179,8 @@ def sample_time_remap(lr, batch, new_batch) -> np.ndarray:
     samples, intrinsic = _boundaries(lr, np.asarray(batch, dtype=np.float64))
     new_samples = np.concatenate([[0.0], np.cumsum(np.asarray(new_batch, dtype=np.float64))])
     new_samples[-1] = samples[-1]
+    import scipy.interpolate
+
     spline = scipy.interpolate.CubicSpline(samples, intrinsic)
     return np.diff(spline(new_samples))
 

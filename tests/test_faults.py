@@ -10,6 +10,13 @@ Signals go to a real ``schedopt`` subprocess; every subprocess has a timeout.
 from __future__ import annotations
 
 import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +158,178 @@ def test_an_output_that_is_a_symlink_is_replaced_not_written_through(tmp_path):
     for name in ("schedule.json", "schedule.csv", "design.json", "design.png"):
         assert not (out / name).is_symlink(), name
         assert (out / name).stat().st_size > 0
+
+
+# --- 2. one-line errors; interrupts end the command with 130 / 143
+
+SCHEDOPT = Path(sys.executable).with_name("schedopt")  # the installed console script
+SUBPROCESS_TIMEOUT = 120  # seconds: a hang fails the test instead of stalling the suite
+
+
+def cli(
+    *args, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = SUBPROCESS_TIMEOUT
+):
+    """Run the real console script (main(): usage errors, signals) in a subprocess."""
+    full_env = {**os.environ, "SCHEDOPT_DEBUG": "", **(env or {})}
+    return subprocess.run(
+        [str(SCHEDOPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def one_line_stderr(proc, *fragments: str) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["design", "--blocks", "abc"], ["--blocks", "abc"]),
+        (["design", "--no-such-option"], ["--no-such-option"]),
+        (["transfer"], ["schedule"]),
+        (["simulate", "spec.toml", "--checkpoints", "x"], ["--checkpoints"]),
+    ],
+)
+def test_usage_errors_are_one_line_not_a_panel(tmp_path, args, fragments):
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    one_line_stderr(proc, *fragments)
+
+
+@pytest.fixture
+def spec(tmp_path) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(TINY_SPEC, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "1000000000"])
+def test_simulate_checkpoints_out_of_range(spec, value):
+    result = run("simulate", spec, "--checkpoints", value)
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, "--checkpoints", value)
+
+
+def test_plot_out_must_be_a_png(tmp_path):
+    sched = save_schedule(Schedule(learning_rate=np.full(20, 0.1)), tmp_path / "s.json")
+    result = run("plot", sched, "--out", tmp_path / "x.txt")
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, "--out", "x.txt")
+    assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("exc", "fragments"),
+    [
+        (MemoryError(), ["out of memory"]),
+        (OverflowError("int too large to convert"), ["too large"]),
+        (
+            PermissionError(13, "Permission denied", "/some/where.toml"),
+            ["/some/where.toml", "Permission denied"],
+        ),
+    ],
+)
+def test_os_memory_overflow_errors_are_one_line(spec, monkeypatch, exc, fragments):
+    import schedopt.spec
+
+    def boom(path):
+        raise exc
+
+    monkeypatch.setattr(schedopt.spec, "load_problem", boom)
+    result = run("simulate", spec)
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, *fragments)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    missing = tmp_path / "missing.toml"
+    quiet = cli("simulate", missing)
+    assert quiet.returncode == EXIT_USAGE
+    one_line_stderr(quiet, "missing.toml")
+    for loud in (cli("--debug", "simulate", missing), cli("simulate", missing, env={"SCHEDOPT_DEBUG": "1"})):
+        assert "Traceback" in loud.stderr and "SpecError" in loud.stderr
+        assert loud.returncode != 0
+
+
+def _interrupt(args: list, sig: int, delay: float, cwd: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(
+        [str(SCHEDOPT), *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SCHEDOPT_DEBUG": ""},
+    )
+    time.sleep(delay)
+    proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"schedopt did not stop within {SUBPROCESS_TIMEOUT} s of {sig!r}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def stray_files(root: Path) -> list[str]:
+    return sorted(str(p) for p in root.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp"))
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")]
+)
+def test_a_real_signal_stops_design_with_one_line(tmp_path, sig, code, word):
+    """A real signal to a real `schedopt design` (the default problem: ~20 s of work) at a random moment."""
+    delay = random.Random(f"{sig}-{os.getpid()}").uniform(2.0, 6.0)
+    proc = _interrupt(["design", "--out", tmp_path / "out"], sig, delay, tmp_path)
+    if proc.returncode == 0:
+        pytest.skip("the design finished before the signal arrived")
+    assert proc.returncode == code, (delay, proc.stderr)
+    one_line_stderr(proc, word)
+    assert stray_files(tmp_path) == []
+
+
+def test_an_interrupt_swallowed_by_a_gc_callback_is_delivered_again(tmp_path):
+    """JAX runs Python in gc callbacks, where an exception is printed and dropped: the interrupt must survive."""
+    script = textwrap.dedent(
+        """
+        import gc, sys, time
+        from schedopt.cli import _install_signal_handlers
+        _install_signal_handlers()
+
+        def slow_callback(phase, info):
+            if phase == "start" and not getattr(slow_callback, "done", False):
+                slow_callback.done = True
+                print("in-callback", flush=True)
+                time.sleep(3.0)  # the signal arrives here; its exception is swallowed by gc
+
+        gc.callbacks.append(slow_callback)
+        try:
+            gc.collect()
+            time.sleep(5.0)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(130)
+        print("lost", flush=True)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "in-callback"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert out.strip() == "interrupted", (out, err)
+    assert proc.returncode == 130

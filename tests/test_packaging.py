@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -114,6 +115,57 @@ def test_every_public_name_resolves(name):
 def test_public_errors_share_one_base():
     for name in ("DivergenceError", "ExportError", "ProblemError", "SolverError", "SpecError"):
         assert issubclass(getattr(schedopt, name), schedopt.SchedoptError)
+
+
+#: Slow-to-import dependencies that neither ``import schedopt`` nor ``schedopt --help`` may load
+#: (issue 13: they load when a command or a public name needs them).
+HEAVY_MODULES = ("jax", "scipy", "casadi", "matplotlib", "diffrax", "equinox", "optax", "numpy")
+
+LOADED_PROBE = """
+import sys
+{code}
+heavy = {heavy!r}
+print(",".join(m for m in heavy if m in sys.modules))
+"""
+
+
+def _loaded_heavy_modules(code: str) -> list[str]:
+    script = LOADED_PROBE.format(code=code, heavy=HEAVY_MODULES)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT, timeout=120
+    )
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_import_schedopt_loads_no_heavy_dependency():
+    assert _loaded_heavy_modules("import schedopt") == []
+
+
+def test_cli_help_loads_no_heavy_dependency():
+    code = (
+        "import contextlib, io\n"
+        "from schedopt.cli import app\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as buf:\n"
+        "    try:\n"
+        "        app(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'design' in buf.getvalue()\n"
+    )
+    assert _loaded_heavy_modules(code) == []
+
+
+def test_a_public_name_loads_its_module_and_float64():
+    """The first access of a lazy name imports its module, and JAX modules turn on float64."""
+    code = "import schedopt\nassert schedopt.final_loss.__module__ == 'schedopt.dynamics.recursion'\n"
+    code += "import jax\nassert jax.config.jax_enable_x64\n"
+    assert "jax" in _loaded_heavy_modules(code)
+
+
+def test_dir_lists_the_public_api():
+    assert set(EXPECTED_API) <= set(dir(schedopt))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        schedopt.no_such_name  # noqa: B018
 
 
 def test_version_is_the_installed_distribution_version():

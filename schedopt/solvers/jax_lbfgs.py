@@ -125,7 +125,6 @@ import numpy as np
 import scipy.optimize
 
 from schedopt._jax import jax
-from schedopt.dynamics import ode
 from schedopt.dynamics.compression import (
     EXACT_MODES,
     QUADRATURE_NODES,
@@ -284,6 +283,8 @@ def _spectrum(problem: Problem, modes: CompressedModes | None):
 
 def _ode_grid(grid) -> np.ndarray:
     """Integration grid of the ODE engine for a control grid (see :data:`ODE_GRID`)."""
+    from schedopt.dynamics import ode  # diffrax and equinox load only for the ODE engine
+
     return ode.time_grid(
         grid.horizon, grid.edges, refine_edges=grid.parameterisation == "constant", **ODE_GRID
     )
@@ -446,6 +447,8 @@ def _tables(
 
 def _common_ode_grid(tables: list[dict[str, Any]]) -> None:
     """Pad the ODE grids of stacked problems to one number of steps (in place)."""
+    from schedopt.dynamics import ode
+
     steps = max(t["ts"].size - 1 for t in tables)
     for t in tables:
         t["ts"] = ode.pad_grid(t["ts"], steps)
@@ -482,6 +485,8 @@ def _per_step(x, tables, layout, capped=False):
 
 def _ode_log_loss(x, tables, layout, parameterisation):
     """Log final loss (kept modes) of the continuous-time model; learning-rate control only."""
+    from schedopt.dynamics import ode
+
     values = _knot_values(x, tables, layout, False)["learning_rate"]
     loss = ode.final_loss_jax(
         tables["lam"],
