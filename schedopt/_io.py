@@ -7,14 +7,17 @@ half-written file.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from schedopt.errors import ExportError
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "json_text", "strict_json_value"]
 
 
 @contextlib.contextmanager
@@ -56,3 +59,25 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
     with atomic_path(path) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def strict_json_value(value: Any) -> Any:
+    """``value`` with every non-finite float (nan, ±inf) replaced by ``None``, recursively.
+
+    Strict JSON (RFC 8259) has no NaN or Infinity; a reader learns what a ``null``
+    means from the document's status fields (``status``, ``diverged``).
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: strict_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json_value(v) for v in value]
+    if not isinstance(value, str | int | bool | type(None)) and hasattr(value, "tolist"):
+        return strict_json_value(value.tolist())  # numpy arrays and scalars (numpy not imported here)
+    return value
+
+
+def json_text(value: Any, *, indent: int | None = 1) -> str:
+    """Strict JSON text of ``value`` (non-finite numbers as ``null``), newline-terminated."""
+    return json.dumps(strict_json_value(value), indent=indent, allow_nan=False) + "\n"

@@ -8,7 +8,6 @@ on standard output (see README, "JSON output").
 from __future__ import annotations
 
 import functools
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -115,7 +114,9 @@ def _command(fn):
 
 
 def _emit_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=1, allow_nan=True))
+    from schedopt._io import json_text
+
+    typer.echo(json_text(obj), nl=False)  # strict JSON: nan/inf as null (README, "JSON output")
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -367,9 +368,9 @@ def phase(
     report = study.to_dict()
     report["files"] = {"report": str(folder / "phase.json"), "plot": str(folder / "phase.png")}
     plot_horizon_study(study, report["files"]["plot"])
-    from schedopt._io import atomic_write_text
+    from schedopt._io import atomic_write_text, json_text
 
-    atomic_write_text(report["files"]["report"], json.dumps(report, indent=1) + "\n")
+    atomic_write_text(report["files"]["report"], json_text(report))
     if as_json:
         _emit_json(report)
     else:
@@ -465,7 +466,7 @@ def scaling(
     """
     from rich.progress import Progress
 
-    from schedopt._io import atomic_write_text
+    from schedopt._io import atomic_write_text, json_text
     from schedopt.scaling import SCHEDULES, parse_compute, plot_scaling, study_scaling
 
     problem = _load(spec)
@@ -488,7 +489,7 @@ def scaling(
     if plot:
         report["files"]["plot"] = str(folder / "scaling.png")
         plot_scaling(study, report["files"]["plot"])
-    atomic_write_text(report["files"]["report"], json.dumps(report, indent=1) + "\n")
+    atomic_write_text(report["files"]["report"], json_text(report))
     if as_json:
         _emit_json(report)
         return
@@ -572,7 +573,7 @@ def transfer(
 
     Example: schedopt transfer exports/easy-phase/schedule.json --horizon 4e4
     """
-    from schedopt._io import atomic_write_text
+    from schedopt._io import atomic_write_text, json_text
     from schedopt.schedule import load_schedule, save_schedule
     from schedopt.transfer import problem_at_horizon, problem_from_schedule, transfer_report
 
@@ -600,7 +601,7 @@ def transfer(
     save_schedule(report.transferred, files["schedule_json"])
     save_schedule(report.transferred, files["schedule_csv"])
     result = {**report.to_dict(), "source": str(schedule), "files": files}
-    atomic_write_text(files["report"], json.dumps(result, indent=1) + "\n")
+    atomic_write_text(files["report"], json_text(result))
     if as_json:
         _emit_json(result)
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from schedopt._io import atomic_write_text
+from schedopt._io import atomic_write_text, json_text
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
@@ -66,7 +65,7 @@ class Comparison:
             "entries": self.entries(),
             "files": files,
         }
-        atomic_write_text(files["report"], json.dumps(report, indent=1) + "\n")
+        atomic_write_text(files["report"], json_text(report))
         return report
 
 

@@ -5,7 +5,6 @@ This is what ``schedopt design`` runs; the CLI only parses options and prints.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from schedopt._io import atomic_write_text
+from schedopt._io import atomic_write_text, json_text
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import SolverError
 from schedopt.problem import Problem
@@ -184,7 +183,7 @@ def write_design(result: Design, out_dir: str | Path, *, force: bool = False, pl
         _plot(result, files["plot"])
     files["report"] = str(out / "design.json")
     written = Design(sol, result.baselines, result.phase, result.exponents, files)
-    atomic_write_text(files["report"], json.dumps(written.to_dict(), indent=1) + "\n")
+    atomic_write_text(files["report"], json_text(written.to_dict()))
     return written
 
 

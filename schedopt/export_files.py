@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from schedopt._io import atomic_write_text
+from schedopt._io import atomic_write_text, json_text
 from schedopt.errors import ExportError
 from schedopt.schedule import load_schedule, save_schedule
 
@@ -71,7 +70,7 @@ def export_schedule(
             "LambdaLR(optimizer, lambda t: factors[min(t, len(factors) - 1)])",
             "provenance": dict(schedule.provenance),
         }
-        atomic_write_text(target, json.dumps(payload, indent=1) + "\n")
+        atomic_write_text(target, json_text(payload))
     return {
         "format": to,
         "path": str(target),

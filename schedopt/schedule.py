@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from schedopt._io import atomic_write_text
+from schedopt._io import atomic_write_text, json_text
 from schedopt.errors import ExportError, ProblemError
 from schedopt.problem import NetworkUnits
 
@@ -180,7 +180,7 @@ class Schedule:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+        return json_text(self.to_dict())
 
     def to_csv(self) -> str:
         buf = io.StringIO()

@@ -10,6 +10,7 @@ Signals go to a real ``schedopt`` subprocess; every subprocess has a timeout.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -333,3 +334,35 @@ def test_an_interrupt_swallowed_by_a_gc_callback_is_delivered_again(tmp_path):
     out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     assert out.strip() == "interrupted", (out, err)
     assert proc.returncode == 130
+
+
+# --- 3. strict JSON
+
+
+def _reject_constant(name: str):
+    raise AssertionError(f"non-strict JSON constant {name}")
+
+
+def strict_loads(text: str):
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def test_json_text_writes_non_finite_numbers_as_null():
+    from schedopt._io import json_text
+
+    value = {
+        "a": float("inf"),
+        "b": [float("nan"), 1.5],
+        "c": np.float64(-np.inf),
+        "d": np.array([1.0, np.nan]),
+    }
+    assert strict_loads(json_text(value)) == {"a": None, "b": [None, 1.5], "c": None, "d": [1.0, None]}
+
+
+def test_simulate_json_of_a_diverging_schedule_is_strict(spec):
+    result = run("simulate", spec, "-s", "constant:50", "--json")
+    assert result.exit_code == 1
+    report = strict_loads(result.stdout)
+    assert report["diverged"] is True
+    assert report["final_loss"] is None or np.isfinite(report["final_loss"])
+    assert any(p["loss"] is None for p in report["checkpoints"])
