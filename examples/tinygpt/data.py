@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import sysconfig
 import zlib
@@ -38,6 +39,7 @@ __all__ = [
     "corpus_files",
     "is_validation_file",
     "load_corpus",
+    "load_prose_corpus",
     "validation_batches",
 ]
 
@@ -151,6 +153,70 @@ def load_corpus(
         arr = np.frombuffer(blob, dtype=np.uint8).copy()
         arr.setflags(write=False)
         arrays[split] = (arr, hashlib.sha256(blob).hexdigest(), len(parts[split]))
+    return Corpus(
+        train=arrays["train"][0],
+        val=arrays["val"][0],
+        train_sha256=arrays["train"][1],
+        val_sha256=arrays["val"][1],
+        train_files=arrays["train"][2],
+        val_files=arrays["val"][2],
+        root=str(root),
+    )
+
+
+FORTUNES_DIR = "/usr/share/games/fortunes"
+"""Debian's ``fortunes`` package: English prose (quotations, literature, jokes), one entry per ``%``."""
+
+PROSE_EXCLUDED = frozenset({"ascii-art"})
+"""Fortune files left out of the prose corpus (pictures made of characters, not prose)."""
+
+
+def load_prose_corpus(
+    max_train_bytes: int = DEFAULT_MAX_TRAIN_BYTES,
+    max_val_bytes: int = DEFAULT_MAX_VAL_BYTES,
+    *,
+    root: str | os.PathLike = FORTUNES_DIR,
+) -> Corpus:
+    """English prose from Debian's ``fortunes`` package (``apt-get install fortunes``), split by entry.
+
+    The fortune files (every file with a ``.dat`` index beside it, in name order,
+    without :data:`PROSE_EXCLUDED`) are cut into entries at lines holding a single
+    ``%``; an entry is in the validation split iff ``zlib.crc32(entry) % 10 == 0``.
+    Each split is its entries joined by blank lines, cut at its cap.
+
+    Raises:
+        ValueError: the package is not installed (the message says how to install it), or a split is empty.
+    """
+    caps = {
+        "train": _positive_int("max_train_bytes", max_train_bytes),
+        "val": _positive_int("max_val_bytes", max_val_bytes),
+    }
+    root = Path(root)
+    names = sorted(p.stem for p in root.glob("*.dat")) if root.is_dir() else []
+    names = [n for n in names if n not in PROSE_EXCLUDED and (root / n).is_file()]
+    if not names:
+        raise ValueError(
+            f"no fortune files under {str(root)!r}: install Debian's prose corpus with "
+            "`apt-get install fortunes`"
+        )
+    parts: dict[str, list[bytes]] = {"train": [], "val": []}
+    files = {"train": set(), "val": set()}
+    for name in names:
+        text = (root / name).read_bytes()
+        for entry in re.split(rb"(?m)^%\n", text):
+            entry = entry.strip()
+            if entry:
+                split = "val" if zlib.crc32(entry) % 10 == 0 else "train"
+                parts[split].append(entry)
+                files[split].add(name)
+    arrays = {}
+    for split in ("train", "val"):
+        blob = b"\n\n".join(parts[split])[: caps[split]]
+        if not blob:
+            raise ValueError(f"the {split} split of the prose corpus under {str(root)!r} is empty")
+        arr = np.frombuffer(blob, dtype=np.uint8).copy()
+        arr.setflags(write=False)
+        arrays[split] = (arr, hashlib.sha256(blob).hexdigest(), len(files[split]))
     return Corpus(
         train=arrays["train"][0],
         val=arrays["val"][0],

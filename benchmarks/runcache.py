@@ -1,0 +1,138 @@
+"""Training runs of the real tasks, cached on disk and run two at a time.
+
+A run is a task (``examples/tasks.py``), a per-update learning-rate table and a
+seed. Its log (``step,learning_rate,train_loss,val_loss``, schedopt's pilot
+format) and a JSON record land in ``benchmarks/results/realtasks/runs/<task>/``
+under a label chosen by the caller; a run whose files exist with the same
+learning rates is never run again, so a benchmark interrupted at any point
+resumes where it stopped, across sessions.
+
+Each worker process runs JAX on one thread (``XLA_FLAGS``), so two workers
+share the 2-core machine without oversubscribing it, and keeps its compiled
+update across the runs of one task.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "benchmarks" / "results" / "realtasks" / "runs"
+SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+__all__ = ["RUNS", "Job", "lr_digest", "read_run", "run_jobs"]
+
+
+def lr_digest(lrs: np.ndarray) -> str:
+    """A short fingerprint of a learning-rate table (float64 bytes)."""
+    return hashlib.sha256(np.ascontiguousarray(lrs, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """One run: ``task`` name, file ``label``, learning rates ``(T,)``, ``seed``, validation cadence."""
+
+    task: str
+    label: str
+    lrs: np.ndarray
+    seed: int
+    eval_every: int | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def stem(self) -> Path:
+        return RUNS / self.task / f"{self.label}-s{self.seed}"
+
+    @property
+    def log(self) -> Path:
+        return self.stem.parent / (self.stem.name + ".csv")  # labels hold dots: no with_suffix
+
+    @property
+    def record(self) -> Path:
+        return self.stem.parent / (self.stem.name + ".json")
+
+    def done(self) -> bool:
+        if not (self.log.exists() and self.record.exists()):
+            return False
+        return json.loads(self.record.read_text()).get("lr_digest") == lr_digest(self.lrs)
+
+
+def read_run(job: Job) -> dict:
+    """A finished run's record plus its validation curve (``val_steps``, ``val_losses``)."""
+    record = json.loads(job.record.read_text())
+    data = np.genfromtxt(job.log, delimiter=",", names=True)
+    keep = np.isfinite(data["val_loss"])
+    record["val_steps"] = data["step"][keep].astype(int).tolist()
+    record["val_losses"] = data["val_loss"][keep].tolist()
+    return record
+
+
+def _work(job: Job) -> dict:
+    """Run one job in a worker process and write its log and record."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from examples.tasks import TASKS, task_corpus
+    from examples.tinygpt import train
+
+    task = TASKS[job.task]
+    changes = {"steps": int(job.lrs.size), "seed": int(job.seed)}
+    if job.eval_every is not None:
+        changes["eval_every"] = int(job.eval_every)
+    config = dataclasses.replace(task.config, **changes)
+    table = jnp.asarray(job.lrs)
+
+    def schedule(count):
+        return table[jnp.clip(count, 0, table.shape[0] - 1)]
+
+    schedule.description = {"kind": "table", "label": job.label, **job.meta}
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    start_cpu = time.process_time()
+    result = train(config, schedule, log_path=job.log, corpus=task_corpus(task.corpus))
+    sidecar = job.record  # train() writes its sidecar there (with_suffix on the log's name)
+    record = json.loads(sidecar.read_text())
+    record["corpus"]["root"] = task.corpus  # no absolute path of this machine in the results
+    record.update(
+        task=job.task,
+        label=job.label,
+        seed=job.seed,
+        lr_digest=lr_digest(job.lrs),
+        cpu_time=time.process_time() - start_cpu,
+        final_val_loss=float(result.final_val_loss),
+    )
+    tmp = sidecar.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, job.record)
+    return {"label": job.label, "seed": job.seed, "final_val_loss": record["final_val_loss"]}
+
+
+def run_jobs(jobs: list[Job], workers: int = 2) -> None:
+    """Run every job not yet cached, ``workers`` at a time, in single-threaded worker processes."""
+    todo = [j for j in jobs if not j.done()]
+    if not todo:
+        return
+    os.environ.setdefault("XLA_FLAGS", SINGLE_THREAD)
+    ctx = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_work, j): j for j in todo}
+        for i, fut in enumerate(cf.as_completed(futures), 1):
+            job = futures[fut]
+            out = fut.result()
+            print(
+                f"[{i}/{len(todo)}] {job.task} {out['label']} s{out['seed']}: "
+                f"{out['final_val_loss']:.4f}  ({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
