@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 
 MAX_CHECKPOINTS = 10_000  # rows `simulate` prints
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")]
 
 
@@ -153,6 +154,14 @@ def _override(problem, *, horizon=None, blocks=None, grid=None):
     return problem
 
 
+def _refuse_existing(force: bool, *paths: Path | str | None) -> None:
+    """Before any work: an existing output is an error naming it, unless --force."""
+    from schedopt._io import refuse_existing
+
+    if not force:
+        refuse_existing(p for p in paths if p is not None)
+
+
 def _parse_int(option: str, text: str) -> int:
     try:
         value = float(text)
@@ -274,18 +283,19 @@ def design(
 
     Example: schedopt design problems/hard-phase.toml --horizon 1e5 --grid geometric-end
     """
+    from schedopt.design import DESIGN_FILES, write_design
     from schedopt.design import design as run_design
-    from schedopt.design import write_design
 
     problem = _override(_load(spec), horizon=horizon, blocks=blocks, grid=grid)
+    folder = out if out is not None else Path("exports") / problem.name
+    _refuse_existing(force, *(folder / name for name in DESIGN_FILES))
     result = run_design(
         problem, solver=solver, baselines=None if baselines else (), progress=None if as_json else _progress()
     )
     sol = result.solution
-    folder = out if out is not None else Path("exports") / problem.name
     failed = not sol.converged
     if not failed or force:
-        result = write_design(result, folder, force=force)
+        result = write_design(result, folder, force=force, overwrite=force)
     report = result.to_dict()
     if as_json:
         _emit_json(report)
@@ -344,6 +354,7 @@ def phase(
     ] = "1e2:1e4:5",
     solver: Annotated[str, typer.Option(help="jax, casadi or pontryagin.")] = "jax",
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Solve across horizons; fit the schedule and loss exponents next to the theory's predictions.
@@ -359,12 +370,13 @@ def phase(
 
     problem = _load(spec)
     values = parse_horizons(horizons)
+    folder = out if out is not None else Path("exports") / problem.name
+    _refuse_existing(force, folder / "phase.json", folder / "phase.png")
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("solving horizons", total=len(values))
         study = study_horizons(
             problem, values, solver=solver, progress=lambda i, n: bar.update(task, completed=i)
         )
-    folder = out if out is not None else Path("exports") / problem.name
     report = study.to_dict()
     report["files"] = {"report": str(folder / "phase.json"), "plot": str(folder / "phase.png")}
     plot_horizon_study(study, report["files"]["plot"])
@@ -454,6 +466,7 @@ def scaling(
     ] = True,
     plot: Annotated[bool, typer.Option(help="Write scaling.png.")] = True,
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute-optimal model size and horizon: N*(C), T*(C), L*(C) with fitted exponents vs THEORY §4.
@@ -472,6 +485,8 @@ def scaling(
     problem = _load(spec)
     values = parse_compute(compute)
     kinds = SCHEDULES if baselines else ("optimal",)
+    folder = out if out is not None else Path("exports") / problem.name
+    _refuse_existing(force, folder / "scaling.json", folder / "scaling.png" if plot else None)
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("solving computes", total=len(values))
         study = study_scaling(
@@ -563,6 +578,7 @@ def transfer(
         str, typer.Option(help="Solver of the re-optimisation: jax, casadi or pontryagin.")
     ] = "jax",
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Transfer a designed schedule to a new horizon by the phase's rule; compare with re-optimising.
@@ -573,7 +589,7 @@ def transfer(
 
     Example: schedopt transfer exports/easy-phase/schedule.json --horizon 4e4
     """
-    from schedopt._io import atomic_write_text, json_text
+    from schedopt._io import json_text, output_set
     from schedopt.schedule import load_schedule, save_schedule
     from schedopt.transfer import problem_at_horizon, problem_from_schedule, transfer_report
 
@@ -583,6 +599,13 @@ def transfer(
         problem = problem_at_horizon(_load(spec), source.horizon)
     else:
         problem = problem_from_schedule(source)
+    folder = out if out is not None else Path("exports") / problem.name
+    names = {
+        "schedule_json": f"schedule-T{target}.json",
+        "schedule_csv": f"schedule-T{target}.csv",
+        "report": f"transfer-T{target}.json",
+    }
+    _refuse_existing(force, *(folder / name for name in names.values()))
     report = transfer_report(
         source,
         problem,
@@ -592,16 +615,12 @@ def transfer(
         anneal_exponent=anneal_exponent,
         source_label=str(schedule),
     )
-    folder = out if out is not None else Path("exports") / problem.name
-    files = {
-        "schedule_json": str(folder / f"schedule-T{target}.json"),
-        "schedule_csv": str(folder / f"schedule-T{target}.csv"),
-        "report": str(folder / f"transfer-T{target}.json"),
-    }
-    save_schedule(report.transferred, files["schedule_json"])
-    save_schedule(report.transferred, files["schedule_csv"])
+    files = {kind: str(folder / name) for kind, name in names.items()}
     result = {**report.to_dict(), "source": str(schedule), "files": files}
-    atomic_write_text(files["report"], json_text(result))
+    with output_set(folder, names.values(), overwrite=force) as stage:  # the three files as one set
+        save_schedule(report.transferred, stage / names["schedule_json"])
+        save_schedule(report.transferred, stage / names["schedule_csv"])
+        (stage / names["report"]).write_text(json_text(result), encoding="utf-8")
     if as_json:
         _emit_json(result)
         return
@@ -648,6 +667,7 @@ def compare(
         typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare schedule files and tuned baselines on one problem: final losses, ratios, a PNG.
@@ -657,9 +677,10 @@ def compare(
     from schedopt.compare import compare_schedules
 
     problem = _load(spec)
-    result = compare_schedules(problem, list(schedules or []), list(baseline or []))
     folder = out if out is not None else Path("exports") / problem.name
-    report = result.write(folder)
+    _refuse_existing(force, folder / "compare.json", folder / "compare.png")
+    result = compare_schedules(problem, list(schedules or []), list(baseline or []))
+    report = result.write(folder, overwrite=force)
     if as_json:
         _emit_json(report)
     else:
@@ -700,6 +721,7 @@ def fit(
         ),
     ] = "best",
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the fitted curves.")] = None,
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit the model to the loss curves of pilot runs; write a spec that `schedopt design` accepts.
@@ -718,6 +740,7 @@ def fit(
     from schedopt._validate import file_name
 
     file_name("--name", name)  # the fitted spec's name becomes its export folder
+    _refuse_existing(force, out, plot)
     cap: str | float = lr_cap
     if lr_cap not in ("best", "max"):
         try:
@@ -771,11 +794,17 @@ def export(
         str, typer.Option("--to", help="json (optax-ready schedule file), csv, or torch (LambdaLR factors).")
     ] = "json",
     out: Annotated[
-        Path | None, typer.Option(help="Output file (default: next to the input, suffixed).")
+        Path | None,
+        typer.Option(
+            help="Output file (default: next to the input: NAME.optax.json, NAME.export.csv, NAME.torch.json)."
+        ),
     ] = None,
     peak: Annotated[float | None, typer.Option(help="Rescale to this peak learning rate.")] = None,
     horizon: Annotated[str | None, typer.Option(help="Time-stretch to this horizon (steps).")] = None,
-    force: Annotated[bool, typer.Option(help="Export a schedule from an unconverged solve.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace an existing output file; export a schedule from an unconverged solve."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a schedule for a training loop: optax-ready JSON, CSV, or a torch LambdaLR file.
@@ -788,7 +817,9 @@ def export(
     from schedopt.export_files import export_schedule
 
     horizon_value = _parse_int("--horizon", horizon) if horizon is not None else None
-    report = export_schedule(schedule, to=to, out=out, peak=peak, horizon=horizon_value, force=force)
+    report = export_schedule(
+        schedule, to=to, out=out, peak=peak, horizon=horizon_value, force=force, overwrite=force
+    )
     if as_json:
         _emit_json(report)
     else:
@@ -802,6 +833,7 @@ def plot(
     schedules: Annotated[list[Path], typer.Argument(help="Schedule files (JSON or CSV).")],
     spec: Annotated[Path | None, typer.Option(help="Problem spec: also plot the loss curves on it.")] = None,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("schedules.png"),
+    force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Plot schedule files (and their loss curves on a problem) to a PNG.
@@ -812,6 +844,7 @@ def plot(
 
     if out.suffix != ".png":
         raise ProblemError(f"`--out` must end in .png, got {str(out)!r}", field="--out")
+    _refuse_existing(force, out)
     path = plot_schedule_files(schedules, problem=_load(spec) if spec is not None else None, out=out)
     if as_json:
         _emit_json({"files": {"plot": str(path)}})

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from schedopt._io import atomic_write_text, json_text
+from schedopt._io import atomic_write_text, json_text, output_set
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
@@ -42,8 +42,11 @@ class Comparison:
             for i in order
         ]
 
-    def write(self, folder: str | Path) -> dict[str, Any]:
-        """Write ``compare.json`` and ``compare.png``; return the JSON object."""
+    def write(self, folder: str | Path, *, overwrite: bool = True) -> dict[str, Any]:
+        """Write ``compare.json`` and ``compare.png`` as one set; return the JSON object.
+
+        ``overwrite=False`` refuses to replace an existing file of the set.
+        """
         from schedopt.plots import plot_loss_curves, plot_schedules, save_figure
 
         folder = Path(folder)
@@ -58,14 +61,15 @@ class Comparison:
         plot_loss_curves(dict(zip(self.names, self.losses, strict=True)), ax=ax2)
         ax1.set_title(f"{self.problem.name}: learning rates")
         ax2.set_title("loss curves (exact recursion)")
-        save_figure(fig, files["plot"])
         report = {
             "problem": self.problem.name,
             "horizon": self.problem.horizon,
             "entries": self.entries(),
             "files": files,
         }
-        atomic_write_text(files["report"], json_text(report))
+        with output_set(folder, ("compare.png", "compare.json"), overwrite=overwrite) as stage:
+            save_figure(fig, stage / "compare.png")
+            atomic_write_text(stage / "compare.json", json_text(report))
         return report
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from schedopt._io import atomic_write_text, json_text
+from schedopt._io import atomic_write_text, json_text, output_set
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import SolverError
 from schedopt.problem import Problem
@@ -22,7 +22,7 @@ from schedopt.solution import Solution
 from schedopt.solvers import solve
 from schedopt.theory import estimate_exponents, phase, predicted_exponents
 
-__all__ = ["Design", "design", "write_design"]
+__all__ = ["DESIGN_FILES", "Design", "design", "write_design"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,11 +161,21 @@ def design(
     )
 
 
-def write_design(result: Design, out_dir: str | Path, *, force: bool = False, plot: bool = True) -> Design:
+DESIGN_FILES = ("schedule.json", "schedule.csv", "design.png", "design.json")
+"""The files :func:`write_design` writes (``design.png`` only with ``plot=True``)."""
+
+
+def write_design(
+    result: Design, out_dir: str | Path, *, force: bool = False, plot: bool = True, overwrite: bool = True
+) -> Design:
     """Write ``schedule.json``, ``schedule.csv``, ``design.json`` and ``design.png`` to ``out_dir``.
 
     A solve that did not converge is written only with ``force=True``; the files then
-    say ``"converged": false``. Every file is written atomically.
+    say ``"converged": false``. The files are one transaction
+    (:func:`schedopt._io.output_set`): all are written to a staging folder, then
+    committed together, so an error, an interrupt or a concurrent run leaves the
+    complete old set or the complete new one. ``overwrite=False`` refuses to replace
+    an existing file of the set (``schedopt design`` without ``--force``).
     """
     sol = result.solution
     if not sol.converged and not force:
@@ -174,16 +184,20 @@ def write_design(result: Design, out_dir: str | Path, *, force: bool = False, pl
             "nothing written (use --force to write the unconverged schedule)"
         )
     out = Path(out_dir)
-    files = {"schedule_json": str(out / "schedule.json"), "schedule_csv": str(out / "schedule.csv")}
-    schedule = schedule_from_solution(sol)
-    save_schedule(schedule, files["schedule_json"])
-    save_schedule(schedule, files["schedule_csv"])
+    names = {"schedule_json": "schedule.json", "schedule_csv": "schedule.csv"}
     if plot:
-        files["plot"] = str(out / "design.png")
-        _plot(result, files["plot"])
-    files["report"] = str(out / "design.json")
+        names["plot"] = "design.png"
+    names["report"] = "design.json"
+    files = {kind: str(out / name) for kind, name in names.items()}
     written = Design(sol, result.baselines, result.phase, result.exponents, files)
-    atomic_write_text(files["report"], json_text(written.to_dict()))
+    stale = () if plot else ("design.png",)  # a plot of an older design must not survive next to this one
+    with output_set(out, names.values(), overwrite=overwrite, stale=stale) as stage:
+        schedule = schedule_from_solution(sol)
+        save_schedule(schedule, stage / names["schedule_json"])
+        save_schedule(schedule, stage / names["schedule_csv"])
+        if plot:
+            _plot(result, str(stage / names["plot"]))
+        atomic_write_text(stage / names["report"], json_text(written.to_dict()))
     return written
 
 

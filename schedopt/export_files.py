@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from schedopt._io import atomic_write_text, json_text
+from schedopt._io import atomic_write_text, json_text, refuse_existing
 from schedopt.errors import ExportError
 from schedopt.schedule import load_schedule, save_schedule
 
 __all__ = ["EXPORT_FORMATS", "export_schedule"]
 
 EXPORT_FORMATS = ("json", "csv", "torch")
-_SUFFIX = {"json": ".optax.json", "csv": ".csv", "torch": ".torch.json"}
+_SUFFIX = {"json": ".optax.json", "csv": ".export.csv", "torch": ".torch.json"}  # never a design's own file
 
 
 def export_schedule(
@@ -25,6 +25,7 @@ def export_schedule(
     peak: float | None = None,
     horizon: int | None = None,
     force: bool = False,
+    overwrite: bool = True,
 ) -> dict[str, Any]:
     """Write a schedule in a training-loop format; return what was written.
 
@@ -34,6 +35,10 @@ def export_schedule(
     optimizer built at ``lr=base_lr``. Unconverged schedules need ``force``. A
     schedule designed from a fitted spec is written in the network's learning-rate
     units (:meth:`~schedopt.schedule.Schedule.for_network`; ``peak`` is in those units).
+    The default output is ``NAME.optax.json``, ``NAME.export.csv`` or
+    ``NAME.torch.json`` next to the input, never a design's own ``schedule.csv``;
+    ``overwrite=False`` refuses to replace an existing file (``schedopt export``
+    without ``--force``).
     """
     from schedopt.export.optax import rescale_schedule
 
@@ -48,6 +53,8 @@ def export_schedule(
     target = Path(out) if out is not None else src.with_name(src.stem + _SUFFIX[to])
     if target.resolve() == src.resolve():
         raise ExportError(f"`--out` must differ from the input file {str(src)!r}")
+    if not overwrite:
+        refuse_existing([target])
     lr = schedule.learning_rate
     if to == "json":
         if target.suffix != ".json":

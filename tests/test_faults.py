@@ -366,3 +366,192 @@ def test_simulate_json_of_a_diverging_schedule_is_strict(spec):
     assert report["diverged"] is True
     assert report["final_loss"] is None or np.isfinite(report["final_loss"])
     assert any(p["loss"] is None for p in report["checkpoints"])
+
+
+# --- 4. no overwrite without --force; output sets are transactions
+
+DESIGN_SET = ("schedule.json", "schedule.csv", "design.json", "design.png")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def assert_consistent_set(folder: Path) -> dict:
+    """The four design files exist and describe one design (same solve, same values)."""
+    for name in DESIGN_SET:
+        assert (folder / name).is_file(), name
+    report = json.loads((folder / "design.json").read_text(encoding="utf-8"))
+    schedule = json.loads((folder / "schedule.json").read_text(encoding="utf-8"))
+    assert report["final_loss"] == schedule["provenance"]["final_loss"]
+    assert report["grid"] == schedule["provenance"]["grids"]
+    rows = (folder / "schedule.csv").read_text(encoding="utf-8").splitlines()[1:]
+    assert [float(r.split(",")[1]) for r in rows] == schedule["learning_rate"]
+    return report
+
+
+@pytest.fixture
+def designed(tmp_path, spec) -> Path:
+    """A folder holding a complete design set of the tiny problem."""
+    out = tmp_path / "out"
+    result = run("design", spec, "--no-baselines", "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert_consistent_set(out)
+    return out
+
+
+def test_design_refuses_to_overwrite_before_solving(spec, designed, monkeypatch):
+    import schedopt.design
+
+    def never(*args, **kwargs):
+        raise AssertionError("solved although the outputs exist")
+
+    monkeypatch.setattr(schedopt.design, "design", never)
+    before = snapshot(designed)
+    result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5")
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, str(designed / "schedule.json"), "--force")
+    assert snapshot(designed) == before
+
+
+def test_design_with_force_replaces_the_whole_set(spec, designed):
+    old = assert_consistent_set(designed)
+    result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5", "--force", "--json")
+    assert result.exit_code == 0, result.output
+    new = assert_consistent_set(designed)
+    assert new["grid"] != old["grid"]
+    assert stray_files(designed.parent) == []
+
+
+def test_export_never_writes_over_the_designs_own_files(designed):
+    before = snapshot(designed)
+    result = run("export", designed / "schedule.json", "--to", "csv", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["path"] == str(designed / "schedule.export.csv")
+    assert {k: v for k, v in snapshot(designed).items() if k in before} == before
+    again = run("export", designed / "schedule.json", "--to", "csv")
+    assert again.exit_code == EXIT_USAGE
+    one_line_error(again, "schedule.export.csv", "exists")
+    onto_own = run("export", designed / "schedule.json", "--to", "csv", "--out", designed / "schedule.csv")
+    assert onto_own.exit_code == EXIT_USAGE
+    one_line_error(onto_own, "schedule.csv", "exists")
+    assert (designed / "schedule.csv").read_bytes() == before["schedule.csv"]
+    forced = run(
+        "export", designed / "schedule.json", "--to", "csv", "--out", designed / "schedule.csv", "--force"
+    )
+    assert forced.exit_code == 0
+
+
+def test_every_command_refuses_to_overwrite_without_force(tmp_path, spec, designed):
+    sched = designed / "schedule.json"
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    cases = {
+        "plot": (["plot", sched, "--out", existing / "p.png"], existing / "p.png"),
+        "fit": (["fit", tmp_path / "pilot.csv", "--out", existing / "f.toml"], existing / "f.toml"),
+        "compare": (["compare", spec, sched, "--out", existing], existing / "compare.json"),
+        "transfer": (
+            ["transfer", sched, "--horizon", "400", "--no-reoptimise", "--out", existing],
+            existing / "schedule-T400.json",
+        ),
+        "phase": (["phase", spec, "--horizons", "100,200", "--out", existing], existing / "phase.json"),
+        "scaling": (["scaling", spec, "--compute", "1e4,1e5", "--out", existing], existing / "scaling.json"),
+    }
+    for command, (args, target) in cases.items():
+        target.write_text("old\n", encoding="utf-8")
+        result = run(*args)
+        assert result.exit_code == EXIT_USAGE, (command, result.output)
+        one_line_error(result, str(target), "--force")
+        assert target.read_text(encoding="utf-8") == "old\n", command
+
+
+def test_an_error_while_writing_the_set_leaves_the_old_set(spec, designed, monkeypatch):
+    """The plot (third file) fails: nothing of the new set appears, the old set stays whole."""
+    import schedopt.design
+
+    before = snapshot(designed)
+
+    def disk_full(result, path):
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(schedopt.design, "_plot", disk_full)
+    result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5", "--force")
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, "No space left on device")
+    assert snapshot(designed) == before
+    assert stray_files(designed.parent) == []
+
+
+def test_an_interrupt_while_writing_the_set_leaves_the_old_set(spec, designed, monkeypatch):
+    import schedopt.design
+
+    before = snapshot(designed)
+
+    def interrupted(result, path):
+        Path(path).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(schedopt.design, "_plot", interrupted)
+    result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5", "--force")
+    assert result.exit_code == 130
+    one_line_error(result, "SIGINT")
+    assert snapshot(designed) == before
+    assert stray_files(designed.parent) == []
+
+
+def test_signals_are_held_during_a_commit_and_delivered_after():
+    from schedopt._io import signals_deferred
+
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(0.05)
+            reached_end = True
+    assert reached_end
+
+
+def test_concurrent_designs_into_one_folder_leave_one_consistent_set(tmp_path, spec):
+    out = tmp_path / "out"
+    procs = [
+        subprocess.Popen(
+            [
+                str(SCHEDOPT),
+                "design",
+                str(spec),
+                "--no-baselines",
+                "--out",
+                str(out),
+                "--force",
+                "--blocks",
+                b,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "SCHEDOPT_DEBUG": ""},
+        )
+        for b in ("5", "8", "10")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+        assert proc.returncode == 0, err
+    assert_consistent_set(out)
+    assert stray_files(tmp_path) == []
+
+
+def test_a_real_signal_during_design_leaves_the_old_or_the_new_set(tmp_path, spec):
+    """The old set is the tiny problem's; the new one (default problem) is interrupted at a random moment."""
+    out = tmp_path / "out"
+    assert run("design", spec, "--no-baselines", "--out", out).exit_code == 0
+    old = snapshot(out)
+    delay = random.Random(os.getpid()).uniform(2.0, 12.0)
+    proc = _interrupt(["design", "--out", out, "--force"], signal.SIGTERM, delay, tmp_path)
+    assert proc.returncode in (0, 143), proc.stderr
+    report = assert_consistent_set(out)
+    if proc.returncode == 143:
+        one_line_stderr(proc, "SIGTERM")
+        assert snapshot(out) == old, delay
+    else:
+        assert report["problem"] == "easy-phase"
+    assert stray_files(tmp_path) == []

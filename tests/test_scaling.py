@@ -206,6 +206,7 @@ def test_cli_scaling_json_and_files(easy, monkeypatch, tmp_path):
             "--out",
             str(folder),
             "--no-plot",
+            "--force",  # the first call wrote scaling.json there
         ],
     )
     assert result.exit_code == 0, result.output
