@@ -1,16 +1,230 @@
-"""JAX set-up shared by every module that uses JAX: float64 on.
+"""JAX set-up shared by every module that uses JAX: float64 on, persistent compilation cache.
 
 schedopt's dynamics span losses from 1 down to 1e-12 and need float64
 (ARCHITECTURE: "float64 everywhere in solvers and dynamics"). Importing this
 module (every schedopt module that runs JAX does, so the first use of such a function
 does; ``import schedopt`` alone loads no JAX) therefore turns on ``jax_enable_x64`` for
 the process; code that wants float32 (a training loop) passes explicit dtypes.
+
+Compiling the solver's programs costs seconds in every fresh process, more than the
+solve itself; JAX's persistent compilation cache keeps the compiled programs on disk.
+It is on by default, in ``$SCHEDOPT_CACHE_DIR`` or else ``$XDG_CACHE_HOME/schedopt/jax``
+(``~/.cache/schedopt/jax``); ``SCHEDOPT_NO_CACHE=1`` (``schedopt --no-cache``) turns it
+off, and a cache directory the user gave JAX itself (``jax_compilation_cache_dir``) is
+left alone. Every program is cached, however small or quick to compile.
+
+The cache never decides a result: a cached program is the bytes XLA compiled (results
+are bitwise identical with and without it), and the store is :class:`FileCache`, not
+JAX's own, because JAX's writes an entry in place (a reader in another process, or a
+crash or a full disk mid-write, leaves a truncated entry that is then read back in every
+later run). :class:`FileCache` writes each entry to a temporary file and renames it
+into place (atomic on POSIX, so concurrent processes see a whole entry or none) and
+checks a SHA-256 digest on reading. A corrupt entry is removed and recompiled; a cache
+directory that cannot be created, read or written (permissions, a full disk) turns the
+cache off for the process. Either gives one :class:`CacheWarning` per process and the
+computation runs uncached.
 """
 
 from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
-__all__ = ["jax"]
+__all__ = ["CacheWarning", "FileCache", "cache_dir", "disable_cache", "enable_cache", "jax"]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variables: the cache directory, and "1" to turn the cache off.
+CACHE_DIR_ENV = "SCHEDOPT_CACHE_DIR"
+NO_CACHE_ENV = "SCHEDOPT_NO_CACHE"
+#: File layout of an entry: magic, JAX's value, SHA-256 of the value.
+_MAGIC = b"schedopt-jax-cache-1\n"
+_DIGEST = 32
+_SUFFIX = "-cache"
+
+
+class CacheWarning(UserWarning):
+    """The compilation cache could not be used; the computation runs uncached."""
+
+
+def _truthy(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cache_dir() -> Path | None:
+    """The cache directory schedopt uses: ``None`` when ``SCHEDOPT_NO_CACHE`` is set."""
+    if _truthy(os.environ.get(NO_CACHE_ENV)):
+        return None
+    explicit = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    root = Path(base).expanduser() if base else Path.home() / ".cache"
+    return root / "schedopt" / "jax"
+
+
+class FileCache:
+    """A directory of compiled programs with atomic writes and checked reads (see the module).
+
+    Implements JAX's cache interface (``get``/``put`` of bytes by key); never raises.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        self._warned = False
+        self.disabled = False
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+        try:
+            self._path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._give_up(f"cannot create it ({exc.strerror or exc})")
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _warn(self, message: str) -> None:
+        with self._lock:
+            if self._warned:
+                logger.debug("compilation cache: %s", message)
+                return
+            self._warned = True
+        warnings.warn(
+            f"schedopt compilation cache {str(self._path)!r}: {message}", CacheWarning, stacklevel=3
+        )
+
+    def _give_up(self, reason: str) -> None:
+        self.disabled = True
+        self._warn(f"{reason}; running without the cache")
+
+    def get(self, key: str) -> bytes | None:
+        if self.disabled:
+            return None
+        entry = self._path / f"{key}{_SUFFIX}"
+        try:
+            data = entry.read_bytes()
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except OSError as exc:
+            self._give_up(f"cannot read {entry.name} ({exc.strerror or exc})")
+            return None
+        value = data[len(_MAGIC) : -_DIGEST]
+        if (
+            len(data) < len(_MAGIC) + _DIGEST
+            or not data.startswith(_MAGIC)
+            or hashlib.sha256(value).digest() != data[-_DIGEST:]
+        ):
+            self._warn(f"corrupt entry {entry.name} removed; compiling it again")
+            try:
+                entry.unlink()
+            except OSError:
+                pass
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def put(self, key: str, value: bytes) -> None:
+        if self.disabled:
+            return
+        entry = self._path / f"{key}{_SUFFIX}"
+        tmp = self._path / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
+        try:
+            _write_bytes(tmp, _MAGIC + value + hashlib.sha256(value).digest())
+            os.replace(tmp, entry)  # atomic: readers see the old entry, none, or the whole new one
+            self.writes += 1
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            self._give_up(f"cannot write to it ({exc.strerror or exc})")
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+#: The cache schedopt installed in this process (``None``: none, or the user's own).
+_active: list[FileCache | None] = [None]
+
+
+def _compilation_cache_module():
+    """JAX's (internal) cache module, or ``None`` if this JAX does not have the hooks used here.
+
+    The hook: ``_initialize_cache`` asks ``get_file_cache(path)`` for the store, which only
+    needs ``get``/``put`` (duck-typed; JAX is pinned and tests/test_cache.py checks the hits).
+    """
+    try:
+        from jax._src import compilation_cache as cc
+    except ImportError:  # pragma: no cover
+        return None
+    if not all(hasattr(cc, name) for name in ("get_file_cache", "reset_cache")):  # pragma: no cover
+        return None
+    return cc
+
+
+def enable_cache(path: str | os.PathLike | None = None) -> FileCache | None:
+    """Turn on the persistent compilation cache in ``path`` (default :func:`cache_dir`).
+
+    Returns the cache, or ``None`` when it stays off: ``SCHEDOPT_NO_CACHE`` set (and no
+    ``path``), the user configured JAX's own cache, or this JAX lacks the hooks.
+    """
+    target = Path(path) if path is not None else cache_dir()
+    if target is None:
+        return None
+    ours = _active[0]
+    user_dir = jax.config.jax_compilation_cache_dir
+    if user_dir and (ours is None or str(ours.path) != user_dir):
+        logger.debug("JAX compilation cache configured by the user at %s; left alone", user_dir)
+        return None
+    cc = _compilation_cache_module()
+    if cc is None:
+        logger.debug("this JAX has no compilation-cache hooks; schedopt runs uncached")
+        return None
+    cache = FileCache(target)
+    if cache.disabled:
+        return None
+    cc.get_file_cache = lambda _path: (cache, str(cache.path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    # no XLA GPU side caches: their paths (under the cache directory) would enter every cache key
+    jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", str(cache.path))
+    cc.reset_cache()
+    _active[0] = cache
+    return cache
+
+
+def disable_cache() -> None:
+    """Turn off the cache schedopt installed (``schedopt --no-cache`` after JAX was loaded)."""
+    if _active[0] is None:
+        return
+    cc = _compilation_cache_module()
+    jax.config.update("jax_enable_compilation_cache", False)
+    jax.config.update("jax_compilation_cache_dir", None)
+    if cc is not None:
+        cc.reset_cache()
+    _active[0] = None
+
+
+def active_cache() -> FileCache | None:
+    """The cache schedopt installed in this process, if any (its hit and miss counts)."""
+    return _active[0]
+
+
+enable_cache()

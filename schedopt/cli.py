@@ -46,9 +46,48 @@ def _main(
         bool,
         typer.Option("--debug", help="Show the traceback of an error (also: environment SCHEDOPT_DEBUG=1)."),
     ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Do not use the compilation cache (also: environment SCHEDOPT_NO_CACHE=1; "
+            "SCHEDOPT_CACHE_DIR moves it).",
+        ),
+    ] = False,
 ) -> None:
     """schedopt: optimal training schedules from a solvable model of SGD."""
     _DEBUG[0] = debug or _debug_env()
+    _schedopt_warnings_on_one_line()
+    if no_cache:
+        _no_cache()
+
+
+def _schedopt_warnings_on_one_line() -> None:
+    """Show schedopt's own warnings as ``warning: ...`` on stderr (others keep Python's format)."""
+    import warnings
+
+    shown = warnings.showwarning
+    if getattr(shown, "_schedopt", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("schedopt"):
+            typer.echo(f"warning: {_one_line(message)}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._schedopt = True
+    warnings.showwarning = show
+
+
+def _no_cache() -> None:
+    """Turn the compilation cache off for this process, before or after JAX was loaded."""
+    import os
+    import sys
+
+    os.environ["SCHEDOPT_NO_CACHE"] = "1"  # read when schedopt first loads JAX
+    if "schedopt._jax" in sys.modules:
+        sys.modules["schedopt._jax"].disable_cache()
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT

@@ -1,8 +1,14 @@
-"""Shared test set-up: float64 in JAX for every test, and small models."""
+"""Shared test set-up: float64 in JAX for every test, no compilation cache, and small models."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Tests compile afresh, as before the cache, and write nothing under the user's home; the
+# cache's own tests (test_cache.py) give each process an explicit cache directory.
+os.environ.setdefault("SCHEDOPT_NO_CACHE", "1")
 
 import schedopt._jax  # noqa: F401  (turns on jax_enable_x64 before any test imports jax.numpy)
 from schedopt.problem import Model

@@ -1,0 +1,238 @@
+"""The persistent compilation cache: where it lives, that it is hit, and that it never changes a result.
+
+Bad caches (corrupt entries, a directory that cannot be created, a full disk) give one
+warning and the computation runs uncached. The end-to-end tests run fresh processes
+(the cache matters across processes), each with an explicit cache directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from tiny_spec import TINY_SPEC
+
+from schedopt import _jax
+from schedopt._jax import CacheWarning, FileCache, cache_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEDOPT = str(Path(sys.executable).with_name("schedopt"))  # the console script of this environment
+
+#: A fresh process: solve the tiny problem, print its schedule (exact floats) and the cache's counts.
+SOLVE = """
+import json, sys
+import schedopt
+from schedopt._jax import active_cache
+problem = schedopt.parse_problem(sys.argv[1])
+solution = schedopt.solve(problem)
+cache = active_cache()
+print(json.dumps({
+    "learning_rate": solution.per_step("learning_rate").tolist(),
+    "final_loss": solution.final_loss,
+    "cache": None if cache is None else {"hits": cache.hits, "misses": cache.misses, "writes": cache.writes},
+}))
+"""
+
+
+def _env(**changes: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SCHEDOPT_NO_CACHE", "SCHEDOPT_CACHE_DIR")}
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def _start(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", SOLVE, TINY_SPEC],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def _finish(proc: subprocess.Popen) -> tuple[dict, str]:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return json.loads(out), err
+
+
+def _solve(env: dict[str, str]) -> tuple[dict, str]:
+    return _finish(_start(env))
+
+
+def _entries(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.name.endswith("-cache"))
+
+
+def _cache_warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CacheWarning" in line]
+
+
+# --- where the cache lives
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    for name in ("SCHEDOPT_NO_CACHE", "SCHEDOPT_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "schedopt" / "jax"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "schedopt" / "jax"
+    monkeypatch.setenv("SCHEDOPT_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv("SCHEDOPT_NO_CACHE", "1")
+    assert cache_dir() is None
+
+
+# --- the store
+
+
+def test_entries_round_trip_and_are_written_whole(tmp_path):
+    cache = FileCache(tmp_path)
+    assert cache.get("jit_f-abc") is None
+    cache.put("jit_f-abc", b"\x00compiled program\xff")
+    assert cache.get("jit_f-abc") == b"\x00compiled program\xff"
+    assert [p.name for p in tmp_path.iterdir()] == ["jit_f-abc-cache"]  # no temporary file left
+    assert (cache.hits, cache.misses, cache.writes) == (1, 1, 1)
+
+
+def test_corrupt_entries_are_removed_with_one_warning(tmp_path):
+    cache = FileCache(tmp_path)
+    cache.put("a", b"program a")
+    cache.put("b", b"program b")
+    whole = (tmp_path / "a-cache").read_bytes()
+    (tmp_path / "a-cache").write_bytes(whole[:-5])  # truncated, as a crash mid-write would leave it
+    (tmp_path / "b-cache").write_bytes(b"garbage")
+    with pytest.warns(CacheWarning, match="corrupt entry") as record:
+        assert cache.get("a") is None
+        assert cache.get("b") is None
+    assert len(record) == 1
+    assert _entries(tmp_path) == []
+    cache.put("a", b"program a")  # recompiled and written again
+    assert cache.get("a") == b"program a"
+
+
+def test_a_directory_that_cannot_be_created_turns_the_cache_off(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.warns(CacheWarning, match="cannot create it") as record:
+        cache = FileCache(blocker / "cache")
+    assert len(record) == 1 and cache.disabled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache.put("a", b"program")
+        assert cache.get("a") is None
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_turns_the_cache_off_with_one_warning(tmp_path, monkeypatch):
+    def write_to_full_disk(path, data):
+        with open(path, "wb") as fh:  # the temporary file exists, as on a real disk
+            fh.write(b"")
+        with open("/dev/full", "wb") as fh:
+            fh.write(data)
+
+    cache = FileCache(tmp_path)
+    monkeypatch.setattr(_jax, "_write_bytes", write_to_full_disk)
+    with pytest.warns(CacheWarning, match="No space left on device") as record:
+        cache.put("a", b"program a")
+        cache.put("b", b"program b")
+    assert len(record) == 1 and cache.disabled
+    assert list(tmp_path.iterdir()) == []  # the temporary file is removed, no entry written
+
+
+# --- end to end, in fresh processes
+
+
+@pytest.fixture(scope="module")
+def cold_warm_uncached(tmp_path_factory):
+    """The tiny problem solved in fresh processes: cold cache, warm cache, and no cache."""
+    path = tmp_path_factory.mktemp("jax-cache")
+    cold, err_cold = _solve(_env(SCHEDOPT_CACHE_DIR=str(path)))
+    warm, err_warm = _solve(_env(SCHEDOPT_CACHE_DIR=str(path)))
+    uncached, err_none = _solve(_env(SCHEDOPT_CACHE_DIR=str(path), SCHEDOPT_NO_CACHE="1"))
+    return path, (cold, err_cold), (warm, err_warm), (uncached, err_none)
+
+
+def test_the_cache_is_hit_and_results_are_bitwise_identical(cold_warm_uncached):
+    path, (cold, err_cold), (warm, err_warm), (uncached, _) = cold_warm_uncached
+    assert cold["cache"]["writes"] > 0 and cold["cache"]["hits"] == 0
+    assert warm["cache"]["hits"] == cold["cache"]["writes"] and warm["cache"]["misses"] == 0
+    assert warm["cache"]["writes"] == 0
+    assert uncached["cache"] is None
+    assert len(_entries(path)) == cold["cache"]["writes"]
+    # exact float equality: the cache never changes a number
+    assert warm["learning_rate"] == cold["learning_rate"] == uncached["learning_rate"]
+    assert warm["final_loss"] == cold["final_loss"] == uncached["final_loss"]
+    assert _cache_warnings(err_cold + err_warm) == []
+
+
+def test_a_corrupt_cache_warns_once_and_gives_the_same_result(cold_warm_uncached, tmp_path):
+    path, (cold, _), _, _ = cold_warm_uncached
+    bad = tmp_path / "cache"
+    bad.mkdir()
+    for entry in _entries(path):
+        (bad / entry.name).write_bytes(entry.read_bytes()[: len(entry.read_bytes()) // 2])
+    result, err = _solve(_env(SCHEDOPT_CACHE_DIR=str(bad)))
+    assert len(_cache_warnings(err)) == 1, err
+    assert result["learning_rate"] == cold["learning_rate"]
+    assert result["cache"]["hits"] == 0 and result["cache"]["writes"] == cold["cache"]["writes"]
+
+
+def test_cli_runs_uncached_with_one_warning_when_the_cache_cannot_be_created(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    out = subprocess.run(
+        [SCHEDOPT, "design", str(spec), "--no-baselines", "--json", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(SCHEDOPT_CACHE_DIR=str(blocker / "cache")),
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    warned = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "cannot create it" in warned[0], out.stderr
+    assert json.loads(out.stdout)["status"] == "converged"
+
+
+def test_cli_no_cache_flag_writes_no_cache(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    cache = tmp_path / "cache"
+    out = subprocess.run(
+        [SCHEDOPT, "--no-cache", "simulate", str(spec), "-s", "cosine:0.3"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(SCHEDOPT_CACHE_DIR=str(cache)),
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert not cache.exists()
+
+
+def test_concurrent_cold_processes_share_one_cache(cold_warm_uncached, tmp_path):
+    _, (cold, _), _, _ = cold_warm_uncached
+    env = _env(SCHEDOPT_CACHE_DIR=str(tmp_path / "cache"))
+    procs = [_start(env) for _ in range(2)]
+    results = [_finish(p) for p in procs]
+    for result, err in results:
+        assert result["learning_rate"] == cold["learning_rate"]
+        assert _cache_warnings(err) == []
+    # every entry whole (no temporary file left), and as many as one cold process writes
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith("-cache")] == []
+    assert len(_entries(tmp_path / "cache")) == cold["cache"]["writes"]
