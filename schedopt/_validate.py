@@ -123,3 +123,60 @@ def file_name(name: str, value: object) -> str:
     ):
         raise _fail(name, what, value)
     return value
+
+
+# --- bounds on the work a small input can ask for (problems/README.md, "Limits")
+
+MAX_HORIZON = 10_000_000
+"""Largest horizon ``T`` (steps): one per-step float64 array is 80 MB at this size."""
+
+MAX_SPEC_BYTES = 1 << 20
+"""Largest spec (TOML) file: 1 MiB."""
+
+MAX_DATA_BYTES = 256 << 20
+"""Largest schedule file, custom-spectrum file or pilot CSV: 256 MiB."""
+
+
+def horizon(name: str, value: object) -> int:
+    """A positive integer horizon of at most :data:`MAX_HORIZON` steps."""
+    h = positive_int(name, value)
+    if h > MAX_HORIZON:
+        raise ProblemError(
+            f"`{name}` must be at most {MAX_HORIZON} steps (a per-step array of 8 bytes a step), got {value!r}",
+            field=name,
+        )
+    return h
+
+
+def input_bytes(path: object, *, limit: int, what: str, fail) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; ``fail(message)`` builds the error.
+
+    A FIFO, device, socket or folder is refused by its type before it is opened for
+    reading (reading ``/dev/zero`` never ends; a FIFO without a writer blocks), and
+    the file is opened non-blocking and checked again (it may have been swapped).
+    """
+    import os
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise fail("no such file") from None
+    except (OSError, ValueError) as err:
+        raise fail(f"cannot read the file: {getattr(err, 'strerror', None) or err}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+        raise fail(f"{what} must be a regular file, got {kind}")
+    if info.st_size > limit:
+        raise fail(f"{what} is {info.st_size} bytes; the limit is {limit} bytes")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise fail(f"cannot read the file: {err.strerror or err}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise fail(f"{what} must be a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise fail(f"{what} is more than {limit} bytes")
+    return data

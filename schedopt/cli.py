@@ -201,6 +201,28 @@ def _refuse_existing(force: bool, *paths: Path | str | None) -> None:
         refuse_existing(p for p in paths if p is not None)
 
 
+MAX_PILOT_BYTES = (
+    4 << 20
+)  # a pilot CSV: ~140k rows; the fit holds rows x n_modes floats (~1.1 GB at 1000 modes)
+
+
+def _check_input_file(path: Path, limit: int, what: str, error: type[SchedoptError]) -> None:
+    """Refuse a missing, special (FIFO, device) or oversized input by ``os.stat``, before anyone opens it."""
+    import os
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return  # the reader names a missing file in its own words
+    except (OSError, ValueError) as exc:
+        raise error(f"{str(path)!r}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{str(path)!r}: {what} must be a regular file, not a FIFO, device, socket or folder")
+    if info.st_size > limit:
+        raise error(f"{str(path)!r}: {what} is {info.st_size} bytes; the limit is {limit} bytes")
+
+
 def _parse_int(option: str, text: str) -> int:
     try:
         value = float(text)
@@ -208,6 +230,10 @@ def _parse_int(option: str, text: str) -> int:
         raise ProblemError(f"`{option}` must be a positive integer, got {text!r}", field=option) from None
     if not value.is_integer() or value < 1:
         raise ProblemError(f"`{option}` must be a positive integer, got {text!r}", field=option)
+    from schedopt._validate import MAX_HORIZON
+
+    if value > MAX_HORIZON:  # every use is a horizon: checked before anything is allocated
+        raise ProblemError(f"`{option}` must be at most {MAX_HORIZON} steps, got {text!r}", field=option)
     return int(value)
 
 
@@ -312,7 +338,10 @@ def design(
     blocks: Annotated[int | None, typer.Option(help="Override the number of control blocks.")] = None,
     grid: Annotated[str | None, typer.Option(help="uniform, geometric-end or geometric-both.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
-    force: Annotated[bool, typer.Option(help="Write files even if the solve did not converge.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace existing output files; write them even if the solve did not converge."),
+    ] = False,
     baselines: Annotated[bool, typer.Option(help="Tune and compare the baseline schedules.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -537,7 +566,6 @@ def scaling(
             blocks=blocks,
             progress=lambda i, n: bar.update(task, completed=i),
         )
-    folder = out if out is not None else Path("exports") / problem.name
     report = study.to_dict()
     report["files"] = {"report": str(folder / "scaling.json")}
     if plot:
@@ -788,6 +816,14 @@ def fit(
             raise ProblemError(
                 f"`--lr-cap` must be best, max or a number, got {lr_cap!r}", field="--lr-cap"
             ) from None
+    from schedopt.errors import FitError
+    from schedopt.spec import MAX_MODES
+
+    if not 1 <= n_modes <= MAX_MODES:
+        raise ProblemError(f"`--n-modes` must be between 1 and {MAX_MODES}, got {n_modes}", field="--n-modes")
+    files = [*runs, *([Path(holdout)] if holdout not in ("auto", "tail", "none") else [])]
+    for path in files:  # by type and size before the reader opens it (a FIFO blocks, /dev/zero never ends)
+        _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
     pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
     result = fit_pilots(
         pilots, n_modes=n_modes, holdout=holdout, learning_rate_scale=lr_scale, name=name, lr_cap=cap

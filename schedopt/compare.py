@@ -73,8 +73,22 @@ class Comparison:
         return report
 
 
+MAX_PLOTTED_LEARNING_RATE = 1e100  # matplotlib cannot place ticks on an axis reaching ~1e308
+
+
+def _plottable(path: str | Path, schedule: Schedule) -> Schedule:
+    peak = float(np.max(schedule.learning_rate))
+    if peak > MAX_PLOTTED_LEARNING_RATE:
+        raise ProblemError(
+            f"{str(path)!r}: learning_rate: {peak:.6g} is too large to compare or plot "
+            f"(limit {MAX_PLOTTED_LEARNING_RATE:g})",
+            field="learning_rate",
+        )
+    return schedule
+
+
 def _file_schedule(path: Path, horizon: int) -> Schedule:
-    schedule = load_schedule(path)
+    schedule = _plottable(path, load_schedule(path))
     if schedule.horizon != horizon:
         raise ProblemError(
             f"{str(path)!r}: schedule has {schedule.horizon} steps but the problem's horizon is {horizon}",
@@ -124,7 +138,7 @@ def plot_schedule_files(
 
     if not paths:
         raise ProblemError("give at least one schedule file", field="schedules")
-    schedules = {str(p): load_schedule(p) for p in paths}
+    schedules = {str(p): _plottable(p, load_schedule(p)) for p in paths}
     if problem is None:
         fig, ax = plt.subplots(figsize=(6, 4))
         plot_schedules({k: s.learning_rate for k, s in schedules.items()}, ax=ax)

@@ -174,7 +174,7 @@ class Training:
     momentum: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "horizon", v.positive_int("horizon", self.horizon))
+        object.__setattr__(self, "horizon", v.horizon("horizon", self.horizon))  # <= MAX_HORIZON
         m = v.real("batch_size", self.batch_size)
         if m < 1:
             raise ProblemError(f"`batch_size` must be >= 1, got {self.batch_size!r}", field="batch_size")

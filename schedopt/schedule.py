@@ -325,13 +325,23 @@ def _csv_scale(columns: Mapping[str, list[float]], source: str) -> float:
 
 def load_schedule(path: str | Path) -> Schedule:
     """Read and validate a schedule file (JSON written by schedopt, or CSV)."""
-    path = Path(path)
-    source = str(path)
+    from schedopt._validate import MAX_DATA_BYTES, input_bytes
+
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet may add a byte-order mark
-    except FileNotFoundError:
-        raise ExportError(f"{source}: no such schedule file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        path = Path(path)
+    except TypeError:
+        raise ExportError(f"`path` must be a file path, got {type(path).__name__}") from None
+    source = str(path)
+
+    def fail(message: str) -> ExportError:
+        if message == "no such file":
+            return ExportError(f"{source}: no such schedule file")
+        return ExportError(f"{source}: cannot read schedule file: {message}")
+
+    raw = input_bytes(path, limit=MAX_DATA_BYTES, what="a schedule file", fail=fail)  # FIFOs, devices refused
+    try:
+        text = raw.decode("utf-8-sig")  # a spreadsheet may add a byte-order mark
+    except UnicodeDecodeError as exc:
         raise ExportError(f"{source}: cannot read schedule file: {exc}") from None
     if path.suffix == ".csv":
         return _read_csv(text, source)
@@ -341,4 +351,6 @@ def load_schedule(path: str | Path) -> Schedule:
         raise ExportError(f"{source}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
     except RecursionError:
         raise ExportError(f"{source}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ExportError(f"{source}: invalid JSON: {str(exc)[:120]}") from None
     return Schedule.from_dict(data, source=source)

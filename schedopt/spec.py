@@ -72,6 +72,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from schedopt import _validate as v
+from schedopt._validate import MAX_DATA_BYTES, MAX_SPEC_BYTES, input_bytes
 from schedopt.errors import ProblemError, SpecError
 from schedopt.problem import (
     CONTROL_NAMES,
@@ -95,8 +96,9 @@ __all__ = [
 SCHEMA_VERSION = 1
 """The spec schema this version of schedopt reads and writes."""
 
-MAX_MODES = 10_000_000
-"""Largest ``model.n_modes`` of a power-law spec (a few arrays of this size fit in memory)."""
+MAX_MODES = 1_000_000
+"""Largest ``model.n_modes`` of a power-law spec (problems/README.md, "Limits": at 10^6 modes and
+T = 200 a design takes ~100 s and 2.4 GB; 10^7 did not finish in 5 minutes)."""
 
 MODEL_KINDS = ("powerlaw", "custom")
 SPECTRUM_COLUMNS = ("eigenvalues", "initial_error")
@@ -136,11 +138,14 @@ def load_problem(path: str | os.PathLike[str]) -> Problem:
             names the file, the key path and the bad value.
     """
     label = os.fspath(path)
-    try:
-        raw = Path(label).read_bytes()
-    except (OSError, ValueError) as err:
-        reason = getattr(err, "strerror", None) or err
-        raise SpecError(f"cannot read the spec file: {reason}", path=label) from None
+    raw = input_bytes(
+        label,
+        limit=MAX_SPEC_BYTES,
+        what="the spec",
+        fail=lambda message: SpecError(
+            "cannot read the spec file: no such file" if message == "no such file" else message, path=label
+        ),
+    )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -526,12 +531,14 @@ class _Reader:
         def fail(message: str) -> SpecError:
             return table.fail("file", f"{where}: {message}")
 
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise fail(f"file not found (looked for {str(path)!r})") from None
-        except (OSError, ValueError) as err:
-            raise fail(f"cannot read the file: {getattr(err, 'strerror', None) or err}") from None
+        raw = input_bytes(
+            path,
+            limit=MAX_DATA_BYTES,
+            what="the spectrum file",
+            fail=lambda message: fail(
+                f"file not found (looked for {str(path)!r})" if message == "no such file" else message
+            ),
+        )
         if suffix == ".csv":
             lam, c0 = _read_csv(raw, fail)
         else:

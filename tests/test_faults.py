@@ -555,3 +555,126 @@ def test_a_real_signal_during_design_leaves_the_old_or_the_new_set(tmp_path, spe
     else:
         assert report["problem"] == "easy-phase"
     assert stray_files(tmp_path) == []
+
+
+# --- 5. bounded work from small input; special files refused by type
+
+from schedopt._validate import MAX_DATA_BYTES, MAX_HORIZON, MAX_SPEC_BYTES  # noqa: E402
+from schedopt.errors import ExportError, SpecError  # noqa: E402
+from schedopt.schedule import load_schedule  # noqa: E402
+from schedopt.spec import load_problem  # noqa: E402
+
+
+@pytest.mark.parametrize("value", ["1e308", "1e21", str(MAX_HORIZON + 1)])
+def test_a_huge_horizon_in_the_spec_is_refused_naming_the_key_and_limit(tmp_path, value):
+    path = tmp_path / "spec.toml"
+    path.write_text(TINY_SPEC.replace("horizon = 200", f"horizon = {value}"), encoding="utf-8")
+    result = run("design", path, "--no-baselines", "--out", tmp_path / "out")
+    assert result.exit_code == EXIT_USAGE, result.output
+    one_line_error(result, "training.horizon", str(MAX_HORIZON))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["design", "simulate", "export", "transfer"])
+def test_a_huge_horizon_option_is_refused_before_any_allocation(tmp_path, spec, command):
+    sched = save_schedule(_schedule_with_spec(TINY_SPEC), tmp_path / "s.json")
+    first = {"design": spec, "simulate": spec, "export": sched, "transfer": sched}[command]
+    for value in ("1e9", "1e12", "1e400"):
+        out = [] if command == "simulate" else ["--out", tmp_path / "o"]
+        result = run(command, first, "--horizon", value, *out)
+        assert result.exit_code == EXIT_USAGE, (value, result.output)
+        line = one_line_error(result, "--horizon", value)
+        assert str(MAX_HORIZON) in line or "positive integer" in line
+
+
+def test_the_api_refuses_a_huge_horizon_with_a_schedopt_error():
+    from schedopt.export import to_optax
+
+    with pytest.raises(ExportError, match="`horizon` must be at most"):
+        to_optax(Schedule(learning_rate=np.full(10, 0.1)), horizon=10**12)
+
+
+def test_a_5000_digit_integer_in_a_schedule_file_is_one_line(tmp_path, spec):
+    path = tmp_path / "s.json"
+    path.write_text(
+        '{"schema_version": 1, "horizon": 1' + "0" * 5000 + ', "learning_rate": [0.1]}', encoding="utf-8"
+    )
+    with pytest.raises(ExportError, match=r"s\.json: invalid JSON"):
+        load_schedule(path)
+    for args in (["export", path], ["plot", path, "--out", tmp_path / "p.png"], ["compare", spec, path]):
+        result = run(*args)
+        assert result.exit_code == EXIT_USAGE, (args, result.output)
+        one_line_error(result, "s.json")
+
+
+def test_a_huge_learning_rate_in_a_schedule_file_is_one_line(tmp_path, spec):
+    path = tmp_path / "s.csv"
+    path.write_text("step,learning_rate\n" + "".join(f"{t},1e308\n" for t in range(200)), encoding="utf-8")
+    for args in (
+        ["plot", path, "--out", tmp_path / "p.png"],
+        ["compare", spec, path, "--out", tmp_path / "c"],
+    ):
+        result = run(*args)
+        assert result.exit_code == EXIT_USAGE, (args, result.output)
+        one_line_error(result, "s.csv", "learning_rate", "1e+308")
+
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_or_a_device_is_refused_by_type_without_hanging(tmp_path, fifo):
+    """Each case runs in a subprocess with a timeout: a regression fails instead of hanging the suite."""
+    spec_link = tmp_path / "spec.toml"
+    spec_link.symlink_to(fifo)
+    sched_link = tmp_path / "s.json"
+    sched_link.symlink_to(fifo)
+    zero_json = tmp_path / "zero.json"
+    zero_json.symlink_to("/dev/zero")
+    (tmp_path / "spectrum.csv").symlink_to(fifo)
+    spectrum = tmp_path / "custom.toml"
+    spectrum.write_text(
+        TINY_SPEC.replace(
+            'kind = "powerlaw"\na = 2.5\nb = 1.2\nn_modes = 50\n', 'kind = "custom"\nfile = "spectrum.csv"\n'
+        ),
+        encoding="utf-8",
+    )
+    cases = [
+        (["design", spec_link, "--no-baselines"], "regular file"),
+        (["design", "/dev/zero", "--no-baselines"], "regular file"),
+        (["export", sched_link], "regular file"),
+        (["export", zero_json], "regular file"),
+        (["plot", sched_link, "--out", tmp_path / "p.png"], "regular file"),
+        (["simulate", spectrum], "regular file"),
+        (["fit", fifo, "--out", tmp_path / "f.toml"], "regular file"),
+        (["fit", "/dev/zero", "--out", tmp_path / "f.toml"], "regular file"),
+    ]
+    for args, fragment in cases:
+        proc = cli(*args, cwd=tmp_path, timeout=60)
+        assert proc.returncode == EXIT_USAGE, (args, proc.stderr)
+        one_line_stderr(proc, fragment)
+
+
+def test_oversized_input_files_are_refused_by_size_before_reading(tmp_path):
+    big_spec = tmp_path / "big.toml"
+    with open(big_spec, "wb") as fh:
+        fh.truncate(MAX_SPEC_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(SpecError, match=f"the limit is {MAX_SPEC_BYTES} bytes"):
+        load_problem(big_spec)
+    big_schedule = tmp_path / "big.json"
+    with open(big_schedule, "wb") as fh:
+        fh.truncate(MAX_DATA_BYTES + 1)
+    with pytest.raises(ExportError, match=f"the limit is {MAX_DATA_BYTES} bytes"):
+        load_schedule(big_schedule)
+
+
+@pytest.mark.parametrize(("option", "value"), [("--n-modes", "0"), ("--n-modes", "10000001")])
+def test_fit_bounds_its_model_size(tmp_path, option, value):
+    result = run("fit", tmp_path / "p.csv", option, value, "--out", tmp_path / "f.toml")
+    assert result.exit_code == EXIT_USAGE
+    one_line_error(result, option, value)

@@ -170,6 +170,10 @@ def _check_horizon(horizon: Any) -> int | None:
         raise ExportError(f"`horizon` must be a positive integer, got {horizon!r}")
     if value < 1:
         raise ExportError(f"`horizon` must be a positive integer, got {horizon!r}")
+    from schedopt._validate import MAX_HORIZON
+
+    if value > MAX_HORIZON:
+        raise ExportError(f"`horizon` must be at most {MAX_HORIZON} steps, got {horizon!r}")
     return value
 
 
