@@ -26,6 +26,12 @@ app = typer.Typer(
 
 MAX_CHECKPOINTS = 10_000  # rows `simulate` prints
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust", help="Load schedule files whose provenance hashes do not match their content (stated)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")]
 
 
@@ -142,7 +148,15 @@ def _command(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            if "trust" not in kwargs:
+                return fn(*args, **kwargs)
+            from schedopt.schedule import trusting
+
+            with trusting(kwargs["trust"]) as notes:
+                result = fn(*args, **kwargs)
+            for note in notes:  # a schedule loaded unverified (--trust, or an older file) is said so
+                typer.echo(f"note: {_one_line(note)}", err=True)
+            return result
         except _HANDLED as exc:
             if _DEBUG[0] or _debug_env():
                 raise
@@ -270,6 +284,7 @@ def simulate(
     ] = "constant:0.1",
     horizon: Annotated[str | None, typer.Option(help="Override the spec's horizon.")] = None,
     checkpoints: Annotated[int, typer.Option(help="Number of checkpoints to print.")] = 12,
+    trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate the exact SGD loss dynamics of a schedule on a problem.
@@ -646,6 +661,7 @@ def transfer(
     ] = "jax",
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     force: ForceOpt = False,
+    trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Transfer a designed schedule to a new horizon by the phase's rule; compare with re-optimising.
@@ -735,6 +751,7 @@ def compare(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     force: ForceOpt = False,
+    trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare schedule files and tuned baselines on one problem: final losses, ratios, a PNG.
@@ -880,6 +897,7 @@ def export(
         bool,
         typer.Option(help="Replace an existing output file; export a schedule from an unconverged solve."),
     ] = False,
+    trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a schedule for a training loop: optax-ready JSON, CSV, or a torch LambdaLR file.
@@ -909,6 +927,7 @@ def plot(
     spec: Annotated[Path | None, typer.Option(help="Problem spec: also plot the loss curves on it.")] = None,
     out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("schedules.png"),
     force: ForceOpt = False,
+    trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Plot schedule files (and their loss curves on a problem) to a PNG.

@@ -11,8 +11,12 @@ File format (JSON, ``schema_version`` 1)::
       "batch_size": [T floats] | null,
       "momentum": [T floats] | null,
       "provenance": {schedopt_version, created, problem, spec_sha256, spec, solver,
-                     status, converged, final_loss, grids, ...}
+                     status, converged, final_loss, grids, ..., values_sha256}
     }
+
+``values_sha256`` (:func:`values_sha256`, written on every save) and
+``spec_sha256`` are checked by :func:`load_schedule`: a file whose values or
+embedded spec were edited is refused unless loaded with ``verify=False``.
 
 The CSV twin has the columns ``step,learning_rate[,batch_size][,momentum]``.
 Floats are written with ``repr`` precision, so a JSON round trip is exact.
@@ -28,11 +32,15 @@ extra column ``network_learning_rate``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import datetime as _dt
+import hashlib
 import io
 import json
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Real
@@ -53,6 +61,9 @@ __all__ = [
     "load_schedule",
     "save_schedule",
     "schedule_from_solution",
+    "trusting",
+    "values_sha256",
+    "verification",
 ]
 
 SCHEDULE_SCHEMA_VERSION = 1
@@ -176,7 +187,8 @@ class Schedule:
             "step_units": STEP_UNITS,
             "horizon": self.horizon,
             **{n: (None if getattr(self, n) is None else getattr(self, n).tolist()) for n in _CONTROLS},
-            "provenance": dict(self.provenance),
+            # the hash always describes the values written next to it (never a stale copy)
+            "provenance": {**self.provenance, "values_sha256": values_sha256(self)},
         }
 
     def to_json(self) -> str:
@@ -323,9 +335,89 @@ def _csv_scale(columns: Mapping[str, list[float]], source: str) -> float:
     return kappa
 
 
-def load_schedule(path: str | Path) -> Schedule:
-    """Read and validate a schedule file (JSON written by schedopt, or CSV)."""
+def values_sha256(schedule: Schedule) -> str:
+    """SHA-256 of a schedule's values: each control's name and float64 little-endian bytes, in order.
+
+    A JSON round trip is exact (``repr`` floats), so a file's hash is reproduced on load.
+    """
+    digest = hashlib.sha256()
+    for name in _CONTROLS:
+        values = getattr(schedule, name)
+        digest.update(name.encode("ascii") + b"\0")
+        digest.update(b"none" if values is None else np.ascontiguousarray(values, dtype="<f8").tobytes())
+    return digest.hexdigest()
+
+
+_VERIFY: contextvars.ContextVar[bool] = contextvars.ContextVar("schedopt_verify_schedules", default=True)
+_NOTES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "schedopt_schedule_notes", default=None
+)
+_STATUS: weakref.WeakKeyDictionary[Schedule, str] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def trusting(trust: bool = True):
+    """Within the block, :func:`load_schedule` does not verify provenance hashes (``--trust``).
+
+    Yields a list that collects ``"<file>: <status>"`` for every schedule loaded in the
+    block that is not ``verified`` (the CLI prints them as notes).
+    """
+    notes: list[str] = []
+    tokens = (_VERIFY.set(not trust), _NOTES.set(notes))
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(tokens[1])
+        _VERIFY.reset(tokens[0])
+
+
+def verification(schedule: Schedule) -> str | None:
+    """How a loaded schedule's provenance was checked: ``verified``, ``unverified: ...``,
+    ``trusted: ...`` (loaded with ``verify=False``), or ``None`` (not loaded from a JSON file)."""
+    return _STATUS.get(schedule)
+
+
+def _check_provenance(schedule: Schedule, stored: Any, source: str, verify: bool) -> str:
+    """Compare the stored hashes with the content; raise on a mismatch unless ``verify`` is off."""
+    prov = schedule.provenance
+    problems, missing = [], []
+    if stored is None:
+        missing.append("values_sha256 (written before schedopt recorded it)")
+    elif stored != values_sha256(schedule):
+        problems.append("provenance.values_sha256 does not match the file's values")
+    spec, spec_hash = prov.get("spec"), prov.get("spec_sha256")
+    if isinstance(spec, str):
+        if spec_hash is None:
+            missing.append("spec_sha256")
+        elif spec_hash != hashlib.sha256(spec.encode("utf-8", "surrogatepass")).hexdigest():
+            problems.append("provenance.spec_sha256 does not match provenance.spec")
+    elif spec is not None:
+        problems.append("provenance.spec is not a string")
+    if problems and verify:
+        raise ExportError(
+            f"{source}: {'; '.join(problems)} (edited or corrupted); load it anyway with --trust "
+            "(verify=False in Python)"
+        )
+    if problems:
+        return f"trusted: {'; '.join(problems)}"
+    if missing:
+        return f"unverified: no {', no '.join(missing)}"
+    return "verified"
+
+
+def load_schedule(path: str | Path, *, verify: bool | None = None) -> Schedule:
+    """Read and validate a schedule file (JSON written by schedopt, or CSV).
+
+    A JSON file's provenance hashes are checked against its content: ``values_sha256``
+    against the values, ``spec_sha256`` against the embedded spec. A mismatch is an
+    :class:`~schedopt.errors.ExportError` naming the file unless ``verify=False``
+    (default: on, off inside :func:`trusting`); a file written before the values
+    hash existed loads as unverified. :func:`verification` tells which.
+    """
     from schedopt._validate import MAX_DATA_BYTES, input_bytes
+
+    if verify is None:
+        verify = _VERIFY.get()
 
     try:
         path = Path(path)
@@ -353,4 +445,13 @@ def load_schedule(path: str | Path) -> Schedule:
         raise ExportError(f"{source}: invalid JSON: nested too deeply") from None
     except ValueError as exc:  # an integer of more than 4300 digits
         raise ExportError(f"{source}: invalid JSON: {str(exc)[:120]}") from None
-    return Schedule.from_dict(data, source=source)
+    stored = None  # the values hash describes the file, not the schedule: checked here, not kept
+    if isinstance(data, dict) and isinstance(data.get("provenance"), dict):
+        stored = data["provenance"].pop("values_sha256", None)
+    schedule = Schedule.from_dict(data, source=source)
+    status = _check_provenance(schedule, stored, source, verify)
+    _STATUS[schedule] = status
+    notes = _NOTES.get()
+    if notes is not None and status != "verified":
+        notes.append(f"{source}: provenance {status}")
+    return schedule

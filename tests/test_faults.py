@@ -678,3 +678,62 @@ def test_fit_bounds_its_model_size(tmp_path, option, value):
     result = run("fit", tmp_path / "p.csv", option, value, "--out", tmp_path / "f.toml")
     assert result.exit_code == EXIT_USAGE
     one_line_error(result, option, value)
+
+
+# --- 6. verified provenance
+
+from schedopt.schedule import values_sha256, verification  # noqa: E402
+
+
+def _tamper(path: Path, edit) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_a_designed_schedule_records_and_verifies_its_hashes(designed):
+    data = json.loads((designed / "schedule.json").read_text(encoding="utf-8"))
+    loaded = load_schedule(designed / "schedule.json")
+    assert data["provenance"]["values_sha256"] == values_sha256(loaded)
+    assert verification(loaded) == "verified"
+    assert "values_sha256" not in loaded.provenance  # file metadata, recomputed on every save
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda d: d.update(learning_rate=[5 * x for x in d["learning_rate"]]), "values_sha256"),
+        (lambda d: d["provenance"].update(spec_sha256="0" * 64), "spec_sha256"),
+        (
+            lambda d: d["provenance"].update(spec=d["provenance"]["spec"].replace("0.35", "0.3")),
+            "spec_sha256",
+        ),
+        (lambda d: d["provenance"].update(values_sha256="0" * 64), "values_sha256"),
+    ],
+)
+def test_a_tampered_schedule_is_refused_unless_trusted(tmp_path, designed, edit, fragment):
+    path = tmp_path / "tampered.json"
+    path.write_bytes((designed / "schedule.json").read_bytes())
+    _tamper(path, edit)
+    with pytest.raises(ExportError, match=fragment):
+        load_schedule(path)
+    assert verification(load_schedule(path, verify=False)).startswith("trusted: ")
+    for args in (["export", path, "--out", tmp_path / "x.json"], ["transfer", path, "--horizon", "400"]):
+        result = run(*args, "--no-reoptimise" if args[0] == "transfer" else "--json")
+        assert result.exit_code == EXIT_USAGE, (args, result.output)
+        one_line_error(result, "tampered.json", fragment, "--trust")
+    trusted = run("export", path, "--out", tmp_path / "x.json", "--trust", "--json")
+    assert trusted.exit_code == 0, trusted.output
+    assert "note: " in trusted.stderr and "trusted" in trusted.stderr and "tampered.json" in trusted.stderr
+
+
+def test_an_older_schedule_without_a_values_hash_loads_as_unverified(tmp_path, designed):
+    path = tmp_path / "old.json"
+    path.write_bytes((designed / "schedule.json").read_bytes())
+    _tamper(path, lambda d: d["provenance"].pop("values_sha256"))
+    assert verification(load_schedule(path)).startswith("unverified: no values_sha256")
+    result = run("export", path, "--out", tmp_path / "x.json", "--json")
+    assert result.exit_code == 0, result.output
+    assert "unverified" in result.stderr and "old.json" in result.stderr
+    # the export itself is written with a fresh hash
+    assert verification(load_schedule(tmp_path / "x.json")) == "verified"

@@ -14,6 +14,7 @@ before and after.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -376,8 +377,8 @@ def saved_schedule(tmp_path_factory) -> tuple[str, str]:
             "schedopt_version": schedopt.__version__,
             "created": "2026-01-01T00:00:00+00:00",
             "problem": "fuzz",
-            "spec_sha256": "0" * 64,
-            "spec": (PROBLEMS / "easy-phase.toml").read_text(encoding="utf-8"),
+            "spec_sha256": hashlib.sha256((PROBLEMS / "easy-phase.toml").read_bytes()).hexdigest(),
+            "spec": (PROBLEMS / "easy-phase.toml").read_text(encoding="utf-8"),  # hashes are checked on load
             "solver": "jax",
             "status": "converged",
             "converged": True,
