@@ -49,14 +49,24 @@ def plot_schedules(schedules: Mapping[str, np.ndarray], *, ax=None, highlight: s
     return fig, ax
 
 
-def plot_loss_curves(curves: Mapping[str, np.ndarray], *, ax=None, highlight: str | None = None):
-    """Excess loss against the step, log-log."""
+def plot_loss_curves(
+    curves: Mapping[str, np.ndarray],
+    *,
+    ax=None,
+    highlight: str | None = None,
+    steps: np.ndarray | None = None,
+):
+    """Excess loss against the step, log-log.
+
+    ``steps``: the steps of every curve's values (checkpoints, :func:`~schedopt.dynamics.recursion.loss_at`);
+    default ``0..T`` (one value per step).
+    """
     fig, ax = _axes(ax)
     for name, loss in curves.items():
         loss = np.asarray(loss)
         bold = name == highlight
         ax.loglog(
-            np.arange(loss.size) + 1,
+            (np.arange(loss.size) if steps is None else np.asarray(steps)) + 1,
             loss,
             lw=2.2 if bold else 1.0,
             alpha=1.0 if bold else 0.75,

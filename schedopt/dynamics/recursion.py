@@ -36,8 +36,10 @@ from schedopt.problem import Model
 __all__ = [
     "DIVERGENCE_FACTOR",
     "Trajectory",
+    "checkpoint_steps",
     "final_loss",
     "final_loss_jax",
+    "loss_at",
     "loss_curve",
     "loss_curve_jax",
     "per_step",
@@ -64,8 +66,11 @@ def _pad_edge(x, total: int):
     return jnp.pad(x, widths, mode="edge")
 
 
-def _scan_chunks(step, state, controls, horizon: int, record: bool):
-    """Scan ``step(state, *per_step_controls)`` over ``horizon`` steps in checkpointed chunks."""
+def _scan_chunks(step, state, controls, horizon: int, emit=None):
+    """Scan ``step(state, *per_step_controls)`` over ``horizon`` steps in checkpointed chunks.
+
+    ``emit(state)`` (a scalar, the loss) is recorded after every step; the states are not.
+    """
     chunk, n_chunks = _chunks(horizon)
     total = n_chunks * chunk
     lr = _pad(controls[0], total)
@@ -74,7 +79,7 @@ def _scan_chunks(step, state, controls, horizon: int, record: bool):
 
     def inner(state, xs):
         new = step(state, *xs)
-        return new, (new if record else None)
+        return new, (None if emit is None else emit(new))
 
     @jax.checkpoint
     def outer(state, xs):
@@ -90,11 +95,16 @@ def _sgd_run(eigenvalues, initial_error, noise, learning_rate, batch_size, recor
     def step(c, lr, m):
         return sgd_step(c, lr, m, eigenvalues, noise, JAX, weights)
 
+    def emit(c):
+        return jnp.sum(c * weights)
+
     horizon = learning_rate.shape[-1]
-    final, saved, total = _scan_chunks(step, initial_error, (learning_rate, batch_size), horizon, record)
+    final, saved, _ = _scan_chunks(
+        step, initial_error, (learning_rate, batch_size), horizon, emit if record else None
+    )
     if not record:
         return sgd_loss(final, eigenvalues, JAX, weights)
-    losses = jnp.sum(saved.reshape(total, -1) * weights, axis=-1)[:horizon]
+    losses = saved.reshape(-1)[:horizon]
     return jnp.concatenate([jnp.sum(weights * initial_error)[None], losses])
 
 
@@ -102,13 +112,20 @@ def _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, 
     def step(state, lr, m, beta):
         return momentum_step(state, lr, m, beta, eigenvalues, noise, JAX)
 
+    def emit(state):
+        return jnp.sum(state[0] * eigenvalues)
+
     horizon = learning_rate.shape[-1]
-    final, saved, total = _scan_chunks(
-        step, momentum_init(initial_error), (learning_rate, batch_size, momentum), horizon, record
+    final, saved, _ = _scan_chunks(
+        step,
+        momentum_init(initial_error),
+        (learning_rate, batch_size, momentum),
+        horizon,
+        emit if record else None,
     )
     if not record:
         return sgd_loss(final[0], eigenvalues, JAX)
-    losses = jnp.sum(saved[0].reshape(total, -1) * eigenvalues, axis=-1)[:horizon]
+    losses = saved.reshape(-1)[:horizon]
     return jnp.concatenate([jnp.sum(eigenvalues * initial_error)[None], losses])
 
 
@@ -127,6 +144,61 @@ def _run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum,
     if momentum is None:
         return _sgd_run(eigenvalues, initial_error, noise, learning_rate, batch_size, record, loss_weights)
     return _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record)
+
+
+@jax.jit
+def _run_at(
+    eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, steps, residual, limit, weights
+):
+    """Loss (kept modes + ``residual``) after ``steps[i]`` updates, and the first step above ``limit``.
+
+    One scan that carries the state, a ``(K,)`` buffer and a counter, and emits nothing:
+    O(N + K) memory whatever the horizon (the loss curve of :func:`_run` is O(T)).
+    """
+    if momentum is None:
+        state = initial_error
+        xs = (learning_rate, batch_size)
+
+        def step(state, lr, m):
+            return sgd_step(state, lr, m, eigenvalues, noise, JAX, weights)
+
+        def kept(state):
+            return jnp.sum(state * weights)
+
+    else:
+        state = momentum_init(initial_error)
+        xs = (learning_rate, batch_size, momentum)
+
+        def step(state, lr, m, beta):
+            return momentum_step(state, lr, m, beta, eigenvalues, noise, JAX)
+
+        def kept(state):
+            return jnp.sum(state[0] * eigenvalues)
+
+    count = steps.shape[0]
+
+    def is_bad(total):
+        return ~jnp.isfinite(total) | (total > limit)
+
+    total = kept(state) + residual
+    out = jnp.where(steps == 0, total, jnp.nan)
+    first = jnp.where(is_bad(total), 0, -1)
+    k = jnp.sum(steps == 0)  # steps are strictly increasing: the next checkpoint to fill
+
+    def body(carry, x):
+        state, out, k, first, t = carry
+        state = step(state, *x)
+        t = t + 1
+        total = kept(state) + residual
+        first = jnp.where((first < 0) & is_bad(total), t, first)
+        at = jnp.minimum(k, count - 1)
+        hit = (k < count) & (steps[at] == t)
+        out = out.at[at].set(jnp.where(hit, total, out[at]))
+        return (state, out, k + hit, first, t), None
+
+    carry = (state, out, k, first, jnp.zeros((), dtype=steps.dtype))
+    (_, out, _, first, _), _ = jax.lax.scan(body, carry, xs)
+    return out, first
 
 
 def final_loss_jax(
@@ -172,16 +244,18 @@ class Trajectory:
     """A simulated loss curve.
 
     Attributes:
-        loss: excess loss :math:`L_t` (kept modes + residual) for ``t = 0..T``; leading
-            batch axes when schedules were batched.
+        loss: excess loss :math:`L_t` (kept modes + residual) for ``t = 0..T``, or at
+            ``steps`` only (:func:`loss_at`); leading batch axes when schedules were batched.
         diverged: whether the loss exceeded ``DIVERGENCE_FACTOR`` x (initial loss + noise)
-            or became non-finite.
+            or became non-finite (at any step, checkpoint or not).
         divergence_step: first step at which it did (``-1`` if never).
+        steps: the steps of ``loss`` (``None``: every step ``0..T``).
     """
 
     loss: np.ndarray
     diverged: np.ndarray
     divergence_step: np.ndarray
+    steps: np.ndarray | None = None
 
     @property
     def final_loss(self):
@@ -261,6 +335,65 @@ def loss_curve(model: Model, learning_rate, *, batch_size=1.0, momentum=None, mo
     diverged = bad.any(axis=-1)
     first = np.where(diverged, np.argmax(bad, axis=-1), -1)
     return Trajectory(loss=loss, diverged=diverged, divergence_step=first)
+
+
+def checkpoint_steps(horizon: int, count: int = 200) -> np.ndarray:
+    """Steps at which to report a loss curve: 0, about ``count`` log-spaced steps in ``[1, T]``, and ``T``."""
+    logspaced = np.geomspace(1, horizon, max(2, count)).round().astype(np.int64)
+    return np.unique(np.concatenate([[0], logspaced, [horizon]]))
+
+
+def loss_at(
+    model: Model, learning_rate, steps=None, *, batch_size=1.0, momentum=None, modes=None
+) -> Trajectory:
+    """The loss after ``steps`` updates only, in O(N + len(steps)) memory per schedule.
+
+    The states are never stored (:func:`loss_curve` keeps one loss per step); divergence is
+    still checked at every step. Use it for the loss curves of long horizons (plots, reports).
+
+    Args:
+        model, learning_rate, batch_size, momentum, modes: as :func:`loss_curve`.
+        steps: strictly increasing integers in ``[0, T]`` (default :func:`checkpoint_steps`).
+
+    Returns:
+        A :class:`Trajectory` whose ``loss[..., i]`` is the loss after ``steps[i]`` updates.
+    """
+    lr, m, beta = _controls(model, learning_rate, batch_size, momentum)
+    horizon = lr.shape[-1]
+    steps = checkpoint_steps(horizon) if steps is None else np.asarray(steps)
+    if (
+        steps.ndim != 1
+        or steps.size == 0
+        or not np.issubdtype(steps.dtype, np.integer)
+        or np.any(np.diff(steps) <= 0)
+        or steps[0] < 0
+        or steps[-1] > horizon
+    ):
+        raise ProblemError(
+            f"`steps` must be strictly increasing integers in [0, {horizon}], got {steps!r}", field="steps"
+        )
+    steps = steps.astype(np.int64)
+    lam, c0, weights = _spectrum(model, modes, momentum)
+    args = (
+        jnp.asarray(model.effective_noise),
+        jnp.asarray(steps),
+        jnp.asarray(model.residual),
+        jnp.asarray(_divergence_limit(model)),
+        lam if weights is None else weights,
+    )
+
+    def fn(lr_, m_, beta_):
+        return _run_at(lam, c0, args[0], lr_, m_, beta_, *args[1:])
+
+    lead = lr.shape[:-1]
+    if not lead:
+        loss, first = fn(lr, m, beta)
+    else:
+        flat = [None if u is None else np.ascontiguousarray(u).reshape(-1, horizon) for u in (lr, m, beta)]
+        loss, first = jax.vmap(fn, in_axes=(0, 0, None if beta is None else 0))(*flat)
+        loss, first = loss.reshape(*lead, -1), first.reshape(lead)
+    first = np.asarray(first)
+    return Trajectory(loss=np.asarray(loss), diverged=first >= 0, divergence_step=first, steps=steps)
 
 
 def final_loss(model: Model, learning_rate, *, batch_size=1.0, momentum=None, modes=None):
