@@ -33,7 +33,7 @@ class Solution:
         parameters: control parameters by control name (block / knot values).
         grids: the control grid of each control.
         iterations: solver iterations.
-        wall_time: seconds spent in the solve (compilation included).
+        wall_time: seconds spent in the solve (compilation and the final checks of the result included).
         message: the solver's own words on how it stopped.
         info: solver-specific diagnostics (projected-gradient norm, engine, ...).
     """
