@@ -361,7 +361,7 @@ class _Reader:
         except tomllib.TOMLDecodeError as err:
             raise self.error(None, f"invalid TOML: {err}") from None
         except (ValueError, RecursionError) as err:  # over-long integers, over-deep nesting
-            raise self.error(None, f"invalid TOML: {str(err)[:200]}") from None
+            raise self.error(_long_integer_key(text), f"invalid TOML: {str(err)[:200]}") from None
         top = _Table(self, data, "")
         self.schema_version(top)  # first: a newer spec is best told so, not about its new keys
         top.check_keys(_TOP_KEYS)
@@ -791,6 +791,21 @@ def _toml_str(s: str) -> str:
 
 
 # --- helpers
+
+
+def _long_integer_key(text: str) -> str | None:
+    """The key path holding the first integer too long for Python to convert (tomllib does not say)."""
+    import re
+
+    table = ""
+    for line in text.splitlines():
+        header = re.match(r"\s*\[+\s*([^\]]+?)\s*\]+\s*(#.*)?$", line)
+        if header:
+            table = header.group(1)
+        elif re.search(r"\d{4000}", line) and "=" in line:
+            key = line.split("=", 1)[0].strip().strip('"')
+            return f"{table}.{key}" if table else key
+    return None
 
 
 def _number(value: Any, fail: Callable[[str], SpecError]) -> int | float:

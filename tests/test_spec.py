@@ -544,7 +544,7 @@ def test_error_duplicate_key_is_a_syntax_error(tmp_path):
 
 def test_error_integer_with_too_many_digits(tmp_path):
     text = edit(EASY, "n_modes = 1000 ", "n_modes = 1" + "0" * 5000 + " ")
-    expect_error(tmp_path, text, None, "invalid TOML", "digits")
+    expect_error(tmp_path, text, "model.n_modes", "invalid TOML", "digits")  # tomllib does not say where
 
 
 def test_error_missing_spec_file(tmp_path):
