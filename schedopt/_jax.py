@@ -177,6 +177,19 @@ def _compilation_cache_module():
     return cc
 
 
+def _store_for(jax_store):
+    """JAX's ``get_file_cache`` hook: schedopt's store for its own directory, JAX's for any other."""
+
+    def get_file_cache(path):
+        ours = _active[0]
+        if ours is not None and str(path) == str(ours.path):
+            return ours, str(ours.path)
+        return jax_store(path)  # a directory the user set afterwards: JAX's own store
+
+    get_file_cache._schedopt = True
+    return get_file_cache
+
+
 def enable_cache(path: str | os.PathLike | None = None) -> FileCache | None:
     """Turn on the persistent compilation cache in ``path`` (default :func:`cache_dir`).
 
@@ -198,15 +211,16 @@ def enable_cache(path: str | os.PathLike | None = None) -> FileCache | None:
     cache = FileCache(target)
     if cache.disabled:
         return None
-    cc.get_file_cache = lambda _path: (cache, str(cache.path))
+    if not getattr(cc.get_file_cache, "_schedopt", False):
+        cc.get_file_cache = _store_for(cc.get_file_cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     # no XLA GPU side caches: their paths (under the cache directory) would enter every cache key
     jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
     jax.config.update("jax_enable_compilation_cache", True)
+    _active[0] = cache
     jax.config.update("jax_compilation_cache_dir", str(cache.path))
     cc.reset_cache()
-    _active[0] = cache
     return cache
 
 

@@ -152,6 +152,25 @@ def test_a_full_disk_turns_the_cache_off_with_one_warning(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []  # the temporary file is removed, no entry written
 
 
+def test_enable_and_disable_in_process(tmp_path):
+    """Programs compiled while the cache is on are written to it; JAX keeps its store for other paths."""
+    import jax
+    import jax.numpy as jnp
+    from jax._src import compilation_cache
+
+    try:
+        cache = _jax.enable_cache(tmp_path / "cache")
+        assert cache is not None and _jax.active_cache() is cache
+        assert float(jax.jit(lambda x: 3.0 * x + 1.25)(jnp.float64(2.0))) == 7.25
+        assert cache.writes == len(_entries(tmp_path / "cache")) >= 1
+        store, where = compilation_cache.get_file_cache(str(tmp_path / "other"))
+        assert store is not cache and where == str(tmp_path / "other")
+    finally:
+        _jax.disable_cache()
+        jax.config.update("jax_enable_compilation_cache", True)  # JAX's default (no directory: no cache)
+    assert _jax.active_cache() is None and jax.config.jax_compilation_cache_dir is None
+
+
 # --- end to end, in fresh processes
 
 
