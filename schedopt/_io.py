@@ -94,6 +94,10 @@ def json_text(value: Any, *, indent: int | None = 1) -> str:
     return json.dumps(strict_json_value(value), indent=indent, allow_nan=False) + "\n"
 
 
+PENDING_SIGNALS: list[int] = []
+"""Signals the CLI's handlers have received (``schedopt.cli``); an output set is not committed after one."""
+
+
 def refuse_existing(paths: Iterable[str | os.PathLike], *, option: str = "--force") -> None:
     """Raise :class:`ExportError` naming the first of ``paths`` that exists (a symlink counts)."""
     for path in paths:
@@ -186,6 +190,11 @@ def output_set(
         backup = stage / ".old"
         backup.mkdir()
         with signals_deferred(), _folder_lock(folder):
+            if PENDING_SIGNALS:  # an interrupt was swallowed somewhere on the way: do not commit
+                import signal
+
+                signal.raise_signal(PENDING_SIGNALS[0])  # delivered when the block ends
+                return
             if not overwrite:
                 refuse_existing(folder / n for n in names)
             moved: list[str] = []
@@ -207,8 +216,10 @@ def output_set(
                         os.replace(backup / name, folder / name)
                 raise ExportError(f"cannot write into {str(folder)!r}: {exc.strerror or exc}") from None
     except OSError as exc:
-        where = exc.filename or folder
-        raise ExportError(f"cannot write {str(where)!r}: {exc.strerror or exc}") from None
+        where = str(exc.filename or folder).replace(str(stage), str(folder))  # name the real file
+        raise ExportError(f"cannot write {where!r}: {exc.strerror or exc}") from None
+    except ExportError as exc:  # from a writer in the staging folder: name the real file
+        raise ExportError(str(exc).replace(str(stage), str(folder))) from None
     finally:
         with signals_deferred():
             shutil.rmtree(stage, ignore_errors=True)

@@ -946,19 +946,37 @@ def plot(
         typer.echo(f"wrote plot: {path}")
 
 
+_REDELIVERY_SECONDS = 1.0  # a swallowed interrupt is delivered again this often
+
+
 def _install_signal_handlers() -> None:
     """SIGTERM raises :class:`Terminated`; SIGINT raises KeyboardInterrupt, at the top level only.
 
     A signal that arrives while Python runs a callback whose exceptions are swallowed
     (a ``gc`` callback JAX registers, a ``__del__``) would be lost there: the
-    unraisable-exception hook sees it and delivers the signal again a moment later,
-    so an interrupt always stops the command.
+    unraisable-exception hook sees it and delivers the signal again a moment later.
+    Against any other place that swallows it, the first signal also starts a thread
+    that delivers it again every ``_REDELIVERY_SECONDS`` until the process has left
+    (``main`` exits at once when the exception reaches it), and an output set is
+    never committed while a signal is pending (``_io.PENDING_SIGNALS``). So an
+    interrupt always stops the command.
     """
     import signal
     import sys
     import threading
+    import time
+
+    from schedopt import _io
+
+    def redeliver(signum: int) -> None:
+        while True:
+            time.sleep(_REDELIVERY_SECONDS)
+            signal.raise_signal(signum)
 
     def on_signal(signum, frame):
+        if not _io.PENDING_SIGNALS:
+            threading.Thread(target=redeliver, args=(signum,), daemon=True).start()
+        _io.PENDING_SIGNALS.append(signum)
         raise KeyboardInterrupt if signum == signal.SIGINT else Terminated()
 
     previous_hook = sys.unraisablehook
