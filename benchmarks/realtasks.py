@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -117,7 +118,324 @@ def _centre_first(n: int) -> list[int]:
     return sorted(range(n), key=lambda i: (rank.index(i % grid) if n % grid == 0 else 0, i))
 
 
-STAGES = {"pilots": pilot_jobs, "grid": grid_jobs, "seeds": seed_jobs}
+FITS = ROOT / "benchmarks" / "results" / "realtasks" / "fits"
+FIT_MODES = 200  # power-law modes of the fitted models (the null-mode block comes on top)
+MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": ()}  # fitted model variants: their terms
+
+
+def pilot_runs(task: Task):
+    from schedopt.pilots import read_pilot
+
+    return [read_pilot(j.log) for j in pilot_jobs(task)]
+
+
+def fitted(task: Task, model: str = "schedopt"):
+    """``schedopt fit`` on the task's pilots (cached as the fitted spec and its JSON report)."""
+    from schedopt.fit import fit_pilots
+    from schedopt.spec import load_problem
+
+    spec = FITS / f"{task.name}-{model}.toml"
+    report = spec.with_suffix(".json")
+    if not (spec.exists() and report.exists()):
+        result = fit_pilots(pilot_runs(task), n_modes=FIT_MODES, holdout="none", terms=MODELS[model])
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        here = str(ROOT) + "/"  # no absolute path of this machine in the results
+        spec.write_text(result.spec_text().replace(here, ""))
+        report.write_text(json.dumps(result.to_dict(), indent=1, allow_nan=False).replace(here, "") + "\n")
+    return load_problem(spec), json.loads(report.read_text())
+
+
+def mpl_law(task: Task):
+    import mpl
+
+    runs = pilot_runs(task)
+    return mpl.fit([(r.learning_rate, r.loss_steps, r.losses) for r in runs], warmup=task.warmup)
+
+
+def with_warmup(lrs: np.ndarray, warmup: int) -> np.ndarray:
+    """The task's linear warmup on a designed schedule: update ``t < W`` runs at most ``peak (t + 1) / W``."""
+    out = np.array(lrs, dtype=np.float64)
+    ramp = out.max() * (np.arange(warmup) + 1.0) / warmup
+    out[:warmup] = np.minimum(out[:warmup], ramp)
+    return out
+
+
+def designed_lrs(task: Task, horizon: int) -> np.ndarray:
+    """The schedule ``schedopt design`` gives for the fitted problem at ``horizon``, in network units, warmed up."""
+    import schedopt
+
+    cache = FITS / f"{task.name}-design-T{horizon}.json"
+    if not cache.exists():
+        problem, _ = fitted(task)
+        solution = schedopt.solve(problem.with_horizon(horizon), solver="jax")
+        network = problem.network.network_learning_rate(solution.per_step("learning_rate"))
+        cache.write_text(
+            json.dumps({"status": str(solution.status), "learning_rate": np.asarray(network).tolist()}) + "\n"
+        )
+    return with_warmup(np.asarray(json.loads(cache.read_text())["learning_rate"]), task.warmup)
+
+
+def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
+    """The Multi-Power Law's optimised schedule at ``horizon``: peak chosen by the law among the pilot range."""
+    import mpl
+
+    cache = FITS / f"{task.name}-mpl-T{horizon}.json"
+    if not cache.exists():
+        law = mpl_law(task)
+        peaks = sorted(r.peak_learning_rate for r in pilot_runs(task))
+        grid = peaks[0] * np.sqrt(2.0) ** np.arange(int(round(2 * np.log2(peaks[-1] / peaks[0]))) + 1)
+        scores = [
+            law.final_loss(baseline_lrs("wsd", p, horizon, cooldown=0.2, warmup=task.warmup)) for p in grid
+        ]
+        peak = float(grid[int(np.argmin(scores))])
+        lrs = mpl.optimize_schedule(law, horizon, peak)
+        cache.write_text(
+            json.dumps({"peak": peak, "parameters": law.parameters(), "learning_rate": lrs.tolist()})
+        )
+    return np.asarray(json.loads(cache.read_text())["learning_rate"])
+
+
+def design_jobs(task: Task) -> list[Job]:
+    designed = designed_lrs(task, task.horizon)
+    peak = float(designed.max())
+    wsd = baseline_lrs("wsd", peak, task.horizon, cooldown=0.2, warmup=task.warmup)
+    mpl_opt = mpl_lrs(task, task.horizon)
+    jobs = []
+    for seed in SEEDS:
+        jobs += [
+            Job(task.name, f"designed-T{task.horizon}", designed, seed, meta={"peak": peak}),
+            Job(task.name, f"wsd-at-designed-{peak:.4g}-T{task.horizon}", wsd, seed, meta={"peak": peak}),
+            Job(
+                task.name,
+                f"mpl-optimised-T{task.horizon}",
+                mpl_opt,
+                seed,
+                meta={"peak": float(mpl_opt.max())},
+            ),
+        ]
+    return jobs
+
+
+def transfer_jobs(task: Task) -> list[Job]:
+    horizon = 2 * task.horizon
+    designed = designed_lrs(task, horizon)
+    tuned = best_peaks(task)["wsd"]
+    wsd = baseline_lrs("wsd", tuned, horizon, cooldown=0.2, warmup=task.warmup)
+    return [
+        Job(task.name, f"designed-T{horizon}", designed, 0, meta={"peak": float(designed.max())}),
+        Job(task.name, _label("wsd", tuned, horizon), wsd, 0, meta={"peak": tuned}),
+    ]
+
+
+STAGES = {
+    "pilots": pilot_jobs,
+    "grid": grid_jobs,
+    "seeds": seed_jobs,
+    "design": design_jobs,
+    "transfer": transfer_jobs,
+}
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+METHODS = ("cosine", "linear", "wsd")
+
+
+def _finished(jobs: list[Job]) -> list[tuple[Job, dict]]:
+    return [(j, read_run(j)) for j in jobs if j.done()]
+
+
+def _stats(values: list[float]) -> dict:
+    arr = np.asarray(values, dtype=np.float64)
+    se = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
+    return {"per_seed": arr.tolist(), "mean": float(arr.mean()), "stderr": se, "seeds": int(arr.size)}
+
+
+def _panel(task: Task) -> list[tuple[Job, dict]]:
+    """Every finished full-length run of the task that is not a pilot (the held-out panel)."""
+    jobs = grid_jobs(task) + seed_jobs(task) if all(j.done() for j in grid_jobs(task)) else grid_jobs(task)
+    extra = []
+    for stage in (design_jobs, transfer_jobs):
+        try:
+            extra += stage(task)
+        except FileNotFoundError:
+            pass
+    seen, out = set(), []
+    for job, run in _finished(jobs + extra):
+        if (job.label, job.seed) not in seen:
+            seen.add((job.label, job.seed))
+            out.append((job, run))
+    return out
+
+
+def _errors(rows: list[dict], key: str) -> dict:
+    errs = np.abs([r[key] for r in rows])
+    return {"median_abs": float(np.median(errs)), "max_abs": float(np.max(errs)), "runs": len(rows)}
+
+
+def predictions(task: Task, panel) -> dict:
+    """Each fitted model's predicted final validation loss for every panel run, and their errors."""
+    from schedopt.fit import predict_network_loss
+
+    models = {name: fitted(task, name) for name in MODELS}
+    law = mpl_law(task)
+    rows = []
+    for job, run in panel:
+        actual = run["final_val_loss"]
+        row = {"label": job.label, "seed": job.seed, "actual": actual}
+        for name, (problem, _) in models.items():
+            predicted = float(predict_network_loss(problem, job.lrs)[-1])
+            row[name] = predicted
+            row[f"{name}_error"] = predicted / actual - 1
+        row["mpl"] = law.final_loss(job.lrs)
+        row["mpl_error"] = row["mpl"] / actual - 1
+        rows.append(row)
+    summary = {name: _errors(rows, f"{name}_error") for name in [*MODELS, "mpl"]}
+    fits = {name: report for name, (_, report) in models.items()}
+    fits["mpl"] = {"parameters": law.parameters(), "rms_log_error": law.rms_log_error}
+    return {"runs": rows, "summary": summary, "fits": fits}
+
+
+def comparison(task: Task) -> dict:
+    """Designed schedule vs tuned baselines (paired by seed), WSD at the designed peak, MPL-optimised."""
+    best = best_peaks(task)
+    methods: dict[str, dict] = {}
+    for family in METHODS:
+        label = _label(family, best[family], task.horizon)
+        runs = {
+            j.seed: r["final_val_loss"]
+            for j, r in _finished(grid_jobs(task) + seed_jobs(task))
+            if j.label == label
+        }
+        methods[f"tuned {family}"] = {
+            "peak": best[family],
+            "losses": runs,
+            "full_length_runs": len(task.peak_grid) + 2,
+        }
+    for job, run in _finished(design_jobs(task)):
+        name = {"designed": "designed", "wsd-at-d": "wsd at designed peak", "mpl-opti": "mpl-optimised"}[
+            job.label[:8]
+        ]
+        entry = methods.setdefault(name, {"peak": job.meta["peak"], "losses": {}, "full_length_runs": 0})
+        entry["losses"][job.seed] = run["final_val_loss"]
+    out = {}
+    designed = methods.get("designed", {}).get("losses", {})
+    for name, entry in methods.items():
+        seeds = sorted(entry["losses"])
+        res = {"peak": entry["peak"], "full_length_runs": entry["full_length_runs"], "seeds": seeds}
+        if seeds:
+            res.update(_stats([entry["losses"][s] for s in seeds]))
+        common = [s for s in seeds if s in designed]
+        if name != "designed" and len(common) >= 2:
+            res["designed_minus_this"] = _stats([designed[s] - entry["losses"][s] for s in common])
+        out[name] = res
+    return out
+
+
+def transfer(task: Task) -> dict | None:
+    found = {j.label: r["final_val_loss"] for j, r in _finished(transfer_jobs(task))}
+    return found or None
+
+
+def report() -> dict:
+    import os
+    import platform
+
+    out = {
+        "protocol": {
+            "pilots": "WSD (20 % 1-sqrt cooldown) at guess * 2**offset for (fraction of T, offset) in "
+            + str(PILOT_PROTOCOLS["long-short"]),
+            "pilot_cost_full_runs": sum(f for f, _ in PILOT_PROTOCOLS["long-short"]),
+            "families": FAMILIES,
+            "seeds": SEEDS,
+            "models": {name: list(terms) for name, terms in MODELS.items()},
+        },
+        "tasks": {},
+        "load_average": list(os.getloadavg()),
+        "python": platform.python_version(),
+    }
+    for task in TASKS.values():
+        panel = _panel(task)
+        entry = {
+            "about": task.about,
+            "horizon": task.horizon,
+            "warmup": task.warmup,
+            "guess": task.guess,
+            "peak_grid": task.peak_grid,
+            "cpu_seconds_of_runs": sum(r.get("cpu_time", 0.0) for _, r in panel),
+            "prediction": predictions(task, panel),
+        }
+        try:
+            entry["design"] = comparison(task)
+        except (FileNotFoundError, ValueError):
+            entry["design"] = None
+        entry["transfer"] = transfer(task) if all(j.done() for j in grid_jobs(task)) else None
+        out["tasks"][task.name] = entry
+    path = RESULTS / "realtasks.json"
+    path.write_text(json.dumps(out, indent=1, allow_nan=False) + "\n")
+    plot(out, RESULTS / "realtasks.png")
+    return out
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = results["tasks"]
+    fig, axes = plt.subplots(2, len(tasks), figsize=(5 * len(tasks), 9), squeeze=False)
+    for col, (name, entry) in enumerate(tasks.items()):
+        ax = axes[0, col]
+        rows = entry["prediction"]["runs"]
+        actual = np.array([r["actual"] for r in rows])
+        for key, marker in (("schedopt", "o"), ("schedopt-base", "x"), ("mpl", "^")):
+            s = entry["prediction"]["summary"][key]
+            ax.scatter(
+                actual,
+                [r[key] for r in rows],
+                marker=marker,
+                s=18,
+                label=f"{key}: median {100 * s['median_abs']:.1f} %, max {100 * s['max_abs']:.1f} %",
+            )
+        lo, hi = actual.min() * 0.97, actual.max() * 1.03
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo * 0.85, hi * 1.15)
+        ax.set_xlabel("final validation loss reached (nats/byte)")
+        ax.set_ylabel("predicted from the pilots")
+        ax.set_title(f"{name}: {len(rows)} held-out runs")
+        ax.legend(fontsize=7)
+        ax = axes[1, col]
+        grid = {}
+        for r in rows:
+            if (
+                r["seed"] == 0
+                and r["label"].split("-")[0] in METHODS
+                and r["label"].endswith(f"T{entry['horizon']}")
+            ):
+                family, peak = r["label"].split("-")[0], float(r["label"].split("-")[1])
+                grid.setdefault(family, []).append((peak, r["actual"]))
+        for family, points in grid.items():
+            points.sort()
+            ax.plot(*zip(*points, strict=True), "o-", ms=3, label=f"{family} (seed 0)")
+        design = entry.get("design") or {}
+        for key, marker in (("designed", "*"), ("wsd at designed peak", "s"), ("mpl-optimised", "^")):
+            if key in design and "mean" in design[key]:
+                ax.errorbar(
+                    [design[key]["peak"]],
+                    [design[key]["mean"]],
+                    yerr=[design[key]["stderr"] or 0],
+                    fmt=marker,
+                    ms=9,
+                    label=f"{key} (mean of {design[key]['seeds']})",
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("peak learning rate")
+        ax.set_ylabel("final validation loss")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,7 +445,11 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--stage", nargs="+", choices=list(STAGES), required=True)
     r.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
     r.add_argument("--workers", type=int, default=2)
+    sub.add_parser("report", help="fit, predict and compare the finished runs; write realtasks.json/png")
     args = p.parse_args(argv)
+    if args.command == "report":
+        report()
+        return
     if args.command == "runs":
         for stage in args.stage:
             per_task = [STAGES[stage](TASKS[name]) for name in args.task]

@@ -800,11 +800,22 @@ def fit(
     lr_cap: Annotated[
         str,
         typer.Option(
-            help="The design's learning-rate cap: best (peak of the pilot with the lowest final loss), "
-            "max (largest pilot learning rate) or a network learning rate."
+            help="The design's learning-rate cap: max (largest pilot learning rate; the model's penalties "
+            "choose the peak below it), best (peak of the pilot with the lowest final loss) or a "
+            "network learning rate."
         ),
-    ] = "best",
+    ] = "max",
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the fitted curves.")] = None,
+    terms: Annotated[
+        str,
+        typer.Option(
+            help="Optional model terms, comma-separated: exponent (the learning-rate response p), "
+            "null_modes (noise-only modes: a penalty an anneal does not remove); all or none."
+        ),
+    ] = "all",
+    min_step: Annotated[
+        str, typer.Option(help="Fit losses from this step on; auto: twice each pilot's warmup.")
+    ] = "auto",
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -841,9 +852,27 @@ def fit(
     files = [*runs, *([Path(holdout)] if holdout not in ("auto", "tail", "none") else [])]
     for path in files:  # by type and size before the reader opens it (a FIFO blocks, /dev/zero never ends)
         _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
+    from schedopt.fit import TERMS
+
+    chosen = {"all": TERMS, "none": ()}.get(terms, tuple(t.strip() for t in terms.split(",") if t.strip()))
+    first = min_step
+    if min_step != "auto":
+        try:
+            first = int(min_step)
+        except ValueError:
+            raise ProblemError(
+                f"`--min-step` must be auto or an integer, got {min_step!r}", field="--min-step"
+            ) from None
     pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
     result = fit_pilots(
-        pilots, n_modes=n_modes, holdout=holdout, learning_rate_scale=lr_scale, name=name, lr_cap=cap
+        pilots,
+        n_modes=n_modes,
+        holdout=holdout,
+        learning_rate_scale=lr_scale,
+        name=name,
+        lr_cap=cap,
+        terms=chosen,
+        min_step=first,
     )
     written = {"spec": str(atomic_write_text(out, result.spec_text()))}
     if plot is not None:
@@ -875,6 +904,58 @@ def fit(
         typer.echo(f"warning: {note}", err=True)
     for kind, path in written.items():
         typer.echo(f"wrote {kind}: {path}")
+
+
+@_command
+def pilots(
+    horizon: Annotated[int, typer.Option(help="The target run's number of updates T.")],
+    peak: Annotated[float, typer.Option(help="Your guess of the peak learning rate (network units).")],
+    budget: Annotated[float, typer.Option(help="Compute for the pilots, in runs of length T.")] = 1.0,
+    warmup: Annotated[int, typer.Option(help="Linear warmup updates at the start of every pilot.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for the pilots' schedule files.")] = Path("pilots"),
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose the pilot runs that identify the model for a horizon and budget; write their schedules.
+
+    Example: schedopt pilots --horizon 20000 --budget 1 --peak 3e-4 --warmup 500
+    then train each pilots/*.json, log step,learning_rate,val_loss, and run schedopt fit on the logs.
+    """
+    from schedopt.pilot_plan import plan_pilots
+    from schedopt.schedule import Schedule, save_schedule
+
+    plans = plan_pilots(horizon, budget, peak, warmup)
+    paths = [out / f"{plan.name}.json" for plan in plans]
+    _refuse_existing(force, *paths)
+    for plan, path in zip(plans, paths, strict=True):
+        provenance = {
+            "kind": "pilot",
+            "learning_rate_units": "network",
+            "plan": {"horizon": horizon, "budget": budget, "guess": peak, "warmup": plan.warmup},
+        }
+        save_schedule(Schedule(learning_rate=plan.learning_rate, provenance=provenance), path)
+    rows = [
+        [plan.name, plan.steps, f"{plan.peak:g}", str(path)] for plan, path in zip(plans, paths, strict=True)
+    ]
+    if as_json:
+        _emit_json(
+            {
+                "pilots": [
+                    {"name": p.name, "steps": p.steps, "peak": p.peak, "warmup": p.warmup, "file": str(f)}
+                    for p, f in zip(plans, paths, strict=True)
+                ],
+                "updates": sum(p.steps for p in plans),
+                "full_runs": sum(p.steps for p in plans) / horizon,
+            }
+        )
+        return
+    _table(
+        f"{len(plans)} pilots, {sum(p.steps for p in plans)} updates ({budget:g} runs of {horizon})",
+        ["pilot", "updates", "peak", "schedule file"],
+        rows,
+    )
+    typer.echo("Train each (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), log val_loss, then:")
+    typer.echo(f"  schedopt fit <logs> --out fitted.toml && schedopt design fitted.toml --horizon {horizon}")
 
 
 @_command

@@ -51,6 +51,8 @@ class Model:
             model size, THEORY §2.2). It is a floor on the loss and feeds the
             SGD noise like extra label noise.
         a, b: power-law exponents when the spectrum is a power law, else ``None``.
+        null_modes, null_eigenvalue: a power-law model's block of modes with no
+            signal (``Model.powerlaw``), the last ``null_modes`` entries of the spectrum.
     """
 
     eigenvalues: np.ndarray
@@ -59,6 +61,8 @@ class Model:
     residual: float = 0.0
     a: float | None = None
     b: float | None = None
+    null_modes: int = 0
+    null_eigenvalue: float | None = None
 
     def __post_init__(self) -> None:
         lam = v.frozen_array("eigenvalues", self.eigenvalues, positive=True)
@@ -87,6 +91,8 @@ class Model:
         noise_std: float = 0.0,
         initial_loss: float | str = 1.0,
         finite_size: bool = False,
+        null_modes: int = 0,
+        null_eigenvalue: float | None = None,
     ) -> Model:
         r"""The power-law model :math:`\lambda_k = k^{-b}`, :math:`\lambda_k c_k(0) \propto k^{-a}`.
 
@@ -101,6 +107,12 @@ class Model:
                 power law; the modes beyond ``N`` are frozen and their loss
                 :math:`R_N = \sum_{k>N} k^{-a}` (same normalisation) is the
                 residual. If false the spectrum simply ends at ``N``.
+            null_modes: modes appended with eigenvalue ``null_eigenvalue`` and no
+                initial error: directions the target does not use, where SGD noise
+                still accumulates and relaxes only at rate ``2 eta null_eigenvalue``
+                (a penalty on large learning rates that a short anneal does not
+                remove; fitted to real networks by ``schedopt fit``).
+            null_eigenvalue: their eigenvalue, in ``(0, 1]`` (required with ``null_modes``).
         """
         a = v.greater_than("a", a, 1.0) if finite_size else v.positive("a", a)
         b = v.positive("b", b)
@@ -124,13 +136,29 @@ class Model:
         else:
             total = v.positive("initial_loss", initial_loss)
             scale = total / (power.sum() + tail)
+        c0 = scale * power / lam
+        null_modes = v.nonnegative_int("null_modes", null_modes)
+        if null_modes:
+            if null_eigenvalue is None:
+                raise ProblemError("`null_eigenvalue` is required with `null_modes`", field="null_eigenvalue")
+            null_eigenvalue = v.positive("null_eigenvalue", null_eigenvalue)
+            if null_eigenvalue > 1.0:
+                raise ProblemError(
+                    f"`null_eigenvalue` must be in (0, 1], got {null_eigenvalue!r}", field="null_eigenvalue"
+                )
+            lam = np.concatenate([lam, np.full(null_modes, null_eigenvalue)])
+            c0 = np.concatenate([c0, np.zeros(null_modes)])
+        else:
+            null_eigenvalue = None
         return cls(
             eigenvalues=lam,
-            initial_error=scale * power / lam,
+            initial_error=c0,
             noise_variance=sigma**2,
             residual=scale * tail,
             a=a,
             b=b,
+            null_modes=null_modes,
+            null_eigenvalue=null_eigenvalue,
         )
 
     @property
@@ -247,42 +275,72 @@ class ControlSpec:
 class NetworkUnits:
     r"""How a real network's learning rate and loss map onto the model's (a fitted spec).
 
-    The model's learning rate is :math:`\eta = \kappa\,\eta_{net}` and the
-    network's loss is :math:`\ell(t) = \ell_\infty + s\,L(t)`, where :math:`L(t)`
-    is the model's loss (``schedopt fit`` estimates all three).
+    The model's learning rate is :math:`\eta = \kappa\,(\eta_{net}/\eta_{ref})^{p}` and
+    the network's loss is :math:`\ell(t) = \ell_\infty + s\,L(t)`, where :math:`L(t)`
+    is the model's loss (``schedopt fit`` estimates them). An exponent
+    :math:`p < 1` says the network responds less than proportionally to its
+    learning rate (measured for AdamW; see ``docs``/``schedopt.fit``).
 
     Attributes:
-        learning_rate_scale: :math:`\kappa > 0`, model learning rate per unit of
-            the network's learning rate.
+        learning_rate_scale: :math:`\kappa > 0`, model learning rate at the
+            reference network learning rate.
         loss_scale: :math:`s > 0`, network loss per unit of model loss.
         loss_offset: :math:`\ell_\infty`, the network's irreducible loss.
+        learning_rate_exponent: :math:`p > 0` (1: a linear map).
+        learning_rate_reference: :math:`\eta_{ref} > 0`, network learning rate
+            of the reference (irrelevant when ``p = 1``).
     """
 
     learning_rate_scale: float
     loss_scale: float = 1.0
     loss_offset: float = 0.0
+    learning_rate_exponent: float = 1.0
+    learning_rate_reference: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "learning_rate_scale", v.positive("learning_rate_scale", self.learning_rate_scale)
-        )
-        object.__setattr__(self, "loss_scale", v.positive("loss_scale", self.loss_scale))
+        for name in (
+            "learning_rate_scale",
+            "loss_scale",
+            "learning_rate_exponent",
+            "learning_rate_reference",
+        ):
+            object.__setattr__(self, name, v.positive(name, getattr(self, name)))
         object.__setattr__(self, "loss_offset", v.real("loss_offset", self.loss_offset))
+
+    @property
+    def linear(self) -> bool:
+        return self.learning_rate_exponent == 1.0
 
     def network_learning_rate(self, eta):
         """The network's learning rate for a model learning rate (array or float)."""
-        return eta / self.learning_rate_scale
+        if self.linear:
+            return eta / (self.learning_rate_scale / self.learning_rate_reference)
+        return self.learning_rate_reference * (eta / self.learning_rate_scale) ** (
+            1.0 / self.learning_rate_exponent
+        )
+
+    def model_learning_rate(self, network_eta):
+        """The model's learning rate for a network learning rate (array or float)."""
+        if self.linear:
+            return (self.learning_rate_scale / self.learning_rate_reference) * network_eta
+        return self.learning_rate_scale * (network_eta / self.learning_rate_reference) ** (
+            self.learning_rate_exponent
+        )
 
     def network_loss(self, loss):
         """The network's loss for a model loss (array or float)."""
         return self.loss_offset + self.loss_scale * loss
 
     def to_dict(self) -> dict[str, float]:
-        return {
+        out = {
             "learning_rate_scale": self.learning_rate_scale,
             "loss_scale": self.loss_scale,
             "loss_offset": self.loss_offset,
         }
+        if not self.linear or self.learning_rate_reference != 1.0:
+            out["learning_rate_exponent"] = self.learning_rate_exponent
+            out["learning_rate_reference"] = self.learning_rate_reference
+        return out
 
 
 @dataclass(frozen=True)

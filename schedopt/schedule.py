@@ -78,7 +78,14 @@ def _network_units(value: Any) -> NetworkUnits | None:
         return None
     if not isinstance(value, Mapping):
         raise ExportError(f"provenance.network: must be an object, got {type(value).__name__}")
-    unknown = sorted(set(value) - {"learning_rate_scale", "loss_scale", "loss_offset"}, key=str)
+    known = {
+        "learning_rate_scale",
+        "loss_scale",
+        "loss_offset",
+        "learning_rate_exponent",
+        "learning_rate_reference",
+    }
+    unknown = sorted(set(value) - known, key=str)
     if unknown:
         raise ExportError(f"provenance.network.{unknown[0]}: unknown key")
     try:
@@ -312,27 +319,42 @@ def _read_csv(text: str, source: str) -> Schedule:
         raise ExportError(f"{source}: no rows")
     provenance: dict[str, Any] = {"source": source}
     if _NETWORK_COLUMN in columns:
-        provenance["network"] = {"learning_rate_scale": _csv_scale(columns, source)}
+        provenance["network"] = _csv_network(columns, source)
     try:
         return Schedule(provenance=provenance, **arrays)
     except ExportError as exc:
         raise ExportError(f"{source}: {exc}") from None
 
 
-def _csv_scale(columns: Mapping[str, list[float]], source: str) -> float:
-    """``learning_rate_scale`` from the CSV's two learning-rate columns (one common ratio)."""
+def _csv_network(columns: Mapping[str, list[float]], source: str) -> dict[str, float]:
+    r"""The learning-rate map from the CSV's two learning-rate columns.
+
+    One common ratio (a linear map, ``learning_rate_scale``), or else one power
+    law :math:`\eta = \kappa\,\eta_{net}^{p}` that every row obeys.
+    """
     eta = np.asarray(columns["learning_rate"])
     net = np.asarray(columns[_NETWORK_COLUMN])
     usable = net > 0
     if not np.any(usable):
         raise ExportError(f"{source}: {_NETWORK_COLUMN}: needs a positive value to give the scale")
+    zeros_agree = np.all(eta[~usable] == 0)
     ratios = eta[usable] / net[usable]
     kappa = float(np.median(ratios))
-    if not (kappa > 0 and np.allclose(ratios, kappa, rtol=1e-9, atol=0.0) and np.all(eta[~usable] == 0)):
-        raise ExportError(
-            f"{source}: {_NETWORK_COLUMN}: must be learning_rate divided by one positive scale on every row"
-        )
-    return kappa
+    if kappa > 0 and np.allclose(ratios, kappa, rtol=1e-9, atol=0.0) and zeros_agree:
+        return {"learning_rate_scale": kappa}
+    log_net, log_eta = np.log(net[usable]), np.log(np.where(eta[usable] > 0, eta[usable], np.nan))
+    if zeros_agree and np.all(np.isfinite(log_eta)) and np.ptp(log_net) > 0:
+        exponent, log_kappa = np.polyfit(log_net, log_eta, 1)
+        if exponent > 0 and np.allclose(log_kappa + exponent * log_net, log_eta, rtol=0, atol=1e-9):
+            return {
+                "learning_rate_scale": float(np.exp(log_kappa)),
+                "learning_rate_exponent": float(exponent),
+                "learning_rate_reference": 1.0,
+            }
+    raise ExportError(
+        f"{source}: {_NETWORK_COLUMN}: must map to learning_rate by one positive scale (or one power law) "
+        "on every row"
+    )
 
 
 def values_sha256(schedule: Schedule) -> str:

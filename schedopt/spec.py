@@ -108,8 +108,24 @@ _DEFAULT_LABEL = "schedopt/data/default.toml"
 _STRING_LABEL = "<string>"
 
 _TOP_KEYS = ("schema_version", "name", "model", "training", "controls", "network")
-_NETWORK_KEYS = ("learning_rate_scale", "loss_scale", "loss_offset")
-_POWERLAW_KEYS = ("kind", "a", "b", "n_modes", "noise_std", "initial_loss", "finite_size")
+_NETWORK_KEYS = (
+    "learning_rate_scale",
+    "loss_scale",
+    "loss_offset",
+    "learning_rate_exponent",
+    "learning_rate_reference",
+)
+_POWERLAW_KEYS = (
+    "kind",
+    "a",
+    "b",
+    "n_modes",
+    "noise_std",
+    "initial_loss",
+    "finite_size",
+    "null_modes",
+    "null_eigenvalue",
+)
 _CUSTOM_KEYS = ("kind", "file", "eigenvalues", "initial_error", "noise_std", "residual")
 _TRAINING_KEYS = ("horizon", "batch_size", "momentum", "sample_budget")
 _CONTROL_KEYS = ("min", "max", "blocks", "grid", "parameterisation", "edges")
@@ -412,10 +428,18 @@ class _Reader:
         kappa = table.number("learning_rate_scale")
         scale = table.number("loss_scale", 1.0)
         offset = table.number("loss_offset", 0.0)
+        exponent = table.number("learning_rate_exponent", 1.0)
+        reference = table.number("learning_rate_reference", 1.0)
         return self.build(
             {name: f"network.{name}" for name in _NETWORK_KEYS},
             "network",
-            lambda: NetworkUnits(learning_rate_scale=kappa, loss_scale=scale, loss_offset=offset),
+            lambda: NetworkUnits(
+                learning_rate_scale=kappa,
+                loss_scale=scale,
+                loss_offset=offset,
+                learning_rate_exponent=exponent,
+                learning_rate_reference=reference,
+            ),
         )
 
     def schema_version(self, top: _Table) -> None:
@@ -452,9 +476,19 @@ class _Reader:
         if not isinstance(initial_loss, str):  # "raw" or a number
             initial_loss = table.number("initial_loss", 1.0)
         finite_size = table.boolean("finite_size", False)
+        null_modes = table.integer("null_modes", 0)
+        null_eigenvalue = table.number("null_eigenvalue") if table.has("null_eigenvalue") else None
         if n_modes > MAX_MODES:
             raise table.fail("n_modes", f"must be at most {MAX_MODES}, got {_show(n_modes)}")
-        fields = {name: f"model.{name}" for name in ("a", "b", "n_modes", "noise_std", "initial_loss")}
+        if null_modes > MAX_MODES - n_modes:
+            raise table.fail(
+                "null_modes",
+                f"must be at most {MAX_MODES} - n_modes = {MAX_MODES - n_modes}, got {null_modes}",
+            )
+        fields = {
+            name: f"model.{name}"
+            for name in ("a", "b", "n_modes", "noise_std", "initial_loss", "null_modes", "null_eigenvalue")
+        }
         # Anything else (eigenvalues underflowing to 0, an overflowing noise
         # variance) comes from the combination of the parameters: name them all.
         context = (
@@ -471,6 +505,8 @@ class _Reader:
                 noise_std=noise_std,
                 initial_loss=initial_loss,
                 finite_size=finite_size,
+                null_modes=null_modes,
+                null_eigenvalue=null_eigenvalue,
             ),
             notes={"model": context},
         )
@@ -686,15 +722,21 @@ def _dump_model(model: Model) -> list[str]:
     if params is not None:
         initial_loss, finite_size = params
         loss = _toml_str(initial_loss) if isinstance(initial_loss, str) else _toml_float(initial_loss)
-        return [
+        lines = [
             'kind = "powerlaw"',
             f"a = {_toml_float(model.a)}",
             f"b = {_toml_float(model.b)}",
-            f"n_modes = {model.n_modes}",
+            f"n_modes = {model.n_modes - model.null_modes}",
             f"noise_std = {_toml_float(sigma)}",
             f"initial_loss = {loss}",
             f"finite_size = {'true' if finite_size else 'false'}",
         ]
+        if model.null_modes:
+            lines += [
+                f"null_modes = {model.null_modes}",
+                f"null_eigenvalue = {_toml_float(model.null_eigenvalue)}",
+            ]
+        return lines
     return [
         'kind = "custom"',
         f"noise_std = {_toml_float(sigma)}",
@@ -743,10 +785,12 @@ def _powerlaw_params(model: Model, sigma: float) -> tuple[float | str, bool] | N
                     trial = Model.powerlaw(
                         model.a,
                         model.b,
-                        model.n_modes,
+                        model.n_modes - model.null_modes,
                         noise_std=sigma,
                         initial_loss=initial_loss,
                         finite_size=finite_size,
+                        null_modes=model.null_modes,
+                        null_eigenvalue=model.null_eigenvalue,
                     )
             except (ProblemError, OverflowError):
                 continue

@@ -15,7 +15,7 @@ from schedopt.cli import app
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import ExportError, FitError
 from schedopt.export.optax import to_optax
-from schedopt.fit import FIT_PARAMETERS, fit_pilots, learning_rate_cap, predict_network_loss
+from schedopt.fit import fit_pilots, learning_rate_cap, predict_network_loss
 from schedopt.pilots import PilotRun, read_pilot
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
 from schedopt.schedule import Schedule, load_schedule, save_schedule
@@ -62,7 +62,12 @@ def _write_csv(path, rows, header=("step", "learning_rate", "train_loss", "val_l
 @pytest.fixture(scope="module")
 def noisy_fit():
     """Fit to curves of the model itself with 0.5% multiplicative measurement noise."""
-    return fit_pilots(_pilots(noise=0.005), n_modes=N_MODES)
+    return fit_pilots(_pilots(noise=0.005), n_modes=N_MODES, terms=(), lr_cap="best")
+
+
+def _slope(result) -> float:
+    """Model learning rate per unit of network learning rate (a linear map)."""
+    return float(result.problem.network.model_learning_rate(1.0))
 
 
 # --- recovery
@@ -74,8 +79,9 @@ def test_fit_recovers_known_parameters_within_tolerance_and_error_bars(noisy_fit
         got, true, std = noisy_fit.parameters[name], TRUE[name], noisy_fit.std_errors[name]
         assert abs(got - true) < tol, (name, got, true)
         assert abs(got - true) < 4 * std + 1e-9, (name, got, true, std)
-    kappa = noisy_fit.parameters["learning_rate_scale"]
-    assert abs(kappa / TRUE["learning_rate_scale"] - 1) < 0.1
+    assert abs(_slope(noisy_fit) / TRUE["learning_rate_scale"] - 1) < 0.1
+    assert noisy_fit.parameters["learning_rate_exponent"] == 1.0 and noisy_fit.parameters["null_modes"] == 0
+    assert set(noisy_fit.fixed) == {"learning_rate_exponent", "null_eigenvalue", "null_modes"}
     assert all(noisy_fit.identified.values()) and noisy_fit.unidentified == ()
     assert noisy_fit.phase == "easy" and noisy_fit.phase_z > 3
     assert noisy_fit.fit_error["rms_error"] < 0.01  # the measurement noise is 0.5%
@@ -89,9 +95,11 @@ def test_holdout_prediction_of_the_last_pilot_is_close(noisy_fit):
 
 def test_noiseless_curves_are_fitted_exactly():
     runs = _pilots(noise=0.0, rates=(2e-3, 5e-3))
-    result = fit_pilots(runs, n_modes=N_MODES, holdout="tail")
-    for name in FIT_PARAMETERS:
-        assert result.parameters[name] == pytest.approx(TRUE[name], rel=1e-4), name
+    result = fit_pilots(runs, n_modes=N_MODES, holdout="tail", terms=(), min_step=0)
+    for name in TRUE:
+        if name != "learning_rate_scale":
+            assert result.parameters[name] == pytest.approx(TRUE[name], rel=1e-4), name
+    assert _slope(result) == pytest.approx(TRUE["learning_rate_scale"], rel=1e-4)
     assert result.holdout["kind"] == "tail" and result.holdout["rms_error"] < 1e-5
 
 
@@ -101,7 +109,7 @@ def test_fitted_problem_predicts_the_pilots_and_round_trips_as_a_spec(noisy_fit)
     assert problem.model.a == noisy_fit.parameters["a"]
     best = min(_pilots(noise=0.005), key=lambda r: r.losses[-1]).peak_learning_rate
     assert noisy_fit.learning_rate_cap["network"] == pytest.approx(best, rel=1e-12)
-    cap = noisy_fit.parameters["learning_rate_scale"] * best
+    cap = _slope(noisy_fit) * best
     assert problem.learning_rate.max == pytest.approx(cap, rel=1e-12)
     lr = np.full(HORIZON, RATES[1])
     assert np.max(np.abs(predict_network_loss(problem, lr) / _curve(lr) - 1)) < 0.02
@@ -125,8 +133,8 @@ def test_a_single_learning_rate_is_an_error_unless_the_scale_is_fixed():
     runs = _pilots(noise=0.0, rates=(3e-3,))
     with pytest.raises(FitError, match=r"single learning rate 0\.003.*--lr-scale"):
         fit_pilots(runs, n_modes=N_MODES)
-    result = fit_pilots(runs, n_modes=N_MODES, learning_rate_scale=40.0, holdout="none")
-    assert result.fixed == ("learning_rate_scale",)
+    result = fit_pilots(runs, n_modes=N_MODES, learning_rate_scale=40.0, holdout="none", terms=())
+    assert result.fixed[:2] == ("learning_rate_scale", "learning_rate_exponent")
     assert result.parameters["learning_rate_scale"] == 40.0
     assert result.parameters["a"] == pytest.approx(TRUE["a"], rel=1e-3)
 
@@ -135,7 +143,7 @@ def test_what_the_pilots_cannot_show_is_flagged():
     # noiseless target and short runs at small learning rates: the noise never shows
     params = {**TRUE, "noise_std": 0.0}
     runs = _pilots(noise=0.002, rates=(1e-4, 2e-4), params=params)
-    result = fit_pilots(runs, n_modes=N_MODES, holdout="none")
+    result = fit_pilots(runs, n_modes=N_MODES, holdout="none", terms=())
     assert "noise_std" in result.unidentified
     assert any("noise_std" in note for note in result.notes)
     assert "NOT identified" in result.spec_text()
@@ -262,7 +270,9 @@ def test_exports_carry_the_network_learning_rate(tmp_path):
 def test_an_inconsistent_network_column_is_refused(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("step,learning_rate,network_learning_rate\n0,0.2,0.005\n1,0.1,0.005\n")
-    with pytest.raises(ExportError, match="network_learning_rate: must be learning_rate divided by one"):
+    with pytest.raises(
+        ExportError, match="network_learning_rate: must map to learning_rate by one positive scale"
+    ):
         load_schedule(path)
 
 
@@ -289,7 +299,8 @@ def test_cli_fit_writes_a_spec_that_design_accepts(tmp_path):
         paths.append(_write_csv(tmp_path / f"{run.name}.csv", rows))
     out = tmp_path / "fitted.toml"
     result = CliRunner().invoke(
-        app, ["fit", *map(str, paths), "--out", str(out), "--n-modes", str(N_MODES), "--json"]
+        app,
+        ["fit", *map(str, paths), "--out", str(out), "--n-modes", str(N_MODES), "--terms", "none", "--json"],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -301,7 +312,7 @@ def test_cli_fit_writes_a_spec_that_design_accepts(tmp_path):
     )
     assert design.exit_code == 0, design.output
     net = json.loads(design.output)["network"]
-    assert net["learning_rate_scale"] == pytest.approx(40.0, rel=1e-3)
+    assert net["learning_rate_scale"] / net["learning_rate_reference"] == pytest.approx(40.0, rel=1e-3)
     assert net["peak_learning_rate"] <= 5e-3 * (1 + 1e-9)  # capped at the largest pilot learning rate
     exported = load_schedule(tmp_path / "d" / "schedule.json").for_network()
     assert exported.learning_rate.max() == pytest.approx(net["peak_learning_rate"], rel=1e-12)
@@ -327,3 +338,49 @@ def test_cli_export_writes_the_network_learning_rate(tmp_path):
     assert exported.network is None
     np.testing.assert_allclose(exported.learning_rate, np.linspace(0.2, 0.02, 10) / 40.0, rtol=1e-15)
     assert float(to_optax(out)(jnp.asarray(0))) == pytest.approx(0.2 / 40.0, rel=1e-15)  # not scaled twice
+
+
+# --- the terms for real networks: learning-rate exponent and null modes
+
+TERMS_TRUE = {"learning_rate_exponent": 0.6, "null_eigenvalue": 0.01, "null_modes": 300}
+
+
+def _terms_curve(lr: np.ndarray, reference: float) -> np.ndarray:
+    model = Model.powerlaw(
+        TRUE["a"],
+        TRUE["b"],
+        N_MODES,
+        noise_std=TRUE["noise_std"],
+        initial_loss=1.0,
+        null_modes=TERMS_TRUE["null_modes"],
+        null_eigenvalue=TERMS_TRUE["null_eigenvalue"],
+    )
+    units = NetworkUnits(
+        learning_rate_scale=0.2,
+        loss_scale=TRUE["loss_scale"],
+        loss_offset=TRUE["loss_offset"],
+        learning_rate_exponent=TERMS_TRUE["learning_rate_exponent"],
+        learning_rate_reference=reference,
+    )
+    return units.network_loss(np.asarray(loss_curve(model, units.model_learning_rate(lr)).loss))
+
+
+def test_exponent_and_null_modes_are_recovered_and_predict_a_longer_schedule():
+    """Noiseless curves of the full model (WSD pilots at three peaks): the terms come back, and the fit
+    predicts a cosine run twice as long at another peak."""
+    steps = np.arange(0, HORIZON + 1, 6)
+    peaks = (1.5e-3, 3e-3, 6e-3)
+    runs = []
+    for peak in peaks:
+        lr = np.where(np.arange(HORIZON) < 0.8 * HORIZON, peak, peak * np.linspace(1, 0, HORIZON))
+        runs.append(PilotRun(f"wsd{peak:g}", lr, steps, _terms_curve(lr, max(peaks))[steps], "val_loss"))
+    result = fit_pilots(runs, n_modes=N_MODES, holdout="none", min_step=0)
+    assert result.terms == ("exponent", "null_modes")
+    assert result.parameters["learning_rate_exponent"] == pytest.approx(0.6, abs=0.05)
+    assert result.fit_error["rms_error"] < 1e-3
+    long = 4e-3 * 0.5 * (1 + np.cos(np.pi * np.arange(2 * HORIZON) / (2 * HORIZON)))
+    predicted = predict_network_loss(result.problem, long)[-1]
+    assert predicted == pytest.approx(_terms_curve(long, max(peaks))[-1], rel=5e-3)
+    back = parse_problem(result.spec_text())
+    assert back.model.null_modes == result.problem.model.null_modes >= 1
+    assert back.network.learning_rate_exponent == result.parameters["learning_rate_exponent"]

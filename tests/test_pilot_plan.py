@@ -1,0 +1,57 @@
+"""`schedopt pilots`: the proposed pilots, their schedules and their files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from schedopt.cli import app
+from schedopt.errors import ProblemError
+from schedopt.pilot_plan import plan_pilots, wsd_learning_rates
+from schedopt.schedule import load_schedule
+
+
+def test_plan_spends_the_budget_around_the_guess():
+    plans = plan_pilots(2000, 1.0, 4e-3, warmup=100)
+    assert [(p.steps, p.peak) for p in plans] == [(1000, 4e-3), (500, 2e-3), (500, 8e-3)]
+    assert sum(p.steps for p in plans) == 2000
+    for p in plans:
+        assert p.learning_rate.size == p.steps and p.learning_rate.max() == pytest.approx(p.peak)
+
+
+def test_wsd_learning_rates_match_the_example_loops_schedule():
+    from examples.tinygpt.schedules import make_schedule, schedule_values
+
+    ours = wsd_learning_rates(3e-3, 500, 100)
+    theirs = schedule_values(make_schedule("wsd", peak=3e-3, horizon=500, warmup=100, cooldown=0.2), 500)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-12)  # the example computes in float32
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ((0, 1.0, 1e-3), "--horizon"),
+        ((1000, 0.0, 1e-3), "--budget"),
+        ((1000, 1.0, -1.0), "--peak"),
+        ((1000, 0.1, 1e-3, 100), "--budget"),
+    ],
+)
+def test_bad_plans_name_the_option(args, field):
+    with pytest.raises(ProblemError, match=field):
+        plan_pilots(*args)
+
+
+def test_cli_writes_schedules_the_loops_can_run_and_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "p"
+    args = ["pilots", "--horizon", "400", "--peak", "0.01", "--warmup", "10", "--out", str(out), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["updates"] == 400 and len(report["pilots"]) == 3
+    first = load_schedule(report["pilots"][0]["file"])
+    np.testing.assert_array_equal(first.learning_rate, wsd_learning_rates(0.01, 200, 10))
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--force" in again.output
