@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -525,9 +526,9 @@ def test_a_swallowed_signal_is_delivered_again_until_the_command_stops(tmp_path)
         import sys, time
         from schedopt.cli import Terminated, _install_signal_handlers
         _install_signal_handlers()
-        print("ready", flush=True)
         swallowed = False
         try:
+            print("ready", flush=True)  # inside the try: the signal may come at once
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 try:
@@ -708,10 +709,25 @@ def test_a_fifo_or_a_device_is_refused_by_type_without_hanging(tmp_path, fifo):
         (["fit", fifo, "--out", tmp_path / "f.toml"], "regular file"),
         (["fit", "/dev/zero", "--out", tmp_path / "f.toml"], "regular file"),
     ]
-    for args, fragment in cases:
-        proc = cli(*args, cwd=tmp_path, timeout=60)
-        assert proc.returncode == EXIT_USAGE, (args, proc.stderr)
-        one_line_stderr(proc, fragment)
+    for i, (args, fragment) in enumerate(cases):
+        if i < 2:  # the real console script, in a subprocess with a timeout
+            proc = cli(*args, cwd=tmp_path, timeout=60)
+            assert proc.returncode == EXIT_USAGE, (args, proc.stderr)
+            one_line_stderr(proc, fragment)
+        else:  # in-process (fast), in a daemon thread so that a regression fails instead of hanging
+            result = run_with_timeout(args, timeout=60)
+            assert result.exit_code == EXIT_USAGE, (args, result.output)
+            one_line_error(result, fragment)
+
+
+def run_with_timeout(args, *, timeout: float):
+    box = []
+    worker = threading.Thread(target=lambda: box.append(run(*args)), daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise AssertionError(f"{args!r} still running after {timeout} s (blocked on a special file?)")
+    return box[0]
 
 
 def test_oversized_input_files_are_refused_by_size_before_reading(tmp_path):
