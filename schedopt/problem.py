@@ -242,6 +242,11 @@ class ControlSpec:
         hi = v.real("max", self.max)
         if lo < 0:
             raise ProblemError(f"`min` must be >= 0, got {self.min!r}", field="min")
+        if hi <= lo and hi > 0 and lo > 0:  # either bound may be the typo: name both
+            raise ProblemError(
+                f"`min` ({self.min!r}) must be less than `max` ({self.max!r}); one of the two is wrong",
+                field="min_max",
+            )
         if hi <= lo:
             raise ProblemError(f"`max` must be greater than `min` ({lo:g}), got {self.max!r}", field="max")
         if self.name == "momentum" and hi >= 1:

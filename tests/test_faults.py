@@ -1009,3 +1009,15 @@ def test_huge_numbers_in_a_spec_never_escape_as_a_traceback(tmp_path, field, num
         line = one_line_error(result)
         if result.exit_code == EXIT_USAGE and number not in ("0", "-0.0", "1e-320"):
             assert key in line, line  # the message names the key at fault
+
+
+# --- messages name the right thing
+
+
+def test_min_above_max_names_both_bounds_not_just_max(tmp_path):
+    path = tmp_path / "spec.toml"
+    path.write_text(TINY_SPEC.replace("min = 0.0", "min = 0.5"), encoding="utf-8")
+    result = run("simulate", path)
+    assert result.exit_code == EXIT_USAGE
+    line = one_line_error(result, "controls.learning_rate:", "`min` (0.5)", "`max` (0.35)")
+    assert "controls.learning_rate.max" not in line
