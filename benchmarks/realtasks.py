@@ -80,21 +80,43 @@ def pilot_jobs(task: Task, protocol: str = "long-short") -> list[Job]:
     return jobs
 
 
+MAX_EXTENSION = 3  # peaks a family's grid may grow past an edge whose peak was the best
+
+
+def _family_job(task: Task, family: str, peak: float, seed: int = 0) -> Job:
+    options = FAMILIES[family]
+    extra = {k: v for k, v in options.items() if k != "kind"}
+    lrs = baseline_lrs(options["kind"], peak, task.horizon, warmup=task.warmup, **extra)
+    return Job(task.name, _label(family, peak, task.horizon), lrs, seed, meta={"peak": peak})
+
+
+def family_grid(task: Task, family: str) -> list[float]:
+    """The family's tuning peaks: the task's 7, grown by x sqrt(2) past an edge while the edge is best (seed 0)."""
+    peaks = list(task.peak_grid)
+    for _ in range(MAX_EXTENSION):
+        jobs = [_family_job(task, family, p) for p in peaks]
+        if not all(j.done() for j in jobs):
+            break
+        losses = [read_run(j)["final_val_loss"] for j in jobs]
+        best = int(np.nanargmin(losses))
+        if best == len(peaks) - 1:
+            peaks.append(float(f"{peaks[-1] * np.sqrt(2):.4g}"))
+        elif best == 0:
+            peaks.insert(0, float(f"{peaks[0] / np.sqrt(2):.4g}"))
+        else:
+            break
+    return peaks
+
+
 def grid_jobs(task: Task, seed: int = 0) -> list[Job]:
-    jobs = []
-    for family, options in FAMILIES.items():
-        for peak in task.peak_grid:
-            extra = {k: v for k, v in options.items() if k != "kind"}
-            lrs = baseline_lrs(options["kind"], peak, task.horizon, warmup=task.warmup, **extra)
-            jobs.append(Job(task.name, _label(family, peak, task.horizon), lrs, seed, meta={"peak": peak}))
-    return jobs
+    return [_family_job(task, family, p, seed) for family in FAMILIES for p in family_grid(task, family)]
 
 
 def best_peaks(task: Task) -> dict[str, float]:
-    """Each family's peak with the lowest seed-0 final loss on the grid (the grid must be finished)."""
+    """Each family's peak with the lowest seed-0 final loss on its grid (the grid must be finished)."""
     out = {}
     for family in FAMILIES:
-        runs = [j for j in grid_jobs(task) if j.label.startswith(family + "-")]
+        runs = [_family_job(task, family, p) for p in family_grid(task, family)]
         losses = [read_run(j)["final_val_loss"] for j in runs]
         out[family] = runs[int(np.nanargmin(losses))].meta["peak"]
     return out
@@ -102,13 +124,7 @@ def best_peaks(task: Task) -> dict[str, float]:
 
 def seed_jobs(task: Task) -> list[Job]:
     best = best_peaks(task)
-    jobs = []
-    for family, options in FAMILIES.items():
-        extra = {k: v for k, v in options.items() if k != "kind"}
-        lrs = baseline_lrs(options["kind"], best[family], task.horizon, warmup=task.warmup, **extra)
-        label = _label(family, best[family], task.horizon)
-        jobs += [Job(task.name, label, lrs, s, meta={"peak": best[family]}) for s in SEEDS[1:]]
-    return jobs
+    return [_family_job(task, family, best[family], s) for family in FAMILIES for s in SEEDS[1:]]
 
 
 def _centre_first(n: int) -> list[int]:
@@ -146,10 +162,20 @@ def fitted(task: Task, model: str = "schedopt"):
 
 
 def mpl_law(task: Task):
+    """The Multi-Power Law fitted to the task's pilots (cached: its coordinates, reference and warmup)."""
     import mpl
 
-    runs = pilot_runs(task)
-    return mpl.fit([(r.learning_rate, r.loss_steps, r.losses) for r in runs], warmup=task.warmup)
+    cache = FITS / f"{task.name}-mpl.json"
+    if not cache.exists():
+        runs = pilot_runs(task)
+        law = mpl.fit([(r.learning_rate, r.loss_steps, r.losses) for r in runs], warmup=task.warmup)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        record = {"theta": law.theta.tolist(), "eta_ref": law.eta_ref, "rms_log_error": law.rms_log_error}
+        cache.write_text(json.dumps({**record, "parameters": law.parameters()}, indent=1) + "\n")
+    record = json.loads(cache.read_text())
+    return mpl.MultiPowerLaw(
+        np.asarray(record["theta"]), record["eta_ref"], task.warmup, record["rms_log_error"]
+    )
 
 
 def with_warmup(lrs: np.ndarray, warmup: int) -> np.ndarray:
@@ -452,13 +478,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "runs":
         for stage in args.stage:
-            per_task = [STAGES[stage](TASKS[name]) for name in args.task]
-            order = _centre_first(max(len(j) for j in per_task))
-            jobs = [
-                js[i] for i in order for js in per_task if i < len(js)
-            ]  # interleaved, centre of grids first
-            print(f"stage {stage}: {len(jobs)} runs", file=sys.stderr, flush=True)
-            run_jobs(jobs, workers=args.workers)
+            while True:  # a grid grows past an edge once its edge results are in: run until it stops
+                per_task = [STAGES[stage](TASKS[name]) for name in args.task]
+                order = _centre_first(max(len(j) for j in per_task))
+                jobs = [js[i] for i in order for js in per_task if i < len(js)]  # interleaved, centres first
+                todo = [j for j in jobs if not j.done()]
+                print(f"stage {stage}: {len(jobs)} runs, {len(todo)} to run", file=sys.stderr, flush=True)
+                if not todo:
+                    break
+                run_jobs(todo, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -145,14 +145,19 @@ def load_corpus(
         data = data[:room]
         parts[split].append(data)
         sizes[split] += len(data)
+    blobs = {split: b"".join(parts[split]) for split in parts}
+    return _corpus(blobs, {split: len(parts[split]) for split in parts}, root, "corpus")
+
+
+def _corpus(blobs: dict[str, bytes], files: dict[str, int], root: Path, what: str) -> Corpus:
+    """A :class:`Corpus` of the ``train`` and ``val`` byte strings, fingerprinted (an empty split is an error)."""
     arrays = {}
     for split in ("train", "val"):
-        if sizes[split] == 0:
-            raise ValueError(f"the {split} split of the corpus under {str(root)!r} is empty")
-        blob = b"".join(parts[split])
-        arr = np.frombuffer(blob, dtype=np.uint8).copy()
+        if not blobs[split]:
+            raise ValueError(f"the {split} split of the {what} under {str(root)!r} is empty")
+        arr = np.frombuffer(blobs[split], dtype=np.uint8).copy()
         arr.setflags(write=False)
-        arrays[split] = (arr, hashlib.sha256(blob).hexdigest(), len(parts[split]))
+        arrays[split] = (arr, hashlib.sha256(blobs[split]).hexdigest(), files[split])
     return Corpus(
         train=arrays["train"][0],
         val=arrays["val"][0],
@@ -209,23 +214,8 @@ def load_prose_corpus(
                 split = "val" if zlib.crc32(entry) % 10 == 0 else "train"
                 parts[split].append(entry)
                 files[split].add(name)
-    arrays = {}
-    for split in ("train", "val"):
-        blob = b"\n\n".join(parts[split])[: caps[split]]
-        if not blob:
-            raise ValueError(f"the {split} split of the prose corpus under {str(root)!r} is empty")
-        arr = np.frombuffer(blob, dtype=np.uint8).copy()
-        arr.setflags(write=False)
-        arrays[split] = (arr, hashlib.sha256(blob).hexdigest(), len(files[split]))
-    return Corpus(
-        train=arrays["train"][0],
-        val=arrays["val"][0],
-        train_sha256=arrays["train"][1],
-        val_sha256=arrays["val"][1],
-        train_files=arrays["train"][2],
-        val_files=arrays["val"][2],
-        root=str(root),
-    )
+    blobs = {split: b"\n\n".join(parts[split])[: caps[split]] for split in parts}
+    return _corpus(blobs, {split: len(files[split]) for split in files}, root, "prose corpus")
 
 
 def _check_tokens(tokens: np.ndarray, context: int) -> np.ndarray:

@@ -1,0 +1,41 @@
+"""The real tasks of benchmarks/realtasks.py: their grids and the prose corpus."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from examples.tasks import TASKS
+from examples.tinygpt.data import FORTUNES_DIR, load_prose_corpus
+
+needs_fortunes = pytest.mark.skipif(
+    not Path(FORTUNES_DIR).is_dir(), reason="Debian's fortunes package is not installed"
+)
+
+
+def test_every_grid_has_seven_peaks_spaced_sqrt2_around_the_guess():
+    for task in TASKS.values():
+        grid = np.asarray(task.peak_grid)
+        assert grid.size == 7
+        np.testing.assert_allclose(grid[1:] / grid[:-1], math.sqrt(2), rtol=2e-3)
+        assert grid[3] == pytest.approx(task.guess, rel=1e-3)
+        assert task.warmup < task.horizon // 4  # the pilots (a quarter of T) fit their warmup
+
+
+@needs_fortunes
+def test_prose_corpus_splits_by_entry_and_is_prose(tmp_path):
+    corpus = load_prose_corpus()
+    train, val = bytes(corpus.train), bytes(corpus.val)
+    assert 1_000_000 < len(train) and 100_000 < len(val)
+    entry = max(val.split(b"\n\n")[:50], key=len)  # a long entry: no chance substring of another
+    assert entry and entry not in train  # an entry belongs to one split only
+    letters = sum(chr(c).isalpha() or c == 32 for c in corpus.val[:20000]) / 20000
+    assert letters > 0.8  # mostly words and spaces: prose, not code
+
+
+def test_prose_corpus_without_the_package_says_how_to_install_it(tmp_path):
+    with pytest.raises(ValueError, match="apt-get install fortunes"):
+        load_prose_corpus(root=tmp_path)
