@@ -98,7 +98,7 @@ SCHEMA_VERSION = 1
 
 MAX_MODES = 1_000_000
 """Largest ``model.n_modes`` of a power-law spec (problems/README.md, "Limits": at 10^6 modes and
-T = 200 a design takes ~100 s and 2.4 GB; 10^7 did not finish in 5 minutes)."""
+T = 200 a design took 100-255 s and 2.2-2.4 GB on two busy cores; 10^7 did not finish in 5 minutes)."""
 
 MODEL_KINDS = ("powerlaw", "custom")
 SPECTRUM_COLUMNS = ("eigenvalues", "initial_error")
