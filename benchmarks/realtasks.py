@@ -292,7 +292,24 @@ def _panel(task: Task) -> list[tuple[Job, dict]]:
 
 def _errors(rows: list[dict], key: str) -> dict:
     errs = np.abs([r[key] for r in rows])
-    return {"median_abs": float(np.median(errs)), "max_abs": float(np.max(errs)), "runs": len(rows)}
+    finite = errs[np.isfinite(errs)]
+    return {
+        "median_abs": float(np.median(finite)),
+        "max_abs": float(np.max(finite)),
+        "runs": len(rows),
+        "not_finite": int(errs.size - finite.size),  # predictions that overflowed (counted, not scored)
+    }
+
+
+def _strict(value):
+    """Non-finite floats as ``null`` (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def predictions(task: Task, panel) -> dict:
@@ -332,7 +349,7 @@ def comparison(task: Task) -> dict:
         methods[f"tuned {family}"] = {
             "peak": best[family],
             "losses": runs,
-            "full_length_runs": len(task.peak_grid) + 2,
+            "full_length_runs": len(family_grid(task, family)) + 2,
         }
     for job, run in _finished(design_jobs(task)):
         name = {"designed": "designed", "wsd-at-d": "wsd at designed peak", "mpl-opti": "mpl-optimised"}[
@@ -394,7 +411,7 @@ def report() -> dict:
         entry["transfer"] = transfer(task) if all(j.done() for j in grid_jobs(task)) else None
         out["tasks"][task.name] = entry
     path = RESULTS / "realtasks.json"
-    path.write_text(json.dumps(out, indent=1, allow_nan=False) + "\n")
+    path.write_text(json.dumps(_strict(out), indent=1, allow_nan=False) + "\n")
     plot(out, RESULTS / "realtasks.png")
     return out
 
@@ -432,27 +449,32 @@ def plot(results: dict, path: Path) -> None:
         ax = axes[1, col]
         grid = {}
         for r in rows:
-            if (
-                r["seed"] == 0
-                and r["label"].split("-")[0] in METHODS
-                and r["label"].endswith(f"T{entry['horizon']}")
-            ):
-                family, peak = r["label"].split("-")[0], float(r["label"].split("-")[1])
-                grid.setdefault(family, []).append((peak, r["actual"]))
+            family, _, rest = r["label"].partition("-")
+            peak, _, horizon = rest.partition("-")
+            if r["seed"] == 0 and family in METHODS and horizon == f"T{entry['horizon']}":
+                grid.setdefault(family, []).append((float(peak), r["actual"]))
         for family, points in grid.items():
             points.sort()
             ax.plot(*zip(*points, strict=True), "o-", ms=3, label=f"{family} (seed 0)")
         design = entry.get("design") or {}
+        values = [v for points in grid.values() for _, v in points]
+        top = max(values) + 0.3 * (max(values) - min(values)) if values else None
         for key, marker in (("designed", "*"), ("wsd at designed peak", "s"), ("mpl-optimised", "^")):
             if key in design and "mean" in design[key]:
+                mean, shown = design[key]["mean"], design[key]["mean"]
+                label = f"{key} (mean of {design[key]['seeds']}): {mean:.3f}"
+                if top is not None and mean > top:
+                    shown, label = top, label + " (off scale, drawn at the top)"
                 ax.errorbar(
                     [design[key]["peak"]],
-                    [design[key]["mean"]],
+                    [shown],
                     yerr=[design[key]["stderr"] or 0],
                     fmt=marker,
                     ms=9,
-                    label=f"{key} (mean of {design[key]['seeds']})",
+                    label=label,
                 )
+        if top is not None:
+            ax.set_ylim(min(values) - 0.05 * (max(values) - min(values)), top * 1.002)
         ax.set_xscale("log")
         ticks = entry["peak_grid"][::2]
         ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
