@@ -146,15 +146,29 @@ def plot_fit(result, runs, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from schedopt.fit import predict_network_loss
+    from schedopt.fit import predict_network_loss, warmup_steps
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    fitted_losses = []
     for i, run in enumerate(runs):
         color = f"C{i % 10}"
+        start = 2 * warmup_steps(run) if result.min_step == "auto" else int(result.min_step)
         curve = predict_network_loss(result.problem, run.learning_rate)
-        ax.plot(run.loss_steps + 1, run.losses, "o", ms=3, mfc="none", color=color, alpha=0.7)
+        fitted = run.loss_steps >= start
+        fitted_losses.append(run.losses[fitted])
+        ax.plot(run.loss_steps[fitted] + 1, run.losses[fitted], "o", ms=3, mfc="none", color=color, alpha=0.7)
+        ax.plot(run.loss_steps[~fitted] + 1, run.losses[~fitted], "o", ms=3, mfc="none", color="0.7")
         label = f"{Path(run.name).name} (peak lr {run.peak_learning_rate:.3g})"
-        ax.plot(np.arange(curve.size) + 1, curve, "-", color=color, lw=1.5, label=label)
+        steps = np.arange(curve.size)
+        ax.plot(steps[start:] + 1, curve[start:], "-", color=color, lw=1.5, label=label)
+    if any(np.any(run.loss_steps < 1) for run in runs) or result.min_step != 0:
+        ax.plot([], [], "o", ms=3, mfc="none", color="0.7", label="not fitted (before --min-step)")
+    low = min(float(x.min()) for x in fitted_losses if x.size)
+    high = max(float(x.max()) for x in fitted_losses if x.size)
+    ax.set_ylim(low - 0.1 * (high - low), high + 0.25 * (high - low))
+    first = min(int(run.loss_steps[run.losses >= 0][0]) for run in runs)
+    starts = [2 * warmup_steps(r) if result.min_step == "auto" else int(result.min_step) for r in runs]
+    ax.set_xlim(left=max(1.0, max(first, min(starts)) / 2.0))
     ax.set_xscale("log")
     ax.set_xlabel("step + 1")
     ax.set_ylabel(f"loss ({runs[0].loss_column})")

@@ -384,3 +384,10 @@ def test_exponent_and_null_modes_are_recovered_and_predict_a_longer_schedule():
     back = parse_problem(result.spec_text())
     assert back.model.null_modes == result.problem.model.null_modes >= 1
     assert back.network.learning_rate_exponent == result.parameters["learning_rate_exponent"]
+
+
+def test_smoke_fit_plot_draws_only_the_fitted_window(tmp_path, noisy_fit):
+    from schedopt.plots import plot_fit
+
+    path = plot_fit(noisy_fit, _pilots(noise=0.005), tmp_path / "fit.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
