@@ -672,10 +672,47 @@ def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
     return problem.network.network_loss(np.asarray(curve))
 
 
+SPIKE_RATIO = 1.5
+"""A loss this many times the pilot's best loss so far (after the warmup) is a spike: diverged or unstable."""
+
+CONTRADICTION = 0.05
+"""Pilots with the same schedule whose losses differ by more than this (median relative) contradict each other."""
+
+
 def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
-    """Warnings about what the pilots cannot show (too narrow a learning-rate range)."""
-    peaks = sorted({float(f"{r.peak_learning_rate:.6g}") for r in runs})
+    """Warnings about pilots the fit cannot trust or that cannot show enough.
+
+    A loss spike (a pilot that diverged or was unstable), two pilots with the
+    same schedule and different losses (other data, other model or a bug), and
+    a learning-rate range too narrow to show the network's response.
+    """
     notes = []
+    for run in runs:
+        late = run.loss_steps >= 2 * warmup_steps(run)
+        losses, steps = run.losses[late], run.loss_steps[late]
+        if losses.size:
+            best = np.minimum.accumulate(losses)
+            spikes = np.flatnonzero(losses > SPIKE_RATIO * best)
+            if spikes.size:
+                i = int(spikes[0])
+                notes.append(
+                    f"{run.name}: the loss spikes to {losses[i]:.4g} at step {int(steps[i])} "
+                    f"(best so far {best[i]:.4g}): a diverged or unstable pilot fits badly; drop or rerun it"
+                )
+    for i, first in enumerate(runs):
+        for second in runs[i + 1 :]:
+            if first.learning_rate.shape != second.learning_rate.shape or not np.array_equal(
+                first.learning_rate, second.learning_rate
+            ):
+                continue
+            common, a, b = np.intersect1d(first.loss_steps, second.loss_steps, return_indices=True)
+            if common.size and np.median(np.abs(first.losses[a] / second.losses[b] - 1)) > CONTRADICTION:
+                notes.append(
+                    f"{first.name} and {second.name}: the same schedule with losses "
+                    f"{100 * np.median(np.abs(first.losses[a] / second.losses[b] - 1)):.0f} % apart (median): "
+                    "the pilots contradict each other (other data, model or code?)"
+                )
+    peaks = sorted({float(f"{r.peak_learning_rate:.6g}") for r in runs})
     if len(peaks) >= 2 and peaks[-1] / peaks[0] < 2.0:
         notes.append(
             f"the pilots' peak learning rates span only x{peaks[-1] / peaks[0]:.2g} ({peaks[0]:g} to "

@@ -391,3 +391,18 @@ def test_smoke_fit_plot_draws_only_the_fitted_window(tmp_path, noisy_fit):
 
     path = plot_fit(noisy_fit, _pilots(noise=0.005), tmp_path / "fit.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_spiking_and_contradicting_pilots_are_named_in_the_notes():
+    runs = _pilots(noise=0.0, rates=(1e-3, 3e-3))
+    spiky = runs[1].losses.copy()
+    spiky[-5] *= 2.0
+    twin = PilotRun("twin", runs[0].learning_rate, runs[0].loss_steps, runs[0].losses * 1.2, "val_loss")
+    bad = [runs[0], PilotRun("spiky", runs[1].learning_rate, runs[1].loss_steps, spiky, "val_loss"), twin]
+    result = fit_pilots(bad, n_modes=N_MODES, holdout="none", terms=())
+    notes = " | ".join(result.notes)
+    step = int(runs[1].loss_steps[-5])
+    assert "spiky: the loss spikes to" in notes and f"at step {step}" in notes
+    assert "lr0.001 and twin: the same schedule with losses 17 % apart" in notes
+    clean = fit_pilots(runs, n_modes=N_MODES, holdout="none", terms=())
+    assert not any("spikes" in n or "contradict" in n for n in clean.notes)
