@@ -510,7 +510,9 @@ class FitResult:
             f"# The learning-rate cap ([controls.learning_rate] max, model units) is network learning rate "
             f"{self.learning_rate_cap['network']:.6g}: {self.learning_rate_cap['rule']}."
         )
-        return "\n".join(lines) + "\n" + dump_problem(self.problem)
+        # a file name may hold a newline or other control characters: escape them, or the comment ends early
+        safe = ["".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in lines]
+        return "\n".join(safe) + "\n" + dump_problem(self.problem)
 
 
 def _relative_rms(solve: _Solve, runs, where: np.ndarray) -> tuple[float, dict[str, float]]:

@@ -406,3 +406,14 @@ def test_spiking_and_contradicting_pilots_are_named_in_the_notes():
     assert "lr0.001 and twin: the same schedule with losses 17 % apart" in notes
     clean = fit_pilots(runs, n_modes=N_MODES, holdout="none", terms=())
     assert not any("spikes" in n or "contradict" in n for n in clean.notes)
+
+
+def test_a_pilot_name_with_a_newline_cannot_break_the_fitted_spec():
+    runs = _pilots(noise=0.0, rates=(1e-3, 3e-3))
+    odd = PilotRun(
+        'evil\n[network]\nx = "1"', runs[0].learning_rate, runs[0].loss_steps, runs[0].losses, "val_loss"
+    )
+    result = fit_pilots([odd, runs[1]], n_modes=N_MODES, holdout="none", terms=())
+    problem = parse_problem(result.spec_text())
+    assert problem.network == result.problem.network
+    assert "evil\\n[network]" in result.spec_text()
