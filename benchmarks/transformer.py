@@ -314,7 +314,7 @@ def main(argv=None) -> None:
         "horizon": config.steps,
         "seeds": list(setup["seeds"]),
         "peak_grid": list(setup["peak_grid"]),
-        "corpus": corpus.describe(),
+        "corpus": {**corpus.describe(), "root": "<stdlib>"},  # no absolute path of this machine
         "methods": methods,
         "comparison": comparison,
         "diagnostic_wsd_at_designed_peak": diagnostic,
@@ -330,7 +330,7 @@ def main(argv=None) -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = args.out / f".{stem}.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.write_text(json.dumps(results, indent=1).replace(str(ROOT) + "/", "") + "\n")  # paths relative
     os.replace(tmp, args.out / f"{stem}.json")
     plot(results, args.out / f"{stem}.png")
     for pair, c in comparison.items():
