@@ -109,16 +109,20 @@ FIT_PARAMETERS = (
 TERMS = ("exponent", "null_modes")
 """Optional model terms: the learning-rate exponent :math:`p` and the null-mode block (see the module doc)."""
 
-#: Bounds of the fitted coordinates (a, b, log sigma, log s, offset fraction, r).
-_A_BOUNDS = (1.05, 8.0)
-_B_BOUNDS = (1.05, 8.0)
-_LOG_SIGMA_BOUNDS = (math.log(1e-4), math.log(10.0))
-_LOG_SCALE_BOUNDS = (math.log(1e-4), math.log(1e4))
-_OFFSET_BOUNDS = (0.0, 0.999)  # fraction of the smallest measured loss
-_R_BOUNDS = (1e-4, 0.999)  # model peak learning rate / safe threshold
-_P_BOUNDS = (0.05, 2.0)
-_LOG_NULL_EIGENVALUE_BOUNDS = (math.log(1e-6), 0.0)
-_LOG_NULL_MODES_BOUNDS = (0.0, math.log(1e4))
+#: Bounds of the fitted coordinate that moves each parameter: a, b, log sigma, log s, the offset as a
+#: fraction of the smallest measured loss, r = model peak learning rate / safe threshold, p, and the
+#: logs of the null eigenvalue and of the null-mode count.
+_BOUNDS = {
+    "a": (1.05, 8.0),
+    "b": (1.05, 8.0),
+    "noise_std": (math.log(1e-4), math.log(10.0)),
+    "loss_scale": (math.log(1e-4), math.log(1e4)),
+    "loss_offset": (0.0, 0.999),
+    "learning_rate_scale": (1e-4, 0.999),
+    "learning_rate_exponent": (0.05, 2.0),
+    "null_eigenvalue": (math.log(1e-6), 0.0),
+    "null_modes": (0.0, math.log(1e4)),
+}
 _STARTS = ((1.5, 1.3), (2.5, 1.5), (2.0, 2.5), (4.0, 2.0), (1.3, 2.0))  # (a, b)
 _TERM_STARTS = (  # (r, p, log null eigenvalue, log null modes)
     (0.3, 1.0, math.log(1e-3), math.log(100.0)),
@@ -189,8 +193,20 @@ class _Layout:
     null_modes: bool
 
     @property
-    def size(self) -> int:
-        return 5 + (not self.fixed_kappa) + self.exponent + 2 * self.null_modes
+    def coordinates(self) -> tuple[str, ...]:
+        """The parameter each fitted coordinate moves, in coordinate order (that of :data:`FIT_PARAMETERS`)."""
+        off = {
+            "learning_rate_scale": self.fixed_kappa,
+            "learning_rate_exponent": not self.exponent,
+            "null_eigenvalue": not self.null_modes,
+            "null_modes": not self.null_modes,
+        }
+        return tuple(n for n in FIT_PARAMETERS if not off.get(n, False))
+
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        """The parameters held at their fixed value (not fitted)."""
+        return tuple(n for n in FIT_PARAMETERS if n not in self.coordinates)
 
 
 def _physical(x, layout: _Layout, data_max_lr, min_loss, kappa_value):
@@ -323,14 +339,7 @@ class _Objective:
 
 
 def _bounds(layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
-    boxes = [_A_BOUNDS, _B_BOUNDS, _LOG_SIGMA_BOUNDS, _LOG_SCALE_BOUNDS, _OFFSET_BOUNDS]
-    if not layout.fixed_kappa:
-        boxes.append(_R_BOUNDS)
-    if layout.exponent:
-        boxes.append(_P_BOUNDS)
-    if layout.null_modes:
-        boxes += [_LOG_NULL_EIGENVALUE_BOUNDS, _LOG_NULL_MODES_BOUNDS]
-    lo, hi = zip(*boxes, strict=True)
+    lo, hi = zip(*(_BOUNDS[name] for name in layout.coordinates), strict=True)
     return np.array(lo), np.array(hi)
 
 
@@ -342,14 +351,18 @@ def _starts(runs: Sequence[PilotRun], data: _Data, layout: _Layout) -> list[np.n
     term_starts = _TERM_STARTS if (layout.exponent or layout.null_modes) else _TERM_STARTS[:1]
     for a, b in _STARTS:
         for r, p, log_lam, log_count in term_starts:
-            x = [a, b, math.log(0.3), math.log(scale), offset]
-            if not layout.fixed_kappa:
-                x.append(r)
-            if layout.exponent:
-                x.append(p)
-            if layout.null_modes:
-                x += [log_lam, log_count]
-            out.append(np.array(x))
+            start = {
+                "a": a,
+                "b": b,
+                "noise_std": math.log(0.3),
+                "loss_scale": math.log(scale),
+                "loss_offset": offset,
+                "learning_rate_scale": r,
+                "learning_rate_exponent": p,
+                "null_eigenvalue": log_lam,
+                "null_modes": log_count,
+            }
+            out.append(np.array([start[name] for name in layout.coordinates]))
     return out
 
 
@@ -789,16 +802,7 @@ def fit_pilots(
             "log the loss more often or lower --min-step"
         )
     solve = _solve(runs, layout, fixed_kappa, max_lr, held_out=early)
-    fixed = tuple(
-        n
-        for n, off in (
-            ("learning_rate_scale", layout.fixed_kappa),
-            ("learning_rate_exponent", not layout.exponent),
-            ("null_eigenvalue", not layout.null_modes),
-            ("null_modes", not layout.null_modes),
-        )
-        if off
-    )
+    fixed = layout.fixed
     values, std, cov = _uncertainties(solve, fixed)
     data = solve.objective.data
     rms, by_run = _relative_rms(solve, runs, ~early)
@@ -806,10 +810,7 @@ def fit_pilots(
     lo, hi = _bounds(layout)
     width = hi - lo
     hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
-    free = [n for n in FIT_PARAMETERS if n not in fixed]
-    if layout.fixed_kappa:
-        free = [n for n in free if n != "learning_rate_scale"]
-    at_bound = tuple(free[i] for i in np.flatnonzero(hit))  # coordinate i moves the i-th free parameter
+    at_bound = tuple(layout.coordinates[i] for i in np.flatnonzero(hit))
     identified = {}
     for i, pname in enumerate(FIT_PARAMETERS):
         ref = data.min_loss if pname == "loss_offset" else abs(values[i])
