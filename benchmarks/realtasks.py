@@ -339,13 +339,10 @@ def comparison(task: Task) -> dict:
     """Designed schedule vs tuned baselines (paired by seed), WSD at the designed peak, MPL-optimised."""
     best = best_peaks(task)
     methods: dict[str, dict] = {}
+    tuned = _finished(grid_jobs(task) + seed_jobs(task))  # read once, not once per family
     for family in METHODS:
         label = _label(family, best[family], task.horizon)
-        runs = {
-            j.seed: r["final_val_loss"]
-            for j, r in _finished(grid_jobs(task) + seed_jobs(task))
-            if j.label == label
-        }
+        runs = {j.seed: r["final_val_loss"] for j, r in tuned if j.label == label}
         methods[f"tuned {family}"] = {
             "peak": best[family],
             "losses": runs,
