@@ -140,14 +140,14 @@ MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": ()}  # fitted
 
 
 def pilot_runs(task: Task):
-    from schedopt.pilots import read_pilot
+    from schedopt.calibration.pilots import read_pilot
 
     return [read_pilot(j.log) for j in pilot_jobs(task)]
 
 
 def fitted(task: Task, model: str = "schedopt"):
     """``schedopt fit`` on the task's pilots (cached as the fitted spec and its JSON report)."""
-    from schedopt.fit import fit_pilots
+    from schedopt.calibration.fit import fit_pilots
     from schedopt.spec import load_problem
 
     spec = FITS / f"{task.name}-{model}.toml"
@@ -314,7 +314,7 @@ def _strict(value):
 
 def predictions(task: Task, panel) -> dict:
     """Each fitted model's predicted final validation loss for every panel run, and their errors."""
-    from schedopt.fit import predict_network_loss
+    from schedopt.calibration.fit import predict_network_loss
 
     models = {name: fitted(task, name) for name in MODELS}
     law = mpl_law(task)

@@ -825,8 +825,8 @@ def fit(
     then:    schedopt design fitted.toml --horizon 8000
     """
     from schedopt._io import atomic_write_text
-    from schedopt.fit import FIT_PARAMETERS, fit_pilots
-    from schedopt.pilots import read_pilot
+    from schedopt.calibration.fit import FIT_PARAMETERS, fit_pilots
+    from schedopt.calibration.pilots import read_pilot
 
     if out.suffix != ".toml":
         raise ProblemError(f"`--out` must end in .toml, got {str(out)!r}", field="--out")
@@ -852,7 +852,7 @@ def fit(
     files = [*runs, *([Path(holdout)] if holdout not in ("auto", "tail", "none") else [])]
     for path in files:  # by type and size before the reader opens it (a FIFO blocks, /dev/zero never ends)
         _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
-    from schedopt.fit import TERMS
+    from schedopt.calibration.fit import TERMS
 
     chosen = {"all": TERMS, "none": ()}.get(terms, tuple(t.strip() for t in terms.split(",") if t.strip()))
     first = min_step
@@ -921,7 +921,7 @@ def pilots(
     Example: schedopt pilots --horizon 20000 --budget 1 --peak 3e-4 --warmup 500
     then train each pilots/*.json, log step,learning_rate,val_loss, and run schedopt fit on the logs.
     """
-    from schedopt.pilot_plan import plan_pilots
+    from schedopt.calibration.plan import plan_pilots
     from schedopt.schedule import Schedule, save_schedule
 
     plans = plan_pilots(horizon, budget, peak, warmup)

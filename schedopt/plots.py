@@ -146,7 +146,7 @@ def plot_fit(result, runs, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from schedopt.fit import predict_network_loss, warmup_steps
+    from schedopt.calibration.fit import predict_network_loss, warmup_steps
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     fitted_losses = []

@@ -284,7 +284,7 @@ class NetworkUnits:
     the network's loss is :math:`\ell(t) = \ell_\infty + s\,L(t)`, where :math:`L(t)`
     is the model's loss (``schedopt fit`` estimates them). An exponent
     :math:`p < 1` says the network responds less than proportionally to its
-    learning rate (measured for AdamW; see ``docs``/``schedopt.fit``).
+    learning rate (measured for AdamW; see ``docs``/``schedopt.calibration.fit``).
 
     Attributes:
         learning_rate_scale: :math:`\kappa > 0`, model learning rate at the

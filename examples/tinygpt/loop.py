@@ -35,7 +35,7 @@ class LoopResult:
 
     pilot_logs: tuple[Path, ...]
     fitted_spec: Path
-    fit: Any  # schedopt.fit.FitResult
+    fit: Any  # schedopt.calibration.fit.FitResult
     design: Any  # schedopt.design.Design
     schedule_file: Path
     runs: tuple[TrainResult, ...]
@@ -94,8 +94,8 @@ def close_the_loop(
     """
     from schedopt._io import atomic_write_text
     from schedopt.design import design, write_design
-    from schedopt.fit import fit_pilots
-    from schedopt.pilots import read_pilot
+    from schedopt.calibration.fit import fit_pilots
+    from schedopt.calibration.pilots import read_pilot
     from schedopt.spec import load_problem
 
     folder = Path(folder)

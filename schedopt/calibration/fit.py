@@ -82,7 +82,7 @@ from schedopt._jax import jax
 from schedopt.dynamics.recursion import loss_curve_jax
 from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import FitError
-from schedopt.pilots import PilotRun
+from schedopt.calibration.pilots import PilotRun
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
 
 __all__ = [
@@ -751,7 +751,7 @@ def fit_pilots(
     r"""Fit the model to pilot runs; see the module docstring for the method.
 
     Args:
-        runs: the pilots (:func:`schedopt.pilots.read_pilot`).
+        runs: the pilots (:func:`schedopt.calibration.pilots.read_pilot`).
         n_modes: power-law modes of the fitted model.
         holdout: ``"auto"``, ``"tail"``, ``"none"`` or the name of a pilot to hold out.
         learning_rate_scale: fix :math:`\kappa` (a linear map, no exponent) instead of fitting it.

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from schedopt.cli import app
 from schedopt.errors import ProblemError
-from schedopt.pilot_plan import plan_pilots, wsd_learning_rates
+from schedopt.calibration.plan import plan_pilots, wsd_learning_rates
 from schedopt.schedule import load_schedule
 
 

@@ -4,7 +4,7 @@ The fitted model must learn three things from the pilots: how the loss falls
 with time (its exponents and scale), how much of it is noise that an anneal
 removes, and how the network responds to its learning rate, including the
 penalty of a too-large one (the learning-rate exponent and the null modes of
-:mod:`schedopt.fit`). The plan spends the budget ``B`` (in runs of the target
+:mod:`schedopt.calibration.fit`). The plan spends the budget ``B`` (in runs of the target
 horizon ``T``) on:
 
 * one long pilot of ``B T / 2`` updates at the guessed peak: the longest
