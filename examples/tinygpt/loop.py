@@ -93,9 +93,9 @@ def close_the_loop(
         lr_cap: the design's learning-rate cap rule (``schedopt fit --lr-cap``).
     """
     from schedopt._io import atomic_write_text
-    from schedopt.design import design, write_design
     from schedopt.calibration.fit import fit_pilots
     from schedopt.calibration.pilots import read_pilot
+    from schedopt.design import design, write_design
     from schedopt.spec import load_problem
 
     folder = Path(folder)

@@ -79,10 +79,10 @@ import numpy as np
 import scipy.optimize
 
 from schedopt._jax import jax
+from schedopt.calibration.pilots import PilotRun
 from schedopt.dynamics.recursion import loss_curve_jax
 from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import FitError
-from schedopt.calibration.pilots import PilotRun
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
 
 __all__ = [
