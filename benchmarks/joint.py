@@ -3,15 +3,15 @@ loss exponents of optimal SGD vs optimal heavy-ball schedules.
 
 Batch size (easy phase a = 2.5, b = 1.2, sigma = 0.5, N = 1000, D = 2e4 samples,
 eta in [0, 0.3] (threshold 0.389 at batch 1), batch in [1, D], 30 linear blocks
-geometric toward the end): the wall-clock objective of schedopt.joint.fewest_steps
+geometric toward the end): the wall-clock objective of schedopt.studies.joint.fewest_steps
 over T in STEPS (target: 1 % above the best joint loss), the batch ramp at the
-wall-clock optimum (schedopt.joint.wall_clock_ramp) fitted against
+wall-clock optimum (schedopt.studies.joint.wall_clock_ramp) fitted against
 m*(t) ~ (1 - t/T)^(1/(2b) - 1), and the degeneracy indicator at every T. The
 prediction needs the kernel K(x) ~ x^-(2 - 1/b) over the remaining intrinsic time
 x <= eta_max T ~ 100, i.e. 1/lambda_N >> 100: N = 1000 (1/lambda_N = 4000). A
 finite-size check repeats the wall-clock ramp at N = 100 (1/lambda_N = 250, cap 0.4).
 
-Momentum (schedopt.joint.momentum_study, horizons 1e2, 3e2, 1e3; learning rate
+Momentum (schedopt.studies.joint.momentum_study, horizons 1e2, 3e2, 1e3; learning rate
 and momentum on the same 30-block geometric-end grid; eta in [0, 0.9 x the SGD
 threshold at the batch size], the same bounds for SGD and heavy ball, with the
 solver's joint heavy-ball stability cap; beta in [0, beta_max]):
@@ -46,8 +46,14 @@ import numpy as np
 
 import schedopt
 from schedopt._io import atomic_write_text
-from schedopt.joint import fewest_steps, fit_batch_ramp, momentum_study, wall_clock_ramp, with_sample_budget
 from schedopt.problem import ControlSpec, Model, Problem, Training
+from schedopt.studies.joint import (
+    fewest_steps,
+    fit_batch_ramp,
+    momentum_study,
+    wall_clock_ramp,
+    with_sample_budget,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RAMP_RANGES = [(0.1, 0.9), (0.2, 0.9), (0.2, 0.8), (0.3, 0.95)]

@@ -2,16 +2,16 @@
 
 Measures (CPU, float64):
 
-* the compute-optimal frontier (``schedopt.scaling.study_scaling``) of
+* the compute-optimal frontier (``schedopt.studies.scaling.study_scaling``) of
   ``problems/easy-phase.toml`` and ``problems/hard-phase.toml`` as finite-size
   power laws (top N modes, batch size 1) over computes ``C = N T`` in
   ``--compute`` (default 1e4..1e6, 5 values), 3 model sizes per compute
   (ratio sqrt 2, extended where a minimum sits at an end), 40 learning-rate
   blocks: ``N*``, ``T*``, ``L*`` of the optimal schedule, the tuned best constant
   and the tuned cosine; exponents fitted in ``C`` next to THEORY §4 (and, for the
-  constant, the balance derived in ``schedopt.scaling``); compute multipliers of
+  constant, the balance derived in ``schedopt.studies.scaling``); compute multipliers of
   the baselines (compute they need for the optimal frontier's loss, / C);
-* horizon transfer T -> 4T (``schedopt.transfer.transfer_report``) on the same
+* horizon transfer T -> 4T (``schedopt.studies.transfer.transfer_report``) on the same
   problems at N = 200, T = 1000 -> 4000: loss gap of the phase rule and of the
   naive stretch against re-optimising at 4T;
 * wall-clock and CPU seconds of every part (the machine may be shared: CPU
@@ -38,10 +38,10 @@ import numpy as np
 import schedopt
 from schedopt._io import atomic_write_text
 from schedopt.problem import Model
-from schedopt.scaling import parse_compute, plot_scaling, study_scaling
 from schedopt.solvers import solve
+from schedopt.studies.scaling import parse_compute, plot_scaling, study_scaling
+from schedopt.studies.transfer import ANNEAL_LEVEL, problem_at_horizon, transfer_report
 from schedopt.theory import anneal_fraction
-from schedopt.transfer import ANNEAL_LEVEL, problem_at_horizon, transfer_report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -448,8 +448,8 @@ def phase(
     """
     from rich.progress import Progress
 
-    from schedopt.horizons import parse_horizons, study_horizons
     from schedopt.plots import plot_horizon_study
+    from schedopt.studies.phase import parse_horizons, study_horizons
 
     problem = _load(spec)
     values = parse_horizons(horizons)
@@ -563,7 +563,7 @@ def scaling(
     from rich.progress import Progress
 
     from schedopt._io import atomic_write_text, json_text
-    from schedopt.scaling import SCHEDULES, parse_compute, plot_scaling, study_scaling
+    from schedopt.studies.scaling import SCHEDULES, parse_compute, plot_scaling, study_scaling
 
     problem = _load(spec)
     values = parse_compute(compute)
@@ -674,7 +674,7 @@ def transfer(
     """
     from schedopt._io import json_text, output_set
     from schedopt.schedule import load_schedule, save_schedule
-    from schedopt.transfer import problem_at_horizon, problem_from_schedule, transfer_report
+    from schedopt.studies.transfer import problem_at_horizon, problem_from_schedule, transfer_report
 
     target = _parse_int("--horizon", horizon)
     source = load_schedule(schedule)

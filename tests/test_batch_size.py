@@ -13,10 +13,10 @@ from numpy.testing import assert_allclose
 import schedopt
 from schedopt.controls import ControlGrid
 from schedopt.errors import ProblemError
-from schedopt.joint import fewest_steps, fit_batch_ramp, fixed_batch_problem, with_sample_budget
 from schedopt.problem import ControlSpec, Model, Problem, Training
-from schedopt.sample_budget import budget_weights, project_budget, sample_time_remap, tie_break_per_step
 from schedopt.solvers import solve
+from schedopt.solvers.budget import budget_weights, project_budget, sample_time_remap, tie_break_per_step
+from schedopt.studies.joint import fewest_steps, fit_batch_ramp, fixed_batch_problem, with_sample_budget
 
 #: The budget sum_t m_t = D must hold to this relative accuracy (issue: 1e-9).
 BUDGET_RTOL = 1e-9

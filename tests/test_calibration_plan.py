@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from schedopt.calibration.plan import plan_pilots, wsd_learning_rates
 from schedopt.cli import app
 from schedopt.errors import ProblemError
-from schedopt.calibration.plan import plan_pilots, wsd_learning_rates
 from schedopt.schedule import load_schedule
 
 

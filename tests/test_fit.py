@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from schedopt.calibration.fit import fit_pilots, learning_rate_cap, predict_network_loss
+from schedopt.calibration.pilots import PilotRun, read_pilot
 from schedopt.cli import app
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import ExportError, FitError
 from schedopt.export.optax import to_optax
-from schedopt.calibration.fit import fit_pilots, learning_rate_cap, predict_network_loss
-from schedopt.calibration.pilots import PilotRun, read_pilot
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
 from schedopt.schedule import Schedule, load_schedule, save_schedule
 from schedopt.spec import parse_problem

@@ -21,11 +21,11 @@ from schedopt.dynamics.stability import (
     stability_threshold,
 )
 from schedopt.errors import ProblemError
-from schedopt.joint import momentum_problem
 from schedopt.montecarlo import simulate_sgd
 from schedopt.problem import ControlSpec, Model, Problem, Training
 from schedopt.solvers import solve
 from schedopt.solvers._common import check_bounds
+from schedopt.studies.joint import momentum_problem
 
 #: Structured spectral radius vs dense eigenvalues (both float64).
 RADIUS_RTOL = 1e-9

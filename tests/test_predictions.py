@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import schedopt
-from schedopt.horizons import study_horizons
 from schedopt.problem import Model
+from schedopt.studies.phase import study_horizons
 from schedopt.theory import predicted_exponents
 
 PROBLEMS = Path(__file__).resolve().parent.parent / "problems"

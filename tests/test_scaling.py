@@ -20,11 +20,11 @@ from numpy.testing import assert_allclose
 from typer.testing import CliRunner
 
 import schedopt
-from schedopt import scaling
 from schedopt.cli import app
 from schedopt.errors import ProblemError
 from schedopt.problem import Model
-from schedopt.scaling import (
+from schedopt.studies import scaling
+from schedopt.studies.scaling import (
     frontier_predictions,
     parse_compute,
     scaling_problem,

@@ -10,8 +10,8 @@ import scipy.stats
 from numpy.testing import assert_allclose
 
 from schedopt.errors import ProblemError
-from schedopt.horizons import parse_horizons
 from schedopt.problem import Model
+from schedopt.studies.phase import parse_horizons
 from schedopt.theory import (
     PHASE_TOLERANCE,
     anneal_fraction,

@@ -24,7 +24,7 @@ from schedopt.problem import Model
 from schedopt.schedule import Schedule, load_schedule, save_schedule
 from schedopt.solvers import solve
 from schedopt.spec import parse_problem
-from schedopt.transfer import (
+from schedopt.studies.transfer import (
     ANNEAL_LEVEL,
     problem_at_horizon,
     problem_from_schedule,

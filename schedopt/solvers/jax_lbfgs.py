@@ -69,7 +69,7 @@ and parameter count are stacked (spectra padded with zero modes, which do not
 move) and their objectives summed, which keeps them independent because the sum
 is separable. The JAX code has no device-specific parts: on a GPU it runs there.
 
-**Batch size under a sample budget** (:mod:`schedopt.sample_budget`). Batch
+**Batch size under a sample budget** (:mod:`schedopt.solvers.budget`). Batch
 parameters are scaled by the mean batch :math:`D/T` (not by their cap, which may
 be :math:`D` itself). The budget :math:`\sum_t m_t = D` is a linear equality
 :math:`c(x) = a^\top p / D - 1 = 0` on the batch parameters, enforced by an
@@ -80,14 +80,14 @@ relative change ``al_ftol`` of the objective), update :math:`\mu \leftarrow \mu 
 :math:`\rho` at ``al_penalty``), raise :math:`\rho` tenfold when :math:`|c|` did
 not shrink fourfold, until :math:`|c| \le` ``budget_rtol``. The result is then
 projected exactly onto the budget within the box
-(:func:`~schedopt.sample_budget.project_budget`), so the returned schedule meets
+(:func:`~schedopt.solvers.budget.project_budget`), so the returned schedule meets
 the budget to rounding (``info["budget_violation"]``; ``info["al_violation"]`` is
 the violation before the projection, which the status requires to be below
 ``max(budget_rtol, 1e-9)``). The solution reports the degeneracy of the optimum
-(``info["degeneracy"]``, see :func:`~schedopt.sample_budget.degeneracy`). When it
+(``info["degeneracy"]``, see :func:`~schedopt.solvers.budget.degeneracy`). When it
 is flat (``flatness >= flat_ratio``) and the learning rate is not at its cap at
 every step, the documented tie-break is tried: the tie-break point of
-:func:`~schedopt.sample_budget.tie_break_per_step` through the optimum (the
+:func:`~schedopt.solvers.budget.tie_break_per_step` through the optimum (the
 learning rate closest to its cap, the batch size absorbing the rest); its batch
 sizes, fitted to the grid and projected on the budget, with the learning rate
 re-optimised for them, replace the optimum if the loss is within
@@ -137,7 +137,6 @@ from schedopt.dynamics.momentum_adjoint import momentum_final_loss
 from schedopt.dynamics.recursion import final_loss, final_loss_jax
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem, Training
-from schedopt.sample_budget import FLAT_RATIO
 from schedopt.solution import Solution
 from schedopt.solvers._common import (
     check_bounds,
@@ -147,6 +146,7 @@ from schedopt.solvers._common import (
     merge_options,
     momentum_cap_table,
 )
+from schedopt.solvers.budget import FLAT_RATIO
 from schedopt.solvers.pontryagin import sweep_until
 
 __all__ = ["DEFAULT_OPTIONS", "solve_jax", "solve_jax_many"]
@@ -602,7 +602,7 @@ def _solve_group(
     The objective runs on the compressed spectrum of option ``modes`` unless ``full_spectrum``
     (a polish, :func:`_polished`); the recursion check of an ODE-engine result may use it either way.
     """
-    from schedopt.sample_budget import budget_weights, check_budget, project_budget
+    from schedopt.solvers.budget import budget_weights, check_budget, project_budget
 
     start = time.perf_counter()
     grids = [control_grids(p) for p in problems]
@@ -914,8 +914,8 @@ def _polished(solution: Solution, opts) -> Solution:
 
 
 def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
-    """Attach ``info["degeneracy"]``; apply the tie-break of :mod:`schedopt.sample_budget` when flat."""
-    from schedopt.sample_budget import budget_weights, degeneracy_report, project_budget, tie_break_per_step
+    """Attach ``info["degeneracy"]``; apply the tie-break of :mod:`schedopt.solvers.budget` when flat."""
+    from schedopt.solvers.budget import budget_weights, degeneracy_report, project_budget, tie_break_per_step
 
     problem = solution.problem
     lr_spec, batch_spec = problem.learning_rate, problem.controls["batch_size"]
@@ -1031,7 +1031,7 @@ def solve_jax_many(
         check_bounds(p, momentum_cap="joint" if _capped(p, opts) else "box")
         _layout(p, control_grids(p))
         if p.sample_budget is not None:
-            from schedopt.sample_budget import check_budget
+            from schedopt.solvers.budget import check_budget
 
             check_budget(p)
     groups: dict[tuple, list[int]] = {}

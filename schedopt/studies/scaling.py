@@ -70,8 +70,8 @@ from schedopt import _validate as v
 from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import ProblemError
 from schedopt.problem import Model, Problem
+from schedopt.studies.transfer import problem_at_horizon
 from schedopt.theory import PowerLawFit, fit_power_law, phase
-from schedopt.transfer import problem_at_horizon
 
 __all__ = [
     "SCHEDULES",

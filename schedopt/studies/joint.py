@@ -215,7 +215,7 @@ def _rescaled(previous: Solution, problem: Problem) -> dict[str, np.ndarray]:
             values = values * previous.problem.horizon / problem.horizon  # same budget, other T
         out[name] = np.clip(values, spec.min, spec.max)
     if "batch_size" in out and problem.sample_budget is not None:
-        from schedopt.sample_budget import budget_weights, project_budget
+        from schedopt.solvers.budget import budget_weights, project_budget
 
         spec = problem.controls["batch_size"]
         out["batch_size"] = project_budget(
@@ -349,7 +349,7 @@ def wall_clock_ramp(
 
     The best joint optimum of ``wall_clock`` (largest step counts: the flat part of
     :math:`L^*(T)`) fixes the per-sample schedule; its ``steps_at_cap``
-    (:mod:`schedopt.sample_budget`) is the fewest steps that realise it with
+    (:mod:`schedopt.solvers.budget`) is the fewest steps that realise it with
     :math:`\eta = \eta_{\max}`. The budget problem is solved at that step count
     (warm-started from the nearest listed solution) and its batch schedule fitted
     with :func:`fit_batch_ramp`.
