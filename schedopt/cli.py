@@ -292,7 +292,7 @@ def simulate(
     Example: schedopt simulate problems/easy-phase.toml --schedule cosine:0.3
     """
     from schedopt.dynamics.recursion import loss_curve
-    from schedopt.schedule_text import parse_schedule_text
+    from schedopt.schedule import parse_schedule_text
 
     if not 1 <= checkpoints <= MAX_CHECKPOINTS:
         raise ProblemError(
@@ -988,7 +988,7 @@ def export(
 
     Example: schedopt export exports/easy-phase/schedule.json --to torch --peak 3e-4
     """
-    from schedopt.export_files import export_schedule
+    from schedopt.export.files import export_schedule
 
     horizon_value = _parse_int("--horizon", horizon) if horizon is not None else None
     report = export_schedule(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from schedopt.errors import ProblemError
-from schedopt.schedule import Schedule, load_schedule
+from schedopt.schedule._files import load_schedule
+from schedopt.schedule._record import Schedule
 
 __all__ = ["parse_schedule_text"]
 

@@ -1,4 +1,4 @@
-"""``schedopt export``: a schedule file → optax-ready JSON, CSV, or a torch ``LambdaLR`` file."""
+"""The ``schedopt export`` files: a schedule file → optax-ready JSON, CSV, or a torch ``LambdaLR`` file (``.torch.json``)."""
 
 from __future__ import annotations
 

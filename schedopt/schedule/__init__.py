@@ -1,0 +1,34 @@
+"""Designed schedules: the record, its files and its short text forms.
+
+- :class:`Schedule` (``_record.py``): step-indexed learning rate, batch size and momentum with
+  provenance; :func:`schedule_from_solution` builds one from a solve.
+- ``_files.py``: :func:`save_schedule` / :func:`load_schedule` (versioned JSON or CSV; the
+  provenance hashes are checked on load, :func:`trusting` turns that off).
+- ``_text.py``: :func:`parse_schedule_text` reads ``NAME:ARGS`` or ``file:PATH`` (the CLI's
+  ``--schedule``).
+"""
+
+from __future__ import annotations
+
+from schedopt.schedule._files import load_schedule, save_schedule, trusting, verification
+from schedopt.schedule._record import (
+    SCHEDULE_SCHEMA_VERSION,
+    STEP_UNITS,
+    Schedule,
+    schedule_from_solution,
+    values_sha256,
+)
+from schedopt.schedule._text import parse_schedule_text
+
+__all__ = [
+    "SCHEDULE_SCHEMA_VERSION",
+    "STEP_UNITS",
+    "Schedule",
+    "load_schedule",
+    "parse_schedule_text",
+    "save_schedule",
+    "schedule_from_solution",
+    "trusting",
+    "values_sha256",
+    "verification",
+]
