@@ -16,11 +16,11 @@ import pytest
 import scipy.optimize
 from numpy.testing import assert_allclose
 
-from schedopt import baselines as B
 from schedopt.baselines import (
     BASELINES,
     Cosine,
     TunedBaseline,
+    _objective,
     baseline_schedule,
     tune_baseline,
     tune_baselines,
@@ -314,10 +314,10 @@ def test_peak_stays_within_the_control_bounds():
 def test_other_problems_with_the_same_size_do_not_recompile():
     first = _problem(Model.powerlaw(2.0, 1.5, 20, noise_std=0.5), 300)
     tune_baseline(first, "exponential")
-    size = B._batch_final_loss._cache_size()
+    size = _objective._batch_final_loss._cache_size()
     second = _problem(Model.powerlaw(1.3, 2.2, 20, noise_std=0.1), 300, cap=0.5)
     tune_baselines(second, ["power_law", "wsd_linear", "linear"])
-    assert B._batch_final_loss._cache_size() == size
+    assert _objective._batch_final_loss._cache_size() == size
 
 
 def test_bad_options_name_the_option():

@@ -1,0 +1,273 @@
+r"""Tuning a baseline family on a problem: minimise the final loss :math:`L_T` over its parameters.
+
+On the exact recursion with the problem's model, its fixed batch size (``sample_budget / T``
+when there is a budget) and momentum; the peak bounded by the learning-rate control,
+shape parameters by the family's bounds. Then:
+
+1. a coarse grid (:data:`GRID` = 8 peaks × 4 shape values), evaluated in vectorised calls;
+2. from each of its local minima (at most ``starts``, best first) the bounded
+   trust-region search of :mod:`schedopt.baselines._search`; a start on a bound first
+   optimises within that face; a later start that runs into an optimum already found stops;
+3. (``faces=True``) the peak is optimised on both bounds of the shape parameter and,
+   within :data:`FACE_MARGIN` of the best loss, a full search starts from there: a
+   minimum on a bound is often no local minimum of the coarse grid.
+
+The landscapes are not always unimodal, hence the several starts (the dense-scan
+check is in ``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import jax.numpy as jnp
+import numpy as np
+
+from schedopt import _validate as v
+from schedopt.baselines._families import BASELINES, PEAK, BaselineFamily, _family, _schedule_values
+from schedopt.baselines._objective import _check_stability, _fixed_batch_size, _Objective
+from schedopt.baselines._search import _Face, _refine
+from schedopt.dynamics.recursion import final_loss
+from schedopt.errors import ProblemError, SolverError
+from schedopt.problem import Problem
+
+__all__ = ["TunedBaseline", "tune_baseline", "tune_baselines"]
+
+logger = logging.getLogger(__name__)
+
+#: Default lower end of the peak search, as a fraction of the learning-rate cap.
+PEAK_RANGE = 1e-6
+#: Default coarse grid: points along ``peak`` and along the shape parameter.
+GRID = (8, 4)
+#: Default stopping tolerance: predicted further decrease of ``log L_T``.
+TOL = 1e-11
+#: Central-difference step in the scaled ``[0, 1]`` search coordinates.
+#: A bound of the shape parameter whose best peak gives a loss within this fraction
+#: of the best loss found gets a full local search from there.
+FACE_MARGIN = 0.05
+
+
+@dataclass(frozen=True, eq=False)
+class TunedBaseline:
+    """A baseline family tuned on a problem.
+
+    Attributes:
+        name: family name (a key of :data:`BASELINES`).
+        params: the optimal parameters, ``{name: value}``.
+        final_loss: final excess loss :math:`L_T` (kept modes + residual) of the
+            tuned schedule on the exact recursion.
+        learning_rate: per-step learning rates ``(T,)`` of the tuned schedule.
+        evaluations: schedules run on the recursion (grid + refinement).
+        wall_time: seconds spent (compilation included).
+        converged: whether the local refinement met its tolerance.
+        at_bounds: names of the parameters that ended on a bound of their search box.
+    """
+
+    name: str
+    params: Mapping[str, float]
+    final_loss: float
+    learning_rate: np.ndarray
+    evaluations: int
+    wall_time: float
+    converged: bool = True
+    at_bounds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType({k: float(x) for k, x in self.params.items()}))
+        lr = np.array(self.learning_rate, dtype=np.float64)
+        lr.setflags(write=False)
+        object.__setattr__(self, "learning_rate", lr)
+        object.__setattr__(self, "at_bounds", tuple(self.at_bounds))
+
+    @property
+    def horizon(self) -> int:
+        return int(self.learning_rate.size)
+
+
+def _grid_points(family: BaselineFamily, grid: tuple[int, int]) -> np.ndarray:
+    n_peak, n_shape = grid
+    axes = [PEAK.grid(n_peak)] + [p.grid(n_shape) for p in family.shape_parameters]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def _grid_minima(losses: np.ndarray, limit: int) -> list[int]:
+    """Flat indices of the grid's local minima (no neighbour, diagonals included, is lower), best first."""
+    padded = np.pad(losses, 1, constant_values=np.inf)
+    is_min = np.isfinite(losses)
+    for offset in np.ndindex(*(3,) * losses.ndim):
+        if all(o == 1 for o in offset):
+            continue
+        window = tuple(slice(o, o + n) for o, n in zip(offset, losses.shape, strict=True))
+        is_min &= losses <= padded[window]
+    flat = np.flatnonzero(is_min.ravel())
+    order = flat[np.argsort(losses.ravel()[flat], kind="stable")]
+    return order[:limit].tolist() or [int(np.argmin(losses))]
+
+
+def _check_grid(grid) -> tuple[int, int]:
+    if grid is None:
+        return GRID
+    if isinstance(grid, int | np.integer):
+        grid = (grid, grid)
+    grid = tuple(grid)
+    if len(grid) != 2:
+        raise ProblemError(f"`grid` must be an integer or a pair of integers, got {grid!r}", field="grid")
+    out = tuple(v.positive_int("grid", g) for g in grid)
+    if min(out) < 2:
+        raise ProblemError(f"`grid` needs at least 2 points per axis, got {grid!r}", field="grid")
+    return out
+
+
+def tune_baseline(
+    problem: Problem,
+    name,
+    *,
+    grid: int | Sequence[int] | None = None,
+    peak_range: float = PEAK_RANGE,
+    tol: float = TOL,
+    starts: int = 3,
+    faces: bool = True,
+    max_iterations: int = 50,
+    modes: str = "auto",
+) -> TunedBaseline:
+    """Tune one baseline family on a problem: minimise :math:`L_T` over its parameters.
+
+    Args:
+        problem: the problem (model, horizon, learning-rate bounds; batch size and
+            momentum are held at their fixed values, or ``sample_budget / T``).
+        name: a key of :data:`BASELINES` or a family instance.
+        grid: coarse-grid points ``(peak, shape parameter)``; default :data:`GRID`.
+        peak_range: lowest peak searched, as a fraction of the learning-rate cap
+            (when the control's ``min`` is lower).
+        tol: stop when the predicted further decrease of ``log L_T`` is below this.
+        starts: refine from at most this many local minima of the coarse grid, best first.
+        faces: also optimise the peak on both bounds of the shape parameter and
+            search from there when that is within :data:`FACE_MARGIN` of the best
+            (finds minima on a bound that the coarse grid misses; costs ~30 % more).
+        max_iterations: refinement iterations before giving up (``converged=False``).
+        modes: ``"auto"``: search on the compressed spectrum of a plain-SGD model of more than
+            256 modes (:mod:`schedopt.dynamics.compression`); ``"exact"``: on its own modes. The
+            reported loss is the full recursion's either way.
+
+    Raises:
+        ProblemError: bad option, or a learning-rate cap at or above the stability threshold.
+        SolverError: every schedule of the coarse grid diverged.
+    """
+    start = time.perf_counter()
+    family = _family(name)
+    grid = _check_grid(grid)
+    peak_range = v.positive("peak_range", peak_range)
+    if peak_range >= 1:
+        raise ProblemError(f"`peak_range` must be in (0, 1), got {peak_range!r}", field="peak_range")
+    tol = v.positive("tol", tol)
+    starts = v.positive_int("starts", starts)
+    if not isinstance(faces, bool):
+        raise ProblemError(f"`faces` must be true or false, got {faces!r}", field="faces")
+    max_iterations = v.positive_int("max_iterations", max_iterations)
+    modes = v.one_of("modes", modes, ("auto", "exact"))
+    threshold = _check_stability(problem)
+    obj = _Objective(problem, family, peak_range, threshold, modes)
+
+    points = _grid_points(family, grid)
+    losses = obj.loss(points)
+    best = int(np.argmin(losses))
+    if not np.isfinite(losses[best]):
+        raise SolverError(f"every schedule of the {family.name} grid diverged on problem {problem.name!r}")
+    radius = 1.0 / (min(grid) - 1)
+    shape = (grid[0],) if obj.dim == 1 else grid
+    search, known = None, []
+    for i in _grid_minima(losses.reshape(shape), starts):
+        u0, loss0 = points[i], float(losses[i])
+        on_bound = (u0 <= 0.0) | (u0 >= 1.0)
+        if on_bound.any() and not on_bound.all():
+            # a start on a face: optimise within the face first, so that the search
+            # does not leave a minimum on the boundary before it has found it
+            face = _Face(obj, u0, ~on_bound)
+            found = _refine(face, u0[~on_bound], loss0, radius, math.sqrt(tol), max_iterations)
+            u0, loss0 = face.full(found.u), found.loss
+        found = _refine(obj, u0, loss0, radius, tol, max_iterations, known)
+        if search is None or found.loss < search.loss:
+            search = found
+        known.append(found.u)
+    if faces and obj.dim == 2:
+        # Minima on a bound of the shape parameter (wsd_sqrt at cooldown_fraction = 1)
+        # often show as no local minimum of a coarse grid: optimise the peak on each
+        # bound (cheap, one parameter) and search from there if it is competitive.
+        table = losses.reshape(shape)
+        for column in (0, grid[1] - 1):
+            i = int(np.argmin(table[:, column])) * grid[1] + column
+            if not np.isfinite(losses[i]) or any(np.array_equal(points[i], k) for k in known):
+                continue
+            face = _Face(obj, points[i], np.array([True, False]))
+            on_face = _refine(face, points[i][:1], float(losses[i]), radius, math.sqrt(tol), max_iterations)
+            if on_face.loss <= search.loss * (1.0 + FACE_MARGIN):
+                found = _refine(obj, face.full(on_face.u), on_face.loss, radius, tol, max_iterations, known)
+                if found.loss < search.loss:
+                    search = found
+                known.append(found.u)
+
+    params_vec = obj.natural(search.u)
+    params = dict(zip(family.param_names, params_vec.tolist(), strict=True))
+    padded = np.concatenate([params_vec, np.zeros(2 - params_vec.size)])
+    lr = np.asarray(
+        _schedule_values(obj.kind, family.option, jnp.asarray(padded), horizon=problem.horizon),
+        dtype=np.float64,
+    )
+    at_bounds = tuple(n for n, u in zip(family.param_names, search.u, strict=True) if u <= 0.0 or u >= 1.0)
+    loss = search.loss
+    if obj.compressed:  # report the full spectrum's loss of the tuned schedule (plain SGD)
+        loss = float(final_loss(problem.model, lr, batch_size=_fixed_batch_size(problem)))
+    tuned = TunedBaseline(
+        name=family.name,
+        params=params,
+        final_loss=loss,
+        learning_rate=lr,
+        evaluations=obj.evaluations,
+        wall_time=time.perf_counter() - start,
+        converged=search.converged,
+        at_bounds=at_bounds,
+    )
+    logger.debug(
+        "tuned %s on %s: loss %.6g, params %s, %d evaluations, %d iterations, %.2f s",
+        family.name,
+        problem.name,
+        tuned.final_loss,
+        params,
+        obj.evaluations,
+        search.iterations,
+        tuned.wall_time,
+    )
+    return tuned
+
+
+def tune_baselines(
+    problem: Problem,
+    names: Iterable | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    **options,
+) -> dict[str, TunedBaseline]:
+    """Tune several baseline families (default: all of :data:`BASELINES`) on a problem.
+
+    Args:
+        problem: the problem.
+        names: family names or instances; default every built-in family.
+        progress: called with ``"tuning baseline i/n: name ..."`` before each family.
+        **options: passed to :func:`tune_baseline`.
+
+    Returns:
+        ``{name: TunedBaseline}`` in the order given.
+    """
+    families = [_family(n) for n in (BASELINES if names is None else names)]
+    tuned = {}
+    for i, family in enumerate(families, start=1):
+        if progress is not None:
+            progress(f"tuning baseline {i}/{len(families)}: {family.name} ...")
+        tuned[family.name] = tune_baseline(problem, family, **options)
+    return tuned
