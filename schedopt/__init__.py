@@ -33,8 +33,8 @@ if TYPE_CHECKING:  # the names below load lazily (see ``__getattr__``); listed f
     from schedopt.theory import phase, predicted_exponents
 
 #: Public name -> the module that defines it. ``import schedopt`` loads none of them (JAX alone
-#: takes over a second to import); the first access of a name imports its module, and
-#: importing any module that runs JAX turns on float64 (``schedopt._jax``).
+#: takes over a second to import); the first access of a name imports its module. No module
+#: changes a JAX setting: float64 is scoped to schedopt's own calls (``schedopt._jax.float64``).
 _LAZY = {
     "ControlGrid": "schedopt.controls",
     "block_edges": "schedopt.controls",

@@ -1,10 +1,14 @@
-"""JAX set-up shared by every module that uses JAX: float64 on, persistent compilation cache.
+"""JAX set-up shared by every module that uses JAX: scoped float64, persistent compilation cache.
 
 schedopt's dynamics span losses from 1 down to 1e-12 and need float64
-(ARCHITECTURE: "float64 everywhere in solvers and dynamics"). Importing this
-module (every schedopt module that runs JAX does, so the first use of such a function
-does; ``import schedopt`` alone loads no JAX) therefore turns on ``jax_enable_x64`` for
-the process; code that wants float32 (a training loop) passes explicit dtypes.
+(ARCHITECTURE: "float64 everywhere in solvers and dynamics"). That precision is scoped
+to schedopt's own computations: every public function that runs JAX is wrapped in
+:func:`float64`, which turns on ``jax.enable_x64`` for the duration of the call and in
+the calling thread only (JAX keeps it in a thread-local context and in the key of every
+compiled program). Nothing here touches the process-wide ``jax_enable_x64``: a user's
+model stays float32, and schedopt works the same whether or not the user turned x64 on.
+The exported optax schedules run inside the user's step and return the user's default
+float dtype (float32 unless the user turned x64 on; see ``schedopt.export.optax``).
 
 Compiling the solver's programs costs seconds in every fresh process, more than the
 solve itself; JAX's persistent compilation cache keeps the compiled programs on disk.
@@ -27,6 +31,7 @@ computation runs uncached.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -36,9 +41,24 @@ from pathlib import Path
 
 import jax
 
-jax.config.update("jax_enable_x64", True)
+__all__ = ["CacheWarning", "FileCache", "cache_dir", "disable_cache", "enable_cache", "float64", "jax"]
 
-__all__ = ["CacheWarning", "FileCache", "cache_dir", "disable_cache", "enable_cache", "jax"]
+
+def float64(fn):
+    """Run ``fn`` with JAX's float64 on for the duration of the call (this thread only).
+
+    The scope is ``jax.enable_x64(True)``: arrays created and programs traced inside the
+    call are float64, and the setting the caller had is restored on return (or on an
+    exception). Results that leave the call are NumPy values or float64 JAX arrays.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
 
 logger = logging.getLogger(__name__)
 

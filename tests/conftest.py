@@ -10,8 +10,15 @@ import pytest
 # cache's own tests (test_cache.py) give each process an explicit cache directory.
 os.environ.setdefault("SCHEDOPT_NO_CACHE", "1")
 
-import schedopt._jax  # noqa: F401  (turns on jax_enable_x64 before any test imports jax.numpy)
-from schedopt.problem import Model
+import jax
+
+# The tests of the internals call traced functions (``final_loss_jax``, ``jax.grad`` of them)
+# directly, outside schedopt's own float64 scope, so the test session turns x64 on for
+# itself. schedopt never does (tests/test_side_effects.py checks it in fresh processes).
+jax.config.update("jax_enable_x64", True)
+
+import schedopt._jax  # noqa: E402, F401  (loads the compilation-cache set-up as the library does)
+from schedopt.problem import Model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

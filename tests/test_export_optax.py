@@ -336,6 +336,31 @@ def test_optimizer_options_are_validated(long_schedule):
     assert "momentum" not in opt.init(jnp.zeros(1)).hyperparams
 
 
+@pytest.mark.parametrize("mask_kind", ["callable", "pytree"])
+def test_adamw_mask_keeps_optax_semantics(mask_kind):
+    """A callable ``mask`` is optax's mask (weight decay on the matrices only), not a schedule.
+
+    With a zero gradient, AdamW's update is ``-lr * weight_decay * w`` on masked leaves and
+    zero elsewhere: the same numbers as ``optax.adamw`` with the same arguments.
+    """
+    s = Schedule(learning_rate=[0.1, 0.05, 0.02])
+    params = {"w": jnp.full((2, 2), 2.0), "b": jnp.full(2, 2.0)}
+    mask = (lambda p: {"w": True, "b": False}) if mask_kind == "callable" else {"w": True, "b": False}
+    opt = to_optax_optimizer(s, "adamw", weight_decay=0.5, mask=mask)
+    reference = optax.adamw(to_optax(s), weight_decay=0.5, mask=mask)
+    state, ref_state = opt.init(params), reference.init(params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    for t in range(3):
+        updates, state = opt.update(zeros, state, params)
+        expected, ref_state = reference.update(zeros, ref_state, params)
+        assert_allclose(updates["w"], -s.learning_rate[t] * 0.5 * 2.0, rtol=RTOL_ARITH)
+        assert_array_equal(updates["b"], 0.0)
+        for leaf in ("w", "b"):
+            assert_allclose(updates[leaf], expected[leaf], rtol=RTOL_ARITH)
+    assert {"learning_rate", "weight_decay"} <= set(state.hyperparams)  # numbers stay visible
+    assert "mask" not in state.hyperparams
+
+
 # --- batch size
 
 

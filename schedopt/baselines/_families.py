@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt import _validate as v
-from schedopt._jax import jax
+from schedopt._jax import float64, jax
 from schedopt.errors import ProblemError
 
 __all__ = [
@@ -192,7 +192,7 @@ class BaselineFamily:
                     f"`params` of {self.name} must have {len(names)} values {list(names)}, got {len(items)}",
                     field="params",
                 )
-        return jnp.stack([jnp.asarray(x, dtype=jnp.float64) for x in items])
+        return jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) for x in items])
 
     def schedule(self, params, horizon: int) -> Callable:
         """An optax-style schedule: a jit-safe function of the step count.
@@ -206,7 +206,8 @@ class BaselineFamily:
         shape = type(self)._shape
 
         def fn(count):
-            t = jnp.clip(jnp.asarray(count, dtype=jnp.float64), 0.0, horizon - 1.0)
+            # the caller's default float (float32 unless x64 is on), as optax's schedules
+            t = jnp.clip(jnp.asarray(count, dtype=jnp.result_type(float)), 0.0, horizon - 1.0)
             return theta[0] * shape(theta[1:], option, t, horizon)
 
         return fn
@@ -223,7 +224,7 @@ class BaselineFamily:
         if type(self) in _KINDS:  # one compiled function for every built-in family
             padded = jnp.concatenate([theta, jnp.zeros(2 - theta.size)])
             return _schedule_values(_KINDS.index(type(self)), self.option, padded, horizon=horizon)
-        t = jnp.arange(horizon, dtype=jnp.float64)
+        t = jnp.arange(horizon, dtype=jnp.result_type(float))
         return theta[0] * type(self)._shape(theta[1:], self.option, t, horizon)
 
 
@@ -401,6 +402,7 @@ def _checked_params(family: BaselineFamily, params) -> dict[str, float]:
     return out
 
 
+@float64
 def baseline_schedule(name, params: Mapping[str, float], horizon: int) -> np.ndarray:
     """Per-step learning rates of a baseline, ``(horizon,)`` float64 (validated).
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt import _validate as v
+from schedopt._jax import float64
 from schedopt.baselines._families import BASELINES, PEAK, BaselineFamily, _family, _schedule_values
 from schedopt.baselines._objective import _check_stability, _fixed_batch_size, _Objective
 from schedopt.baselines._search import _Face, _refine
@@ -124,6 +125,7 @@ def _check_grid(grid) -> tuple[int, int]:
     return out
 
 
+@float64
 def tune_baseline(
     problem: Problem,
     name,
@@ -246,6 +248,7 @@ def tune_baseline(
     return tuned
 
 
+@float64
 def tune_baselines(
     problem: Problem,
     names: Iterable | None = None,

@@ -78,7 +78,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
-from schedopt._jax import jax
+from schedopt._jax import float64, jax
 from schedopt.calibration.pilots import PilotRun
 from schedopt.dynamics.recursion import loss_curve_jax
 from schedopt.dynamics.stability import stability_threshold
@@ -676,6 +676,7 @@ def _holdout(runs, holdout, layout, fixed_kappa, max_lr, early) -> dict[str, Any
     return {"kind": kind, "held_out": description, "rms_error": rms, "by_run": by_run}
 
 
+@float64
 def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
     """The network loss curve ``(T + 1,)`` a fitted problem predicts for network learning rates."""
     if problem.network is None:
@@ -737,6 +738,7 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     return notes
 
 
+@float64
 def fit_pilots(
     runs: Sequence[PilotRun],
     *,

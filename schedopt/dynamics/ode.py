@@ -112,7 +112,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from schedopt._jax import jax
+from schedopt._jax import float64, jax
 from schedopt.controls import ControlGrid
 from schedopt.dynamics.ops import JAX, Ops
 from schedopt.dynamics.recursion import DIVERGENCE_FACTOR, per_step
@@ -921,6 +921,7 @@ def _control(learning_rate, grid: ControlGrid | None):
     return grid.edges.astype(np.float64), grid.parameterisation, values
 
 
+@float64
 def solve(
     model: Model,
     learning_rate,
@@ -1034,6 +1035,7 @@ def solve(
     return OdeSolution(ts=save, loss=loss, grid=ts, num_steps=np.asarray(steps), solver=solver, form=form)
 
 
+@float64
 def final_loss(model: Model, learning_rate, *, grid: ControlGrid | None = None, **options):
     """Final excess loss :math:`L_T` (kept modes + residual) of the ODE; ``inf`` where it diverged.
 

@@ -23,7 +23,7 @@ from functools import partial
 import jax.numpy as jnp
 import numpy as np
 
-from schedopt._jax import jax
+from schedopt._jax import float64, jax
 from schedopt.dynamics.adjoint import _chunks, sgd_final_loss
 from schedopt.dynamics.compression import CompressedModes
 from schedopt.dynamics.momentum import momentum_init, momentum_step
@@ -309,6 +309,7 @@ def _spectrum(model: Model, modes: CompressedModes | None, momentum):
     )
 
 
+@float64
 def loss_curve(model: Model, learning_rate, *, batch_size=1.0, momentum=None, modes=None) -> Trajectory:
     """Simulate the exact recursion; return the loss after every step.
 
@@ -343,6 +344,7 @@ def checkpoint_steps(horizon: int, count: int = 200) -> np.ndarray:
     return np.unique(np.concatenate([[0], logspaced, [horizon]]))
 
 
+@float64
 def loss_at(
     model: Model, learning_rate, steps=None, *, batch_size=1.0, momentum=None, modes=None
 ) -> Trajectory:
@@ -396,6 +398,7 @@ def loss_at(
     return Trajectory(loss=np.asarray(loss), diverged=first >= 0, divergence_step=first, steps=steps)
 
 
+@float64
 def final_loss(model: Model, learning_rate, *, batch_size=1.0, momentum=None, modes=None):
     """Final excess loss :math:`L_T` (kept modes + residual); ``inf`` where it diverged.
 

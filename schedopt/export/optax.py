@@ -284,14 +284,15 @@ def _interpolate(values, count, original: int, horizon: int):
 def _schedule_function(values: np.ndarray, table: np.ndarray, name: str) -> optax.Schedule:
     original = values.size
     horizon = table.size
-    values_jax = jnp.asarray(values)
-    table_jax = values_jax if table is values else jnp.asarray(table)
 
     def schedule_fn(count):
+        # The caller's default float (float32 unless the caller turned x64 on), read at call
+        # time: the designed float64 values are rounded once, to the caller's precision.
+        dtype = jnp.result_type(float)
         count = jnp.asarray(count)
         if jnp.issubdtype(count.dtype, jnp.integer):  # a static dtype check, jit-safe
-            return _gather(table_jax, count)
-        return _interpolate(values_jax, count, original, horizon)
+            return _gather(jnp.asarray(table, dtype=dtype), count)
+        return _interpolate(jnp.asarray(values, dtype=dtype), count, original, horizon)
 
     schedule_fn.__name__ = f"schedopt_{name}"
     schedule_fn.__qualname__ = schedule_fn.__name__
@@ -337,7 +338,9 @@ def to_optax(
             the optimum changes with the horizon.)
 
     Returns:
-        ``f(count) -> value``, float64 (with schedopt's ``jax_enable_x64``).
+        ``f(count) -> value`` in the caller's default float dtype: float32, or float64 when
+        the caller turned on ``jax_enable_x64`` (schedopt leaves that setting alone). An
+        integer step gives the designed value rounded once to that dtype.
 
     Raises:
         ExportError: the schedule lacks ``control`` or an option is invalid
@@ -420,7 +423,10 @@ def to_optax_optimizer(
             with another base); ``True`` requires it.
         hyperparam_dtype: passed to ``optax.inject_hyperparams``.
         **kwargs: further arguments of the base optimizer (``weight_decay``,
-            ``b1``, ``nesterov``, ...).
+            ``b1``, ``nesterov``, ``mask``, ...), with the base optimizer's own meaning:
+            numbers appear in ``state.hyperparams``, a callable (``mask=fn``) is passed
+            unchanged (never treated as a schedule), and a keyword the base does not
+            take is an :class:`ExportError` naming it.
 
     Raises:
         ExportError: unknown ``base``, a keyword the schedule already sets, or
@@ -450,11 +456,16 @@ def _optimizer(schedule, base, peak, horizon, use_momentum, hyperparam_dtype, kw
         if "momentum" in kwargs:
             raise ExportError("`momentum` is set by the schedule; pass use_momentum=False to set it yourself")
         hyper["momentum"] = _to_optax(schedule, "momentum", None, horizon)
+    signature = inspect.signature(factory)
     try:
-        inspect.signature(factory).bind(**hyper, **kwargs)
+        signature.bind(**hyper, **kwargs)
     except TypeError as err:
         raise ExportError(f"`base` = {name!r} does not take these arguments: {err}") from None
-    return optax.inject_hyperparams(factory, hyperparam_dtype=hyperparam_dtype)(**hyper, **kwargs)
+    # A callable keyword reaches the base optimizer unchanged, as in optax (`mask=fn` is a mask,
+    # not a schedule of the step count, which is what inject_hyperparams would make of it).
+    static = tuple(sorted(k for k, value in kwargs.items() if callable(value) and k in signature.parameters))
+    injected = optax.inject_hyperparams(factory, static_args=static, hyperparam_dtype=hyperparam_dtype)
+    return injected(**hyper, **kwargs)
 
 
 # --- batch size
@@ -592,8 +603,8 @@ def to_optax_multisteps(
 
     Call ``update`` once per micro-batch of ``micro_batch_size`` samples; the
     wrapped optimizer steps after :func:`every_k_schedule` micro-batches, with
-    the mean of their gradients. ``accumulator_dtype`` defaults to the highest
-    float precision enabled (float64 under schedopt), unlike optax's float32.
+    the mean of their gradients. ``accumulator_dtype`` defaults to the caller's default
+    float (float32, or float64 when the caller turned on x64).
     ``opt.has_updated(state)`` tells when an optimiser step happened.
     """
     schedule = _as_schedule(schedule)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from schedopt._jax import float64
 from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
@@ -37,6 +38,7 @@ def _solver_function(name: str) -> Callable[..., Solution]:
     return solve_pontryagin
 
 
+@float64
 def solve(
     problem: Problem,
     solver: str = "jax",

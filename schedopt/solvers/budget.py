@@ -67,6 +67,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
+from schedopt._jax import float64
 from schedopt.controls import ControlGrid
 from schedopt.dynamics.recursion import final_loss_jax
 from schedopt.errors import ProblemError
@@ -197,6 +198,7 @@ def _profiles(batch: np.ndarray, count: int) -> list[np.ndarray]:
     return out
 
 
+@float64
 def degeneracy(problem: Problem, lr, batch, *, modes: int = 3, step: float = CURVATURE_STEP) -> dict:
     """Flat versus across curvature of :math:`\\log L_T` at a schedule (see the module docstring).
 

@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from schedopt._jax import float64
 from schedopt.controls import ControlGrid
 from schedopt.dynamics.momentum import momentum_init, momentum_step
 from schedopt.dynamics.ops import CASADI
@@ -410,6 +411,7 @@ def _per_step(problem: Problem, nlp: CasadiNLP, params: Mapping[str, np.ndarray]
     return lr, m, beta
 
 
+@float64
 def solve_casadi(
     problem: Problem,
     *,

@@ -125,7 +125,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
-from schedopt._jax import jax
+from schedopt._jax import float64, jax
 from schedopt.dynamics.compression import (
     EXACT_MODES,
     QUADRATURE_NODES,
@@ -1003,6 +1003,7 @@ def _with_info(solution: Solution, info: Mapping[str, Any]) -> Solution:
     )
 
 
+@float64
 def solve_jax(
     problem: Problem,
     *,
@@ -1013,6 +1014,7 @@ def solve_jax(
     return solve_jax_many([problem], initial=[initial] if initial else None, options=options)[0]
 
 
+@float64
 def solve_jax_many(
     problems: Sequence[Problem],
     *,

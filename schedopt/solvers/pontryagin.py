@@ -23,7 +23,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from schedopt._jax import jax
+from schedopt._jax import float64, jax
 from schedopt.dynamics.adjoint import sgd_final_loss, sgd_sweep
 from schedopt.dynamics.recursion import final_loss
 from schedopt.errors import ProblemError
@@ -36,6 +36,7 @@ __all__ = ["DEFAULT_OPTIONS", "solve_pontryagin", "sweep_until"]
 DEFAULT_OPTIONS = {"max_iter": 5000, "rtol": 1e-13, "patience": 3}
 
 
+@float64
 def sweep_until(
     lam,
     c0,
@@ -85,6 +86,7 @@ def _exact_grid(grid) -> bool:
     return grid.parameterisation == "constant" and grid.blocks == grid.horizon
 
 
+@float64
 def solve_pontryagin(
     problem: Problem,
     *,
