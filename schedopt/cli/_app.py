@@ -1,0 +1,204 @@
+"""The ``schedopt`` application: the typer app, its global options, and how a command ends.
+
+Exit codes: 0 success; 1 solver failure (did not converge, diverged); 2 usage or
+spec error (one line naming the key); 130 SIGINT; 143 SIGTERM. ``--debug`` (or
+``SCHEDOPT_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any
+
+import typer
+
+from schedopt.cli._signals import Terminated, _install_signal_handlers
+from schedopt.errors import SchedoptError
+
+app = typer.Typer(
+    name="schedopt",
+    help="Design optimal learning-rate schedules by optimal control of a solvable SGD model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from schedopt import __version__
+
+        typer.echo(f"schedopt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show the traceback of an error (also: environment SCHEDOPT_DEBUG=1)."),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Do not use the compilation cache (also: environment SCHEDOPT_NO_CACHE=1; "
+            "SCHEDOPT_CACHE_DIR moves it).",
+        ),
+    ] = False,
+) -> None:
+    """schedopt: optimal training schedules from a solvable model of SGD."""
+    _DEBUG[0] = debug or _debug_env()
+    _schedopt_warnings_on_one_line()
+    if no_cache:
+        _no_cache()
+
+
+def _schedopt_warnings_on_one_line() -> None:
+    """Show schedopt's own warnings as ``warning: ...`` on stderr (others keep Python's format)."""
+    import warnings
+
+    shown = warnings.showwarning
+    if getattr(shown, "_schedopt", False):
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("schedopt"):
+            typer.echo(f"warning: {_one_line(message)}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._schedopt = True
+    warnings.showwarning = show
+
+
+def _no_cache() -> None:
+    """Turn the compilation cache off for this process, before or after JAX was loaded."""
+    import os
+    import sys
+
+    os.environ["SCHEDOPT_NO_CACHE"] = "1"  # read when schedopt first loads JAX
+    if "schedopt._jax" in sys.modules:
+        sys.modules["schedopt._jax"].disable_cache()
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+_DEBUG = [False]
+
+
+def _debug_env() -> bool:
+    import os
+
+    return os.environ.get("SCHEDOPT_DEBUG", "").strip().lower() in ("1", "true", "yes")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _error_line(exc: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code of an exception that ends a command."""
+    if isinstance(exc, SchedoptError):
+        return f"error: {exc}", exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return "error: interrupted (SIGINT)", EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        return "error: terminated (SIGTERM)", EXIT_TERMINATED
+    if isinstance(exc, MemoryError):
+        return "error: out of memory (lower the horizon, n_modes or the input's size)", 2
+    if isinstance(exc, OverflowError):
+        return f"error: a number is too large to compute with ({_one_line(exc)})", 2
+    if isinstance(exc, OSError):
+        where = next((str(p) for p in (exc.filename, exc.filename2) if p is not None), None)
+        reason = exc.strerror or _one_line(exc)
+        return (f"error: {where!r}: {reason}" if where else f"error: {reason}"), 2
+    raise exc
+
+
+_HANDLED = (SchedoptError, KeyboardInterrupt, Terminated, MemoryError, OverflowError, OSError)
+
+
+def _command(fn):
+    """A command whose errors become one line on stderr and an exit code.
+
+    SchedoptError: 2 (bad input) or 1 (solver failure); OSError (with its path),
+    MemoryError and OverflowError: 2; Ctrl-C: 130; SIGTERM: 143. ``--debug`` (or
+    SCHEDOPT_DEBUG=1) shows the traceback instead. Anything else is a bug and keeps it.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            if "trust" not in kwargs:
+                return fn(*args, **kwargs)
+            from schedopt.schedule import trusting
+
+            with trusting(kwargs["trust"]) as notes:
+                result = fn(*args, **kwargs)
+            for note in notes:  # a schedule loaded unverified (--trust, or an older file) is said so
+                typer.echo(f"note: {_one_line(note)}", err=True)
+            return result
+        except _HANDLED as exc:
+            if _DEBUG[0] or _debug_env():
+                raise
+            line, code = _error_line(exc)
+            typer.echo(line, err=True)
+            raise typer.Exit(code) from None
+
+    return wrapper
+
+
+def _given_value(param: Any, argv: list[str]) -> str | None:
+    """The value the command line gave an option that click refused (its message omits it)."""
+    for opt in getattr(param, "opts", None) or ():
+        if not opt.startswith("-"):
+            continue
+        for i, arg in enumerate(argv):
+            if arg == opt and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(opt + "="):
+                return arg[len(opt) + 1 :]
+    return None
+
+
+def main() -> None:
+    """Console-script entry point: every error, usage error and interrupt ends in one line on stderr.
+
+    Exit codes: 0 success, 1 solver failure, 2 bad input or usage, 130 SIGINT, 143 SIGTERM.
+    """
+    import os
+    import sys
+
+    _install_signal_handlers()
+    code = 0
+    try:
+        code = app(standalone_mode=False) or 0
+    except typer.TyperException as exc:  # click's usage errors: one line, not a boxed panel
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message(), err=True)
+        else:
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            given = _given_value(getattr(exc, "param", None), sys.argv[1:])
+            got = f" (got {given!r})" if given is not None else ""
+            typer.echo(f"error: {where}{_one_line(exc.format_message())}{got}", err=True)
+        code = getattr(exc, "exit_code", 2)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        code = 1
+    except (KeyboardInterrupt, Terminated) as exc:  # outside a command (parsing, imports)
+        if _DEBUG[0] or _debug_env():
+            raise
+        line, code = _error_line(exc)
+        typer.echo(line, err=True)
+    if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+        # leave at once: the output is complete; interpreter teardown with JAX's threads
+        # mid-computation can crash after an interrupt
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -1,0 +1,86 @@
+"""Options and arguments shared by the commands, and the checks they run before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from schedopt.errors import ProblemError, SchedoptError
+
+MAX_CHECKPOINTS = 10_000  # rows `simulate` prints
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust", help="Load schedule files whose provenance hashes do not match their content (stated)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")]
+
+
+def _load(spec: Path | None):
+    from schedopt.spec import default_problem, load_problem
+
+    return default_problem() if spec is None else load_problem(spec)
+
+
+def _override(problem, *, horizon=None, blocks=None, grid=None):
+    if horizon is not None:
+        problem = problem.with_horizon(_parse_int("--horizon", horizon))
+    changes = {}
+    if blocks is not None:
+        changes["blocks"] = blocks
+    if grid is not None:
+        changes["grid"] = grid
+        if grid != "custom":
+            changes["edges"] = None
+    if changes:
+        for name in problem.controls:
+            problem = problem.with_control(name, **changes)
+    return problem
+
+
+def _refuse_existing(force: bool, *paths: Path | str | None) -> None:
+    """Before any work: an existing output is an error naming it, unless --force."""
+    from schedopt._io import refuse_existing
+
+    if not force:
+        refuse_existing(p for p in paths if p is not None)
+
+
+MAX_PILOT_BYTES = (
+    4 << 20
+)  # a pilot CSV: ~140k rows; the fit holds rows x n_modes floats (~1.1 GB at 1000 modes)
+
+
+def _check_input_file(path: Path, limit: int, what: str, error: type[SchedoptError]) -> None:
+    """Refuse a missing, special (FIFO, device) or oversized input by ``os.stat``, before anyone opens it."""
+    import os
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return  # the reader names a missing file in its own words
+    except (OSError, ValueError) as exc:
+        raise error(f"{str(path)!r}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{str(path)!r}: {what} must be a regular file, not a FIFO, device, socket or folder")
+    if info.st_size > limit:
+        raise error(f"{str(path)!r}: {what} is {info.st_size} bytes; the limit is {limit} bytes")
+
+
+def _parse_int(option: str, text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ProblemError(f"`{option}` must be a positive integer, got {text!r}", field=option) from None
+    if not value.is_integer() or value < 1:
+        raise ProblemError(f"`{option}` must be a positive integer, got {text!r}", field=option)
+    from schedopt._validate import MAX_HORIZON
+
+    if value > MAX_HORIZON:  # every use is a horizon: checked before anything is allocated
+        raise ProblemError(f"`{option}` must be at most {MAX_HORIZON} steps, got {text!r}", field=option)
+    return int(value)

@@ -1,0 +1,200 @@
+"""Calibration commands: ``fit`` (the model from pilot runs) and ``pilots`` (which runs to make)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from schedopt.cli._app import _command
+from schedopt.cli._options import (
+    MAX_PILOT_BYTES,
+    ForceOpt,
+    JsonOpt,
+    _check_input_file,
+    _refuse_existing,
+)
+from schedopt.cli._report import _emit_json, _fmt, _table
+from schedopt.errors import ProblemError
+
+
+@_command
+def fit(
+    runs: Annotated[
+        list[Path], typer.Argument(help="Pilot runs: CSV logs with step, learning_rate and a loss.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the fitted problem spec (TOML).")] = Path(
+        "fitted.toml"
+    ),
+    loss_column: Annotated[
+        str | None, typer.Option(help="Loss column to fit (default: val_loss, else train_loss, else loss).")
+    ] = None,
+    n_modes: Annotated[int, typer.Option(help="Modes of the fitted model.")] = 1000,
+    holdout: Annotated[
+        str,
+        typer.Option(help="auto (last pilot if >= 3, else the last quarter of each), tail, none, or a file."),
+    ] = "auto",
+    lr_scale: Annotated[
+        float | None, typer.Option(help="Fix the learning-rate scale (model eta per network learning rate).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Name of the fitted problem (its export folder).")] = "fitted",
+    lr_cap: Annotated[
+        str,
+        typer.Option(
+            help="The design's learning-rate cap: max (largest pilot learning rate; the model's penalties "
+            "choose the peak below it), best (peak of the pilot with the lowest final loss) or a "
+            "network learning rate."
+        ),
+    ] = "max",
+    plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the fitted curves.")] = None,
+    terms: Annotated[
+        str,
+        typer.Option(
+            help="Optional model terms, comma-separated: exponent (the learning-rate response p), "
+            "null_modes (noise-only modes: a penalty an anneal does not remove); all or none."
+        ),
+    ] = "all",
+    min_step: Annotated[
+        str, typer.Option(help="Fit losses from this step on; auto: twice each pilot's warmup.")
+    ] = "auto",
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the model to the loss curves of pilot runs; write a spec that `schedopt design` accepts.
+
+    Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv --out fitted.toml
+    then:    schedopt design fitted.toml --horizon 8000
+    """
+    from schedopt._io import atomic_write_text
+    from schedopt.calibration.fit import FIT_PARAMETERS, fit_pilots
+    from schedopt.calibration.pilots import read_pilot
+
+    if out.suffix != ".toml":
+        raise ProblemError(f"`--out` must end in .toml, got {str(out)!r}", field="--out")
+    if plot is not None and plot.suffix != ".png":
+        raise ProblemError(f"`--plot` must end in .png, got {str(plot)!r}", field="--plot")
+    from schedopt._validate import file_name
+
+    file_name("--name", name)  # the fitted spec's name becomes its export folder
+    _refuse_existing(force, out, plot)
+    cap: str | float = lr_cap
+    if lr_cap not in ("best", "max"):
+        try:
+            cap = float(lr_cap)
+        except ValueError:
+            raise ProblemError(
+                f"`--lr-cap` must be best, max or a number, got {lr_cap!r}", field="--lr-cap"
+            ) from None
+    from schedopt.errors import FitError
+    from schedopt.spec import MAX_MODES
+
+    if not 1 <= n_modes <= MAX_MODES:
+        raise ProblemError(f"`--n-modes` must be between 1 and {MAX_MODES}, got {n_modes}", field="--n-modes")
+    files = [*runs, *([Path(holdout)] if holdout not in ("auto", "tail", "none") else [])]
+    for path in files:  # by type and size before the reader opens it (a FIFO blocks, /dev/zero never ends)
+        _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
+    from schedopt.calibration.fit import TERMS
+
+    chosen = {"all": TERMS, "none": ()}.get(terms, tuple(t.strip() for t in terms.split(",") if t.strip()))
+    first = min_step
+    if min_step != "auto":
+        try:
+            first = int(min_step)
+        except ValueError:
+            raise ProblemError(
+                f"`--min-step` must be auto or an integer, got {min_step!r}", field="--min-step"
+            ) from None
+    pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
+    result = fit_pilots(
+        pilots,
+        n_modes=n_modes,
+        holdout=holdout,
+        learning_rate_scale=lr_scale,
+        name=name,
+        lr_cap=cap,
+        terms=chosen,
+        min_step=first,
+    )
+    written = {"spec": str(atomic_write_text(out, result.spec_text()))}
+    if plot is not None:
+        from schedopt.plots import plot_fit
+
+        written["plot"] = str(plot_fit(result, pilots, plot))
+    report = {**result.to_dict(), "files": written}
+    if as_json:
+        _emit_json(report)
+        return
+    rows = []
+    for pname in FIT_PARAMETERS:
+        status = "fixed" if pname in result.fixed else ("yes" if result.identified[pname] else "NO")
+        rows.append([pname, _fmt(result.parameters[pname]), f"{result.std_errors[pname]:.2g}", status])
+    _table(
+        f"fit to {len(pilots)} pilot run(s), {result.n_points} points, N={result.n_modes}",
+        ["parameter", "value", "std error", "identified"],
+        rows,
+    )
+    typer.echo(
+        f"phase: {result.phase} (a - b = {result.phase_z:.2g} standard errors); "
+        f"fit error {100 * result.fit_error['rms_error']:.2f}% RMS"
+    )
+    if result.holdout is not None:
+        typer.echo(f"holdout ({result.holdout['held_out']}): {100 * result.holdout['rms_error']:.2f}% RMS")
+    cap_info = result.learning_rate_cap
+    typer.echo(f"learning-rate cap for design: {_fmt(cap_info['network'])} ({cap_info['rule']})")
+    for note in result.notes:
+        typer.echo(f"warning: {note}", err=True)
+    for kind, path in written.items():
+        typer.echo(f"wrote {kind}: {path}")
+
+
+@_command
+def pilots(
+    horizon: Annotated[int, typer.Option(help="The target run's number of updates T.")],
+    peak: Annotated[float, typer.Option(help="Your guess of the peak learning rate (network units).")],
+    budget: Annotated[float, typer.Option(help="Compute for the pilots, in runs of length T.")] = 1.0,
+    warmup: Annotated[int, typer.Option(help="Linear warmup updates at the start of every pilot.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for the pilots' schedule files.")] = Path("pilots"),
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose the pilot runs that identify the model for a horizon and budget; write their schedules.
+
+    Example: schedopt pilots --horizon 20000 --budget 1 --peak 3e-4 --warmup 500
+    then train each pilots/*.json, log step,learning_rate,val_loss, and run schedopt fit on the logs.
+    """
+    from schedopt.calibration.plan import plan_pilots
+    from schedopt.schedule import Schedule, save_schedule
+
+    plans = plan_pilots(horizon, budget, peak, warmup)
+    paths = [out / f"{plan.name}.json" for plan in plans]
+    _refuse_existing(force, *paths)
+    for plan, path in zip(plans, paths, strict=True):
+        provenance = {
+            "kind": "pilot",
+            "learning_rate_units": "network",
+            "plan": {"horizon": horizon, "budget": budget, "guess": peak, "warmup": plan.warmup},
+        }
+        save_schedule(Schedule(learning_rate=plan.learning_rate, provenance=provenance), path)
+    rows = [
+        [plan.name, plan.steps, f"{plan.peak:g}", str(path)] for plan, path in zip(plans, paths, strict=True)
+    ]
+    if as_json:
+        _emit_json(
+            {
+                "pilots": [
+                    {"name": p.name, "steps": p.steps, "peak": p.peak, "warmup": p.warmup, "file": str(f)}
+                    for p, f in zip(plans, paths, strict=True)
+                ],
+                "updates": sum(p.steps for p in plans),
+                "full_runs": sum(p.steps for p in plans) / horizon,
+            }
+        )
+        return
+    _table(
+        f"{len(plans)} pilots, {sum(p.steps for p in plans)} updates ({budget:g} runs of {horizon})",
+        ["pilot", "updates", "peak", "schedule file"],
+        rows,
+    )
+    typer.echo("Train each (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), log val_loss, then:")
+    typer.echo(f"  schedopt fit <logs> --out fitted.toml && schedopt design fitted.toml --horizon {horizon}")

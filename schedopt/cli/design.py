@@ -1,0 +1,239 @@
+"""Commands on schedules of one problem: ``simulate``, ``design``, ``compare``, ``plot``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from schedopt.cli._app import _command
+from schedopt.cli._options import (
+    MAX_CHECKPOINTS,
+    ForceOpt,
+    JsonOpt,
+    TrustOpt,
+    _load,
+    _override,
+    _refuse_existing,
+)
+from schedopt.cli._report import _emit_json, _fmt, _progress, _table
+from schedopt.errors import ProblemError
+
+
+@_command
+def simulate(
+    spec: Annotated[Path, typer.Argument(help="Problem spec (TOML).")],
+    schedule: Annotated[
+        str,
+        typer.Option(
+            "--schedule",
+            "-s",
+            help="NAME:ARGS of a schedule family (constant:0.1, cosine:0.3, linear:0.3, "
+            "wsd_sqrt:0.3,0.2, power_law:0.3,0.5, exponential:0.3,0.01) or file:PATH of a schedule file.",
+        ),
+    ] = "constant:0.1",
+    horizon: Annotated[str | None, typer.Option(help="Override the spec's horizon.")] = None,
+    checkpoints: Annotated[int, typer.Option(help="Number of checkpoints to print.")] = 12,
+    trust: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate the exact SGD loss dynamics of a schedule on a problem.
+
+    Example: schedopt simulate problems/easy-phase.toml --schedule cosine:0.3
+    """
+    from schedopt.dynamics.recursion import loss_curve
+    from schedopt.schedule import parse_schedule_text
+
+    if not 1 <= checkpoints <= MAX_CHECKPOINTS:
+        raise ProblemError(
+            f"`--checkpoints` must be between 1 and {MAX_CHECKPOINTS}, got {checkpoints}",
+            field="--checkpoints",
+        )
+    problem = _override(_load(spec), horizon=horizon)
+    sched = parse_schedule_text(schedule, problem.horizon)
+    if sched.horizon != problem.horizon:
+        problem = problem.with_horizon(sched.horizon)
+    momentum = sched.momentum if sched.momentum is not None else problem.training.momentum
+    traj = loss_curve(
+        problem.model,
+        sched.learning_rate,
+        batch_size=sched.batch_size if sched.batch_size is not None else problem.training.batch_size,
+        momentum=momentum if (sched.momentum is not None or problem.training.momentum > 0) else None,
+    )
+    import numpy as np
+
+    steps = np.unique(np.geomspace(1, problem.horizon, max(2, checkpoints)).round().astype(int))
+    steps = np.unique(np.concatenate([[0], steps]))
+    points = [{"step": int(t), "loss": float(traj.loss[t])} for t in steps]
+    result = {
+        "problem": problem.name,
+        "schedule": schedule,
+        "horizon": problem.horizon,
+        "final_loss": float(traj.final_loss),
+        "loss_floor": problem.model.residual,
+        "diverged": bool(traj.diverged),
+        "divergence_step": int(traj.divergence_step),
+        "checkpoints": points,
+    }
+    if as_json:
+        _emit_json(result)
+    else:
+        _table(
+            f"{problem.name}: {schedule} (T = {problem.horizon})",
+            ["step", "excess loss"],
+            [[p["step"], _fmt(p["loss"])] for p in points],
+        )
+        typer.echo(f"final loss L_T = {_fmt(result['final_loss'])}")
+    if traj.diverged:
+        typer.echo(
+            f"error: the loss diverged at step {int(traj.divergence_step)} "
+            "(learning rate above the stability threshold)",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@_command
+def design(
+    spec: Annotated[
+        Path | None, typer.Argument(help="Problem spec (TOML); default: the embedded easy-phase problem.")
+    ] = None,
+    solver: Annotated[str, typer.Option(help="jax, casadi or pontryagin.")] = "jax",
+    horizon: Annotated[str | None, typer.Option(help="Override the horizon (steps), e.g. 1e5.")] = None,
+    blocks: Annotated[int | None, typer.Option(help="Override the number of control blocks.")] = None,
+    grid: Annotated[str | None, typer.Option(help="uniform, geometric-end or geometric-both.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace existing output files; write them even if the solve did not converge."),
+    ] = False,
+    baselines: Annotated[bool, typer.Option(help="Tune and compare the baseline schedules.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Design the optimal learning-rate schedule; compare it with tuned baselines; write files.
+
+    Writes schedule.json, schedule.csv, design.json and design.png to exports/<problem>/.
+
+    Example: schedopt design problems/hard-phase.toml --horizon 1e5 --grid geometric-end
+    """
+    from schedopt.design import DESIGN_FILES, write_design
+    from schedopt.design import design as run_design
+
+    problem = _override(_load(spec), horizon=horizon, blocks=blocks, grid=grid)
+    folder = out if out is not None else Path("exports") / problem.name
+    _refuse_existing(force, *(folder / name for name in DESIGN_FILES))
+    result = run_design(
+        problem, solver=solver, baselines=None if baselines else (), progress=None if as_json else _progress()
+    )
+    sol = result.solution
+    failed = not sol.converged
+    if not failed or force:
+        result = write_design(result, folder, force=force, overwrite=force)
+    report = result.to_dict()
+    if as_json:
+        _emit_json(report)
+    else:
+        rows = [
+            [
+                "optimal",
+                _fmt(sol.final_loss),
+                "1",
+                f"{sol.solver}, {sol.status}, {sol.iterations} it, {sol.wall_time:.2f} s",
+            ]
+        ]
+        for name, entry in sorted(report["baselines"].items(), key=lambda kv: kv[1]["final_loss"]):
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in entry["params"].items())
+            rows.append([name, _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", params])
+        a, b = result.exponents
+        _table(
+            f"{problem.name}: {result.phase} phase (a={a:.3g}, b={b:.3g}), T={problem.horizon}, N={problem.model.n_modes}",
+            ["schedule", "final loss", "ratio to optimal", "details"],
+            rows,
+        )
+        deg = report.get("degeneracy")
+        if deg is not None:
+            typer.echo(
+                f"sample budget D = {_fmt(report['sample_budget'])} (baselines at batch D/T = "
+                f"{_fmt(report['baseline_batch_size'])}); flatness along the eta/m-preserving direction "
+                f"{deg['flatness']:.3g} ({'degenerate' if deg['degenerate'] else 'not degenerate'}, "
+                f"tie-break {'applied' if deg['tie_break_applied'] else 'not applied'}); "
+                f"steps needed with the learning rate at its cap: {deg['steps_at_cap']}"
+            )
+        net = report.get("network")
+        if net is not None:
+            typer.echo(
+                f"network units (fitted): peak learning rate {_fmt(net['peak_learning_rate'])}, final "
+                f"{_fmt(net['final_learning_rate'])}; predicted final loss {_fmt(net['final_loss'])} "
+                f"(exports carry the network's learning rate)"
+            )
+        for kind, path in report["files"].items():
+            typer.echo(f"wrote {kind}: {path}")
+    if failed:
+        typer.echo(
+            f"error: solver {sol.solver!r} did not converge (status {sol.status!r}: {sol.message})"
+            + ("; files written and marked unconverged" if force else "; nothing written (use --force)"),
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@_command
+def compare(
+    spec: Annotated[Path, typer.Argument(help="Problem spec (TOML) to compare on.")],
+    schedules: Annotated[list[Path] | None, typer.Argument(help="Schedule files (JSON or CSV).")] = None,
+    baseline: Annotated[
+        list[str] | None,
+        typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    force: ForceOpt = False,
+    trust: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare schedule files and tuned baselines on one problem: final losses, ratios, a PNG.
+
+    Example: schedopt compare problems/easy-phase.toml exports/easy-phase/schedule.json -b cosine -b wsd_sqrt
+    """
+    from schedopt.compare import compare_schedules
+
+    problem = _load(spec)
+    folder = out if out is not None else Path("exports") / problem.name
+    _refuse_existing(force, folder / "compare.json", folder / "compare.png")
+    result = compare_schedules(problem, list(schedules or []), list(baseline or []))
+    report = result.write(folder, overwrite=force)
+    if as_json:
+        _emit_json(report)
+    else:
+        _table(
+            f"{problem.name}: T={problem.horizon}",
+            ["schedule", "final loss", "ratio to best", "source"],
+            [[e["name"], _fmt(e["final_loss"]), f"{e['ratio']:.4f}", e["source"]] for e in report["entries"]],
+        )
+        for kind, path in report["files"].items():
+            typer.echo(f"wrote {kind}: {path}")
+
+
+@_command
+def plot(
+    schedules: Annotated[list[Path], typer.Argument(help="Schedule files (JSON or CSV).")],
+    spec: Annotated[Path | None, typer.Option(help="Problem spec: also plot the loss curves on it.")] = None,
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("schedules.png"),
+    force: ForceOpt = False,
+    trust: TrustOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plot schedule files (and their loss curves on a problem) to a PNG.
+
+    Example: schedopt plot exports/easy-phase/schedule.json --spec problems/easy-phase.toml --out s.png
+    """
+    from schedopt.compare import plot_schedule_files
+
+    if out.suffix != ".png":
+        raise ProblemError(f"`--out` must end in .png, got {str(out)!r}", field="--out")
+    _refuse_existing(force, out)
+    path = plot_schedule_files(schedules, problem=_load(spec) if spec is not None else None, out=out)
+    if as_json:
+        _emit_json({"files": {"plot": str(path)}})
+    else:
+        typer.echo(f"wrote plot: {path}")
