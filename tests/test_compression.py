@@ -12,11 +12,11 @@ from numpy.testing import assert_allclose
 import schedopt
 from schedopt.controls import block_edges
 from schedopt.dynamics import ode
-from schedopt.dynamics.adjoint import sgd_sweep
 from schedopt.dynamics.compression import compress_modes
 from schedopt.dynamics.recursion import final_loss, final_loss_jax, loss_curve, loss_curve_jax
 from schedopt.errors import ProblemError
 from schedopt.problem import ControlSpec, Model, Problem, Training
+from schedopt.solvers.pontryagin import sgd_sweep
 
 #: Gauss rule against the exact sums of polynomial moments (rounding of sums over ~500 terms).
 RTOL_MOMENTS = 1e-10

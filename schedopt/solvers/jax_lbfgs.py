@@ -45,7 +45,7 @@ T = 1e6 with N = 1e4 on the ODE (256 s on all modes). Past ``check_work`` the
 ODE engine's recursion check runs on the compressed spectrum, so long horizons are checked too.
 
 **Warm start** (recursion engine, ``warm_start = "pontryagin"``). Pontryagin sweeps of the
-per-step learning rate from half the cap (:func:`~schedopt.dynamics.adjoint.sgd_sweep`)
+per-step learning rate from half the cap (:func:`~schedopt.solvers.pontryagin.sgd_sweep`)
 until a sweep lowers the per-step loss by less than ``warm_rtol`` (1e-7) or
 ``warm_sweeps`` (200) have run, then the bounded least-squares fit to the grid. Measured on
 the benchmark problem: 38 sweeps land 2.3e-7 above the grid's optimum at T = 1e4, 49 sweeps

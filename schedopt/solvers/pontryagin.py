@@ -1,6 +1,6 @@
 r"""Solver ``pontryagin``: forward-backward sweeps with the closed-form per-step optimum.
 
-Each sweep (:func:`schedopt.dynamics.adjoint.sgd_sweep`) replaces every step's
+Each sweep (:func:`sgd_sweep`) replaces every step's
 learning rate by the exact minimiser of :math:`L_T` given all other steps, so
 the loss never increases. The sweep works on *per-step* learning rates: it
 solves the fully resolved problem, independently of the JAX and CasADi
@@ -24,16 +24,74 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import float64, jax
-from schedopt.dynamics.adjoint import sgd_final_loss, sgd_sweep
+from schedopt.dynamics.adjoint import _forward, _prepare, sgd_final_loss
+from schedopt.dynamics.ops import JAX, tree_sum
 from schedopt.dynamics.recursion import final_loss
+from schedopt.dynamics.sgd import sgd_loss, sgd_step
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
 from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, merge_options
 
-__all__ = ["DEFAULT_OPTIONS", "solve_pontryagin", "sweep_until"]
+__all__ = ["DEFAULT_OPTIONS", "sgd_sweep", "solve_pontryagin", "sweep_until"]
 
 DEFAULT_OPTIONS = {"max_iter": 5000, "rtol": 1e-13, "patience": 3}
+
+
+def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
+    """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`, given :math:`\\lambda^\\top \\nu_{t+1}` (``lam_nu``)."""
+    curv = 1.0 + 1.0 / m
+    d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
+    return d * nu + (eta * eta / m * lam_nu) * weights
+
+
+@jax.jit
+def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
+    r"""One Pontryagin forward-backward sweep over per-step learning rates.
+
+    Forward with the current ``lr``; then backward from :math:`t = T-1` to 0, each
+    :math:`\eta_t` is replaced by the exact minimiser of :math:`L_T` with every
+    other step held fixed (THEORY §3),
+
+    .. math::  \eta_t^* = \frac{\sum_k \nu_{t+1,k}\lambda_k c_{t,k}}
+               {\sum_k \nu_{t+1,k}\bigl[(1+\frac1m)\lambda_k^2 c_{t,k} + \lambda_k (L_t+\sigma^2)/m\bigr]},
+
+    clipped to ``[lower, upper]``, and :math:`\nu_t` is propagated with the new
+    :math:`\eta_t`. The states :math:`c_t` depend only on earlier steps, which the
+    backward pass has not changed yet, so every update is exact and a sweep never
+    increases :math:`L_T` (block-free coordinate descent). Returns the new per-step
+    learning rates and :math:`L_T` (kept modes) of the *given* ones, which the forward
+    pass computes anyway. ``loss_weights``: the loss readout (default ``lam``).
+    """
+    weights = lam if loss_weights is None else loss_weights
+    lr_p, batch_p, horizon = _prepare(lr, batch)
+    final, starts = _forward(lam, weights, c0, noise, lr_p, batch_p)
+    n_chunks, chunk = lr_p.shape
+    valid = (jnp.arange(n_chunks * chunk) < horizon).reshape(n_chunks, chunk)
+
+    def step_back(nu, xs):
+        c, eta_old, m, ok = xs
+        nu_lam = nu * lam
+        loss, num, nu_c_lam2, nu_lam_sum = tree_sum(
+            jnp.stack([weights * c, nu_lam * c, nu_lam * lam * c, nu_lam])
+        )
+        loss = loss + noise
+        den = (1.0 + 1.0 / m) * nu_c_lam2 + nu_lam_sum * loss / m
+        eta = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), upper)
+        eta = jnp.where(ok, jnp.clip(eta, lower, upper), eta_old)
+        return _adjoint_update(nu, lam, weights, eta, m, nu_lam_sum), eta
+
+    def chunk_back(nu, xs):
+        start, eta_c, m_c, ok_c = xs
+
+        def replay(c, u):
+            return sgd_step(c, u[0], u[1], lam, noise, JAX, weights), c
+
+        _, states = jax.lax.scan(replay, start, (eta_c, m_c))
+        return jax.lax.scan(step_back, nu, (states, eta_c, m_c, ok_c), reverse=True)
+
+    _, new = jax.lax.scan(chunk_back, weights, (starts, lr_p, batch_p, valid), reverse=True)
+    return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX, weights)
 
 
 @float64
@@ -51,7 +109,7 @@ def sweep_until(
     patience: int = 1,
     loss_weights=None,
 ):
-    """Pontryagin sweeps (:func:`~schedopt.dynamics.adjoint.sgd_sweep`) of per-step learning rates ``lr``.
+    """Pontryagin sweeps (:func:`sgd_sweep`) of per-step learning rates ``lr``.
 
     The first sweep always runs; the sweeps stop after ``max_sweeps``, once ``patience``
     sweeps in a row each lowered :math:`L_T` by at most ``rtol`` of it, or when the loss is
