@@ -15,32 +15,75 @@ from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.schedule import Schedule, load_schedule
 
-__all__ = ["Comparison", "compare_schedules", "plot_schedule_files"]
+__all__ = ["Comparison", "compare_schedules", "model_learning_rate", "plot_schedule_files"]
+
+
+def model_learning_rate(schedule: Schedule, problem: Problem) -> np.ndarray:
+    """A schedule's learning rate in ``problem``'s model units.
+
+    On a fitted problem (a ``[network]`` map) a person's numbers are the network's: a
+    schedule in network units, or one that does not say (a bare CSV, ``cosine:0.003``),
+    is converted with the problem's map; a schedule with its own map goes through the
+    network's learning rate (the physical quantity) to the problem's model; one that
+    says ``model`` is used as is. Without a map the values are used as they are.
+    """
+    lr = schedule.learning_rate
+    units = problem.network
+    if units is None or (schedule.learning_rate_units == "model" and schedule.network is None):
+        return lr
+    if schedule.network is not None:
+        if schedule.network == units:
+            return lr
+        return units.model_learning_rate(schedule.network.network_learning_rate(lr))
+    return units.model_learning_rate(lr)
 
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
-    """Loss curves of several schedules on one problem, best first."""
+    """Loss curves of several schedules on one problem, best first.
+
+    ``learning_rates`` and ``losses`` are the model's; on a fitted problem the report,
+    the table and the plot show the network's (``network_*``), the model's alongside.
+    """
 
     problem: Problem
     names: tuple[str, ...]
     sources: tuple[str, ...]
-    learning_rates: np.ndarray  # (S, T)
-    losses: np.ndarray  # (S, T + 1)
+    learning_rates: np.ndarray  # (S, T), model units
+    losses: np.ndarray  # (S, T + 1), model units
+
+    @property
+    def units(self) -> str:
+        return "network" if self.problem.network is not None else "model"
+
+    @property
+    def shown_learning_rates(self) -> np.ndarray:
+        net = self.problem.network
+        return self.learning_rates if net is None else net.network_learning_rate(self.learning_rates)
+
+    @property
+    def shown_losses(self) -> np.ndarray:
+        net = self.problem.network
+        return self.losses if net is None else net.network_loss(self.losses)
 
     def entries(self) -> list[dict[str, Any]]:
-        final = self.losses[:, -1]
-        best = float(np.min(final))
-        order = np.argsort(final)
-        return [
-            {
+        final = self.shown_losses[:, -1]
+        model = self.losses[:, -1]
+        best, model_best = float(np.min(final)), float(np.min(model))
+        order = np.argsort(model)
+        out = []
+        for i in order:
+            entry = {
                 "name": self.names[i],
                 "source": self.sources[i],
                 "final_loss": float(final[i]),
                 "ratio": float(final[i] / best) if best > 0 else float("inf"),
             }
-            for i in order
-        ]
+            if self.problem.network is not None:
+                entry["model_final_loss"] = float(model[i])
+                entry["model_ratio"] = float(model[i] / model_best) if model_best > 0 else float("inf")
+            out.append(entry)
+        return out
 
     def write(self, folder: str | Path, *, overwrite: bool = True) -> dict[str, Any]:
         """Write ``compare.json`` and ``compare.png`` as one set; return the JSON object.
@@ -57,13 +100,18 @@ class Comparison:
         import matplotlib.pyplot as plt
 
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-        plot_schedules(dict(zip(self.names, self.learning_rates, strict=True)), ax=ax1)
-        plot_loss_curves(dict(zip(self.names, self.losses, strict=True)), ax=ax2)
-        ax1.set_title(f"{self.problem.name}: learning rates")
-        ax2.set_title("loss curves (exact recursion)")
+        plot_schedules(dict(zip(self.names, self.shown_learning_rates, strict=True)), ax=ax1)
+        plot_loss_curves(dict(zip(self.names, self.shown_losses, strict=True)), ax=ax2)
+        ax1.set_title(f"{self.problem.name}: learning rates ({self.units})")
+        ax2.set_title(f"loss curves ({self.units}; exact recursion)")
+        if self.problem.network is not None:
+            ax1.set_ylabel("network learning rate")
+            ax2.set_ylabel("network loss (fitted map of the model's)")
         report = {
             "problem": self.problem.name,
             "horizon": self.problem.horizon,
+            "units": {"final_loss": self.units, "learning_rate": self.units}
+            | ({"model_final_loss": "model"} if self.problem.network is not None else {}),
             "entries": self.entries(),
             "files": files,
         }
@@ -110,7 +158,7 @@ def compare_schedules(
         schedule = _file_schedule(Path(path), problem.horizon)
         names.append(Path(path).stem if Path(path).stem not in names else str(path))
         sources.append(str(path))
-        lrs.append(schedule.learning_rate)
+        lrs.append(model_learning_rate(schedule, problem))
     for name in baselines:
         if name not in BASELINES:
             raise ProblemError(
@@ -118,7 +166,10 @@ def compare_schedules(
             )
         tuned = tune_baseline(problem, name)
         names.append(f"{name} (tuned)")
-        sources.append("baseline " + ", ".join(f"{k}={v:.6g}" for k, v in tuned.params.items()))
+        params = dict(tuned.params)
+        if problem.network is not None and "peak" in params:  # a person reads the network's peak
+            params = {"peak": float(problem.network.network_learning_rate(params.pop("peak"))), **params}
+        sources.append("baseline " + ", ".join(f"{k}={v:.6g}" for k, v in params.items()))
         lrs.append(np.asarray(tuned.learning_rate))
     lr = np.stack(lrs)
     traj = loss_curve(problem.model, lr, batch_size=problem.training.batch_size)
@@ -145,6 +196,8 @@ def plot_schedule_files(
         return save_figure(fig, out)
     comparison = compare_schedules(problem, list(paths))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    plot_schedules(dict(zip(comparison.names, comparison.learning_rates, strict=True)), ax=ax1)
-    plot_loss_curves(dict(zip(comparison.names, comparison.losses, strict=True)), ax=ax2)
+    plot_schedules(dict(zip(comparison.names, comparison.shown_learning_rates, strict=True)), ax=ax1)
+    plot_loss_curves(dict(zip(comparison.names, comparison.shown_losses, strict=True)), ax=ax2)
+    ax1.set_title(f"learning rates ({comparison.units})")
+    ax2.set_title(f"loss curves ({comparison.units})")
     return save_figure(fig, out)

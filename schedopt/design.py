@@ -5,6 +5,7 @@ This is what ``schedopt design`` runs; the CLI only parses options and prints.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,14 +17,80 @@ import numpy as np
 from schedopt._io import atomic_write_text, json_text, output_set
 from schedopt.dynamics.compression import auto_compress
 from schedopt.dynamics.recursion import checkpoint_steps, loss_at
-from schedopt.errors import SolverError
+from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import Problem
 from schedopt.schedule import save_schedule, schedule_from_solution
 from schedopt.solution import Solution
 from schedopt.solvers import solve
 from schedopt.theory import estimate_exponents, phase, predicted_exponents
 
-__all__ = ["DESIGN_FILES", "Design", "design", "write_design"]
+__all__ = ["DESIGN_FILES", "Design", "Warmup", "design", "problem_after_warmup", "write_design"]
+
+
+@dataclass(frozen=True, eq=False)
+class Warmup:
+    """A fixed warmup prefix of a design: ``learning_rate`` (model units) at steps ``0..steps-1``.
+
+    ``problem`` is the full problem (horizon ``T``); the design's solution is of the
+    steps after the ramp, from the state the ramp leaves (:func:`problem_after_warmup`).
+    """
+
+    steps: int
+    shape: str
+    peak: float  # the ramp's end, in the units a person reads (the network's for a fitted spec)
+    learning_rate: np.ndarray
+    problem: Problem
+
+    def to_dict(self) -> dict[str, Any]:
+        units = "network" if self.problem.network is not None else "model"
+        return {"steps": self.steps, "shape": self.shape, "peak": self.peak, "peak_units": units}
+
+
+def problem_after_warmup(problem: Problem, steps: int, shape: str = "linear") -> tuple[Problem, Warmup]:
+    r"""The problem of the steps after a fixed warmup ramp, and the ramp.
+
+    The ramp goes to the learning-rate cap (``controls.learning_rate.max``; for a fitted
+    spec the ramp is linear in the network's learning rate). It runs from the model's
+    initial state with the fixed batch size; the per-mode errors :math:`c_k(W)` it
+    leaves are the initial errors of a problem with horizon ``T - W``. Its optimum is
+    the best schedule for those steps given the ramp, and its final loss is the full
+    run's (the dynamics are Markov in :math:`c`). Designed batch sizes, momentum and
+    sample budgets are refused (their state or budget would span the ramp).
+    """
+    from schedopt.dynamics.ops import NUMPY
+    from schedopt.dynamics.sgd import sgd_step
+    from schedopt.schedule._warmup import check_warmup, warmup_values
+
+    steps = check_warmup(steps, problem.horizon, shape=shape, field="--warmup")
+    for name in ("batch_size", "momentum"):
+        if name in problem.controls:
+            raise ProblemError(f"`--warmup` with a designed {name} is not supported", field="warmup")
+    if problem.training.momentum > 0:
+        raise ProblemError(
+            "`--warmup` with momentum (training.momentum > 0) is not supported", field="warmup"
+        )
+    if problem.sample_budget is not None:
+        raise ProblemError("`--warmup` with a sample budget is not supported", field="warmup")
+    if steps > problem.horizon - problem.learning_rate.blocks:
+        raise ProblemError(
+            f"`--warmup` {steps} leaves fewer steps than the {problem.learning_rate.blocks} control blocks",
+            field="warmup",
+        )
+    cap = problem.learning_rate.max
+    units = problem.network
+    peak = float(cap if units is None else units.network_learning_rate(cap))
+    ramp = warmup_values(steps, peak, shape)
+    if units is not None:
+        ramp = np.minimum(units.model_learning_rate(ramp), cap)
+    model = problem.model
+    c = np.array(model.initial_error, dtype=np.float64)
+    batch = float(problem.training.batch_size)
+    for lr in ramp:
+        c = sgd_step(c, float(lr), batch, model.eigenvalues, model.effective_noise, NUMPY)
+    after = problem.with_horizon(problem.horizon - steps).replace(
+        model=dataclasses.replace(model, initial_error=np.maximum(c, 0.0))
+    )
+    return after, Warmup(steps, shape, peak, ramp, problem)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,10 +110,22 @@ class Design:
     phase: str
     exponents: tuple[float, float]
     files: Mapping[str, str] = field(default_factory=dict)
+    warmup: Warmup | None = None
 
     @property
     def problem(self) -> Problem:
-        return self.solution.problem
+        """The problem as given (with a warmup: the full horizon, not the steps after it)."""
+        return self.solution.problem if self.warmup is None else self.warmup.problem
+
+    def schedule(self):
+        """The designed :class:`~schedopt.schedule.Schedule` of the full horizon (warmup included)."""
+        from schedopt.schedule._warmup import prepend_warmup
+
+        schedule = schedule_from_solution(self.solution)
+        if self.warmup is None:
+            return schedule
+        w = self.warmup
+        return prepend_warmup(schedule, w.learning_rate, shape=w.shape, peak=w.peak)
 
     def to_dict(self) -> dict[str, Any]:
         """The stable ``--json`` object of ``schedopt design`` (documented in README)."""
@@ -83,6 +162,7 @@ class Design:
                 for name, tb in self.baselines.items()
             },
             "predictions": predicted_exponents(a, b),
+            "warmup": None if self.warmup is None else self.warmup.to_dict(),
             "network": self._network_summary(),
             "files": dict(self.files),
         }
@@ -92,7 +172,7 @@ class Design:
         units = self.problem.network
         if units is None:
             return None
-        lr = self.solution.per_step("learning_rate")
+        lr = self.schedule().learning_rate
         return {
             **units.to_dict(),
             "peak_learning_rate": float(units.network_learning_rate(lr.max())),
@@ -137,15 +217,24 @@ def design(
     baselines: Sequence[str] | None = None,
     options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    warmup: int = 0,
+    warmup_shape: str = "linear",
 ) -> Design:
     """Solve ``problem`` and tune the baselines; never raises on non-convergence (see status).
 
     Args:
         baselines: names of baseline families to tune (default: all); ``()`` for none.
         progress: called with a one-line message as each stage starts and ends.
+        warmup: steps of a fixed warmup ramp at the start of the horizon (0: none). The
+            solver optimises the steps after it, and the baselines are tuned after the
+            same ramp, so every schedule compared shares it (:func:`problem_after_warmup`).
+        warmup_shape: ``linear`` or ``cosine``.
     """
     from schedopt.baselines import tune_baselines
 
+    ramp = None
+    if warmup:
+        problem, ramp = problem_after_warmup(problem, warmup, warmup_shape)
     say = progress or (lambda message: None)
     start = time.perf_counter()
     say(f"solving with {solver} (T = {problem.horizon}, N = {problem.model.n_modes}) ...")
@@ -154,11 +243,13 @@ def design(
     tuned = tune_baselines(problem, names=baselines, progress=progress) if baselines != () else {}
     if tuned:
         say(f"done in {time.perf_counter() - start:.1f} s")
+    full = problem if ramp is None else ramp.problem
     return Design(
         solution=solution,
         baselines=tuned,
-        phase=phase(problem.model),
-        exponents=estimate_exponents(problem.model),
+        phase=phase(full.model),
+        exponents=estimate_exponents(full.model),
+        warmup=ramp,
     )
 
 
@@ -190,10 +281,10 @@ def write_design(
         names["plot"] = "design.png"
     names["report"] = "design.json"
     files = {kind: str(out / name) for kind, name in names.items()}
-    written = Design(sol, result.baselines, result.phase, result.exponents, files)
+    written = dataclasses.replace(result, files=files)
     stale = () if plot else ("design.png",)  # a plot of an older design must not survive next to this one
     with output_set(out, names.values(), overwrite=overwrite, stale=stale) as stage:
-        schedule = schedule_from_solution(sol)
+        schedule = result.schedule()
         save_schedule(schedule, stage / names["schedule_json"])
         save_schedule(schedule, stage / names["schedule_csv"])
         if plot:
@@ -211,9 +302,18 @@ def _plot(result: Design, path: str) -> None:
     from schedopt.plots import plot_loss_curves, plot_schedules, save_figure
 
     sol = result.solution
-    problem = sol.problem
-    schedules = {f"optimal ({sol.solver})": sol.per_step("learning_rate")}
-    schedules.update({name: tb.learning_rate for name, tb in result.baselines.items()})
+    problem = result.problem  # the full horizon (a warmup ramp is prepended to every schedule)
+    head = np.zeros(0) if result.warmup is None else result.warmup.learning_rate
+
+    def full(values):
+        return np.concatenate([head, np.asarray(values, dtype=np.float64)])
+
+    def per_step(name):
+        values = sol.per_step(name)
+        return np.concatenate([np.full(head.size, values[0]), values]) if head.size else values
+
+    schedules = {f"optimal ({sol.solver})": full(sol.per_step("learning_rate"))}
+    schedules.update({name: full(tb.learning_rate) for name, tb in result.baselines.items()})
     highlight = next(iter(schedules))
     # the optimum with its own batch / momentum schedules; baselines at their fixed values.
     # Losses at log-spaced checkpoints only: O(N + checkpoints) memory at any horizon; plain
@@ -223,29 +323,41 @@ def _plot(result: Design, path: str) -> None:
     modes = None if with_momentum else auto_compress(problem.model.eigenvalues, problem.model.initial_error)
     optimum = loss_at(
         problem.model,
-        sol.per_step("learning_rate"),
+        schedules[highlight],
         steps,
-        batch_size=sol.per_step("batch_size"),
-        momentum=sol.per_step("momentum") if with_momentum else None,
+        batch_size=per_step("batch_size"),
+        momentum=per_step("momentum") if with_momentum else None,
         modes=modes,
     )
     curves = {highlight: optimum.loss}
     if result.baselines:
-        lr = np.stack([tb.learning_rate for tb in result.baselines.values()])
+        lr = np.stack([full(tb.learning_rate) for tb in result.baselines.values()])
         momentum = problem.training.momentum if problem.training.momentum > 0 else None
         batch = _baseline_batch_size(problem)
         base_modes = modes if momentum is None else None
         base = loss_at(problem.model, lr, steps, batch_size=batch, momentum=momentum, modes=base_modes).loss
         curves.update(zip(result.baselines, base, strict=True))
+    final = sol.final_loss
+    units = problem.network
+    if units is not None:  # a fitted spec: the network's learning rates and losses
+        schedules = {name: units.network_learning_rate(lr) for name, lr in schedules.items()}
+        curves = {name: units.network_loss(np.asarray(loss)) for name, loss in curves.items()}
+        final = float(units.network_loss(final))
     extra = [name for name in ("batch_size", "momentum") if name in sol.parameters]
     fig, axes = plt.subplots(1, 2 + len(extra), figsize=(6 * (2 + len(extra)), 4.5))
     ax1, ax2 = axes[0], axes[1]
     plot_schedules(schedules, ax=ax1, highlight=highlight)
     plot_loss_curves(curves, ax=ax2, highlight=highlight, steps=steps)
     ax1.set_title(f"{problem.name}: learning rate ({result.phase} phase)")
-    ax2.set_title(f"final loss {sol.final_loss:.4g} ({sol.status})")
+    ax2.set_title(f"final loss {final:.4g} ({sol.status})")
+    if units is not None:
+        ax1.set_ylabel("network learning rate (fitted map)")
+        ax2.set_ylabel("network loss (fitted map)")
+    if head.size:
+        ax1.axvline(head.size, color="0.5", ls=":", lw=1)
+        ax1.annotate(f"warmup {head.size}", (head.size, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
     for ax, name in zip(axes[2:], extra, strict=True):
-        ax.plot(np.arange(problem.horizon), sol.per_step(name), color="k", lw=2)
+        ax.plot(np.arange(problem.horizon), per_step(name), color="k", lw=2)
         if name == "batch_size" and problem.sample_budget is not None:
             ax.axhline(_baseline_batch_size(problem), color="C0", ls="--", lw=1, label="baselines: D / T")
             ax.legend(fontsize=8)

@@ -9,6 +9,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 from typer.testing import CliRunner
 
 from schedopt.calibration.fit import fit_pilots, learning_rate_cap, predict_network_loss
@@ -259,19 +260,58 @@ def test_exports_carry_the_network_learning_rate(tmp_path):
     assert network.for_network() is network  # converting twice is a no-op
     assert network.network is None and network.provenance["network_units"]["learning_rate_scale"] == 40.0
     save_schedule(schedule, tmp_path / "s.csv")
-    header = (tmp_path / "s.csv").read_text().splitlines()[0]
-    assert header == "step,learning_rate,network_learning_rate"
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    # the network's learning rate first (what a person trains with), the model's beside it
+    assert lines[0] == "step,learning_rate,model_learning_rate"
+    assert lines[1] == f"0,{0.2 / 40.0!r},0.2"
     back = load_schedule(tmp_path / "s.csv")
     assert back.network.learning_rate_scale == pytest.approx(40.0, rel=1e-12)
+    assert_allclose(back.learning_rate, schedule.learning_rate, rtol=1e-15)
     save_schedule(schedule, tmp_path / "s.json")
-    assert load_schedule(tmp_path / "s.json").network == schedule.network
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["units"] == {"learning_rate": "network", "model_learning_rate": "model"}
+    assert_allclose(data["learning_rate"], schedule.learning_rate / 40.0, rtol=1e-15)
+    assert data["model_learning_rate"] == schedule.learning_rate.tolist()
+    back = load_schedule(tmp_path / "s.json")
+    assert back.network == schedule.network and back.learning_rate.tolist() == schedule.learning_rate.tolist()
+    # an export (network units, no map) says so in both formats
+    save_schedule(network, tmp_path / "n.csv")
+    assert (tmp_path / "n.csv").read_text().splitlines()[0] == "step,network_learning_rate"
+    assert load_schedule(tmp_path / "n.csv").learning_rate_units == "network"
+    save_schedule(network, tmp_path / "n.json")
+    assert json.loads((tmp_path / "n.json").read_text())["units"] == {"learning_rate": "network"}
+
+
+def test_legacy_and_network_only_csv_files_load(tmp_path):
+    """Old fitted CSVs (model, network) read as before; a network column alone is a network schedule."""
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text("step,learning_rate,network_learning_rate\n0,0.2,0.005\n1,0.1,0.0025\n")
+    back = load_schedule(legacy)
+    assert back.learning_rate.tolist() == [0.2, 0.1] and back.network.learning_rate_scale == pytest.approx(
+        40.0
+    )
+    only = tmp_path / "only.csv"
+    only.write_text("step,network_learning_rate\n0,0.005\n1,0.0025\n")
+    back = load_schedule(only)
+    assert back.learning_rate.tolist() == [0.005, 0.0025] and back.learning_rate_units == "network"
+    assert back.network is None
+
+
+def test_a_hand_edited_network_column_is_refused(tmp_path):
+    data = json.loads(_fitted_schedule().to_json())
+    data["learning_rate"][3] *= 1.5
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ExportError, match=r"s.json: learning_rate: step 3 .* must agree"):
+        load_schedule(path)
 
 
 def test_an_inconsistent_network_column_is_refused(tmp_path):
     path = tmp_path / "s.csv"
     path.write_text("step,learning_rate,network_learning_rate\n0,0.2,0.005\n1,0.1,0.005\n")
     with pytest.raises(
-        ExportError, match="network_learning_rate: must map to learning_rate by one positive scale"
+        ExportError,
+        match="network_learning_rate: must map to the model's learning rate by one positive scale",
     ):
         load_schedule(path)
 
@@ -417,3 +457,64 @@ def test_a_pilot_name_with_a_newline_cannot_break_the_fitted_spec():
     problem = parse_problem(result.spec_text())
     assert problem.network == result.problem.network
     assert "evil\\n[network]" in result.spec_text()
+
+
+# --- simulate and compare on a fitted spec read and report the network's units
+
+FITTED_SPEC = """\
+schema_version = 1
+name = "fitted-tiny"
+
+[model]
+kind = "powerlaw"
+a = 2.0
+b = 1.4
+n_modes = 20
+noise_std = 0.3
+
+[training]
+horizon = 40
+
+[controls.learning_rate]
+min = 0.0
+max = 0.2
+blocks = 5
+
+[network]
+learning_rate_scale = 40.0
+loss_scale = 2.0
+loss_offset = 1.0
+"""
+
+
+def test_cli_compare_on_a_fitted_spec_reads_each_files_units(tmp_path):
+    """A designed (model units + map), an exported (network) and a bare CSV (network) file agree."""
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED_SPEC)
+    eta = np.linspace(0.2, 0.02, 40)
+    fitted = Schedule(
+        learning_rate=eta,
+        provenance={"network": {"learning_rate_scale": 40.0, "loss_scale": 2.0, "loss_offset": 1.0}},
+    )
+    save_schedule(fitted, tmp_path / "designed.json")
+    save_schedule(fitted.for_network(), tmp_path / "exported.csv")
+    (tmp_path / "bare.csv").write_text(
+        "step,learning_rate\n" + "".join(f"{t},{float(v)!r}\n" for t, v in enumerate(eta / 40.0))
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(spec),
+            *(str(tmp_path / n) for n in ("designed.json", "exported.csv", "bare.csv")),
+            "--out",
+            str(tmp_path / "cmp"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    entries = json.loads(result.output)["entries"]
+    expected = loss_curve(Model.powerlaw(2.0, 1.4, 20, noise_std=0.3), eta).final_loss
+    for entry in entries:
+        assert entry["model_final_loss"] == pytest.approx(expected, rel=1e-12), entry["name"]
+        assert entry["final_loss"] == pytest.approx(1.0 + 2.0 * expected, rel=1e-12)

@@ -4,6 +4,7 @@
   provenance; :func:`schedule_from_solution` builds one from a solve.
 - ``_files.py``: :func:`save_schedule` / :func:`load_schedule` (versioned JSON or CSV; the
   provenance hashes are checked on load, :func:`trusting` turns that off).
+- ``_warmup.py``: :func:`with_warmup` (a ramp of ``W`` steps inside the horizon) and the ramps.
 - ``_text.py``: :func:`parse_schedule_text` reads ``NAME:ARGS`` or ``file:PATH`` (the CLI's
   ``--schedule``).
 """
@@ -19,10 +20,12 @@ from schedopt.schedule._record import (
     values_sha256,
 )
 from schedopt.schedule._text import parse_schedule_text
+from schedopt.schedule._warmup import WARMUP_SHAPES, warmup_values, with_warmup
 
 __all__ = [
     "SCHEDULE_SCHEMA_VERSION",
     "STEP_UNITS",
+    "WARMUP_SHAPES",
     "Schedule",
     "load_schedule",
     "parse_schedule_text",
@@ -31,4 +34,6 @@ __all__ = [
     "trusting",
     "values_sha256",
     "verification",
+    "warmup_values",
+    "with_warmup",
 ]

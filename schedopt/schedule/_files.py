@@ -23,7 +23,7 @@ import numpy as np
 
 from schedopt._io import atomic_write_text
 from schedopt.errors import ExportError
-from schedopt.schedule._record import _CONTROLS, _NETWORK_COLUMN, Schedule, values_sha256
+from schedopt.schedule._record import _CONTROLS, _MODEL_COLUMN, _NETWORK_COLUMN, Schedule, values_sha256
 
 __all__ = ["load_schedule", "save_schedule", "trusting", "verification"]
 
@@ -46,11 +46,19 @@ def _read_csv(text: str, source: str) -> Schedule:
     if not rows:
         raise ExportError(f"{source}: empty CSV file")
     header = [h.strip() for h in rows[0]]
-    if "learning_rate" not in header:
-        raise ExportError(f"{source}: missing column 'learning_rate' (found {', '.join(header) or 'none'})")
-    unknown = [h for h in header if h not in ("step", *_CONTROLS, _NETWORK_COLUMN)]
+    if "learning_rate" not in header and _NETWORK_COLUMN not in header:
+        raise ExportError(
+            f"{source}: missing column 'learning_rate' or '{_NETWORK_COLUMN}' (found {', '.join(header) or 'none'})"
+        )
+    unknown = [h for h in header if h not in ("step", *_CONTROLS, _NETWORK_COLUMN, _MODEL_COLUMN)]
     if unknown:
         raise ExportError(f"{source}: unknown column {unknown[0]!r}")
+    if len(set(header)) != len(header):
+        raise ExportError(f"{source}: a column appears twice in the header")
+    if _MODEL_COLUMN in header and _NETWORK_COLUMN in header:
+        raise ExportError(f"{source}: {_MODEL_COLUMN} and {_NETWORK_COLUMN} cannot both be given")
+    if _MODEL_COLUMN in header and "learning_rate" not in header:
+        raise ExportError(f"{source}: {_MODEL_COLUMN} needs the network's learning_rate column beside it")
     columns: dict[str, list[float]] = {h: [] for h in header}
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -65,19 +73,29 @@ def _read_csv(text: str, source: str) -> Schedule:
             columns[h].append(value)
     if "step" in columns and columns["step"] != list(range(len(columns["step"]))):
         raise ExportError(f"{source}: step: steps must be 0, 1, 2, ... in order")
+    provenance: dict[str, Any] = {"source": source}
+    if _MODEL_COLUMN in columns:  # learning_rate (network), model_learning_rate (model)
+        model, network = columns[_MODEL_COLUMN], columns["learning_rate"]
+        columns = {**columns, "learning_rate": model, _NETWORK_COLUMN: network}
+        columns.pop(_MODEL_COLUMN)
+        provenance["network"] = _csv_network(columns, source, column="learning_rate")
+    elif _NETWORK_COLUMN in columns and "learning_rate" in columns:  # legacy: (model, network)
+        provenance["network"] = _csv_network(columns, source)
+    elif _NETWORK_COLUMN in columns:  # the network's learning rate alone
+        columns = {**columns, "learning_rate": columns[_NETWORK_COLUMN]}
+        provenance["learning_rate_units"] = "network"
     arrays = {h: v for h, v in columns.items() if h not in ("step", _NETWORK_COLUMN)}
     if not arrays["learning_rate"]:
         raise ExportError(f"{source}: no rows")
-    provenance: dict[str, Any] = {"source": source}
-    if _NETWORK_COLUMN in columns:
-        provenance["network"] = _csv_network(columns, source)
     try:
         return Schedule(provenance=provenance, **arrays)
     except ExportError as exc:
         raise ExportError(f"{source}: {exc}") from None
 
 
-def _csv_network(columns: Mapping[str, list[float]], source: str) -> dict[str, float]:
+def _csv_network(
+    columns: Mapping[str, list[float]], source: str, column: str = _NETWORK_COLUMN
+) -> dict[str, float]:
     r"""The learning-rate map from the CSV's two learning-rate columns.
 
     One common ratio (a linear map, ``learning_rate_scale``), or else one power
@@ -87,7 +105,7 @@ def _csv_network(columns: Mapping[str, list[float]], source: str) -> dict[str, f
     net = np.asarray(columns[_NETWORK_COLUMN])
     usable = net > 0
     if not np.any(usable):
-        raise ExportError(f"{source}: {_NETWORK_COLUMN}: needs a positive value to give the scale")
+        raise ExportError(f"{source}: {column}: needs a positive value to give the scale")
     zeros_agree = np.all(eta[~usable] == 0)
     ratios = eta[usable] / net[usable]
     kappa = float(np.median(ratios))
@@ -103,8 +121,8 @@ def _csv_network(columns: Mapping[str, list[float]], source: str) -> dict[str, f
                 "learning_rate_reference": 1.0,
             }
     raise ExportError(
-        f"{source}: {_NETWORK_COLUMN}: must map to learning_rate by one positive scale (or one power law) "
-        "on every row"
+        f"{source}: {column}: must map to the model's learning rate by one positive scale "
+        "(or one power law) on every row"
     )
 
 

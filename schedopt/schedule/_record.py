@@ -8,23 +8,39 @@ The dictionary form (:meth:`Schedule.to_dict`) is the file format, read and writ
       "kind": "schedopt.schedule",
       "step_units": "optimizer steps; step 0 is the first update (optax count)",
       "horizon": T,
+      "units": {"learning_rate": "model" | "network", ...},
       "learning_rate": [T floats],
+      "model_learning_rate": [T floats],   (fitted schedules only; see Units)
       "batch_size": [T floats] | null,
       "momentum": [T floats] | null,
       "provenance": {schedopt_version, created, problem, spec_sha256, spec, solver,
                      status, converged, final_loss, grids, ..., values_sha256}
     }
 
-The CSV twin has the columns ``step,learning_rate[,batch_size][,momentum]``.
+The CSV twin has the columns ``step,learning_rate[,batch_size][,momentum]`` (see
+**Units** for a fitted schedule).
 Floats are written with ``repr`` precision, so a JSON round trip is exact.
 
-**Network units.** A schedule designed from a fitted spec (``schedopt fit``, a
-``[network]`` table) holds the model's learning rate :math:`\eta` and records the
-map in ``provenance.network`` (``learning_rate_scale`` :math:`\kappa`,
-``loss_scale``, ``loss_offset``). :meth:`Schedule.for_network` gives the
-network's learning rate :math:`\eta/\kappa`, which is what the exporters
-(optax, PyTorch, ``schedopt export``) hand to a training loop; its CSV has an
-extra column ``network_learning_rate``.
+**Units.** A schedule designed from a fitted spec (``schedopt fit``, a
+``[network]`` table) is computed in the model's learning rate :math:`\eta` and
+records the map in ``provenance.network`` (``learning_rate_scale`` :math:`\kappa`,
+``loss_scale``, ``loss_offset``, ...). Its files show the **network's** learning
+rate by default, the unit a person trains with, and keep the model's alongside:
+
+* JSON: ``"learning_rate"`` holds the network's values, ``"model_learning_rate"``
+  the model's, and ``"units"`` names the unit of each key
+  (``{"learning_rate": "network", "model_learning_rate": "model"}``);
+* CSV: ``step,learning_rate,model_learning_rate[,...]``; the header's second column
+  ``model_learning_rate`` says ``learning_rate`` is the network's.
+
+A file without a map says ``"units": {"learning_rate": "model"}`` (a designed
+schedule: the model's units) or ``"network"`` (an export,
+:meth:`Schedule.for_network`). Files written before units were recorded read as
+before: JSON ``learning_rate`` with ``provenance.network`` is the model's, and a CSV
+``learning_rate,network_learning_rate`` pair is (model, network). A CSV with only a
+``network_learning_rate`` column is a schedule in network units. In Python,
+``Schedule.learning_rate`` is always the unit :attr:`Schedule.learning_rate_units`
+names (``"model"`` whenever a map is known); ``for_network()`` converts.
 """
 
 from __future__ import annotations
@@ -56,7 +72,11 @@ __all__ = [
 SCHEDULE_SCHEMA_VERSION = 1
 STEP_UNITS = "optimizer steps; step 0 is the first update (optax count)"
 _CONTROLS = ("learning_rate", "batch_size", "momentum")
-_NETWORK_COLUMN = "network_learning_rate"
+_NETWORK_COLUMN = "network_learning_rate"  # legacy CSV column (model learning_rate beside it)
+_MODEL_COLUMN = "model_learning_rate"
+#: Agreement required between a file's network and model learning rates and its map.
+_UNITS_RTOL = 1e-9
+UNITS = ("model", "network")
 
 
 def _network_units(value: Any) -> NetworkUnits | None:
@@ -163,6 +183,29 @@ class Schedule:
         )
 
     @property
+    def learning_rate_units(self) -> str | None:
+        """``"model"``, ``"network"`` or ``None`` (not recorded: a bare CSV, a baseline text).
+
+        A schedule with a network map holds the model's learning rate (``"model"``).
+        """
+        if self.network is not None:
+            return "model"
+        units = self.provenance.get("learning_rate_units")
+        if isinstance(units, str):
+            for name in UNITS:
+                if units == name or units.startswith(name + " "):
+                    return name
+        return None
+
+    def network_learning_rate(self) -> np.ndarray | None:
+        """The network's learning rate at every step, when this schedule can tell it."""
+        if self.network is not None:
+            return self.network.network_learning_rate(self.learning_rate)
+        if self.learning_rate_units == "network":
+            return self.learning_rate
+        return None
+
+    @property
     def horizon(self) -> int:
         return int(self.learning_rate.size)
 
@@ -175,12 +218,26 @@ class Schedule:
         return {n: getattr(self, n) for n in _CONTROLS if getattr(self, n) is not None}
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the network's learning rate under ``learning_rate`` when a map is known."""
+        controls = {n: (None if getattr(self, n) is None else getattr(self, n).tolist()) for n in _CONTROLS}
+        units = self.learning_rate_units
+        labels: dict[str, str] = {}
+        if self.network is not None:
+            controls = {
+                "learning_rate": self.network.network_learning_rate(self.learning_rate).tolist(),
+                _MODEL_COLUMN: self.learning_rate.tolist(),
+                **{n: v for n, v in controls.items() if n != "learning_rate"},
+            }
+            labels = {"learning_rate": "network", _MODEL_COLUMN: "model"}
+        elif units is not None:
+            labels = {"learning_rate": units}
         return {
             "schema_version": SCHEDULE_SCHEMA_VERSION,
             "kind": "schedopt.schedule",
             "step_units": STEP_UNITS,
             "horizon": self.horizon,
-            **{n: (None if getattr(self, n) is None else getattr(self, n).tolist()) for n in _CONTROLS},
+            **({"units": labels} if labels else {}),
+            **controls,
             # the hash always describes the values written next to it (never a stale copy)
             "provenance": {**self.provenance, "values_sha256": values_sha256(self)},
         }
@@ -192,8 +249,17 @@ class Schedule:
         buf = io.StringIO()
         controls = self.controls()
         units = self.network
-        if units is not None:
-            controls[_NETWORK_COLUMN] = units.network_learning_rate(self.learning_rate)
+        if units is not None:  # the network's learning rate first, the model's next to it
+            controls = {
+                "learning_rate": units.network_learning_rate(self.learning_rate),
+                _MODEL_COLUMN: self.learning_rate,
+                **{n: v for n, v in controls.items() if n != "learning_rate"},
+            }
+        elif self.learning_rate_units == "network":
+            controls = {
+                _NETWORK_COLUMN: self.learning_rate,
+                **{n: v for n, v in controls.items() if n != "learning_rate"},
+            }
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["step", *controls])
         for t in range(self.horizon):
@@ -210,7 +276,8 @@ class Schedule:
                 f"{source}: schema_version: unsupported schedule schema version {version!r} "
                 f"(this schedopt reads {SCHEDULE_SCHEMA_VERSION})"
             )
-        allowed = {"schema_version", "kind", "step_units", "horizon", "provenance", *_CONTROLS}
+        allowed = {"schema_version", "kind", "step_units", "horizon", "provenance", "units", _MODEL_COLUMN}
+        allowed |= set(_CONTROLS)
         unknown = sorted(set(data) - allowed, key=str)
         if unknown:
             raise ExportError(f"{source}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -229,10 +296,57 @@ class Schedule:
                     arrays[name] = _control_array(name, data[name], horizon)
                 except ExportError as exc:
                     raise ExportError(f"{source}: {name}: {exc}") from None
+        labels = _units_labels(data.get("units"), source)
+        provenance = dict(provenance)
+        if data.get(_MODEL_COLUMN) is not None:  # learning_rate is the network's (see Units)
+            if (
+                labels.get("learning_rate", "network") != "network"
+                or labels.get(_MODEL_COLUMN, "model") != "model"
+            ):
+                raise ExportError(f"{source}: units: learning_rate must be 'network' next to {_MODEL_COLUMN}")
+            try:
+                model = _control_array("learning_rate", data[_MODEL_COLUMN], horizon)
+            except ExportError as exc:
+                raise ExportError(f"{source}: {_MODEL_COLUMN}: {exc}") from None
+            try:
+                units = _network_units(provenance.get("network"))
+            except ExportError as exc:
+                raise ExportError(f"{source}: {exc}") from None
+            if units is None:
+                raise ExportError(
+                    f"{source}: {_MODEL_COLUMN}: needs provenance.network (the map of the units)"
+                )
+            _check_agreement(arrays["learning_rate"], units.network_learning_rate(model), source)
+            arrays["learning_rate"] = model
+        elif "learning_rate" in labels and provenance.get("network") is None:
+            provenance.setdefault("learning_rate_units", labels["learning_rate"])
         try:
             return cls(provenance=provenance, **arrays)
         except ExportError as exc:  # provenance.network
             raise ExportError(f"{source}: {exc}") from None
+
+
+def _units_labels(value: Any, source: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ExportError(f"{source}: units: must be an object, got {type(value).__name__}")
+    for key, unit in value.items():
+        if key not in ("learning_rate", _MODEL_COLUMN):
+            raise ExportError(f"{source}: units.{key}: unknown key (allowed: learning_rate, {_MODEL_COLUMN})")
+        if unit not in UNITS:
+            raise ExportError(f"{source}: units.{key}: must be one of {', '.join(UNITS)}, got {unit!r}")
+    return dict(value)
+
+
+def _check_agreement(network: np.ndarray, expected: np.ndarray, source: str) -> None:
+    """The file's network learning rate must be its model learning rate through its map."""
+    if not np.allclose(network, expected, rtol=_UNITS_RTOL, atol=0.0):
+        i = int(np.flatnonzero(~np.isclose(network, expected, rtol=_UNITS_RTOL, atol=0.0))[0])
+        raise ExportError(
+            f"{source}: learning_rate: step {i} is {network[i]!r} but {_MODEL_COLUMN} and "
+            f"provenance.network give {expected[i]!r} (edited by hand? the two must agree)"
+        )
 
 
 def schedule_from_solution(solution, *, created: str | None = None) -> Schedule:
