@@ -59,9 +59,13 @@ SEEDS = (0, 1, 2)
 
 def baseline_lrs(kind: str, peak: float, horizon: int, **options) -> np.ndarray:
     """The per-update learning rates of a baseline family (``examples.tinygpt.schedules``)."""
+    import jax
+
     from examples.tinygpt.schedules import make_schedule, schedule_values
 
-    return schedule_values(make_schedule(kind, peak=peak, horizon=horizon, **options), horizon)
+    # evaluated in float64 whatever the process's JAX setting: the run cache is keyed by these values
+    with jax.enable_x64(True):
+        return schedule_values(make_schedule(kind, peak=peak, horizon=horizon, **options), horizon)
 
 
 def _label(family: str, peak: float, horizon: int) -> str:
