@@ -487,6 +487,21 @@ loss_offset = 1.0
 """
 
 
+def test_cli_simulate_on_a_fitted_spec_takes_and_reports_network_units(tmp_path):
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED_SPEC)
+    result = CliRunner().invoke(app, ["simulate", str(spec), "-s", "constant:0.003", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    model = Model.powerlaw(2.0, 1.4, 20, noise_std=0.3)
+    expected = loss_curve(model, np.full(40, 0.003 * 40.0)).final_loss  # network 0.003 -> model 0.12
+    assert report["model_final_loss"] == pytest.approx(expected, rel=1e-12)
+    assert report["final_loss"] == pytest.approx(1.0 + 2.0 * expected, rel=1e-12)
+    assert report["units"]["learning_rate"] == "network" and report["units"]["loss"] == "network"
+    table = CliRunner().invoke(app, ["simulate", str(spec), "-s", "constant:0.003"])
+    assert "network loss" in table.output and "read as the network's" in " ".join(table.output.split())
+
+
 def test_cli_compare_on_a_fitted_spec_reads_each_files_units(tmp_path):
     """A designed (model units + map), an exported (network) and a bare CSV (network) file agree."""
     spec = tmp_path / "fitted.toml"

@@ -8,6 +8,8 @@ no-warmup optimum, and ``optax.join_schedules`` of a warmup and an export, step 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import optax
 import pytest
@@ -127,3 +129,64 @@ def test_torch_sequential_lr_composes_with_the_export():
         sched.step()
     assert_allclose(seen[:10], warmup_values(10, 3e-4), rtol=1e-6)
     assert_allclose(seen[10:60], s.learning_rate, rtol=1e-6)
+
+
+# --- the commands
+
+
+def _run(*args):
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_design_export_and_transfer_take_warmup(tmp_path, tiny):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    done = _run("design", spec, "--warmup", WARMUP, "--no-baselines", "--out", tmp_path / "d", "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["warmup"]["steps"] == WARMUP and report["horizon"] == tiny.horizon
+    designed = schedopt.load_schedule(tmp_path / "d" / "schedule.json")
+    assert_allclose(designed.learning_rate[:WARMUP], warmup_values(WARMUP, 0.35), rtol=RTOL_ARITH)
+    full = schedopt.loss_curve(tiny.model, designed.learning_rate).final_loss
+    assert_allclose(full, report["final_loss"], rtol=RTOL_MARKOV)
+
+    plain = tmp_path / "plain.json"
+    schedopt.save_schedule(Schedule(learning_rate=np.linspace(0.3, 0.03, 200)), plain)
+    done = _run("export", plain, "--warmup", 10, "--warmup-shape", "cosine", "--json")
+    assert done.exit_code == 0, done.output
+    exported = schedopt.load_schedule(json.loads(done.output)["path"])
+    assert exported.horizon == 200
+    assert_allclose(exported.learning_rate[:10], warmup_values(10, 0.3, "cosine"), rtol=RTOL_ARITH)
+
+    done = _run(
+        "transfer", tmp_path / "d" / "schedule.json", "--horizon", 400, "--warmup", 40,
+        "--no-reoptimise", "--out", tmp_path / "t", "--json",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    written = schedopt.load_schedule(tmp_path / "t" / "schedule-T400.json")
+    assert written.horizon == 400 and written.provenance["warmup"]["steps"] == 40
+    loss = schedopt.loss_curve(tiny.model, written.learning_rate).final_loss
+    assert_allclose(report["warmup"]["final_loss"], loss, rtol=RTOL_ARITH)
+
+
+@pytest.mark.parametrize("command", ["design", "export", "transfer"])
+def test_cli_bad_warmup_is_one_line_naming_the_option(tmp_path, command):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    plain = tmp_path / "plain.json"
+    schedopt.save_schedule(Schedule(learning_rate=np.linspace(0.3, 0.03, 200)), plain)
+    args = {
+        "design": ["design", spec, "--out", tmp_path / "d"],
+        "export": ["export", plain],
+        "transfer": ["transfer", plain, "--horizon", 100, "--spec", spec, "--out", tmp_path / "t"],
+    }[command]
+    done = _run(*args, "--warmup", 500)
+    assert done.exit_code == 2, done.output
+    assert "--warmup" in done.output and "shorter than the horizon" in done.output
+    assert len(done.output.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists() and not (tmp_path / "t").exists()

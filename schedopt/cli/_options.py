@@ -18,6 +18,17 @@ TrustOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")]
+WarmupOpt = Annotated[
+    int,
+    typer.Option(
+        "--warmup",
+        metavar="STEPS",
+        help="The first STEPS steps of the horizon ramp up to the peak learning rate (0: none).",
+    ),
+]
+WarmupShapeOpt = Annotated[
+    str, typer.Option("--warmup-shape", help="Shape of the warmup ramp: linear or cosine.")
+]
 
 
 def _load(spec: Path | None):

@@ -13,6 +13,8 @@ from schedopt.cli._options import (
     ForceOpt,
     JsonOpt,
     TrustOpt,
+    WarmupOpt,
+    WarmupShapeOpt,
     _load,
     _override,
     _refuse_existing,
@@ -50,14 +52,17 @@ def simulate(
             f"`--checkpoints` must be between 1 and {MAX_CHECKPOINTS}, got {checkpoints}",
             field="--checkpoints",
         )
+    from schedopt.compare import model_learning_rate
+
     problem = _override(_load(spec), horizon=horizon)
     sched = parse_schedule_text(schedule, problem.horizon)
     if sched.horizon != problem.horizon:
         problem = problem.with_horizon(sched.horizon)
     momentum = sched.momentum if sched.momentum is not None else problem.training.momentum
+    network = problem.network  # a fitted spec: learning rates and losses in the network's units
     traj = loss_curve(
         problem.model,
-        sched.learning_rate,
+        model_learning_rate(sched, problem),
         batch_size=sched.batch_size if sched.batch_size is not None else problem.training.batch_size,
         momentum=momentum if (sched.momentum is not None or problem.training.momentum > 0) else None,
     )
@@ -65,26 +70,45 @@ def simulate(
 
     steps = np.unique(np.geomspace(1, problem.horizon, max(2, checkpoints)).round().astype(int))
     steps = np.unique(np.concatenate([[0], steps]))
-    points = [{"step": int(t), "loss": float(traj.loss[t])} for t in steps]
+
+    def shown(loss):
+        return float(loss if network is None else network.network_loss(loss))
+
+    points = [{"step": int(t), "loss": shown(traj.loss[t])} for t in steps]
+    if network is not None:
+        for p, t in zip(points, steps, strict=True):
+            p["model_loss"] = float(traj.loss[t])
     result = {
         "problem": problem.name,
         "schedule": schedule,
         "horizon": problem.horizon,
-        "final_loss": float(traj.final_loss),
-        "loss_floor": problem.model.residual,
+        "units": {"learning_rate": "network", "loss": "network", "model_loss": "model"}
+        if network is not None
+        else {"learning_rate": "model", "loss": "model"},
+        "final_loss": shown(traj.final_loss),
+        "loss_floor": shown(problem.model.residual),
         "diverged": bool(traj.diverged),
         "divergence_step": int(traj.divergence_step),
         "checkpoints": points,
     }
+    if network is not None:
+        result["model_final_loss"] = float(traj.final_loss)
     if as_json:
         _emit_json(result)
     else:
-        _table(
-            f"{problem.name}: {schedule} (T = {problem.horizon})",
-            ["step", "excess loss"],
-            [[p["step"], _fmt(p["loss"])] for p in points],
-        )
-        typer.echo(f"final loss L_T = {_fmt(result['final_loss'])}")
+        if network is None:
+            columns, rows = ["step", "excess loss"], [[p["step"], _fmt(p["loss"])] for p in points]
+        else:
+            columns = ["step", "network loss", "model excess loss"]
+            rows = [[p["step"], _fmt(p["loss"]), _fmt(p["model_loss"])] for p in points]
+        _table(f"{problem.name}: {schedule} (T = {problem.horizon})", columns, rows)
+        if network is None:
+            typer.echo(f"final loss L_T = {_fmt(result['final_loss'])}")
+        else:
+            typer.echo(
+                f"final network loss {_fmt(result['final_loss'])} (model L_T = {_fmt(traj.final_loss)}); "
+                "learning rates read as the network's (the spec's [network] map)"
+            )
     if traj.diverged:
         typer.echo(
             f"error: the loss diverged at step {int(traj.divergence_step)} "
@@ -109,11 +133,15 @@ def design(
         typer.Option(help="Replace existing output files; write them even if the solve did not converge."),
     ] = False,
     baselines: Annotated[bool, typer.Option(help="Tune and compare the baseline schedules.")] = True,
+    warmup: WarmupOpt = 0,
+    warmup_shape: WarmupShapeOpt = "linear",
     as_json: JsonOpt = False,
 ) -> None:
     """Design the optimal learning-rate schedule; compare it with tuned baselines; write files.
 
     Writes schedule.json, schedule.csv, design.json and design.png to exports/<problem>/.
+    With --warmup W the first W steps ramp to the learning-rate cap and stay fixed; the
+    solver optimises the steps after them (the baselines get the same ramp).
 
     Example: schedopt design problems/hard-phase.toml --horizon 1e5 --grid geometric-end
     """
@@ -124,7 +152,12 @@ def design(
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, *(folder / name for name in DESIGN_FILES))
     result = run_design(
-        problem, solver=solver, baselines=None if baselines else (), progress=None if as_json else _progress()
+        problem,
+        solver=solver,
+        baselines=None if baselines else (),
+        progress=None if as_json else _progress(),
+        warmup=warmup,
+        warmup_shape=warmup_shape,
     )
     sol = result.solution
     failed = not sol.converged
@@ -134,23 +167,39 @@ def design(
     if as_json:
         _emit_json(report)
     else:
-        rows = [
-            [
-                "optimal",
-                _fmt(sol.final_loss),
-                "1",
-                f"{sol.solver}, {sol.status}, {sol.iterations} it, {sol.wall_time:.2f} s",
-            ]
-        ]
+        net = report.get("network")
+        details = f"{sol.solver}, {sol.status}, {sol.iterations} it, {sol.wall_time:.2f} s"
+        if net is None:
+            columns = ["schedule", "final loss", "ratio to optimal", "details"]
+            rows = [["optimal", _fmt(sol.final_loss), "1", details]]
+        else:  # a fitted spec: the network's loss and learning rates first, the model's loss beside
+            columns = ["schedule", "network loss", "model loss", "model ratio", "details (network lr)"]
+            details += f", peak={_fmt(net['peak_learning_rate'])}"
+            rows = [["optimal", _fmt(net["final_loss"]), _fmt(sol.final_loss), "1", details]]
         for name, entry in sorted(report["baselines"].items(), key=lambda kv: kv[1]["final_loss"]):
-            params = ", ".join(f"{k}={_fmt(v)}" for k, v in entry["params"].items())
-            rows.append([name, _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", params])
+            params = dict(entry["params"])
+            if net is not None and "peak" in params:
+                params["peak"] = net["baselines"][name]["peak_learning_rate"]
+            text = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+            if net is None:
+                rows.append([name, _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", text])
+            else:
+                network_loss = net["baselines"][name]["final_loss"]
+                rows.append(
+                    [name, _fmt(network_loss), _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", text]
+                )
         a, b = result.exponents
         _table(
             f"{problem.name}: {result.phase} phase (a={a:.3g}, b={b:.3g}), T={problem.horizon}, N={problem.model.n_modes}",
-            ["schedule", "final loss", "ratio to optimal", "details"],
+            columns,
             rows,
         )
+        if result.warmup is not None:
+            w = result.warmup.to_dict()
+            typer.echo(
+                f"warmup: the first {w['steps']} steps ramp ({w['shape']}) to {_fmt(w['peak'])} ({w['peak_units']} "
+                "learning rate) and are fixed; every schedule above shares them"
+            )
         deg = report.get("degeneracy")
         if deg is not None:
             typer.echo(
@@ -205,11 +254,26 @@ def compare(
     if as_json:
         _emit_json(report)
     else:
-        _table(
-            f"{problem.name}: T={problem.horizon}",
-            ["schedule", "final loss", "ratio to best", "source"],
-            [[e["name"], _fmt(e["final_loss"]), f"{e['ratio']:.4f}", e["source"]] for e in report["entries"]],
-        )
+        if problem.network is None:
+            columns = ["schedule", "final loss", "ratio to best", "source"]
+            rows = [
+                [e["name"], _fmt(e["final_loss"]), f"{e['ratio']:.4f}", e["source"]]
+                for e in report["entries"]
+            ]
+        else:
+            columns = ["schedule", "network loss", "ratio", "model loss", "model ratio", "source"]
+            rows = [
+                [
+                    e["name"],
+                    _fmt(e["final_loss"]),
+                    f"{e['ratio']:.4f}",
+                    _fmt(e["model_final_loss"]),
+                    f"{e['model_ratio']:.4f}",
+                    e["source"],
+                ]
+                for e in report["entries"]
+            ]
+        _table(f"{problem.name}: T={problem.horizon}", columns, rows)
         for kind, path in report["files"].items():
             typer.echo(f"wrote {kind}: {path}")
 

@@ -11,6 +11,8 @@ from schedopt.cli._app import _command
 from schedopt.cli._options import (
     JsonOpt,
     TrustOpt,
+    WarmupOpt,
+    WarmupShapeOpt,
     _parse_int,
 )
 from schedopt.cli._report import _emit_json, _fmt
@@ -36,10 +38,15 @@ def export(
         bool,
         typer.Option(help="Replace an existing output file; export a schedule from an unconverged solve."),
     ] = False,
+    warmup: WarmupOpt = 0,
+    warmup_shape: WarmupShapeOpt = "linear",
     trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a schedule for a training loop: optax-ready JSON, CSV, or a torch LambdaLR file.
+
+    --warmup W puts a ramp to the peak in the first W steps and the schedule, stretched
+    to the remaining steps, after it (the horizon stays the same).
 
     Load the JSON in a training loop with schedopt.export.to_optax(path), or the torch
     file's `base_lr` and `factors` with LambdaLR(optimizer, lambda t: factors[min(t, T-1)]).
@@ -49,12 +56,26 @@ def export(
     from schedopt.export.files import export_schedule
 
     horizon_value = _parse_int("--horizon", horizon) if horizon is not None else None
+    if warmup:
+        from schedopt.schedule._warmup import check_warmup
+
+        check_warmup(warmup, horizon_value, shape=warmup_shape, field="--warmup")
     report = export_schedule(
-        schedule, to=to, out=out, peak=peak, horizon=horizon_value, force=force, overwrite=force
+        schedule,
+        to=to,
+        out=out,
+        peak=peak,
+        horizon=horizon_value,
+        force=force,
+        overwrite=force,
+        warmup=warmup,
+        warmup_shape=warmup_shape,
     )
     if as_json:
         _emit_json(report)
     else:
         typer.echo(
-            f"wrote {report['format']}: {report['path']} ({report['horizon']} steps, peak {_fmt(report['peak'])})"
+            f"wrote {report['format']}: {report['path']} ({report['horizon']} steps, peak {_fmt(report['peak'])}"
+            + (f", warmup {report['warmup']} steps" if report.get("warmup") else "")
+            + ")"
         )

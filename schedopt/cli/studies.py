@@ -12,6 +12,8 @@ from schedopt.cli._options import (
     ForceOpt,
     JsonOpt,
     TrustOpt,
+    WarmupOpt,
+    WarmupShapeOpt,
     _load,
     _parse_int,
     _refuse_existing,
@@ -254,6 +256,8 @@ def transfer(
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     force: ForceOpt = False,
     trust: TrustOpt = False,
+    warmup: WarmupOpt = 0,
+    warmup_shape: WarmupShapeOpt = "linear",
     as_json: JsonOpt = False,
 ) -> None:
     """Transfer a designed schedule to a new horizon by the phase's rule; compare with re-optimising.
@@ -269,6 +273,10 @@ def transfer(
     from schedopt.studies.transfer import problem_at_horizon, problem_from_schedule, transfer_report
 
     target = _parse_int("--horizon", horizon)
+    if warmup:
+        from schedopt.schedule._warmup import check_warmup
+
+        check_warmup(warmup, target, shape=warmup_shape, field="--warmup")
     source = load_schedule(schedule)
     if spec is not None:
         problem = problem_at_horizon(_load(spec), source.horizon)
@@ -292,9 +300,26 @@ def transfer(
     )
     files = {kind: str(folder / name) for kind, name in names.items()}
     result = {**report.to_dict(), "source": str(schedule), "files": files}
+    written = report.transferred
+    if warmup:
+        from schedopt.compare import model_learning_rate
+        from schedopt.dynamics.recursion import final_loss
+        from schedopt.schedule import with_warmup
+
+        at = report.problem
+        written = with_warmup(written, warmup, shape=warmup_shape)
+        lr = model_learning_rate(written, at)
+        loss = float(final_loss(at.model, lr, batch_size=at.training.batch_size))
+        reopt = result["losses"]["reoptimised"]
+        result["warmup"] = {
+            "steps": warmup,
+            "shape": warmup_shape,
+            "final_loss": loss,
+            "gap": None if reopt is None else loss / reopt - 1.0,
+        }
     with output_set(folder, names.values(), overwrite=force) as stage:  # the three files as one set
-        save_schedule(report.transferred, stage / names["schedule_json"])
-        save_schedule(report.transferred, stage / names["schedule_csv"])
+        save_schedule(written, stage / names["schedule_json"])
+        save_schedule(written, stage / names["schedule_csv"])
         (stage / names["report"]).write_text(json_text(result), encoding="utf-8")
     if as_json:
         _emit_json(result)
@@ -304,9 +329,14 @@ def transfer(
         ["transferred (phase rule)", _fmt(losses["transferred"]), _gap(gaps["transferred"])],
         ["naive stretch in t/T", _fmt(losses["stretch"]), _gap(gaps["stretch"])],
     ]
+    if "warmup" in result:
+        w = result["warmup"]
+        rows.insert(
+            1, [f"transferred + warmup {w['steps']} (written)", _fmt(w["final_loss"]), _gap(w["gap"])]
+        )
     if losses["reoptimised"] is not None:
         reopt = result["reoptimised"]
-        rows.append(["re-optimised", _fmt(losses["reoptimised"]), f"0 ({reopt['status']})"])
+        rows.append(["re-optimised (no warmup)", _fmt(losses["reoptimised"]), f"0 ({reopt['status']})"])
     _table(
         f"{problem.name}: {plan['phase']} phase, T = {result['source_horizon']} -> {target}",
         ["schedule at T2", "final loss", "gap to re-optimised"],

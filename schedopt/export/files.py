@@ -26,6 +26,8 @@ def export_schedule(
     horizon: int | None = None,
     force: bool = False,
     overwrite: bool = True,
+    warmup: int = 0,
+    warmup_shape: str = "linear",
 ) -> dict[str, Any]:
     """Write a schedule in a training-loop format; return what was written.
 
@@ -38,7 +40,8 @@ def export_schedule(
     The default output is ``NAME.optax.json``, ``NAME.export.csv`` or
     ``NAME.torch.json`` next to the input, never a design's own ``schedule.csv``;
     ``overwrite=False`` refuses to replace an existing file (``schedopt export``
-    without ``--force``).
+    without ``--force``). ``warmup`` steps (after any rescaling) ramp to the peak inside
+    the horizon (:func:`schedopt.schedule.with_warmup`).
     """
     from schedopt.export.optax import rescale_schedule
 
@@ -50,6 +53,11 @@ def export_schedule(
         raise ExportError(f"{str(src)!r} comes from an unconverged solve; use --force to export it anyway")
     if peak is not None or horizon is not None:
         schedule = rescale_schedule(schedule, peak=peak, horizon=horizon)
+    if warmup:
+        from schedopt.schedule._warmup import check_warmup, with_warmup
+
+        check_warmup(warmup, schedule.horizon, shape=warmup_shape, field="--warmup")
+        schedule = with_warmup(schedule, warmup, shape=warmup_shape)
     target = Path(out) if out is not None else src.with_name(src.stem + _SUFFIX[to])
     if target.resolve() == src.resolve():
         raise ExportError(f"`--out` must differ from the input file {str(src)!r}")
@@ -84,4 +92,5 @@ def export_schedule(
         "horizon": schedule.horizon,
         "peak": float(np.max(lr)),
         "converged": schedule.converged,
+        "warmup": warmup,
     }

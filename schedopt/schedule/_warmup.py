@@ -106,4 +106,17 @@ def prepend_warmup(schedule: Schedule, ramp: np.ndarray, *, shape: str, peak: fl
     provenance["warmup"] = {"steps": steps, "shape": shape, "peak": peak, "horizon": steps + schedule.horizon}
     if isinstance(provenance.get("horizon"), int):
         provenance["horizon"] = steps + schedule.horizon
+    grids = provenance.get("grids")
+    if isinstance(grids, dict):  # the solver's blocks, shifted past the ramp (one more block: the ramp)
+        provenance["grids"] = {name: _shifted(grid, steps) for name, grid in grids.items()}
     return Schedule(provenance=provenance, **controls)
+
+
+def _shifted(grid, steps: int):
+    if not isinstance(grid, dict) or not isinstance(grid.get("edges"), list):
+        return grid
+    edges = [0] + [steps + int(e) for e in grid["edges"]]
+    out = {**grid, "edges": edges}
+    if isinstance(grid.get("blocks"), int):
+        out["blocks"] = len(edges) - 1
+    return out
