@@ -34,7 +34,7 @@ import numpy as np
 
 import schedopt
 from schedopt.problem import ControlSpec, Model, Problem, Training
-from schedopt.solvers.jax_lbfgs import DEFAULT_OPTIONS as JAX_DEFAULTS
+from schedopt.solvers.jax import DEFAULT_OPTIONS as JAX_DEFAULTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REACHED = 1e-5

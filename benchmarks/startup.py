@@ -246,7 +246,7 @@ def main() -> None:
                 sys.executable,
                 "-c",
                 "import schedopt.cli, schedopt.design, schedopt.baselines, schedopt.compare, "
-                "schedopt.studies.transfer, schedopt.solvers.jax_lbfgs, matplotlib.pyplot, casadi, diffrax, optax",
+                "schedopt.studies.transfer, schedopt.solvers.jax, matplotlib.pyplot, casadi, diffrax, optax",
             ],
             warm_up,
             ROOT,

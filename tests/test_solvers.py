@@ -141,7 +141,7 @@ def test_per_step_optimum_bounds_the_block_optimum():
 
 
 def test_vectorised_solve_equals_one_by_one():
-    from schedopt.solvers.jax_lbfgs import solve_jax_many
+    from schedopt.solvers.jax import solve_jax_many
 
     problems = [
         small("easy-phase", horizon=300, blocks=20, parameterisation="linear"),
@@ -215,14 +215,14 @@ def test_unconverged_solve_reports_status_and_best_iterate():
 
 def test_solver_needs_no_recompile_for_new_problem_numbers():
     """Problem numbers are traced arguments: a new noise level reuses the compiled objective."""
-    from schedopt.solvers import jax_lbfgs
+    from schedopt.solvers.jax import _objective
 
     p1 = small("easy-phase", horizon=300, blocks=20, parameterisation="linear")
     solve(p1, "jax", options={"warm_start": "none"})
-    before = jax_lbfgs._value_and_grad_many._cache_size()
+    before = _objective._value_and_grad_many._cache_size()
     p2 = p1.replace(model=dataclasses.replace(p1.model, noise_variance=0.5))
     solve(p2, "jax", options={"warm_start": "none"})
-    assert jax_lbfgs._value_and_grad_many._cache_size() == before
+    assert _objective._value_and_grad_many._cache_size() == before
 
 
 #: ODE-engine optimum against the recursion-engine optimum, both losses by the exact recursion.
@@ -283,7 +283,7 @@ def test_ode_engine_needs_a_learning_rate_only_problem():
 
 
 def test_preconditioner_is_the_root_of_steps_per_knot():
-    from schedopt.solvers.jax_lbfgs import _preconditioner
+    from schedopt.solvers.jax._objective import _preconditioner
 
     grid = control_grids(small("easy-phase", horizon=1000, blocks=20, grid="geometric-end"))["learning_rate"]
     counts = np.asarray(grid.interpolation().matrix().sum(axis=0)).ravel()

@@ -45,7 +45,7 @@ a = 3, b = 1.5, N = 1e3  1e4        7e-15               1e-14
 
 128 modes cost what 64 do in the recursion (its steps are latency-bound below a few
 hundred modes) and 1/80 of N = 1e4 in the ODE. Solvers that run on the compressed
-spectrum check their result on the full one (``modes`` in :mod:`schedopt.solvers.jax_lbfgs`).
+spectrum check their result on the full one (``modes`` in :mod:`schedopt.solvers.jax`).
 
 References:
     G. H. Golub and J. H. Welsch, Calculation of Gauss quadrature rules, Math. Comp. 23 (1969).

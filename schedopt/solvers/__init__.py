@@ -26,7 +26,7 @@ SOLVERS = ("jax", "casadi", "pontryagin")
 def _solver_function(name: str) -> Callable[..., Solution]:
     """Import only the solver asked for (CasADi is slow to import)."""
     if name == "jax":
-        from schedopt.solvers.jax_lbfgs import solve_jax
+        from schedopt.solvers.jax import solve_jax
 
         return solve_jax
     if name == "casadi":

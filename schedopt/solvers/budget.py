@@ -53,7 +53,7 @@ rest. Batch bounds are respected by clipping (the learning rate then absorbs the
 difference). This is a convention, not a consequence of the dynamics: the
 curvature terms do not favour it in general (one large step contracts the top
 modes more than many small ones), which is why the solver only adopts it when its
-loss is within a tolerance of the optimum (:mod:`schedopt.solvers.jax_lbfgs`).
+loss is within a tolerance of the optimum (:mod:`schedopt.solvers.jax`).
 
 References:
     B. Bordelon and N. Mori, *Theory of Optimal Learning Rate Schedules and

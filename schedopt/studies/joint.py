@@ -20,7 +20,7 @@ Three studies, each a function returning a frozen record with ``to_dict()``:
   power-law fit of :math:`m_t` against :math:`1 - t/T` over a stated range of
   :math:`t/T`.
 * :func:`momentum_study`: optimal SGD and optimal heavy-ball schedules (learning
-  rate and momentum jointly, :mod:`schedopt.solvers.jax_lbfgs`) across horizons,
+  rate and momentum jointly, :mod:`schedopt.solvers.jax`) across horizons,
   with the fitted loss exponents and THEORY §4's predictions.
 
 References:
