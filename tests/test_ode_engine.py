@@ -1,7 +1,7 @@
 """The scan engine behind ``ode.loss_at_jax`` / ``final_loss_jax`` against the diffrax form of the same step.
 
 ``loss_at_jax`` runs the exponential integrator as a ``lax.scan`` with a hand-written
-derivative of the step's moments (``ode._quadratic_step``); ``ode.ExponentialIntegrator``
+derivative of the step's moments (``_integrator._quadratic_step``); ``ode.ExponentialIntegrator``
 is the same step as a diffrax solver. Both must agree to rounding, values and gradients.
 """
 
@@ -15,6 +15,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from schedopt.dynamics import ode
+from schedopt.dynamics.ode import _integrator
 from schedopt.problem import Model
 
 #: Same step, same grid: scan vs diffrax (rounding only).
@@ -127,8 +128,8 @@ def test_hand_written_step_derivative_matches_autodiff():
     alphas = [rng.uniform(0.05, 0.5, n) for _ in range(3)]
     args = tuple(jnp.asarray(x) for x in (big_r, r_half, *alphas))
     cts = tuple(jnp.asarray(rng.normal(size=n)) for _ in range(7))
-    out, vjp = jax.vjp(ode._quadratic_step, *args)
-    ref_out, ref_vjp = jax.vjp(lambda *a: ode._quadratic_step_fwd(*a)[0], *args)
+    out, vjp = jax.vjp(_integrator._quadratic_step, *args)
+    ref_out, ref_vjp = jax.vjp(lambda *a: _integrator._quadratic_step_fwd(*a)[0], *args)
     for a, b in zip(out, ref_out, strict=True):
         assert_allclose(a, b, rtol=0, atol=0)
     for a, b in zip(vjp(cts), ref_vjp(cts), strict=True):
