@@ -1,73 +1,19 @@
-r"""Problem specs: TOML text -> validated :class:`~schedopt.problem.Problem`, and back.
+"""Reading a spec: TOML text → checked tables → a validated :class:`~schedopt.problem.Problem`.
 
-A spec is a small TOML file (``schema_version = 1``)::
-
-    schema_version = 1
-    name = "easy-phase"
-
-    [model]
-    kind = "powerlaw"          # or "custom"
-    a = 2.5                    # target exponent: lambda_k c_k(0) ~ k^-a
-    b = 1.2                    # capacity exponent: lambda_k = k^-b
-    n_modes = 1000
-    noise_std = 1.0            # label-noise sigma (default 0)
-    initial_loss = 1.0         # or "raw" (default 1.0)
-    finite_size = false        # optional (default false)
-
-    [training]
-    horizon = 10000
-    batch_size = 1             # default 1
-    momentum = 0.0             # default 0
-    # sample_budget = 1e6      # only with a batch_size control
-
-    [controls.learning_rate]   # required; batch_size and momentum are optional
-    min = 0.0
-    max = 0.35
-    blocks = 100               # default 100 (set by `edges` when grid = "custom")
-    grid = "uniform"           # uniform | geometric-end | geometric-both | custom
-    parameterisation = "linear"  # linear | constant
-    # edges = [0, ..., 10000]  # only with grid = "custom"
-
-    [network]                  # optional: a fitted map to a real network (schedopt fit)
-    learning_rate_scale = 0.8  # model eta per unit of the network's learning rate
-    loss_scale = 3.1           # network loss = loss_offset + loss_scale * model loss
-    loss_offset = 1.2
-
-A custom spectrum (``kind = "custom"``) gives its arrays either in a file
-(``file = "spectrum.csv"``, relative to the spec's folder: a CSV with the
-header ``eigenvalues,initial_error``, ``#`` comment lines allowed, or a
-``.npz`` holding exactly those two arrays) or inline (``eigenvalues = [...]``,
-``initial_error = [...]``), plus ``noise_std`` and an optional ``residual``.
-``problems/README.md`` documents every key.
-
-Every invalid input raises exactly one :class:`~schedopt.errors.SpecError`
-naming the file, the key path (``model.a``, ``controls.learning_rate.max``) and
-the bad value; no other exception escapes :func:`parse_problem` or
-:func:`load_problem`. The checks of values are those of the records in
-:mod:`schedopt.problem` (their ``ProblemError.field`` is mapped back to the key
-path); this module adds what only the file knows: syntax, unknown and missing
-keys, types, the schema version and the custom-spectrum file. The stability
-bound on ``controls.learning_rate.max`` is checked by the solvers, not here.
-
-References:
-    B. Bordelon and N. Mori, *Theory of Optimal Learning Rate Schedules and
-    Scaling Laws for a Random Feature Model*, arXiv:2602.04774 (2026).
+Every invalid input raises exactly one :class:`~schedopt.errors.SpecError` naming the file,
+the key path and the bad value; value checks are the records' own (their field is mapped
+back to the key path), this module adds what only the file knows.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import math
 import os
 import tomllib
-import zipfile
 from collections.abc import Callable, Mapping
 from importlib import resources
-from numbers import Real
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -83,57 +29,28 @@ from schedopt.problem import (
     SpecSource,
     Training,
 )
-
-__all__ = [
-    "MAX_MODES",
-    "SCHEMA_VERSION",
-    "default_problem",
-    "dump_problem",
-    "load_problem",
-    "parse_problem",
-]
-
-SCHEMA_VERSION = 1
-"""The spec schema this version of schedopt reads and writes."""
-
-MAX_MODES = 1_000_000
-"""Largest ``model.n_modes`` of a power-law spec (problems/README.md, "Limits": at 10^6 modes and
-T = 200 a design took 100-255 s and 2.2-2.4 GB on two busy cores; 10^7 did not finish in 5 minutes)."""
-
-MODEL_KINDS = ("powerlaw", "custom")
-SPECTRUM_COLUMNS = ("eigenvalues", "initial_error")
-
-_DEFAULT_RESOURCE = "data/default.toml"
-_DEFAULT_LABEL = "schedopt/data/default.toml"
-_STRING_LABEL = "<string>"
-
-_TOP_KEYS = ("schema_version", "name", "model", "training", "controls", "network")
-_NETWORK_KEYS = (
-    "learning_rate_scale",
-    "loss_scale",
-    "loss_offset",
-    "learning_rate_exponent",
-    "learning_rate_reference",
+from schedopt.spec._schema import (
+    _CONTROL_KEYS,
+    _CUSTOM_KEYS,
+    _DEFAULT_LABEL,
+    _DEFAULT_RESOURCE,
+    _NETWORK_KEYS,
+    _POWERLAW_KEYS,
+    _REQUIRED,
+    _STRING_LABEL,
+    _T,
+    _TOP_KEYS,
+    _TRAINING_KEYS,
+    MAX_MODES,
+    MODEL_KINDS,
+    SCHEMA_VERSION,
+    SPECTRUM_COLUMNS,
+    _kind,
+    _long_integer_key,
+    _number,
+    _show,
 )
-_POWERLAW_KEYS = (
-    "kind",
-    "a",
-    "b",
-    "n_modes",
-    "noise_std",
-    "initial_loss",
-    "finite_size",
-    "null_modes",
-    "null_eigenvalue",
-)
-_CUSTOM_KEYS = ("kind", "file", "eigenvalues", "initial_error", "noise_std", "residual")
-_TRAINING_KEYS = ("horizon", "batch_size", "momentum", "sample_budget")
-_CONTROL_KEYS = ("min", "max", "blocks", "grid", "parameterisation", "edges")
-
-_REQUIRED = object()
-_MAX_SHOWN = 60  # characters of a bad value quoted in a message
-_T = TypeVar("_T")
-
+from schedopt.spec._spectrum_files import _read_csv, _read_npz
 
 # --- public API
 
@@ -210,50 +127,6 @@ def default_problem() -> Problem:
     """The embedded default problem (the easy phase; identical to ``problems/easy-phase.toml``)."""
     text = resources.files("schedopt").joinpath(_DEFAULT_RESOURCE).read_text(encoding="utf-8")
     return parse_problem(text, path=_DEFAULT_LABEL)
-
-
-def dump_problem(problem: Problem) -> str:
-    """Write a problem as spec text that :func:`parse_problem` reads back to an equal problem.
-
-    A power-law model is written as ``kind = "powerlaw"`` when its parameters
-    reproduce its arrays exactly; any other model as ``kind = "custom"`` with
-    ``eigenvalues`` and ``initial_error`` inline. Floats are written with
-    ``repr`` so they read back bit for bit.
-    """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"dump_problem takes a Problem, got {type(problem).__name__}")
-    lines = [
-        "# schedopt problem spec (written by schedopt.spec.dump_problem)",
-        f"schema_version = {SCHEMA_VERSION}",
-        f"name = {_toml_str(problem.name)}",
-        "",
-        "[model]",
-        *_dump_model(problem.model),
-        "",
-        "[training]",
-        f"horizon = {problem.training.horizon}",
-        f"batch_size = {_toml_float(problem.training.batch_size)}",
-        f"momentum = {_toml_float(problem.training.momentum)}",
-    ]
-    if problem.sample_budget is not None:
-        lines.append(f"sample_budget = {_toml_float(problem.sample_budget)}")
-    for name in CONTROL_NAMES:
-        spec = problem.controls.get(name)
-        if spec is None:
-            continue
-        lines += ["", f"[controls.{name}]"]
-        lines.append(f"min = {_toml_float(spec.min)}")
-        lines.append(f"max = {_toml_float(spec.max)}")
-        if spec.grid != "custom":
-            lines.append(f"blocks = {spec.blocks}")
-        lines.append(f"grid = {_toml_str(spec.grid)}")
-        lines.append(f"parameterisation = {_toml_str(spec.parameterisation)}")
-        if spec.edges is not None:
-            lines.append("edges = [" + ", ".join(str(e) for e in spec.edges) + "]")
-    if problem.network is not None:
-        lines += ["", "[network]"]
-        lines += [f"{key} = {_toml_float(value)}" for key, value in problem.network.to_dict().items()]
-    return "\n".join(lines) + "\n"
 
 
 # --- reading
@@ -644,249 +517,3 @@ class _Reader:
                 **kwargs,
             ),
         )
-
-
-# --- custom spectrum files
-
-
-def _read_csv(raw: bytes, fail: Callable[[str], SpecError]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise fail(f"not valid UTF-8 (offset {err.start})") from None
-    rows: list[tuple[int, list[str]]] = []
-    try:
-        for lineno, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-                continue
-            rows.append((lineno, [cell.strip() for cell in row]))
-    except csv.Error as err:
-        raise fail(f"invalid CSV: {err}") from None
-    if not rows:
-        raise fail("the file is empty; expected the header `eigenvalues,initial_error`")
-    lineno, header = rows[0]
-    if sorted(header) != sorted(SPECTRUM_COLUMNS):
-        raise fail(f"line {lineno}: the header must be `eigenvalues,initial_error`, got {','.join(header)!r}")
-    order = [header.index(col) for col in SPECTRUM_COLUMNS]
-    if len(rows) == 1:
-        raise fail("no data rows after the header")
-    columns: list[list[float]] = [[], []]
-    for lineno, row in rows[1:]:
-        if len(row) != len(header):
-            raise fail(f"line {lineno}: expected {len(header)} values, got {len(row)} ({','.join(row)!r})")
-        for j, col in enumerate(SPECTRUM_COLUMNS):
-            cell = row[order[j]]
-            try:
-                x = float(cell)
-            except ValueError:
-                raise fail(f"line {lineno}: `{col}` must be a number, got {cell!r}") from None
-            if not math.isfinite(x):
-                raise fail(f"line {lineno}: `{col}` must be a finite number, got {cell!r}")
-            columns[j].append(x)
-    return np.array(columns[0], dtype=np.float64), np.array(columns[1], dtype=np.float64)
-
-
-def _read_npz(raw: bytes, fail: Callable[[str], SpecError]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            if not isinstance(npz, Mapping):
-                raise fail("not an .npz archive")
-            names = sorted(npz.files)
-            if names != sorted(SPECTRUM_COLUMNS):
-                raise fail(f"must hold exactly the arrays `eigenvalues` and `initial_error`, got {names!r}")
-            arrays = [npz[col] for col in SPECTRUM_COLUMNS]
-    except SpecError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        raise fail(f"cannot read the .npz archive: {str(err)[:200]}") from None
-    out = []
-    for col, arr in zip(SPECTRUM_COLUMNS, arrays, strict=True):
-        if arr.ndim != 1 or arr.dtype.kind not in "iuf":
-            raise fail(
-                f"`{col}` must be a 1-d array of real numbers, got dtype {arr.dtype} shape {arr.shape}"
-            )
-        arr = arr.astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(arr))
-        if bad.size:
-            raise fail(f"`{col}` must be finite, got {arr[bad[0]]!r} at index {int(bad[0])}")
-        out.append(arr)
-    return out[0], out[1]
-
-
-# --- writing
-
-
-def _dump_model(model: Model) -> list[str]:
-    sigma = _noise_std(model.noise_variance)
-    params = _powerlaw_params(model, sigma)
-    if params is not None:
-        initial_loss, finite_size = params
-        loss = _toml_str(initial_loss) if isinstance(initial_loss, str) else _toml_float(initial_loss)
-        lines = [
-            'kind = "powerlaw"',
-            f"a = {_toml_float(model.a)}",
-            f"b = {_toml_float(model.b)}",
-            f"n_modes = {model.n_modes - model.null_modes}",
-            f"noise_std = {_toml_float(sigma)}",
-            f"initial_loss = {loss}",
-            f"finite_size = {'true' if finite_size else 'false'}",
-        ]
-        if model.null_modes:
-            lines += [
-                f"null_modes = {model.null_modes}",
-                f"null_eigenvalue = {_toml_float(model.null_eigenvalue)}",
-            ]
-        return lines
-    return [
-        'kind = "custom"',
-        f"noise_std = {_toml_float(sigma)}",
-        f"residual = {_toml_float(model.residual)}",
-        "eigenvalues = " + _toml_array(model.eigenvalues),
-        "initial_error = " + _toml_array(model.initial_error),
-    ]
-
-
-def _noise_std(variance: float) -> float:
-    """A sigma with ``sigma**2 == variance`` exactly, when one exists near the square root."""
-    s = math.sqrt(variance)
-    candidate = s
-    for _ in range(4):
-        if candidate * candidate == variance:
-            return candidate
-        candidate = math.nextafter(candidate, math.inf)
-    candidate = s
-    for _ in range(4):
-        if candidate * candidate == variance:
-            return candidate
-        candidate = math.nextafter(candidate, 0.0)
-    return s
-
-
-def _powerlaw_params(model: Model, sigma: float) -> tuple[float | str, bool] | None:
-    """``(initial_loss, finite_size)`` that make ``Model.powerlaw`` reproduce ``model`` exactly."""
-    if not model.is_powerlaw or sigma * sigma != model.noise_variance:
-        return None
-    total = model.initial_loss + model.residual
-    candidates: list[float | str] = ["raw"]
-    for digits in (6, 9, 12, 15, 17):
-        candidates.append(float(f"{total:.{digits}g}"))
-    up = down = total
-    for _ in range(4):
-        up, down = math.nextafter(up, math.inf), math.nextafter(down, 0.0)
-        candidates += [up, down]
-    seen: set[object] = set()
-    for finite_size in (model.residual > 0, model.residual == 0):
-        for initial_loss in candidates:
-            if (finite_size, initial_loss) in seen:
-                continue
-            seen.add((finite_size, initial_loss))
-            try:
-                with np.errstate(all="ignore"):
-                    trial = Model.powerlaw(
-                        model.a,
-                        model.b,
-                        model.n_modes - model.null_modes,
-                        noise_std=sigma,
-                        initial_loss=initial_loss,
-                        finite_size=finite_size,
-                        null_modes=model.null_modes,
-                        null_eigenvalue=model.null_eigenvalue,
-                    )
-            except (ProblemError, OverflowError):
-                continue
-            if (
-                trial.residual == model.residual
-                and np.array_equal(trial.eigenvalues, model.eigenvalues)
-                and np.array_equal(trial.initial_error, model.initial_error)
-            ):
-                return initial_loss, finite_size
-    return None
-
-
-def _toml_float(x: float) -> str:
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError(f"cannot write a non-finite number {x!r} in a spec")
-    return repr(x)
-
-
-def _toml_array(values: np.ndarray) -> str:
-    items = [_toml_float(x) for x in np.asarray(values, dtype=np.float64)]
-    lines = ["["]
-    for i in range(0, len(items), 4):
-        lines.append("    " + ", ".join(items[i : i + 4]) + ",")
-    lines.append("]")
-    return "\n".join(lines)
-
-
-def _toml_str(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-# --- helpers
-
-
-def _long_integer_key(text: str) -> str | None:
-    """The key path holding the first integer too long for Python to convert (tomllib does not say)."""
-    import re
-
-    table = ""
-    for line in text.splitlines():
-        header = re.match(r"\s*\[+\s*([^\]]+?)\s*\]+\s*(#.*)?$", line)
-        if header:
-            table = header.group(1)
-        elif re.search(r"\d{4000}", line) and "=" in line:
-            key = line.split("=", 1)[0].strip().strip('"')
-            return f"{table}.{key}" if table else key
-    return None
-
-
-def _number(value: Any, fail: Callable[[str], SpecError]) -> int | float:
-    """A finite int or float from TOML (no strings, booleans, arrays or tables)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise fail(f"must be a number, got {_show(value)} ({_kind(value)})")
-    if isinstance(value, int):
-        try:
-            float(value)
-        except OverflowError:
-            raise fail(f"must be a finite number, got {_show(value)} (too large)") from None
-        return value
-    if not math.isfinite(value):
-        raise fail(f"must be a finite number, got {_show(value)}")
-    return float(value)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, int | float):
-        return "a number"
-    return f"a {type(value).__name__}"  # dates and times
-
-
-def _show(value: Any) -> str:
-    """The value as the user wrote it, roughly, cut to a readable length."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, float) and not math.isfinite(value):
-        text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    else:
-        text = repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
