@@ -24,7 +24,10 @@ from schedopt.solution import Solution
 from schedopt.solvers import solve
 from schedopt.theory import estimate_exponents, phase, predicted_exponents
 
-__all__ = ["DESIGN_FILES", "Design", "Warmup", "design", "problem_after_warmup", "write_design"]
+__all__ = ["DESIGN_FILES", "FORMS", "Design", "Warmup", "design", "problem_after_warmup", "write_design"]
+
+FORMS = ("auto", "free", "plateau-anneal")
+"""Shapes a design may take (:func:`design`'s ``form``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +114,7 @@ class Design:
     exponents: tuple[float, float]
     files: Mapping[str, str] = field(default_factory=dict)
     warmup: Warmup | None = None
+    form: Mapping[str, Any] = field(default_factory=lambda: {"form": "free"})
 
     @property
     def problem(self) -> Problem:
@@ -163,6 +167,7 @@ class Design:
             },
             "predictions": predicted_exponents(a, b),
             "warmup": None if self.warmup is None else self.warmup.to_dict(),
+            "form": dict(self.form),
             "network": self._network_summary(),
             "files": dict(self.files),
         }
@@ -219,6 +224,7 @@ def design(
     progress: Callable[[str], None] | None = None,
     warmup: int = 0,
     warmup_shape: str = "linear",
+    form: str = "auto",
 ) -> Design:
     """Solve ``problem`` and tune the baselines; never raises on non-convergence (see status).
 
@@ -229,8 +235,17 @@ def design(
             solver optimises the steps after it, and the baselines are tuned after the
             same ramp, so every schedule compared shares it (:func:`problem_after_warmup`).
         warmup_shape: ``linear`` or ``cosine``.
+        form: ``free`` (any schedule the control grid allows), ``plateau-anneal``
+            (:mod:`schedopt.calibration.form`: a constant plateau, then an anneal the
+            model shapes), or ``auto``: plateau-anneal for a spec fitted to a real
+            network (it has a ``[network]`` map), free otherwise.
     """
     from schedopt.baselines import tune_baselines
+
+    if form not in FORMS:
+        raise ProblemError(f"`--form` must be one of {', '.join(FORMS)}, got {form!r}", field="form")
+    if form == "auto":
+        form = "plateau-anneal" if problem.network is not None else "free"
 
     ramp = None
     if warmup:
@@ -238,7 +253,15 @@ def design(
     say = progress or (lambda message: None)
     start = time.perf_counter()
     say(f"solving with {solver} (T = {problem.horizon}, N = {problem.model.n_modes}) ...")
-    solution = solve(problem, solver=solver, throw=False, options=options)
+    choice = None
+    if form == "plateau-anneal":
+        from schedopt.calibration.form import plateau_anneal
+
+        choice = plateau_anneal(problem, solver=solver, options=options)
+        solution = choice.solution
+        say(f"plateau-anneal form: anneal over the last {choice.anneal_fraction:.0%} of the steps")
+    else:
+        solution = solve(problem, solver=solver, throw=False, options=options)
     say(f"solved: {solution.status} after {solution.iterations} iterations, {solution.wall_time:.1f} s")
     tuned = tune_baselines(problem, names=baselines, progress=progress) if baselines != () else {}
     if tuned:
@@ -250,6 +273,7 @@ def design(
         phase=phase(full.model),
         exponents=estimate_exponents(full.model),
         warmup=ramp,
+        form=choice.to_dict() if choice is not None else {"form": "free"},
     )
 
 

@@ -135,6 +135,13 @@ def design(
     baselines: Annotated[bool, typer.Option(help="Tune and compare the baseline schedules.")] = True,
     warmup: WarmupOpt = 0,
     warmup_shape: WarmupShapeOpt = "linear",
+    form: Annotated[
+        str,
+        typer.Option(
+            help="auto, free or plateau-anneal: a constant plateau, then an anneal the model shapes "
+            "(auto: plateau-anneal for a spec fitted to a real network, free otherwise)."
+        ),
+    ] = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Design the optimal learning-rate schedule; compare it with tuned baselines; write files.
@@ -158,6 +165,7 @@ def design(
         progress=None if as_json else _progress(),
         warmup=warmup,
         warmup_shape=warmup_shape,
+        form=form,
     )
     sol = result.solution
     failed = not sol.converged

@@ -1,0 +1,130 @@
+"""The plateau–anneal form: its grid, its solves, and that it never does worse than what it contains."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from schedopt.calibration.form import plateau_anneal, plateau_anneal_edges, plateau_anneal_problem
+from schedopt.dynamics.recursion import final_loss
+from schedopt.errors import ProblemError
+from schedopt.spec import parse_problem
+from tests.tiny_spec import tiny_spec
+
+
+@pytest.fixture(scope="module")
+def hard_problem():
+    return parse_problem(tiny_spec(a=1.5, b=2.5))  # the hard phase: its optimum is a plateau, then an anneal
+
+
+def test_edges_are_one_plateau_block_then_a_geometric_anneal():
+    edges = plateau_anneal_edges(1000, 0.2, blocks=8)
+    assert edges[0] == 0 and edges[1] == 800 and edges[-1] == 1000 and len(edges) == 10
+    widths = np.diff(edges[1:])
+    assert np.all(widths > 0) and widths[0] > widths[-1]  # finest at the end
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1e-6])
+def test_a_fraction_that_leaves_no_plateau_or_no_anneal_is_refused(fraction):
+    with pytest.raises(ProblemError, match="anneal fraction"):
+        plateau_anneal_edges(200, fraction)
+
+
+def test_the_form_holds_the_plateau_constant_and_beats_its_own_special_cases(hard_problem):
+    choice = plateau_anneal(hard_problem, fractions=(0.2, 0.4), blocks=6)
+    sol = choice.solution
+    assert sol.converged and choice.anneal_fraction in (0.2, 0.4)
+    lr = np.asarray(sol.per_step("learning_rate"))
+    start = hard_problem.horizon - int(round(choice.anneal_fraction * hard_problem.horizon))
+    assert np.ptp(lr[:start]) == 0.0  # one plateau value
+    assert [c[0] for c in choice.candidates] == [0.2, 0.4]
+    assert sol.final_loss == min(c[1] for c in choice.candidates)
+    # constant at the cap is in the family: the form's optimum can only be lower
+    cap = hard_problem.learning_rate.max
+    constant = float(final_loss(hard_problem.model, np.full(hard_problem.horizon, cap)))
+    assert sol.final_loss < constant
+    # and so is WSD's shape on the form's grid (plateau at the cap, then a linear staircase to zero)
+    restricted = plateau_anneal_problem(hard_problem, choice.anneal_fraction, blocks=6)
+    edges = restricted.learning_rate.edges
+    staircase = np.full(hard_problem.horizon, cap)
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges[1:])):
+        staircase[lo:hi] = cap * (1 - (i + 1) / (len(edges) - 2))
+    assert sol.final_loss <= float(final_loss(hard_problem.model, staircase)) * (1 + 1e-9)
+
+
+def test_the_form_designs_the_learning_rate_only(hard_problem):
+    with_batch = hard_problem.replace(
+        controls={
+            **hard_problem.controls,
+            "batch_size": type(hard_problem.learning_rate)(name="batch_size", min=1.0, max=4.0, blocks=4),
+        },
+        sample_budget=400.0,
+    )
+    with pytest.raises(ProblemError, match="learning rate only"):
+        plateau_anneal(with_batch)
+
+
+FITTED = """\
+schema_version = 1
+name = "fitted"
+
+[model]
+kind = "powerlaw"
+a = 1.5
+b = 2.5
+n_modes = 30
+noise_std = 0.3
+
+[training]
+horizon = 120
+
+[controls.learning_rate]
+min = 0.0
+max = 0.3
+blocks = 12
+
+[network]
+learning_rate_scale = 60.0
+loss_scale = 2.0
+loss_offset = 1.0
+"""
+
+
+@pytest.mark.parametrize(("form", "expected"), [("auto", "plateau-anneal"), ("free", "free")])
+def test_design_of_a_fitted_spec_takes_the_plateau_anneal_form_by_default(tmp_path, form, expected):
+    import json
+
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED)
+    out = tmp_path / form
+    args = ["design", str(spec), "--no-baselines", "--json", "--out", str(out), "--form", form]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["form"]["form"] == expected
+    schedule = json.loads((out / "schedule.json").read_text())
+    assert schedule is not None
+    if expected == "plateau-anneal":
+        fraction = report["form"]["anneal_fraction"]
+        assert fraction in (0.2, 0.3, 0.4, 0.5)
+        assert [c["anneal_fraction"] for c in report["form"]["candidates"]] == [0.2, 0.3, 0.4, 0.5]
+
+
+def test_design_refuses_an_unknown_form(tmp_path):
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED)
+    result = CliRunner().invoke(
+        app, ["design", str(spec), "--no-baselines", "--form", "wsd", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2
+    assert "--form" in result.output and "wsd" in result.output
