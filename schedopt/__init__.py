@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the names below load lazily (see ``__getattr__``); listed f
     from schedopt.solution import Solution
     from schedopt.solvers import solve
     from schedopt.spec import default_problem, dump_problem, load_problem, parse_problem
+    from schedopt.status import Status
     from schedopt.theory import phase, predicted_exponents
 
 #: Public name -> the module that defines it. ``import schedopt`` loads none of them (JAX alone
@@ -52,6 +53,7 @@ _LAZY = {
     "save_schedule": "schedopt.schedule",
     "schedule_from_solution": "schedopt.schedule",
     "Solution": "schedopt.solution",
+    "Status": "schedopt.status",
     "solve": "schedopt.solvers",
     "default_problem": "schedopt.spec",
     "dump_problem": "schedopt.spec",
@@ -96,6 +98,7 @@ __all__ = [
     "Solution",
     "SolverError",
     "SpecError",
+    "Status",
     "Training",
     "Trajectory",
     "__version__",

@@ -11,13 +11,9 @@ import numpy as np
 
 from schedopt.controls import ControlGrid
 from schedopt.problem import Problem
+from schedopt.status import STATUSES, Status
 
-__all__ = ["STATUSES", "Solution"]
-
-#: ``converged``: the solver's optimality test passed; ``max_iterations``: stopped at
-#: its iteration limit; ``failed``: the solver gave up (line search, restoration, ...);
-#: ``diverged``: the best iterate makes the loss blow up.
-STATUSES = ("converged", "max_iterations", "failed", "diverged")
+__all__ = ["STATUSES", "Solution", "Status"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +23,8 @@ class Solution:
     Attributes:
         problem: the problem solved.
         solver: solver name (``jax``, ``casadi``, ``pontryagin``).
-        status: one of :data:`STATUSES`.
+        status: a :class:`~schedopt.status.Status` (a string: ``"converged"``, ``"max_iterations"``,
+            ``"failed"`` or ``"diverged"``; given as either).
         final_loss: final excess loss :math:`L_T` of the returned controls, evaluated
             by the exact recursion (or the ODE where the solve used it).
         parameters: control parameters by control name (block / knot values).
@@ -40,7 +37,7 @@ class Solution:
 
     problem: Problem
     solver: str
-    status: str
+    status: Status
     final_loss: float
     parameters: Mapping[str, np.ndarray]
     grids: Mapping[str, ControlGrid]
@@ -52,6 +49,7 @@ class Solution:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        object.__setattr__(self, "status", Status(self.status))
         params = {}
         for name, value in self.parameters.items():
             arr = np.array(value, dtype=np.float64)
@@ -63,7 +61,7 @@ class Solution:
 
     @property
     def converged(self) -> bool:
-        return self.status == "converged"
+        return self.status is Status.CONVERGED
 
     def per_step(self, name: str = "learning_rate") -> np.ndarray:
         """Per-step values of a control, ``(T,)``; fixed controls give their constant value."""

@@ -33,6 +33,7 @@ EXPECTED_API = [
     "Solution",
     "SolverError",
     "SpecError",
+    "Status",
     "Training",
     "Trajectory",
     "__version__",

@@ -36,6 +36,7 @@ from schedopt.baselines._search import _Face, _refine
 from schedopt.dynamics.recursion import final_loss
 from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import Problem
+from schedopt.status import Status
 
 __all__ = ["TunedBaseline", "tune_baseline", "tune_baselines"]
 
@@ -65,7 +66,8 @@ class TunedBaseline:
         learning_rate: per-step learning rates ``(T,)`` of the tuned schedule.
         evaluations: schedules run on the recursion (grid + refinement).
         wall_time: seconds spent (compilation included).
-        converged: whether the local refinement met its tolerance.
+        status: ``converged`` when the local refinement met its tolerance, else ``failed``
+            (:class:`~schedopt.status.Status`; :attr:`converged` says which).
         at_bounds: names of the parameters that ended on a bound of their search box.
     """
 
@@ -75,7 +77,7 @@ class TunedBaseline:
     learning_rate: np.ndarray
     evaluations: int
     wall_time: float
-    converged: bool = True
+    status: Status = Status.CONVERGED
     at_bounds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -84,6 +86,11 @@ class TunedBaseline:
         lr.setflags(write=False)
         object.__setattr__(self, "learning_rate", lr)
         object.__setattr__(self, "at_bounds", tuple(self.at_bounds))
+        object.__setattr__(self, "status", Status(self.status))
+
+    @property
+    def converged(self) -> bool:
+        return self.status is Status.CONVERGED
 
     @property
     def horizon(self) -> int:
@@ -152,7 +159,7 @@ def tune_baseline(
         faces: also optimise the peak on both bounds of the shape parameter and
             search from there when that is within :data:`FACE_MARGIN` of the best
             (finds minima on a bound that the coarse grid misses; costs ~30 % more).
-        max_iterations: refinement iterations before giving up (``converged=False``).
+        max_iterations: refinement iterations before giving up (status ``failed``).
         modes: ``"auto"``: search on the compressed spectrum of a plain-SGD model of more than
             256 modes (:mod:`schedopt.dynamics.compression`); ``"exact"``: on its own modes. The
             reported loss is the full recursion's either way.
@@ -232,7 +239,7 @@ def tune_baseline(
         learning_rate=lr,
         evaluations=obj.evaluations,
         wall_time=time.perf_counter() - start,
-        converged=search.converged,
+        status=Status.CONVERGED if search.converged else Status.FAILED,
         at_bounds=at_bounds,
     )
     logger.debug(

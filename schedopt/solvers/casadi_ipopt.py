@@ -79,6 +79,7 @@ from schedopt.solvers._common import (
     lower_upper,
     merge_options,
 )
+from schedopt.status import Status
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -391,12 +392,12 @@ def _best_iterate_callback(nx: int, ng: int, budget_tol: float):
 # the solver
 
 
-def _status(ipopt_status: str) -> str:
+def _status(ipopt_status: str) -> Status:
     if ipopt_status in _CONVERGED:
-        return "converged"
+        return Status.CONVERGED
     if ipopt_status in _LIMITS:
-        return "max_iterations"
-    return "failed"
+        return Status.MAX_ITERATIONS
+    return Status.FAILED
 
 
 def _per_step(problem: Problem, nlp: CasadiNLP, params: Mapping[str, np.ndarray]):
@@ -475,7 +476,7 @@ def solve_casadi(
     x_final = np.asarray(result["x"], dtype=np.float64).ravel()
     f_final = float(result["f"])
     use_best = (
-        status != "converged"
+        status is not Status.CONVERGED
         and callback.best_x is not None
         and (not math.isfinite(f_final) or callback.best_f < f_final)
     )
@@ -485,7 +486,7 @@ def solve_casadi(
     lr, m, beta = _per_step(problem, nlp, params)
     loss = float(final_loss(model, lr, batch_size=m, momentum=beta))
     if not math.isfinite(loss):
-        status = "diverged"
+        status = Status.DIVERGED
     objective = math.log(loss - model.residual) if loss - model.residual > 0 else -math.inf
     return Solution(
         problem=problem,

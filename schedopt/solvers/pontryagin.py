@@ -32,6 +32,7 @@ from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
 from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, merge_options
+from schedopt.status import Status
 
 __all__ = ["DEFAULT_OPTIONS", "sgd_sweep", "solve_pontryagin", "sweep_until"]
 
@@ -121,8 +122,8 @@ def sweep_until(
     ``loss_weights``: the loss readout of a compressed spectrum (default ``lam``).
 
     Returns:
-        ``(learning rates, sweeps run, status)``, status ``"converged"``,
-        ``"max_iterations"`` or ``"diverged"`` (then the rates are the schedule whose
+        ``(learning rates, sweeps run, status)``, a :class:`~schedopt.status.Status`:
+        converged, max_iterations or diverged (then the rates are the schedule whose
         loss was not finite).
     """
     lr, loss = sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights)
@@ -131,13 +132,13 @@ def sweep_until(
         candidate, new = sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights)
         new = float(new)  # the loss of `lr`, the result of the previous sweep
         if not np.isfinite(new):
-            return lr, sweeps, "diverged"
+            return lr, sweeps, Status.DIVERGED
         lr, sweeps = candidate, sweeps + 1
         quiet = quiet + 1 if loss - new <= rtol * abs(new) else 0
         loss = new
         if quiet >= patience:
-            return lr, sweeps, "converged"
-    return lr, sweeps, "max_iterations"
+            return lr, sweeps, Status.CONVERGED
+    return lr, sweeps, Status.MAX_ITERATIONS
 
 
 def _exact_grid(grid) -> bool:
@@ -185,9 +186,9 @@ def solve_pontryagin(
         patience=opts["patience"],
     )
     message = {
-        "converged": f"relative decrease below {opts['rtol']:g} for {opts['patience']} sweeps",
-        "diverged": "loss became non-finite",
-        "max_iterations": "sweep limit reached",
+        Status.CONVERGED: f"relative decrease below {opts['rtol']:g} for {opts['patience']} sweeps",
+        Status.DIVERGED: "loss became non-finite",
+        Status.MAX_ITERATIONS: "sweep limit reached",
     }[status]
     loss = float(evaluate(lam, c0, noise, lr, batch))
     per_step = np.asarray(lr)

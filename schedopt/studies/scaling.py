@@ -211,7 +211,7 @@ def _evaluate(problem: Problem, kinds: Sequence[str], *, solver: str, options) -
             tuned = tune_baseline(problem, kind)
             out[kind] = {
                 "loss": float(tuned.final_loss),
-                "status": "converged" if tuned.converged else "failed",
+                "status": tuned.status,
                 "params": dict(tuned.params),
                 "at_bounds": list(tuned.at_bounds),
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,16 +80,10 @@ def _polished(solution: Solution, opts) -> Solution:
         "polish_iterations": polished.iterations,
         "polish_evaluations": polished.info["evaluations"],
     }
-    return Solution(
-        problem=polished.problem,
-        solver="jax",
-        status=polished.status,
-        final_loss=polished.final_loss,
-        parameters=polished.parameters,
-        grids=polished.grids,
+    return dataclasses.replace(
+        polished,
         iterations=solution.iterations + polished.iterations,
         wall_time=solution.wall_time + polished.wall_time,
-        message=polished.message,
         info=info,
     )
 
@@ -155,30 +150,16 @@ def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
             "per_step_relative_loss_change) breaks the tie; the solver's optimum is kept"
         )
         return _with_info(solution, info)
-    return Solution(
-        problem=problem,
-        solver="jax",
-        status=solution.status,
+    return dataclasses.replace(
+        solution,
         final_loss=float(loss),
         parameters=candidate.parameters,
         grids=grids,
         iterations=solution.iterations + candidate.iterations,
         wall_time=solution.wall_time + candidate.wall_time,
-        message=solution.message,
         info=info,
     )
 
 
 def _with_info(solution: Solution, info: Mapping[str, Any]) -> Solution:
-    return Solution(
-        problem=solution.problem,
-        solver=solution.solver,
-        status=solution.status,
-        final_loss=solution.final_loss,
-        parameters=solution.parameters,
-        grids=solution.grids,
-        iterations=solution.iterations,
-        wall_time=solution.wall_time,
-        message=solution.message,
-        info=info,
-    )
+    return dataclasses.replace(solution, info=info)

@@ -33,6 +33,7 @@ from schedopt.solvers.jax._objective import (
 )
 from schedopt.solvers.jax._options import _compression
 from schedopt.solvers.jax._warm import _warm_start
+from schedopt.status import Status
 
 
 def _projected_gradient(x, g, lo, hi):
@@ -303,13 +304,13 @@ def _solve_group(
             info["momentum_cap"] = "joint"
             info["learning_rate_cap_fraction_min"] = float(np.min(tables[i]["cap_frac"]))
         if not np.isfinite(loss):
-            status = "diverged"
+            status = Status.DIVERGED
         elif iterations >= opts["max_iter"]:
-            status = "max_iterations"
+            status = Status.MAX_ITERATIONS
         elif (result.success or pg[i] <= opts["pgtol_converged"]) and budget_ok:
-            status = "converged"
+            status = Status.CONVERGED
         else:
-            status = "failed"
+            status = Status.FAILED
         solution = Solution(
             problem=p,
             solver="jax",
