@@ -1,6 +1,7 @@
 """schedopt: optimal learning-rate, batch-size and momentum schedules by optimal control.
 
-The public API; everything else is internal. See README.md for a tour.
+The public API; everything else is internal. See README.md for a tour, docs/architecture.md
+for the package tree and docs/theory.md for the mathematics (cited in the code as "THEORY §n").
 
 References:
     B. Bordelon and N. Mori, *Theory of Optimal Learning Rate Schedules and

@@ -28,23 +28,9 @@ part is exact for the same smooth integrands whatever :math:`c(0)` looks like (a
 initial error may give a node a negative value; the sums stay right). Modes with equal
 eigenvalues are merged exactly first.
 
-**Accuracy** (measured on the final loss of the exact recursion, batch 5, noise 0.25,
-constant 0.7, cosine, linear and WSD from 1.2-1.4, constant 0.01 and a random schedule;
-``tests/test_compression.py`` checks such cases to 1e-10). Largest relative error over
-the six schedules, with the defaults (:data:`EXACT_MODES` + :data:`QUADRATURE_NODES` =
-32 + 96 = 128 modes) and with 32 + 32:
-
-=======================  =========  ==================  ==================
-spectrum                 T          32 + 96             32 + 32
-=======================  =========  ==================  ==================
-a = b = 2, N = 500       1e3..1e5   < 6e-13             < 5e-13
-a = b = 2, N = 1e4       1e4, 1e5   4e-14, 4.6e-13      3.4e-13, 1.8e-9
-a = 1.5, b = 2.5, N=1e3  1e4        8e-14               4e-14
-a = 3, b = 1.5, N = 1e3  1e4        7e-15               1e-14
-=======================  =========  ==================  ==================
-
-128 modes cost what 64 do in the recursion (its steps are latency-bound below a few
-hundred modes) and 1/80 of N = 1e4 in the ODE. Solvers that run on the compressed
+The defaults (:data:`EXACT_MODES` + :data:`QUADRATURE_NODES` = 32 + 96 modes) reproduce final
+losses to ~1e-12 relative (``tests/test_compression.py`` checks 1e-10; measurements in
+``benchmarks/README.md``). Solvers that run on the compressed
 spectrum check their result on the full one (``modes`` in :mod:`schedopt.solvers.jax`).
 
 References:
