@@ -225,6 +225,7 @@ def design(
     warmup: int = 0,
     warmup_shape: str = "linear",
     form: str = "auto",
+    peak_horizon: int | None = None,
 ) -> Design:
     """Solve ``problem`` and tune the baselines; never raises on non-convergence (see status).
 
@@ -235,6 +236,9 @@ def design(
             solver optimises the steps after it, and the baselines are tuned after the
             same ramp, so every schedule compared shares it (:func:`problem_after_warmup`).
         warmup_shape: ``linear`` or ``cosine``.
+        peak_horizon: with the plateau-anneal form, the horizon at which the plateau's
+            height is chosen (a fitted spec's own horizon: its longest pilot), then carried
+            to the horizon by the phase rule (:func:`schedopt.calibration.form.plateau_anneal`).
         form: ``free`` (any schedule the control grid allows), ``plateau-anneal``
             (:mod:`schedopt.calibration.form`: a constant plateau, then an anneal the
             model shapes), or ``auto``: plateau-anneal for a spec fitted to a real
@@ -257,9 +261,13 @@ def design(
     if form == "plateau-anneal":
         from schedopt.calibration.form import plateau_anneal
 
-        choice = plateau_anneal(problem, solver=solver, options=options)
+        shift = 0 if ramp is None else ramp.steps
+        short = None if peak_horizon is None else max(int(peak_horizon) - shift, 1)
+        choice = plateau_anneal(problem, solver=solver, options=options, peak_horizon=short)
         solution = choice.solution
         say(f"plateau-anneal form: anneal over the last {choice.anneal_fraction:.0%} of the steps")
+        if choice.prefix is not None:  # a pinned plateau: a fixed prefix, like the warmup ramp
+            ramp = _fixed_prefix(problem, ramp, choice.prefix)
     else:
         solution = solve(problem, solver=solver, throw=False, options=options)
     say(f"solved: {solution.status} after {solution.iterations} iterations, {solution.wall_time:.1f} s")
@@ -275,6 +283,17 @@ def design(
         warmup=ramp,
         form=choice.to_dict() if choice is not None else {"form": "free"},
     )
+
+
+def _fixed_prefix(problem: Problem, ramp: Warmup | None, plateau: np.ndarray) -> Warmup:
+    """The warmup ramp (if any) and a pinned plateau as one fixed prefix of the design."""
+    full = problem if ramp is None else ramp.problem
+    head = np.zeros(0) if ramp is None else ramp.learning_rate
+    level = float(plateau[0])
+    units = full.network
+    peak = level if units is None else float(units.network_learning_rate(level))
+    shape = "plateau" if ramp is None else f"{ramp.shape}+plateau"
+    return Warmup(int(head.size + plateau.size), shape, peak, np.concatenate([head, plateau]), full)
 
 
 DESIGN_FILES = ("schedule.json", "schedule.csv", "design.png", "design.json")

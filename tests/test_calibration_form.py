@@ -128,3 +128,35 @@ def test_design_refuses_an_unknown_form(tmp_path):
     )
     assert result.exit_code == 2
     assert "--form" in result.output and "wsd" in result.output
+
+
+def test_a_longer_horizon_pins_the_plateau_chosen_at_the_fitted_horizon(tmp_path):
+    """``design --horizon 2T`` of a fitted spec: the plateau is the form's optimum at T (hard phase: xi = 0),
+    pinned; the reported loss is the full schedule's, simulated from scratch."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+    from schedopt.dynamics.recursion import loss_curve
+    from schedopt.problem import Model
+
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED)
+    out = tmp_path / "long"
+    args = ["design", str(spec), "--horizon", "240", "--no-baselines", "--json", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    form = report["form"]
+    assert form["plateau_chosen_at_horizon"] == 120
+    short = plateau_anneal(parse_problem(FITTED))
+    assert form["plateau_model_learning_rate"] == pytest.approx(short.plateau, rel=1e-12)
+    schedule = json.loads((out / "schedule.json").read_text())
+    lr = 60.0 * np.asarray(schedule["learning_rate"], dtype=np.float64)  # the file is in network units
+    assert lr.size == 240
+    start = 240 - int(round(form["anneal_fraction"] * 240))
+    np.testing.assert_allclose(lr[:start], short.plateau, rtol=1e-12)
+    assert np.all(lr[start:] <= short.plateau * (1 + 1e-12))
+    model = Model.powerlaw(1.5, 2.5, 30, noise_std=0.3)
+    assert report["final_loss"] == pytest.approx(loss_curve(model, lr).final_loss, rel=1e-9)

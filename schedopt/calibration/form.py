@@ -24,6 +24,7 @@ the table of all candidates.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,14 @@ from schedopt.controls import block_edges
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 
-__all__ = ["ANNEAL_BLOCKS", "ANNEAL_FRACTIONS", "FormChoice", "plateau_anneal", "plateau_anneal_problem"]
+__all__ = [
+    "ANNEAL_BLOCKS",
+    "ANNEAL_FRACTIONS",
+    "FormChoice",
+    "plateau_anneal",
+    "plateau_anneal_problem",
+    "transferred_plateau",
+]
 
 ANNEAL_FRACTIONS = (0.2, 0.3, 0.4, 0.5)
 """Anneal lengths tried, as fractions of the horizon (the pilots of ``schedopt pilots`` anneal over 0.2)."""
@@ -73,21 +81,78 @@ def plateau_anneal_problem(problem: Problem, anneal_fraction: float, blocks: int
 
 @dataclass(frozen=True, eq=False)
 class FormChoice:
-    """The plateau–anneal design: the chosen solution, its anneal fraction, and every candidate's loss."""
+    """The plateau–anneal design and how it was chosen.
+
+    Attributes:
+        solution: the chosen solve. With a pinned plateau it is the solve of the
+            anneal only (the steps after ``prefix``), from the state the plateau leaves.
+        anneal_fraction: the chosen anneal length, as a fraction of the horizon.
+        candidates: ``(anneal fraction, final model loss, status)`` of every solve.
+        prefix: the pinned plateau's learning rates (model units), or ``None``.
+        peak_horizon: the horizon the plateau height was chosen at, or ``None``.
+    """
 
     solution: object  # schedopt.solution.Solution
     anneal_fraction: float
-    candidates: tuple[tuple[float, float, str], ...]  # (anneal fraction, final model loss, status)
+    candidates: tuple[tuple[float, float, str], ...]
+    prefix: np.ndarray | None = None
+    peak_horizon: int | None = None
+
+    @property
+    def plateau(self) -> float:
+        """The plateau's learning rate (model units)."""
+        if self.prefix is not None:
+            return float(self.prefix[0])
+        return float(np.asarray(self.solution.per_step("learning_rate"))[0])
 
     def to_dict(self) -> dict:
         return {
             "form": "plateau-anneal",
             "anneal_fraction": self.anneal_fraction,
+            "plateau_model_learning_rate": self.plateau,
+            "plateau_chosen_at_horizon": self.peak_horizon,
             "candidates": [
                 {"anneal_fraction": f, "final_loss": loss if np.isfinite(loss) else None, "status": status}
                 for f, loss, status in self.candidates
             ],
         }
+
+
+def _after_plateau(problem: Problem, level: float, steps: int, blocks: int) -> Problem:
+    """The anneal's problem: the steps after ``steps`` updates at ``level``, from the state they leave."""
+    from schedopt.dynamics.ops import NUMPY
+    from schedopt.dynamics.sgd import sgd_step
+
+    model = problem.model
+    c = np.array(model.initial_error, dtype=np.float64)
+    batch = float(problem.training.batch_size)
+    for _ in range(steps):
+        c = sgd_step(c, level, batch, model.eigenvalues, model.effective_noise, NUMPY)
+    tail = problem.horizon - steps
+    after = problem.with_horizon(tail).replace(
+        model=dataclasses.replace(model, initial_error=np.maximum(c, 0.0))
+    )
+    return after.with_control(
+        "learning_rate",
+        max=level,
+        blocks=min(blocks, tail),
+        grid="geometric-end",
+        parameterisation="constant",
+    )
+
+
+def transferred_plateau(problem: Problem, level: float, peak_horizon: int) -> float:
+    r"""A plateau chosen at ``peak_horizon`` carried to the problem's horizon by the phase rule.
+
+    The optimal peak scales as :math:`T^{-\xi}` with :math:`\xi = 1 - b/a` in the easy
+    phase and :math:`\xi = 0` in the hard phase (``docs``, §4), capped at the problem's
+    learning-rate cap.
+    """
+    from schedopt.theory import estimate_exponents, predicted_exponents
+
+    a, b = estimate_exponents(problem.model)
+    xi = predicted_exponents(a, b)["xi"] or 0.0
+    return float(min(level * (problem.horizon / peak_horizon) ** (-xi), problem.learning_rate.max))
 
 
 def plateau_anneal(
@@ -97,13 +162,22 @@ def plateau_anneal(
     blocks: int = ANNEAL_BLOCKS,
     solver: str = "jax",
     options: Mapping[str, Any] | None = None,
+    peak_horizon: int | None = None,
 ) -> FormChoice:
     """Solve the problem in the plateau–anneal form for each anneal fraction; keep the best.
 
-    Raises:
-        ProblemError: no fraction fits the horizon, or the problem designs more than the learning rate.
+    With ``peak_horizon`` shorter than the horizon (a fitted spec's: its longest
+    pilot), the plateau's height is the form's optimum at ``peak_horizon``, where the
+    model was fitted, carried to the horizon by the phase rule
+    (:func:`transferred_plateau`) and pinned; the model then shapes the anneal only.
+    A fitted model extrapolated in time misplaces the peak more than it misplaces the
+    anneal (``benchmarks/README.md``).
+
     Never raises on non-convergence: when no candidate converged, the one with the
     lowest loss is returned with its status.
+
+    Raises:
+        ProblemError: no fraction fits the horizon, or the problem designs more than the learning rate.
     """
     from schedopt.solvers import solve
 
@@ -113,21 +187,37 @@ def plateau_anneal(
             f"the plateau-anneal form designs the learning rate only; the spec also designs {extra[0]}",
             field="form",
         )
-    candidates, solutions, best = [], [], None
-    for fraction in fractions:
-        solution = solve(
-            plateau_anneal_problem(problem, float(fraction), blocks),
+    level = None
+    if peak_horizon is not None and peak_horizon < problem.horizon:
+        short = plateau_anneal(
+            problem.with_horizon(int(peak_horizon)),
+            fractions=fractions,
+            blocks=blocks,
             solver=solver,
-            throw=False,
             options=options,
         )
+        level = transferred_plateau(problem, short.plateau, int(peak_horizon))
+    candidates, solutions, prefixes, best = [], [], [], None
+    for fraction in fractions:
+        if level is None:
+            restricted, prefix = plateau_anneal_problem(problem, float(fraction), blocks), None
+        else:
+            start = problem.horizon - int(round(float(fraction) * problem.horizon))
+            plateau_anneal_edges(problem.horizon, float(fraction), blocks)  # validates the fraction
+            restricted, prefix = _after_plateau(problem, level, start, blocks), np.full(start, level)
+        solution = solve(restricted, solver=solver, throw=False, options=options)
         loss = float(solution.final_loss)
         candidates.append((float(fraction), loss, str(solution.status)))
         solutions.append(solution)
-        if solution.converged and np.isfinite(loss) and (best is None or loss < best[1].final_loss):
-            best = (float(fraction), solution)
+        prefixes.append(prefix)
+        if solution.converged and np.isfinite(loss) and (best is None or loss < candidates[best][1]):
+            best = len(candidates) - 1
     if best is None:  # nothing converged: the candidate with the lowest loss, with its status
-        solutions = [s for s in solutions if s is not None]
-        index = int(np.argmin([c[1] if np.isfinite(c[1]) else np.inf for c in candidates]))
-        best = (candidates[index][0], solutions[index])
-    return FormChoice(solution=best[1], anneal_fraction=best[0], candidates=tuple(candidates))
+        best = int(np.argmin([c[1] if np.isfinite(c[1]) else np.inf for c in candidates]))
+    return FormChoice(
+        solution=solutions[best],
+        anneal_fraction=candidates[best][0],
+        candidates=tuple(candidates),
+        prefix=prefixes[best],
+        peak_horizon=None if level is None else int(peak_horizon),
+    )

@@ -155,7 +155,10 @@ def design(
     from schedopt.design import DESIGN_FILES, write_design
     from schedopt.design import design as run_design
 
-    problem = _override(_load(spec), horizon=horizon, blocks=blocks, grid=grid)
+    given = _load(spec)
+    problem = _override(given, horizon=horizon, blocks=blocks, grid=grid)
+    # a fitted spec's own horizon is its longest pilot's: the plateau is chosen there (--form)
+    peak_horizon = given.horizon if given.network is not None and problem.horizon > given.horizon else None
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, *(folder / name for name in DESIGN_FILES))
     result = run_design(
@@ -166,6 +169,7 @@ def design(
         warmup=warmup,
         warmup_shape=warmup_shape,
         form=form,
+        peak_horizon=peak_horizon,
     )
     sol = result.solution
     failed = not sol.converged
