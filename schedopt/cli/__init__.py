@@ -5,7 +5,7 @@ One module per command group, registered here in the order ``--help`` lists them
 - :mod:`schedopt.cli.design`: ``simulate``, ``design``, ``compare``, ``plot``;
 - :mod:`schedopt.cli.studies`: ``phase``, ``scaling``, ``transfer``;
 - :mod:`schedopt.cli.calibration`: ``fit``, ``pilots``;
-- :mod:`schedopt.cli.export`: ``export``.
+- :mod:`schedopt.cli.export`: ``export``, ``recommend``.
 
 Shared pieces: ``_app.py`` (the app, global options, errors → one line and an exit code),
 ``_options.py`` (shared options and input checks), ``_report.py`` (tables, JSON, progress),
@@ -19,10 +19,10 @@ from schedopt.cli._app import app, main
 from schedopt.cli._signals import Terminated, _install_signal_handlers
 from schedopt.cli.calibration import fit, pilots
 from schedopt.cli.design import compare, design, plot, simulate
-from schedopt.cli.export import export
+from schedopt.cli.export import export, recommend
 from schedopt.cli.studies import phase, scaling, transfer
 
-for _command in (simulate, design, phase, scaling, transfer, compare, fit, pilots, export, plot):
+for _command in (simulate, design, phase, scaling, transfer, compare, fit, pilots, export, recommend, plot):
     app.command()(_command)
 del _command
 

@@ -1,4 +1,4 @@
-"""The ``export`` command: a schedule file in a training loop's format."""
+"""The ``export`` and ``recommend`` commands: schedules in a training loop's format, and one without pilots."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import typer
 
 from schedopt.cli._app import _command
 from schedopt.cli._options import (
+    ForceOpt,
     JsonOpt,
     TrustOpt,
     WarmupOpt,
     WarmupShapeOpt,
     _parse_int,
+    _refuse_existing,
 )
 from schedopt.cli._report import _emit_json, _fmt
+from schedopt.errors import ProblemError
 
 
 @_command
@@ -79,3 +82,71 @@ def export(
             + (f", warmup {report['warmup']} steps" if report.get("warmup") else "")
             + ")"
         )
+
+
+@_command
+def recommend(
+    horizon: Annotated[str, typer.Option(help="Your run's number of optimizer updates, e.g. 5e4.")],
+    peak: Annotated[float, typer.Option(help="The peak learning rate you trust (your optimizer's units).")],
+    optimizer: Annotated[
+        str, typer.Option(help="The optimizer it drives: adamw, sgd, adam, lion, ...")
+    ] = "adamw",
+    phase: Annotated[
+        str, typer.Option(help="easy, hard, or auto (easy: see the assumptions printed).")
+    ] = "auto",
+    peak_horizon: Annotated[
+        str | None,
+        typer.Option(help="The horizon your peak was tuned at, if another (moves it by the phase rule)."),
+    ] = None,
+    warmup: WarmupOpt = 0,
+    warmup_shape: WarmupShapeOpt = "linear",
+    out: Annotated[
+        Path | None, typer.Option(help="Schedule file to write (default recommended-T<H>.json).")
+    ] = None,
+    force: ForceOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A schedule without pilots: the theory's phase shape at your horizon and peak, with its caveats.
+
+    Prints what it assumes and how far from optimal it may be (measured), and how to get the
+    calibrated answer (pilots, fit, design).
+
+    Example: schedopt recommend --horizon 50000 --peak 3e-4 --optimizer adamw --warmup 500
+    """
+    from schedopt.recommend import recommend as run_recommend
+    from schedopt.schedule import save_schedule
+
+    steps = _parse_int("--horizon", horizon)
+    tuned_at = _parse_int("--peak-horizon", peak_horizon) if peak_horizon is not None else None
+    target = out if out is not None else Path(f"recommended-T{steps}.json")
+    if target.suffix not in (".json", ".csv"):
+        raise ProblemError(f"`--out` must end in .json or .csv, got {str(target)!r}", field="--out")
+    _refuse_existing(force, target)
+    result = run_recommend(
+        steps,
+        peak,
+        optimizer=optimizer,
+        phase=phase,
+        peak_horizon=tuned_at,
+        warmup=warmup,
+        warmup_shape=warmup_shape,
+    )
+    save_schedule(result.schedule, target)
+    report = {**result.to_dict(), "files": {"schedule": str(target)}}
+    if as_json:
+        _emit_json(report)
+        return
+    lr = result.schedule.learning_rate
+    typer.echo(
+        f"{result.phase} phase, {steps} updates of {optimizer}: peak {_fmt(result.peak)}, "
+        f"final {_fmt(float(lr[-1]))}" + (f", warmup {warmup} steps" if warmup else "")
+    )
+    typer.echo("assumes:")
+    for line in result.assumptions:
+        typer.echo(f"  - {line}")
+    typer.echo("how far from optimal it may be (measured):")
+    typer.echo(f"  - {result.expected['model_note']} [{result.expected['model_source']}]")
+    typer.echo(f"  - {result.expected['real_note']} [{result.expected['real_source']}]")
+    for line in result.next_steps:
+        typer.echo(f"next: {line}")
+    typer.echo(f"wrote schedule: {target}")

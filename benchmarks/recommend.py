@@ -1,0 +1,120 @@
+"""Write ``schedopt/data/recommend.json``: the shapes and the evidence behind ``schedopt recommend``.
+
+The shapes are the optimal schedules of the two shipped phase problems
+(``problems/easy-phase.toml``, ``problems/hard-phase.toml``, T = 1e4), solved here and
+stored as learning rate / peak at a few hundred steps (block edges, log- and
+linearly-spaced steps; linear interpolation between them is within 1e-3 of the solve).
+The evidence is copied, not retyped, from the measured results of other benchmarks:
+
+* ``results/scaling.json`` ``transfer``: the gap to re-optimising at 4T of the phase
+  rule's transfer and of the plain stretch in t/T, per phase;
+* ``results/realtasks.json``: on three small real training tasks (tiny GPT, T = 2000),
+  the designed schedule's final loss minus tuned WSD's, and minus WSD at the designed
+  peak (paired over seeds, mean and standard error).
+
+``tests/test_recommend.py`` checks the evidence against those files and (slow) the
+shapes against a fresh solve.
+
+    uv run python benchmarks/recommend.py
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import schedopt
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+OUT = ROOT / "schedopt" / "data" / "recommend.json"
+PROBLEMS = {"easy": "easy-phase", "hard": "hard-phase"}
+SAMPLES = 300
+
+
+def knots(horizon: int, edges) -> np.ndarray:
+    """Steps where the shape is stored: block edges and log/linear samples, within ``[0, T-1]``."""
+    points = np.concatenate(
+        [
+            np.minimum(np.asarray(edges), horizon - 1),
+            np.round(np.geomspace(1, horizon, SAMPLES)) - 1,
+            np.round(np.linspace(0, horizon - 1, SAMPLES)),
+            horizon - 1 - (np.round(np.geomspace(1, horizon, SAMPLES)) - 1),  # dense near the end
+        ]
+    )
+    return np.unique(points.astype(int))
+
+
+def shape(phase: str) -> dict:
+    name = PROBLEMS[phase]
+    problem = schedopt.load_problem(ROOT / "problems" / f"{name}.toml")
+    start = time.perf_counter()
+    solution = schedopt.solve(problem)
+    seconds = time.perf_counter() - start
+    lr = solution.per_step("learning_rate")
+    steps = knots(problem.horizon, solution.grids["learning_rate"].describe()["edges"])
+    factor = lr[steps] / lr.max()
+    rebuilt = np.interp(np.arange(problem.horizon), steps, factor)
+    return {
+        "source": f"problems/{name}.toml",
+        "a": problem.model.a,
+        "b": problem.model.b,
+        "horizon": problem.horizon,
+        "status": solution.status,
+        "solve_seconds": round(seconds, 1),
+        "max_interpolation_error": float(np.max(np.abs(rebuilt - lr / lr.max()))),
+        "steps": steps.tolist(),
+        "factor": factor.tolist(),
+    }
+
+
+def evidence() -> dict:
+    scaling = json.loads((RESULTS / "scaling.json").read_text())["transfer"]
+    model = {
+        key: {
+            "phase": entry["phase"],
+            "source_horizon": entry["source_horizon"],
+            "horizon": entry["horizon"],
+            "gap_transferred": entry["gaps"]["transferred"],
+            "gap_stretch": entry["gaps"]["stretch"],
+        }
+        for key, entry in scaling.items()
+    }
+    tasks = json.loads((RESULTS / "realtasks.json").read_text())["tasks"]
+    real = {}
+    for name, task in tasks.items():
+        design = task["design"]
+        real[name] = {
+            "about": task["about"],
+            "horizon": task["horizon"],
+            "designed_mean": design["designed"]["mean"],
+            "tuned_wsd_mean": design["tuned wsd"]["mean"],
+            "designed_minus_tuned_wsd": design["tuned wsd"]["designed_minus_this"],
+            "designed_minus_wsd_at_designed_peak": design["wsd at designed peak"]["designed_minus_this"],
+        }
+    return {
+        "model_transfer": {"source": "benchmarks/results/scaling.json (transfer)", "runs": model},
+        "real_tasks": {"source": "benchmarks/results/realtasks.json (tasks.*.design)", "tasks": real},
+    }
+
+
+def main() -> None:
+    data = {
+        "kind": "schedopt.recommend",
+        "schema_version": 1,
+        "written_by": "benchmarks/recommend.py",
+        "shapes": {phase: shape(phase) for phase in PROBLEMS},
+        "evidence": evidence(),
+    }
+    OUT.write_text(json.dumps(data, indent=1) + "\n")
+    for phase, entry in data["shapes"].items():
+        print(phase, entry["status"], entry["solve_seconds"], "s", len(entry["steps"]), "knots",
+              f"interpolation error {entry['max_interpolation_error']:.2e}")  # fmt: skip
+    print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
