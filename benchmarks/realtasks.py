@@ -190,19 +190,46 @@ def with_warmup(lrs: np.ndarray, warmup: int) -> np.ndarray:
     return out
 
 
-def designed_lrs(task: Task, horizon: int) -> np.ndarray:
-    """The schedule ``schedopt design`` gives for the fitted problem at ``horizon``, in network units, warmed up."""
-    import schedopt
+def designed_lrs(task: Task, horizon: int, form: str = "plateau-anneal") -> np.ndarray:
+    """The schedule ``schedopt design`` gives for the fitted problem at ``horizon``, in network units.
 
-    cache = FITS / f"{task.name}-design-T{horizon}.json"
+    ``plateau-anneal`` (the default of ``schedopt design`` for a fitted spec) is what
+    ``schedopt design FITTED.toml --horizon T --warmup W`` writes: the task's warmup is a
+    fixed ramp inside the design. ``free`` is the earlier free-form design (kept as an
+    arm of the comparison): solved without a warmup, which is laid on afterwards.
+    """
+    cache = FITS / (
+        f"{task.name}-design-T{horizon}.json"
+        if form == "free"
+        else f"{task.name}-design-{form}-T{horizon}.json"
+    )
     if not cache.exists():
         problem, _ = fitted(task)
-        solution = schedopt.solve(problem.with_horizon(horizon), solver="jax")
-        network = problem.network.network_learning_rate(solution.per_step("learning_rate"))
-        cache.write_text(
-            json.dumps({"status": str(solution.status), "learning_rate": np.asarray(network).tolist()}) + "\n"
-        )
-    return with_warmup(np.asarray(json.loads(cache.read_text())["learning_rate"]), task.warmup)
+        if form == "free":
+            import schedopt
+
+            solution = schedopt.solve(problem.with_horizon(horizon), solver="jax")
+            network = problem.network.network_learning_rate(solution.per_step("learning_rate"))
+            record = {"status": str(solution.status), "learning_rate": np.asarray(network).tolist()}
+        else:
+            from schedopt.design import design
+
+            result = design(
+                problem.with_horizon(horizon),
+                baselines=(),
+                warmup=task.warmup,
+                form=form,
+                peak_horizon=problem.horizon,
+            )
+            network = problem.network.network_learning_rate(result.schedule().learning_rate)
+            record = {
+                "status": str(result.solution.status),
+                "form": dict(result.form),
+                "learning_rate": np.asarray(network).tolist(),
+            }
+        cache.write_text(json.dumps(record) + "\n")
+    lrs = np.asarray(json.loads(cache.read_text())["learning_rate"])
+    return with_warmup(lrs, task.warmup) if form == "free" else lrs
 
 
 def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
@@ -225,18 +252,24 @@ def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
     return np.asarray(json.loads(cache.read_text())["learning_rate"])
 
 
+DESIGN_ARMS = {"designed-plateau": "plateau-anneal", "designed": "free"}  # label prefix -> design form
+
+
 def design_jobs(task: Task) -> list[Job]:
-    designed = designed_lrs(task, task.horizon)
-    peak = float(designed.max())
-    wsd = baseline_lrs("wsd", peak, task.horizon, cooldown=0.2, warmup=task.warmup)
-    mpl_opt = mpl_lrs(task, task.horizon)
     jobs = []
-    for seed in SEEDS:
-        jobs += [
-            Job(task.name, f"designed-T{task.horizon}", designed, seed, meta={"peak": peak}),
-            Job(task.name, f"wsd-at-designed-{peak:.4g}-T{task.horizon}", wsd, seed, meta={"peak": peak}),
-        ]
+    for prefix, form in DESIGN_ARMS.items():
+        designed = designed_lrs(task, task.horizon, form)
+        peak = float(designed.max())
+        wsd = baseline_lrs("wsd", peak, task.horizon, cooldown=0.2, warmup=task.warmup)
+        for seed in SEEDS:
+            jobs += [
+                Job(
+                    task.name, f"{prefix}-T{task.horizon}", designed, seed, meta={"peak": peak, "form": form}
+                ),
+                Job(task.name, f"wsd-at-{prefix}-{peak:.4g}-T{task.horizon}", wsd, seed, meta={"peak": peak}),
+            ]
     # the peer's optimised schedule: one seed (its fits on these pilots are degenerate, see README)
+    mpl_opt = mpl_lrs(task, task.horizon)
     jobs.append(
         Job(task.name, f"mpl-optimised-T{task.horizon}", mpl_opt, 0, meta={"peak": float(mpl_opt.max())})
     )
@@ -245,13 +278,13 @@ def design_jobs(task: Task) -> list[Job]:
 
 def transfer_jobs(task: Task) -> list[Job]:
     horizon = 2 * task.horizon
-    designed = designed_lrs(task, horizon)
     tuned = best_peaks(task)["wsd"]
     wsd = baseline_lrs("wsd", tuned, horizon, cooldown=0.2, warmup=task.warmup)
-    return [
-        Job(task.name, f"designed-T{horizon}", designed, 0, meta={"peak": float(designed.max())}),
-        Job(task.name, _label("wsd", tuned, horizon), wsd, 0, meta={"peak": tuned}),
-    ]
+    jobs = [Job(task.name, _label("wsd", tuned, horizon), wsd, 0, meta={"peak": tuned})]
+    for prefix, form in DESIGN_ARMS.items():
+        designed = designed_lrs(task, horizon, form)
+        jobs.append(Job(task.name, f"{prefix}-T{horizon}", designed, 0, meta={"peak": float(designed.max())}))
+    return jobs
 
 
 STAGES = {
@@ -352,22 +385,28 @@ def comparison(task: Task) -> dict:
             "losses": runs,
             "full_length_runs": len(family_grid(task, family)) + 2,
         }
+    arms = {f"{prefix}-": prefix for prefix in DESIGN_ARMS}
     for job, run in _finished(design_jobs(task)):
-        name = {"designed": "designed", "wsd-at-d": "wsd at designed peak", "mpl-opti": "mpl-optimised"}[
-            job.label[:8]
-        ]
+        if job.label.startswith("mpl-optimised"):
+            name = "mpl-optimised"
+        elif job.label.startswith("wsd-at-"):
+            prefix = job.label[len("wsd-at-") :].rsplit("-", 2)[0]
+            name = f"wsd at {prefix} peak"
+        else:
+            name = arms[job.label.rsplit("T", 1)[0]]
         entry = methods.setdefault(name, {"peak": job.meta["peak"], "losses": {}, "full_length_runs": 0})
         entry["losses"][job.seed] = run["final_val_loss"]
     out = {}
-    designed = methods.get("designed", {}).get("losses", {})
     for name, entry in methods.items():
         seeds = sorted(entry["losses"])
         res = {"peak": entry["peak"], "full_length_runs": entry["full_length_runs"], "seeds": seeds}
         if seeds:
             res.update(_stats([entry["losses"][s] for s in seeds]))
-        common = [s for s in seeds if s in designed]
-        if name != "designed" and len(common) >= 2:
-            res["designed_minus_this"] = _stats([designed[s] - entry["losses"][s] for s in common])
+        for prefix in DESIGN_ARMS:  # paired differences of each design arm against every other method
+            arm = methods.get(prefix, {}).get("losses", {})
+            common = [s for s in seeds if s in arm]
+            if name != prefix and len(common) >= 2:
+                res[f"{prefix}_minus_this"] = _stats([arm[s] - entry["losses"][s] for s in common])
         out[name] = res
     return out
 
@@ -460,7 +499,14 @@ def plot(results: dict, path: Path) -> None:
         design = entry.get("design") or {}
         values = [v for points in grid.values() for _, v in points]
         top = max(values) + 0.3 * (max(values) - min(values)) if values else None
-        for key, marker in (("designed", "*"), ("wsd at designed peak", "s"), ("mpl-optimised", "^")):
+        markers = (
+            ("designed-plateau", "*"),
+            ("wsd at designed-plateau peak", "s"),
+            ("designed", "P"),
+            ("wsd at designed peak", "D"),
+            ("mpl-optimised", "^"),
+        )
+        for key, marker in markers:
             if key in design and "mean" in design[key]:
                 mean, shown = design[key]["mean"], design[key]["mean"]
                 label = f"{key} (mean of {design[key]['seeds']}): {mean:.3f}"

@@ -264,6 +264,11 @@ def design(
         shift = 0 if ramp is None else ramp.steps
         short = None if peak_horizon is None else max(int(peak_horizon) - shift, 1)
         choice = plateau_anneal(problem, solver=solver, options=options, peak_horizon=short)
+        if ramp is not None and choice.plateau < problem.learning_rate.max * (1 - 1e-9):
+            # the ramp went to the cap; it must end at the plateau: lower the cap to it and solve again
+            lowered = ramp.problem.with_control("learning_rate", max=choice.plateau)
+            problem, ramp = problem_after_warmup(lowered, warmup, warmup_shape)
+            choice = plateau_anneal(problem, solver=solver, options=options, peak_horizon=short)
         solution = choice.solution
         say(f"plateau-anneal form: anneal over the last {choice.anneal_fraction:.0%} of the steps")
         if choice.prefix is not None:  # a pinned plateau: a fixed prefix, like the warmup ramp
