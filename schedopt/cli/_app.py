@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -35,16 +36,22 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
     debug: Annotated[
         bool,
-        typer.Option("--debug", help="Show the traceback of an error (also: environment SCHEDOPT_DEBUG=1)."),
+        typer.Option(
+            "--debug", metavar="", help="Show the traceback of an error (also: environment SCHEDOPT_DEBUG=1)."
+        ),
     ] = False,
     no_cache: Annotated[
         bool,
         typer.Option(
             "--no-cache",
+            metavar="",
             help="Do not use the compilation cache (also: environment SCHEDOPT_NO_CACHE=1; "
             "SCHEDOPT_CACHE_DIR moves it).",
         ),

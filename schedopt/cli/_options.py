@@ -10,14 +10,18 @@ import typer
 from schedopt.errors import ProblemError, SchedoptError
 
 MAX_CHECKPOINTS = 10_000  # rows `simulate` prints
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace existing output files.")]
+ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Replace existing output files.")]
 TrustOpt = Annotated[
     bool,
     typer.Option(
-        "--trust", help="Load schedule files whose provenance hashes do not match their content (stated)."
+        "--trust/--no-trust",
+        metavar="",
+        help="Load schedule files whose provenance hashes do not match their content (stated).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON object instead of a table.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json/--no-json", metavar="", help="Print a JSON object instead of a table.")
+]
 WarmupOpt = Annotated[
     int,
     typer.Option(

@@ -130,9 +130,13 @@ def design(
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     force: Annotated[
         bool,
-        typer.Option(help="Replace existing output files; write them even if the solve did not converge."),
+        typer.Option(
+            metavar="", help="Replace existing output files; write them even if the solve did not converge."
+        ),
     ] = False,
-    baselines: Annotated[bool, typer.Option(help="Tune and compare the baseline schedules.")] = True,
+    baselines: Annotated[
+        bool, typer.Option(metavar="", help="Tune and compare the baseline schedules.")
+    ] = True,
     warmup: WarmupOpt = 0,
     warmup_shape: WarmupShapeOpt = "linear",
     form: Annotated[

@@ -39,7 +39,9 @@ def export(
     horizon: Annotated[str | None, typer.Option(help="Time-stretch to this horizon (steps).")] = None,
     force: Annotated[
         bool,
-        typer.Option(help="Replace an existing output file; export a schedule from an unconverged solve."),
+        typer.Option(
+            metavar="", help="Replace an existing output file; export a schedule from an unconverged solve."
+        ),
     ] = False,
     warmup: WarmupOpt = 0,
     warmup_shape: WarmupShapeOpt = "linear",
@@ -52,7 +54,8 @@ def export(
     to the remaining steps, after it (the horizon stays the same).
 
     Load the JSON in a training loop with schedopt.export.to_optax(path), or the torch
-    file's `base_lr` and `factors` with LambdaLR(optimizer, lambda t: factors[min(t, T-1)]).
+    file's `base_lr` and `factors` with LambdaLR: the factor of step t is factors at
+    index min(t, T - 1).
 
     Example: schedopt export exports/easy-phase/schedule.json --to torch --peak 3e-4
     """

@@ -139,9 +139,9 @@ def scaling(
         int | None, typer.Option(help="Learning-rate blocks of the optimal schedule (default: the spec's).")
     ] = None,
     baselines: Annotated[
-        bool, typer.Option(help="Also measure the best-constant and cosine frontiers.")
+        bool, typer.Option(metavar="", help="Also measure the best-constant and cosine frontiers.")
     ] = True,
-    plot: Annotated[bool, typer.Option(help="Write scaling.png.")] = True,
+    plot: Annotated[bool, typer.Option(metavar="", help="Write scaling.png.")] = True,
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -244,7 +244,7 @@ def transfer(
         typer.Option(help="Problem spec to use instead of the one in the schedule's provenance (e.g. CSV)."),
     ] = None,
     reoptimise: Annotated[
-        bool, typer.Option(help="Re-optimise at T2 to measure the transfer's loss gap.")
+        bool, typer.Option(metavar="", help="Re-optimise at T2 to measure the transfer's loss gap.")
     ] = True,
     anneal_exponent: Annotated[
         float | None,
