@@ -17,8 +17,17 @@ import jax
 # itself. schedopt never does (tests/test_side_effects.py checks it in fresh processes).
 jax.config.update("jax_enable_x64", True)
 
+from hypothesis import settings  # noqa: E402
+
 import schedopt._jax  # noqa: E402, F401  (loads the compilation-cache set-up as the library does)
 from schedopt.problem import Model  # noqa: E402
+
+# Hypothesis profiles: "default" (quick, for development) and "ci" (thorough: CI sets
+# HYPOTHESIS_PROFILE=ci). Property tests take their example counts from helpers.examples(),
+# which the profile scales; the profiles set what the tests leave to them.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, max_examples=400)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

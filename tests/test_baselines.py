@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
+from helpers import capped_problem
 from numpy.testing import assert_allclose
 
 from schedopt.baselines import (
@@ -43,11 +44,7 @@ ENGINE_RTOL = 1e-12
 CLOSED_FORM_RTOL = 1e-9
 
 
-def _problem(model: Model, horizon: int, *, cap: float = 0.9, batch_size: float = 1.0, lr_min: float = 0.0):
-    """A problem whose learning-rate cap is ``cap`` times the stability threshold."""
-    threshold = stability_threshold(model, batch_size)
-    spec = ControlSpec("learning_rate", lr_min, cap * threshold, blocks=10)
-    return Problem("test", model, Training(horizon=horizon, batch_size=batch_size), {"learning_rate": spec})
+_problem = capped_problem
 
 
 def _scan(problem: Problem, name: str, values: np.ndarray) -> np.ndarray:

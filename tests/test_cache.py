@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from tiny_spec import TINY_SPEC
+from helpers import TINY_SPEC
 
 from schedopt import _jax
 from schedopt._jax import CacheWarning, FileCache, cache_dir

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_SPEC
 from numpy.testing import assert_allclose, assert_array_equal
-from tiny_spec import TINY_SPEC
 from typer.testing import CliRunner
 
 import schedopt

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_spec import TINY_SPEC
+from helpers import TINY_SPEC, examples
 from typer.testing import CliRunner
 
 from schedopt.cli import app
@@ -933,7 +933,9 @@ def _set(data, keys, raw):
     data[last] = raw
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(field=st.sampled_from(SCHEDULE_FIELDS), number=st.sampled_from(HUGE_NUMBERS), data=st.data())
 def test_huge_numbers_in_a_schedule_file_never_escape_as_a_traceback(
     tmp_path, small_files, field, number, data
@@ -987,7 +989,9 @@ SPEC_FIELDS = [
 ]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(field=st.sampled_from(SPEC_FIELDS), number=st.sampled_from(HUGE_NUMBERS), data=st.data())
 def test_huge_numbers_in_a_spec_never_escape_as_a_traceback(tmp_path, field, number, data):
     base = TINY_SPEC.replace("horizon = 200", "horizon = 20").replace("blocks = 10", "blocks = 4")

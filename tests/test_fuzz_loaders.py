@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import PROBLEMS, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,7 +32,6 @@ from schedopt import SchedoptError, Schedule, load_problem, load_schedule, save_
 from schedopt.problem import Problem
 from schedopt.spec import parse_problem
 
-PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 SPEC_FILES = sorted(PROBLEMS.glob("*.toml"))
 SPECTRUM_CSV = "custom-spectrum.csv"
 SPEC_TEXTS = {p.name: p.read_text(encoding="utf-8") for p in SPEC_FILES}
@@ -43,7 +43,7 @@ EXAMPLES_JSON = 300
 EXAMPLES_CSV = 200
 
 FUZZ = settings(
-    max_examples=EXAMPLES_SPEC,
+    max_examples=examples(EXAMPLES_SPEC),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -425,7 +425,7 @@ def test_mutated_spec_toml(folder, data):
         path.unlink()
 
 
-@settings(FUZZ, max_examples=EXAMPLES_SPECTRUM)
+@settings(FUZZ, max_examples=examples(EXAMPLES_SPECTRUM))
 @given(data=st.data())
 def test_mutated_custom_spectrum_csv(folder, data):
     base = (PROBLEMS / SPECTRUM_CSV).read_text(encoding="utf-8")
@@ -441,7 +441,7 @@ def test_mutated_custom_spectrum_csv(folder, data):
         shutil.rmtree(sub)
 
 
-@settings(FUZZ, max_examples=EXAMPLES_JSON)
+@settings(FUZZ, max_examples=examples(EXAMPLES_JSON))
 @given(data=st.data())
 def test_mutated_schedule_json(folder, saved_schedule, data):
     text = data.draw(mutated_json(json.loads(saved_schedule[0])))
@@ -457,7 +457,7 @@ def test_mutated_schedule_json(folder, saved_schedule, data):
         assert np.all(np.isfinite(schedule.learning_rate))
 
 
-@settings(FUZZ, max_examples=EXAMPLES_CSV)
+@settings(FUZZ, max_examples=examples(EXAMPLES_CSV))
 @given(data=st.data())
 def test_mutated_schedule_csv(folder, saved_schedule, data):
     text = data.draw(mutated_text(saved_schedule[1], csv_cells))
@@ -472,7 +472,7 @@ def test_mutated_schedule_csv(folder, saved_schedule, data):
         assert all(math.isfinite(x) for x in schedule.learning_rate)
 
 
-@settings(FUZZ, max_examples=30)
+@settings(FUZZ, max_examples=examples(30))
 @given(raw=st.binary(max_size=200), suffix=st.sampled_from([".json", ".csv", ".toml"]))
 def test_random_bytes(folder, raw, suffix):
     path = folder / f"random{suffix}"

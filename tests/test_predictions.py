@@ -6,17 +6,14 @@ the issue, and each test says what it measures.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers import PROBLEMS
 
 import schedopt
 from schedopt.problem import Model
 from schedopt.studies.phase import study_horizons
 from schedopt.theory import predicted_exponents
-
-PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 
 #: |measured xi - (1 - b/a)| allowed over T in [1e2, 1e4] (issue 3).
 XI_TOLERANCE = 0.1

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
+from helpers import PROBLEMS
 from numpy.testing import assert_allclose
 from typer.testing import CliRunner
 
@@ -30,8 +31,6 @@ from schedopt.studies.scaling import (
     scaling_problem,
     study_scaling,
 )
-
-PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 
 EXACT = 1e-12
 #: Closed-form frontier: the parabola refinement on a sqrt(2) grid recovers N* to ~1.2 %, L* to ~1 %.

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_SPEC
 from numpy.testing import assert_allclose
-from tiny_spec import TINY_SPEC
 
 import schedopt
 

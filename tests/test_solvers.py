@@ -4,12 +4,12 @@ and report failures honestly."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import PROBLEMS
 from numpy.testing import assert_allclose
 
 import schedopt
@@ -19,7 +19,6 @@ from schedopt.problem import Model, Problem
 from schedopt.solvers import solve
 from schedopt.solvers._common import control_grids
 
-PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 SHIPPED = ["easy-phase", "hard-phase", "boundary", "custom-spectrum"]
 
 #: Relative agreement of final losses between solvers (issue: 1e-5).

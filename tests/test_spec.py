@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
+from helpers import PROBLEMS, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -25,7 +26,6 @@ from schedopt.spec import (
     parse_problem,
 )
 
-PROBLEMS = Path(__file__).resolve().parents[1] / "problems"
 SHIPPED = ("easy-phase", "hard-phase", "boundary", "custom-spectrum")
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "schedopt" / "data" / "default.toml"
 
@@ -787,7 +787,7 @@ def mutated_spec(draw):
     return "\n".join(lines)
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(FUZZ_EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=mutated_spec())
 def test_fuzz_mutated_specs_raise_only_spec_errors(text):
     try:
@@ -799,7 +799,7 @@ def test_fuzz_mutated_specs_raise_only_spec_errors(text):
     assert math.isfinite(problem.model.initial_loss)
 
 
-@settings(max_examples=FUZZ_EXAMPLES // 3, deadline=None)
+@settings(max_examples=examples(FUZZ_EXAMPLES // 3), deadline=None)
 @given(text=st.text(max_size=200))
 def test_fuzz_arbitrary_text_raises_only_spec_errors(text):
     with pytest.raises(SpecError):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import PROBLEMS, tiny_spec
 from numpy.testing import assert_allclose, assert_array_equal
-from tiny_spec import tiny_spec
 from typer.testing import CliRunner
 
 import schedopt
@@ -31,8 +31,6 @@ from schedopt.studies.transfer import (
     transfer_report,
     transfer_schedule,
 )
-
-PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
 
 #: Same arithmetic on the same numbers: only round-off differs.
 EXACT = 1e-12

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import optax
 import pytest
+from helpers import TINY_SPEC
 from numpy.testing import assert_allclose, assert_array_equal
-from tiny_spec import TINY_SPEC
 
 import schedopt
 from schedopt.design import design, problem_after_warmup

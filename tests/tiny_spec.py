@@ -1,32 +1,7 @@
-"""The tiny problem spec several test files share: 50 modes, 200 steps, 10 uniform blocks."""
+"""The tiny spec's old home; it lives in :mod:`helpers` now (kept for tests that still import it here)."""
 
 from __future__ import annotations
 
-TEMPLATE = """\
-schema_version = 1
-name = "tiny"
+from tests.helpers import TEMPLATE, TINY_SPEC, tiny_spec
 
-[model]
-kind = "powerlaw"
-a = {a}
-b = {b}
-n_modes = 50
-noise_std = 0.5
-
-[training]
-horizon = 200
-
-[controls.learning_rate]
-min = 0.0
-max = 0.35
-blocks = 10
-grid = "uniform"
-"""
-
-
-def tiny_spec(a: float = 2.5, b: float = 1.2) -> str:
-    """The spec text with exponents ``a`` and ``b`` (default: the easy phase)."""
-    return TEMPLATE.format(a=a, b=b)
-
-
-TINY_SPEC = tiny_spec()
+__all__ = ["TEMPLATE", "TINY_SPEC", "tiny_spec"]

@@ -1,0 +1,72 @@
+"""What several test files share: the shipped problems, the tiny spec, small capped problems, example counts.
+
+- :data:`PROBLEMS`: the folder of the shipped specs.
+- :data:`TINY_SPEC` / :func:`tiny_spec`: a 50-mode, 200-step spec with 10 uniform blocks.
+- :func:`capped_problem`: a learning-rate-only problem with its cap a fraction of the stability threshold.
+- :func:`examples`: a property test's example count, scaled by the hypothesis profile
+  (``HYPOTHESIS_PROFILE=ci`` runs four times as many; ``tests/conftest.py`` registers the profiles).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from schedopt.dynamics.stability import stability_threshold
+from schedopt.problem import ControlSpec, Model, Problem, Training
+
+#: The shipped problem specs (``problems/*.toml``).
+PROBLEMS = Path(__file__).resolve().parent.parent / "problems"
+
+#: Example counts of property tests are multiplied by this under a hypothesis profile.
+EXAMPLE_SCALE = {"default": 1, "ci": 4}
+
+TEMPLATE = """\
+schema_version = 1
+name = "tiny"
+
+[model]
+kind = "powerlaw"
+a = {a}
+b = {b}
+n_modes = 50
+noise_std = 0.5
+
+[training]
+horizon = 200
+
+[controls.learning_rate]
+min = 0.0
+max = 0.35
+blocks = 10
+grid = "uniform"
+"""
+
+
+def tiny_spec(a: float = 2.5, b: float = 1.2) -> str:
+    """The spec text with exponents ``a`` and ``b`` (default: the easy phase)."""
+    return TEMPLATE.format(a=a, b=b)
+
+
+TINY_SPEC = tiny_spec()
+
+
+def capped_problem(
+    model: Model,
+    horizon: int,
+    *,
+    cap: float = 0.9,
+    batch_size: float = 1.0,
+    lr_min: float = 0.0,
+    blocks: int = 10,
+    name: str = "test",
+) -> Problem:
+    """A learning-rate-only problem whose cap is ``cap`` times the stability threshold."""
+    threshold = stability_threshold(model, batch_size)
+    spec = ControlSpec("learning_rate", lr_min, cap * threshold, blocks=blocks)
+    return Problem(name, model, Training(horizon=horizon, batch_size=batch_size), {"learning_rate": spec})
+
+
+def examples(count: int) -> int:
+    """``count`` property-test examples, scaled by the active hypothesis profile."""
+    return count * EXAMPLE_SCALE.get(os.environ.get("HYPOTHESIS_PROFILE", "default"), 1)
