@@ -40,7 +40,7 @@ from schedopt._io import atomic_write_text
 from schedopt.problem import Model
 from schedopt.solvers import solve
 from schedopt.studies.scaling import parse_compute, plot_scaling, study_scaling
-from schedopt.studies.transfer import ANNEAL_LEVEL, problem_at_horizon, transfer_report
+from schedopt.studies.transfer import ANNEAL_LEVEL, transfer_report
 from schedopt.theory import anneal_fraction
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +119,7 @@ def shipped(name: str, n_modes: int, horizon: int, blocks: int):
     model = Model.powerlaw(m.a, m.b, n_modes, noise_std=np.sqrt(m.noise_variance), finite_size=m.residual > 0)
     cap = 0.9 * schedopt.stability_threshold(model, problem.training.batch_size)
     problem = problem.replace(model=model).with_control("learning_rate", blocks=blocks, max=cap)
-    return problem_at_horizon(problem, horizon)
+    return problem.at_horizon(horizon)
 
 
 def transfer(name: str, *, n_modes: int, horizon: int, factor: int, blocks: int) -> tuple[dict, dict]:

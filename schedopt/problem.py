@@ -428,9 +428,39 @@ class Problem:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    @property
+    def mean_batch_size(self) -> float:
+        """The mean batch size: the budget's :math:`D/T` under a sample budget, else the fixed one."""
+        if self.sample_budget is None:
+            return self.training.batch_size
+        return self.sample_budget / self.horizon
+
     def with_horizon(self, horizon: int) -> Problem:
-        """The same problem at another horizon (custom edges are not rescaled)."""
+        """The same problem at another horizon, grids as they are (custom edges are not rescaled).
+
+        :meth:`at_horizon` adapts the grids instead, for a problem carried to another horizon.
+        """
         return self.replace(training=dataclasses.replace(self.training, horizon=horizon))
+
+    def at_horizon(self, horizon: int) -> Problem:
+        """The problem at another horizon, its grids adapted so that it stays valid.
+
+        Blocks are capped at the horizon; custom block edges are rescaled in ``t/T``
+        (rounded, duplicates removed).
+        """
+        horizon = v.positive_int("horizon", horizon)
+        controls = {}
+        for name, spec in self.controls.items():
+            if spec.grid == "custom":
+                scaled = np.round(np.asarray(spec.edges, dtype=np.float64) * horizon / self.horizon)
+                edges = tuple(int(e) for e in np.unique(np.clip(scaled, 0, horizon)))
+                controls[name] = dataclasses.replace(spec, edges=edges, blocks=len(edges) - 1)
+            elif spec.blocks > horizon:
+                controls[name] = dataclasses.replace(spec, blocks=horizon)
+            else:
+                controls[name] = spec
+        training = dataclasses.replace(self.training, horizon=horizon)
+        return self.replace(training=training, controls=controls)
 
     def with_control(self, name: str, **changes: object) -> Problem:
         """A copy with one control's settings changed."""

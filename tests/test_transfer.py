@@ -26,7 +26,6 @@ from schedopt.solvers import solve
 from schedopt.spec import parse_problem
 from schedopt.studies.transfer import (
     ANNEAL_LEVEL,
-    problem_at_horizon,
     problem_from_schedule,
     transfer_report,
     transfer_schedule,
@@ -156,7 +155,7 @@ def test_problem_from_schedule_restores_the_design_grid():
     problem = problem_from_schedule(Schedule(learning_rate=decaying(T), provenance=prov))
     assert problem.learning_rate.grid == "custom" and problem.learning_rate.edges == tuple(odd)
     # at another horizon the custom edges are rescaled in t/T
-    assert problem_at_horizon(problem, 400).learning_rate.edges == (0, 6, 100, 398, 400)
+    assert problem.at_horizon(400).learning_rate.edges == (0, 6, 100, 398, 400)
 
 
 # --- bad input names the field
@@ -236,7 +235,7 @@ def shipped(name: str, n_modes: int, horizon: int, blocks: int):
     model = Model.powerlaw(m.a, m.b, n_modes, noise_std=np.sqrt(m.noise_variance), finite_size=m.residual > 0)
     cap = 0.9 * schedopt.stability_threshold(model, problem.training.batch_size)
     problem = problem.replace(model=model).with_control("learning_rate", blocks=blocks, max=cap)
-    return problem_at_horizon(problem, horizon)
+    return problem.at_horizon(horizon)
 
 
 OPTIONS = {"ftol": 1e-10, "gtol": 1e-6}

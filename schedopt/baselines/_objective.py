@@ -21,7 +21,7 @@ from schedopt._jax import jax
 from schedopt.baselines._families import _KINDS, LOGIT_EPS, PEAK, BaselineFamily, _schedule_values
 from schedopt.baselines._search import FD_STEP
 from schedopt.dynamics.compression import auto_compress
-from schedopt.dynamics.recursion import DIVERGENCE_FACTOR, final_loss_jax
+from schedopt.dynamics.recursion import divergence_limit, final_loss_jax
 from schedopt.dynamics.stability import momentum_stability_threshold, stability_threshold
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
@@ -96,7 +96,7 @@ class _Objective:
             weights,
         )
         self.residual = model.residual
-        self.limit = DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
+        self.limit = divergence_limit(model)
         self.evaluations = 0
 
     def fd_step(self, u: np.ndarray) -> np.ndarray:
@@ -169,9 +169,9 @@ def _check_stability(problem: Problem) -> float:
 
 def _fixed_batch_size(problem: Problem) -> float:
     """The constant batch size baselines run at: the budget's ``D / T`` if there is one."""
+    m = problem.mean_batch_size
     if problem.sample_budget is None:
-        return problem.training.batch_size
-    m = problem.sample_budget / problem.horizon
+        return m
     spec = problem.controls.get("batch_size")
     lo, hi = (spec.min, spec.max) if spec is not None else (1.0, math.inf)
     if not lo <= m <= hi:

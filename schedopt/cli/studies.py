@@ -270,7 +270,7 @@ def transfer(
     """
     from schedopt._io import json_text, output_set
     from schedopt.schedule import load_schedule, save_schedule
-    from schedopt.studies.transfer import problem_at_horizon, problem_from_schedule, transfer_report
+    from schedopt.studies.transfer import problem_from_schedule, transfer_report
 
     target = _parse_int("--horizon", horizon)
     if warmup:
@@ -279,7 +279,7 @@ def transfer(
         check_warmup(warmup, target, shape=warmup_shape, field="--warmup")
     source = load_schedule(schedule)
     if spec is not None:
-        problem = problem_at_horizon(_load(spec), source.horizon)
+        problem = _load(spec).at_horizon(source.horizon)
     else:
         problem = problem_from_schedule(source)
     folder = out if out is not None else Path("exports") / problem.name

@@ -43,6 +43,7 @@ _UNROLL = 1
 
 
 def _chunks(horizon: int) -> tuple[int, int]:
+    """Chunk length ~sqrt(T) and chunk count: states are stored at chunk boundaries only."""
     chunk = max(1, int(math.ceil(math.sqrt(horizon))))
     return chunk, -(-horizon // chunk)
 

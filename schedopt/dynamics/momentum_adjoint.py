@@ -30,11 +30,10 @@ costs about seven. The result equals autodiff of
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 
 from schedopt._jax import jax
+from schedopt.dynamics.adjoint import _chunks
 from schedopt.dynamics.momentum import momentum_init, momentum_step
 from schedopt.dynamics.ops import JAX, tree_sum
 from schedopt.dynamics.sgd import sgd_loss
@@ -44,8 +43,7 @@ __all__ = ["momentum_final_loss"]
 
 def _prepare(lr, batch, beta):
     horizon = lr.shape[-1]
-    chunk = max(1, int(math.ceil(math.sqrt(horizon))))
-    n_chunks = -(-horizon // chunk)
+    chunk, n_chunks = _chunks(horizon)
     pad = chunk * n_chunks - horizon
     lr_p = jnp.pad(lr, (0, pad)).reshape(n_chunks, chunk)  # eta = 0 leaves A unchanged
     batch_p = jnp.pad(batch, (0, pad), mode="edge").reshape(n_chunks, chunk)

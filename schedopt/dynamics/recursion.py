@@ -37,6 +37,7 @@ __all__ = [
     "DIVERGENCE_FACTOR",
     "Trajectory",
     "checkpoint_steps",
+    "divergence_limit",
     "final_loss",
     "final_loss_jax",
     "loss_at",
@@ -262,8 +263,8 @@ class Trajectory:
         return self.loss[..., -1]
 
 
-def _divergence_limit(model: Model) -> float:
-    """Loss above which a run counts as diverged."""
+def divergence_limit(model: Model) -> float:
+    """Loss above which a run counts as diverged: :data:`DIVERGENCE_FACTOR` x (initial loss + residual + noise)."""
     return DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
 
 
@@ -331,7 +332,7 @@ def loss_curve(model: Model, learning_rate, *, batch_size=1.0, momentum=None, mo
 
     kept = np.asarray(_batched(fn, lr, m, beta))
     loss = kept + model.residual
-    limit = _divergence_limit(model)
+    limit = divergence_limit(model)
     bad = ~np.isfinite(loss) | (loss > limit)
     diverged = bad.any(axis=-1)
     first = np.where(diverged, np.argmax(bad, axis=-1), -1)
@@ -380,7 +381,7 @@ def loss_at(
         jnp.asarray(model.effective_noise),
         jnp.asarray(steps),
         jnp.asarray(model.residual),
-        jnp.asarray(_divergence_limit(model)),
+        jnp.asarray(divergence_limit(model)),
         lam if weights is None else weights,
     )
 
@@ -412,6 +413,6 @@ def final_loss(model: Model, learning_rate, *, batch_size=1.0, momentum=None, mo
         return final_loss_jax(lam, c0, noise, lr_, m_, beta_, weights)
 
     out = np.asarray(_batched(fn, lr, m, beta)) + model.residual
-    limit = _divergence_limit(model)
+    limit = divergence_limit(model)
     out = np.where(np.isfinite(out) & (out <= limit), out, np.inf)
     return float(out) if out.ndim == 0 else out

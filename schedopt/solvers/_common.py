@@ -186,10 +186,7 @@ def initial_parameters(
         if name == "learning_rate":
             guess = 0.5 * hi
         elif name == "batch_size":
-            if problem.sample_budget is not None:
-                guess = np.full(grid.n_params, problem.sample_budget / problem.horizon)
-            else:
-                guess = np.full(grid.n_params, problem.training.batch_size)
+            guess = np.full(grid.n_params, problem.mean_batch_size)
         else:
             guess = np.full(grid.n_params, problem.training.momentum)
         out[name] = np.clip(guess, lo, hi)

@@ -70,7 +70,6 @@ from schedopt import _validate as v
 from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import ProblemError
 from schedopt.problem import Model, Problem
-from schedopt.studies.transfer import problem_at_horizon
 from schedopt.theory import PowerLawFit, fit_power_law, phase
 
 __all__ = [
@@ -166,10 +165,8 @@ def scaling_problem(problem: Problem, n_modes: int, horizon: int, *, blocks: int
         if base.learning_rate.grid == "custom":
             raise ProblemError("`blocks` cannot override a custom grid (its edges are given)", field="blocks")
         # raise the horizon first so that the new block count is valid, then set the target horizon
-        base = problem_at_horizon(base, max(base.horizon, blocks)).with_control(
-            "learning_rate", blocks=blocks
-        )
-    return problem_at_horizon(base, horizon)
+        base = base.at_horizon(max(base.horizon, blocks)).with_control("learning_rate", blocks=blocks)
+    return base.at_horizon(horizon)
 
 
 def frontier_predictions(a: float, b: float) -> dict[str, dict[str, float | None]]:
@@ -357,6 +354,110 @@ def _fit(x: Sequence[float], y: Sequence[float]) -> PowerLawFit | None:
     return fit_power_law(x_arr[keep], y_arr[keep])
 
 
+def _frontier_at(
+    problem: Problem,
+    compute: float,
+    center: float,
+    wall: dict[str, float],
+    *,
+    kinds: Sequence[str],
+    points: int,
+    spacing: float,
+    blocks: int | None,
+    max_extend: int,
+    min_horizon: int,
+    solver: str,
+    options,
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], float]:
+    """One compute: scan model sizes around ``center``, extend the scan past a minimum at an end,
+    refine each schedule's minimum. Returns the scanned points (by size), each schedule's frontier
+    row, and the optimal schedule's N* (the next compute's centre); solver time accrues in ``wall``.
+    """
+    m = problem.training.batch_size
+    steps_modes = compute / m
+    scanned: dict[int, dict[str, Any]] = {}
+
+    def horizon_of(n: int, steps_modes: float = steps_modes) -> int:
+        return round(steps_modes / n)
+
+    def valid(n: int, horizon_of=horizon_of) -> bool:
+        return n >= 1 and horizon_of(n) >= min_horizon
+
+    def evaluate(n: int, needed: Sequence[str], compute=compute, horizon_of=horizon_of, scanned=scanned):
+        T = horizon_of(n)
+        p = scaling_problem(problem, n, T, blocks=blocks)
+        point = scanned.get(n)
+        if point is None:
+            point = {
+                "compute": compute,
+                "n_modes": n,
+                "horizon": T,
+                "compute_actual": n * T * m,
+                "residual": p.model.residual,
+                "learning_rate_max": p.learning_rate.max,
+                "results": {},
+            }
+            scanned[n] = point
+        todo = [k for k in needed if k not in point["results"]]
+        if todo:
+            res = _evaluate(p, todo, solver=solver, options=options)
+            for k, r in res.items():
+                wall[k] += r["wall_time"]
+            point["results"].update(res)
+
+    offsets = np.arange(points) - (points - 1) / 2.0
+    grid = sorted({max(1, round(center * spacing**o)) for o in offsets})
+    grid = [n for n in grid if valid(n)]
+    if len(grid) < 3:
+        raise ProblemError(
+            f"compute {compute:g} is too small: fewer than 3 model sizes give a horizon of at "
+            f"least {min_horizon} steps",
+            field="compute",
+        )
+    for n in grid:
+        evaluate(n, kinds)
+    # extend the grid where a minimum sits at an end
+    for _ in range(max_extend):
+        moves: dict[int, list[str]] = {}
+        for k in kinds:
+            ns = sorted(n for n, pt in scanned.items() if k in pt["results"])
+            losses = [scanned[n]["results"][k]["loss"] for n in ns]
+            i = int(np.argmin(losses))
+            if i == 0:
+                new = min(ns[0] - 1, round(ns[0] / spacing))
+            elif i == len(ns) - 1:
+                new = max(ns[-1] + 1, round(ns[-1] * spacing))
+            else:
+                continue
+            if valid(new):
+                moves.setdefault(new, []).append(k)
+        if not moves:
+            break
+        for n, needed in moves.items():
+            evaluate(n, needed)
+    # refine each schedule's minimum
+    best_n = None
+    rows: dict[str, dict[str, Any]] = {}
+    for k in kinds:
+        ns = np.array(sorted(n for n, pt in scanned.items() if k in pt["results"]), dtype=float)
+        losses = np.array([scanned[int(n)]["results"][k]["loss"] for n in ns])
+        n_star, l_star, interior = _refine(ns, losses)
+        j = int(np.argmin(losses))
+        rows[k] = {
+            "compute": compute,
+            "n_modes": n_star,
+            "horizon": steps_modes / n_star,
+            "loss": l_star,
+            "interior": interior,
+            "discrete_n_modes": int(ns[j]),
+            "discrete_loss": float(losses[j]),
+            "scanned": int(ns.size),
+        }
+        if best_n is None or k == "optimal":
+            best_n = n_star
+    return [scanned[n] for n in sorted(scanned)], rows, best_n
+
+
 def study_scaling(
     problem: Problem,
     computes: Sequence[float],
@@ -416,93 +517,25 @@ def study_scaling(
     all_points: list[dict[str, Any]] = []
     frontiers: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     wall: dict[str, float] = dict.fromkeys(kinds, 0.0)
+    scan = {
+        "kinds": kinds,
+        "points": points,
+        "spacing": spacing,
+        "blocks": blocks,
+        "max_extend": max_extend,
+        "min_horizon": min_horizon,
+        "solver": solver,
+        "options": options,
+    }
     previous: tuple[float, float] | None = None  # (compute, N*) of the last compute
     for ci, compute in enumerate(comp):
         steps_modes = compute / m
         center = steps_modes**p_n if previous is None else previous[1] * (compute / previous[0]) ** p_n
-        scanned: dict[int, dict[str, Any]] = {}
-
-        def horizon_of(n: int, steps_modes: float = steps_modes) -> int:
-            return round(steps_modes / n)
-
-        def valid(n: int, horizon_of=horizon_of) -> bool:
-            return n >= 1 and horizon_of(n) >= min_horizon
-
-        def evaluate(n: int, needed: Sequence[str], compute=compute, horizon_of=horizon_of, scanned=scanned):
-            T = horizon_of(n)
-            p = scaling_problem(problem, n, T, blocks=blocks)
-            point = scanned.get(n)
-            if point is None:
-                point = {
-                    "compute": compute,
-                    "n_modes": n,
-                    "horizon": T,
-                    "compute_actual": n * T * m,
-                    "residual": p.model.residual,
-                    "learning_rate_max": p.learning_rate.max,
-                    "results": {},
-                }
-                scanned[n] = point
-            todo = [k for k in needed if k not in point["results"]]
-            if todo:
-                res = _evaluate(p, todo, solver=solver, options=options)
-                for k, r in res.items():
-                    wall[k] += r["wall_time"]
-                point["results"].update(res)
-
-        offsets = np.arange(points) - (points - 1) / 2.0
-        grid = sorted({max(1, round(center * spacing**o)) for o in offsets})
-        grid = [n for n in grid if valid(n)]
-        if len(grid) < 3:
-            raise ProblemError(
-                f"compute {compute:g} is too small: fewer than 3 model sizes give a horizon of at "
-                f"least {min_horizon} steps",
-                field="compute",
-            )
-        for n in grid:
-            evaluate(n, kinds)
-        # extend the grid where a minimum sits at an end
-        for _ in range(max_extend):
-            moves: dict[int, list[str]] = {}
-            for k in kinds:
-                ns = sorted(n for n, pt in scanned.items() if k in pt["results"])
-                losses = [scanned[n]["results"][k]["loss"] for n in ns]
-                i = int(np.argmin(losses))
-                if i == 0:
-                    new = min(ns[0] - 1, round(ns[0] / spacing))
-                elif i == len(ns) - 1:
-                    new = max(ns[-1] + 1, round(ns[-1] * spacing))
-                else:
-                    continue
-                if valid(new):
-                    moves.setdefault(new, []).append(k)
-            if not moves:
-                break
-            for n, needed in moves.items():
-                evaluate(n, needed)
-        # refine each schedule's minimum
-        best_n = None
+        scanned, rows, best_n = _frontier_at(problem, compute, center, wall, **scan)
         for k in kinds:
-            ns = np.array(sorted(n for n, pt in scanned.items() if k in pt["results"]), dtype=float)
-            losses = np.array([scanned[int(n)]["results"][k]["loss"] for n in ns])
-            n_star, l_star, interior = _refine(ns, losses)
-            j = int(np.argmin(losses))
-            frontiers[k].append(
-                {
-                    "compute": compute,
-                    "n_modes": n_star,
-                    "horizon": steps_modes / n_star,
-                    "loss": l_star,
-                    "interior": interior,
-                    "discrete_n_modes": int(ns[j]),
-                    "discrete_loss": float(losses[j]),
-                    "scanned": int(ns.size),
-                }
-            )
-            if best_n is None or k == "optimal":
-                best_n = n_star
+            frontiers[k].append(rows[k])
         previous = (compute, best_n)
-        all_points.extend(scanned[n] for n in sorted(scanned))
+        all_points.extend(scanned)
         if progress is not None:
             progress(ci + 1, len(comp))
 

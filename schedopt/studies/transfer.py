@@ -44,7 +44,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import logging
 from collections.abc import Mapping
@@ -67,7 +66,6 @@ __all__ = [
     "ANNEAL_MAX",
     "TRANSFER_RULES",
     "TransferReport",
-    "problem_at_horizon",
     "problem_from_schedule",
     "transfer_report",
     "transfer_schedule",
@@ -84,27 +82,6 @@ ANNEAL_MAX = 0.9
 
 
 # --- problems at other horizons
-
-
-def problem_at_horizon(problem: Problem, horizon: int) -> Problem:
-    """``problem`` at another horizon, its grids adapted so that the problem stays valid.
-
-    Blocks are capped at the horizon; custom block edges are rescaled in ``t/T``
-    (rounded, duplicates removed).
-    """
-    horizon = v.positive_int("horizon", horizon)
-    controls = {}
-    for name, spec in problem.controls.items():
-        if spec.grid == "custom":
-            scaled = np.round(np.asarray(spec.edges, dtype=np.float64) * horizon / problem.horizon)
-            edges = tuple(int(e) for e in np.unique(np.clip(scaled, 0, horizon)))
-            controls[name] = dataclasses.replace(spec, edges=edges, blocks=len(edges) - 1)
-        elif spec.blocks > horizon:
-            controls[name] = dataclasses.replace(spec, blocks=horizon)
-        else:
-            controls[name] = spec
-    training = dataclasses.replace(problem.training, horizon=horizon)
-    return problem.replace(training=training, controls=controls)
 
 
 def _grid_from_provenance(problem: Problem, described: Any, horizon: int) -> Problem:
@@ -160,7 +137,7 @@ def problem_from_schedule(schedule: Schedule) -> Problem:
         )
     path = prov.get("spec_path")
     problem = parse_problem(text, path=path if isinstance(path, str) else None)
-    problem = problem_at_horizon(problem, schedule.horizon)
+    problem = problem.at_horizon(schedule.horizon)
     grids = prov.get("grids")
     if isinstance(grids, Mapping):
         problem = _grid_from_provenance(problem, grids.get("learning_rate"), schedule.horizon)
@@ -346,7 +323,7 @@ def transfer_schedule(
     source_horizon = facts["horizon"]
     mid = np.arange(source_horizon, dtype=np.float64) + 0.5
     plan = _plan(problem, np.asarray(funcs["learning_rate"](mid)), horizon, rule, anneal_exponent)
-    target = problem_at_horizon(problem, horizon)
+    target = problem.at_horizon(horizon)
     controls, clipped = _apply(funcs, plan, target)
     loss = _final_loss(target, controls)
     return Schedule(provenance=_provenance(target, plan, facts, clipped, loss), **controls)
@@ -452,10 +429,10 @@ def transfer_report(
         schedule_or_solution, problem, horizon, rule="stretch", source_label=source_label
     )
     funcs, facts = _source_controls(schedule_or_solution)
-    source_problem = problem_at_horizon(problem, facts["horizon"])
+    source_problem = problem.at_horizon(facts["horizon"])
     mid = np.arange(facts["horizon"], dtype=np.float64) + 0.5
     source_loss = _final_loss(source_problem, {k: np.asarray(f(mid)) for k, f in funcs.items()})
-    target = problem_at_horizon(problem, horizon)
+    target = problem.at_horizon(horizon)
     reopt = solve(target, solver=solver, throw=False, options=options) if reoptimise else None
     return TransferReport(
         problem=target,

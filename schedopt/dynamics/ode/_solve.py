@@ -14,7 +14,7 @@ from schedopt.controls import ControlGrid
 from schedopt.dynamics.ode._field import FORMS
 from schedopt.dynamics.ode._grid import FIRST_STEP, GROWTH, SUBSTEPS, time_grid
 from schedopt.dynamics.ode._jax import SOLVERS, loss_at_jax
-from schedopt.dynamics.recursion import DIVERGENCE_FACTOR, per_step
+from schedopt.dynamics.recursion import divergence_limit, per_step
 from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import Model
 
@@ -182,7 +182,7 @@ def solve(
             f"rtol = {rtol:g}); raise max_steps or use solver='exponential'"
         )
     loss = loss + model.residual
-    limit = DIVERGENCE_FACTOR * (model.initial_loss + model.residual + model.effective_noise)
+    limit = divergence_limit(model)
     loss = np.where(np.isfinite(loss) & (loss <= limit), loss, np.inf)
     return OdeSolution(ts=save, loss=loss, grid=ts, num_steps=np.asarray(steps), solver=solver, form=form)
 

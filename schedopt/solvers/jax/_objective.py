@@ -38,7 +38,7 @@ def _layout(problem: Problem, grids) -> tuple[tuple[str, int], ...]:
 def _scale(problem: Problem, name: str) -> float:
     """Unit of a control's scaled parameters: its cap, or the mean batch ``D / T`` under a budget."""
     if name == "batch_size" and problem.sample_budget is not None:
-        return float(problem.sample_budget) / problem.horizon
+        return float(problem.mean_batch_size)
     return float(problem.controls[name].max)
 
 

@@ -38,7 +38,7 @@ def _warm_start(
         batch = problem.training.batch_size
         if "batch_size" in controls:
             spec = problem.controls["batch_size"]
-            batch = problem.sample_budget / problem.horizon if problem.sample_budget else spec.max
+            batch = problem.mean_batch_size if problem.sample_budget else spec.max
         sub = problem.replace(
             controls={"learning_rate": problem.learning_rate},
             sample_budget=None,
