@@ -49,9 +49,11 @@ FAMILIES = {
     "wsd": {"kind": "wsd", "cooldown": 0.2},
 }
 PILOT_PROTOCOLS = {
-    # (fraction of the horizon, log2 of peak / guess) per pilot; each protocol costs one full run
+    # (fraction of the horizon, log2 of peak / guess[, cooldown fraction]) per pilot; each costs one full run
     "long-short": ((0.5, 0.0), (0.25, -1.0), (0.25, 1.0)),
     "quarters": ((0.25, -1.5), (0.25, -0.5), (0.25, 0.5), (0.25, 1.5)),
+    # the long pilot anneals over as many updates as the target's 20 % cooldown (0.4 of T/2 = 0.2 T)
+    "long-anneal": ((0.5, 0.0, 0.4), (0.25, -1.0), (0.25, 1.0)),
 }
 PILOT_EVAL_EVERY = 20
 SEEDS = (0, 1, 2)
@@ -74,13 +76,14 @@ def _label(family: str, peak: float, horizon: int) -> str:
 
 def pilot_jobs(task: Task, protocol: str = "long-short") -> list[Job]:
     jobs = []
-    for fraction, offset in PILOT_PROTOCOLS[protocol]:
+    for fraction, offset, *rest in PILOT_PROTOCOLS[protocol]:
+        cooldown = rest[0] if rest else 0.2
         steps = int(round(fraction * task.horizon))
         peak = float(f"{task.guess * 2.0**offset:.4g}")
-        lrs = baseline_lrs("wsd", peak, steps, cooldown=0.2, warmup=task.warmup)
-        jobs.append(
-            Job(task.name, "pilot-" + _label("wsd", peak, steps), lrs, 0, PILOT_EVAL_EVERY, {"peak": peak})
-        )
+        lrs = baseline_lrs("wsd", peak, steps, cooldown=cooldown, warmup=task.warmup)
+        family = "wsd" if cooldown == 0.2 else f"wsd{round(100 * cooldown)}"
+        meta = {"peak": peak, "cooldown": cooldown}
+        jobs.append(Job(task.name, "pilot-" + _label(family, peak, steps), lrs, 0, PILOT_EVAL_EVERY, meta))
     return jobs
 
 
@@ -143,21 +146,27 @@ FIT_MODES = 200  # power-law modes of the fitted models (the null-mode block com
 MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": ()}  # fitted model variants: their terms
 
 
-def pilot_runs(task: Task):
+def pilot_runs(task: Task, protocol: str = "long-short"):
     from schedopt.calibration.pilots import read_pilot
 
-    return [read_pilot(j.log) for j in pilot_jobs(task)]
+    return [read_pilot(j.log) for j in pilot_jobs(task, protocol)]
 
 
-def fitted(task: Task, model: str = "schedopt"):
+def _tag(protocol: str) -> str:
+    """File-name part of a pilot protocol (none for the first protocol, whose files came first)."""
+    return "" if protocol == "long-short" else f"-{protocol}"
+
+
+def fitted(task: Task, model: str = "schedopt", protocol: str = "long-short"):
     """``schedopt fit`` on the task's pilots (cached as the fitted spec and its JSON report)."""
     from schedopt.calibration.fit import fit_pilots
     from schedopt.spec import load_problem
 
-    spec = FITS / f"{task.name}-{model}.toml"
+    spec = FITS / f"{task.name}{_tag(protocol)}-{model}.toml"
     report = spec.with_suffix(".json")
     if not (spec.exists() and report.exists()):
-        result = fit_pilots(pilot_runs(task), n_modes=FIT_MODES, holdout="none", terms=MODELS[model])
+        runs = pilot_runs(task, protocol)
+        result = fit_pilots(runs, n_modes=FIT_MODES, holdout="none", terms=MODELS[model])
         spec.parent.mkdir(parents=True, exist_ok=True)
         here = str(ROOT) + "/"  # no absolute path of this machine in the results
         spec.write_text(result.spec_text().replace(here, ""))
@@ -190,7 +199,9 @@ def with_warmup(lrs: np.ndarray, warmup: int) -> np.ndarray:
     return out
 
 
-def designed_lrs(task: Task, horizon: int, form: str = "plateau-anneal") -> np.ndarray:
+def designed_lrs(
+    task: Task, horizon: int, form: str = "plateau-anneal", protocol: str = "long-short"
+) -> np.ndarray:
     """The schedule ``schedopt design`` gives for the fitted problem at ``horizon``, in network units.
 
     ``plateau-anneal`` (the default of ``schedopt design`` for a fitted spec) is what
@@ -199,12 +210,12 @@ def designed_lrs(task: Task, horizon: int, form: str = "plateau-anneal") -> np.n
     arm of the comparison): solved without a warmup, which is laid on afterwards.
     """
     cache = FITS / (
-        f"{task.name}-design-T{horizon}.json"
+        f"{task.name}{_tag(protocol)}-design-T{horizon}.json"
         if form == "free"
-        else f"{task.name}-design-{form}-T{horizon}.json"
+        else f"{task.name}{_tag(protocol)}-design-{form}-T{horizon}.json"
     )
     if not cache.exists():
-        problem, _ = fitted(task)
+        problem, _ = fitted(task, protocol=protocol)
         if form == "free":
             import schedopt
 
@@ -252,13 +263,22 @@ def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
     return np.asarray(json.loads(cache.read_text())["learning_rate"])
 
 
-DESIGN_ARMS = {"designed-plateau": "plateau-anneal", "designed": "free"}  # label prefix -> design form
+#: label prefix -> (design form, pilot protocol) of each designed arm. (The "long-anneal" pilots gave
+#: the same plateau-anneal designs as "long-short", to 0.5 % in the plateau: no arm of their own.)
+DESIGN_ARMS = {
+    "designed-plateau": ("plateau-anneal", "long-short"),
+    "designed": ("free", "long-short"),
+}
+
+
+def _arms(task: Task) -> dict[str, tuple[str, str]]:
+    return {k: v for k, v in DESIGN_ARMS.items() if all(j.done() for j in pilot_jobs(task, v[1]))}
 
 
 def design_jobs(task: Task) -> list[Job]:
     jobs = []
-    for prefix, form in DESIGN_ARMS.items():
-        designed = designed_lrs(task, task.horizon, form)
+    for prefix, (form, protocol) in _arms(task).items():
+        designed = designed_lrs(task, task.horizon, form, protocol)
         peak = float(designed.max())
         wsd = baseline_lrs("wsd", peak, task.horizon, cooldown=0.2, warmup=task.warmup)
         for seed in SEEDS:
@@ -281,8 +301,8 @@ def transfer_jobs(task: Task) -> list[Job]:
     tuned = best_peaks(task)["wsd"]
     wsd = baseline_lrs("wsd", tuned, horizon, cooldown=0.2, warmup=task.warmup)
     jobs = [Job(task.name, _label("wsd", tuned, horizon), wsd, 0, meta={"peak": tuned})]
-    for prefix, form in DESIGN_ARMS.items():
-        designed = designed_lrs(task, horizon, form)
+    for prefix, (form, protocol) in _arms(task).items():
+        designed = designed_lrs(task, horizon, form, protocol)
         jobs.append(Job(task.name, f"{prefix}-T{horizon}", designed, 0, meta={"peak": float(designed.max())}))
     return jobs
 
@@ -354,6 +374,8 @@ def predictions(task: Task, panel) -> dict:
     from schedopt.calibration.fit import predict_network_loss
 
     models = {name: fitted(task, name) for name in MODELS}
+    if all(j.done() for j in pilot_jobs(task, "long-anneal")):  # the same model from the other pilots
+        models["schedopt-long-anneal"] = fitted(task, "schedopt", "long-anneal")
     law = mpl_law(task)
     rows = []
     for job, run in panel:
@@ -366,7 +388,7 @@ def predictions(task: Task, panel) -> dict:
         row["mpl"] = law.final_loss(job.lrs)
         row["mpl_error"] = row["mpl"] / actual - 1
         rows.append(row)
-    summary = {name: _errors(rows, f"{name}_error") for name in [*MODELS, "mpl"]}
+    summary = {name: _errors(rows, f"{name}_error") for name in [*models, "mpl"]}
     fits = {name: report for name, (_, report) in models.items()}
     fits["mpl"] = {"parameters": law.parameters(), "rms_log_error": law.rms_log_error}
     return {"runs": rows, "summary": summary, "fits": fits}
@@ -541,6 +563,12 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--stage", nargs="+", choices=list(STAGES), required=True)
     r.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
     r.add_argument("--workers", type=int, default=2)
+    r.add_argument(
+        "--protocol",
+        choices=list(PILOT_PROTOCOLS),
+        default="long-short",
+        help="pilot protocol (stage pilots)",
+    )
     sub.add_parser("report", help="fit, predict and compare the finished runs; write realtasks.json/png")
     args = p.parse_args(argv)
     if args.command == "report":
@@ -549,7 +577,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "runs":
         for stage in args.stage:
             while True:  # a grid grows past an edge once its edge results are in: run until it stops
-                per_task = [STAGES[stage](TASKS[name]) for name in args.task]
+                if stage == "pilots":
+                    per_task = [pilot_jobs(TASKS[name], args.protocol) for name in args.task]
+                else:
+                    per_task = [STAGES[stage](TASKS[name]) for name in args.task]
                 order = _centre_first(max(len(j) for j in per_task))
                 jobs = [js[i] for i in order for js in per_task if i < len(js)]  # interleaved, centres first
                 todo = [j for j in jobs if not j.done()]
