@@ -5,4 +5,6 @@
   predicts the network's loss under any schedule.
 - :mod:`schedopt.calibration.plan` proposes the pilots for a horizon and budget
   (``schedopt pilots``).
+- :mod:`schedopt.calibration.form` is the shape a design from a fitted model takes
+  (``schedopt design --form``): a plateau, then an anneal the model shapes.
 """
