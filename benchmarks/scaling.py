@@ -37,9 +37,10 @@ import numpy as np
 
 import schedopt
 from schedopt._io import atomic_write_text
+from schedopt.plots import plot_scaling
 from schedopt.problem import Model
 from schedopt.solvers import solve
-from schedopt.studies.scaling import parse_compute, plot_scaling, study_scaling
+from schedopt.studies.scaling import parse_compute, study_scaling
 from schedopt.studies.transfer import ANNEAL_LEVEL, transfer_report
 from schedopt.theory import anneal_fraction
 

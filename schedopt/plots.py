@@ -139,6 +139,59 @@ def plot_horizon_study(study, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def plot_scaling(study, path: str | Path) -> Path:
+    """Four panels of a :class:`~schedopt.studies.scaling.ScalingStudy`: :math:`N^*(C)`, :math:`T^*(C)`,
+    :math:`L^*(C)` with fits, and the scans :math:`L(N)`."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    predicted = study.predicted()
+    labels = {"model_size": "model size $N^*$", "horizon": "horizon $T^*$", "loss": "loss $L^*$"}
+    for ax, key in zip(axes.flat[:3], ("model_size", "horizon", "loss"), strict=True):
+        for kind in study.schedules:
+            rows = study.frontiers[kind]
+            c = np.array([r["compute"] for r in rows])
+            y = np.array([r["n_modes" if key == "model_size" else key] for r in rows])
+            (line,) = ax.loglog(c, y, "o", label=kind)
+            fit = study.fits[kind][key]
+            if fit is not None:
+                cc = np.geomspace(fit.x_min, fit.x_max, 50)
+                pred = predicted[kind][key]
+                note = "" if pred is None else f", theory {pred:+.3f}"
+                ax.loglog(
+                    cc,
+                    fit.prefactor * cc**fit.exponent,
+                    "-",
+                    color=line.get_color(),
+                    alpha=0.7,
+                    label=f"fit {fit.exponent:+.3f}{note}",
+                )
+        ax.set_xlabel("compute $C = N T m$")
+        ax.set_ylabel(labels[key])
+        ax.legend(fontsize=7)
+    ax = axes[1, 1]
+    kind = "optimal" if "optimal" in study.schedules else study.schedules[0]
+    for c in study.computes:
+        pts = [p for p in study.points if p["compute"] == c and kind in p["results"]]
+        ns = [p["n_modes"] for p in pts]
+        ls = [p["results"][kind]["loss"] for p in pts]
+        ax.loglog(ns, ls, ".-", label=f"C={c:.3g}")
+    rows = study.frontiers[kind]
+    ax.loglog([r["n_modes"] for r in rows], [r["loss"] for r in rows], "k*", label="refined minimum")
+    ax.set_xlabel("model size N")
+    ax.set_ylabel(f"final loss ({kind} schedule)")
+    ax.legend(fontsize=6)
+    a, b = study.problem.model.a, study.problem.model.b
+    fig.suptitle(f"{study.problem.name}: compute-optimal frontier ({study.phase} phase, a={a:g}, b={b:g})")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    for ax in axes.flat:
+        ax.grid(alpha=0.3, which="both")
+    return save_figure(fig, path)
+
+
 def plot_fit(result, runs, path: str | Path) -> Path:
     """Measured pilot losses (dots) and the fitted model's curves (lines), one colour per run."""
     import matplotlib

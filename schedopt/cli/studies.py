@@ -157,7 +157,8 @@ def scaling(
     from rich.progress import Progress
 
     from schedopt._io import atomic_write_text, json_text
-    from schedopt.studies.scaling import SCHEDULES, parse_compute, plot_scaling, study_scaling
+    from schedopt.plots import plot_scaling
+    from schedopt.studies.scaling import SCHEDULES, parse_compute, study_scaling
 
     problem = _load(spec)
     values = parse_compute(compute)
