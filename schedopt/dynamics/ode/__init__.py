@@ -25,14 +25,14 @@ from __future__ import annotations
 from schedopt.dynamics.ode._field import FORMS, OdeArgs, SGDField
 from schedopt.dynamics.ode._grid import FIRST_STEP, GROWTH, SUBSTEPS, pad_grid, time_grid
 from schedopt.dynamics.ode._integrator import ExponentialIntegrator
-from schedopt.dynamics.ode._jax import SOLVERS, final_loss_jax, loss_at_jax
+from schedopt.dynamics.ode._jax import INTEGRATORS, final_loss_jax, loss_at_jax
 from schedopt.dynamics.ode._solve import OdeSolution, final_loss, solve
 
 __all__ = [
     "FIRST_STEP",
     "FORMS",
     "GROWTH",
-    "SOLVERS",
+    "INTEGRATORS",
     "SUBSTEPS",
     "ExponentialIntegrator",
     "OdeArgs",

@@ -14,7 +14,8 @@ from schedopt.dynamics.ops import JAX
 from schedopt.dynamics.sgd import sgd_loss
 from schedopt.errors import ProblemError
 
-SOLVERS = ("exponential", "tsit5")
+#: The ODE's integrators (option ``solver``); not to be confused with :data:`schedopt.solvers.SOLVERS`.
+INTEGRATORS = ("exponential", "tsit5")
 
 
 # --------------------------------------------------------------------------- #
@@ -167,7 +168,7 @@ def loss_at_jax(
             throw=False,
         )
     else:
-        raise ProblemError(f"`solver` must be one of {SOLVERS}, got {solver!r}", field="solver")
+        raise ProblemError(f"`solver` must be one of {INTEGRATORS}, got {solver!r}", field="solver")
     ok = sol.result == diffrax.RESULTS.successful
     return jnp.where(ok, sol.ys, jnp.nan), sol.stats["num_steps"]
 

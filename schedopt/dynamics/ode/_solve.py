@@ -13,7 +13,7 @@ from schedopt._jax import float64, jax
 from schedopt.controls import ControlGrid
 from schedopt.dynamics.ode._field import FORMS
 from schedopt.dynamics.ode._grid import FIRST_STEP, GROWTH, SUBSTEPS, time_grid
-from schedopt.dynamics.ode._jax import SOLVERS, loss_at_jax
+from schedopt.dynamics.ode._jax import INTEGRATORS, loss_at_jax
 from schedopt.dynamics.recursion import divergence_limit, per_step
 from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import Model
@@ -118,8 +118,8 @@ def solve(
     Raises:
         ProblemError: bad inputs. SolverError: Tsit5 failed (e.g. ``max_steps``).
     """
-    if solver not in SOLVERS:
-        raise ProblemError(f"`solver` must be one of {SOLVERS}, got {solver!r}", field="solver")
+    if solver not in INTEGRATORS:
+        raise ProblemError(f"`solver` must be one of {INTEGRATORS}, got {solver!r}", field="solver")
     if form not in FORMS:
         raise ProblemError(f"`form` must be one of {FORMS}, got {form!r}", field="form")
     m = float(batch_size)
