@@ -321,8 +321,17 @@ def test_other_bases_follow_the_learning_rate(base, long_schedule):
 def test_optimizer_options_are_validated(long_schedule):
     with pytest.raises(ExportError, match="`base`"):
         to_optax_optimizer(long_schedule, "adamax-foo")
-    with pytest.raises(ExportError, match=r"`base`.*momentum"):
+    with pytest.raises(ExportError, match=r"`base`.*momentum") as info:
         to_optax_optimizer(long_schedule, "adamw")  # a heavy-ball schedule on adamw
+    # it says precisely why: heavy ball against Adam's first-moment average, and the ways out
+    for words in (
+        "heavy ball",
+        "b1 averages gradients",
+        "lr / (1 - beta)",
+        "base='sgd'",
+        "use_momentum=False",
+    ):
+        assert words in str(info.value)
     with pytest.raises(ExportError, match="`learning_rate`"):
         to_optax_optimizer(long_schedule, learning_rate=0.1)
     with pytest.raises(ExportError, match="`momentum`"):

@@ -113,6 +113,7 @@ ROUNDINGS = ("nearest", "floor", "ceil", "exact")
 """How a real batch size becomes a whole number (``exact``: refuse non-integers)."""
 
 _MOMENTUM_BASES = ("sgd",)  # bases whose `momentum` is schedopt's heavy ball
+_FIRST_MOMENT_BASES = ("adam", "adamw", "nadam", "nadamw", "lion", "adabelief", "lamb")  # a b1 average
 
 
 # --- inputs
@@ -449,9 +450,17 @@ def _optimizer(schedule, base, peak, horizon, use_momentum, hyperparam_dtype, kw
         if not has_momentum:
             raise ExportError("`use_momentum` = True but the schedule has no momentum")
         if not (name in _MOMENTUM_BASES and factory is getattr(optax, name, None)):
+            why = (
+                ": the design's beta is SGD's heavy ball (v <- beta v + g, step lr v; at a constant beta "
+                "the effective step is lr / (1 - beta)), while its b1 averages gradients "
+                "(m <- b1 m + (1 - b1) g) and the step divides by the second moment, so b1 = beta would "
+                "keep the averaging window 1 / (1 - beta) but not the step the model optimised"
+                if name in _FIRST_MOMENT_BASES
+                else ""
+            )
             raise ExportError(
-                f"`base` = {name!r} has no heavy-ball momentum to drive with the schedule's momentum; "
-                "use base='sgd', or pass use_momentum=False to drop it"
+                f"`base` = {name!r} has no heavy-ball momentum to drive with the schedule's momentum{why}; "
+                "use base='sgd' (exact), or pass use_momentum=False to drop the momentum"
             )
         if "momentum" in kwargs:
             raise ExportError("`momentum` is set by the schedule; pass use_momentum=False to set it yourself")

@@ -86,7 +86,9 @@ def _lambda(schedule: Schedule, peak: Any, horizon: Any) -> TorchLambda:
         )
     if schedule.momentum is not None and np.ptp(schedule.momentum) > 0:
         warnings.warn(
-            "the schedule's momentum varies by step but LambdaLR drives only the learning rate",
+            "the schedule's momentum varies by step but LambdaLR drives only the learning rate: set "
+            "torch.optim.SGD(momentum=..., dampening=0) yourself (the same heavy ball; a varying "
+            "momentum is exported to optax only: schedopt.export.to_optax_optimizer(base='sgd'))",
             UserWarning,
             stacklevel=3,
         )
