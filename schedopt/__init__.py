@@ -23,6 +23,7 @@ from schedopt.errors import (
 )
 
 if TYPE_CHECKING:  # the names below load lazily (see ``__getattr__``); listed for type checkers
+    from schedopt.batch import InvalidDesign, design_many
     from schedopt.controls import ControlGrid, block_edges, grid_for
     from schedopt.dynamics.recursion import Trajectory, final_loss, loss_curve
     from schedopt.dynamics.stability import stability_threshold
@@ -38,6 +39,8 @@ if TYPE_CHECKING:  # the names below load lazily (see ``__getattr__``); listed f
 #: takes over a second to import); the first access of a name imports its module. No module
 #: changes a JAX setting: float64 is scoped to schedopt's own calls (``schedopt._jax.float64``).
 _LAZY = {
+    "InvalidDesign": "schedopt.batch",
+    "design_many": "schedopt.batch",
     "ControlGrid": "schedopt.controls",
     "block_edges": "schedopt.controls",
     "grid_for": "schedopt.controls",
@@ -91,6 +94,7 @@ __all__ = [
     "ControlSpec",
     "DivergenceError",
     "ExportError",
+    "InvalidDesign",
     "Model",
     "Problem",
     "ProblemError",
@@ -105,6 +109,7 @@ __all__ = [
     "__version__",
     "block_edges",
     "default_problem",
+    "design_many",
     "dump_problem",
     "final_loss",
     "grid_for",

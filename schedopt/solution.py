@@ -59,6 +59,12 @@ class Solution:
         object.__setattr__(self, "grids", MappingProxyType(dict(self.grids)))
         object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
 
+    def __reduce__(self):
+        """Pickled by its fields (read-only views cannot be): solutions return from Ray workers."""
+        fields = (self.problem, self.solver, self.status, self.final_loss, dict(self.parameters))
+        rest = (dict(self.grids), self.iterations, self.wall_time, self.message, dict(self.info))
+        return (Solution, (*fields, *rest))
+
     @property
     def converged(self) -> bool:
         return self.status is Status.CONVERGED

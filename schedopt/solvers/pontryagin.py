@@ -31,12 +31,16 @@ from schedopt.dynamics.sgd import sgd_loss, sgd_step
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
+from schedopt.solvers import _lockstep as lockstep
 from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, merge_options
 from schedopt.status import Status
 
 __all__ = ["DEFAULT_OPTIONS", "sgd_sweep", "solve_pontryagin", "sweep_until"]
 
 DEFAULT_OPTIONS = {"max_iter": 5000, "rtol": 1e-13, "patience": 3}
+
+#: One sweep of several problems at once (rows are problems; :mod:`schedopt.solvers._lockstep`).
+_sgd_sweep_many = jax.jit(jax.vmap(sgd_sweep))
 
 
 def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
@@ -126,10 +130,12 @@ def sweep_until(
         converged, max_iterations or diverged (then the rates are the schedule whose
         loss was not finite).
     """
-    lr, loss = sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights)
+    args = (lam, c0, noise, lr, batch, lower, upper, loss_weights)
+    lr, loss = lockstep.call(sgd_sweep, _sgd_sweep_many, args)  # batched inside design_many
     loss, sweeps, quiet = float(loss), 1, 0
     while sweeps < max_sweeps:
-        candidate, new = sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights)
+        args = (lam, c0, noise, lr, batch, lower, upper, loss_weights)
+        candidate, new = lockstep.call(sgd_sweep, _sgd_sweep_many, args)
         new = float(new)  # the loss of `lr`, the result of the previous sweep
         if not np.isfinite(new):
             return lr, sweeps, Status.DIVERGED

@@ -14,6 +14,7 @@ import scipy.optimize
 from schedopt.dynamics.recursion import final_loss
 from schedopt.problem import Problem
 from schedopt.solution import Solution
+from schedopt.solvers import _lockstep as lockstep
 from schedopt.solvers._common import (
     control_grids,
     initial_parameters,
@@ -209,14 +210,12 @@ class _Lagrangian:
         key = flat.tobytes()
         if key not in self._recent:
             self.evaluations += 1
-            values, grads = _value_and_grad_many(
-                jnp.asarray(flat.reshape(group.count, group.n_params)),
-                group.stacked,
-                group.layout,
-                group.with_momentum,
-                group.capped,
-                group.engine,
-                group.parameterisation,
+            values, grads = lockstep.call(  # batched with other solves inside design_many
+                _value_and_grad_many,
+                _value_and_grad_many,
+                (jnp.asarray(flat.reshape(group.count, group.n_params)), group.stacked),
+                (group.layout, group.with_momentum, group.capped, group.engine, group.parameterisation),
+                stacked=True,
             )
             if len(self._recent) >= 4:
                 self._recent.pop(next(iter(self._recent)))

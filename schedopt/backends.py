@@ -1,0 +1,185 @@
+"""Where independent tasks run: this process (``local``) or the workers of a Ray cluster (``ray``).
+
+A backend has one method, ``map(function, tasks, *, weights, progress)``: the results of
+``function(task)`` for every task, in task order. ``function`` must be a module-level
+function and the tasks picklable. Studies and :func:`schedopt.design_many` hand their
+independent pieces (chunks of designs, points of a scan) to a backend; what a piece
+computes never depends on the backend, so results are identical across backends.
+
+**Ray** (optional extra: ``pip install "schedopt[ray]"``). ``address=None`` starts a local
+cluster (``num_cpus`` workers, default: every CPU) and stops it on :meth:`RayBackend.close`;
+an address (``"host:port"`` or ``"auto"``) joins an existing cluster and leaves it running.
+Each task is a Ray task of one CPU. A task whose worker process dies (killed,
+out of memory, node lost) is re-run by Ray up to ``max_retries`` times; results are
+collected per task reference, so a retried task gives exactly one result: none is lost or
+counted twice. An error raised by the task itself (a bug, bad input) is not retried: it
+is raised in the caller as the task raised it.
+
+Progress is reported as ``(done, total)`` in units of the tasks' ``weights`` (default 1
+each), e.g. designs rather than chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from schedopt.errors import SchedoptError
+
+__all__ = ["BACKENDS", "BackendError", "LocalBackend", "RayBackend", "get_backend"]
+
+BACKENDS = ("local", "ray")
+
+logger = logging.getLogger(__name__)
+
+
+class BackendError(SchedoptError):
+    """A backend could not be started or lost its tasks (missing extra, unreachable cluster, dead workers)."""
+
+
+def _report(progress, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+class LocalBackend:
+    """Run the tasks one after another in this process."""
+
+    name = "local"
+
+    def map(
+        self,
+        function: Callable[[Any], Any],
+        tasks: Sequence[Any],
+        *,
+        weights: Sequence[int] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Any]:
+        weights = list(weights) if weights is not None else [1] * len(tasks)
+        total, done, out = sum(weights), 0, []
+        for task, w in zip(tasks, weights, strict=True):
+            out.append(function(task))
+            done += w
+            _report(progress, done, total)
+        return out
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise BackendError('the Ray backend needs the optional extra: pip install "schedopt[ray]"') from None
+    return ray
+
+
+class RayBackend:
+    """Run the tasks on a Ray cluster (see the module docstring)."""
+
+    name = "ray"
+
+    def __init__(
+        self, address: str | None = None, *, num_cpus: int | None = None, max_retries: int = 3
+    ) -> None:
+        if num_cpus is not None and (
+            isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
+        ):
+            raise BackendError(f"`num_cpus` must be a positive integer, got {num_cpus!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise BackendError(f"`max_retries` must be a non-negative integer, got {max_retries!r}")
+        ray = _import_ray()
+        self.address = address
+        self.max_retries = max_retries
+        self._owned = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "logging_level": logging.WARNING,
+            }
+            if address is None:
+                kwargs["num_cpus"] = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
+            else:
+                kwargs["address"] = address
+            try:
+                ray.init(**kwargs)
+            except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+                where = f"at --address {address!r}" if address else "locally"
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BackendError(f"could not start or reach a Ray cluster {where}: {first}") from None
+            self._owned = address is None
+
+    def map(
+        self,
+        function: Callable[[Any], Any],
+        tasks: Sequence[Any],
+        *,
+        weights: Sequence[int] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Any]:
+        ray = _import_ray()
+        from ray.exceptions import RayTaskError, WorkerCrashedError
+
+        weights = list(weights) if weights is not None else [1] * len(tasks)
+        remote = ray.remote(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)(function)
+        refs = [remote.remote(task) for task in tasks]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(tasks)
+        total, done, waiting = sum(weights), 0, list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            for ref in ready:
+                i = index[ref]
+                try:
+                    results[i] = ray.get(ref)
+                except RayTaskError as exc:  # the task itself raised: re-raise its own error
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    for other in waiting:
+                        ray.cancel(other)
+                    raise cause from None
+                except WorkerCrashedError:
+                    for other in waiting:
+                        ray.cancel(other)
+                    raise BackendError(
+                        f"a Ray worker died running task {i + 1} of {len(tasks)} and its "
+                        f"{self.max_retries} retries"
+                    ) from None
+                done += weights[i]
+                _report(progress, done, total)
+        return results
+
+    def close(self) -> None:
+        """Stop the local cluster this backend started (a joined cluster keeps running)."""
+        if self._owned:
+            ray = _import_ray()
+            ray.shutdown()
+            self._owned = False
+
+    def __enter__(self) -> RayBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def get_backend(name: str = "local", address: str | None = None, **kwargs: Any) -> LocalBackend | RayBackend:
+    """The backend called ``name`` (``"local"`` or ``"ray"``); ``address`` is Ray's (default: a local cluster)."""
+    if name == "local":
+        if address is not None:
+            raise BackendError(
+                f"`--address` needs `--backend ray`, got backend {name!r} and address {address!r}"
+            )
+        return LocalBackend()
+    if name == "ray":
+        return RayBackend(address, **kwargs)
+    raise BackendError(f"`backend` must be one of {', '.join(BACKENDS)}, got {name!r}")

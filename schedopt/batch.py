@@ -1,0 +1,239 @@
+r"""Many independent designs at once: :func:`design_many`.
+
+Problems of equal shape (solver, horizon, controls and their parameter counts, number of
+modes, momentum, sample budget) form a *group*; a group is cut into *chunks* of at most
+``max_batch`` problems (and at most ``max_work`` stored trajectory entries, ``B T N``),
+and a chunk is solved in lockstep (:mod:`schedopt.solvers._lockstep`): every problem runs
+its own one-problem solve (solver ``jax``), and their objective evaluations and warm-start
+sweeps are stacked into one compiled ``vmap``-ped call per step. Each problem keeps its own
+optimiser state, stopping test and status, so the results equal one-by-one solves to
+rounding (``tests/test_batch.py`` checks it).
+
+Chunks are the unit a backend (:mod:`schedopt.backends`) hands out: the local backend runs
+them one after another in this process, the Ray backend on a cluster's workers. How a group
+is cut does not depend on the backend, so every backend evaluates the same vectorised calls
+and returns the same numbers.
+
+Results come back in input order: a :class:`~schedopt.solution.Solution` with its own
+status, or an :class:`InvalidDesign` for a problem the solver rejected (the error names
+the field), while the valid ones complete. Solvers other than ``jax`` solve a chunk one
+problem after another.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from schedopt import _validate as v
+from schedopt.errors import ProblemError, SchedoptError
+from schedopt.problem import Problem
+from schedopt.solution import Solution
+
+__all__ = ["MAX_BATCH", "MAX_WORK", "InvalidDesign", "chunks", "design_many"]
+
+#: Problems per vectorised solve (a chunk).
+MAX_BATCH = 64
+#: Entries of the per-step state a chunk may hold for its gradients, :math:`B\,T\,N` summed
+#: over the chunk (2**26 float64 values: 0.5 GB per stored array).
+MAX_WORK = 2**26
+
+
+@dataclass(frozen=True, eq=False)
+class InvalidDesign:
+    """A problem the solver rejected: its place in the results of :func:`design_many`.
+
+    Attributes:
+        problem: the problem.
+        message: the one-line error, naming the field.
+        field: the offending field, when the error names one.
+    """
+
+    problem: Problem
+    message: str
+    field: str | None = None
+    status: str = "invalid"
+
+    @property
+    def converged(self) -> bool:
+        return False
+
+
+def _shape_key(problem: Problem, solver: str) -> tuple:
+    from schedopt.solvers._common import control_grids
+
+    try:
+        grids = control_grids(problem)
+    except SchedoptError:  # reported when the chunk solves it
+        return ("invalid", id(problem))
+    layout = tuple((name, grids[name].n_params) for name in sorted(grids))
+    return (
+        solver,
+        problem.horizon,
+        layout,
+        problem.model.n_modes,
+        problem.training.momentum > 0,
+        problem.sample_budget is not None,
+    )
+
+
+def _work(problem: Problem, options: Mapping[str, Any] | None) -> int:
+    """Per-step state entries of one problem's gradient (``T`` x modes solved on)."""
+    from schedopt.solvers.jax._options import _compression, _engine, _options
+
+    opts = _options(options or {})
+    try:
+        modes = _compression(problem, opts)
+        steps = 1024 if _engine(problem, opts) == "ode" else problem.horizon  # the ODE's grid is short
+    except SchedoptError:
+        return 1
+    return steps * (problem.model.n_modes if modes is None else modes.n_modes)
+
+
+def chunks(
+    problems: Sequence[Problem],
+    solver: str = "jax",
+    *,
+    options: Mapping[str, Any] | None = None,
+    max_batch: int = MAX_BATCH,
+    max_work: int = MAX_WORK,
+) -> list[list[int]]:
+    """Indices of ``problems`` cut into the chunks :func:`design_many` solves (see module docstring).
+
+    Groups keep the order of their first member; a group of ``n`` problems needing ``k``
+    chunks is cut into ``k`` near-equal consecutive pieces.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(problems):
+        groups.setdefault(_shape_key(p, solver), []).append(i)
+    out = []
+    for key, members in groups.items():
+        per = max_batch
+        if solver == "jax" and key[0] != "invalid":
+            per = max(1, min(max_batch, max_work // max(1, _work(problems[members[0]], options))))
+        count = math.ceil(len(members) / per)
+        size, extra = divmod(len(members), count)
+        start = 0
+        for c in range(count):
+            stop = start + size + (1 if c < extra else 0)
+            out.append(members[start:stop])
+            start = stop
+    return out
+
+
+def solve_chunk(
+    problems: Sequence[Problem],
+    solver: str,
+    options: Mapping[str, Any] | None,
+    initial: Sequence[Mapping[str, Any] | None] | None = None,
+) -> list[Solution | InvalidDesign]:
+    """Solve one chunk (in lockstep for solver ``jax``); a rejected problem becomes an :class:`InvalidDesign`."""
+    from schedopt.solvers import _lockstep, solve
+
+    inits = list(initial) if initial is not None else [None] * len(problems)
+    tasks = [
+        partial(solve, p, solver, throw=False, initial=init, options=options)
+        for p, init in zip(problems, inits, strict=True)
+    ]
+    if solver == "jax":
+        results, _ = _lockstep.run(tasks)
+    else:
+        results = []
+        for task in tasks:
+            try:
+                results.append(task())
+            except SchedoptError as exc:
+                results.append(exc)
+    out: list[Solution | InvalidDesign] = []
+    for p, r in zip(problems, results, strict=True):
+        if isinstance(r, SchedoptError):
+            out.append(InvalidDesign(problem=p, message=str(r), field=getattr(r, "field", None)))
+        elif isinstance(r, BaseException):
+            raise r
+        else:
+            out.append(r)
+    return out
+
+
+def _solve_task(task: tuple) -> list[Solution | InvalidDesign]:
+    problems, solver, options, initial = task
+    return solve_chunk(problems, solver, options, initial)
+
+
+def design_many(
+    problems: Sequence[Problem],
+    solver: str = "jax",
+    *,
+    options: Mapping[str, Any] | None = None,
+    initial: Sequence[Mapping[str, Any] | None] | None = None,
+    backend: Any = "local",
+    max_batch: int = MAX_BATCH,
+    max_work: int = MAX_WORK,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Solution | InvalidDesign]:
+    """Design the optimal schedule of every problem; equal shapes share vectorised solves.
+
+    Args:
+        problems: the problems (any mix of shapes).
+        solver: ``"jax"`` (vectorised), ``"casadi"`` or ``"pontryagin"`` (one by one).
+        options: solver options, the same for every problem.
+        initial: starting parameters per problem (``None`` entries: the solver's default).
+        backend: ``"local"``, ``"ray"``, or a backend from :func:`schedopt.backends.get_backend`.
+        max_batch: problems per vectorised solve.
+        max_work: bound on :math:`\\sum B\\,T\\,N` of a vectorised solve (memory of its gradients).
+        progress: called with ``(designs done, designs)`` as chunks finish.
+
+    Returns:
+        One entry per problem, in input order: a :class:`~schedopt.solution.Solution`
+        (its ``status`` says whether it converged) or an :class:`InvalidDesign`.
+
+    Raises:
+        ProblemError: an unknown solver, bad options or bad batch settings (the message names
+            the field); errors of one problem are returned in its place instead.
+    """
+    from schedopt.backends import get_backend
+    from schedopt.solvers import SOLVERS
+
+    if solver not in SOLVERS:
+        raise ProblemError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}", field="solver")
+    if solver == "jax":
+        from schedopt.solvers.jax._options import _options
+
+        _options(options or {})  # bad options: one error for the call, not one per problem
+    max_batch = v.positive_int("max_batch", max_batch)
+    max_work = v.positive_int("max_work", max_work)
+    problems = list(problems)
+    for i, p in enumerate(problems):
+        if not isinstance(p, Problem):
+            raise ProblemError(f"`problems[{i}]` must be a Problem, got {type(p).__name__}", field="problems")
+    if initial is not None and len(initial) != len(problems):
+        raise ProblemError(
+            f"`initial` must have one entry per problem ({len(problems)}), got {len(initial)}",
+            field="initial",
+        )
+    if not problems:
+        return []
+    pieces = chunks(problems, solver, options=options, max_batch=max_batch, max_work=max_work)
+    tasks = [
+        (
+            [problems[i] for i in piece],
+            solver,
+            dict(options) if options is not None else None,
+            [initial[i] for i in piece] if initial is not None else None,
+        )
+        for piece in pieces
+    ]
+    weights = [len(piece) for piece in pieces]
+    if isinstance(backend, str):  # a backend started here is stopped here
+        with get_backend(backend) as engine:
+            solved = engine.map(_solve_task, tasks, weights=weights, progress=progress)
+    else:
+        solved = backend.map(_solve_task, tasks, weights=weights, progress=progress)
+    out: list[Solution | InvalidDesign | None] = [None] * len(problems)
+    for piece, results in zip(pieces, solved, strict=True):
+        for i, r in zip(piece, results, strict=True):
+            out[i] = r
+    return out  # type: ignore[return-value]

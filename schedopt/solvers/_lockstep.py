@@ -1,0 +1,232 @@
+"""Lockstep batching: many independent solves, one vectorised JAX call per step.
+
+:func:`run` solves a batch of problems, each by its ordinary one-problem code (solver
+``jax``: warm-start sweeps, L-BFGS-B with restarts, the augmented Lagrangian of a sample
+budget, the polish of a compressed solve), each in its own thread. Where that code
+evaluates its objective or runs a warm-start sweep it calls :func:`call`; inside
+:func:`run` the request waits until every solve of the batch has asked for an evaluation
+or finished. Then the requests of equal *signature* (function, static arguments, array
+shapes) are stacked along the problem axis and evaluated by one compiled, ``vmap``-ped
+call, and each solve gets its own row back. Outside :func:`run`, :func:`call` is a plain
+call.
+
+Every row of a vectorised call is computed independently of the others, so each problem's
+optimiser sees the numbers it would see alone: iterates, stopping decisions and statuses
+are those of the one-by-one solve, up to the floating-point rounding of the vectorised
+kernels. Host work between evaluations (L-BFGS-B's two-loop recursion on a few hundred
+parameters) stays per problem; the dynamics, which cost :math:`O(TN)` per evaluation,
+run once per step for the whole batch.
+
+**Shapes.** A call's rows are padded to a power of two with the last requests of solves
+that are finished or busy elsewhere (their results are dropped), so a batch of ``B``
+problems compiles at most :math:`\\log_2 B + 1` programs per signature, and a batch that
+stays at one size re-uses its stacked constant arrays (tables) without copying them.
+
+**Devices.** Nothing here is host-bound except the optimiser itself: the evaluated
+function is an ordinary jitted JAX function, placed by JAX on its default device.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from schedopt._jax import jax
+
+__all__ = ["Lockstep", "call", "run"]
+
+_local = threading.local()
+
+
+@dataclass(eq=False)
+class _Request:
+    slot: int
+    signature: tuple
+    function: Callable[..., Any]
+    args: tuple
+    static: tuple
+    stacked: bool  # True: every array of ``args`` already has a leading axis of length 1
+    x64: bool  # the requesting thread's float64 scope, re-entered for the vectorised call
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _signature(function, args, static, stacked) -> tuple:
+    leaves, tree = jax.tree_util.tree_flatten(args)
+    shapes = tuple((np.shape(a), np.dtype(a.dtype if hasattr(a, "dtype") else type(a)).str) for a in leaves)
+    return (id(function), tuple(static), stacked, tree, shapes)
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+class Lockstep:
+    """The rendezvous of the solves of one batch (see the module docstring)."""
+
+    def __init__(self, slots: int) -> None:
+        self._lock = threading.Lock()
+        # Only the solve holding the token runs its own (host) code: concurrent NumPy/BLAS calls
+        # of many threads oversubscribe the cores (measured: an eigh 100x slower among 16 threads).
+        self.token = threading.Lock()
+        self._running = slots
+        self._pending: dict[int, _Request] = {}
+        self._last: dict[tuple, dict[int, _Request]] = {}  # signature -> slot -> its last request
+        self._stacks: dict[tuple, tuple[tuple, list[Any]]] = {}  # signature -> (rows' arg objects, stacked)
+        self.calls = 0  # vectorised calls made
+        self.rows = 0  # rows evaluated in them (padding included)
+
+    def submit(self, request: _Request) -> Any:
+        with self._lock:
+            self._pending[request.slot] = request
+            ready = self._take_ready()
+        self.token.release()
+        self._evaluate(ready)
+        request.done.wait()
+        self.token.acquire()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def finish(self) -> None:
+        with self._lock:
+            self._running -= 1
+            ready = self._take_ready()
+        self.token.release()
+        self._evaluate(ready)
+
+    def _take_ready(self) -> list[_Request]:
+        """Every pending request, once each running solve has made one (call with the lock held)."""
+        if not self._pending or len(self._pending) < self._running:
+            return []
+        ready = [self._pending[s] for s in sorted(self._pending)]
+        self._pending.clear()
+        return ready
+
+    def _evaluate(self, ready: Sequence[_Request]) -> None:
+        groups: dict[tuple, list[_Request]] = {}
+        for r in ready:
+            groups.setdefault(r.signature, []).append(r)
+        for signature, requests in groups.items():
+            try:
+                self._evaluate_group(signature, requests)
+            except Exception as exc:  # delivered to every solve of the group, which re-raises it
+                for r in requests:
+                    r.error = exc
+            finally:
+                for r in requests:
+                    r.done.set()
+
+    def _evaluate_group(self, signature: tuple, requests: list[_Request]) -> None:
+        last = self._last.setdefault(signature, {})
+        for r in requests:
+            last[r.slot] = r
+        size = _next_power_of_two(len(requests))
+        asking = {r.slot for r in requests}
+        fillers = [last[s] for s in sorted(last) if s not in asking][: size - len(requests)]
+        rows = sorted([*requests, *fillers], key=lambda r: r.slot)
+        rows += [requests[0]] * (size - len(rows))
+        first = requests[0]
+        args = self._stack(signature, rows)
+        with jax.enable_x64(first.x64):  # the evaluating thread may be outside its own solve's scope
+            out = jax.device_get(first.function(*args, *first.static))
+        self.calls += 1
+        self.rows += len(rows)
+        position = {id(r): i for i, r in reversed(list(enumerate(rows)))}
+        for r in requests:
+            i = position[id(r)]
+            if r.stacked:
+                r.result = jax.tree_util.tree_map(lambda a, i=i: np.asarray(a)[i : i + 1], out)
+            else:
+                r.result = jax.tree_util.tree_map(lambda a, i=i: np.asarray(a)[i], out)
+
+    def _stack(self, signature: tuple, rows: list[_Request]) -> list[Any]:
+        """The rows' arguments stacked on a leading axis; an argument every row passes unchanged
+        since the previous call (same objects) re-uses its stacked array."""
+        previous_objects, previous = self._stacks.get(signature, ((), []))
+        objects, stacked = [], []
+        for j in range(len(rows[0].args)):
+            column = tuple(r.args[j] for r in rows)
+            objects.append(column)
+            if j < len(previous_objects) and len(previous_objects[j]) == len(column):
+                if all(a is b for a, b in zip(previous_objects[j], column, strict=True)):
+                    stacked.append(previous[j])
+                    continue
+            join = np.concatenate if rows[0].stacked else np.stack
+            stacked.append(
+                jax.tree_util.tree_map(
+                    lambda *leaves, join=join: join([np.asarray(x) for x in leaves]), *column
+                )
+            )
+        self._stacks[signature] = (tuple(objects), stacked)
+        return stacked
+
+
+def call(
+    function: Callable[..., Any],
+    batched: Callable[..., Any],
+    args: tuple,
+    static: tuple = (),
+    *,
+    stacked: bool = False,
+) -> Any:
+    """``function(*args, *static)``, or, inside :func:`run`, one row of ``batched`` on the stacked batch.
+
+    Args:
+        function: the one-problem function (called as it is outside a lockstep).
+        batched: the same over a leading problem axis of every array in ``args``
+            (``jax.vmap`` of ``function``, or ``function`` itself when ``stacked``).
+        args: pytrees of arrays, the per-problem arguments.
+        static: hashable trailing arguments, equal across a vectorised call.
+        stacked: the arrays of ``args`` already carry a leading axis of length 1 (and the
+            results keep it).
+    """
+    lockstep: Lockstep | None = getattr(_local, "lockstep", None)
+    if lockstep is None:
+        return function(*args, *static)
+    x64 = bool(jax.config.read("jax_enable_x64"))
+    request = _Request(
+        slot=_local.slot,
+        signature=(*_signature(batched, args, static, stacked), x64),
+        function=batched,
+        args=tuple(args),
+        static=tuple(static),
+        stacked=stacked,
+        x64=x64,
+    )
+    return lockstep.submit(request)
+
+
+def run(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], Lockstep]:
+    """Run ``tasks`` (one solve each) in lockstep threads; results in order, an exception as its value."""
+    lockstep = Lockstep(len(tasks))
+    results: list[Any] = [None] * len(tasks)
+
+    def worker(slot: int) -> None:
+        _local.lockstep, _local.slot = lockstep, slot
+        lockstep.token.acquire()
+        try:
+            results[slot] = tasks[slot]()
+        except Exception as exc:  # returned to the caller, who decides per problem
+            results[slot] = exc
+        finally:
+            _local.lockstep = None
+            lockstep.finish()
+
+    if len(tasks) == 1:  # nothing to batch with: run in the caller's thread, as a plain solve
+        try:
+            results[0] = tasks[0]()
+        except Exception as exc:
+            results[0] = exc
+        return results, lockstep
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(tasks))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, lockstep

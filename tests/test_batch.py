@@ -1,0 +1,130 @@
+"""design_many: vectorised solves of equal-shape problems equal one-by-one solves, in input order."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import pytest
+from numpy.testing import assert_allclose
+
+from schedopt.batch import InvalidDesign, chunks, design_many
+from schedopt.errors import ProblemError
+from schedopt.problem import ControlSpec, Model, Problem, Training
+from schedopt.solvers import _lockstep, solve
+
+#: Final losses of a vectorised and a one-by-one solve (same iterates up to the rounding of
+#: the vectorised kernels; measured: bitwise equal on this CPU).
+LOSS_RTOL = 1e-10
+#: Their parameters, in units of the control's cap.
+PARAMETER_ATOL = 1e-7
+
+
+def problem(a: float = 1.5, noise: float = 0.3, horizon: int = 200, blocks: int = 20, **extra) -> Problem:
+    model = Model.powerlaw(a, 1.5, 24, noise_std=noise)
+    lr = ControlSpec(name="learning_rate", min=0.0, max=0.5, blocks=blocks, grid="uniform")
+    controls = {"learning_rate": lr, **extra.pop("controls", {})}
+    training = Training(horizon=horizon, batch_size=4, momentum=extra.pop("momentum", 0.0))
+    return Problem(name="batch-test", model=model, training=training, controls=controls, **extra)
+
+
+def mixed_problems() -> list[Problem]:
+    """Two shapes interleaved (so the results must be put back in order) and a momentum control."""
+    momentum = ControlSpec(name="momentum", min=0.0, max=0.9, blocks=10, grid="uniform")
+    return [
+        problem(a=1.5, noise=0.3),
+        problem(a=1.4, noise=0.2, horizon=150, blocks=15),
+        problem(a=1.8, noise=0.5),
+        problem(a=2.2, noise=0.1),
+        problem(a=1.6, noise=0.4, horizon=150, blocks=15),
+        problem(a=1.7, noise=0.3, controls={"momentum": momentum}),
+    ]
+
+
+def assert_same(batched, alone) -> None:
+    assert batched.status == alone.status
+    assert batched.iterations == alone.iterations
+    assert_allclose(batched.final_loss, alone.final_loss, rtol=LOSS_RTOL)
+    for name, values in alone.parameters.items():
+        cap = alone.problem.controls[name].max
+        assert_allclose(batched.parameters[name] / cap, values / cap, rtol=0, atol=PARAMETER_ATOL)
+
+
+def test_design_many_equals_one_by_one_in_input_order():
+    problems = mixed_problems()
+    alone = [solve(p, throw=False) for p in problems]
+    batched = design_many(problems)
+    assert [s.problem for s in batched] == problems
+    for b, a in zip(batched, alone, strict=True):
+        assert_same(b, a)
+    assert {s.status for s in alone} == {"converged"}
+
+
+def test_statuses_are_per_problem_and_equal_one_by_one():
+    """An iteration limit stops some solves and not others; each keeps its own status."""
+    problems = [problem(a=a, noise=n) for a, n in ((1.3, 0.1), (1.5, 0.1), (2.5, 0.3), (3.0, 0.3))]
+    options = {"max_iter": 25, "warm_start": "none"}  # measured: 7, 12, 46 and 70 iterations without a limit
+    alone = [solve(p, throw=False, options=options) for p in problems]
+    batched = design_many(problems, options=options)
+    for b, a in zip(batched, alone, strict=True):
+        assert_same(b, a)
+    assert len({s.status for s in alone}) > 1, [s.status for s in alone]
+
+
+def test_one_vectorised_call_serves_every_problem_of_a_step():
+    problems = [problem(a=a, noise=n) for a, n in ((1.5, 0.3), (1.6, 0.2), (1.9, 0.4), (2.1, 0.1))]
+    tasks = [partial(solve, p, throw=False) for p in problems]
+    results, lockstep = _lockstep.run(tasks)
+    per_problem = [s.info["evaluations"] + s.info["warm_start_sweeps"] for s in results]
+    # every step of the longest solve is one call; the others ride along
+    assert lockstep.calls <= max(per_problem) + len(problems)
+    assert lockstep.calls < sum(per_problem)
+
+
+def test_invalid_problem_is_reported_in_place_while_the_others_complete():
+    unstable = problem(a=1.5).with_control("learning_rate", max=50.0)  # above the stability threshold
+    problems = [problem(a=1.5), unstable, problem(a=1.9)]
+    results = design_many(problems)
+    assert isinstance(results[1], InvalidDesign)
+    assert results[1].status == "invalid" and results[1].field == "max"
+    assert "controls.learning_rate.max" in results[1].message
+    assert [r.status for r in (results[0], results[2])] == ["converged", "converged"]
+    assert_same(results[2], solve(problems[2], throw=False))
+
+
+def test_chunks_group_equal_shapes_and_split_evenly():
+    problems = [problem(horizon=200 if i % 3 else 150, blocks=15) for i in range(10)]
+    pieces = chunks(problems, max_batch=3)
+    assert sorted(i for piece in pieces for i in piece) == list(range(10))
+    for piece in pieces:
+        assert len({problems[i].horizon for i in piece}) == 1
+    sizes = sorted(len(piece) for piece in pieces)
+    assert sizes == [2, 2, 3, 3]  # 4 of horizon 150 in two, 6 of horizon 200 in two
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"solver": "nope"}, "solver"),
+        ({"options": {"max_itr": 3}}, "options"),
+        ({"max_batch": 0}, "max_batch"),
+        ({"initial": [None]}, "initial"),
+    ],
+)
+def test_bad_batch_settings_name_the_field(kwargs, field):
+    with pytest.raises(ProblemError) as err:
+        design_many([problem(), problem()], **kwargs)
+    assert err.value.field == field
+
+
+def test_other_solvers_solve_one_by_one():
+    p = problem(horizon=40, blocks=40)
+    p = dataclasses.replace(
+        p, controls={"learning_rate": dataclasses.replace(p.learning_rate, grid="uniform")}
+    )
+    (batched,) = design_many([p], solver="pontryagin")
+    assert_same(batched, solve(p, solver="pontryagin", throw=False))
+
+
+def test_empty_input_gives_no_results():
+    assert design_many([]) == []
