@@ -83,6 +83,27 @@ def _import_ray():
     return ray
 
 
+#: Seconds to wait for a cluster's address to accept a connection (Ray itself retries for minutes).
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` address must accept a TCP connection (``auto`` and ``ray://`` are Ray's to resolve)."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise BackendError(f"`--address` must be HOST:PORT or 'auto', got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BackendError(f"no Ray cluster reachable at --address {address!r}: {reason}") from None
+
+
 class RayBackend:
     """Run the tasks on a Ray cluster (see the module docstring)."""
 
@@ -98,6 +119,8 @@ class RayBackend:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise BackendError(f"`max_retries` must be a non-negative integer, got {max_retries!r}")
         ray = _import_ray()
+        if address is not None:
+            _check_reachable(address)
         self.address = address
         self.max_retries = max_retries
         self._owned = False

@@ -4,6 +4,7 @@ One module per command group, registered here in the order ``--help`` lists them
 
 - :mod:`schedopt.cli.design`: ``simulate``, ``design``, ``compare``, ``plot``;
 - :mod:`schedopt.cli.studies`: ``phase``, ``scaling``, ``transfer``;
+- :mod:`schedopt.cli.sweep`: ``sweep`` and the ``--backend``/``--address`` options;
 - :mod:`schedopt.cli.calibration`: ``fit``, ``pilots``;
 - :mod:`schedopt.cli.export`: ``export``, ``recommend``.
 
@@ -21,8 +22,22 @@ from schedopt.cli.calibration import fit, pilots
 from schedopt.cli.design import compare, design, plot, simulate
 from schedopt.cli.export import export, recommend
 from schedopt.cli.studies import phase, scaling, transfer
+from schedopt.cli.sweep import sweep
 
-for _command in (simulate, design, phase, scaling, transfer, compare, fit, pilots, export, recommend, plot):
+for _command in (
+    simulate,
+    design,
+    phase,
+    scaling,
+    transfer,
+    sweep,
+    compare,
+    fit,
+    pilots,
+    export,
+    recommend,
+    plot,
+):
     app.command()(_command)
 del _command
 

@@ -19,6 +19,7 @@ from schedopt.cli._options import (
     _refuse_existing,
 )
 from schedopt.cli._report import _emit_json, _fmt, _gap, _stderr, _table
+from schedopt.cli.sweep import AddressOpt, BackendOpt, backend_of
 
 
 @_command
@@ -33,6 +34,8 @@ def phase(
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Solve across horizons; fit the schedule and loss exponents next to the theory's predictions.
 
@@ -49,10 +52,14 @@ def phase(
     values = parse_horizons(horizons)
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, folder / "phase.json", folder / "phase.png")
-    with Progress(transient=True, disable=as_json) as bar:
-        task = bar.add_task("solving horizons", total=len(values))
+    with backend_of(backend, address) as engine, Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task("solving horizons", total=2 * len(values))
         study = study_horizons(
-            problem, values, solver=solver, progress=lambda i, n: bar.update(task, completed=i)
+            problem,
+            values,
+            solver=solver,
+            progress=lambda i, n: bar.update(task, completed=i, total=n),
+            backend=engine,
         )
     report = study.to_dict()
     report["files"] = {"report": str(folder / "phase.json"), "plot": str(folder / "phase.png")}
@@ -145,6 +152,8 @@ def scaling(
     out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     """Compute-optimal model size and horizon: N*(C), T*(C), L*(C) with fitted exponents vs THEORY §4.
 
@@ -165,7 +174,7 @@ def scaling(
     kinds = SCHEDULES if baselines else ("optimal",)
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, folder / "scaling.json", folder / "scaling.png" if plot else None)
-    with Progress(transient=True, disable=as_json) as bar:
+    with backend_of(backend, address) as engine, Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("solving computes", total=len(values))
         study = study_scaling(
             problem,
@@ -175,6 +184,7 @@ def scaling(
             spacing=spacing,
             blocks=blocks,
             progress=lambda i, n: bar.update(task, completed=i),
+            backend=engine,
         )
     report = study.to_dict()
     report["files"] = {"report": str(folder / "scaling.json")}

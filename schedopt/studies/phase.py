@@ -25,7 +25,6 @@ import numpy as np
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
-from schedopt.solvers import solve
 from schedopt.theory import (
     anneal_fraction,
     estimate_exponents,
@@ -149,6 +148,13 @@ class HorizonStudy:
         }
 
 
+def _baselines_task(problem: Problem) -> dict[str, Any]:
+    """The tuned constant and power-law baselines of one horizon (a backend task)."""
+    from schedopt.baselines import tune_baseline
+
+    return {name: tune_baseline(problem, name) for name in ("constant", "power_law")}
+
+
 def study_horizons(
     problem: Problem,
     horizons: Sequence[int],
@@ -156,22 +162,42 @@ def study_horizons(
     solver: str = "jax",
     options: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    backend: Any = None,
 ) -> HorizonStudy:
-    """Solve ``problem`` at each horizon and fit the exponents (see module docstring)."""
-    from schedopt.baselines import tune_baseline
+    """Solve ``problem`` at each horizon and fit the exponents (see module docstring).
 
+    The horizons are independent: their optimal schedules are designed by
+    :func:`schedopt.design_many` and their baselines tuned as one task each, on ``backend``
+    (:mod:`schedopt.backends`; default: this process). ``progress`` gets ``(done, total)``
+    over both (``total`` = twice the horizons). Results do not depend on the backend.
+    """
+    from schedopt.backends import LocalBackend
+    from schedopt.batch import InvalidDesign, design_many
+
+    backend = LocalBackend() if backend is None else backend
     horizons = sorted(int(h) for h in horizons)
-    solutions, baselines = [], []
-    for i, T in enumerate(horizons):
+    problems = []
+    for T in horizons:
         p = problem.with_horizon(T)
         for name, spec in p.controls.items():
             if spec.blocks > T:
                 p = p.with_control(name, blocks=T)
-        sol = solve(p, solver=solver, throw=False, options=options)
-        solutions.append(sol)
-        baselines.append({name: tune_baseline(p, name) for name in ("constant", "power_law")})
+        problems.append(p)
+    n = len(problems)
+
+    def solved(done: int, _total: int) -> None:
         if progress is not None:
-            progress(i + 1, len(horizons))
+            progress(done, 2 * n)
+
+    def tuned(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(n + done, 2 * n)
+
+    solutions = design_many(problems, solver, options=options, backend=backend, progress=solved)
+    for sol in solutions:
+        if isinstance(sol, InvalidDesign):
+            raise ProblemError(sol.message, field=sol.field)
+    baselines = backend.map(_baselines_task, problems, progress=tuned)
     study = HorizonStudy(
         problem=problem,
         horizons=tuple(horizons),

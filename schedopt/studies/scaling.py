@@ -187,31 +187,47 @@ def frontier_predictions(a: float, b: float) -> dict[str, dict[str, float | None
 # --- evaluating one (N, T) point
 
 
-def _evaluate(problem: Problem, kinds: Sequence[str], *, solver: str, options) -> dict[str, Any]:
+def _baseline_task(task: tuple) -> dict[str, Any]:
+    """Tune one baseline at one point (a backend task)."""
     from schedopt.baselines import tune_baseline
-    from schedopt.solvers import solve
 
-    out: dict[str, Any] = {}
-    for kind in kinds:
-        start = time.perf_counter()
-        if kind == "optimal":
-            sol = solve(problem, solver=solver, throw=False, options=options)
-            out[kind] = {
-                "loss": float(sol.final_loss),
-                "status": sol.status,
-                "iterations": int(sol.iterations),
-                "solution": sol,
-            }
-        else:
-            tuned = tune_baseline(problem, kind)
-            out[kind] = {
-                "loss": float(tuned.final_loss),
-                "status": tuned.status,
-                "params": dict(tuned.params),
-                "at_bounds": list(tuned.at_bounds),
-            }
-        out[kind]["wall_time"] = time.perf_counter() - start
-    return out
+    problem, kind = task
+    start = time.perf_counter()
+    tuned = tune_baseline(problem, kind)
+    return {
+        "loss": float(tuned.final_loss),
+        "status": tuned.status,
+        "params": dict(tuned.params),
+        "at_bounds": list(tuned.at_bounds),
+        "wall_time": time.perf_counter() - start,
+    }
+
+
+def _evaluate_many(
+    jobs: Sequence[tuple[Problem, Sequence[str]]], *, solver: str, options, backend
+) -> list[dict[str, Any]]:
+    """Results of every ``(problem, kinds)`` job: optimal schedules by :func:`schedopt.design_many`,
+    baselines as one backend task each; both spread over the backend's workers."""
+    from schedopt.batch import InvalidDesign, design_many
+
+    optimal = [i for i, (_, kinds) in enumerate(jobs) if "optimal" in kinds]
+    solved = design_many([jobs[i][0] for i in optimal], solver, options=options, backend=backend)
+    tuning = [(i, kind) for i, (_, kinds) in enumerate(jobs) for kind in kinds if kind != "optimal"]
+    tuned = backend.map(_baseline_task, [(jobs[i][0], kind) for i, kind in tuning])
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for i, sol in zip(optimal, solved, strict=True):
+        if isinstance(sol, InvalidDesign):
+            raise ProblemError(sol.message, field=sol.field)
+        found[i, "optimal"] = {
+            "loss": float(sol.final_loss),
+            "status": sol.status,
+            "iterations": int(sol.iterations),
+            "solution": sol,
+            "wall_time": sol.wall_time,
+        }
+    for (i, kind), res in zip(tuning, tuned, strict=True):
+        found[i, kind] = res
+    return [{kind: found[i, kind] for kind in kinds} for i, (_, kinds) in enumerate(jobs)]
 
 
 def _refine(ns: np.ndarray, losses: np.ndarray) -> tuple[float, float, bool]:
@@ -366,6 +382,7 @@ def _frontier_at(
     min_horizon: int,
     solver: str,
     options,
+    backend,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], float]:
     """One compute: scan model sizes around ``center``, extend the scan past a minimum at an end,
     refine each schedule's minimum. Returns the scanned points (by size), each schedule's frontier
@@ -381,27 +398,34 @@ def _frontier_at(
     def valid(n: int, horizon_of=horizon_of) -> bool:
         return n >= 1 and horizon_of(n) >= min_horizon
 
-    def evaluate(n: int, needed: Sequence[str], compute=compute, horizon_of=horizon_of, scanned=scanned):
-        T = horizon_of(n)
-        p = scaling_problem(problem, n, T, blocks=blocks)
-        point = scanned.get(n)
-        if point is None:
-            point = {
-                "compute": compute,
-                "n_modes": n,
-                "horizon": T,
-                "compute_actual": n * T * m,
-                "residual": p.model.residual,
-                "learning_rate_max": p.learning_rate.max,
-                "results": {},
-            }
-            scanned[n] = point
-        todo = [k for k in needed if k not in point["results"]]
-        if todo:
-            res = _evaluate(p, todo, solver=solver, options=options)
+    def evaluate(requests: Mapping[int, Sequence[str]]) -> None:
+        """Evaluate the schedules ``requests[n]`` at every model size ``n`` (one round, in parallel)."""
+        jobs = []
+        for n, needed in requests.items():
+            T = horizon_of(n)
+            p = scaling_problem(problem, n, T, blocks=blocks)
+            point = scanned.get(n)
+            if point is None:
+                point = {
+                    "compute": compute,
+                    "n_modes": n,
+                    "horizon": T,
+                    "compute_actual": n * T * m,
+                    "residual": p.model.residual,
+                    "learning_rate_max": p.learning_rate.max,
+                    "results": {},
+                }
+                scanned[n] = point
+            todo = [k for k in needed if k not in point["results"]]
+            if todo:
+                jobs.append((n, p, todo))
+        done = _evaluate_many(
+            [(p, todo) for _, p, todo in jobs], solver=solver, options=options, backend=backend
+        )
+        for (n, _, _), res in zip(jobs, done, strict=True):
             for k, r in res.items():
                 wall[k] += r["wall_time"]
-            point["results"].update(res)
+            scanned[n]["results"].update(res)
 
     offsets = np.arange(points) - (points - 1) / 2.0
     grid = sorted({max(1, round(center * spacing**o)) for o in offsets})
@@ -412,8 +436,7 @@ def _frontier_at(
             f"least {min_horizon} steps",
             field="compute",
         )
-    for n in grid:
-        evaluate(n, kinds)
+    evaluate(dict.fromkeys(grid, kinds))
     # extend the grid where a minimum sits at an end
     for _ in range(max_extend):
         moves: dict[int, list[str]] = {}
@@ -431,8 +454,7 @@ def _frontier_at(
                 moves.setdefault(new, []).append(k)
         if not moves:
             break
-        for n, needed in moves.items():
-            evaluate(n, needed)
+        evaluate(moves)
     # refine each schedule's minimum
     best_n = None
     rows: dict[str, dict[str, Any]] = {}
@@ -469,6 +491,7 @@ def study_scaling(
     solver: str = "jax",
     options: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    backend: Any = None,
 ) -> ScalingStudy:
     """Measure the compute-optimal frontier of each schedule (see module docstring).
 
@@ -484,12 +507,19 @@ def study_scaling(
         solver: solver of the optimal schedule.
         options: solver options (default :data:`DEFAULT_OPTIONS` for ``jax``).
         progress: called with ``(computes done, computes)``.
+        backend: where the points of a compute run (:mod:`schedopt.backends`; default: this
+            process). The computes run in order (each scan is centred on the previous optimum);
+            the points of one scan, and of each extension, run in parallel. Results do not
+            depend on the backend.
 
     Raises:
         ProblemError: a non-power-law model, a batch-size control, or bad settings
             (the message names the field).
     """
+    from schedopt.backends import LocalBackend
+
     start_all = time.perf_counter()
+    backend = LocalBackend() if backend is None else backend
     _check_problem(problem)
     kinds = tuple(schedules)
     if not kinds or any(k not in SCHEDULES for k in kinds) or len(set(kinds)) != len(kinds):
@@ -524,6 +554,7 @@ def study_scaling(
         "min_horizon": min_horizon,
         "solver": solver,
         "options": options,
+        "backend": backend,
     }
     previous: tuple[float, float] | None = None  # (compute, N*) of the last compute
     for ci, compute in enumerate(comp):
