@@ -70,14 +70,17 @@ def sweep(
     from rich.progress import Progress
 
     from schedopt._io import atomic_write_text, json_text
-    from schedopt.spec import _DEFAULT_LABEL, _DEFAULT_RESOURCE, load_problem
+    from schedopt.spec import load_problem, parse_problem
     from schedopt.sweep import run_sweep, variations
 
-    if spec is None:
+    if spec is None:  # the embedded default problem's spec text
         from importlib import resources
 
-        text = resources.files("schedopt").joinpath(_DEFAULT_RESOURCE).read_text(encoding="utf-8")
-        label, name = _DEFAULT_LABEL, "easy-phase"
+        text, label = (
+            resources.files("schedopt").joinpath("data/default.toml").read_text(encoding="utf-8"),
+            None,
+        )
+        name = parse_problem(text).name
     else:
         name = load_problem(spec).name  # the spec itself must be valid; its points may not be
         text, label = spec.read_text(encoding="utf-8"), str(spec)

@@ -39,9 +39,6 @@ __all__ = ["DEFAULT_OPTIONS", "sgd_sweep", "solve_pontryagin", "sweep_until"]
 
 DEFAULT_OPTIONS = {"max_iter": 5000, "rtol": 1e-13, "patience": 3}
 
-#: One sweep of several problems at once (rows are problems; :mod:`schedopt.solvers._lockstep`).
-_sgd_sweep_many = jax.jit(jax.vmap(sgd_sweep))
-
 
 def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
     """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`, given :math:`\\lambda^\\top \\nu_{t+1}` (``lam_nu``)."""
@@ -97,6 +94,10 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
 
     _, new = jax.lax.scan(chunk_back, weights, (starts, lr_p, batch_p, valid), reverse=True)
     return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX, weights)
+
+
+#: One sweep of several problems at once (rows are problems; :mod:`schedopt.solvers._lockstep`).
+_sgd_sweep_many = jax.jit(jax.vmap(sgd_sweep))
 
 
 @float64
