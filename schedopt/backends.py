@@ -21,6 +21,8 @@ each), e.g. designs rather than chunks.
 
 from __future__ import annotations
 
+import copyreg
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -33,6 +35,27 @@ __all__ = ["BACKENDS", "BackendError", "LocalBackend", "RayBackend", "get_backen
 BACKENDS = ("local", "ray")
 
 logger = logging.getLogger(__name__)
+
+
+def _rebuild(cls, fields: dict[str, Any]):
+    return cls(**fields)
+
+
+def _reduce_problem(problem):
+    """Pickle a Problem by its fields (its read-only ``controls`` view cannot be pickled as it is)."""
+    fields = {f.name: getattr(problem, f.name) for f in dataclasses.fields(problem)}
+    fields["controls"] = dict(fields["controls"])
+    return _rebuild, (type(problem), fields)
+
+
+def _register_pickling() -> None:
+    """Problems travel to Ray's workers; copyreg (which cloudpickle honours) says how."""
+    from schedopt.problem import Problem
+
+    copyreg.pickle(Problem, _reduce_problem)
+
+
+_register_pickling()  # here, so that a worker that unpickles a task has it for its results too
 
 
 class BackendError(SchedoptError):

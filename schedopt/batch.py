@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any
 
 from schedopt import _validate as v
+from schedopt import backends as _backends  # noqa: F401  (registers how problems pickle, for workers)
 from schedopt.errors import ProblemError, SchedoptError
 from schedopt.problem import Problem
 from schedopt.solution import Solution

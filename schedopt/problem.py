@@ -416,11 +416,6 @@ class Problem:
                 f"`network` must be NetworkUnits, got {type(self.network).__name__}", field="network"
             )
 
-    def __reduce__(self):
-        """Pickled by its fields (the read-only ``controls`` view itself cannot be): for process pools and Ray."""
-        fields = (self.name, self.model, self.training, dict(self.controls), self.sample_budget)
-        return (Problem, (*fields, self.network, self.source))
-
     @property
     def horizon(self) -> int:
         return self.training.horizon
