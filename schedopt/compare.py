@@ -90,8 +90,9 @@ class Comparison:
 
         ``overwrite=False`` refuses to replace an existing file of the set.
         """
-        from schedopt.plots import plot_loss_curves, plot_schedules, save_figure
+        from schedopt.plots import plot_loss_curves, plot_schedules, require_matplotlib, save_figure
 
+        require_matplotlib("compare.png")
         folder = Path(folder)
         files = {"report": str(folder / "compare.json"), "plot": str(folder / "compare.png")}
         import matplotlib
@@ -180,6 +181,9 @@ def plot_schedule_files(
     paths: Sequence[str | Path], *, problem: Problem | None = None, out: str | Path = "schedules.png"
 ) -> Path:
     """Plot schedule files; with a problem, also their loss curves on it."""
+    from schedopt.plots import require_matplotlib
+
+    require_matplotlib("plot")
     import matplotlib
 
     matplotlib.use("Agg", force=False)

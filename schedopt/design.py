@@ -342,6 +342,9 @@ def write_design(
 
 
 def _plot(result: Design, path: str) -> None:
+    from schedopt.plots import require_matplotlib
+
+    require_matplotlib("design.png (write_design(..., plot=False) writes the rest)")
     import matplotlib
 
     matplotlib.use("Agg", force=False)

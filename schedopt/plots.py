@@ -9,7 +9,27 @@ import numpy as np
 
 from schedopt._io import atomic_write
 
-__all__ = ["plot_loss_curves", "plot_schedules", "save_figure"]
+__all__ = ["have_matplotlib", "plot_loss_curves", "plot_schedules", "require_matplotlib", "save_figure"]
+
+PLOTS_EXTRA = "install the plots extra (pip install 'schedopt[plots]')"
+
+
+def have_matplotlib() -> bool:
+    """Whether matplotlib is installed (the ``plots`` extra), without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # a broken installation counts as none
+        return False
+
+
+def require_matplotlib(what: str) -> None:
+    """Refuse, in one line naming ``what``, a figure when matplotlib is not installed."""
+    if not have_matplotlib():
+        from schedopt.errors import ProblemError
+
+        raise ProblemError(f"{what} needs matplotlib: {PLOTS_EXTRA}", field="plots")
 
 
 def _axes(ax):
@@ -96,6 +116,7 @@ def save_figure(fig, path: str | Path, *, dpi: int = 120) -> Path:
 
 def plot_horizon_study(study, path: str | Path) -> Path:
     """Four panels: schedules in t/T, loss vs T, learning-rate level vs T, anneal fraction vs T."""
+    require_matplotlib("phase.png")
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -142,6 +163,7 @@ def plot_horizon_study(study, path: str | Path) -> Path:
 def plot_scaling(study, path: str | Path) -> Path:
     """Four panels of a :class:`~schedopt.studies.scaling.ScalingStudy`: :math:`N^*(C)`, :math:`T^*(C)`,
     :math:`L^*(C)` with fits, and the scans :math:`L(N)`."""
+    require_matplotlib("scaling.png")
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -194,6 +216,7 @@ def plot_scaling(study, path: str | Path) -> Path:
 
 def plot_fit(result, runs, path: str | Path) -> Path:
     """Measured pilot losses (dots) and the fitted model's curves (lines), one colour per run."""
+    require_matplotlib("the fit plot (--plot)")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -36,9 +36,16 @@ WarmupShapeOpt = Annotated[
 
 
 def _load(spec: Path | None):
+    """A spec file, or the name of a shipped problem (``easy-phase``) when no such file exists."""
     from schedopt.spec import default_problem, load_problem
 
-    return default_problem() if spec is None else load_problem(spec)
+    if spec is None:
+        return default_problem()
+    if not spec.exists() and spec.suffix == "" and len(spec.parts) == 1:
+        from schedopt import problems
+
+        return problems.load(str(spec))
+    return load_problem(spec)
 
 
 def _override(problem, *, horizon=None, blocks=None, grid=None):

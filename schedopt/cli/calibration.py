@@ -74,6 +74,10 @@ def fit(
         raise ProblemError(f"`--out` must end in .toml, got {str(out)!r}", field="--out")
     if plot is not None and plot.suffix != ".png":
         raise ProblemError(f"`--plot` must end in .png, got {str(plot)!r}", field="--plot")
+    if plot is not None:
+        from schedopt.plots import require_matplotlib
+
+        require_matplotlib("`--plot`")
     from schedopt._validate import file_name
 
     file_name("--name", name)  # the fitted spec's name becomes its export folder

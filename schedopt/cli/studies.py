@@ -52,6 +52,9 @@ def phase(
     values = parse_horizons(horizons)
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, folder / "phase.json", folder / "phase.png")
+    from schedopt.plots import require_matplotlib
+
+    require_matplotlib("phase.png")
     with backend_of(backend, address) as engine, Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("solving horizons", total=2 * len(values))
         study = study_horizons(
@@ -174,6 +177,10 @@ def scaling(
     kinds = SCHEDULES if baselines else ("optimal",)
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, folder / "scaling.json", folder / "scaling.png" if plot else None)
+    if plot:
+        from schedopt.plots import require_matplotlib
+
+        require_matplotlib("scaling.png (--no-plot skips it)")
     with backend_of(backend, address) as engine, Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("solving computes", total=len(values))
         study = study_scaling(

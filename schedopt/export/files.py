@@ -43,7 +43,7 @@ def export_schedule(
     without ``--force``). ``warmup`` steps (after any rescaling) ramp to the peak inside
     the horizon (:func:`schedopt.schedule.with_warmup`).
     """
-    from schedopt.export.optax import rescale_schedule
+    from schedopt.export._values import rescale_schedule
 
     if to not in EXPORT_FORMATS:
         raise ExportError(f"`--to` must be one of {', '.join(EXPORT_FORMATS)}, got {to!r}")

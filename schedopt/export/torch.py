@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from schedopt.errors import ExportError
-from schedopt.export.optax import _as_schedule, _values
+from schedopt.export._values import _as_schedule, _values
 from schedopt.schedule import Schedule
 
 __all__ = ["TorchLambda", "to_torch_lambda", "to_torch_scheduler", "torch_optimizer_lr"]

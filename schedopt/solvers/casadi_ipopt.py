@@ -118,8 +118,13 @@ _LIMITS = ("Maximum_Iterations_Exceeded", "Maximum_CpuTime_Exceeded", "Maximum_W
 
 
 def _casadi():
-    import casadi
-
+    try:
+        import casadi
+    except ImportError:
+        raise ProblemError(
+            "`solver` = 'casadi' needs CasADi: install the casadi extra (pip install 'schedopt[casadi]')",
+            field="solver",
+        ) from None
     return casadi
 
 
