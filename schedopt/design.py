@@ -350,7 +350,7 @@ def _plot(result: Design, path: str) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from schedopt.plots import plot_loss_curves, plot_schedules, save_figure
+    from schedopt.plots import plot_loss_curves, plot_relative_losses, plot_schedules, robust_top, save_figure
 
     sol = result.solution
     problem = result.problem  # the full horizon (a warmup ramp is prepended to every schedule)
@@ -395,9 +395,19 @@ def _plot(result: Design, path: str) -> None:
         curves = {name: units.network_loss(np.asarray(loss)) for name, loss in curves.items()}
         final = float(units.network_loss(final))
     extra = [name for name in ("batch_size", "momentum") if name in sol.parameters]
-    fig, axes = plt.subplots(1, 2 + len(extra), figsize=(6 * (2 + len(extra)), 4.5))
+    relative = len(curves) > 1
+    panels = 2 + relative + len(extra)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.5), constrained_layout=True)
     ax1, ax2 = axes[0], axes[1]
     plot_schedules(schedules, ax=ax1, highlight=highlight)
+    # the optimum sets the axis; a baseline's spike above it is clipped, not allowed to flatten it
+    everything = np.concatenate([np.asarray(v, dtype=np.float64) for v in schedules.values()])
+    top = robust_top(everything, floor=1.15 * float(np.max(schedules[highlight])))
+    ax1.set_ylim(0.0, top)
+    if np.max(everything) > top:
+        ax1.annotate(
+            "a baseline exceeds the axis (clipped)", (0.02, 0.95), xycoords="axes fraction", fontsize=7
+        )
     plot_loss_curves(curves, ax=ax2, highlight=highlight, steps=steps)
     ax1.set_title(f"{problem.name}: learning rate ({result.phase} phase)")
     ax2.set_title(f"final loss {final:.4g} ({sol.status})")
@@ -407,7 +417,10 @@ def _plot(result: Design, path: str) -> None:
     if head.size:
         ax1.axvline(head.size, color="0.5", ls=":", lw=1)
         ax1.annotate(f"warmup {head.size}", (head.size, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
-    for ax, name in zip(axes[2:], extra, strict=True):
+    if relative:
+        plot_relative_losses(curves, highlight, steps=steps, ax=axes[2])
+        axes[2].set_title("baselines against the optimum")
+    for ax, name in zip(axes[2 + relative :], extra, strict=True):
         ax.plot(np.arange(problem.horizon), per_step(name), color="k", lw=2)
         if name == "batch_size" and problem.sample_budget is not None:
             ax.axhline(_baseline_batch_size(problem), color="C0", ls="--", lw=1, label="baselines: D / T")

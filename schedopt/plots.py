@@ -9,7 +9,15 @@ import numpy as np
 
 from schedopt._io import atomic_write
 
-__all__ = ["have_matplotlib", "plot_loss_curves", "plot_schedules", "require_matplotlib", "save_figure"]
+__all__ = [
+    "have_matplotlib",
+    "plot_loss_curves",
+    "plot_relative_losses",
+    "plot_schedules",
+    "require_matplotlib",
+    "robust_top",
+    "save_figure",
+]
 
 PLOTS_EXTRA = "install the plots extra (pip install 'schedopt[plots]')"
 
@@ -98,6 +106,60 @@ def plot_loss_curves(
     ax.set_ylabel("excess loss $L_t$")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
+    return fig, ax
+
+
+def robust_top(
+    values: np.ndarray, *, quantile: float = 0.99, margin: float = 1.15, floor: float = 0.0
+) -> float:
+    """An axis top that a few outlying values (one baseline's spike) do not set: a high quantile."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 1.0
+    return max(float(np.quantile(finite, quantile)) * margin, floor)
+
+
+def plot_relative_losses(
+    curves: Mapping[str, np.ndarray],
+    reference: str,
+    *,
+    steps: np.ndarray,
+    ax=None,
+):
+    """Each curve's loss relative to ``reference``'s, in percent, over the second half of the run.
+
+    The end-of-training differences (a few percent) that a log-log loss panel hides. The
+    y range holds most curves (a far-off one is clipped and said so), and each label
+    carries the final difference.
+    """
+    fig, ax = _axes(ax)
+    ref = np.asarray(curves[reference], dtype=np.float64)
+    x = np.asarray(steps)
+    late = x >= x[-1] / 2
+    highs, lows = [], [0.0]
+    for name, loss in curves.items():
+        if name == reference:
+            continue
+        rel = 100.0 * (np.asarray(loss, dtype=np.float64) / ref - 1.0)
+        ax.plot(x[late], rel[late], lw=1.0, alpha=0.85, label=f"{name}: {rel[-1]:+.2f} % at the end")
+        finite = rel[late][np.isfinite(rel[late])]
+        if finite.size:
+            highs.append(float(finite.max()))
+            lows.append(float(finite.min()))
+    ax.axhline(0.0, color="black", lw=2.2, label=f"{reference} (reference)")
+    # the top holds every curve but those far above the rest (over 3x the median high)
+    limit = 3.0 * float(np.median(np.abs(highs))) if highs else 1.0
+    hi = max([h for h in highs if h <= max(limit, 1.0)] + [0.1])
+    lo = min(lows)
+    pad = 0.1 * (hi - lo)
+    ax.set_ylim(lo - pad, hi + pad)
+    if highs and max(highs) > hi + pad:
+        ax.annotate("curves above the axis are clipped", (0.02, 0.02), xycoords="axes fraction", fontsize=7)
+    ax.set_xlabel("step (second half of the run)")
+    ax.set_ylabel("loss relative to the optimum (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     return fig, ax
 
 
