@@ -186,7 +186,7 @@ def plot_horizon_study(study, path: str | Path) -> Path:
 
     rows = study.table()
     T = np.array([r["horizon"] for r in rows], dtype=float)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)  # no label overlaps
     ax = axes[0, 0]
     for sol in study.solutions:
         lr = sol.per_step("learning_rate")
@@ -219,7 +219,21 @@ def plot_horizon_study(study, path: str | Path) -> Path:
     fig.suptitle(f"{study.problem.name}: {study.phase} phase")
     for a in axes.flat:
         a.grid(alpha=0.3, which="both")
+        _plain_log_ticks(a)
     return save_figure(fig, path)
+
+
+def _plain_log_ticks(ax) -> None:
+    """On a log y axis spanning less than a decade, plain numbers (0.34) instead of 3.4x10^-1."""
+    if ax.get_yscale() != "log":
+        return
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 10:
+        from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+        # minor labels only where there are few of them (under a factor 3), else they crowd
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g") if hi / lo < 3 else NullFormatter())
 
 
 def plot_scaling(study, path: str | Path) -> Path:

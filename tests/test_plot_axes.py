@@ -36,3 +36,55 @@ def test_relative_panel_shows_percent_differences_at_the_end():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_phase_figure_labels_do_not_overlap(monkeypatch, tmp_path):
+    """The right column's y labels used to run into the left panels (no layout engine)."""
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    import schedopt.plots as plots
+
+    captured = {}
+
+    def keep(fig, path, **kwargs):
+        captured["fig"] = fig
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    horizons = [100, 316, 1000]
+    rows = [
+        {
+            "horizon": T,
+            "final_loss": 0.5 * T**-0.6,
+            "constant_loss": 0.6 * T**-0.6,
+            "power_law_loss": 0.55 * T**-0.6,
+            "level_lr": T**-0.5,
+            "constant_lr": 0.6 * T**-0.5,
+            "anneal_fraction": 0.28 + 0.03 * np.log10(T),
+        }
+        for T in horizons
+    ]
+    solutions = [
+        SimpleNamespace(per_step=lambda name, T=T: np.linspace(0.1, 0.01, T) * T**-0.5) for T in horizons
+    ]
+    study = SimpleNamespace(
+        table=lambda: rows,
+        solutions=solutions,
+        problem=SimpleNamespace(name="p", model=SimpleNamespace(residual=0.0)),
+        phase="easy",
+    )
+    plots.plot_horizon_study(study, tmp_path / "phase.png")
+    fig = captured["fig"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = fig.axes
+    for right, left in ((axes[1], axes[0]), (axes[3], axes[2])):
+        label = right.yaxis.label.get_window_extent(renderer)
+        panel = left.get_window_extent(renderer)
+        assert label.x0 > panel.x1, "a right-hand y label overlaps the left panel"
+    # a log axis spanning under a decade reads in plain numbers (0.3, not 3x10^-1)
+    texts = [t.get_text() for t in axes[3].get_yticklabels() if t.get_text()]
+    assert texts and all("10^" not in t and "times" not in t for t in texts)
+    plt.close(fig)
