@@ -294,6 +294,8 @@ class NetworkUnits:
         learning_rate_exponent: :math:`p > 0` (1: a linear map).
         learning_rate_reference: :math:`\eta_{ref} > 0`, network learning rate
             of the reference (irrelevant when ``p = 1``).
+        pilot_warmup: updates of warmup the pilots ran (``schedopt fit`` reads it off
+            them); ``schedopt design`` uses it when ``--warmup`` is not given.
     """
 
     learning_rate_scale: float
@@ -301,6 +303,7 @@ class NetworkUnits:
     loss_offset: float = 0.0
     learning_rate_exponent: float = 1.0
     learning_rate_reference: float = 1.0
+    pilot_warmup: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -311,6 +314,13 @@ class NetworkUnits:
         ):
             object.__setattr__(self, name, v.positive(name, getattr(self, name)))
         object.__setattr__(self, "loss_offset", v.real("loss_offset", self.loss_offset))
+        warmup = v.real("pilot_warmup", self.pilot_warmup)
+        if warmup < 0 or warmup != int(warmup) or warmup > 10**7:
+            raise ProblemError(
+                f"`pilot_warmup` must be a whole number of updates in [0, 1e7], got {self.pilot_warmup!r}",
+                field="pilot_warmup",
+            )
+        object.__setattr__(self, "pilot_warmup", int(warmup))
 
     @property
     def linear(self) -> bool:
@@ -345,6 +355,8 @@ class NetworkUnits:
         if not self.linear or self.learning_rate_reference != 1.0:
             out["learning_rate_exponent"] = self.learning_rate_exponent
             out["learning_rate_reference"] = self.learning_rate_reference
+        if self.pilot_warmup:
+            out["pilot_warmup"] = self.pilot_warmup
         return out
 
 

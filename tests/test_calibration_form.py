@@ -173,3 +173,34 @@ def test_with_a_warmup_the_ramp_ends_at_the_plateau(tmp_path):
     assert plateau < 0.6
     np.testing.assert_allclose(lr[9], plateau, rtol=1e-12)  # the ramp's last step
     assert np.all(np.diff(lr[:10]) > 0) and lr.max() == pytest.approx(plateau, rel=1e-12)
+
+
+def test_a_fitted_spec_remembers_the_pilots_warmup_and_design_uses_it(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+    from schedopt.spec import dump_problem
+
+    with_warmup = FITTED.replace("loss_offset = 1.0", "loss_offset = 1.0\npilot_warmup = 12")
+    problem = parse_problem(with_warmup)
+    assert problem.network.pilot_warmup == 12
+    assert parse_problem(dump_problem(problem)).network.pilot_warmup == 12  # written back as it was read
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(with_warmup)
+    for extra, steps in (([], 12), (["--warmup", "0"], None), (["--warmup", "5"], 5)):
+        out = tmp_path / f"out{len(extra)}{steps}"
+        args = ["design", str(spec), "--no-baselines", "--json", "--out", str(out), *extra]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        warmup = json.loads(result.output)["warmup"]
+        assert (warmup is None) if steps is None else (warmup["steps"] == steps), warmup
+
+
+@pytest.mark.parametrize("bad", ["-1", "2.5", "1e9"])
+def test_a_bad_pilot_warmup_names_the_key(bad):
+    from schedopt.errors import SpecError
+
+    with pytest.raises(SpecError, match="network.pilot_warmup"):
+        parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\npilot_warmup = {bad}"))

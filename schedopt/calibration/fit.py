@@ -616,6 +616,7 @@ def _problem(values, runs, n_modes, name, network_cap: float, reference: float) 
         loss_offset=q["loss_offset"],
         learning_rate_exponent=q["learning_rate_exponent"],
         learning_rate_reference=reference,
+        pilot_warmup=max(warmup_steps(r) for r in runs),  # design's default --warmup
     )
     horizon = max(r.horizon for r in runs)
     cap = min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, 1.0))

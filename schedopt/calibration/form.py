@@ -131,15 +131,15 @@ def _after_plateau(problem: Problem, level: float, steps: int, blocks: int) -> P
     for _ in range(steps):
         c = sgd_step(c, level, batch, model.eigenvalues, model.effective_noise, NUMPY)
     tail = problem.horizon - steps
-    after = problem.with_horizon(tail).replace(
-        model=dataclasses.replace(model, initial_error=np.maximum(c, 0.0))
-    )
-    return after.with_control(
+    anneal = problem.with_control(
         "learning_rate",
         max=level,
         blocks=min(blocks, tail),
         grid="geometric-end",
         parameterisation="constant",
+    )
+    return anneal.with_horizon(tail).replace(
+        model=dataclasses.replace(model, initial_error=np.maximum(c, 0.0))
     )
 
 
@@ -191,8 +191,11 @@ def plateau_anneal(
         )
     level = None
     if peak_horizon is not None and peak_horizon < problem.horizon:
+        fewer = problem.with_control(
+            "learning_rate", blocks=min(problem.learning_rate.blocks, int(peak_horizon))
+        )
         short = plateau_anneal(
-            problem.with_horizon(int(peak_horizon)),
+            fewer.with_horizon(int(peak_horizon)),
             fractions=fractions,
             blocks=blocks,
             solver=solver,

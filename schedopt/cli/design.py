@@ -13,7 +13,6 @@ from schedopt.cli._options import (
     ForceOpt,
     JsonOpt,
     TrustOpt,
-    WarmupOpt,
     WarmupShapeOpt,
     _load,
     _override,
@@ -137,7 +136,15 @@ def design(
     baselines: Annotated[
         bool, typer.Option(metavar="", help="Tune and compare the baseline schedules.")
     ] = True,
-    warmup: WarmupOpt = 0,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            "--warmup",
+            metavar="STEPS",
+            help="The first STEPS steps ramp up to the peak (0: none; default: the pilots' warmup "
+            "for a fitted spec, else 0).",
+        ),
+    ] = None,
     warmup_shape: WarmupShapeOpt = "linear",
     form: Annotated[
         str,
@@ -163,6 +170,8 @@ def design(
     problem = _override(given, horizon=horizon, blocks=blocks, grid=grid)
     # a fitted spec's own horizon is its longest pilot's: the plateau is chosen there (--form)
     peak_horizon = given.horizon if given.network is not None and problem.horizon > given.horizon else None
+    if warmup is None:  # a fitted spec designs with the warmup its pilots ran
+        warmup = given.network.pilot_warmup if given.network is not None else 0
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, *(folder / name for name in DESIGN_FILES))
     result = run_design(

@@ -91,6 +91,7 @@ def _network_units(value: Any) -> NetworkUnits | None:
         "loss_offset",
         "learning_rate_exponent",
         "learning_rate_reference",
+        "pilot_warmup",
     }
     unknown = sorted(set(value) - known, key=str)
     if unknown:

@@ -303,6 +303,7 @@ class _Reader:
         offset = table.number("loss_offset", 0.0)
         exponent = table.number("learning_rate_exponent", 1.0)
         reference = table.number("learning_rate_reference", 1.0)
+        pilot_warmup = table.integer("pilot_warmup", 0)
         return self.build(
             {name: f"network.{name}" for name in _NETWORK_KEYS},
             "network",
@@ -312,6 +313,7 @@ class _Reader:
                 loss_offset=offset,
                 learning_rate_exponent=exponent,
                 learning_rate_reference=reference,
+                pilot_warmup=pilot_warmup,
             ),
         )
 

@@ -30,6 +30,7 @@ _NETWORK_KEYS = (
     "loss_offset",
     "learning_rate_exponent",
     "learning_rate_reference",
+    "pilot_warmup",
 )
 _POWERLAW_KEYS = (
     "kind",

@@ -55,7 +55,10 @@ def dump_problem(problem: Problem) -> str:
             lines.append("edges = [" + ", ".join(str(e) for e in spec.edges) + "]")
     if problem.network is not None:
         lines += ["", "[network]"]
-        lines += [f"{key} = {_toml_float(value)}" for key, value in problem.network.to_dict().items()]
+        lines += [
+            f"{key} = {value}" if isinstance(value, int) else f"{key} = {_toml_float(value)}"
+            for key, value in problem.network.to_dict().items()
+        ]
     return "\n".join(lines) + "\n"
 
 
