@@ -4,18 +4,19 @@ For each task of ``examples/tasks.py`` (three corpora/optimisers of the tiny GPT
 
 Every schedule starts with the task's linear warmup (100 updates).
 
-* **pilots**: four WSD runs (20 % 1-sqrt cooldown) of a quarter of the horizon
-  at peaks ``guess * 2**(-1.5, -0.5, 0.5, 1.5)``: one full-run equivalent of
-  compute, placed around the practitioner's guess, never on the tuning grid's
-  results;
+* **pilots** (``long-short``, what ``schedopt pilots`` proposes): WSD runs (20 % 1-sqrt
+  cooldown) of half the horizon at the guess and of a quarter at half and twice it: one
+  full-run equivalent of compute, never on the tuning grid's results (other protocols:
+  ``PILOT_PROTOCOLS``);
 * **grid**: cosine, linear and WSD (20 % 1-sqrt cooldown) at the full horizon on
   7 peaks spaced x sqrt(2) (seed 0); **seeds**: each family's best peak on seeds 1 and 2;
 * **predict**: ``schedopt fit`` on the pilots, then its predicted final loss for
   every full-length run (the panel), next to the Multi-Power Law fitted on the
   same pilots (``benchmarks/mpl.py``);
-* **design**: the designed schedule, WSD at the designed peak and the
-  MPL-optimised schedule, on seeds 0-2; **transfer**: both designs at twice the
-  horizon against WSD at the peak tuned at the horizon (one seed).
+* **design**: each design arm (``DESIGN_ARMS``: the plateau-anneal design ``schedopt design``
+  writes for a fitted spec, and the earlier free-form one), WSD at each arm's peak and the
+  MPL-optimised schedule, on seeds 0-2; **transfer**: the designs at twice the horizon
+  against WSD at the peak tuned at the horizon (one seed).
 
 Runs are cached (``benchmarks/runcache.py``), so every stage resumes.
 Writes ``benchmarks/results/realtasks.json`` and ``realtasks.png``.
