@@ -202,5 +202,21 @@ def test_a_fitted_spec_remembers_the_pilots_warmup_and_design_uses_it(tmp_path):
 def test_a_bad_pilot_warmup_names_the_key(bad):
     from schedopt.errors import SpecError
 
-    with pytest.raises(SpecError, match="network.pilot_warmup"):
+    with pytest.raises(SpecError, match=r"network\.pilot_warmup"):
         parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\npilot_warmup = {bad}"))
+
+
+def test_a_plateau_at_the_cap_is_said_in_network_units(tmp_path):
+    """The fitted spec's model wants a higher rate than its cap: the design says the pilots stopped short."""
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED.replace("max = 0.3", "max = 0.05"))  # far below this model's best plateau
+    choice = plateau_anneal(parse_problem(spec.read_text()))
+    assert choice.plateau == pytest.approx(0.05) and len(choice.notes) == 1
+    assert "largest pilot's 0.0008333" in choice.notes[0] and "0.001667" in choice.notes[0]
+    result = CliRunner().invoke(app, ["design", str(spec), "--no-baselines", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert "warning: the plateau sits at the learning-rate cap" in result.output

@@ -99,6 +99,7 @@ class FormChoice:
     candidates: tuple[tuple[float, float, str], ...]
     prefix: np.ndarray | None = None
     peak_horizon: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def plateau(self) -> float:
@@ -113,6 +114,7 @@ class FormChoice:
             "anneal_fraction": self.anneal_fraction,
             "plateau_model_learning_rate": self.plateau,
             "plateau_chosen_at_horizon": self.peak_horizon,
+            "notes": list(self.notes),
             "candidates": [
                 {"anneal_fraction": f, "final_loss": loss if np.isfinite(loss) else None, "status": status}
                 for f, loss, status in self.candidates
@@ -219,10 +221,26 @@ def plateau_anneal(
             best = len(candidates) - 1
     if best is None:  # nothing converged: the candidate with the lowest loss, with its status
         best = int(np.argmin([c[1] if np.isfinite(c[1]) else np.inf for c in candidates]))
-    return FormChoice(
+    choice = FormChoice(
         solution=solutions[best],
         anneal_fraction=candidates[best][0],
         candidates=tuple(candidates),
         prefix=prefixes[best],
         peak_horizon=None if level is None else int(peak_horizon),
+    )
+    return dataclasses.replace(choice, notes=_cap_notes(problem, choice.plateau))
+
+
+def _cap_notes(problem: Problem, plateau: float) -> tuple[str, ...]:
+    """A plateau at the learning-rate cap says the best peak may lie above it: say so, in the units read."""
+    cap = problem.learning_rate.max
+    if plateau < cap * (1 - 1e-6):
+        return ()
+    units = problem.network
+    if units is None:
+        return (f"the plateau sits at the learning-rate cap {cap:.4g}: the best peak may be higher",)
+    network = float(units.network_learning_rate(cap))
+    return (
+        f"the plateau sits at the learning-rate cap, the largest pilot's {network:.4g}: the best peak "
+        f"may be higher than any pilot tried; a pilot at {2 * network:.4g} would tell",
     )

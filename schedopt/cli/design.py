@@ -192,6 +192,8 @@ def design(
     if as_json:
         _emit_json(report)
     else:
+        for note in report["form"].get("notes", ()):
+            typer.echo(f"warning: {note}", err=True)
         net = report.get("network")
         details = f"{sol.solver}, {sol.status}, {sol.iterations} it, {sol.wall_time:.2f} s"
         if net is None:
