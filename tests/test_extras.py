@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,22 @@ def _cli_without_extras(*args, cwd):
     )
 
 
+def test_the_core_designs_without_the_extras(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    done = _cli_without_extras(
+        "design", spec, "--no-baselines", "--out", tmp_path / "d", "--json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["converged"] is True
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "design.json",
+        "schedule.csv",
+        "schedule.json",
+    ]
+    assert "design.png not written" in done.stderr and "schedopt[plots]" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "extra"),
     [
@@ -76,6 +93,52 @@ def test_shipped_problems_load_by_name(tmp_path):
 
     with pytest.raises(SpecError, match=r"`problem` must be one of .*easy-phase.*got 'medium-phase'"):
         problems.path("medium-phase")
+
+
+@pytest.mark.slow
+def test_a_wheel_installs_and_runs_in_a_fresh_venv(tmp_path):
+    """``pip install`` of the wheel, no extras: the README's design by name and recommend work."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH")
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [uv, "build", "--wheel", "--out-dir", str(dist), str(ROOT)], check=True, capture_output=True
+    )
+    wheel = next(dist.glob("schedopt-*.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [uv, "pip", "install", "--python", str(python), str(wheel), "-c", str(ROOT / "constraints.txt")],
+        check=True,
+        capture_output=True,
+    )
+    listed = subprocess.run(
+        [uv, "pip", "list", "--python", str(python)], check=True, capture_output=True, text=True
+    )
+    installed = {line.split()[0].lower() for line in listed.stdout.splitlines()[2:] if line.strip()}
+    assert "schedopt" in installed and "jax" in installed
+    assert not {"casadi", "matplotlib", "torch"} & installed  # the core stays lean
+    work = tmp_path / "work"  # not the source tree: the installed package must carry everything
+    work.mkdir()
+    schedopt = venv / "bin" / "schedopt"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["SCHEDOPT_NO_CACHE"] = "1"
+    done = subprocess.run(
+        [str(schedopt), "design", "easy-phase", "--horizon", "300", "--blocks", "10", "--no-baselines", "--json"],
+        capture_output=True, text=True, cwd=work, env=env, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["problem"] == "easy-phase" and report["horizon"] == 300 and report["converged"] is True
+    assert (work / "exports" / "easy-phase" / "schedule.json").is_file()
+    done = subprocess.run(
+        [str(schedopt), "recommend", "--horizon", "5e4", "--peak", "3e-4", "--json"],
+        capture_output=True, text=True, cwd=work, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["peak"] == 3e-4 and (work / "recommended-T50000.json").is_file()
 
 
 def test_the_torch_export_path_loads_no_jax(tmp_path):

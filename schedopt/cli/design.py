@@ -186,8 +186,15 @@ def design(
     )
     sol = result.solution
     failed = not sol.converged
+    from schedopt.plots import have_matplotlib
+
+    plot = have_matplotlib()  # the plots extra; without it the other three files are written
     if not failed or force:
-        result = write_design(result, folder, force=force, overwrite=force)
+        result = write_design(result, folder, force=force, overwrite=force, plot=plot)
+    if not plot:
+        typer.echo(
+            "note: design.png not written: install the plots extra (pip install 'schedopt[plots]')", err=True
+        )
     report = result.to_dict()
     if as_json:
         _emit_json(report)
@@ -276,6 +283,9 @@ def compare(
     problem = _load(spec)
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, folder / "compare.json", folder / "compare.png")
+    from schedopt.plots import require_matplotlib
+
+    require_matplotlib("compare.png")
     result = compare_schedules(problem, list(schedules or []), list(baseline or []))
     report = result.write(folder, overwrite=force)
     if as_json:
