@@ -296,6 +296,7 @@ class _Objective:
     """
 
     def __init__(self, data: _Data, layout: _Layout, fixed_kappa: float | None):
+        self.evaluations = 0  # residual evaluations, for the progress line
         self.data = data
         self.layout = layout
         self.fixed_kappa = fixed_kappa
@@ -312,7 +313,12 @@ class _Objective:
         self.static = {"layout": layout}
 
     def fun(self, x):
-        return np.asarray(_residuals_jit(jnp.asarray(x), *self.args, **self.static))
+        from schedopt._progress import report
+
+        residuals = np.asarray(_residuals_jit(jnp.asarray(x), *self.args, **self.static))
+        self.evaluations += 1
+        report("fit", self.evaluations, 0.5 * float(residuals @ residuals))  # the least-squares cost
+        return residuals
 
     def jac(self, x):
         return np.asarray(_jacobian_jit(jnp.asarray(x), *self.args, **self.static))

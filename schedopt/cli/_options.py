@@ -22,6 +22,14 @@ TrustOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json/--no-json", metavar="", help="Print a JSON object instead of a table.")
 ]
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        metavar="",
+        help="Live progress on stderr (iteration, objective, elapsed); default: only on a terminal.",
+    ),
+]
 WarmupOpt = Annotated[
     int,
     typer.Option(

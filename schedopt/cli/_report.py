@@ -26,12 +26,12 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     Console().print(table)
 
 
-def _progress():
-    """Progress lines on stderr when it is a terminal (never in pipes, logs or --json output)."""
+def _progress(enabled: bool | None = None):
+    """Stage lines on stderr when it is a terminal, or always with ``enabled`` (``--progress``)."""
     import sys
     import time
 
-    if not sys.stderr.isatty():
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
         return None
     start = time.perf_counter()
 
@@ -39,6 +39,49 @@ def _progress():
         typer.echo(f"[{time.perf_counter() - start:6.1f} s] {message}", err=True)
 
     return say
+
+
+def _live(enabled: bool | None):
+    """A context that prints solver and fit iterations on stderr (``--progress``).
+
+    ``enabled=None``: only when stderr is a terminal (one line rewritten in place);
+    ``True``: also into pipes and logs, one line per second at most. The line says the
+    stage, the iteration, the objective (``log L_T`` of a solve, the least-squares cost of
+    a fit) and the elapsed time.
+    """
+    import contextlib
+    import sys
+
+    tty = sys.stderr.isatty()
+    if enabled is False or (enabled is None and not tty):
+        return contextlib.nullcontext()
+    from schedopt._progress import reporting
+
+    last = [-1.0]
+    printed = [False]
+
+    def show(stage: str, iteration: int, objective: float, elapsed: float) -> None:
+        printed[0] = True
+        label = {"solve": "log L_T", "fit": "cost"}.get(stage, "objective")
+        text = f"{stage}: iteration {iteration}, {label} {objective:.6g}, {elapsed:.1f} s"
+        if tty:
+            sys.stderr.write("\r" + text.ljust(72))
+            sys.stderr.flush()
+        elif elapsed - last[0] >= 1.0:
+            last[0] = elapsed
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    @contextlib.contextmanager
+    def scope():
+        try:
+            with reporting(show):
+                yield
+        finally:
+            if tty and printed[0]:
+                sys.stderr.write("\n")
+
+    return scope()
 
 
 def _fmt(x: float) -> str:

@@ -12,10 +12,11 @@ from schedopt.cli._options import (
     MAX_PILOT_BYTES,
     ForceOpt,
     JsonOpt,
+    ProgressOpt,
     _check_input_file,
     _refuse_existing,
 )
-from schedopt.cli._report import _emit_json, _fmt, _table
+from schedopt.cli._report import _emit_json, _fmt, _live, _table
 from schedopt.errors import ProblemError
 
 
@@ -59,6 +60,7 @@ def fit(
         str, typer.Option(help="Fit losses from this step on; auto: twice each pilot's warmup.")
     ] = "auto",
     force: ForceOpt = False,
+    progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit the model to the loss curves of pilot runs; write a spec that `schedopt design` accepts.
@@ -110,16 +112,17 @@ def fit(
                 f"`--min-step` must be auto or an integer, got {min_step!r}", field="--min-step"
             ) from None
     pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
-    result = fit_pilots(
-        pilots,
-        n_modes=n_modes,
-        holdout=holdout,
-        learning_rate_scale=lr_scale,
-        name=name,
-        lr_cap=cap,
-        terms=chosen,
-        min_step=first,
-    )
+    with _live(False if as_json and progress is None else progress):
+        result = fit_pilots(
+            pilots,
+            n_modes=n_modes,
+            holdout=holdout,
+            learning_rate_scale=lr_scale,
+            name=name,
+            lr_cap=cap,
+            terms=chosen,
+            min_step=first,
+        )
     written = {"spec": str(atomic_write_text(out, result.spec_text()))}
     if plot is not None:
         from schedopt.plots import plot_fit

@@ -12,13 +12,14 @@ from schedopt.cli._options import (
     MAX_CHECKPOINTS,
     ForceOpt,
     JsonOpt,
+    ProgressOpt,
     TrustOpt,
     WarmupShapeOpt,
     _load,
     _override,
     _refuse_existing,
 )
-from schedopt.cli._report import _emit_json, _fmt, _progress, _table
+from schedopt.cli._report import _emit_json, _fmt, _live, _progress, _table
 from schedopt.errors import ProblemError
 
 
@@ -153,6 +154,7 @@ def design(
             "(auto: plateau-anneal for a spec fitted to a real network, free otherwise)."
         ),
     ] = "auto",
+    progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Design the optimal learning-rate schedule; compare it with tuned baselines; write files.
@@ -174,16 +176,17 @@ def design(
         warmup = given.network.pilot_warmup if given.network is not None else 0
     folder = out if out is not None else Path("exports") / problem.name
     _refuse_existing(force, *(folder / name for name in DESIGN_FILES))
-    result = run_design(
-        problem,
-        solver=solver,
-        baselines=None if baselines else (),
-        progress=None if as_json else _progress(),
-        warmup=warmup,
-        warmup_shape=warmup_shape,
-        form=form,
-        peak_horizon=peak_horizon,
-    )
+    with _live(False if as_json and progress is None else progress):
+        result = run_design(
+            problem,
+            solver=solver,
+            baselines=None if baselines else (),
+            progress=_progress(False if as_json and progress is None else progress),
+            warmup=warmup,
+            warmup_shape=warmup_shape,
+            form=form,
+            peak_horizon=peak_horizon,
+        )
     sol = result.solution
     failed = not sol.converged
     from schedopt.plots import have_matplotlib

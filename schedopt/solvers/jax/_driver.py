@@ -51,18 +51,26 @@ def _lbfgsb(fun, x0, lo, hi, opts, max_iter):
     at which the solve stops, whatever the loss level (``log L`` itself would scale it
     by ``|log L|``). The shift does not change the gradient.
     """
+    from schedopt._progress import report
+
     f0, _ = fun(x0)
     shift = float(f0) if np.isfinite(f0) else 0.0
+    count = [0]
 
     def shifted(x):
         value, grad = fun(x)
         return value - shift, grad
+
+    def progress(intermediate_result):
+        count[0] += 1
+        report("solve", count[0], float(intermediate_result.fun) + shift)  # log L_T
 
     return scipy.optimize.minimize(
         shifted,
         x0,
         jac=True,
         method="L-BFGS-B",
+        callback=progress,
         bounds=list(zip(lo, hi, strict=True)),
         options={
             "maxiter": max_iter,

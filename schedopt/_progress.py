@@ -1,0 +1,40 @@
+"""Live progress of long computations (solves, fits), reported to whoever asked for it.
+
+Library code calls :func:`report` at each iteration; it costs nothing unless a caller
+installed a callback with :func:`reporting` (the CLI's ``--progress``, on stderr). The
+callback is held in a context variable, so threads and nested calls keep their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import time
+from collections.abc import Callable, Iterator
+
+__all__ = ["Progress", "report", "reporting"]
+
+Progress = Callable[[str, int, float, float], None]
+"""``(stage, iteration, objective, elapsed seconds)``."""
+
+_CALLBACK: contextvars.ContextVar[tuple[Progress, float] | None] = contextvars.ContextVar(
+    "schedopt_progress", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting(callback: Progress) -> Iterator[None]:
+    """Within the block, :func:`report` calls ``callback`` (elapsed time from the block's start)."""
+    token = _CALLBACK.set((callback, time.perf_counter()))
+    try:
+        yield
+    finally:
+        _CALLBACK.reset(token)
+
+
+def report(stage: str, iteration: int, objective: float) -> None:
+    """One iteration of ``stage`` (``"solve"``, ``"fit"``) reached ``objective``."""
+    installed = _CALLBACK.get()
+    if installed is not None:
+        callback, start = installed
+        callback(stage, int(iteration), float(objective), time.perf_counter() - start)

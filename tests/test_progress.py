@@ -1,0 +1,45 @@
+"""Live progress on stderr: solver and fit iterations with their objective, only when asked or on a terminal."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from tiny_spec import TINY_SPEC
+from typer.testing import CliRunner
+
+from schedopt._progress import report, reporting
+from schedopt.cli import app
+
+#: The line prints log L_T with 6 significant digits.
+PRINTED_ATOL = 1e-5
+LINE = re.compile(r"^solve: iteration (\d+), log L_T (\S+), ([\d.]+) s$")
+
+
+def test_report_reaches_only_an_installed_callback():
+    seen = []
+    report("solve", 1, 0.5)  # nobody listening: nothing happens
+    with reporting(lambda *args: seen.append(args)):
+        report("solve", 2, -1.25)
+    report("solve", 3, 0.0)
+    assert [(s, i, v) for s, i, v, _ in seen] == [("solve", 2, -1.25)]
+
+
+def test_design_progress_without_a_terminal(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    done = CliRunner().invoke(
+        app, ["design", str(spec), "--no-baselines", "--out", str(tmp_path / "d"), "--json", "--progress"]
+    )
+    assert done.exit_code == 0, done.output
+    report_json = json.loads(done.stdout)
+    lines = [m.groups() for m in map(LINE.match, done.stderr.splitlines()) if m]
+    assert lines, done.stderr
+    final = math.log(report_json["final_loss"])
+    for _, objective, _ in lines:  # every reported iterate is no better than the optimum found
+        assert float(objective) >= final - PRINTED_ATOL  # printed with 6 significant digits
+    quiet = CliRunner().invoke(
+        app, ["design", str(spec), "--no-baselines", "--out", str(tmp_path / "q"), "--json"]
+    )
+    assert quiet.exit_code == 0 and "iteration" not in quiet.stderr  # not a terminal, not asked
