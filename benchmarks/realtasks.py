@@ -55,6 +55,8 @@ PILOT_PROTOCOLS = {
     "quarters": ((0.25, -1.5), (0.25, -0.5), (0.25, 0.5), (0.25, 1.5)),
     # the long pilot anneals over as many updates as the target's 20 % cooldown (0.4 of T/2 = 0.2 T)
     "long-anneal": ((0.5, 0.0, 0.4), (0.25, -1.0), (0.25, 1.0)),
+    # the high pilot anneals abruptly (10 %): how fast the loss follows a drop, which 20 % hides
+    "short-anneal": ((0.5, 0.0), (0.25, -1.0), (0.25, 1.0, 0.1)),
 }
 PILOT_EVAL_EVERY = 20
 SEEDS = (0, 1, 2)
