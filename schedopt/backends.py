@@ -106,6 +106,9 @@ def _import_ray():
     return ray
 
 
+#: Further attempts to start a local cluster whose raylet did not register in time (Ray waits
+#: 30 s; on an overloaded machine that can fail once).
+START_RETRIES = 1
 #: Seconds to wait for a cluster's address to accept a connection (Ray itself retries for minutes).
 CONNECT_TIMEOUT = 5.0
 
@@ -157,12 +160,18 @@ class RayBackend:
                 kwargs["num_cpus"] = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
             else:
                 kwargs["address"] = address
-            try:
-                ray.init(**kwargs)
-            except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
-                where = f"at --address {address!r}" if address else "locally"
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BackendError(f"could not start or reach a Ray cluster {where}: {first}") from None
+            for attempt in range(1 + START_RETRIES):
+                try:
+                    ray.init(**kwargs)
+                    break
+                except Exception as exc:  # Ray raises bare Exception when its raylet starts too slowly
+                    ray.shutdown()  # stop what the attempt started
+                    if attempt < START_RETRIES and address is None:
+                        logger.warning("Ray cluster did not start (%s); retrying once", exc)
+                        continue
+                    where = f"at --address {address!r}" if address else "locally"
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise BackendError(f"could not start or reach a Ray cluster {where}: {first}") from None
             self._owned = address is None
 
     def map(

@@ -1,0 +1,196 @@
+"""Sweeps on one machine and on a Ray cluster, and the throughput of batched solves (issue 14).
+
+1. **Frontier.** The compute-optimal frontier of the optimal schedule
+   (:func:`schedopt.studies.scaling.study_scaling`, ``schedules = ("optimal",)``, ``points``
+   model sizes per compute) of ``problems/easy-phase.toml`` and ``problems/hard-phase.toml`` over
+   the computes ``--compute`` (issue: 1e6..1e10, 9 per phase), once with the local backend and
+   once on a local Ray cluster of ``--workers`` worker processes: wall time, CPU time (this
+   process and its children: the cluster's raylet and workers) and whether the two frontiers
+   are identical. ``--max-compute`` bounds the run: computes above it are listed as not run.
+2. **Throughput.** Designs per second of :func:`schedopt.design_many` on ``B`` problems of one
+   shape (T = 1e3, N = 1e3 on the compressed spectrum; noise sigma varies), B = 1, 2, 4, ..., 256,
+   each timed warm (the same B run once before), next to one-by-one ``solve`` calls.
+
+Writes ``benchmarks/results/sweep.json``. The 1-minute load average is recorded with every
+timing (the machine may be shared; CPU seconds are the steadier figure).
+
+Usage: uv run python benchmarks/sweep.py [--compute 1e6:1e10:9] [--max-compute 1e8] [--points 5]
+       [--workers 2] [--batches 1,2,4,...,256] [--skip-frontier] [--skip-throughput]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _clock import Clock
+
+import schedopt
+from schedopt.problem import ControlSpec, Model, Problem, Training
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PHASES = ("easy-phase", "hard-phase")
+
+
+def frontier_rows(study) -> list[dict]:
+    return [
+        {
+            k: r[k]
+            for k in ("compute", "n_modes", "horizon", "loss", "interior", "discrete_n_modes", "scanned")
+        }
+        for r in study.frontiers["optimal"]
+    ]
+
+
+def frontier(computes, points: int, workers: int) -> dict:
+    from schedopt.backends import LocalBackend, RayBackend
+    from schedopt.studies.scaling import study_scaling
+
+    out = {}
+    for name in PHASES:
+        problem = schedopt.load_problem(ROOT / "problems" / f"{name}.toml")
+        entry = {}
+        with Clock() as local:
+            study_local = study_scaling(
+                problem, computes, schedules=("optimal",), points=points, backend=LocalBackend()
+            )
+        entry["local"] = {**local.record(), "frontier": frontier_rows(study_local)}
+        with RayBackend(num_cpus=workers) as ray_backend:
+            with Clock() as on_ray:
+                study_ray = study_scaling(
+                    problem, computes, schedules=("optimal",), points=points, backend=ray_backend
+                )
+                on_ray.stop()  # before the cluster stops: its workers' CPU time is read from /proc
+        entry["ray"] = {**on_ray.record(), "workers": workers, "frontier": frontier_rows(study_ray)}
+        entry["identical_frontiers"] = entry["local"]["frontier"] == entry["ray"]["frontier"]
+        entry["points_solved"] = len(study_local.points)
+        entry["ray_wall_over_local"] = on_ray.wall / local.wall
+        print(
+            json.dumps(
+                {name: {k: entry[k] for k in ("identical_frontiers", "points_solved", "ray_wall_over_local")}}
+            ),
+            flush=True,
+        )
+        out[name] = entry
+    return out
+
+
+def throughput_problem(noise: float) -> Problem:
+    model = Model.powerlaw(2.5, 1.2, 1000, noise_std=noise, initial_loss=1.0)
+    cap = 0.9 * schedopt.stability_threshold(model, 1)
+    lr = ControlSpec(
+        name="learning_rate", min=0.0, max=cap, blocks=100, grid="geometric-both", parameterisation="linear"
+    )
+    return Problem(
+        name="throughput",
+        model=model,
+        training=Training(horizon=1000, batch_size=1),
+        controls={"learning_rate": lr},
+    )
+
+
+def throughput(batches, one_by_one: int) -> dict:
+    from schedopt.batch import design_many
+
+    problems = [throughput_problem(float(s)) for s in np.linspace(0.25, 1.0, max(batches))]
+    rows = []
+    for b in batches:
+        group = problems[:b]
+        design_many(group)  # compiles this batch size's programs
+        with Clock() as c:
+            solved = design_many(group)
+        rows.append(
+            {
+                "batch": b,
+                **c.record(),
+                "designs_per_s": b / c.wall,
+                "designs_per_cpu_s": b / c.cpu,
+                "statuses": sorted({s.status for s in solved}),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    sample = problems[:one_by_one]
+    schedopt.solve(sample[0])  # compiled
+    with Clock() as c:
+        singles = [schedopt.solve(p, throw=False) for p in sample]
+    alone = {
+        "designs": len(sample),
+        **c.record(),
+        "designs_per_s": len(sample) / c.wall,
+        "designs_per_cpu_s": len(sample) / c.cpu,
+    }
+    batched = design_many(sample)
+    return {
+        "horizon": 1000,
+        "n_modes": 1000,
+        "modes": "auto (compressed: 128 of 1000)",
+        "batches": rows,
+        "one_by_one": alone,
+        "speedup_vs_one_by_one": {r["batch"]: r["designs_per_s"] / alone["designs_per_s"] for r in rows},
+        "max_relative_loss_difference_batched_vs_one_by_one": max(
+            abs(x.final_loss / y.final_loss - 1.0) for x, y in zip(batched, singles, strict=True)
+        ),
+        "same_statuses": all(x.status == y.status for x, y in zip(batched, singles, strict=True)),
+    }
+
+
+def main() -> None:
+    from schedopt.studies.scaling import parse_compute
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compute", default="1e6:1e10:9")
+    parser.add_argument("--max-compute", type=float, default=None, help="run only the computes up to this")
+    parser.add_argument("--points", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batches", default="1,2,4,8,16,32,64,128,256")
+    parser.add_argument("--one-by-one", type=int, default=32)
+    parser.add_argument("--skip-frontier", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    computes = parse_compute(args.compute)
+    run = [c for c in computes if args.max_compute is None or c <= args.max_compute * (1 + 1e-9)]
+    import jax
+
+    result: dict = {
+        "benchmark": "sweep",
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()],
+        },
+        "settings": {"compute": args.compute, "points": args.points, "workers": args.workers},
+    }
+    out = RESULTS / "sweep.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    if not args.skip_frontier:
+        result["frontier"] = {
+            "computes_asked": computes,
+            "computes_run": run,
+            "computes_not_run": [c for c in computes if c not in run],
+            "bound": None
+            if len(run) == len(computes)
+            else f"--max-compute {args.max_compute:g} on this machine",
+            "phases": frontier(run, args.points, args.workers),
+        }
+    elif "frontier" in previous:
+        result["frontier"] = previous["frontier"]
+    if not args.skip_throughput:
+        result["throughput"] = throughput([int(b) for b in args.batches.split(",")], args.one_by_one)
+    elif "throughput" in previous:
+        result["throughput"] = previous["throughput"]
+    RESULTS.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print("wrote benchmarks/results/sweep.json")
+
+
+if __name__ == "__main__":
+    main()
