@@ -50,12 +50,12 @@ def frontier_rows(study) -> list[dict]:
     ]
 
 
-def frontier(computes, points: int, workers: int) -> dict:
+def frontier(computes, points: int, workers: int, phases, save) -> dict:
     from schedopt.backends import LocalBackend, RayBackend
     from schedopt.studies.scaling import study_scaling
 
     out = {}
-    for name in PHASES:
+    for name in phases:
         problem = schedopt.load_problem(ROOT / "problems" / f"{name}.toml")
         entry = {}
         with Clock() as local:
@@ -80,6 +80,7 @@ def frontier(computes, points: int, workers: int) -> dict:
             flush=True,
         )
         out[name] = entry
+        save(out)  # each phase as it completes
     return out
 
 
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", default="1,2,4,8,16,32,64,128,256")
     parser.add_argument("--one-by-one", type=int, default=32)
+    parser.add_argument("--phases", default=",".join(PHASES), help="comma list of problems/<name>.toml")
     parser.add_argument("--skip-frontier", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
@@ -170,25 +172,37 @@ def main() -> None:
         "settings": {"compute": args.compute, "points": args.points, "workers": args.workers},
     }
     out = RESULTS / "sweep.json"
-    previous = json.loads(out.read_text()) if out.exists() else {}
+    RESULTS.mkdir(exist_ok=True)
+
+    def write(section: str, value) -> None:
+        """Merge one section into the file as it stands (several runs may fill it)."""
+        current = json.loads(out.read_text()) if out.exists() else {}
+        current.update({k: v for k, v in result.items() if k not in ("frontier", "throughput")})
+        if section == "frontier":
+            phases = {**current.get("frontier", {}).get("phases", {}), **value["phases"]}
+            value = {**value, "phases": phases}
+        current[section] = value
+        out.write_text(json.dumps(current, indent=2) + "\n")
+
     if not args.skip_frontier:
-        result["frontier"] = {
+        frontier_info = {
             "computes_asked": computes,
             "computes_run": run,
             "computes_not_run": [c for c in computes if c not in run],
             "bound": None
             if len(run) == len(computes)
             else f"--max-compute {args.max_compute:g} on this machine",
-            "phases": frontier(run, args.points, args.workers),
+            "points_per_compute": args.points,
         }
-    elif "frontier" in previous:
-        result["frontier"] = previous["frontier"]
+        frontier(
+            run,
+            args.points,
+            args.workers,
+            args.phases.split(","),
+            lambda phases: write("frontier", {**frontier_info, "phases": phases}),
+        )
     if not args.skip_throughput:
-        result["throughput"] = throughput([int(b) for b in args.batches.split(",")], args.one_by_one)
-    elif "throughput" in previous:
-        result["throughput"] = previous["throughput"]
-    RESULTS.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+        write("throughput", throughput([int(b) for b in args.batches.split(",")], args.one_by_one))
     print("wrote benchmarks/results/sweep.json")
 
 
