@@ -11,7 +11,7 @@ from schedopt.calibration.form import plateau_anneal, plateau_anneal_edges, plat
 from schedopt.dynamics.recursion import final_loss
 from schedopt.errors import ProblemError
 from schedopt.spec import parse_problem
-from tests.tiny_spec import tiny_spec
+from tests.helpers import tiny_spec
 
 
 @pytest.fixture(scope="module")

@@ -533,3 +533,12 @@ def test_cli_compare_on_a_fitted_spec_reads_each_files_units(tmp_path):
     for entry in entries:
         assert entry["model_final_loss"] == pytest.approx(expected, rel=1e-12), entry["name"]
         assert entry["final_loss"] == pytest.approx(1.0 + 2.0 * expected, rel=1e-12)
+
+
+def test_fit_status_is_schedopts_status_with_scipys_words_beside():
+    from schedopt.status import Status
+
+    result = fit_pilots(_pilots(noise=0.0, rates=(2e-3, 5e-3)), n_modes=N_MODES, terms=())
+    assert result.status is Status.CONVERGED
+    report = result.to_dict()
+    assert report["status"] == "converged" and "satisfied" in report["message"]

@@ -84,6 +84,7 @@ from schedopt.dynamics.recursion import loss_curve_jax
 from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import FitError
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
+from schedopt.status import Status
 
 __all__ = [
     "FIT_PARAMETERS",
@@ -415,7 +416,8 @@ class _Solve:
     x: np.ndarray
     residuals: np.ndarray
     jacobian: np.ndarray
-    status: str
+    status: Status
+    message: str
     evaluations: int
     objective: _Objective
 
@@ -429,10 +431,18 @@ def _solve(runs, layout: _Layout, fixed_kappa, max_lr, held_out) -> _Solve:
         x=res.x,
         residuals=objective.fun(res.x),
         jacobian=objective.jac(res.x),
-        status=str(res.message),
+        status=_status(res.status),
+        message=str(res.message),
         evaluations=int(res.nfev),
         objective=objective,
     )
+
+
+def _status(code: int) -> Status:
+    """SciPy ``least_squares``' status code as schedopt's :class:`~schedopt.status.Status`."""
+    if code > 0:  # 1-4: one of the tolerances was met
+        return Status.CONVERGED
+    return Status.MAX_ITERATIONS if code == 0 else Status.FAILED
 
 
 @dataclass(frozen=True, eq=False)
@@ -450,6 +460,8 @@ class FitResult:
         problem: the fitted problem (a ``[network]`` map included) at the pilots' horizon.
         runs: the pilot files; ``n_points``: measurements fitted; ``n_modes``: model size.
         notes: warnings a user must see (unidentified parameters, bounds hit, ...).
+        status: how the least-squares solve ended (:class:`~schedopt.status.Status`, as
+            solves and baseline tunings report it); ``message``: SciPy's own words.
     """
 
     parameters: Mapping[str, float]
@@ -464,13 +476,14 @@ class FitResult:
     runs: tuple[str, ...]
     n_points: int
     n_modes: int
-    status: str
+    status: Status
     evaluations: int
     fixed: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
     learning_rate_cap: Mapping[str, Any] = field(default_factory=dict)
     terms: tuple[str, ...] = ()
     min_step: int | str = 0
+    message: str = ""
 
     def __post_init__(self) -> None:
         for name in ("parameters", "std_errors", "identified", "fit_error", "learning_rate_cap"):
@@ -496,7 +509,8 @@ class FitResult:
             "runs": list(self.runs),
             "n_points": self.n_points,
             "n_modes": self.n_modes,
-            "status": self.status,
+            "status": str(self.status),
+            "message": self.message,
             "evaluations": self.evaluations,
             "learning_rate_cap": dict(self.learning_rate_cap),
             "terms": list(self.terms),
@@ -853,6 +867,7 @@ def fit_pilots(
         n_points=int(np.count_nonzero(~early)),
         n_modes=n_modes,
         status=solve.status,
+        message=solve.message,
         evaluations=solve.evaluations,
         fixed=fixed,
         notes=tuple(notes),
