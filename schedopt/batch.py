@@ -82,16 +82,25 @@ def _shape_key(problem: Problem, solver: str) -> tuple:
 
 
 def _work(problem: Problem, options: Mapping[str, Any] | None) -> int:
-    """Per-step state entries of one problem's gradient (``T`` x modes solved on)."""
-    from schedopt.solvers.jax._options import _compression, _engine, _options
+    """Per-step state entries of one problem's gradient (``T`` x modes solved on), without solving
+    anything: the compressed spectrum's size is known from the options (computing it costs an eigh)."""
+    from schedopt.dynamics.compression import worth_compressing
+    from schedopt.solvers.jax._options import _engine, _options
 
     opts = _options(options or {})
     try:
-        modes = _compression(problem, opts)
         steps = 1024 if _engine(problem, opts) == "ode" else problem.horizon  # the ODE's grid is short
     except SchedoptError:
         return 1
-    return steps * (problem.model.n_modes if modes is None else modes.n_modes)
+    n = problem.model.n_modes
+    exact, nodes = opts["compressed_exact"], opts["compressed_nodes"]
+    plain = "momentum" not in problem.controls and problem.training.momentum == 0
+    if plain and (
+        opts["modes"] == "compressed"
+        or (opts["modes"] == "auto" and worth_compressing(n, exact=exact, nodes=nodes))
+    ):
+        n = min(n, exact + nodes)
+    return steps * n
 
 
 def chunks(
