@@ -403,7 +403,8 @@ def _plot(result: Design, path: str) -> None:
     # the optimum sets the axis; a baseline's spike above it is clipped, not allowed to flatten it
     everything = np.concatenate([np.asarray(v, dtype=np.float64) for v in schedules.values()])
     top = robust_top(everything, floor=1.15 * float(np.max(schedules[highlight])))
-    ax1.set_ylim(0.0, top)
+    if top > 1e-300:  # below that matplotlib cannot tell 0 from top (a cap of 1e-320 is valid input)
+        ax1.set_ylim(0.0, top)
     if np.max(everything) > top:
         ax1.annotate(
             "a baseline exceeds the axis (clipped)", (0.02, 0.95), xycoords="axes fraction", fontsize=7

@@ -505,7 +505,17 @@ def test_an_interrupt_while_writing_the_set_leaves_the_old_set(spec, designed, m
     assert stray_files(designed.parent) == []
 
 
-def test_an_output_set_is_not_committed_after_a_swallowed_interrupt(tmp_path):
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test (an earlier test may have left another in this process)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_an_output_set_is_not_committed_after_a_swallowed_interrupt(tmp_path, python_sigint):
     """A signal the CLI's handler saw (``PENDING_SIGNALS``) but that something swallowed stops the commit."""
     from schedopt import _io
 
@@ -554,7 +564,7 @@ def test_a_swallowed_signal_is_delivered_again_until_the_command_stops(tmp_path)
     assert time.monotonic() - start < 10
 
 
-def test_signals_are_held_during_a_commit_and_delivered_after():
+def test_signals_are_held_during_a_commit_and_delivered_after(python_sigint):
     from schedopt._io import signals_deferred
 
     reached_end = False
