@@ -24,7 +24,16 @@ from schedopt.solution import Solution
 from schedopt.solvers import solve
 from schedopt.theory import estimate_exponents, phase, predicted_exponents
 
-__all__ = ["DESIGN_FILES", "FORMS", "Design", "Warmup", "design", "problem_after_warmup", "write_design"]
+__all__ = [
+    "DESIGN_FILES",
+    "FORMS",
+    "Design",
+    "Warmup",
+    "design",
+    "problem_after_prefix",
+    "problem_after_warmup",
+    "write_design",
+]
 
 FORMS = ("auto", "free", "plateau-anneal")
 """Shapes a design may take (:func:`design`'s ``form``)."""
@@ -60,8 +69,6 @@ def problem_after_warmup(problem: Problem, steps: int, shape: str = "linear") ->
     run's (the dynamics are Markov in :math:`c`). Designed batch sizes, momentum and
     sample budgets are refused (their state or budget would span the ramp).
     """
-    from schedopt.dynamics.ops import NUMPY
-    from schedopt.dynamics.sgd import sgd_step
     from schedopt.schedule._warmup import check_warmup, warmup_values
 
     steps = check_warmup(steps, problem.horizon, shape=shape, field="--warmup")
@@ -85,15 +92,27 @@ def problem_after_warmup(problem: Problem, steps: int, shape: str = "linear") ->
     ramp = warmup_values(steps, peak, shape)
     if units is not None:
         ramp = np.minimum(units.model_learning_rate(ramp), cap)
+    return problem_after_prefix(problem, ramp), Warmup(steps, shape, peak, ramp, problem)
+
+
+def problem_after_prefix(problem: Problem, learning_rate: np.ndarray) -> Problem:
+    """The problem of the steps after a fixed prefix of learning rates (model units), from the state it leaves.
+
+    The prefix runs from the model's initial state at the fixed batch size; the per-mode
+    errors it leaves are the initial errors of a problem with the remaining horizon (the
+    dynamics are Markov in :math:`c`, so that problem's final loss is the full run's).
+    """
+    from schedopt.dynamics.ops import NUMPY
+    from schedopt.dynamics.sgd import sgd_step
+
     model = problem.model
     c = np.array(model.initial_error, dtype=np.float64)
     batch = float(problem.training.batch_size)
-    for lr in ramp:
+    for lr in learning_rate:
         c = sgd_step(c, float(lr), batch, model.eigenvalues, model.effective_noise, NUMPY)
-    after = problem.with_horizon(problem.horizon - steps).replace(
+    return problem.with_horizon(problem.horizon - len(learning_rate)).replace(
         model=dataclasses.replace(model, initial_error=np.maximum(c, 0.0))
     )
-    return after, Warmup(steps, shape, peak, ramp, problem)
 
 
 @dataclass(frozen=True, eq=False)

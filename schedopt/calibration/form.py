@@ -124,25 +124,16 @@ class FormChoice:
 
 def _after_plateau(problem: Problem, level: float, steps: int, blocks: int) -> Problem:
     """The anneal's problem: the steps after ``steps`` updates at ``level``, from the state they leave."""
-    from schedopt.dynamics.ops import NUMPY
-    from schedopt.dynamics.sgd import sgd_step
+    from schedopt.design import problem_after_prefix
 
-    model = problem.model
-    c = np.array(model.initial_error, dtype=np.float64)
-    batch = float(problem.training.batch_size)
-    for _ in range(steps):
-        c = sgd_step(c, level, batch, model.eigenvalues, model.effective_noise, NUMPY)
-    tail = problem.horizon - steps
     anneal = problem.with_control(
         "learning_rate",
         max=level,
-        blocks=min(blocks, tail),
+        blocks=min(blocks, problem.horizon - steps),
         grid="geometric-end",
         parameterisation="constant",
     )
-    return anneal.with_horizon(tail).replace(
-        model=dataclasses.replace(model, initial_error=np.maximum(c, 0.0))
-    )
+    return problem_after_prefix(anneal, np.full(steps, level))
 
 
 def transferred_plateau(problem: Problem, level: float, peak_horizon: int) -> float:
@@ -193,11 +184,8 @@ def plateau_anneal(
         )
     level = None
     if peak_horizon is not None and peak_horizon < problem.horizon:
-        fewer = problem.with_control(
-            "learning_rate", blocks=min(problem.learning_rate.blocks, int(peak_horizon))
-        )
         short = plateau_anneal(
-            fewer.with_horizon(int(peak_horizon)),
+            problem.at_horizon(int(peak_horizon)),
             fractions=fractions,
             blocks=blocks,
             solver=solver,
@@ -209,8 +197,7 @@ def plateau_anneal(
         if level is None:
             restricted, prefix = plateau_anneal_problem(problem, float(fraction), blocks), None
         else:
-            start = problem.horizon - int(round(float(fraction) * problem.horizon))
-            plateau_anneal_edges(problem.horizon, float(fraction), blocks)  # validates the fraction
+            start = plateau_anneal_edges(problem.horizon, float(fraction), blocks)[1]  # the plateau's end
             restricted, prefix = _after_plateau(problem, level, start, blocks), np.full(start, level)
         solution = solve(restricted, solver=solver, throw=False, options=options)
         loss = float(solution.final_loss)
