@@ -54,7 +54,7 @@ B = {"optimal": 1.0, "constant": 4.0, "cosine": 2.0}
 
 
 def per_point(evaluate):
-    """A stand-in for ``scaling._evaluate_many`` from one for a single point."""
+    """A stand-in for ``scaling._evaluate._evaluate_many`` from one for a single point."""
 
     def many(jobs, *, solver, options, backend):
         return [evaluate(problem, kinds, solver=solver, options=options) for problem, kinds in jobs]
@@ -122,7 +122,7 @@ def test_non_power_law_model_is_an_error_naming_the_field(easy):
     ],
 )
 def test_bad_settings_are_errors_naming_the_field(easy, monkeypatch, kwargs, field):
-    monkeypatch.setattr(scaling, "_evaluate_many", per_point(closed_form))
+    monkeypatch.setattr(scaling._evaluate, "_evaluate_many", per_point(closed_form))
     computes = kwargs.pop("computes", [1e4, 1e5])
     with pytest.raises(ProblemError) as info:
         study_scaling(easy, computes, **kwargs)
@@ -133,7 +133,7 @@ def test_bad_settings_are_errors_naming_the_field(easy, monkeypatch, kwargs, fie
 
 
 def test_frontier_of_a_closed_form_loss(easy, monkeypatch):
-    monkeypatch.setattr(scaling, "_evaluate_many", per_point(closed_form))
+    monkeypatch.setattr(scaling._evaluate, "_evaluate_many", per_point(closed_form))
     study = study_scaling(easy, [1e4, 1e5, 1e6, 1e7])
     for kind in scaling.SCHEDULES:
         for row in study.frontiers[kind]:
@@ -160,7 +160,7 @@ def test_a_bad_first_guess_is_corrected_by_extending_the_grid(easy, monkeypatch)
         n, t = problem.model.n_modes, problem.horizon
         return {k: {"loss": n**-1.5 + 1e-3 * n / t, "status": "converged", "wall_time": 0.0} for k in kinds}
 
-    monkeypatch.setattr(scaling, "_evaluate_many", per_point(far))
+    monkeypatch.setattr(scaling._evaluate, "_evaluate_many", per_point(far))
     study = study_scaling(easy, [1e5, 1e6], schedules=("optimal",), max_extend=8)
     for row in study.frontiers["optimal"]:
         assert row["interior"]
@@ -180,7 +180,7 @@ def test_predictions_are_theory_section_4():
 
 
 def test_cli_scaling_json_and_files(easy, monkeypatch, tmp_path):
-    monkeypatch.setattr(scaling, "_evaluate_many", per_point(closed_form))
+    monkeypatch.setattr(scaling._evaluate, "_evaluate_many", per_point(closed_form))
     folder = tmp_path / "out"
     result = CliRunner().invoke(
         app,
