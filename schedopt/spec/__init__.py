@@ -40,8 +40,10 @@ header ``eigenvalues,initial_error``, ``#`` comment lines allowed, or a
 ``initial_error = [...]``), plus ``noise_std`` and an optional ``residual``.
 ``problems/README.md`` documents every key.
 
-Modules: ``_schema.py`` (version, keys, limits), ``_read.py`` (text → ``Problem``),
-``_spectrum_files.py`` (a custom spectrum's CSV or ``.npz``), ``_write.py`` (``Problem`` → text).
+Modules: ``_schema.py`` (version, keys, limits), ``_read.py`` (text → ``Problem``: the
+document, training and controls), ``_table.py`` (a TOML table's typed accessors),
+``_model.py`` (the ``[model]`` table), ``_spectrum_files.py`` (a custom spectrum's CSV or
+``.npz``), ``_write.py`` (``Problem`` → text).
 
 Every invalid input raises exactly one :class:`~schedopt.errors.SpecError`
 naming the file, the key path (``model.a``, ``controls.learning_rate.max``) and

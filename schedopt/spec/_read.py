@@ -13,12 +13,10 @@ import tomllib
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from schedopt import _validate as v
-from schedopt._validate import MAX_DATA_BYTES, MAX_SPEC_BYTES, input_bytes
+from schedopt._validate import MAX_SPEC_BYTES, input_bytes
 from schedopt.errors import ProblemError, SpecError
 from schedopt.problem import (
     CONTROL_NAMES,
@@ -29,28 +27,22 @@ from schedopt.problem import (
     SpecSource,
     Training,
 )
+from schedopt.spec._model import read_model
 from schedopt.spec._schema import (
     _CONTROL_KEYS,
-    _CUSTOM_KEYS,
     _DEFAULT_LABEL,
     _DEFAULT_RESOURCE,
     _NETWORK_KEYS,
-    _POWERLAW_KEYS,
-    _REQUIRED,
     _STRING_LABEL,
     _T,
     _TOP_KEYS,
     _TRAINING_KEYS,
-    MAX_MODES,
-    MODEL_KINDS,
     SCHEMA_VERSION,
-    SPECTRUM_COLUMNS,
     _kind,
     _long_integer_key,
-    _number,
     _show,
 )
-from schedopt.spec._spectrum_files import _read_csv, _read_npz
+from schedopt.spec._table import _Table
 
 # --- public API
 
@@ -130,83 +122,6 @@ def default_problem() -> Problem:
 
 
 # --- reading
-
-
-class _Table:
-    """One TOML table and its key path, with typed accessors that raise SpecError."""
-
-    def __init__(self, reader: _Reader, data: Mapping[str, Any], prefix: str):
-        self.reader = reader
-        self.data = data
-        self.prefix = prefix
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def fail(self, name: str | None, message: str) -> SpecError:
-        return self.reader.error(self.key(name) if name else self.prefix or None, message)
-
-    def check_keys(self, allowed: tuple[str, ...], *, other: tuple[str, ...] = (), why: str = "") -> None:
-        for name in self.data:
-            if name in allowed:
-                continue
-            shown = _show(self.data[name])
-            if name in other:
-                raise self.fail(name, f"key {name!r} (= {shown}) is not allowed {why}")
-            raise self.fail(
-                name,
-                f"unknown key {name!r} (= {shown}); allowed keys here: {', '.join(allowed)}",
-            )
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def raw(self, name: str, default: Any = _REQUIRED) -> Any:
-        if name not in self.data:
-            if default is _REQUIRED:
-                where = f"[{self.prefix}]" if self.prefix else "the top level"
-                raise self.fail(name, f"missing required key {name!r} in {where}")
-            return default
-        return self.data[name]
-
-    def table(self, name: str) -> _Table:
-        value = self.raw(name)
-        if not isinstance(value, dict):
-            raise self.fail(name, f"must be a table, got {_show(value)} ({_kind(value)})")
-        return _Table(self.reader, value, self.key(name))
-
-    def number(self, name: str, default: Any = _REQUIRED) -> Any:
-        value = self.raw(name, default)
-        if value is default and name not in self.data:
-            return value
-        return _number(value, lambda msg: self.fail(name, msg))
-
-    def integer(self, name: str, default: Any = _REQUIRED) -> Any:
-        """A number; the records check integrality (``1e4`` is fine, ``2.5`` is not)."""
-        return self.number(name, default)
-
-    def string(self, name: str, default: Any = _REQUIRED) -> Any:
-        value = self.raw(name, default)
-        if value is default and name not in self.data:
-            return value
-        if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, got {_show(value)} ({_kind(value)})")
-        return value
-
-    def boolean(self, name: str, default: Any = _REQUIRED) -> Any:
-        value = self.raw(name, default)
-        if not isinstance(value, bool):
-            raise self.fail(name, f"must be true or false, got {_show(value)} ({_kind(value)})")
-        return value
-
-    def numbers(self, name: str) -> list[Any]:
-        value = self.raw(name)
-        if not isinstance(value, list):
-            raise self.fail(name, f"must be an array of numbers, got {_show(value)} ({_kind(value)})")
-        out = []
-        for i, item in enumerate(value):
-            out.append(_number(item, lambda msg, i=i: self.fail(name, f"element {i} {msg}")))
-        return out
 
 
 class _Reader:
@@ -330,133 +245,8 @@ class _Reader:
                 f"unsupported schema_version {version}; this schedopt reads {SCHEMA_VERSION}",
             )
 
-    # -- model
-
     def model(self, table: _Table) -> Model:
-        kind = table.string("kind", "powerlaw")
-        if kind not in MODEL_KINDS:
-            raise table.fail("kind", f"must be one of {', '.join(map(repr, MODEL_KINDS))}, got {kind!r}")
-        if kind == "powerlaw":
-            table.check_keys(_POWERLAW_KEYS, other=_CUSTOM_KEYS, why='with kind = "powerlaw"')
-            return self.powerlaw(table)
-        table.check_keys(_CUSTOM_KEYS, other=_POWERLAW_KEYS, why='with kind = "custom"')
-        return self.custom(table)
-
-    def powerlaw(self, table: _Table) -> Model:
-        a = table.number("a")
-        b = table.number("b")
-        n_modes = table.integer("n_modes")
-        noise_std = table.number("noise_std", 0.0)
-        initial_loss = table.raw("initial_loss", 1.0)
-        if not isinstance(initial_loss, str):  # "raw" or a number
-            initial_loss = table.number("initial_loss", 1.0)
-        finite_size = table.boolean("finite_size", False)
-        null_modes = table.integer("null_modes", 0)
-        null_eigenvalue = table.number("null_eigenvalue") if table.has("null_eigenvalue") else None
-        if n_modes > MAX_MODES:
-            raise table.fail("n_modes", f"must be at most {MAX_MODES}, got {_show(n_modes)}")
-        if null_modes > MAX_MODES - n_modes:
-            raise table.fail(
-                "null_modes",
-                f"must be at most {MAX_MODES} - n_modes = {MAX_MODES - n_modes}, got {null_modes}",
-            )
-        fields = {
-            name: f"model.{name}"
-            for name in ("a", "b", "n_modes", "noise_std", "initial_loss", "null_modes", "null_eigenvalue")
-        }
-        # Anything else (eigenvalues underflowing to 0, an overflowing noise
-        # variance) comes from the combination of the parameters: name them all.
-        context = (
-            f"with a = {_show(a)}, b = {_show(b)}, n_modes = {_show(n_modes)}, "
-            f"noise_std = {_show(noise_std)}, initial_loss = {_show(initial_loss)}: "
-        )
-        return self.build(
-            fields,
-            "model",
-            lambda: Model.powerlaw(
-                a,
-                b,
-                n_modes,
-                noise_std=noise_std,
-                initial_loss=initial_loss,
-                finite_size=finite_size,
-                null_modes=null_modes,
-                null_eigenvalue=null_eigenvalue,
-            ),
-            notes={"model": context},
-        )
-
-    def custom(self, table: _Table) -> Model:
-        inline = [name for name in SPECTRUM_COLUMNS if table.has(name)]
-        if table.has("file") and inline:
-            raise table.fail(inline[0], f"give either `file` or inline `{inline[0]}`, not both")
-        notes: dict[str, str] = {}
-        if table.has("file"):
-            eigenvalues, initial_error, where = self.spectrum_file(table)
-            keys = {"eigenvalues": "model.file", "initial_error": "model.file"}
-            notes["model.file"] = f"{where}: "
-        elif inline:
-            for name in SPECTRUM_COLUMNS:
-                table.raw(name)  # both arrays are required
-            eigenvalues = table.numbers("eigenvalues")
-            initial_error = table.numbers("initial_error")
-            if len(eigenvalues) != len(initial_error):
-                raise table.fail(
-                    "initial_error",
-                    f"must have the length of `eigenvalues` ({len(eigenvalues)}), got {len(initial_error)}",
-                )
-            keys = {"eigenvalues": "model.eigenvalues", "initial_error": "model.initial_error"}
-        else:
-            raise table.fail(
-                None,
-                'a custom model needs `file = "..."` or inline `eigenvalues = [...]` '
-                "and `initial_error = [...]`",
-            )
-        noise_std = table.number("noise_std", 0.0)
-        residual = table.number("residual", 0.0)
-        # The record takes the variance, whose square would hide a negative sigma.
-        self.build({}, "model.noise_std", lambda: v.nonnegative("noise_std", noise_std))
-        fields = {**keys, "noise_variance": "model.noise_std", "residual": "model.residual"}
-        return self.build(
-            fields,
-            "model",
-            lambda: Model(
-                eigenvalues=np.asarray(eigenvalues, dtype=np.float64),
-                initial_error=np.asarray(initial_error, dtype=np.float64),
-                noise_variance=noise_std**2,
-                residual=residual,
-            ),
-            notes=notes,
-        )
-
-    def spectrum_file(self, table: _Table) -> tuple[np.ndarray, np.ndarray, str]:
-        name = table.string("file")
-        if not name.strip():
-            raise table.fail("file", f"must name a .csv or .npz file, got {name!r}")
-        path = self.base_dir / name
-        suffix = path.suffix.lower()
-        if suffix not in (".csv", ".npz"):
-            raise table.fail("file", f"must be a .csv or .npz file, got {name!r}")
-        where = repr(name)
-
-        def fail(message: str) -> SpecError:
-            return table.fail("file", f"{where}: {message}")
-
-        raw = input_bytes(
-            path,
-            limit=MAX_DATA_BYTES,
-            what="the spectrum file",
-            fail=lambda message: fail(
-                f"file not found (looked for {str(path)!r})" if message == "no such file" else message
-            ),
-        )
-        if suffix == ".csv":
-            lam, c0 = _read_csv(raw, fail)
-        else:
-            lam, c0 = _read_npz(raw, fail)
-        if lam.size != c0.size:
-            raise fail(f"`initial_error` has {c0.size} values but `eigenvalues` has {lam.size}")
-        return lam, c0, where
+        return read_model(self, table)
 
     # -- training and controls
 
