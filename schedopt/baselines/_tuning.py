@@ -132,6 +132,109 @@ def _check_grid(grid) -> tuple[int, int]:
     return out
 
 
+def _check_settings(grid, peak_range, tol, starts, faces, max_iterations, modes):
+    """The tuning's settings, checked: ``(grid, peak_range, tol, starts, max_iterations, modes)``."""
+    grid = _check_grid(grid)
+    peak_range = v.positive("peak_range", peak_range)
+    if peak_range >= 1:
+        raise ProblemError(f"`peak_range` must be in (0, 1), got {peak_range!r}", field="peak_range")
+    tol = v.positive("tol", tol)
+    starts = v.positive_int("starts", starts)
+    if not isinstance(faces, bool):
+        raise ProblemError(f"`faces` must be true or false, got {faces!r}", field="faces")
+    max_iterations = v.positive_int("max_iterations", max_iterations)
+    modes = v.one_of("modes", modes, ("auto", "exact"))
+    return grid, peak_range, tol, starts, max_iterations, modes
+
+
+@dataclass(frozen=True, eq=False)
+class _Coarse:
+    """The coarse grid's points (scaled coordinates), their losses, its shape and the search radius."""
+
+    points: np.ndarray
+    losses: np.ndarray
+    grid: tuple[int, int]
+    shape: tuple[int, ...]
+    radius: float
+
+
+def _coarse_grid(obj: _Objective, family: BaselineFamily, grid: tuple[int, int], problem: Problem) -> _Coarse:
+    """Evaluate the coarse grid (vectorised); every schedule of it diverging is an error."""
+    points = _grid_points(family, grid)
+    losses = obj.loss(points)
+    best = int(np.argmin(losses))
+    if not np.isfinite(losses[best]):
+        raise SolverError(f"every schedule of the {family.name} grid diverged on problem {problem.name!r}")
+    shape = (grid[0],) if obj.dim == 1 else grid
+    return _Coarse(points, losses, grid, shape, 1.0 / (min(grid) - 1))
+
+
+def _search_from_minima(obj: _Objective, coarse: _Coarse, starts: int, tol: float, max_iterations: int):
+    """Local searches from the coarse grid's best local minima; the best result and every optimum found."""
+    search, known = None, []
+    for i in _grid_minima(coarse.losses.reshape(coarse.shape), starts):
+        u0, loss0 = coarse.points[i], float(coarse.losses[i])
+        on_bound = (u0 <= 0.0) | (u0 >= 1.0)
+        if on_bound.any() and not on_bound.all():
+            # a start on a face: optimise within the face first, so that the search
+            # does not leave a minimum on the boundary before it has found it
+            face = _Face(obj, u0, ~on_bound)
+            found = _refine(face, u0[~on_bound], loss0, coarse.radius, math.sqrt(tol), max_iterations)
+            u0, loss0 = face.full(found.u), found.loss
+        found = _refine(obj, u0, loss0, coarse.radius, tol, max_iterations, known)
+        if search is None or found.loss < search.loss:
+            search = found
+        known.append(found.u)
+    return search, known
+
+
+def _search_from_faces(
+    obj: _Objective, coarse: _Coarse, search, known: list, tol: float, max_iterations: int
+):
+    """Minima on a bound of the shape parameter (wsd_sqrt at cooldown_fraction = 1) often show as
+    no local minimum of a coarse grid: optimise the peak on each bound (cheap, one parameter) and
+    search from there if it is competitive. Returns the better search; ``known`` grows."""
+    points, losses, grid, radius = coarse.points, coarse.losses, coarse.grid, coarse.radius
+    table = losses.reshape(coarse.shape)
+    for column in (0, grid[1] - 1):
+        i = int(np.argmin(table[:, column])) * grid[1] + column
+        if not np.isfinite(losses[i]) or any(np.array_equal(points[i], k) for k in known):
+            continue
+        face = _Face(obj, points[i], np.array([True, False]))
+        on_face = _refine(face, points[i][:1], float(losses[i]), radius, math.sqrt(tol), max_iterations)
+        if on_face.loss <= search.loss * (1.0 + FACE_MARGIN):
+            found = _refine(obj, face.full(on_face.u), on_face.loss, radius, tol, max_iterations, known)
+            if found.loss < search.loss:
+                search = found
+            known.append(found.u)
+    return search
+
+
+def _tuned(problem: Problem, family: BaselineFamily, obj: _Objective, search, start: float) -> TunedBaseline:
+    """The result of a search: parameters, per-step schedule and its loss on the full spectrum."""
+    params_vec = obj.natural(search.u)
+    params = dict(zip(family.param_names, params_vec.tolist(), strict=True))
+    padded = np.concatenate([params_vec, np.zeros(2 - params_vec.size)])
+    lr = np.asarray(
+        _schedule_values(obj.kind, family.option, jnp.asarray(padded), horizon=problem.horizon),
+        dtype=np.float64,
+    )
+    at_bounds = tuple(n for n, u in zip(family.param_names, search.u, strict=True) if u <= 0.0 or u >= 1.0)
+    loss = search.loss
+    if obj.compressed:  # report the full spectrum's loss of the tuned schedule (plain SGD)
+        loss = float(final_loss(problem.model, lr, batch_size=_fixed_batch_size(problem)))
+    return TunedBaseline(
+        name=family.name,
+        params=params,
+        final_loss=loss,
+        learning_rate=lr,
+        evaluations=obj.evaluations,
+        wall_time=time.perf_counter() - start,
+        status=Status.CONVERGED if search.converged else Status.FAILED,
+        at_bounds=at_bounds,
+    )
+
+
 @float64
 def tune_baseline(
     problem: Problem,
@@ -170,84 +273,22 @@ def tune_baseline(
     """
     start = time.perf_counter()
     family = _family(name)
-    grid = _check_grid(grid)
-    peak_range = v.positive("peak_range", peak_range)
-    if peak_range >= 1:
-        raise ProblemError(f"`peak_range` must be in (0, 1), got {peak_range!r}", field="peak_range")
-    tol = v.positive("tol", tol)
-    starts = v.positive_int("starts", starts)
-    if not isinstance(faces, bool):
-        raise ProblemError(f"`faces` must be true or false, got {faces!r}", field="faces")
-    max_iterations = v.positive_int("max_iterations", max_iterations)
-    modes = v.one_of("modes", modes, ("auto", "exact"))
+    grid, peak_range, tol, starts, max_iterations, modes = _check_settings(
+        grid, peak_range, tol, starts, faces, max_iterations, modes
+    )
     threshold = _check_stability(problem)
     obj = _Objective(problem, family, peak_range, threshold, modes)
-
-    points = _grid_points(family, grid)
-    losses = obj.loss(points)
-    best = int(np.argmin(losses))
-    if not np.isfinite(losses[best]):
-        raise SolverError(f"every schedule of the {family.name} grid diverged on problem {problem.name!r}")
-    radius = 1.0 / (min(grid) - 1)
-    shape = (grid[0],) if obj.dim == 1 else grid
-    search, known = None, []
-    for i in _grid_minima(losses.reshape(shape), starts):
-        u0, loss0 = points[i], float(losses[i])
-        on_bound = (u0 <= 0.0) | (u0 >= 1.0)
-        if on_bound.any() and not on_bound.all():
-            # a start on a face: optimise within the face first, so that the search
-            # does not leave a minimum on the boundary before it has found it
-            face = _Face(obj, u0, ~on_bound)
-            found = _refine(face, u0[~on_bound], loss0, radius, math.sqrt(tol), max_iterations)
-            u0, loss0 = face.full(found.u), found.loss
-        found = _refine(obj, u0, loss0, radius, tol, max_iterations, known)
-        if search is None or found.loss < search.loss:
-            search = found
-        known.append(found.u)
+    coarse = _coarse_grid(obj, family, grid, problem)
+    search, known = _search_from_minima(obj, coarse, starts, tol, max_iterations)
     if faces and obj.dim == 2:
-        # Minima on a bound of the shape parameter (wsd_sqrt at cooldown_fraction = 1)
-        # often show as no local minimum of a coarse grid: optimise the peak on each
-        # bound (cheap, one parameter) and search from there if it is competitive.
-        table = losses.reshape(shape)
-        for column in (0, grid[1] - 1):
-            i = int(np.argmin(table[:, column])) * grid[1] + column
-            if not np.isfinite(losses[i]) or any(np.array_equal(points[i], k) for k in known):
-                continue
-            face = _Face(obj, points[i], np.array([True, False]))
-            on_face = _refine(face, points[i][:1], float(losses[i]), radius, math.sqrt(tol), max_iterations)
-            if on_face.loss <= search.loss * (1.0 + FACE_MARGIN):
-                found = _refine(obj, face.full(on_face.u), on_face.loss, radius, tol, max_iterations, known)
-                if found.loss < search.loss:
-                    search = found
-                known.append(found.u)
-
-    params_vec = obj.natural(search.u)
-    params = dict(zip(family.param_names, params_vec.tolist(), strict=True))
-    padded = np.concatenate([params_vec, np.zeros(2 - params_vec.size)])
-    lr = np.asarray(
-        _schedule_values(obj.kind, family.option, jnp.asarray(padded), horizon=problem.horizon),
-        dtype=np.float64,
-    )
-    at_bounds = tuple(n for n, u in zip(family.param_names, search.u, strict=True) if u <= 0.0 or u >= 1.0)
-    loss = search.loss
-    if obj.compressed:  # report the full spectrum's loss of the tuned schedule (plain SGD)
-        loss = float(final_loss(problem.model, lr, batch_size=_fixed_batch_size(problem)))
-    tuned = TunedBaseline(
-        name=family.name,
-        params=params,
-        final_loss=loss,
-        learning_rate=lr,
-        evaluations=obj.evaluations,
-        wall_time=time.perf_counter() - start,
-        status=Status.CONVERGED if search.converged else Status.FAILED,
-        at_bounds=at_bounds,
-    )
+        search = _search_from_faces(obj, coarse, search, known, tol, max_iterations)
+    tuned = _tuned(problem, family, obj, search, start)
     logger.debug(
         "tuned %s on %s: loss %.6g, params %s, %d evaluations, %d iterations, %.2f s",
         family.name,
         problem.name,
         tuned.final_loss,
-        params,
+        dict(tuned.params),
         obj.evaluations,
         search.iterations,
         tuned.wall_time,

@@ -73,6 +73,52 @@ def _control(learning_rate, grid: ControlGrid | None):
     return grid.edges.astype(np.float64), grid.parameterisation, values
 
 
+def _check_choices(solver: str, form: str, batch_size) -> float:
+    """Check the integrator, the form and the batch size; the batch size as a float."""
+    if solver not in INTEGRATORS:
+        raise ProblemError(f"`solver` must be one of {INTEGRATORS}, got {solver!r}", field="solver")
+    if form not in FORMS:
+        raise ProblemError(f"`form` must be one of {FORMS}, got {form!r}", field="form")
+    m = float(batch_size)
+    if not (math.isfinite(m) and m >= 1):
+        raise ProblemError(f"`batch_size` must be a number >= 1, got {batch_size!r}", field="batch_size")
+    return m
+
+
+def _save_times(save_at, horizon: float) -> np.ndarray:
+    """The save times, checked, sorted and with the horizon added."""
+    save = np.array([] if save_at is None else save_at, dtype=np.float64).ravel()
+    if np.any((save < 0) | (save > horizon)):
+        raise ProblemError(f"`save_at` times must lie in [0, {horizon:g}]", field="save_at")
+    return np.unique(np.concatenate([save, [horizon]]))
+
+
+def _given_grid(ts, horizon: float, edges: np.ndarray, save: np.ndarray, solver: str) -> np.ndarray:
+    """A caller's integration grid, checked against the horizon, the block edges and the save times."""
+    ts = np.asarray(ts, dtype=np.float64)
+    if ts.ndim != 1 or ts[0] != 0 or ts[-1] != horizon or np.any(np.diff(ts) <= 0):
+        raise ProblemError(f"`ts` must increase strictly from 0 to {horizon:g}", field="ts")
+    if (solver == "exponential" and not np.all(np.isin(edges, ts))) or not np.all(np.isin(save, ts)):
+        raise ProblemError("`ts` must contain every block edge and save time", field="ts")
+    return ts
+
+
+def _integrate(model: Model, values: np.ndarray, fn, args) -> tuple[np.ndarray, np.ndarray]:
+    """Kept-mode losses at the save times and solver steps, for one schedule or a batch of them."""
+    lam = jnp.asarray(model.eigenvalues)
+    c0 = jnp.asarray(model.initial_error)
+    noise = jnp.asarray(model.effective_noise)
+    if values.ndim == 1:
+        loss, steps = fn(lam, c0, noise, jnp.asarray(values), *args)
+    else:
+        lead = values.shape[:-1]
+        flat = jnp.asarray(values.reshape(-1, values.shape[-1]))
+        loss, steps = jax.vmap(lambda v: fn(lam, c0, noise, v, *args))(flat)
+        loss = loss.reshape(*lead, -1)
+        steps = steps.reshape(lead)
+    return np.asarray(loss), steps
+
+
 @float64
 def solve(
     model: Model,
@@ -118,44 +164,25 @@ def solve(
     Raises:
         ProblemError: bad inputs. SolverError: Tsit5 failed (e.g. ``max_steps``).
     """
-    if solver not in INTEGRATORS:
-        raise ProblemError(f"`solver` must be one of {INTEGRATORS}, got {solver!r}", field="solver")
-    if form not in FORMS:
-        raise ProblemError(f"`form` must be one of {FORMS}, got {form!r}", field="form")
-    m = float(batch_size)
-    if not (math.isfinite(m) and m >= 1):
-        raise ProblemError(f"`batch_size` must be a number >= 1, got {batch_size!r}", field="batch_size")
+    m = _check_choices(solver, form, batch_size)
     edges, param, values = _control(learning_rate, grid)
     if np.any(values < 0):
         raise ProblemError("`learning_rate` must be non-negative", field="learning_rate")
     horizon = float(edges[-1])
-    save = np.array([] if save_at is None else save_at, dtype=np.float64).ravel()
-    if np.any((save < 0) | (save > horizon)):
-        raise ProblemError(f"`save_at` times must lie in [0, {horizon:g}]", field="save_at")
-    save = np.unique(np.concatenate([save, [horizon]]))
+    save = _save_times(save_at, horizon)
     if ts is None:
-        ts = time_grid(
-            horizon,
-            edges,
-            first_step=first_step,
-            growth=growth,
-            substeps=substeps,
-            refine_edges=(grid is not None and param == "constant") if refine_edges is None else refine_edges,
-            include=save,
-            multiple=multiple,
-        )
+        refine = (grid is not None and param == "constant") if refine_edges is None else refine_edges
+        grid_options = {
+            "first_step": first_step,
+            "growth": growth,
+            "substeps": substeps,
+            "multiple": multiple,
+        }
+        ts = time_grid(horizon, edges, refine_edges=refine, include=save, **grid_options)
     else:
-        ts = np.asarray(ts, dtype=np.float64)
-        if ts.ndim != 1 or ts[0] != 0 or ts[-1] != horizon or np.any(np.diff(ts) <= 0):
-            raise ProblemError(f"`ts` must increase strictly from 0 to {horizon:g}", field="ts")
-        if (solver == "exponential" and not np.all(np.isin(edges, ts))) or not np.all(np.isin(save, ts)):
-            raise ProblemError("`ts` must contain every block edge and save time", field="ts")
+        ts = _given_grid(ts, horizon, edges, save, solver)
     if solver == "tsit5":
         ts = np.array([0.0, horizon])
-
-    lam = jnp.asarray(model.eigenvalues)
-    c0 = jnp.asarray(model.initial_error)
-    noise = jnp.asarray(model.effective_noise)
     fn = partial(
         loss_at_jax,
         parameterisation=param,
@@ -167,15 +194,7 @@ def solve(
         max_steps=max_steps,
     )
     args = (jnp.asarray(m), jnp.asarray(edges), jnp.asarray(ts), jnp.asarray(save))
-    if values.ndim == 1:
-        loss, steps = fn(lam, c0, noise, jnp.asarray(values), *args)
-    else:
-        lead = values.shape[:-1]
-        flat = jnp.asarray(values.reshape(-1, values.shape[-1]))
-        loss, steps = jax.vmap(lambda v: fn(lam, c0, noise, v, *args))(flat)
-        loss = loss.reshape(*lead, -1)
-        steps = steps.reshape(lead)
-    loss = np.asarray(loss)
+    loss, steps = _integrate(model, values, fn, args)
     if solver == "tsit5" and np.any(np.isnan(loss)):
         raise SolverError(
             f"diffrax Tsit5 did not reach t1 = {horizon:g} (max_steps = {max_steps}, "
