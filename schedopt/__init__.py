@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from schedopt.errors import (
     DivergenceError,
     ExportError,
+    FitError,
     ProblemError,
     SchedoptError,
     SolverError,
@@ -94,6 +95,7 @@ __all__ = [
     "ControlSpec",
     "DivergenceError",
     "ExportError",
+    "FitError",
     "InvalidDesign",
     "Model",
     "Problem",

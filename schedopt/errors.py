@@ -55,10 +55,13 @@ class SolverError(SchedoptError):
     exit_code = 1
 
 
-class DivergenceError(SchedoptError):
-    """The dynamics diverged: the learning rate exceeded the stability threshold."""
+class DivergenceError(SolverError):
+    """A solve or a tuning ended in divergence: the loss blows up (status ``diverged``).
 
-    exit_code = 1
+    Raised instead of a plain :class:`SolverError` by ``solve(..., throw=True)`` when the
+    solution's status is ``diverged``, and by the baseline tuning when every schedule of its
+    grid diverges. A :class:`SolverError`, so every ``except SolverError`` still catches it.
+    """
 
 
 class ExportError(SchedoptError):

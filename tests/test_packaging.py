@@ -25,6 +25,7 @@ EXPECTED_API = [
     "ControlSpec",
     "DivergenceError",
     "ExportError",
+    "FitError",
     "InvalidDesign",
     "Model",
     "Problem",
@@ -116,7 +117,7 @@ def test_every_public_name_resolves(name):
 
 
 def test_public_errors_share_one_base():
-    for name in ("DivergenceError", "ExportError", "ProblemError", "SolverError", "SpecError"):
+    for name in ("DivergenceError", "ExportError", "FitError", "ProblemError", "SolverError", "SpecError"):
         assert issubclass(getattr(schedopt, name), schedopt.SchedoptError)
 
 

@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose
 
 import schedopt
 from schedopt.dynamics.recursion import final_loss_jax
-from schedopt.errors import ProblemError, SolverError
+from schedopt.errors import DivergenceError, ProblemError, SolverError
 from schedopt.problem import Model, Problem
 from schedopt.solvers import solve
 from schedopt.solvers._common import control_grids
@@ -210,6 +210,20 @@ def test_unconverged_solve_reports_status_and_best_iterate():
     with pytest.raises(SolverError, match="max_iterations") as info:
         solve(problem, "jax", options={"max_iter": 1, "warm_start": "none"})
     assert info.value.solution.status == "max_iterations"
+
+
+def test_a_diverged_solve_raises_divergence_error(monkeypatch):
+    """A solve whose status is diverged raises DivergenceError, which is a SolverError."""
+    import schedopt.solvers
+
+    problem = small("easy-phase", horizon=300, blocks=20)
+    solution = solve(problem, "jax", throw=False, options={"max_iter": 1, "warm_start": "none"})
+    diverged = dataclasses.replace(solution, status="diverged", final_loss=np.inf)
+    monkeypatch.setattr(schedopt.solvers, "_solver_function", lambda name: lambda problem, **_: diverged)
+    with pytest.raises(DivergenceError, match="diverged") as info:
+        solve(problem, "jax")
+    assert isinstance(info.value, SolverError) and info.value.exit_code == 1
+    assert info.value.solution is diverged
 
 
 def test_solver_needs_no_recompile_for_new_problem_numbers():

@@ -34,7 +34,7 @@ from schedopt.baselines._families import BASELINES, PEAK, BaselineFamily, _famil
 from schedopt.baselines._objective import _check_stability, _fixed_batch_size, _Objective
 from schedopt.baselines._search import _Face, _refine
 from schedopt.dynamics.recursion import final_loss
-from schedopt.errors import ProblemError, SolverError
+from schedopt.errors import DivergenceError, ProblemError
 from schedopt.problem import Problem
 from schedopt.status import Status
 
@@ -164,7 +164,9 @@ def _coarse_grid(obj: _Objective, family: BaselineFamily, grid: tuple[int, int],
     losses = obj.loss(points)
     best = int(np.argmin(losses))
     if not np.isfinite(losses[best]):
-        raise SolverError(f"every schedule of the {family.name} grid diverged on problem {problem.name!r}")
+        raise DivergenceError(
+            f"every schedule of the {family.name} grid diverged on problem {problem.name!r}"
+        )
     shape = (grid[0],) if obj.dim == 1 else grid
     return _Coarse(points, losses, grid, shape, 1.0 / (min(grid) - 1))
 
@@ -269,7 +271,7 @@ def tune_baseline(
 
     Raises:
         ProblemError: bad option, or a learning-rate cap at or above the stability threshold.
-        SolverError: every schedule of the coarse grid diverged.
+        DivergenceError: every schedule of the coarse grid diverged (a :class:`SolverError`).
     """
     start = time.perf_counter()
     family = _family(name)

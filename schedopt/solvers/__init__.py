@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from schedopt._jax import float64
-from schedopt.errors import ProblemError, SolverError
+from schedopt.errors import DivergenceError, ProblemError, SolverError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
+from schedopt.status import Status
 
 __all__ = ["SOLVERS", "solve"]
 
@@ -52,9 +53,9 @@ def solve(
     Args:
         problem: the problem.
         solver: ``"jax"``, ``"casadi"`` or ``"pontryagin"``.
-        throw: raise :class:`SolverError` when the solve does not converge (the
-            error carries the solution as ``.solution``); if false, return it
-            with its status.
+        throw: raise :class:`SolverError` when the solve does not converge
+            (:class:`DivergenceError`, a subclass, when it diverged; the error carries
+            the solution as ``.solution``); if false, return it with its status.
         initial: starting parameters by control name (default: a safe schedule).
         options: solver-specific options (tolerances, iteration limits).
     """
@@ -62,7 +63,8 @@ def solve(
         raise ProblemError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}", field="solver")
     solution = _solver_function(solver)(problem, initial=initial, options=dict(options or {}))
     if throw and not solution.converged:
-        err = SolverError(
+        error = DivergenceError if solution.status is Status.DIVERGED else SolverError
+        err = error(
             f"solver {solver!r} stopped with status {solution.status!r} after "
             f"{solution.iterations} iterations: {solution.message}"
         )
