@@ -134,7 +134,13 @@ MAX_SPEC_BYTES = 1 << 20
 """Largest spec (TOML) file: 1 MiB."""
 
 MAX_DATA_BYTES = 256 << 20
-"""Largest schedule file, custom-spectrum file or pilot CSV: 256 MiB."""
+"""Largest schedule file or custom-spectrum file: 256 MiB."""
+
+MAX_PILOT_BYTES = 4 << 20
+"""Largest pilot CSV (``schedopt fit``): 4 MiB, ~140 000 rows of a typical log."""
+
+MAX_PILOT_ROWS = 200_000
+"""Most rows (lines after the header) a pilot CSV may have; each parsed row holds a few Python floats (~0.3 KB)."""
 
 
 def horizon(name: str, value: object) -> int:

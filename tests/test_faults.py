@@ -760,6 +760,83 @@ def test_fit_bounds_its_model_size(tmp_path, option, value):
     one_line_error(result, option, value)
 
 
+PILOT_HEAD = "step,learning_rate,train_loss\n" + "".join(f"{t},0.01,{5 / (1 + t)}\n" for t in range(5))
+
+
+@pytest.mark.parametrize("step", ["1e20", "1000000000000", "1e12", str(MAX_HORIZON + 1)])
+def test_a_pilot_step_far_beyond_the_horizon_limit_is_refused_before_allocating(tmp_path, step):
+    """A step of 1e20 overflowed int64; a jump to 1e12 allocated the gap (7 TiB) to hold the learning rate."""
+    from schedopt.calibration.pilots import read_pilot
+    from schedopt.errors import FitError
+
+    path = tmp_path / "pilot.csv"
+    path.write_text(PILOT_HEAD + f"{step},,2.0\n", encoding="utf-8")
+    with pytest.raises(FitError) as info:
+        read_pilot(path)
+    message = str(info.value)
+    assert str(path) in message and "line 7" in message and "step" in message, message
+    assert f"{float(step):.17g}" in message and str(MAX_HORIZON) in message, message
+    result = run("fit", path, "--out", tmp_path / "f.toml")
+    assert result.exit_code == EXIT_USAGE, result.output
+    one_line_error(result, "pilot.csv", "line 7", str(MAX_HORIZON))
+    assert not (tmp_path / "f.toml").exists()
+
+
+def test_a_pilot_at_the_horizon_limit_is_read(tmp_path):
+    from schedopt.calibration.pilots import read_pilot
+
+    path = tmp_path / "pilot.csv"
+    path.write_text(PILOT_HEAD + f"{MAX_HORIZON},,2.0\n", encoding="utf-8")
+    with pytest.warns(UserWarning, match="held until the next logged one"):
+        assert read_pilot(path).horizon == MAX_HORIZON
+
+
+def test_pilot_rows_and_size_are_limited_before_parsing(tmp_path, monkeypatch):
+    import schedopt.calibration.pilots as pilots
+    from schedopt._validate import MAX_PILOT_BYTES, MAX_PILOT_ROWS
+    from schedopt.errors import FitError
+
+    many = tmp_path / "many.csv"
+    many.write_text(
+        "step,learning_rate,train_loss\n" + "".join(f"{t},1,1\n" for t in range(MAX_PILOT_ROWS + 1)),
+        encoding="utf-8",
+    )
+    assert many.stat().st_size <= MAX_PILOT_BYTES  # the row limit, not the size limit, refuses it
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as fh:
+        fh.truncate(MAX_PILOT_BYTES + 1)  # sparse: no disk used
+
+    def parsed(*args, **kwargs):
+        raise AssertionError("rows were parsed before the limits were checked")
+
+    monkeypatch.setattr(pilots, "_parse_rows", parsed)
+    with pytest.raises(
+        FitError, match=f"{MAX_PILOT_ROWS + 1} lines after the header.*at most {MAX_PILOT_ROWS}"
+    ):
+        pilots.read_pilot(many)
+    with pytest.raises(FitError, match=f"big.csv: a pilot file is .* the limit is {MAX_PILOT_BYTES} bytes"):
+        pilots.read_pilot(big)
+
+
+def test_read_pilot_refuses_a_fifo_by_type_without_hanging(fifo):
+    from schedopt.calibration.pilots import read_pilot
+    from schedopt.errors import FitError
+
+    box: list[BaseException] = []
+
+    def read():
+        try:
+            read_pilot(fifo)
+        except BaseException as exc:
+            box.append(exc)
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "read_pilot blocked on a FIFO"
+    assert isinstance(box[0], FitError) and "regular file" in str(box[0]) and str(fifo) in str(box[0])
+
+
 # --- 6. verified provenance
 
 from schedopt.schedule import values_sha256, verification  # noqa: E402

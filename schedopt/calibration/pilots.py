@@ -18,6 +18,13 @@ of a logged step is held until the next logged one (a warning says so).
 Every problem raises one :class:`~schedopt.errors.FitError` naming the file and
 what is wrong (missing column, NaN or non-positive loss, non-monotone steps,
 too few loss points, negative learning rate).
+
+Limits, checked before anything is allocated (``problems/README.md``, "Limits"): the
+file is a regular file of at most :data:`~schedopt._validate.MAX_PILOT_BYTES` bytes
+(a FIFO or device is refused by type), has at most
+:data:`~schedopt._validate.MAX_PILOT_ROWS` rows, and every step is at most
+:data:`~schedopt._validate.MAX_HORIZON` (the learning rate is held across gaps, so the
+last step sets the size of the per-step array: 8 bytes a step).
 """
 
 from __future__ import annotations
@@ -28,10 +35,10 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from schedopt._validate import MAX_HORIZON, MAX_PILOT_BYTES, MAX_PILOT_ROWS, input_bytes
 from schedopt.errors import FitError
 
 __all__ = ["LOSS_COLUMNS", "MIN_POINTS", "PilotRun", "read_pilot"]
@@ -132,15 +139,26 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
     Raises:
         FitError: the file cannot be read or is not a usable pilot run.
     """
-    name = os.fspath(path)
     try:
-        text = Path(name).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise FitError(f"{name}: no such pilot file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        name = os.fspath(path)
+    except TypeError:
+        raise FitError(f"a pilot file must be a path, got {path!r}") from None
+
+    def fail(message: str) -> FitError:
+        return FitError(f"{name}: {'no such pilot file' if message == 'no such file' else message}")
+
+    data = input_bytes(name, limit=MAX_PILOT_BYTES, what="a pilot file", fail=fail)  # FIFOs, devices refused
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise FitError(f"{name}: cannot read the pilot file: {exc}") from None
+    lines = text.splitlines()
+    if len(lines) > MAX_PILOT_ROWS + 1:  # before any row is parsed
+        raise FitError(
+            f"{name}: {len(lines) - 1} lines after the header; a pilot file may have at most {MAX_PILOT_ROWS} rows"
+        )
     try:
-        rows = [row for row in csv.reader(text.splitlines()) if row and not row[0].startswith("#")]
+        rows = [row for row in csv.reader(lines) if row and not row[0].startswith("#")]
     except csv.Error as exc:
         raise FitError(f"{name}: invalid CSV: {exc}") from None
     if not rows:
@@ -176,6 +194,12 @@ def _parse_rows(rows: list[list[str]], header: list[str], name: str) -> dict[str
         raise FitError(f"{name}: line {line}: step: missing")
     if any(s != int(s) for s in steps) or steps[0] != 0:
         raise FitError(f"{name}: step: steps must be whole numbers starting at 0")
+    if any(s > MAX_HORIZON for s in steps):  # before the per-step array is sized by the last step
+        bad = next(i for i in range(len(steps)) if steps[i] > MAX_HORIZON)
+        raise FitError(
+            f"{name}: line {bad + 2}: step: {steps[bad]:.17g} is beyond the largest pilot horizon "
+            f"{MAX_HORIZON} (a per-step array of 8 bytes a step)"
+        )
     if any(b <= a for a, b in itertools.pairwise(steps)):
         bad = next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
         raise FitError(

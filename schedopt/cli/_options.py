@@ -80,11 +80,6 @@ def _refuse_existing(force: bool, *paths: Path | str | None) -> None:
         refuse_existing(p for p in paths if p is not None)
 
 
-MAX_PILOT_BYTES = (
-    4 << 20
-)  # a pilot CSV: ~140k rows; the fit holds rows x n_modes floats (~1.1 GB at 1000 modes)
-
-
 def _check_input_file(path: Path, limit: int, what: str, error: type[SchedoptError]) -> None:
     """Refuse a missing, special (FIFO, device) or oversized input by ``os.stat``, before anyone opens it."""
     import os

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from schedopt._validate import MAX_PILOT_BYTES
 from schedopt.cli._app import _command
 from schedopt.cli._options import (
-    MAX_PILOT_BYTES,
     ForceOpt,
     JsonOpt,
     ProgressOpt,
