@@ -204,10 +204,31 @@ def one_line_stderr(proc, *fragments: str) -> str:
         (["simulate", "spec.toml", "--checkpoints", "x"], ["--checkpoints"]),
     ],
 )
-def test_usage_errors_are_one_line_not_a_panel(tmp_path, args, fragments):
-    proc = cli(*args, cwd=tmp_path)
+@pytest.mark.parametrize("how", ["console script", "python -m schedopt", "in-process app"])
+def test_usage_errors_are_one_line_not_a_panel(tmp_path, args, fragments, how):
+    if how == "in-process app":  # as tests and library users call the typer app (standalone mode)
+        result = run(*args)
+        assert result.exit_code == EXIT_USAGE, result.output
+        line = one_line_error(result, *fragments)
+        assert "╭" not in result.output and not result.stdout, result.output
+        assert line.startswith("error: schedopt "), line
+        return
+    if how == "python -m schedopt":
+        env = {**os.environ, "SCHEDOPT_DEBUG": ""}
+        proc = subprocess.run(
+            [sys.executable, "-m", "schedopt", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=SUBPROCESS_TIMEOUT,
+            check=False,
+        )
+    else:
+        proc = cli(*args, cwd=tmp_path)
     assert proc.returncode == EXIT_USAGE, proc.stderr
     one_line_stderr(proc, *fragments)
+    assert not proc.stdout, proc.stdout
 
 
 @pytest.fixture

@@ -11,11 +11,34 @@ import functools
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from schedopt.cli._signals import Terminated, _install_signal_handlers
 from schedopt.errors import SchedoptError
 
+
+class _Group(TyperGroup):
+    """The app's click group: in standalone mode (how ``CliRunner`` and a plain ``app()`` call it)
+    a usage error is one line on stderr with exit 2, as in :func:`main`, not a boxed panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:  # main() handles the errors itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        import sys
+
+        argv = sys.argv[1:] if args is None else [str(a) for a in args]
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+            code = _usage_error(exc, argv)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="schedopt",
     help="Design optimal learning-rate schedules by optimal control of a solvable SGD model.",
     no_args_is_help=True,
@@ -172,6 +195,19 @@ def _given_value(param: Any, argv: list[str]) -> str | None:
     return None
 
 
+def _usage_error(exc, argv: list[str]) -> int:
+    """Print a click usage error (bad value, unknown option, missing argument) as one line; its exit code."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        typer.echo(exc.format_message(), err=True)
+    else:
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        given = _given_value(getattr(exc, "param", None), argv)
+        got = f" (got {given!r})" if given is not None else ""
+        typer.echo(f"error: {where}{_one_line(exc.format_message())}{got}", err=True)
+    return getattr(exc, "exit_code", 2)
+
+
 def main() -> None:
     """Console-script entry point: every error, usage error and interrupt ends in one line on stderr.
 
@@ -185,15 +221,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False) or 0
     except typer.TyperException as exc:  # click's usage errors: one line, not a boxed panel
-        ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            typer.echo(exc.format_message(), err=True)
-        else:
-            where = f"{ctx.command_path}: " if ctx is not None else ""
-            given = _given_value(getattr(exc, "param", None), sys.argv[1:])
-            got = f" (got {given!r})" if given is not None else ""
-            typer.echo(f"error: {where}{_one_line(exc.format_message())}{got}", err=True)
-        code = getattr(exc, "exit_code", 2)
+        code = _usage_error(exc, sys.argv[1:])
     except typer.Abort:
         typer.echo("error: aborted", err=True)
         code = 1
