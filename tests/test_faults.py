@@ -526,6 +526,131 @@ def test_an_interrupt_while_writing_the_set_leaves_the_old_set(spec, designed, m
     assert stray_files(designed.parent) == []
 
 
+STUDIES = {  # command: (arguments after the spec, study module and function, plot function, the set)
+    "phase": (["--horizons", "50,100"], "schedopt.studies.phase", "study_horizons", "plot_horizon_study"),
+    "scaling": (
+        ["--compute", "1e4,2e4", "--points", "3", "--no-baselines"],
+        "schedopt.studies.scaling",
+        "study_scaling",
+        "plot_scaling",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", sorted(STUDIES))
+def test_a_study_commits_its_json_and_png_as_one_set(tmp_path, spec, monkeypatch, command):
+    """phase / scaling: a failed or interrupted write (of the plot, or of the report after the plot) leaves the old set."""
+    import importlib
+
+    import schedopt._io
+    import schedopt.plots
+
+    extra, module_name, study_name, plot_name = STUDIES[command]
+    module = importlib.import_module(module_name)
+    real_study = getattr(module, study_name)
+    studies = []
+    monkeypatch.setattr(
+        module, study_name, lambda *a, **k: studies.append(real_study(*a, **k)) or studies[-1]
+    )
+    out = tmp_path / "out"
+    first = run(command, spec, *extra, "--out", out, "--json")
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name for p in out.iterdir()) == [f"{command}.json", f"{command}.png"]
+    before = snapshot(out)
+    monkeypatch.setattr(module, study_name, lambda *a, **k: studies[0])  # the same study, no second solve
+
+    def partial_plot(study, path):
+        Path(path).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    def report_fails(value, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    cases = [
+        (schedopt.plots, plot_name, partial_plot, 130),
+        (schedopt._io, "json_text", report_fails, EXIT_USAGE),
+    ]
+    for owner, name, replacement, code in cases:
+        with monkeypatch.context() as patched:
+            patched.setattr(owner, name, replacement)
+            result = run(command, spec, *extra, "--out", out, "--force")
+        assert result.exit_code == code, (name, result.output)
+        assert snapshot(out) == before, name  # neither file replaced
+        assert stray_files(tmp_path) == [], name
+    replaced = run(
+        command, spec, *extra, "--out", out, "--force", "--no-plot" if command == "scaling" else "--json"
+    )
+    assert replaced.exit_code == 0, replaced.output
+    if command == "scaling":  # a plot of the older study does not survive next to the new report
+        assert sorted(p.name for p in out.iterdir()) == ["scaling.json"]
+
+
+class _FakeFit:
+    def __init__(self, text: str):
+        self.text = text
+
+    def spec_text(self) -> str:
+        return self.text
+
+
+@pytest.mark.parametrize("same_folder", [True, False])
+def test_fit_writes_its_spec_and_plot_as_one_set(tmp_path, monkeypatch, same_folder):
+    import schedopt.plots
+    from schedopt.cli.calibration import _write_fit
+    from schedopt.errors import ExportError
+
+    out = tmp_path / "specs" / "fitted.toml"
+    plot = (out.parent if same_folder else tmp_path / "plots") / "fit.png"
+    monkeypatch.setattr(
+        schedopt.plots, "plot_fit", lambda result, runs, path: Path(path).write_bytes(b"png1")
+    )
+    assert _write_fit(_FakeFit("old\n"), [], out, plot, force=False) == {"spec": str(out), "plot": str(plot)}
+    assert out.read_text(encoding="utf-8") == "old\n" and plot.read_bytes() == b"png1"
+    with pytest.raises(ExportError, match="exists; use --force"):
+        _write_fit(_FakeFit("new\n"), [], out, plot, force=False)
+
+    def interrupted(result, runs, path):
+        Path(path).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(schedopt.plots, "plot_fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _write_fit(_FakeFit("new\n"), [], out, plot, force=True)
+    assert out.read_text(encoding="utf-8") == "old\n" and plot.read_bytes() == b"png1"  # the old pair
+    assert stray_files(tmp_path) == []
+    monkeypatch.setattr(
+        schedopt.plots, "plot_fit", lambda result, runs, path: Path(path).write_bytes(b"png2")
+    )
+    _write_fit(_FakeFit("new\n"), [], out, plot, force=True)
+    assert out.read_text(encoding="utf-8") == "new\n" and plot.read_bytes() == b"png2"  # the new pair
+    assert stray_files(tmp_path) == []
+
+
+def test_pilots_writes_its_schedules_as_one_set(tmp_path, monkeypatch):
+    import schedopt.schedule
+
+    out = tmp_path / "pilots"
+    args = ["pilots", "--horizon", "400", "--peak", "0.01", "--out", out]
+    assert run(*args).exit_code == 0
+    before = snapshot(out)
+    assert len(before) >= 2
+    real_save = schedopt.schedule.save_schedule
+    calls = []
+
+    def second_fails(schedule, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        return real_save(schedule, path)
+
+    monkeypatch.setattr(schedopt.schedule, "save_schedule", second_fails)
+    result = run(*args, "--peak", "0.02", "--force")
+    assert result.exit_code == EXIT_USAGE, result.output
+    one_line_error(result, "No space left on device", str(out))
+    assert snapshot(out) == before  # not the first pilot new and the rest old
+    assert stray_files(tmp_path) == []
+
+
 @pytest.fixture
 def python_sigint():
     """Python's own SIGINT handler for the test (an earlier test may have left another in this process)."""

@@ -68,7 +68,6 @@ def fit(
     Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv --out fitted.toml
     then:    schedopt design fitted.toml --horizon 8000
     """
-    from schedopt._io import atomic_write_text
     from schedopt.calibration.fit import FIT_PARAMETERS, fit_pilots
     from schedopt.calibration.pilots import read_pilot
 
@@ -123,11 +122,7 @@ def fit(
             terms=chosen,
             min_step=first,
         )
-    written = {"spec": str(atomic_write_text(out, result.spec_text()))}
-    if plot is not None:
-        from schedopt.plots import plot_fit
-
-        written["plot"] = str(plot_fit(result, pilots, plot))
+    written = _write_fit(result, pilots, out, plot, force=force)
     report = {**result.to_dict(), "files": written}
     if as_json:
         _emit_json(report)
@@ -155,6 +150,34 @@ def fit(
         typer.echo(f"wrote {kind}: {path}")
 
 
+def _write_fit(result, pilots, out: Path, plot: Path | None, *, force: bool) -> dict[str, str]:
+    """Write the fitted spec and its plot as one output set (:func:`schedopt._io.output_set`).
+
+    In one folder they are one transaction. In two folders each is committed by a
+    rename of its own, both with SIGINT/SIGTERM held (an interrupt cannot fall
+    between them); only an I/O error on the second rename could still split them.
+    """
+    import contextlib
+
+    from schedopt._io import output_set, signals_deferred
+
+    written = {"spec": str(out)} | ({"plot": str(plot)} if plot is not None else {})
+    with contextlib.ExitStack() as stack:
+        if plot is not None and plot.parent != out.parent:
+            stack.enter_context(signals_deferred())  # released last: after both commits
+        names = [out.name] + ([plot.name] if plot is not None and plot.parent == out.parent else [])
+        spec_stage = stack.enter_context(output_set(out.parent, names, overwrite=force))
+        plot_stage = spec_stage
+        if plot is not None and plot.parent != out.parent:
+            plot_stage = stack.enter_context(output_set(plot.parent, [plot.name], overwrite=force))
+        (spec_stage / out.name).write_text(result.spec_text(), encoding="utf-8")
+        if plot is not None:
+            from schedopt.plots import plot_fit
+
+            plot_fit(result, pilots, plot_stage / plot.name)
+    return written
+
+
 @_command
 def pilots(
     horizon: Annotated[int, typer.Option(help="The target run's number of updates T.")],
@@ -176,13 +199,18 @@ def pilots(
     plans = plan_pilots(horizon, budget, peak, warmup)
     paths = [out / f"{plan.name}.json" for plan in plans]
     _refuse_existing(force, *paths)
-    for plan, path in zip(plans, paths, strict=True):
-        provenance = {
-            "kind": "pilot",
-            "learning_rate_units": "network",
-            "plan": {"horizon": horizon, "budget": budget, "guess": peak, "warmup": plan.warmup},
-        }
-        save_schedule(Schedule(learning_rate=plan.learning_rate, provenance=provenance), path)
+    from schedopt._io import output_set
+
+    with output_set(out, [p.name for p in paths], overwrite=force) as stage:  # the pilots as one set
+        for plan, path in zip(plans, paths, strict=True):
+            provenance = {
+                "kind": "pilot",
+                "learning_rate_units": "network",
+                "plan": {"horizon": horizon, "budget": budget, "guess": peak, "warmup": plan.warmup},
+            }
+            save_schedule(
+                Schedule(learning_rate=plan.learning_rate, provenance=provenance), stage / path.name
+            )
     rows = [
         [plan.name, plan.steps, f"{plan.peak:g}", str(path)] for plan, path in zip(plans, paths, strict=True)
     ]

@@ -66,10 +66,11 @@ def phase(
         )
     report = study.to_dict()
     report["files"] = {"report": str(folder / "phase.json"), "plot": str(folder / "phase.png")}
-    plot_horizon_study(study, report["files"]["plot"])
-    from schedopt._io import atomic_write_text, json_text
+    from schedopt._io import json_text, output_set
 
-    atomic_write_text(report["files"]["report"], json_text(report))
+    with output_set(folder, ("phase.png", "phase.json"), overwrite=force) as stage:  # one set
+        plot_horizon_study(study, stage / "phase.png")
+        (stage / "phase.json").write_text(json_text(report), encoding="utf-8")
     if as_json:
         _emit_json(report)
     else:
@@ -168,7 +169,7 @@ def scaling(
     """
     from rich.progress import Progress
 
-    from schedopt._io import atomic_write_text, json_text
+    from schedopt._io import json_text, output_set
     from schedopt.plots import plot_scaling
     from schedopt.studies.scaling import SCHEDULES, parse_compute, study_scaling
 
@@ -197,8 +198,12 @@ def scaling(
     report["files"] = {"report": str(folder / "scaling.json")}
     if plot:
         report["files"]["plot"] = str(folder / "scaling.png")
-        plot_scaling(study, report["files"]["plot"])
-    atomic_write_text(report["files"]["report"], json_text(report))
+    names = ("scaling.png", "scaling.json") if plot else ("scaling.json",)
+    stale = () if plot else ("scaling.png",)  # a plot of an older study must not survive next to this one
+    with output_set(folder, names, overwrite=force, stale=stale) as stage:  # one set
+        if plot:
+            plot_scaling(study, stage / "scaling.png")
+        (stage / "scaling.json").write_text(json_text(report), encoding="utf-8")
     if as_json:
         _emit_json(report)
         return
