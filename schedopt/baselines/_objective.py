@@ -20,7 +20,7 @@ import numpy as np
 from schedopt._jax import jax
 from schedopt.baselines._families import _KINDS, LOGIT_EPS, PEAK, BaselineFamily, _schedule_values
 from schedopt.baselines._search import FD_STEP
-from schedopt.dynamics.compression import auto_compress
+from schedopt.dynamics.compression import auto_compress, spectrum
 from schedopt.dynamics.recursion import divergence_limit, final_loss_jax
 from schedopt.dynamics.stability import momentum_stability_threshold, stability_threshold
 from schedopt.errors import ProblemError
@@ -76,24 +76,18 @@ class _Objective:
         zu = np.array([float(p.to_scaled(p.upper)) for p in self.params])
         self.z_lower, self.z_width = zl, zu - zl
         # plain SGD on a large spectrum: the compressed one (same losses to ~5e-13, 1/8 the work at N = 1e3)
-        spectrum = None
+        compressed = None
         if modes == "auto" and problem.training.momentum == 0.0:
-            spectrum = auto_compress(model.eigenvalues, model.initial_error)
-        self.compressed = spectrum is not None
-        lam, c0, weights = model.eigenvalues, model.initial_error, None
-        if spectrum is not None:
-            lam, c0, weights = (
-                spectrum.eigenvalues,
-                spectrum.initial_error,
-                jnp.asarray(spectrum.loss_weights),
-            )
+            compressed = auto_compress(model.eigenvalues, model.initial_error)
+        self.compressed = compressed is not None
+        lam, c0, weights = spectrum(model, compressed)
         self.args = (
             jnp.asarray(lam),
             jnp.asarray(c0),
             jnp.asarray(model.effective_noise),
             jnp.asarray(_fixed_batch_size(problem)),
             None if problem.training.momentum == 0.0 else jnp.asarray(problem.training.momentum),
-            weights,
+            None if weights is None else jnp.asarray(weights),
         )
         self.residual = model.residual
         self.limit = divergence_limit(model)

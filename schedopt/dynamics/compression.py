@@ -53,6 +53,7 @@ __all__ = [
     "CompressedModes",
     "auto_compress",
     "compress_modes",
+    "spectrum",
     "worth_compressing",
 ]
 
@@ -112,6 +113,15 @@ class CompressedModes:
 
     def describe(self) -> dict:
         return {"n_modes": self.n_modes, "exact_modes": self.exact, "source_modes": self.source_modes}
+
+
+def spectrum(model, modes: CompressedModes | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(eigenvalues, initial error, loss readout)`` the dynamics run on: ``modes`` when given, with
+    their readout :attr:`CompressedModes.loss_weights`, else the model's own modes and ``None``
+    (the readout is then the eigenvalues). The one place a compressed spectrum is unpacked."""
+    if modes is None:
+        return model.eigenvalues, model.initial_error, None
+    return modes.eigenvalues, modes.initial_error, modes.loss_weights
 
 
 def _merge_equal(lam: np.ndarray, c0: np.ndarray):

@@ -25,7 +25,7 @@ import numpy as np
 
 from schedopt._jax import float64, jax
 from schedopt.dynamics.adjoint import _chunks, sgd_final_loss
-from schedopt.dynamics.compression import CompressedModes
+from schedopt.dynamics.compression import CompressedModes, spectrum
 from schedopt.dynamics.momentum import momentum_init, momentum_step
 from schedopt.dynamics.momentum_adjoint import momentum_final_loss
 from schedopt.dynamics.ops import JAX
@@ -299,15 +299,10 @@ def _batched(fn, lr, m, beta):
 
 def _spectrum(model: Model, modes: CompressedModes | None, momentum):
     """``(eigenvalues, initial error, loss readout or None)`` as JAX arrays: the model's or ``modes``."""
-    if modes is None:
-        return jnp.asarray(model.eigenvalues), jnp.asarray(model.initial_error), None
-    if momentum is not None:
+    if modes is not None and momentum is not None:
         raise ProblemError("`modes` (a compressed spectrum) is for plain SGD, not momentum", field="modes")
-    return (
-        jnp.asarray(modes.eigenvalues),
-        jnp.asarray(modes.initial_error),
-        jnp.asarray(modes.loss_weights),
-    )
+    lam, c0, weights = spectrum(model, modes)
+    return jnp.asarray(lam), jnp.asarray(c0), None if weights is None else jnp.asarray(weights)
 
 
 @float64

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import csv
 import hashlib
-import io
 import json
 import math
 import weakref
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from schedopt._csv import csv_records
 from schedopt._io import atomic_write_text
 from schedopt.errors import ExportError
 from schedopt.schedule._record import _CONTROLS, _MODEL_COLUMN, _NETWORK_COLUMN, Schedule, values_sha256
@@ -39,10 +38,7 @@ def save_schedule(schedule: Schedule, path: str | Path) -> Path:
 
 
 def _read_csv(text: str, source: str) -> Schedule:
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error as exc:
-        raise ExportError(f"{source}: invalid CSV: {exc}") from None
+    rows = [row for _, row in csv_records(text, lambda message: ExportError(f"{source}: {message}"))]
     if not rows:
         raise ExportError(f"{source}: empty CSV file")
     header = [h.strip() for h in rows[0]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import zipfile
@@ -10,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from schedopt._csv import csv_records
 from schedopt.errors import SpecError
 from schedopt.spec._schema import SPECTRUM_COLUMNS
 
@@ -21,14 +21,9 @@ def _read_csv(raw: bytes, fail: Callable[[str], SpecError]) -> tuple[np.ndarray,
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise fail(f"not valid UTF-8 (offset {err.start})") from None
-    rows: list[tuple[int, list[str]]] = []
-    try:
-        for lineno, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
-            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-                continue
-            rows.append((lineno, [cell.strip() for cell in row]))
-    except csv.Error as err:
-        raise fail(f"invalid CSV: {err}") from None
+    rows = [
+        (lineno, [cell.strip() for cell in row]) for lineno, row in csv_records(text, fail, comments=True)
+    ]
     if not rows:
         raise fail("the file is empty; expected the header `eigenvalues,initial_error`")
     lineno, header = rows[0]

@@ -13,6 +13,7 @@ from schedopt.dynamics.compression import (
     CompressedModes,
     auto_compress,
     compress_modes,
+    spectrum,
 )
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
@@ -145,11 +146,10 @@ def _compression(problem: Problem, opts) -> CompressedModes | None:
 
 
 def _spectrum(problem: Problem, modes: CompressedModes | None):
-    """``(eigenvalues, initial error, loss readout)`` the objective runs on."""
-    if modes is None:
-        lam = problem.model.eigenvalues
-        return lam, problem.model.initial_error, lam
-    return modes.eigenvalues, modes.initial_error, modes.loss_weights
+    """``(eigenvalues, initial error, loss readout)`` the objective runs on (the readout is always
+    an array: the eigenvalues for the model's own modes)."""
+    lam, c0, weights = spectrum(problem.model, modes)
+    return lam, c0, lam if weights is None else weights
 
 
 def _ode_grid(grid) -> np.ndarray:
