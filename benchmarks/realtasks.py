@@ -53,6 +53,8 @@ PILOT_PROTOCOLS = {
     # (fraction of the horizon, log2 of peak / guess[, cooldown fraction]) per pilot; each costs one full run
     "long-short": ((0.5, 0.0), (0.25, -1.0), (0.25, 1.0)),
     "quarters": ((0.25, -1.5), (0.25, -0.5), (0.25, 0.5), (0.25, 1.5)),
+    # the short pilots x 2**1.5 from the guess (long-short's: x 2): brackets a guess off by up to ~x 3
+    "long-wide": ((0.5, 0.0), (0.25, -1.5), (0.25, 1.5)),
     # the long pilot anneals over as many updates as the target's 20 % cooldown (0.4 of T/2 = 0.2 T)
     "long-anneal": ((0.5, 0.0, 0.4), (0.25, -1.0), (0.25, 1.0)),
     # the high pilot anneals abruptly (10 %): how fast the loss follows a drop, which 20 % hides
@@ -146,7 +148,8 @@ def _centre_first(n: int) -> list[int]:
 
 FITS = ROOT / "benchmarks" / "results" / "realtasks" / "fits"
 FIT_MODES = 200  # power-law modes of the fitted models (the null-mode block comes on top)
-MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": ()}  # fitted model variants: their terms
+#: fitted model variants: their terms (``schedopt-null``: the null modes without the exponent, p = 1)
+MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": (), "schedopt-null": ("null_modes",)}
 
 
 def pilot_runs(task: Task, protocol: str = "long-short"):
@@ -203,7 +206,11 @@ def with_warmup(lrs: np.ndarray, warmup: int) -> np.ndarray:
 
 
 def designed_lrs(
-    task: Task, horizon: int, form: str = "plateau-anneal", protocol: str = "long-short"
+    task: Task,
+    horizon: int,
+    form: str = "plateau-anneal",
+    protocol: str = "long-short",
+    model: str = "schedopt",
 ) -> np.ndarray:
     """The schedule ``schedopt design`` gives for the fitted problem at ``horizon``, in network units.
 
@@ -212,13 +219,14 @@ def designed_lrs(
     fixed ramp inside the design. ``free`` is the earlier free-form design (kept as an
     arm of the comparison): solved without a warmup, which is laid on afterwards.
     """
+    variant = "" if model == "schedopt" else model.removeprefix("schedopt") + "-"
     cache = FITS / (
-        f"{task.name}{_tag(protocol)}-design-T{horizon}.json"
+        f"{task.name}{_tag(protocol)}-{variant}design-T{horizon}.json"
         if form == "free"
-        else f"{task.name}{_tag(protocol)}-design-{form}-T{horizon}.json"
+        else f"{task.name}{_tag(protocol)}-{variant}design-{form}-T{horizon}.json"
     )
     if not cache.exists():
-        problem, _ = fitted(task, protocol=protocol)
+        problem, _ = fitted(task, model, protocol)
         if form == "free":
             import schedopt
 
@@ -266,22 +274,25 @@ def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
     return np.asarray(json.loads(cache.read_text())["learning_rate"])
 
 
-#: label prefix -> (design form, pilot protocol) of each designed arm. (The "long-anneal" pilots gave
-#: the same plateau-anneal designs as "long-short", to 0.5 % in the plateau: no arm of their own.)
+#: label prefix -> (design form, pilot protocol, fitted model) of each designed arm. (The "long-anneal"
+#: pilots gave the same plateau-anneal designs as "long-short", to 0.5 % in the plateau: no arm of
+#: their own.)
 DESIGN_ARMS = {
-    "designed-plateau": ("plateau-anneal", "long-short"),
-    "designed": ("free", "long-short"),
+    "designed-plateau": ("plateau-anneal", "long-short", "schedopt"),
+    "designed": ("free", "long-short", "schedopt"),
+    "designed-plateau-null": ("plateau-anneal", "long-short", "schedopt-null"),
+    "designed-plateau-base": ("plateau-anneal", "long-short", "schedopt-base"),
 }
 
 
-def _arms(task: Task) -> dict[str, tuple[str, str]]:
+def _arms(task: Task) -> dict[str, tuple[str, str, str]]:
     return {k: v for k, v in DESIGN_ARMS.items() if all(j.done() for j in pilot_jobs(task, v[1]))}
 
 
 def design_jobs(task: Task) -> list[Job]:
     jobs = []
-    for prefix, (form, protocol) in _arms(task).items():
-        designed = designed_lrs(task, task.horizon, form, protocol)
+    for prefix, (form, protocol, model) in _arms(task).items():
+        designed = designed_lrs(task, task.horizon, form, protocol, model)
         peak = float(designed.max())
         wsd = baseline_lrs("wsd", peak, task.horizon, cooldown=0.2, warmup=task.warmup)
         for seed in SEEDS:
@@ -304,8 +315,8 @@ def transfer_jobs(task: Task) -> list[Job]:
     tuned = best_peaks(task)["wsd"]
     wsd = baseline_lrs("wsd", tuned, horizon, cooldown=0.2, warmup=task.warmup)
     jobs = [Job(task.name, _label("wsd", tuned, horizon), wsd, 0, meta={"peak": tuned})]
-    for prefix, (form, protocol) in _arms(task).items():
-        designed = designed_lrs(task, horizon, form, protocol)
+    for prefix, (form, protocol, model) in _arms(task).items():
+        designed = designed_lrs(task, horizon, form, protocol, model)
         jobs.append(Job(task.name, f"{prefix}-T{horizon}", designed, 0, meta={"peak": float(designed.max())}))
     return jobs
 

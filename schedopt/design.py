@@ -245,6 +245,7 @@ def design(
     warmup_shape: str = "linear",
     form: str = "auto",
     peak_horizon: int | None = None,
+    anneal: str = "auto",
 ) -> Design:
     """Solve ``problem`` and tune the baselines; never raises on non-convergence (see status).
 
@@ -262,6 +263,9 @@ def design(
             (:mod:`schedopt.calibration.form`: a constant plateau, then an anneal the
             model shapes), or ``auto``: plateau-anneal for a spec fitted to a real
             network (it has a ``[network]`` map), free otherwise.
+        anneal: with the plateau-anneal form, ``model`` (solved), ``1-sqrt`` (WSD's
+            cooldown from the plateau the model chooses) or ``auto`` (1-sqrt for a fitted
+            network, model otherwise; :mod:`schedopt.calibration.form`).
     """
     from schedopt.baselines import tune_baselines
 
@@ -269,6 +273,14 @@ def design(
         raise ProblemError(f"`--form` must be one of {', '.join(FORMS)}, got {form!r}", field="form")
     if form == "auto":
         form = "plateau-anneal" if problem.network is not None else "free"
+    from schedopt.calibration.form import ANNEALS
+
+    if anneal not in ANNEALS:
+        raise ProblemError(f"`--anneal` must be one of {', '.join(ANNEALS)}, got {anneal!r}", field="anneal")
+    if anneal not in ("auto", "model") and form != "plateau-anneal":
+        raise ProblemError(
+            f"`--anneal {anneal}` needs the plateau-anneal form, got --form {form}", field="anneal"
+        )
 
     ramp = None
     if warmup:
@@ -282,14 +294,24 @@ def design(
 
         shift = 0 if ramp is None else ramp.steps
         short = None if peak_horizon is None else max(int(peak_horizon) - shift, 1)
-        choice = plateau_anneal(problem, solver=solver, options=options, peak_horizon=short)
+        kwargs = {
+            "solver": solver,
+            "options": options,
+            "peak_horizon": short,
+            "anneal": anneal,
+            "elapsed": shift,
+        }
+        choice = plateau_anneal(problem, **kwargs)
         if ramp is not None and choice.plateau < problem.learning_rate.max * (1 - 1e-9):
             # the ramp went to the cap; it must end at the plateau: lower the cap to it and solve again
+            notes = choice.notes  # of the plateau against the cap as given
             lowered = ramp.problem.with_control("learning_rate", max=choice.plateau)
             problem, ramp = problem_after_warmup(lowered, warmup, warmup_shape)
-            choice = plateau_anneal(problem, solver=solver, options=options, peak_horizon=short)
+            choice = dataclasses.replace(plateau_anneal(problem, **kwargs), notes=notes)
         solution = choice.solution
-        say(f"plateau-anneal form: anneal over the last {choice.anneal_fraction:.0%} of the steps")
+        say(
+            f"plateau-anneal form: {choice.anneal} anneal over the last {choice.anneal_fraction:.0%} of the steps"
+        )
         if choice.prefix is not None:  # a pinned plateau: a fixed prefix, like the warmup ramp
             ramp = _fixed_prefix(problem, ramp, choice.prefix)
     else:

@@ -220,3 +220,89 @@ def test_a_plateau_at_the_cap_is_said_in_network_units(tmp_path):
     result = CliRunner().invoke(app, ["design", str(spec), "--no-baselines", "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert "warning: the plateau sits at the learning-rate cap" in result.output
+
+
+def _scan_best(problem, shape, levels):
+    """The lowest model final loss of ``level * shape`` over a dense grid of levels (brute force)."""
+    return min(float(final_loss(problem.model, lv * shape)) for lv in levels)
+
+
+def test_a_fitted_network_gets_a_1_sqrt_anneal_from_the_plateau_the_model_prefers():
+    """``auto`` on a fitted spec: WSD's 1-sqrt cooldown over the last fifth, from the model's best plateau
+    for that profile; a brute-force scan of plateaus finds none that ends lower."""
+    from schedopt.baselines import baseline_schedule
+
+    problem = parse_problem(FITTED)
+    choice = plateau_anneal(problem)
+    assert choice.anneal == "1-sqrt" and choice.solution.solver == "fixed" and choice.solution.converged
+    assert choice.prefix is None  # at the spec's own horizon the solution covers every step
+    lr = np.asarray(choice.solution.per_step("learning_rate"))
+    wsd = baseline_schedule("wsd_sqrt", {"peak": choice.plateau, "cooldown_fraction": 0.2}, problem.horizon)
+    np.testing.assert_allclose(lr, wsd, rtol=1e-12)
+    assert choice.solution.final_loss == pytest.approx(float(final_loss(problem.model, lr)), rel=1e-12)
+    shape = wsd / choice.plateau
+    cap = problem.learning_rate.max
+    assert choice.solution.final_loss <= _scan_best(problem, shape, np.geomspace(cap / 50, cap, 400)) * (
+        1 + 1e-9
+    )
+    assert choice.to_dict()["anneal"] == "1-sqrt"
+
+
+def test_the_1_sqrt_profile_is_the_networks_under_a_power_law_map():
+    """With a learning-rate exponent the model's rates are a power of the network's: the profile the
+    network runs is 1-sqrt, so the model's is (1-sqrt)**p."""
+    from schedopt.baselines import baseline_schedule
+
+    spec = FITTED.replace(
+        "loss_offset = 1.0", "loss_offset = 1.0\nlearning_rate_exponent = 0.5\nlearning_rate_reference = 0.01"
+    )
+    problem = parse_problem(spec)
+    choice = plateau_anneal(problem)
+    model_lr = np.asarray(choice.solution.per_step("learning_rate"))
+    network = problem.network.network_learning_rate(model_lr)
+    peak = float(network[0])
+    wsd = baseline_schedule("wsd_sqrt", {"peak": peak, "cooldown_fraction": 0.2}, problem.horizon)
+    np.testing.assert_allclose(network, wsd, rtol=1e-9, atol=1e-15)
+
+
+def test_with_a_warmup_the_1_sqrt_anneal_spans_a_fifth_of_the_whole_run():
+    from schedopt.baselines import baseline_schedule
+    from schedopt.design import design
+
+    problem = parse_problem(FITTED).with_control("learning_rate", max=0.6)
+    result = design(problem, baselines=(), warmup=20, form="plateau-anneal")
+    lr = np.asarray(result.schedule().learning_rate)
+    plateau = result.form["plateau_model_learning_rate"]
+    wsd = baseline_schedule("wsd_sqrt", {"peak": plateau, "cooldown_fraction": 0.2}, problem.horizon)
+    np.testing.assert_allclose(lr[20:], wsd[20:], rtol=1e-12)  # the anneal starts at 0.8 T, not 0.8 (T - 20)
+    assert lr[19] == pytest.approx(plateau, rel=1e-12) and np.all(np.diff(lr[:20]) > 0)
+    assert result.form["anneal"] == "1-sqrt" and result.form["anneal_fraction"] == 0.2
+
+
+def test_the_model_anneal_is_still_there_when_asked_for():
+    choice = plateau_anneal(parse_problem(FITTED), anneal="model")
+    assert choice.anneal == "model" and choice.solution.solver == "jax"
+    sqrt = plateau_anneal(parse_problem(FITTED), anneal="1-sqrt")
+    assert choice.solution.final_loss <= sqrt.solution.final_loss * (1 + 1e-9)  # the model's own optimum
+
+
+def test_a_model_problem_solves_its_anneal_by_default(hard_problem):
+    assert plateau_anneal(hard_problem, blocks=6).anneal == "model"
+
+
+def test_a_bad_anneal_is_refused_naming_the_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+    from schedopt.design import design
+
+    with pytest.raises(ProblemError, match="--anneal"):
+        plateau_anneal(parse_problem(FITTED), anneal="cosine")
+    with pytest.raises(ProblemError, match="plateau-anneal form"):
+        design(parse_problem(FITTED), baselines=(), form="free", anneal="1-sqrt")
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED)
+    result = CliRunner().invoke(
+        app, ["design", str(spec), "--no-baselines", "--anneal", "cosine", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and "--anneal" in result.output and "cosine" in result.output

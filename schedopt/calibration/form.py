@@ -22,11 +22,25 @@ as the horizon grows past the pilots'.
 Every candidate is an exact optimal-control solve of the fitted problem on the
 restricted control grid; the best by the model's own final loss is returned with
 the table of all candidates.
+
+**The anneal's profile** (``anneal``). A model-shaped anneal (``"model"``) is the
+optimum of the fitted model, and on real networks that is where the model is
+weakest: its noise relaxes within about a hundred updates of a drop, the
+networks' anneal gains accrue over the whole cooldown. Measured on the three
+real tasks with three fitted-model variants (``benchmarks/realtasks.py``), the
+model-shaped anneal lost to WSD's 1-sqrt cooldown run at the
+same peak in 8 of 9 cases, by 0.005–0.022 nats. So for a network (``"auto"``
+on a fitted spec) the anneal keeps the profile its pilots ran, ``"1-sqrt"``
+over the anneal fraction, and the model chooses the plateau for that profile:
+the one-dimensional minimum of its final loss at ``peak_horizon``, carried by
+the phase rule. For a model problem (no ``[network]`` map) the model is the
+system, and ``"auto"`` solves the anneal (``"model"``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +52,7 @@ from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 
 __all__ = [
+    "ANNEALS",
     "ANNEAL_BLOCKS",
     "ANNEAL_FRACTIONS",
     "FormChoice",
@@ -51,6 +66,13 @@ ANNEAL_FRACTIONS = (0.2,)
 
 ANNEAL_BLOCKS = 24
 """Control blocks of the anneal (geometric, finest at the end); the plateau is one block."""
+
+ANNEALS = ("auto", "model", "1-sqrt")
+"""Anneal profiles: solved on the model, or WSD's 1-sqrt; ``auto``: 1-sqrt for a fitted network, else model."""
+
+_PLATEAU_GRID = (
+    31  # log-spaced plateau levels over three decades below the cap, before the bounded refinement
+)
 
 
 def plateau_anneal_edges(
@@ -92,6 +114,7 @@ class FormChoice:
         candidates: ``(anneal fraction, final model loss, status)`` of every solve.
         prefix: the pinned plateau's learning rates (model units), or ``None``.
         peak_horizon: the horizon the plateau height was chosen at, or ``None``.
+        anneal: the anneal's profile, ``"model"`` (solved) or ``"1-sqrt"``.
     """
 
     solution: object  # schedopt.solution.Solution
@@ -100,6 +123,7 @@ class FormChoice:
     prefix: np.ndarray | None = None
     peak_horizon: int | None = None
     notes: tuple[str, ...] = ()
+    anneal: str = "model"
 
     @property
     def plateau(self) -> float:
@@ -112,6 +136,7 @@ class FormChoice:
         return {
             "form": "plateau-anneal",
             "anneal_fraction": self.anneal_fraction,
+            "anneal": self.anneal,
             "plateau_model_learning_rate": self.plateau,
             "plateau_chosen_at_horizon": self.peak_horizon,
             "notes": list(self.notes),
@@ -158,6 +183,8 @@ def plateau_anneal(
     solver: str = "jax",
     options: Mapping[str, Any] | None = None,
     peak_horizon: int | None = None,
+    anneal: str = "auto",
+    elapsed: int = 0,
 ) -> FormChoice:
     """Solve the problem in the plateau–anneal form for each anneal fraction; keep the best.
 
@@ -167,6 +194,15 @@ def plateau_anneal(
     (:func:`transferred_plateau`) and pinned; the model then shapes the anneal only.
     A fitted model extrapolated in time misplaces the peak more than it misplaces the
     anneal (``benchmarks/README.md``).
+
+    With ``anneal="1-sqrt"`` (``"auto"`` on a fitted spec) nothing is left to solve
+    after the plateau: the plateau is the model's best for a 1-sqrt anneal over each
+    fraction (:func:`sqrt_plateau`), and the result is that fixed schedule, evaluated
+    by the exact recursion (solver ``"fixed"``).
+
+    ``elapsed``: steps the run has already taken before the problem starts (a warmup
+    ramp); the anneal fractions are of the whole run, ``elapsed`` steps included, so
+    that the anneal is as long as a WSD baseline's over the same run.
 
     Never raises on non-convergence: when no candidate converged, the one with the
     lowest loss is returned with its status.
@@ -182,6 +218,12 @@ def plateau_anneal(
             f"the plateau-anneal form designs the learning rate only; the spec also designs {extra[0]}",
             field="form",
         )
+    if anneal not in ANNEALS:
+        raise ProblemError(f"`--anneal` must be one of {', '.join(ANNEALS)}, got {anneal!r}", field="anneal")
+    if anneal == "auto":
+        anneal = "1-sqrt" if problem.network is not None else "model"
+    if anneal == "1-sqrt":
+        return _sqrt_form(problem, fractions, peak_horizon, elapsed)
     level = None
     if peak_horizon is not None and peak_horizon < problem.horizon:
         short = plateau_anneal(
@@ -190,14 +232,18 @@ def plateau_anneal(
             blocks=blocks,
             solver=solver,
             options=options,
+            anneal=anneal,
+            elapsed=elapsed,
         )
         level = transferred_plateau(problem, short.plateau, int(peak_horizon))
     candidates, solutions, prefixes, best = [], [], [], None
     for fraction in fractions:
         if level is None:
-            restricted, prefix = plateau_anneal_problem(problem, float(fraction), blocks), None
+            local = _of_problem(float(fraction), problem.horizon, elapsed)
+            restricted, prefix = plateau_anneal_problem(problem, local, blocks), None
         else:
-            start = plateau_anneal_edges(problem.horizon, float(fraction), blocks)[1]  # the plateau's end
+            local = _of_problem(float(fraction), problem.horizon, elapsed)
+            start = plateau_anneal_edges(problem.horizon, local, blocks)[1]  # the plateau's end
             restricted, prefix = _after_plateau(problem, level, start, blocks), np.full(start, level)
         solution = solve(restricted, solver=solver, throw=False, options=options)
         loss = float(solution.final_loss)
@@ -214,6 +260,137 @@ def plateau_anneal(
         candidates=tuple(candidates),
         prefix=prefixes[best],
         peak_horizon=None if level is None else int(peak_horizon),
+    )
+    return dataclasses.replace(choice, notes=_cap_notes(problem, choice.plateau))
+
+
+def _sqrt_shape(horizon: int, fraction: float) -> np.ndarray:
+    """WSD's 1-sqrt profile (peak 1) over the last ``fraction`` of ``horizon`` steps, per step."""
+    from schedopt.baselines import baseline_schedule
+
+    return baseline_schedule("wsd_sqrt", {"peak": 1.0, "cooldown_fraction": fraction}, horizon)
+
+
+def _profiled(problem: Problem, level: float, shape: np.ndarray) -> np.ndarray:
+    """Per-step model learning rates of a plateau ``level`` (model units) times a profile.
+
+    The profile is the network's: for a fitted network the map between the units is
+    a power law, so ``level * shape`` in model units would be another profile there.
+    """
+    units = problem.network
+    if units is None:
+        return level * shape
+    network = float(units.network_learning_rate(level)) * shape
+    return np.asarray(units.model_learning_rate(network), dtype=np.float64)
+
+
+def sqrt_plateau(problem: Problem, fraction: float) -> float:
+    """The plateau (model units, at most the cap) whose 1-sqrt anneal over ``fraction`` ends lowest.
+
+    The model's final loss over the plateau level: a log grid over three decades
+    below the cap, then a bounded scalar minimisation between the best point's
+    neighbours. A level whose run diverges scores as infinite.
+    """
+    import scipy.optimize
+
+    from schedopt.dynamics.recursion import final_loss
+
+    shape = _sqrt_shape(problem.horizon, fraction)
+    batch = problem.training.batch_size
+    cap = float(problem.learning_rate.max)
+
+    def loss(log_level: float) -> float:
+        rates = _profiled(problem, math.exp(log_level), shape)
+        value = float(final_loss(problem.model, rates, batch_size=batch))
+        return value if math.isfinite(value) else math.inf
+
+    grid = math.log(cap) + np.linspace(math.log(1e-3), 0.0, _PLATEAU_GRID)
+    values = np.array([loss(g) for g in grid])
+    best = int(np.argmin(values))
+    if best == grid.size - 1 or not math.isfinite(values[best]):
+        return cap
+    low, high = grid[max(best - 1, 0)], grid[best + 1]
+    refined = scipy.optimize.minimize_scalar(
+        loss, bounds=(low, high), method="bounded", options={"xatol": 1e-4}
+    )
+    return float(math.exp(refined.x if refined.fun <= values[best] else grid[best]))
+
+
+def _sqrt_solution(
+    problem: Problem, level: float, fraction: float, pin: bool
+) -> tuple[object, np.ndarray | None]:
+    """The fixed plateau-then-1-sqrt schedule as a solution, one control block per step.
+
+    ``pin``: the plateau is a fixed prefix (returned) and the solution covers the steps
+    after it, as a plateau carried from another horizon is; otherwise the solution
+    covers every step and no prefix is returned.
+    """
+    from schedopt.controls import grid_for
+    from schedopt.design import problem_after_prefix
+    from schedopt.dynamics.recursion import final_loss
+    from schedopt.solution import Solution
+    from schedopt.status import Status
+
+    values = _profiled(problem, level, _sqrt_shape(problem.horizon, fraction))
+    start = plateau_anneal_edges(problem.horizon, fraction)[1] if pin else 0
+    tail = problem.horizon - start
+    after = problem
+    if pin:
+        head = problem.with_control(
+            "learning_rate", max=level, blocks=min(problem.learning_rate.blocks, tail), grid="uniform"
+        )
+        after = problem_after_prefix(head, values[:start])
+    after = after.with_control(
+        "learning_rate", grid="custom", edges=tuple(range(tail + 1)), blocks=tail, parameterisation="constant"
+    )
+    anneal = values[start:]
+    loss = float(final_loss(after.model, anneal, batch_size=after.training.batch_size))
+    solution = Solution(
+        problem=after,
+        solver="fixed",
+        status=Status.CONVERGED if math.isfinite(loss) else Status.DIVERGED,
+        final_loss=loss,
+        parameters={"learning_rate": anneal},
+        grids={"learning_rate": grid_for(after.learning_rate, tail)},
+        message=f"a 1-sqrt anneal over the last {fraction:.0%} of the steps from a plateau the model chose",
+        info={"anneal": "1-sqrt"},
+    )
+    return solution, values[:start] if pin else None
+
+
+def _of_problem(fraction: float, horizon: int, elapsed: int) -> float:
+    """A fraction of the whole run (``elapsed`` steps, then ``horizon``) as a fraction of ``horizon``."""
+    return fraction * (horizon + elapsed) / horizon
+
+
+def _sqrt_form(
+    problem: Problem, fractions: Sequence[float], peak_horizon: int | None, elapsed: int
+) -> FormChoice:
+    """The plateau-anneal form with 1-sqrt anneals: per fraction, the model's best plateau; the best fraction."""
+    short = peak_horizon is not None and peak_horizon < problem.horizon
+    candidates, solutions, prefixes = [], [], []
+    for fraction in fractions:
+        fraction = float(fraction)
+        local = _of_problem(fraction, problem.horizon, elapsed)
+        plateau_anneal_edges(problem.horizon, local)  # validates the fraction against the horizon
+        if short:
+            at_peak = problem.at_horizon(int(peak_horizon))
+            level = sqrt_plateau(at_peak, _of_problem(fraction, at_peak.horizon, elapsed))
+            level = transferred_plateau(problem, level, int(peak_horizon))
+        else:
+            level = sqrt_plateau(problem, local)
+        solution, prefix = _sqrt_solution(problem, level, local, pin=short)
+        candidates.append((fraction, float(solution.final_loss), str(solution.status)))
+        solutions.append(solution)
+        prefixes.append(prefix)
+    best = int(np.argmin([c[1] if math.isfinite(c[1]) else math.inf for c in candidates]))
+    choice = FormChoice(
+        solution=solutions[best],
+        anneal_fraction=candidates[best][0],
+        candidates=tuple(candidates),
+        prefix=prefixes[best],
+        peak_horizon=int(peak_horizon) if short else None,
+        anneal="1-sqrt",
     )
     return dataclasses.replace(choice, notes=_cap_notes(problem, choice.plateau))
 

@@ -154,6 +154,14 @@ def design(
             "(auto: plateau-anneal for a spec fitted to a real network, free otherwise)."
         ),
     ] = "auto",
+    anneal: Annotated[
+        str,
+        typer.Option(
+            help="plateau-anneal form only: model (the anneal the model solves for) or 1-sqrt (WSD's "
+            "1-sqrt cooldown from the plateau the model chooses); auto: 1-sqrt for a spec fitted to a "
+            "real network (measured better on real tasks, docs/calibration.md), model otherwise."
+        ),
+    ] = "auto",
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -186,6 +194,7 @@ def design(
             warmup_shape=warmup_shape,
             form=form,
             peak_horizon=peak_horizon,
+            anneal=anneal,
         )
     sol = result.solution
     failed = not sol.converged
