@@ -12,10 +12,15 @@ float dtype (float32 unless the user turned x64 on; see ``schedopt.export.optax`
 
 Compiling the solver's programs costs seconds in every fresh process, more than the
 solve itself; JAX's persistent compilation cache keeps the compiled programs on disk.
-It is on by default, in ``$SCHEDOPT_CACHE_DIR`` or else ``$XDG_CACHE_HOME/schedopt/jax``
-(``~/.cache/schedopt/jax``); ``SCHEDOPT_NO_CACHE=1`` (``schedopt --no-cache``) turns it
-off, and a cache directory the user gave JAX itself (``jax_compilation_cache_dir``) is
-left alone. Every program is cached, however small or quick to compile.
+The cache is a process-wide JAX setting, so the library never turns it on by itself:
+importing schedopt or calling it leaves every ``jax.config`` value as the user had it.
+The ``schedopt`` command turns it on for its own process (``SCHEDOPT_CACHE=1``, which
+the workers of a Ray cluster it starts inherit); a library user opts in with
+:func:`enable_cache` or ``SCHEDOPT_CACHE=1`` in the environment. It lives in
+``$SCHEDOPT_CACHE_DIR`` or else ``$XDG_CACHE_HOME/schedopt/jax`` (``~/.cache/schedopt/jax``);
+``SCHEDOPT_NO_CACHE=1`` (``schedopt --no-cache``) keeps it off whatever asked for it,
+and a cache directory the user gave JAX itself (``jax_compilation_cache_dir``) is left
+alone. Every program is cached, however small or quick to compile.
 
 The cache never decides a result: a cached program is the bytes XLA compiled (results
 are bitwise identical with and without it), and the store is :class:`FileCache`, not
@@ -41,7 +46,16 @@ from pathlib import Path
 
 import jax
 
-__all__ = ["CacheWarning", "FileCache", "cache_dir", "disable_cache", "enable_cache", "float64", "jax"]
+__all__ = [
+    "CacheWarning",
+    "FileCache",
+    "cache_dir",
+    "cache_requested",
+    "disable_cache",
+    "enable_cache",
+    "float64",
+    "jax",
+]
 
 
 def float64(fn):
@@ -62,7 +76,9 @@ def float64(fn):
 
 logger = logging.getLogger(__name__)
 
-#: Environment variables: the cache directory, and "1" to turn the cache off.
+#: Environment variables: "1" to turn the cache on when JAX loads (the CLI sets it), the
+#: cache directory, and "1" to keep the cache off.
+CACHE_ENV = "SCHEDOPT_CACHE"
 CACHE_DIR_ENV = "SCHEDOPT_CACHE_DIR"
 NO_CACHE_ENV = "SCHEDOPT_NO_CACHE"
 #: File layout of an entry: magic, JAX's value, SHA-256 of the value.
@@ -261,4 +277,10 @@ def active_cache() -> FileCache | None:
     return _active[0]
 
 
-enable_cache()
+def cache_requested() -> bool:
+    """Whether this process asked for the cache before JAX loaded (``SCHEDOPT_CACHE=1``: the CLI)."""
+    return _truthy(os.environ.get(CACHE_ENV))
+
+
+if cache_requested():  # the CLI's process, or a user who opted in; a library import alone never
+    enable_cache()

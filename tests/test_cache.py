@@ -40,7 +40,10 @@ print(json.dumps({
 
 
 def _env(**changes: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SCHEDOPT_NO_CACHE", "SCHEDOPT_CACHE_DIR")}
+    """The test's environment without its cache settings; a library process opts in (SCHEDOPT_CACHE=1)."""
+    drop = ("SCHEDOPT_NO_CACHE", "SCHEDOPT_CACHE_DIR", "SCHEDOPT_CACHE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["SCHEDOPT_CACHE"] = "1"
     for key, value in changes.items():
         if value is None:
             env.pop(key, None)
@@ -219,7 +222,7 @@ def test_cli_runs_uncached_with_one_warning_when_the_cache_cannot_be_created(tmp
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=_env(SCHEDOPT_CACHE_DIR=str(blocker / "cache")),
+        env=_env(SCHEDOPT_CACHE_DIR=str(blocker / "cache"), SCHEDOPT_CACHE=None),  # the CLI turns it on
         timeout=600,
     )
     assert out.returncode == 0, out.stderr
@@ -237,7 +240,7 @@ def test_cli_no_cache_flag_writes_no_cache(tmp_path):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=_env(SCHEDOPT_CACHE_DIR=str(cache)),
+        env=_env(SCHEDOPT_CACHE_DIR=str(cache), SCHEDOPT_CACHE=None),
         timeout=600,
     )
     assert out.returncode == 0, out.stderr

@@ -108,6 +108,39 @@ def test_import_schedopt_changes_no_setting():
     assert out == {"same": True, "x64": False, "dtype": "float32"}
 
 
+def test_a_library_user_gets_no_compilation_cache(tmp_path):
+    """import schedopt and its solves, designs and exports leave every ``jax.config`` value alone.
+
+    The persistent compilation cache is process-wide (and writes to disk): only the CLI, or
+    a user who asks for it, turns it on. Run with a cache directory and without the test
+    session's SCHEDOPT_NO_CACHE, as in a user's process.
+    """
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if k not in ("SCHEDOPT_NO_CACHE", "SCHEDOPT_CACHE")}
+    env["SCHEDOPT_CACHE_DIR"] = str(cache)
+    code = (
+        "import json, sys, jax\n"
+        "from jax._src import compilation_cache as cc\n"
+        "before, hook = {k: repr(v) for k, v in jax.config.values.items()}, cc.get_file_cache\n"
+        "import schedopt\n"
+        "from schedopt.export import to_optax\n"
+        "problem = schedopt.parse_problem(sys.argv[1])\n"
+        "solution = schedopt.solve(problem)\n"
+        "schedopt.design_many([problem, problem.with_horizon(problem.horizon + 10)])\n"
+        "float(to_optax(schedopt.schedule_from_solution(solution))(3))\n"
+        "after = {k: repr(v) for k, v in jax.config.values.items()}\n"
+        "print(json.dumps({'changed': sorted(k for k in after if after[k] != before.get(k)),\n"
+        "                  'hook_replaced': cc.get_file_cache is not hook}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, TINY_SPEC], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"changed": [], "hook_replaced": False}
+    assert not cache.exists()
+
+
 def test_a_float32_model_stays_float32_after_schedopt_ran(runs):
     out = runs["default"]
     assert out["x64"] is False and out["default"] == "float32"

@@ -85,6 +85,8 @@ def _main(
     _schedopt_warnings_on_one_line()
     if no_cache:
         _no_cache()
+    else:
+        _cache()
 
 
 def _schedopt_warnings_on_one_line() -> None:
@@ -103,6 +105,21 @@ def _schedopt_warnings_on_one_line() -> None:
 
     show._schedopt = True
     warnings.showwarning = show
+
+
+def _cache() -> None:
+    """Turn the compilation cache on for the command's process (the library alone never does).
+
+    By the environment, read when schedopt first loads JAX (``--help`` and commands that
+    need no JAX never load it) and inherited by the workers of a Ray cluster the command
+    starts; ``SCHEDOPT_NO_CACHE=1`` still wins.
+    """
+    import os
+    import sys
+
+    os.environ["SCHEDOPT_CACHE"] = "1"
+    if "schedopt._jax" in sys.modules:
+        sys.modules["schedopt._jax"].enable_cache()
 
 
 def _no_cache() -> None:
