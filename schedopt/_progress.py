@@ -12,7 +12,7 @@ import contextvars
 import time
 from collections.abc import Callable, Iterator
 
-__all__ = ["Progress", "report", "reporting"]
+__all__ = ["Progress", "remaining", "report", "reporting"]
 
 Progress = Callable[[str, int, float, float], None]
 """``(stage, iteration, objective, elapsed seconds)``."""
@@ -38,3 +38,15 @@ def report(stage: str, iteration: int, objective: float) -> None:
     if installed is not None:
         callback, start = installed
         callback(stage, int(iteration), float(objective), time.perf_counter() - start)
+
+
+def remaining(elapsed: float, done: float, total: float | None) -> float | None:
+    """Seconds left of a run of ``total`` units that took ``elapsed`` for the first ``done``.
+
+    The mean time per unit so far times the units left (a study's points take minutes each,
+    so a window of recent rates, as progress bars keep, would hold one point or none).
+    ``None`` before the first unit, or when the total is unknown.
+    """
+    if total is None or done <= 0 or elapsed < 0:
+        return None
+    return elapsed / done * max(total - done, 0.0)

@@ -9,7 +9,7 @@ import re
 from tiny_spec import TINY_SPEC
 from typer.testing import CliRunner
 
-from schedopt._progress import report, reporting
+from schedopt._progress import remaining, report, reporting
 from schedopt.cli import app
 
 #: The line prints log L_T with 6 significant digits.
@@ -43,3 +43,32 @@ def test_design_progress_without_a_terminal(tmp_path):
         app, ["design", str(spec), "--no-baselines", "--out", str(tmp_path / "q"), "--json"]
     )
     assert quiet.exit_code == 0 and "iteration" not in quiet.stderr  # not a terminal, not asked
+
+
+def test_remaining_time_is_the_mean_time_per_point_times_the_points_left():
+    assert remaining(0.0, 0, 5) is None  # nothing done yet: no estimate
+    assert remaining(12.0, 3, None) is None  # unknown total
+    assert remaining(40.0, 1, 5) == 160.0
+    assert remaining(90.0, 3, 4) == 30.0
+    assert remaining(90.0, 4, 4) == 0.0
+
+
+def test_study_bars_show_an_eta_after_the_first_point():
+    """scaling's points take minutes: rich's own column (a 30 s speed window) stayed at -:--:--."""
+    from rich.progress import TimeRemainingColumn
+
+    from schedopt.cli._report import _bar
+
+    clock = [0.0]
+    bar = _bar(disable=True, get_time=lambda: clock[0])
+    task = bar.add_task("solving computes", total=5)
+    eta = bar.columns[-1]
+    clock[0] = 10.0
+    assert eta.render(bar.tasks[0]).plain == "eta -:--:--"
+    clock[0] = 40.0
+    bar.update(task, completed=1)
+    assert eta.render(bar.tasks[0]).plain == "eta 0:02:40"
+    assert TimeRemainingColumn().render(bar.tasks[0]).plain == "-:--:--"  # what the bar showed before
+    clock[0] = 100.0
+    bar.update(task, completed=3)
+    assert eta.render(bar.tasks[0]).plain == "eta 0:01:07"  # 100 s / 3 points x 2 left

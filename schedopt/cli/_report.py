@@ -41,6 +41,42 @@ def _progress(enabled: bool | None = None):
     return say
 
 
+def _bar(*, disable: bool, get_time=None):
+    """A rich progress bar on stderr for a study's points, with an ETA from the mean time per point.
+
+    rich's own remaining-time column estimates the speed over its last 30 seconds and shows
+    ``-:--:--`` when fewer than two updates fall in that window: always, when each point
+    takes longer (``scaling``). This one shows the estimate from the first point on.
+    """
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn
+    from rich.text import Text
+
+    from schedopt._progress import remaining
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            left = None if task.finished else remaining(task.elapsed or 0.0, task.completed, task.total)
+            if left is None:
+                return Text("eta -:--:--" if not task.finished else "", style="progress.remaining")
+            minutes, seconds = divmod(round(left), 60)
+            hours, minutes = divmod(minutes, 60)
+            return Text(f"eta {hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        EtaColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+        disable=disable,
+        get_time=get_time,
+    )
+
+
 def _live(enabled: bool | None):
     """A context that prints solver and fit iterations on stderr (``--progress``).
 

@@ -18,7 +18,7 @@ from schedopt.cli._options import (
     _parse_int,
     _refuse_existing,
 )
-from schedopt.cli._report import _emit_json, _fmt, _gap, _stderr, _table
+from schedopt.cli._report import _bar, _emit_json, _fmt, _gap, _stderr, _table
 from schedopt.cli.sweep import AddressOpt, BackendOpt, backend_of
 
 
@@ -43,8 +43,6 @@ def phase(
 
     Example: schedopt phase problems/easy-phase.toml --horizons 1e2:1e4:5
     """
-    from rich.progress import Progress
-
     from schedopt.plots import plot_horizon_study
     from schedopt.studies.phase import parse_horizons, study_horizons
 
@@ -55,7 +53,7 @@ def phase(
     from schedopt.plots import require_matplotlib
 
     require_matplotlib("phase.png")
-    with backend_of(backend, address) as engine, Progress(transient=True, disable=as_json) as bar:
+    with backend_of(backend, address) as engine, _bar(disable=as_json) as bar:
         task = bar.add_task("solving horizons", total=2 * len(values))
         study = study_horizons(
             problem,
@@ -167,8 +165,6 @@ def scaling(
 
     Example: schedopt scaling problems/easy-phase.toml --compute 1e4:1e6:5
     """
-    from rich.progress import Progress
-
     from schedopt._io import json_text, output_set
     from schedopt.plots import plot_scaling
     from schedopt.studies.scaling import SCHEDULES, parse_compute, study_scaling
@@ -182,7 +178,7 @@ def scaling(
         from schedopt.plots import require_matplotlib
 
         require_matplotlib("scaling.png (--no-plot skips it)")
-    with backend_of(backend, address) as engine, Progress(transient=True, disable=as_json) as bar:
+    with backend_of(backend, address) as engine, _bar(disable=as_json) as bar:
         task = bar.add_task("solving computes", total=len(values))
         study = study_scaling(
             problem,

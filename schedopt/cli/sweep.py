@@ -11,7 +11,7 @@ import typer
 
 from schedopt.cli._app import _command
 from schedopt.cli._options import ForceOpt, JsonOpt, _refuse_existing
-from schedopt.cli._report import _emit_json, _fmt, _table
+from schedopt.cli._report import _bar, _emit_json, _fmt, _table
 
 BackendOpt = Annotated[
     str,
@@ -67,8 +67,6 @@ def sweep(
 
     Example: schedopt sweep problems/easy-phase.toml --vary model.a=1.5:3:4 --vary training.horizon=1e3:1e4:3:log
     """
-    from rich.progress import Progress
-
     from schedopt._io import atomic_write_text, json_text
     from schedopt.spec import load_problem, parse_problem
     from schedopt.sweep import run_sweep, variations
@@ -87,7 +85,7 @@ def sweep(
     variations(text, vary or [])  # bad --vary: an error before any work
     folder = out if out is not None else Path("exports") / name
     _refuse_existing(force, folder / "sweep.json")
-    with backend_of(backend, address) as engine, Progress(transient=True, disable=as_json) as bar:
+    with backend_of(backend, address) as engine, _bar(disable=as_json) as bar:
         task = bar.add_task("designing points", total=None)
         report = run_sweep(
             text,
