@@ -322,16 +322,12 @@ def test_optimizer_options_are_validated(long_schedule):
     with pytest.raises(ExportError, match="`base`"):
         to_optax_optimizer(long_schedule, "adamax-foo")
     with pytest.raises(ExportError, match=r"`base`.*momentum") as info:
-        to_optax_optimizer(long_schedule, "adamw")  # a heavy-ball schedule on adamw
-    # it says precisely why: heavy ball against Adam's first-moment average, and the ways out
-    for words in (
-        "heavy ball",
-        "b1 averages gradients",
-        "lr / (1 - beta)",
-        "base='sgd'",
-        "use_momentum=False",
-    ):
+        to_optax_optimizer(long_schedule, "lion")  # a base with nothing the momentum can drive
+    # it says precisely why, and the ways out
+    for words in ("'lion'", "b2 tracks the gradients", "base='sgd'", "adamw", "use_momentum=False"):
         assert words in str(info.value)
+    with pytest.raises(ExportError, match="`b1` is set by the schedule's momentum"):
+        to_optax_optimizer(long_schedule, "adamw", b1=0.9)
     with pytest.raises(ExportError, match="`learning_rate`"):
         to_optax_optimizer(long_schedule, learning_rate=0.1)
     with pytest.raises(ExportError, match="`momentum`"):
@@ -343,6 +339,43 @@ def test_optimizer_options_are_validated(long_schedule):
     # dropping the momentum explicitly is allowed
     opt = to_optax_optimizer(long_schedule, "adamw", use_momentum=False)
     assert "momentum" not in opt.init(jnp.zeros(1)).hyperparams
+
+
+@pytest.mark.parametrize("base", ["adamw", "adam", "nadam", "lamb"])
+def test_a_momentum_schedule_drives_adams_b1(base, long_schedule):
+    """b1_t = beta_t at every update (issue 16 item 5: it used to raise)."""
+    opt = to_optax_optimizer(long_schedule, base)
+    got = injected(opt, HORIZON_LONG + 3, ("learning_rate", "b1"))
+    assert_array_equal(got["b1"][:HORIZON_LONG], long_schedule.momentum.astype(got["b1"].dtype))
+    assert_array_equal(got["b1"][HORIZON_LONG:], got["b1"][HORIZON_LONG - 1])
+    assert_array_equal(
+        got["learning_rate"][:HORIZON_LONG], long_schedule.learning_rate.astype(got["b1"].dtype)
+    )
+
+
+def test_adamw_with_b1_from_the_schedule_is_optax_adamw_at_that_b1():
+    """Updates equal optax.adamw's at b1 = beta (a constant beta), and the varying b1 changes them."""
+    horizon = 40
+    lr = np.linspace(3e-3, 3e-4, horizon)
+    grads = [jnp.asarray(np.sin(np.arange(4) + 0.3 * t), dtype=jnp.float32) for t in range(horizon)]
+
+    def updates(opt):
+        w = jnp.zeros(4)
+        state, out = opt.init(w), []
+        for g in grads:
+            u, state = opt.update(g, state, w)
+            w = optax.apply_updates(w, u)
+            out.append(np.asarray(w))
+        return np.array(out)
+
+    constant = Schedule(learning_rate=lr, momentum=np.full(horizon, 0.7))
+    ours = updates(to_optax_optimizer(constant, "adamw", weight_decay=0.1))
+    reference = updates(optax.adamw(to_optax(constant), b1=0.7, weight_decay=0.1))
+    # equal to float32 rounding (b1 enters as a float32 hyperparameter, optax's as a Python float)
+    assert_allclose(ours, reference, rtol=0, atol=1e-6 * np.max(np.abs(reference)))
+    varying = Schedule(learning_rate=lr, momentum=np.linspace(0.5, 0.95, horizon))
+    driven = updates(to_optax_optimizer(varying, "adamw", weight_decay=0.1))
+    assert np.max(np.abs(driven - reference)) > 1e-4 * np.max(np.abs(reference))
 
 
 @pytest.mark.parametrize("mask_kind", ["callable", "pytree"])

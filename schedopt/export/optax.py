@@ -6,8 +6,8 @@ turns it into what an optax training loop consumes:
 
 * :func:`to_optax`: an ``optax.Schedule`` (a jit-, vmap- and grad-safe closure of
   the step count) for one control;
-* :func:`to_optax_optimizer`: an optimizer whose learning rate (and, for
-  ``sgd``, heavy-ball momentum) follow the schedule through
+* :func:`to_optax_optimizer`: an optimizer whose learning rate and momentum
+  (``sgd``'s heavy-ball ``momentum``, or Adam's ``b1``) follow the schedule through
   ``optax.inject_hyperparams``, so the current values are visible in
   ``state.hyperparams``;
 * :func:`batch_size_schedule`, :func:`every_k_schedule` and
@@ -30,6 +30,17 @@ turns it into what an optax training loop consumes:
 :math:`v_0 = 0`: exactly the momentum model schedopt designs for, so a designed
 ``(learning_rate, momentum)`` pair is used as is (no ``1 - beta`` factor; keep
 ``nesterov=False``).
+
+**Adam's b1.** For ``adam``, ``adamw``, ``nadam``, ``nadamw``, ``adabelief`` and ``lamb``
+the designed momentum drives ``b1`` step by step, :math:`b_{1,t} = \beta_t`: the first
+moment :math:`m_{t+1} = b_{1,t} m_t + (1 - b_{1,t}) g_t` averages the gradients over the
+same window :math:`1/(1-\beta_t)` as the heavy ball. That is all the mapping keeps. The
+heavy ball sums gradients (its step at a constant :math:`\beta` is :math:`\eta/(1-\beta)`
+times a gradient), Adam averages them and divides by :math:`\sqrt{\hat v}`, so the
+learning rate is exported as designed, not scaled by :math:`1-\beta`; and optax's bias
+correction :math:`1 - b_1^{t}` uses the current :math:`b_{1,t}`. The design is exact for
+``sgd``; for Adam it assumes the model's momentum acts through that averaging window
+(a spec fitted to an Adam network's pilots calibrates the learning rate, not this).
 
 **Batch size by gradient accumulation.** A designed batch size :math:`m_t`
 (samples per optimiser step) is realised with a fixed micro-batch of ``b``
@@ -116,7 +127,7 @@ ROUNDINGS = ("nearest", "floor", "ceil", "exact")
 """How a real batch size becomes a whole number (``exact``: refuse non-integers)."""
 
 _MOMENTUM_BASES = ("sgd",)  # bases whose `momentum` is schedopt's heavy ball
-_FIRST_MOMENT_BASES = ("adam", "adamw", "nadam", "nadamw", "lion", "adabelief", "lamb")  # a b1 average
+_B1_BASES = ("adam", "adamw", "nadam", "nadamw", "adabelief", "lamb")  # b1: an average of gradients
 
 
 def schedule_values(
@@ -258,10 +269,12 @@ def to_optax_optimizer(
     """An optax optimizer whose hyperparameters follow the schedule step by step.
 
     Built with ``optax.inject_hyperparams(<base>)``: the learning rate is
-    :func:`to_optax` of the schedule and, for ``base="sgd"``, the heavy-ball
-    ``momentum`` follows the schedule's momentum (or its fixed momentum from
-    ``provenance.fixed`` when positive). After ``opt.update`` at step ``t``,
-    ``state.hyperparams`` holds the values used in that update, ``schedule.*[t]``.
+    :func:`to_optax` of the schedule and the schedule's momentum (or its fixed momentum
+    from ``provenance.fixed`` when positive) drives ``sgd``'s heavy-ball ``momentum``
+    (exact) or the ``b1`` of ``adam``, ``adamw``, ``nadam``, ``nadamw``, ``adabelief`` and
+    ``lamb`` (``b1_t = beta_t``; what this keeps and what it does not: the module's "Adam's
+    b1"). After ``opt.update`` at step ``t``, ``state.hyperparams`` holds the values used
+    in that update, ``schedule.*[t]``.
 
     Args:
         schedule: a :class:`Schedule` or the path of a schedule file.
@@ -269,10 +282,10 @@ def to_optax_optimizer(
             :data:`BASES`), or an optax factory taking ``learning_rate``.
         peak: a new peak learning rate (see :func:`to_optax`).
         horizon: a new horizon (time-stretch of every control, see :func:`to_optax`).
-        use_momentum: drive ``momentum`` from the schedule. ``None`` (default):
-            when the schedule has momentum and ``base`` is ``sgd``. ``False``
-            drops the schedule's momentum (needed to use a momentum schedule
-            with another base); ``True`` requires it.
+        use_momentum: drive ``momentum`` (``sgd``) or ``b1`` (Adam family) from the
+            schedule. ``None`` (default): when the schedule has momentum. ``False``
+            drops the schedule's momentum (needed with a base that has neither, such
+            as ``lion`` or ``rmsprop``, or to set ``b1`` yourself); ``True`` requires it.
         hyperparam_dtype: passed to ``optax.inject_hyperparams``.
         **kwargs: further arguments of the base optimizer (``weight_decay``,
             ``b1``, ``nesterov``, ``mask``, ...), with the base optimizer's own meaning:
@@ -300,22 +313,28 @@ def _optimizer(schedule, base, peak, horizon, use_momentum, hyperparam_dtype, kw
     if use_momentum:
         if not has_momentum:
             raise ExportError("`use_momentum` = True but the schedule has no momentum")
-        if not (name in _MOMENTUM_BASES and factory is getattr(optax, name, None)):
-            why = (
-                ": the design's beta is SGD's heavy ball (v <- beta v + g, step lr v; at a constant beta "
-                "the effective step is lr / (1 - beta)), while its b1 averages gradients "
-                "(m <- b1 m + (1 - b1) g) and the step divides by the second moment, so b1 = beta would "
-                "keep the averaging window 1 / (1 - beta) but not the step the model optimised"
-                if name in _FIRST_MOMENT_BASES
-                else ""
-            )
+        builtin = factory is getattr(optax, name, None)
+        if builtin and name in _MOMENTUM_BASES:
+            key = "momentum"
+        elif builtin and name in _B1_BASES:
+            key = "b1"
+        else:
+            why = {
+                "lion": " (its b1 interpolates the sign's argument and b2 tracks the gradients: neither "
+                "is the heavy ball's beta)",
+                "rmsprop": " (its momentum accumulates the normalised update, not the gradient)",
+                "lars": " (its momentum accumulates the trust-ratio-scaled update, not the gradient)",
+            }.get(name, "")
             raise ExportError(
-                f"`base` = {name!r} has no heavy-ball momentum to drive with the schedule's momentum{why}; "
-                "use base='sgd' (exact), or pass use_momentum=False to drop the momentum"
+                f"`base` = {name!r} has no parameter the schedule's momentum can drive{why}; use base='sgd' "
+                f"(exact heavy ball) or an Adam-family base ({', '.join(_B1_BASES)}: b1 = beta), or pass "
+                "use_momentum=False to drop the momentum"
             )
-        if "momentum" in kwargs:
-            raise ExportError("`momentum` is set by the schedule; pass use_momentum=False to set it yourself")
-        hyper["momentum"] = _to_optax(schedule, "momentum", None, horizon)
+        if key in kwargs:
+            raise ExportError(
+                f"`{key}` is set by the schedule's momentum; pass use_momentum=False to set it yourself"
+            )
+        hyper[key] = _to_optax(schedule, "momentum", None, horizon)
     signature = inspect.signature(factory)
     try:
         signature.bind(**hyper, **kwargs)
