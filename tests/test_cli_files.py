@@ -51,7 +51,7 @@ def test_compare_rejects_a_schedule_of_another_horizon(files, tmp_path):
 def test_export_torch_factors_times_base_lr_give_the_schedule(files, tmp_path):
     _, path, lr = files
     out = tmp_path / "t.json"
-    result = run("export", path, "--to", "torch", "--out", out, "--json")
+    result = run("export", path, "--to", "torch", "--out-file", out, "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert_allclose(np.array(data["factors"]) * data["base_lr"], lr, rtol=1e-15)
@@ -61,7 +61,7 @@ def test_export_torch_factors_times_base_lr_give_the_schedule(files, tmp_path):
 def test_export_rescales_peak_and_horizon(files, tmp_path):
     _, path, _ = files
     out = tmp_path / "r.json"
-    result = run("export", path, "--to", "json", "--out", out, "--peak", "0.05", "--horizon", "400")
+    result = run("export", path, "--to", "json", "--out-file", out, "--peak", "0.05", "--stretch-to", "400")
     assert result.exit_code == 0, result.output
     sched = schedopt.load_schedule(out)
     assert sched.horizon == 400
@@ -72,16 +72,16 @@ def test_export_refuses_unconverged_without_force(tmp_path):
     path = save_schedule(
         Schedule(learning_rate=np.full(10, 0.1), provenance={"converged": False}), tmp_path / "u.json"
     )
-    result = run("export", path, "--to", "csv", "--out", tmp_path / "u.csv")
+    result = run("export", path, "--to", "csv", "--out-file", tmp_path / "u.csv")
     assert result.exit_code == 2
     one_line_error(result, "unconverged", "--force")
     assert not (tmp_path / "u.csv").exists()
-    assert run("export", path, "--to", "csv", "--out", tmp_path / "u.csv", "--force").exit_code == 0
+    assert run("export", path, "--to", "csv", "--out-file", tmp_path / "u.csv", "--force").exit_code == 0
 
 
 def test_export_unknown_format_exits_2(files, tmp_path):
     _, path, _ = files
-    result = run("export", path, "--to", "onnx", "--out", tmp_path / "x")
+    result = run("export", path, "--to", "onnx", "--out-file", tmp_path / "x")
     assert result.exit_code == 2
     one_line_error(result, "--to", "onnx")
 
@@ -89,6 +89,6 @@ def test_export_unknown_format_exits_2(files, tmp_path):
 def test_plot_writes_png_smoke(files, tmp_path):
     spec, path, _ = files
     out = tmp_path / "p.png"
-    result = run("plot", path, "--spec", spec, "--out", out)
+    result = run("plot", path, "--spec", spec, "--out-file", out)
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -139,7 +139,7 @@ def test_transfer_refuses_a_traversing_name_in_the_embedded_spec(tmp_path, monke
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "line\nbreak", ".."])
 def test_fit_refuses_a_traversing_name_before_reading_the_pilots(tmp_path, name):
-    result = run("fit", tmp_path / "missing.csv", "--name", name, "--out", tmp_path / "f.toml")
+    result = run("fit", tmp_path / "missing.csv", "--name", name, "--out-file", tmp_path / "f.toml")
     assert result.exit_code == EXIT_USAGE
     one_line_error(result, "--name")
     assert not (tmp_path / "f.toml").exists()
@@ -457,12 +457,20 @@ def test_export_never_writes_over_the_designs_own_files(designed):
     again = run("export", designed / "schedule.json", "--to", "csv")
     assert again.exit_code == EXIT_USAGE
     one_line_error(again, "schedule.export.csv", "exists")
-    onto_own = run("export", designed / "schedule.json", "--to", "csv", "--out", designed / "schedule.csv")
+    onto_own = run(
+        "export", designed / "schedule.json", "--to", "csv", "--out-file", designed / "schedule.csv"
+    )
     assert onto_own.exit_code == EXIT_USAGE
     one_line_error(onto_own, "schedule.csv", "exists")
     assert (designed / "schedule.csv").read_bytes() == before["schedule.csv"]
     forced = run(
-        "export", designed / "schedule.json", "--to", "csv", "--out", designed / "schedule.csv", "--force"
+        "export",
+        designed / "schedule.json",
+        "--to",
+        "csv",
+        "--out-file",
+        designed / "schedule.csv",
+        "--force",
     )
     assert forced.exit_code == 0
 
@@ -472,8 +480,8 @@ def test_every_command_refuses_to_overwrite_without_force(tmp_path, spec, design
     existing = tmp_path / "existing"
     existing.mkdir()
     cases = {
-        "plot": (["plot", sched, "--out", existing / "p.png"], existing / "p.png"),
-        "fit": (["fit", tmp_path / "pilot.csv", "--out", existing / "f.toml"], existing / "f.toml"),
+        "plot": (["plot", sched, "--out-file", existing / "p.png"], existing / "p.png"),
+        "fit": (["fit", tmp_path / "pilot.csv", "--out-file", existing / "f.toml"], existing / "f.toml"),
         "compare": (["compare", spec, sched, "--out", existing], existing / "compare.json"),
         "transfer": (
             ["transfer", sched, "--horizon", "400", "--no-reoptimise", "--out", existing],
@@ -790,11 +798,12 @@ def test_a_huge_horizon_in_the_spec_is_refused_naming_the_key_and_limit(tmp_path
 def test_a_huge_horizon_option_is_refused_before_any_allocation(tmp_path, spec, command):
     sched = save_schedule(_schedule_with_spec(TINY_SPEC), tmp_path / "s.json")
     first = {"design": spec, "simulate": spec, "export": sched, "transfer": sched}[command]
+    option = "--stretch-to" if command == "export" else "--horizon"
     for value in ("1e9", "1e12", "1e400"):
         out = [] if command == "simulate" else ["--out", tmp_path / "o"]
-        result = run(command, first, "--horizon", value, *out)
+        result = run(command, first, option, value, *out)
         assert result.exit_code == EXIT_USAGE, (value, result.output)
-        line = one_line_error(result, "--horizon", value)
+        line = one_line_error(result, option, value)
         assert str(MAX_HORIZON) in line or "positive integer" in line
 
 
@@ -812,7 +821,7 @@ def test_a_5000_digit_integer_in_a_schedule_file_is_one_line(tmp_path, spec):
     )
     with pytest.raises(ExportError, match=r"s\.json: invalid JSON"):
         load_schedule(path)
-    for args in (["export", path], ["plot", path, "--out", tmp_path / "p.png"], ["compare", spec, path]):
+    for args in (["export", path], ["plot", path, "--out-file", tmp_path / "p.png"], ["compare", spec, path]):
         result = run(*args)
         assert result.exit_code == EXIT_USAGE, (args, result.output)
         one_line_error(result, "s.json")
@@ -822,7 +831,7 @@ def test_a_huge_learning_rate_in_a_schedule_file_is_one_line(tmp_path, spec):
     path = tmp_path / "s.csv"
     path.write_text("step,learning_rate\n" + "".join(f"{t},1e308\n" for t in range(200)), encoding="utf-8")
     for args in (
-        ["plot", path, "--out", tmp_path / "p.png"],
+        ["plot", path, "--out-file", tmp_path / "p.png"],
         ["compare", spec, path, "--out", tmp_path / "c"],
     ):
         result = run(*args)
@@ -860,10 +869,10 @@ def test_a_fifo_or_a_device_is_refused_by_type_without_hanging(tmp_path, fifo):
         (["design", "/dev/zero", "--no-baselines"], "regular file"),
         (["export", sched_link], "regular file"),
         (["export", zero_json], "regular file"),
-        (["plot", sched_link, "--out", tmp_path / "p.png"], "regular file"),
+        (["plot", sched_link, "--out-file", tmp_path / "p.png"], "regular file"),
         (["simulate", spectrum], "regular file"),
-        (["fit", fifo, "--out", tmp_path / "f.toml"], "regular file"),
-        (["fit", "/dev/zero", "--out", tmp_path / "f.toml"], "regular file"),
+        (["fit", fifo, "--out-file", tmp_path / "f.toml"], "regular file"),
+        (["fit", "/dev/zero", "--out-file", tmp_path / "f.toml"], "regular file"),
     ]
     for i, (args, fragment) in enumerate(cases):
         if i < 2:  # the real console script, in a subprocess with a timeout
@@ -901,7 +910,7 @@ def test_oversized_input_files_are_refused_by_size_before_reading(tmp_path):
 
 @pytest.mark.parametrize(("option", "value"), [("--n-modes", "0"), ("--n-modes", "10000001")])
 def test_fit_bounds_its_model_size(tmp_path, option, value):
-    result = run("fit", tmp_path / "p.csv", option, value, "--out", tmp_path / "f.toml")
+    result = run("fit", tmp_path / "p.csv", option, value, "--out-file", tmp_path / "f.toml")
     assert result.exit_code == EXIT_USAGE
     one_line_error(result, option, value)
 
@@ -1021,11 +1030,11 @@ def test_a_tampered_schedule_is_refused_unless_trusted(tmp_path, designed, edit,
     with pytest.raises(ExportError, match=fragment):
         load_schedule(path)
     assert verification(load_schedule(path, verify=False)).startswith("trusted: ")
-    for args in (["export", path, "--out", tmp_path / "x.json"], ["transfer", path, "--horizon", "400"]):
+    for args in (["export", path, "--out-file", tmp_path / "x.json"], ["transfer", path, "--horizon", "400"]):
         result = run(*args, "--no-reoptimise" if args[0] == "transfer" else "--json")
         assert result.exit_code == EXIT_USAGE, (args, result.output)
         one_line_error(result, "tampered.json", fragment, "--trust")
-    trusted = run("export", path, "--out", tmp_path / "x.json", "--trust", "--json")
+    trusted = run("export", path, "--out-file", tmp_path / "x.json", "--trust", "--json")
     assert trusted.exit_code == 0, trusted.output
     assert "note: " in trusted.stderr and "trusted" in trusted.stderr and "tampered.json" in trusted.stderr
 
@@ -1035,7 +1044,7 @@ def test_an_older_schedule_without_a_values_hash_loads_as_unverified(tmp_path, d
     path.write_bytes((designed / "schedule.json").read_bytes())
     _tamper(path, lambda d: d["provenance"].pop("values_sha256"))
     assert verification(load_schedule(path)).startswith("unverified: no values_sha256")
-    result = run("export", path, "--out", tmp_path / "x.json", "--json")
+    result = run("export", path, "--out-file", tmp_path / "x.json", "--json")
     assert result.exit_code == 0, result.output
     assert "unverified" in result.stderr and "old.json" in result.stderr
     # the export itself is written with a fresh hash
@@ -1073,8 +1082,8 @@ def test_a_read_only_file_system_is_one_line_per_command(tmp_path, spec, tmpfs):
     sched = save_schedule(Schedule(learning_rate=np.full(200, 0.1)), tmp_path / "s.json")
     cases = {
         "design": ["design", spec, "--no-baselines", "--out", ro / "out"],
-        "export": ["export", sched, "--out", ro / "x.json"],
-        "plot": ["plot", sched, "--out", ro / "p.png"],
+        "export": ["export", sched, "--out-file", ro / "x.json"],
+        "plot": ["plot", sched, "--out-file", ro / "p.png"],
         "compare": ["compare", spec, sched, "--out", ro / "c"],
     }
     for command, args in cases.items():
@@ -1181,9 +1190,9 @@ def test_huge_numbers_in_a_schedule_file_never_escape_as_a_traceback(
     path.write_text(json.dumps(doc).replace(f'"{marker}"', number), encoding="utf-8")
     command = data.draw(st.sampled_from(["export", "simulate", "plot", "compare", "transfer"]))
     args = {
-        "export": ["export", path, "--out", tmp_path / "x.json", "--force"],
+        "export": ["export", path, "--out-file", tmp_path / "x.json", "--force"],
         "simulate": ["simulate", spec_path, "-s", f"file:{path}"],
-        "plot": ["plot", path, "--out", tmp_path / "p.png", "--force"],
+        "plot": ["plot", path, "--out-file", tmp_path / "p.png", "--force"],
         "compare": ["compare", spec_path, path, "--out", tmp_path / "c", "--force"],
         "transfer": [
             "transfer",

@@ -340,7 +340,17 @@ def test_cli_fit_writes_a_spec_that_design_accepts(tmp_path):
     out = tmp_path / "fitted.toml"
     result = CliRunner().invoke(
         app,
-        ["fit", *map(str, paths), "--out", str(out), "--n-modes", str(N_MODES), "--terms", "none", "--json"],
+        [
+            "fit",
+            *map(str, paths),
+            "--out-file",
+            str(out),
+            "--n-modes",
+            str(N_MODES),
+            "--terms",
+            "none",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -361,7 +371,7 @@ def test_cli_fit_writes_a_spec_that_design_accepts(tmp_path):
 def test_cli_fit_bad_input_writes_nothing(tmp_path):
     path = _write_csv(tmp_path / "p.csv", _good_rows())
     out = tmp_path / "f.toml"
-    result = CliRunner().invoke(app, ["fit", str(path), "--out", str(out)])
+    result = CliRunner().invoke(app, ["fit", str(path), "--out-file", str(out)])
     assert result.exit_code == 2 and "single learning rate" in result.output and not out.exists()
     result = CliRunner().invoke(app, ["fit", str(path), "--out", str(tmp_path / "f.txt")])
     assert result.exit_code == 2 and "--out" in result.output
@@ -372,7 +382,7 @@ def test_cli_export_writes_the_network_learning_rate(tmp_path):
     src = tmp_path / "s.json"
     save_schedule(_fitted_schedule(), src)
     out = tmp_path / "net.json"
-    result = CliRunner().invoke(app, ["export", str(src), "--to", "json", "--out", str(out)])
+    result = CliRunner().invoke(app, ["export", str(src), "--to", "json", "--out-file", str(out)])
     assert result.exit_code == 0, result.output
     exported = load_schedule(out)
     assert exported.network is None

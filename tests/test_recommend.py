@@ -108,7 +108,7 @@ def test_bad_arguments_name_the_field(kwargs, field):
 
 def test_cli_writes_once_and_prints_its_caveats(tmp_path):
     out = tmp_path / "r.json"
-    args = ["recommend", "--horizon", "5e4", "--peak", "3e-4", "--warmup", "500", "--out", str(out)]
+    args = ["recommend", "--horizon", "5e4", "--peak", "3e-4", "--warmup", "500", "--out-file", str(out)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     text = " ".join(done.output.split())
@@ -129,7 +129,7 @@ def test_cli_writes_once_and_prints_its_caveats(tmp_path):
             "1e-3",
             "--phase",
             "x",
-            "--out",
+            "--out-file",
             str(tmp_path / "x.json"),
         ],
     )

@@ -133,7 +133,12 @@ def test_a_library_user_gets_no_compilation_cache(tmp_path):
         "                  'hook_replaced': cc.get_file_cache is not hook}))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, TINY_SPEC], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+        [sys.executable, "-c", code, TINY_SPEC],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])

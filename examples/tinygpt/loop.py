@@ -5,7 +5,7 @@ The same steps on the command line::
     python -m examples.tinygpt --schedule constant --peak 1e-3 --steps 500 --eval-every 20 --out runs/p1.csv
     python -m examples.tinygpt --schedule constant --peak 3e-3 --steps 500 --eval-every 20 --out runs/p2.csv
     python -m examples.tinygpt --schedule constant --peak 1e-2 --steps 500 --eval-every 20 --out runs/p3.csv
-    schedopt fit runs/p1.csv runs/p2.csv runs/p3.csv --out runs/fitted.toml --lr-cap best
+    schedopt fit runs/p1.csv runs/p2.csv runs/p3.csv --out-file runs/fitted.toml --lr-cap best
     schedopt design runs/fitted.toml --horizon 2000 --out runs/design --no-baselines
     python -m examples.tinygpt --schedule runs/design/schedule.json --steps 2000 --out runs/designed.csv
 

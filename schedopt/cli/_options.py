@@ -43,6 +43,82 @@ WarmupShapeOpt = Annotated[
 ]
 
 
+#: Every command's ``--out`` is a folder it writes its files into (under their default names);
+#: a command that writes one file also takes ``--out-file FILE`` for that file's exact path.
+_FILE_SUFFIXES = (".json", ".csv", ".tsv", ".png", ".pdf", ".svg", ".toml", ".txt", ".yaml", ".yml", ".npz")
+
+
+def OutOpt(default: str) -> object:
+    """The ``--out DIR`` option of a command; ``default`` says where its files go without it."""
+    return Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="DIR", help=f"Folder to write into, created if missing (default {default})."
+        ),
+    ]
+
+
+def OutFileOpt(what: str) -> object:
+    """The ``--out-file FILE`` option of a command that writes one file."""
+    return Annotated[
+        Path | None,
+        typer.Option("--out-file", metavar="FILE", help=f"Exact path of the {what} (instead of --out DIR)."),
+    ]
+
+
+OutDirOpt = OutOpt("exports/<problem>/")
+
+
+def _out_folder(out: Path | None, default: Path) -> Path:
+    """The folder of ``--out``: an existing file, or a path named like a file, is a usage error."""
+    if out is None:
+        return default
+    if out.exists() and not out.is_dir():
+        raise ProblemError(
+            f"`--out` must be a folder (the command writes its files into it), got {str(out)!r}, "
+            "an existing file",
+            field="--out",
+        )
+    if not out.exists() and out.suffix.lower() in _FILE_SUFFIXES:
+        raise ProblemError(
+            f"`--out` must be a folder (the command writes its files into it), got {str(out)!r}, a file name",
+            field="--out",
+        )
+    return out
+
+
+def _out_file(out: Path | None, out_file: Path | None, name: str, suffixes: tuple[str, ...]) -> Path:
+    """The file a one-file command writes: ``--out-file``, else ``--out`` / ``name``, else ``name`` here.
+
+    ``--out FILE`` (a name ending in one of ``suffixes``, not an existing folder) was the
+    file itself before ``--out`` meant a folder everywhere: still accepted, with a note.
+    """
+    if out is not None and out_file is not None:
+        raise ProblemError(
+            f"give `--out` (a folder) or `--out-file` (a file), not both: got {str(out)!r} and {str(out_file)!r}",
+            field="--out-file",
+        )
+    if out is not None and not out.is_dir() and out.suffix.lower() in suffixes:
+        typer.echo(
+            f"note: `--out {out}` names a file; `--out` is a folder in every command: use `--out-file {out}` "
+            "(deprecated; the old form still works)",
+            err=True,
+        )
+        out, out_file = None, out
+    if out_file is None:
+        return _out_folder(out, Path(".")) / name
+    if out_file.is_dir():
+        raise ProblemError(
+            f"`--out-file` must be a file, got {str(out_file)!r}, an existing folder (use --out for a folder)",
+            field="--out-file",
+        )
+    if out_file.suffix.lower() not in suffixes:
+        raise ProblemError(
+            f"`--out-file` must end in {' or '.join(suffixes)}, got {str(out_file)!r}", field="--out-file"
+        )
+    return out_file
+
+
 def _load(spec: Path | None):
     """A spec file, or the name of a shipped problem (``easy-phase``) when no such file exists."""
     from schedopt.spec import default_problem, load_problem

@@ -12,8 +12,12 @@ from schedopt.cli._app import _command
 from schedopt.cli._options import (
     ForceOpt,
     JsonOpt,
+    OutFileOpt,
+    OutOpt,
     ProgressOpt,
     _check_input_file,
+    _out_file,
+    _out_folder,
     _refuse_existing,
 )
 from schedopt.cli._report import _emit_json, _fmt, _live, _table
@@ -25,9 +29,8 @@ def fit(
     runs: Annotated[
         list[Path], typer.Argument(help="Pilot runs: CSV logs with step, learning_rate and a loss.")
     ],
-    out: Annotated[Path, typer.Option(help="Where to write the fitted problem spec (TOML).")] = Path(
-        "fitted.toml"
-    ),
+    out: OutOpt("the current folder; the spec is fitted.toml") = None,
+    out_file: OutFileOpt("fitted problem spec (TOML)") = None,
     loss_column: Annotated[
         str | None, typer.Option(help="Loss column to fit (default: val_loss, else train_loss, else loss).")
     ] = None,
@@ -65,14 +68,13 @@ def fit(
 ) -> None:
     """Fit the model to the loss curves of pilot runs; write a spec that `schedopt design` accepts.
 
-    Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv --out fitted.toml
+    Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv --out-file fitted.toml
     then:    schedopt design fitted.toml --horizon 8000
     """
     from schedopt.calibration.fit import FIT_PARAMETERS, fit_pilots
     from schedopt.calibration.pilots import read_pilot
 
-    if out.suffix != ".toml":
-        raise ProblemError(f"`--out` must end in .toml, got {str(out)!r}", field="--out")
+    out = _out_file(out, out_file, "fitted.toml", (".toml",))
     if plot is not None and plot.suffix != ".png":
         raise ProblemError(f"`--plot` must end in .png, got {str(plot)!r}", field="--plot")
     if plot is not None:
@@ -184,7 +186,7 @@ def pilots(
     peak: Annotated[float, typer.Option(help="Your guess of the peak learning rate (network units).")],
     budget: Annotated[float, typer.Option(help="Compute for the pilots, in runs of length T.")] = 1.0,
     warmup: Annotated[int, typer.Option(help="Linear warmup updates at the start of every pilot.")] = 0,
-    out: Annotated[Path, typer.Option(help="Folder for the pilots' schedule files.")] = Path("pilots"),
+    out: OutOpt("pilots/") = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -196,8 +198,9 @@ def pilots(
     from schedopt.calibration.plan import plan_pilots
     from schedopt.schedule import Schedule, save_schedule
 
+    folder = _out_folder(out, Path("pilots"))
     plans = plan_pilots(horizon, budget, peak, warmup)
-    paths = [out / f"{plan.name}.json" for plan in plans]
+    paths = [folder / f"{plan.name}.json" for plan in plans]
     _refuse_existing(force, *paths)
     from schedopt._io import output_set
 

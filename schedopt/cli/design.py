@@ -12,10 +12,15 @@ from schedopt.cli._options import (
     MAX_CHECKPOINTS,
     ForceOpt,
     JsonOpt,
+    OutDirOpt,
+    OutFileOpt,
+    OutOpt,
     ProgressOpt,
     TrustOpt,
     WarmupShapeOpt,
     _load,
+    _out_file,
+    _out_folder,
     _override,
     _refuse_existing,
 )
@@ -35,7 +40,9 @@ def simulate(
             "wsd_sqrt:0.3,0.2, power_law:0.3,0.5, exponential:0.3,0.01) or file:PATH of a schedule file.",
         ),
     ] = "constant:0.1",
-    horizon: Annotated[str | None, typer.Option(help="Override the spec's horizon.")] = None,
+    horizon: Annotated[
+        str | None, typer.Option(metavar="STEPS", help="Simulate at this horizon instead of the spec's.")
+    ] = None,
     checkpoints: Annotated[int, typer.Option(help="Number of checkpoints to print.")] = 12,
     trust: TrustOpt = False,
     as_json: JsonOpt = False,
@@ -124,10 +131,17 @@ def design(
         Path | None, typer.Argument(help="Problem spec (TOML); default: the embedded easy-phase problem.")
     ] = None,
     solver: Annotated[str, typer.Option(help="jax, casadi or pontryagin.")] = "jax",
-    horizon: Annotated[str | None, typer.Option(help="Override the horizon (steps), e.g. 1e5.")] = None,
+    horizon: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STEPS",
+            help="Design for this horizon instead of the spec's, e.g. 1e5: the schedule is solved "
+            "afresh there (transfer moves a designed one by the phase rule; export --stretch-to stretches it).",
+        ),
+    ] = None,
     blocks: Annotated[int | None, typer.Option(help="Override the number of control blocks.")] = None,
     grid: Annotated[str | None, typer.Option(help="uniform, geometric-end or geometric-both.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    out: OutDirOpt = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -182,7 +196,7 @@ def design(
     peak_horizon = given.horizon if given.network is not None and problem.horizon > given.horizon else None
     if warmup is None:  # a fitted spec designs with the warmup its pilots ran
         warmup = given.network.pilot_warmup if given.network is not None else 0
-    folder = out if out is not None else Path("exports") / problem.name
+    folder = _out_folder(out, Path("exports") / problem.name)
     _refuse_existing(force, *(folder / name for name in DESIGN_FILES))
     with _live(False if as_json and progress is None else progress):
         result = run_design(
@@ -281,7 +295,7 @@ def compare(
         list[str] | None,
         typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable)."),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    out: OutDirOpt = None,
     force: ForceOpt = False,
     trust: TrustOpt = False,
     as_json: JsonOpt = False,
@@ -293,7 +307,7 @@ def compare(
     from schedopt.compare import compare_schedules
 
     problem = _load(spec)
-    folder = out if out is not None else Path("exports") / problem.name
+    folder = _out_folder(out, Path("exports") / problem.name)
     _refuse_existing(force, folder / "compare.json", folder / "compare.png")
     from schedopt.plots import require_matplotlib
 
@@ -331,21 +345,21 @@ def compare(
 def plot(
     schedules: Annotated[list[Path], typer.Argument(help="Schedule files (JSON or CSV).")],
     spec: Annotated[Path | None, typer.Option(help="Problem spec: also plot the loss curves on it.")] = None,
-    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("schedules.png"),
+    out: OutOpt("the current folder; the file is schedules.png") = None,
+    out_file: OutFileOpt("PNG") = None,
     force: ForceOpt = False,
     trust: TrustOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Plot schedule files (and their loss curves on a problem) to a PNG.
 
-    Example: schedopt plot exports/easy-phase/schedule.json --spec problems/easy-phase.toml --out s.png
+    Example: schedopt plot exports/easy-phase/schedule.json --spec problems/easy-phase.toml --out-file s.png
     """
     from schedopt.compare import plot_schedule_files
 
-    if out.suffix != ".png":
-        raise ProblemError(f"`--out` must end in .png, got {str(out)!r}", field="--out")
-    _refuse_existing(force, out)
-    path = plot_schedule_files(schedules, problem=_load(spec) if spec is not None else None, out=out)
+    target = _out_file(out, out_file, "schedules.png", (".png",))
+    _refuse_existing(force, target)
+    path = plot_schedule_files(schedules, problem=_load(spec) if spec is not None else None, out=target)
     if as_json:
         _emit_json({"files": {"plot": str(path)}})
     else:

@@ -11,9 +11,12 @@ from schedopt.cli._app import _command
 from schedopt.cli._options import (
     ForceOpt,
     JsonOpt,
+    OutFileOpt,
+    OutOpt,
     TrustOpt,
     WarmupOpt,
     WarmupShapeOpt,
+    _out_file,
     _parse_int,
     _refuse_existing,
 )
@@ -29,14 +32,22 @@ def export(
     to: Annotated[
         str, typer.Option("--to", help="json (optax-ready schedule file), csv, or torch (LambdaLR factors).")
     ] = "json",
-    out: Annotated[
-        Path | None,
+    out: OutOpt("the input's folder; the file is NAME.optax.json, NAME.export.csv or NAME.torch.json") = None,
+    out_file: OutFileOpt("exported file") = None,
+    peak: Annotated[float | None, typer.Option(help="Rescale to this peak learning rate.")] = None,
+    stretch_to: Annotated[
+        str | None,
         typer.Option(
-            help="Output file (default: next to the input: NAME.optax.json, NAME.export.csv, NAME.torch.json)."
+            "--stretch-to",
+            metavar="STEPS",
+            help="Stretch the schedule in t/T to this many steps, shape unchanged (no model involved: "
+            "schedopt transfer moves it by the phase rule, design --horizon solves afresh).",
         ),
     ] = None,
-    peak: Annotated[float | None, typer.Option(help="Rescale to this peak learning rate.")] = None,
-    horizon: Annotated[str | None, typer.Option(help="Time-stretch to this horizon (steps).")] = None,
+    horizon: Annotated[
+        str | None,
+        typer.Option("--horizon", metavar="STEPS", hidden=True, help="Deprecated name of --stretch-to."),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -59,9 +70,28 @@ def export(
 
     Example: schedopt export exports/easy-phase/schedule.json --to torch --peak 3e-4
     """
-    from schedopt.export.files import export_schedule
+    from schedopt.export.files import EXPORT_FORMATS, default_export_name, export_schedule
 
-    horizon_value = _parse_int("--horizon", horizon) if horizon is not None else None
+    if horizon is not None:
+        if stretch_to is not None:
+            raise ProblemError(
+                f"give `--stretch-to` only (`--horizon` is its deprecated name), got both: {stretch_to!r} "
+                f"and {horizon!r}",
+                field="--horizon",
+            )
+        typer.echo(
+            "note: `export --horizon` is deprecated: it is a plain stretch in t/T, now `--stretch-to`; "
+            "`schedopt transfer --horizon` moves a schedule by the phase rule",
+            err=True,
+        )
+        stretch_to, option = horizon, "--horizon"
+    else:
+        option = "--stretch-to"
+    horizon_value = _parse_int(option, stretch_to) if stretch_to is not None else None
+    target = None
+    if (out is not None or out_file is not None) and to in EXPORT_FORMATS:
+        suffixes = (".csv",) if to == "csv" else (".json",)
+        target = _out_file(out, out_file, default_export_name(schedule, to), suffixes)
     if warmup:
         from schedopt.schedule._warmup import check_warmup
 
@@ -69,7 +99,7 @@ def export(
     report = export_schedule(
         schedule,
         to=to,
-        out=out,
+        out=target,
         peak=peak,
         horizon=horizon_value,
         force=force,
@@ -103,9 +133,8 @@ def recommend(
     ] = None,
     warmup: WarmupOpt = 0,
     warmup_shape: WarmupShapeOpt = "linear",
-    out: Annotated[
-        Path | None, typer.Option(help="Schedule file to write (default recommended-T<H>.json).")
-    ] = None,
+    out: OutOpt("the current folder; the file is recommended-T<H>.json") = None,
+    out_file: OutFileOpt("schedule file (.json or .csv)") = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -121,9 +150,7 @@ def recommend(
 
     steps = _parse_int("--horizon", horizon)
     tuned_at = _parse_int("--peak-horizon", peak_horizon) if peak_horizon is not None else None
-    target = out if out is not None else Path(f"recommended-T{steps}.json")
-    if target.suffix not in (".json", ".csv"):
-        raise ProblemError(f"`--out` must end in .json or .csv, got {str(target)!r}", field="--out")
+    target = _out_file(out, out_file, f"recommended-T{steps}.json", (".json", ".csv"))
     _refuse_existing(force, target)
     result = run_recommend(
         steps,

@@ -11,10 +11,12 @@ from schedopt.cli._app import _command
 from schedopt.cli._options import (
     ForceOpt,
     JsonOpt,
+    OutDirOpt,
     TrustOpt,
     WarmupOpt,
     WarmupShapeOpt,
     _load,
+    _out_folder,
     _parse_int,
     _refuse_existing,
 )
@@ -31,7 +33,7 @@ def phase(
         str, typer.Option(help="LO:HI:COUNT log-spaced horizons, or a comma list.")
     ] = "1e2:1e4:5",
     solver: Annotated[str, typer.Option(help="jax, casadi or pontryagin.")] = "jax",
-    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    out: OutDirOpt = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
     backend: BackendOpt = "local",
@@ -48,7 +50,7 @@ def phase(
 
     problem = _load(spec)
     values = parse_horizons(horizons)
-    folder = out if out is not None else Path("exports") / problem.name
+    folder = _out_folder(out, Path("exports") / problem.name)
     _refuse_existing(force, folder / "phase.json", folder / "phase.png")
     from schedopt.plots import require_matplotlib
 
@@ -151,7 +153,7 @@ def scaling(
         bool, typer.Option(metavar="", help="Also measure the best-constant and cosine frontiers.")
     ] = True,
     plot: Annotated[bool, typer.Option(metavar="", help="Write scaling.png.")] = True,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    out: OutDirOpt = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
     backend: BackendOpt = "local",
@@ -172,7 +174,7 @@ def scaling(
     problem = _load(spec)
     values = parse_compute(compute)
     kinds = SCHEDULES if baselines else ("optimal",)
-    folder = out if out is not None else Path("exports") / problem.name
+    folder = _out_folder(out, Path("exports") / problem.name)
     _refuse_existing(force, folder / "scaling.json", folder / "scaling.png" if plot else None)
     if plot:
         from schedopt.plots import require_matplotlib
@@ -257,7 +259,14 @@ def scaling(
 @_command
 def transfer(
     schedule: Annotated[Path, typer.Argument(help="Schedule written by `schedopt design` (JSON).")],
-    horizon: Annotated[str, typer.Option(help="New horizon T2 (steps), e.g. 4e4.")],
+    horizon: Annotated[
+        str,
+        typer.Option(
+            metavar="STEPS",
+            help="The new horizon T2, e.g. 4e4: the schedule is moved there by the phase rule "
+            "(design --horizon solves afresh; export --stretch-to only stretches).",
+        ),
+    ],
     spec: Annotated[
         Path | None,
         typer.Option(help="Problem spec to use instead of the one in the schedule's provenance (e.g. CSV)."),
@@ -272,7 +281,7 @@ def transfer(
     solver: Annotated[
         str, typer.Option(help="Solver of the re-optimisation: jax, casadi or pontryagin.")
     ] = "jax",
-    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    out: OutDirOpt = None,
     force: ForceOpt = False,
     trust: TrustOpt = False,
     warmup: WarmupOpt = 0,
@@ -301,7 +310,7 @@ def transfer(
         problem = _load(spec).at_horizon(source.horizon)
     else:
         problem = problem_from_schedule(source)
-    folder = out if out is not None else Path("exports") / problem.name
+    folder = _out_folder(out, Path("exports") / problem.name)
     names = {
         "schedule_json": f"schedule-T{target}.json",
         "schedule_csv": f"schedule-T{target}.csv",

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from schedopt.cli._app import _command
-from schedopt.cli._options import ForceOpt, JsonOpt, _refuse_existing
+from schedopt.cli._options import ForceOpt, JsonOpt, OutDirOpt, _out_folder, _refuse_existing
 from schedopt.cli._report import _bar, _emit_json, _fmt, _table
 
 BackendOpt = Annotated[
@@ -56,7 +56,7 @@ def sweep(
     backend: BackendOpt = "local",
     address: AddressOpt = None,
     max_batch: Annotated[int, typer.Option(help="Problems per vectorised solve.")] = 64,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default exports/<problem>/).")] = None,
+    out: OutDirOpt = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -83,7 +83,7 @@ def sweep(
         name = load_problem(spec).name  # the spec itself must be valid; its points may not be
         text, label = spec.read_text(encoding="utf-8"), str(spec)
     variations(text, vary or [])  # bad --vary: an error before any work
-    folder = out if out is not None else Path("exports") / name
+    folder = _out_folder(out, Path("exports") / name)
     _refuse_existing(force, folder / "sweep.json")
     with backend_of(backend, address) as engine, _bar(disable=as_json) as bar:
         task = bar.add_task("designing points", total=None)

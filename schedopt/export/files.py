@@ -11,10 +11,15 @@ from schedopt._io import atomic_write_text, json_text, refuse_existing
 from schedopt.errors import ExportError
 from schedopt.schedule import load_schedule, save_schedule
 
-__all__ = ["EXPORT_FORMATS", "export_schedule"]
+__all__ = ["EXPORT_FORMATS", "default_export_name", "export_schedule"]
 
 EXPORT_FORMATS = ("json", "csv", "torch")
 _SUFFIX = {"json": ".optax.json", "csv": ".export.csv", "torch": ".torch.json"}  # never a design's own file
+
+
+def default_export_name(path: str | Path, to: str) -> str:
+    """The file name an export of ``path`` gets: ``NAME.optax.json``, ``NAME.export.csv`` or ``NAME.torch.json``."""
+    return Path(path).stem + _SUFFIX[to]
 
 
 def export_schedule(
@@ -58,19 +63,19 @@ def export_schedule(
 
         check_warmup(warmup, schedule.horizon, shape=warmup_shape, field="--warmup")
         schedule = with_warmup(schedule, warmup, shape=warmup_shape)
-    target = Path(out) if out is not None else src.with_name(src.stem + _SUFFIX[to])
+    target = Path(out) if out is not None else src.with_name(default_export_name(src, to))
     if target.resolve() == src.resolve():
-        raise ExportError(f"`--out` must differ from the input file {str(src)!r}")
+        raise ExportError(f"`--out-file` must differ from the input file {str(src)!r}")
     if not overwrite:
         refuse_existing([target])
     lr = schedule.learning_rate
     if to == "json":
         if target.suffix != ".json":
-            raise ExportError(f"`--out` of a json export must end in .json, got {str(target)!r}")
+            raise ExportError(f"`--out-file` of a json export must end in .json, got {str(target)!r}")
         save_schedule(schedule, target)
     elif to == "csv":
         if target.suffix != ".csv":
-            raise ExportError(f"`--out` of a csv export must end in .csv, got {str(target)!r}")
+            raise ExportError(f"`--out-file` of a csv export must end in .csv, got {str(target)!r}")
         save_schedule(schedule, target)
     else:
         base = float(np.max(lr))
