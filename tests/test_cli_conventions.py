@@ -137,3 +137,11 @@ def test_help_says_what_each_horizon_and_out_option_does():
     for command in ("plot", "fit", "export", "recommend"):
         text = options(command)
         assert "Folder to write into" in text and "--out-file" in text, command
+
+
+def test_pilots_default_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("pilots", "--horizon", "400", "--peak", "0.01", "--json")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "pilots").iterdir())
+    assert written and all(name.endswith(".json") for name in written)

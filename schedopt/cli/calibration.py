@@ -204,7 +204,7 @@ def pilots(
     _refuse_existing(force, *paths)
     from schedopt._io import output_set
 
-    with output_set(out, [p.name for p in paths], overwrite=force) as stage:  # the pilots as one set
+    with output_set(folder, [p.name for p in paths], overwrite=force) as stage:  # the pilots as one set
         for plan, path in zip(plans, paths, strict=True):
             provenance = {
                 "kind": "pilot",
@@ -235,4 +235,4 @@ def pilots(
         rows,
     )
     typer.echo("Train each (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), log val_loss, then:")
-    typer.echo(f"  schedopt fit <logs> --out fitted.toml && schedopt design fitted.toml --horizon {horizon}")
+    typer.echo(f"  schedopt fit <logs> --out-file fitted.toml && schedopt design fitted.toml --horizon {horizon}")
