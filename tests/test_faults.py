@@ -931,7 +931,7 @@ def test_a_pilot_step_far_beyond_the_horizon_limit_is_refused_before_allocating(
     message = str(info.value)
     assert str(path) in message and "line 7" in message and "step" in message, message
     assert f"{float(step):.17g}" in message and str(MAX_HORIZON) in message, message
-    result = run("fit", path, "--out", tmp_path / "f.toml")
+    result = run("fit", path, "--out-file", tmp_path / "f.toml")
     assert result.exit_code == EXIT_USAGE, result.output
     one_line_error(result, "pilot.csv", "line 7", str(MAX_HORIZON))
     assert not (tmp_path / "f.toml").exists()
