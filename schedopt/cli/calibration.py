@@ -235,4 +235,6 @@ def pilots(
         rows,
     )
     typer.echo("Train each (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), log val_loss, then:")
-    typer.echo(f"  schedopt fit <logs> --out-file fitted.toml && schedopt design fitted.toml --horizon {horizon}")
+    typer.echo(
+        f"  schedopt fit <logs> --out-file fitted.toml && schedopt design fitted.toml --horizon {horizon}"
+    )
