@@ -68,19 +68,31 @@ cannot express and no schedule shape repairs: train with a warmup.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 
-from schedopt._jax import float64, jax
+from schedopt._jax import float64
+from schedopt.calibration._model import (
+    FIT_PARAMETERS,
+    TERMS,
+    _bounds,
+    _early,
+    _Layout,
+    _run_index,
+    warmup_steps,
+)
+from schedopt.calibration._solve import (
+    _check_identifiable,
+    _phase_z,
+    _relative_rms,
+    _solve,
+    _uncertainties,
+)
 from schedopt.calibration.pilots import PilotRun
-from schedopt.dynamics.recursion import loss_curve_jax
 from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import FitError
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
@@ -94,355 +106,7 @@ __all__ = [
     "predict_network_loss",
 ]
 
-FIT_PARAMETERS = (
-    "a",
-    "b",
-    "noise_std",
-    "loss_scale",
-    "loss_offset",
-    "learning_rate_scale",
-    "learning_rate_exponent",
-    "null_eigenvalue",
-    "null_modes",
-)
-"""The fitted parameters, in report order."""
-
-TERMS = ("exponent", "null_modes")
-"""Optional model terms: the learning-rate exponent :math:`p` and the null-mode block (see the module doc)."""
-
-#: Bounds of the fitted coordinate that moves each parameter: a, b, log sigma, log s, the offset as a
-#: fraction of the smallest measured loss, r = model peak learning rate / safe threshold, p, and the
-#: logs of the null eigenvalue and of the null-mode count.
-_BOUNDS = {
-    "a": (1.05, 8.0),
-    "b": (1.05, 8.0),
-    "noise_std": (math.log(1e-4), math.log(10.0)),
-    "loss_scale": (math.log(1e-4), math.log(1e4)),
-    "loss_offset": (0.0, 0.999),
-    "learning_rate_scale": (1e-4, 0.999),
-    "learning_rate_exponent": (0.05, 2.0),
-    "null_eigenvalue": (math.log(1e-6), 0.0),
-    "null_modes": (0.0, math.log(1e4)),
-}
-_STARTS = ((1.5, 1.3), (2.5, 1.5), (2.0, 2.5), (4.0, 2.0), (1.3, 2.0))  # (a, b)
-_TERM_STARTS = (  # (r, p, log null eigenvalue, log null modes)
-    (0.3, 1.0, math.log(1e-3), math.log(100.0)),
-    (0.1, 0.6, math.log(1e-2), math.log(300.0)),
-    (0.6, 0.8, math.log(1e-4), math.log(1000.0)),
-)
 _IDENTIFIED_RATIO = 0.5
-_SCOUT_EVALUATIONS = 50  # least-squares evaluations per start before the best is polished
-_MAX_EVALUATIONS = 300
-
-
-@dataclass(frozen=True)
-class _Data:
-    """Pilots as padded arrays: learning rates ``(R, T)`` and the gather indices of the measurements."""
-
-    learning_rate: np.ndarray
-    run_index: np.ndarray
-    step_index: np.ndarray
-    log_loss: np.ndarray
-    weight: np.ndarray
-    max_learning_rate: float
-    min_loss: float
-
-
-def _run_index(runs: Sequence[PilotRun]) -> np.ndarray:
-    """The pilot each measurement belongs to, in the order the measurements are stacked."""
-    return np.concatenate([np.full(r.losses.size, i) for i, r in enumerate(runs)])
-
-
-def warmup_steps(run: PilotRun) -> int:
-    """Updates before the pilot's learning rate first reaches its peak (0 without a warmup)."""
-    return int(np.argmax(run.learning_rate >= run.peak_learning_rate * (1 - 1e-9)))
-
-
-def _early(runs: Sequence[PilotRun], min_step: int | str) -> np.ndarray:
-    """Measurements before each pilot's ``min_step`` (``"auto"``: twice its warmup): the start-up transient."""
-    masks = []
-    for run in runs:
-        start = 2 * warmup_steps(run) if min_step == "auto" else int(min_step)
-        masks.append(run.loss_steps < start)
-    return np.concatenate(masks)
-
-
-def _data(runs: Sequence[PilotRun], max_learning_rate: float, held_out: np.ndarray | None = None) -> _Data:
-    """Stack the pilots; measurements flagged in ``held_out`` (held out or too early) get weight 0."""
-    horizon = max(r.horizon for r in runs)
-    lr = np.zeros((len(runs), horizon))
-    for i, run in enumerate(runs):
-        lr[i, : run.horizon] = run.learning_rate
-    run_index = _run_index(runs)
-    step_index = np.concatenate([r.loss_steps for r in runs])
-    losses = np.concatenate([r.losses for r in runs])
-    fitted = np.ones(losses.size, dtype=bool) if held_out is None else ~held_out
-    counts = np.bincount(run_index[fitted], minlength=len(runs)).astype(np.float64)
-    weight = np.where(fitted, 1.0 / np.sqrt(np.maximum(counts[run_index], 1.0)), 0.0)
-    return _Data(
-        lr, run_index, step_index, np.log(losses), weight, max_learning_rate, float(losses[fitted].min())
-    )
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Which coordinates the fit has: the six base ones, then the optional terms'."""
-
-    n_modes: int
-    fixed_kappa: bool
-    exponent: bool
-    null_modes: bool
-
-    @property
-    def coordinates(self) -> tuple[str, ...]:
-        """The parameter each fitted coordinate moves, in coordinate order (that of :data:`FIT_PARAMETERS`)."""
-        off = {
-            "learning_rate_scale": self.fixed_kappa,
-            "learning_rate_exponent": not self.exponent,
-            "null_eigenvalue": not self.null_modes,
-            "null_modes": not self.null_modes,
-        }
-        return tuple(n for n in FIT_PARAMETERS if not off.get(n, False))
-
-    @property
-    def fixed(self) -> tuple[str, ...]:
-        """The parameters held at their fixed value (not fitted)."""
-        return tuple(n for n in FIT_PARAMETERS if n not in self.coordinates)
-
-
-def _physical(x, layout: _Layout, data_max_lr, min_loss, kappa_value):
-    """Fitted coordinates -> parameters, decay eigenvalues, loss weights and initial error.
-
-    The spectrum is ``n_modes`` power-law modes and, with the null-mode term, one
-    node standing for ``null_modes`` modes of eigenvalue ``null_eigenvalue`` and no
-    initial error (its loss weight is their count times the eigenvalue).
-    """
-    a, b = x[0], x[1]
-    sigma = jnp.exp(x[2])
-    scale = jnp.exp(x[3])
-    offset = x[4] * min_loss
-    i = 5
-    k = jnp.arange(1, layout.n_modes + 1, dtype=jnp.float64)
-    lam = k**-b
-    power = k**-a
-    c0 = power / lam / jnp.sum(power)
-    weights = lam
-    null_lam = jnp.asarray(1e-6)
-    null_count = jnp.asarray(0.0)
-    if layout.null_modes:
-        null_lam = jnp.exp(x[-2])
-        null_count = jnp.exp(x[-1])
-        lam = jnp.concatenate([lam, null_lam[None]])
-        weights = jnp.concatenate([weights, (null_count * null_lam)[None]])
-        c0 = jnp.concatenate([c0, jnp.zeros(1)])
-    if layout.fixed_kappa:
-        kappa = jnp.asarray(kappa_value, dtype=jnp.float64)
-    else:
-        kappa = x[i] * 2.0 / (jnp.sum(weights) + 2.0)  # model lr at the largest pilot lr, below stability
-        i += 1
-    exponent = x[i] if layout.exponent else jnp.asarray(1.0)
-    reference = jnp.asarray(1.0 if layout.fixed_kappa else data_max_lr, dtype=jnp.float64)
-    return {
-        "a": a,
-        "b": b,
-        "noise_std": sigma,
-        "loss_scale": scale,
-        "loss_offset": offset,
-        "learning_rate_scale": kappa,
-        "learning_rate_exponent": exponent,
-        "null_eigenvalue": null_lam,
-        "null_modes": null_count,
-        "reference": reference,
-        "eigenvalues": lam,
-        "weights": weights,
-        "initial_error": c0,
-    }
-
-
-def _predict(x, lr, layout, max_lr, min_loss, kappa_value):
-    """Network loss curves ``(R, T + 1)`` for per-run network learning rates ``lr`` ``(R, T)``."""
-    q = _physical(x, layout, max_lr, min_loss, kappa_value)
-    ones = jnp.ones(lr.shape[-1])
-    eta = q["learning_rate_scale"] * (lr / q["reference"]) ** q["learning_rate_exponent"]
-
-    def one(rates):
-        return loss_curve_jax(
-            q["eigenvalues"], q["initial_error"], q["noise_std"] ** 2, rates, ones, loss_weights=q["weights"]
-        )
-
-    return q["loss_offset"] + q["loss_scale"] * jax.vmap(one)(eta)
-
-
-def _parameters(x, layout, max_lr, min_loss, kappa_value):
-    q = _physical(x, layout, max_lr, min_loss, kappa_value)
-    return jnp.stack([q[name] for name in FIT_PARAMETERS])
-
-
-def _residuals(x, lr, runs, steps, target, weight, max_lr, min_loss, kappa, *, layout):
-    pred = _predict(x, lr, layout, max_lr, min_loss, kappa)[runs, steps]
-    safe = jnp.where(jnp.isfinite(pred) & (pred > 0), pred, 1e30)
-    return weight * (jnp.log(safe) - target)
-
-
-_STATIC = ("layout",)
-_residuals_jit = jax.jit(_residuals, static_argnames=_STATIC)
-_jacobian_jit = jax.jit(jax.jacfwd(_residuals), static_argnames=_STATIC)
-
-
-class _Objective:
-    """Weighted log residuals and their Jacobian.
-
-    The data are arguments of module-level jitted functions, so a holdout fit
-    (the same arrays with some weights set to zero) reuses the compiled code.
-    """
-
-    def __init__(self, data: _Data, layout: _Layout, fixed_kappa: float | None):
-        self.evaluations = 0  # residual evaluations, for the progress line
-        self.data = data
-        self.layout = layout
-        self.fixed_kappa = fixed_kappa
-        self.args = (
-            jnp.asarray(data.learning_rate),
-            jnp.asarray(data.run_index),
-            jnp.asarray(data.step_index),
-            jnp.asarray(data.log_loss),
-            jnp.asarray(data.weight),
-            data.max_learning_rate,
-            data.min_loss,
-            1.0 if fixed_kappa is None else float(fixed_kappa),
-        )
-        self.static = {"layout": layout}
-
-    def fun(self, x):
-        from schedopt._progress import report
-
-        residuals = np.asarray(_residuals_jit(jnp.asarray(x), *self.args, **self.static))
-        self.evaluations += 1
-        report("fit", self.evaluations, 0.5 * float(residuals @ residuals))  # the least-squares cost
-        return residuals
-
-    def jac(self, x):
-        return np.asarray(_jacobian_jit(jnp.asarray(x), *self.args, **self.static))
-
-    def log_prediction(self, x) -> np.ndarray:
-        """Predicted log losses at every measurement, held out (weight 0) or not."""
-        lr, runs, steps, target, weight, *rest = self.args
-        log_ratio = _residuals_jit(
-            jnp.asarray(x), lr, runs, steps, target, jnp.ones_like(weight), *rest, **self.static
-        )
-        return self.data.log_loss + np.asarray(log_ratio)
-
-    def _to_parameters(self, x):
-        d = self.data
-        kappa = 1.0 if self.fixed_kappa is None else float(self.fixed_kappa)
-        return _parameters(x, self.layout, d.max_learning_rate, d.min_loss, kappa)
-
-    def parameters(self, x):
-        """The values of :data:`FIT_PARAMETERS` at fitted coordinates ``x``."""
-        return np.asarray(self._to_parameters(jnp.asarray(x)))
-
-    def parameter_jacobian(self, x):
-        return np.asarray(jax.jacfwd(self._to_parameters)(jnp.asarray(x)))
-
-
-def _bounds(layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = zip(*(_BOUNDS[name] for name in layout.coordinates), strict=True)
-    return np.array(lo), np.array(hi)
-
-
-def _starts(runs: Sequence[PilotRun], data: _Data, layout: _Layout) -> list[np.ndarray]:
-    first = float(np.mean([r.losses[0] for r in runs]))
-    offset = 0.5
-    scale = max(first - offset * data.min_loss, 1e-3)
-    out = []
-    term_starts = _TERM_STARTS if (layout.exponent or layout.null_modes) else _TERM_STARTS[:1]
-    for a, b in _STARTS:
-        for r, p, log_lam, log_count in term_starts:
-            start = {
-                "a": a,
-                "b": b,
-                "noise_std": math.log(0.3),
-                "loss_scale": math.log(scale),
-                "loss_offset": offset,
-                "learning_rate_scale": r,
-                "learning_rate_exponent": p,
-                "null_eigenvalue": log_lam,
-                "null_modes": log_count,
-            }
-            out.append(np.array([start[name] for name in layout.coordinates]))
-    return out
-
-
-def _least_squares(objective: _Objective, starts, bounds):
-    """A short run from every start, then the best one run to convergence."""
-
-    def run(x0, budget):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return scipy.optimize.least_squares(
-                objective.fun,
-                x0,
-                jac=objective.jac,
-                bounds=bounds,
-                method="trf",
-                x_scale="jac",
-                max_nfev=budget,
-            )
-
-    scouts = [run(x0, _SCOUT_EVALUATIONS) for x0 in starts]
-    best = min(scouts, key=lambda r: r.cost)
-    if best.status != 0:  # converged already
-        return best
-    final = run(best.x, _MAX_EVALUATIONS)
-    final.nfev += sum(r.nfev for r in scouts)
-    return final
-
-
-def _check_identifiable(runs: Sequence[PilotRun], fixed_kappa: float | None) -> None:
-    rates = np.unique(np.concatenate([r.learning_rate[r.learning_rate > 0] for r in runs]))
-    if rates.size == 0:
-        raise FitError(f"{runs[0].name}: learning_rate: every pilot has learning rate 0; nothing was trained")
-    if fixed_kappa is None and rates.size < 2:
-        names = ", ".join(r.name for r in runs)
-        raise FitError(
-            f"{names}: every pilot uses the single learning rate {rates[0]:g}, so the learning-rate scale "
-            "cannot be identified; add pilots at other learning rates or fix learning_rate_scale "
-            "(--lr-scale)"
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class _Solve:
-    x: np.ndarray
-    residuals: np.ndarray
-    jacobian: np.ndarray
-    status: Status
-    message: str
-    evaluations: int
-    objective: _Objective
-
-
-def _solve(runs, layout: _Layout, fixed_kappa, max_lr, held_out) -> _Solve:
-    data = _data(runs, max_lr, held_out)
-    objective = _Objective(data, layout, fixed_kappa)
-    bounds = _bounds(layout)
-    res = _least_squares(objective, _starts(runs, data, layout), bounds)
-    return _Solve(
-        x=res.x,
-        residuals=objective.fun(res.x),
-        jacobian=objective.jac(res.x),
-        status=_status(res.status),
-        message=str(res.message),
-        evaluations=int(res.nfev),
-        objective=objective,
-    )
-
-
-def _status(code: int) -> Status:
-    """SciPy ``least_squares``' status code as schedopt's :class:`~schedopt.status.Status`."""
-    if code > 0:  # 1-4: one of the tolerances was met
-        return Status.CONVERGED
-    return Status.MAX_ITERATIONS if code == 0 else Status.FAILED
 
 
 @dataclass(frozen=True, eq=False)
@@ -546,51 +210,6 @@ class FitResult:
         # a file name may hold a newline or other control characters: escape them, or the comment ends early
         safe = ["".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in lines]
         return "\n".join(safe) + "\n" + dump_problem(self.problem)
-
-
-def _relative_rms(solve: _Solve, runs, where: np.ndarray) -> tuple[float, dict[str, float]]:
-    """RMS relative error of the predicted losses at the measurements in ``where``: overall and by run."""
-    data = solve.objective.data
-    rel = np.expm1(solve.objective.log_prediction(solve.x) - data.log_loss)
-    by_run = {
-        r.name: float(np.sqrt(np.mean(rel[where & (data.run_index == i)] ** 2)))
-        for i, r in enumerate(runs)
-        if np.any(where & (data.run_index == i))
-    }
-    return float(np.sqrt(np.mean(rel[where] ** 2))), by_run
-
-
-def _uncertainties(solve: _Solve, fixed: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parameter values and Gauss–Newton standard errors."""
-    x = solve.x
-    values = np.asarray(solve.objective.parameters(jnp.asarray(x)))
-    n, p = solve.jacobian.shape
-    dof = max(n - p, 1)
-    s2 = float(np.sum(solve.residuals**2)) / dof
-    jtj = solve.jacobian.T @ solve.jacobian
-    try:
-        with np.errstate(all="ignore"):  # a singular or non-finite J^T J: no uncertainties, said below
-            cov_x = s2 * np.linalg.inv(jtj)
-            if not np.all(np.isfinite(cov_x)) or not np.linalg.cond(jtj) <= 1e14:
-                raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        cov_x = np.full((p, p), np.inf)
-    g = np.asarray(solve.objective.parameter_jacobian(jnp.asarray(x)))
-    with np.errstate(invalid="ignore"):
-        size = len(FIT_PARAMETERS)
-        cov = g @ cov_x @ g.T if np.all(np.isfinite(cov_x)) else np.full((size, size), np.inf)
-    std = np.sqrt(np.clip(np.diag(cov), 0, None))
-    for name in fixed:
-        std[FIT_PARAMETERS.index(name)] = 0.0
-    return values, std, cov
-
-
-def _phase_z(values, cov) -> float:
-    block = cov[:2, :2]
-    var = block[0, 0] + block[1, 1] - 2 * block[0, 1] if np.all(np.isfinite(block)) else math.inf
-    if not np.isfinite(var) or var <= 0:
-        return math.inf if values[0] != values[1] else 0.0
-    return float((values[0] - values[1]) / math.sqrt(var))
 
 
 def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tuple[float, str]:

@@ -1,0 +1,295 @@
+"""The fitted model of :mod:`schedopt.calibration.fit`: its coordinates, loss curves and objective.
+
+The pilots become padded arrays (:class:`_Data`); a :class:`_Layout` says which
+coordinates the fit has; :func:`_physical` maps coordinates to the model's
+parameters and spectrum, :func:`_predict` to network loss curves, and
+:class:`_Objective` gives SciPy the weighted log residuals and their Jacobian.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from schedopt._jax import jax
+from schedopt.calibration.pilots import PilotRun
+from schedopt.dynamics.recursion import loss_curve_jax
+
+FIT_PARAMETERS = (
+    "a",
+    "b",
+    "noise_std",
+    "loss_scale",
+    "loss_offset",
+    "learning_rate_scale",
+    "learning_rate_exponent",
+    "null_eigenvalue",
+    "null_modes",
+)
+"""The fitted parameters, in report order."""
+
+TERMS = ("exponent", "null_modes")
+"""Optional model terms: the learning-rate exponent :math:`p` and the null-mode block (see the module doc)."""
+
+#: Bounds of the fitted coordinate that moves each parameter: a, b, log sigma, log s, the offset as a
+#: fraction of the smallest measured loss, r = model peak learning rate / safe threshold, p, and the
+#: logs of the null eigenvalue and of the null-mode count.
+_BOUNDS = {
+    "a": (1.05, 8.0),
+    "b": (1.05, 8.0),
+    "noise_std": (math.log(1e-4), math.log(10.0)),
+    "loss_scale": (math.log(1e-4), math.log(1e4)),
+    "loss_offset": (0.0, 0.999),
+    "learning_rate_scale": (1e-4, 0.999),
+    "learning_rate_exponent": (0.05, 2.0),
+    "null_eigenvalue": (math.log(1e-6), 0.0),
+    "null_modes": (0.0, math.log(1e4)),
+}
+_STARTS = ((1.5, 1.3), (2.5, 1.5), (2.0, 2.5), (4.0, 2.0), (1.3, 2.0))  # (a, b)
+_TERM_STARTS = (  # (r, p, log null eigenvalue, log null modes)
+    (0.3, 1.0, math.log(1e-3), math.log(100.0)),
+    (0.1, 0.6, math.log(1e-2), math.log(300.0)),
+    (0.6, 0.8, math.log(1e-4), math.log(1000.0)),
+)
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Pilots as padded arrays: learning rates ``(R, T)`` and the gather indices of the measurements."""
+
+    learning_rate: np.ndarray
+    run_index: np.ndarray
+    step_index: np.ndarray
+    log_loss: np.ndarray
+    weight: np.ndarray
+    max_learning_rate: float
+    min_loss: float
+
+
+def _run_index(runs: Sequence[PilotRun]) -> np.ndarray:
+    """The pilot each measurement belongs to, in the order the measurements are stacked."""
+    return np.concatenate([np.full(r.losses.size, i) for i, r in enumerate(runs)])
+
+
+def warmup_steps(run: PilotRun) -> int:
+    """Updates before the pilot's learning rate first reaches its peak (0 without a warmup)."""
+    return int(np.argmax(run.learning_rate >= run.peak_learning_rate * (1 - 1e-9)))
+
+
+def _early(runs: Sequence[PilotRun], min_step: int | str) -> np.ndarray:
+    """Measurements before each pilot's ``min_step`` (``"auto"``: twice its warmup): the start-up transient."""
+    masks = []
+    for run in runs:
+        start = 2 * warmup_steps(run) if min_step == "auto" else int(min_step)
+        masks.append(run.loss_steps < start)
+    return np.concatenate(masks)
+
+
+def _data(runs: Sequence[PilotRun], max_learning_rate: float, held_out: np.ndarray | None = None) -> _Data:
+    """Stack the pilots; measurements flagged in ``held_out`` (held out or too early) get weight 0."""
+    horizon = max(r.horizon for r in runs)
+    lr = np.zeros((len(runs), horizon))
+    for i, run in enumerate(runs):
+        lr[i, : run.horizon] = run.learning_rate
+    run_index = _run_index(runs)
+    step_index = np.concatenate([r.loss_steps for r in runs])
+    losses = np.concatenate([r.losses for r in runs])
+    fitted = np.ones(losses.size, dtype=bool) if held_out is None else ~held_out
+    counts = np.bincount(run_index[fitted], minlength=len(runs)).astype(np.float64)
+    weight = np.where(fitted, 1.0 / np.sqrt(np.maximum(counts[run_index], 1.0)), 0.0)
+    return _Data(
+        lr, run_index, step_index, np.log(losses), weight, max_learning_rate, float(losses[fitted].min())
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which coordinates the fit has: the six base ones, then the optional terms'."""
+
+    n_modes: int
+    fixed_kappa: bool
+    exponent: bool
+    null_modes: bool
+
+    @property
+    def coordinates(self) -> tuple[str, ...]:
+        """The parameter each fitted coordinate moves, in coordinate order (that of :data:`FIT_PARAMETERS`)."""
+        off = {
+            "learning_rate_scale": self.fixed_kappa,
+            "learning_rate_exponent": not self.exponent,
+            "null_eigenvalue": not self.null_modes,
+            "null_modes": not self.null_modes,
+        }
+        return tuple(n for n in FIT_PARAMETERS if not off.get(n, False))
+
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        """The parameters held at their fixed value (not fitted)."""
+        return tuple(n for n in FIT_PARAMETERS if n not in self.coordinates)
+
+
+def _physical(x, layout: _Layout, data_max_lr, min_loss, kappa_value):
+    """Fitted coordinates -> parameters, decay eigenvalues, loss weights and initial error.
+
+    The spectrum is ``n_modes`` power-law modes and, with the null-mode term, one
+    node standing for ``null_modes`` modes of eigenvalue ``null_eigenvalue`` and no
+    initial error (its loss weight is their count times the eigenvalue).
+    """
+    a, b = x[0], x[1]
+    sigma = jnp.exp(x[2])
+    scale = jnp.exp(x[3])
+    offset = x[4] * min_loss
+    i = 5
+    k = jnp.arange(1, layout.n_modes + 1, dtype=jnp.float64)
+    lam = k**-b
+    power = k**-a
+    c0 = power / lam / jnp.sum(power)
+    weights = lam
+    null_lam = jnp.asarray(1e-6)
+    null_count = jnp.asarray(0.0)
+    if layout.null_modes:
+        null_lam = jnp.exp(x[-2])
+        null_count = jnp.exp(x[-1])
+        lam = jnp.concatenate([lam, null_lam[None]])
+        weights = jnp.concatenate([weights, (null_count * null_lam)[None]])
+        c0 = jnp.concatenate([c0, jnp.zeros(1)])
+    if layout.fixed_kappa:
+        kappa = jnp.asarray(kappa_value, dtype=jnp.float64)
+    else:
+        kappa = x[i] * 2.0 / (jnp.sum(weights) + 2.0)  # model lr at the largest pilot lr, below stability
+        i += 1
+    exponent = x[i] if layout.exponent else jnp.asarray(1.0)
+    reference = jnp.asarray(1.0 if layout.fixed_kappa else data_max_lr, dtype=jnp.float64)
+    return {
+        "a": a,
+        "b": b,
+        "noise_std": sigma,
+        "loss_scale": scale,
+        "loss_offset": offset,
+        "learning_rate_scale": kappa,
+        "learning_rate_exponent": exponent,
+        "null_eigenvalue": null_lam,
+        "null_modes": null_count,
+        "reference": reference,
+        "eigenvalues": lam,
+        "weights": weights,
+        "initial_error": c0,
+    }
+
+
+def _predict(x, lr, layout, max_lr, min_loss, kappa_value):
+    """Network loss curves ``(R, T + 1)`` for per-run network learning rates ``lr`` ``(R, T)``."""
+    q = _physical(x, layout, max_lr, min_loss, kappa_value)
+    ones = jnp.ones(lr.shape[-1])
+    eta = q["learning_rate_scale"] * (lr / q["reference"]) ** q["learning_rate_exponent"]
+
+    def one(rates):
+        return loss_curve_jax(
+            q["eigenvalues"], q["initial_error"], q["noise_std"] ** 2, rates, ones, loss_weights=q["weights"]
+        )
+
+    return q["loss_offset"] + q["loss_scale"] * jax.vmap(one)(eta)
+
+
+def _parameters(x, layout, max_lr, min_loss, kappa_value):
+    q = _physical(x, layout, max_lr, min_loss, kappa_value)
+    return jnp.stack([q[name] for name in FIT_PARAMETERS])
+
+
+def _residuals(x, lr, runs, steps, target, weight, max_lr, min_loss, kappa, *, layout):
+    pred = _predict(x, lr, layout, max_lr, min_loss, kappa)[runs, steps]
+    safe = jnp.where(jnp.isfinite(pred) & (pred > 0), pred, 1e30)
+    return weight * (jnp.log(safe) - target)
+
+
+_STATIC = ("layout",)
+_residuals_jit = jax.jit(_residuals, static_argnames=_STATIC)
+_jacobian_jit = jax.jit(jax.jacfwd(_residuals), static_argnames=_STATIC)
+
+
+class _Objective:
+    """Weighted log residuals and their Jacobian.
+
+    The data are arguments of module-level jitted functions, so a holdout fit
+    (the same arrays with some weights set to zero) reuses the compiled code.
+    """
+
+    def __init__(self, data: _Data, layout: _Layout, fixed_kappa: float | None):
+        self.evaluations = 0  # residual evaluations, for the progress line
+        self.data = data
+        self.layout = layout
+        self.fixed_kappa = fixed_kappa
+        self.args = (
+            jnp.asarray(data.learning_rate),
+            jnp.asarray(data.run_index),
+            jnp.asarray(data.step_index),
+            jnp.asarray(data.log_loss),
+            jnp.asarray(data.weight),
+            data.max_learning_rate,
+            data.min_loss,
+            1.0 if fixed_kappa is None else float(fixed_kappa),
+        )
+        self.static = {"layout": layout}
+
+    def fun(self, x):
+        from schedopt._progress import report
+
+        residuals = np.asarray(_residuals_jit(jnp.asarray(x), *self.args, **self.static))
+        self.evaluations += 1
+        report("fit", self.evaluations, 0.5 * float(residuals @ residuals))  # the least-squares cost
+        return residuals
+
+    def jac(self, x):
+        return np.asarray(_jacobian_jit(jnp.asarray(x), *self.args, **self.static))
+
+    def log_prediction(self, x) -> np.ndarray:
+        """Predicted log losses at every measurement, held out (weight 0) or not."""
+        lr, runs, steps, target, weight, *rest = self.args
+        log_ratio = _residuals_jit(
+            jnp.asarray(x), lr, runs, steps, target, jnp.ones_like(weight), *rest, **self.static
+        )
+        return self.data.log_loss + np.asarray(log_ratio)
+
+    def _to_parameters(self, x):
+        d = self.data
+        kappa = 1.0 if self.fixed_kappa is None else float(self.fixed_kappa)
+        return _parameters(x, self.layout, d.max_learning_rate, d.min_loss, kappa)
+
+    def parameters(self, x):
+        """The values of :data:`FIT_PARAMETERS` at fitted coordinates ``x``."""
+        return np.asarray(self._to_parameters(jnp.asarray(x)))
+
+    def parameter_jacobian(self, x):
+        return np.asarray(jax.jacfwd(self._to_parameters)(jnp.asarray(x)))
+
+
+def _bounds(layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = zip(*(_BOUNDS[name] for name in layout.coordinates), strict=True)
+    return np.array(lo), np.array(hi)
+
+
+def _starts(runs: Sequence[PilotRun], data: _Data, layout: _Layout) -> list[np.ndarray]:
+    first = float(np.mean([r.losses[0] for r in runs]))
+    offset = 0.5
+    scale = max(first - offset * data.min_loss, 1e-3)
+    out = []
+    term_starts = _TERM_STARTS if (layout.exponent or layout.null_modes) else _TERM_STARTS[:1]
+    for a, b in _STARTS:
+        for r, p, log_lam, log_count in term_starts:
+            start = {
+                "a": a,
+                "b": b,
+                "noise_std": math.log(0.3),
+                "loss_scale": math.log(scale),
+                "loss_offset": offset,
+                "learning_rate_scale": r,
+                "learning_rate_exponent": p,
+                "null_eigenvalue": log_lam,
+                "null_modes": log_count,
+            }
+            out.append(np.array([start[name] for name in layout.coordinates]))
+    return out

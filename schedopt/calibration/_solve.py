@@ -1,0 +1,145 @@
+"""Solving the fit: least squares from several starts, and the Gauss–Newton uncertainties."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+
+from schedopt.calibration._model import (
+    FIT_PARAMETERS,
+    _bounds,
+    _data,
+    _Layout,
+    _Objective,
+    _starts,
+)
+from schedopt.calibration.pilots import PilotRun
+from schedopt.errors import FitError
+from schedopt.status import Status
+
+_IDENTIFIED_RATIO = 0.5
+_SCOUT_EVALUATIONS = 50  # least-squares evaluations per start before the best is polished
+_MAX_EVALUATIONS = 300
+
+
+def _least_squares(objective: _Objective, starts, bounds):
+    """A short run from every start, then the best one run to convergence."""
+
+    def run(x0, budget):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return scipy.optimize.least_squares(
+                objective.fun,
+                x0,
+                jac=objective.jac,
+                bounds=bounds,
+                method="trf",
+                x_scale="jac",
+                max_nfev=budget,
+            )
+
+    scouts = [run(x0, _SCOUT_EVALUATIONS) for x0 in starts]
+    best = min(scouts, key=lambda r: r.cost)
+    if best.status != 0:  # converged already
+        return best
+    final = run(best.x, _MAX_EVALUATIONS)
+    final.nfev += sum(r.nfev for r in scouts)
+    return final
+
+
+def _check_identifiable(runs: Sequence[PilotRun], fixed_kappa: float | None) -> None:
+    rates = np.unique(np.concatenate([r.learning_rate[r.learning_rate > 0] for r in runs]))
+    if rates.size == 0:
+        raise FitError(f"{runs[0].name}: learning_rate: every pilot has learning rate 0; nothing was trained")
+    if fixed_kappa is None and rates.size < 2:
+        names = ", ".join(r.name for r in runs)
+        raise FitError(
+            f"{names}: every pilot uses the single learning rate {rates[0]:g}, so the learning-rate scale "
+            "cannot be identified; add pilots at other learning rates or fix learning_rate_scale "
+            "(--lr-scale)"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Solve:
+    x: np.ndarray
+    residuals: np.ndarray
+    jacobian: np.ndarray
+    status: Status
+    message: str
+    evaluations: int
+    objective: _Objective
+
+
+def _solve(runs, layout: _Layout, fixed_kappa, max_lr, held_out) -> _Solve:
+    data = _data(runs, max_lr, held_out)
+    objective = _Objective(data, layout, fixed_kappa)
+    bounds = _bounds(layout)
+    res = _least_squares(objective, _starts(runs, data, layout), bounds)
+    return _Solve(
+        x=res.x,
+        residuals=objective.fun(res.x),
+        jacobian=objective.jac(res.x),
+        status=_status(res.status),
+        message=str(res.message),
+        evaluations=int(res.nfev),
+        objective=objective,
+    )
+
+
+def _status(code: int) -> Status:
+    """SciPy ``least_squares``' status code as schedopt's :class:`~schedopt.status.Status`."""
+    if code > 0:  # 1-4: one of the tolerances was met
+        return Status.CONVERGED
+    return Status.MAX_ITERATIONS if code == 0 else Status.FAILED
+
+
+def _relative_rms(solve: _Solve, runs, where: np.ndarray) -> tuple[float, dict[str, float]]:
+    """RMS relative error of the predicted losses at the measurements in ``where``: overall and by run."""
+    data = solve.objective.data
+    rel = np.expm1(solve.objective.log_prediction(solve.x) - data.log_loss)
+    by_run = {
+        r.name: float(np.sqrt(np.mean(rel[where & (data.run_index == i)] ** 2)))
+        for i, r in enumerate(runs)
+        if np.any(where & (data.run_index == i))
+    }
+    return float(np.sqrt(np.mean(rel[where] ** 2))), by_run
+
+
+def _uncertainties(solve: _Solve, fixed: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parameter values and Gauss–Newton standard errors."""
+    x = solve.x
+    values = np.asarray(solve.objective.parameters(jnp.asarray(x)))
+    n, p = solve.jacobian.shape
+    dof = max(n - p, 1)
+    s2 = float(np.sum(solve.residuals**2)) / dof
+    jtj = solve.jacobian.T @ solve.jacobian
+    try:
+        with np.errstate(all="ignore"):  # a singular or non-finite J^T J: no uncertainties, said below
+            cov_x = s2 * np.linalg.inv(jtj)
+            if not np.all(np.isfinite(cov_x)) or not np.linalg.cond(jtj) <= 1e14:
+                raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        cov_x = np.full((p, p), np.inf)
+    g = np.asarray(solve.objective.parameter_jacobian(jnp.asarray(x)))
+    with np.errstate(invalid="ignore"):
+        size = len(FIT_PARAMETERS)
+        cov = g @ cov_x @ g.T if np.all(np.isfinite(cov_x)) else np.full((size, size), np.inf)
+    std = np.sqrt(np.clip(np.diag(cov), 0, None))
+    for name in fixed:
+        std[FIT_PARAMETERS.index(name)] = 0.0
+    return values, std, cov
+
+
+def _phase_z(values, cov) -> float:
+    block = cov[:2, :2]
+    var = block[0, 0] + block[1, 1] - 2 * block[0, 1] if np.all(np.isfinite(block)) else math.inf
+    if not np.isfinite(var) or var <= 0:
+        return math.inf if values[0] != values[1] else 0.0
+    return float((values[0] - values[1]) / math.sqrt(var))
