@@ -325,9 +325,30 @@ def test_bad_options_name_the_option():
         tune_baseline(problem, "constant", tol=0.0)
     with pytest.raises(ProblemError, match="`peak_range`"):
         tune_baseline(problem, "constant", peak_range=2.0)
-    unstable = problem.with_control("learning_rate", max=10.0)
-    with pytest.raises(ProblemError, match="stability threshold"):
-        tune_baseline(unstable, "constant")
+
+
+def test_cap_above_the_stability_threshold_is_searched_across_it():
+    """The peak search crosses the threshold: as good as with the cap below it, some peaks above it."""
+    model = Model.powerlaw(2.0, 2.0, 50, noise_std=0.5, initial_loss="raw")
+    threshold = stability_threshold(model, 5.0)
+    above = tune_baselines(_problem(model, 100, cap=1.5, batch_size=5.0))
+    below = tune_baselines(_problem(model, 100, cap=0.9, batch_size=5.0))
+    for name, tuned in above.items():
+        assert tuned.status == "converged", name
+        assert tuned.final_loss <= below[name].final_loss * (1 + 1e-5), name
+        assert f"{threshold:.6g}" in tuned.note and below[name].note is None
+    assert max(t.params["peak"] for t in above.values()) > threshold
+
+
+def test_a_family_whose_every_schedule_diverges_reports_it_as_a_status():
+    model = Model.powerlaw(2.0, 2.0, 50, noise_std=0.5, initial_loss="raw")
+    threshold = stability_threshold(model, 5.0)
+    problem = _problem(model, 200, cap=3.0, lr_min=2.0 * threshold, batch_size=5.0)  # peaks >= 2 eta_c
+    tuned = tune_baselines(problem, ["constant", "cosine"])
+    for name in ("constant", "cosine"):
+        assert tuned[name].status == "diverged"
+        assert tuned[name].final_loss == math.inf
+        assert tuned[name].params["peak"] == pytest.approx(2.0 * threshold)
 
 
 def test_ordering_on_a_noisy_easy_phase_problem():

@@ -138,8 +138,9 @@ class _Objective:
         return np.where(np.isfinite(out) & (out <= self.limit), out, np.inf)
 
 
-def _check_stability(problem: Problem) -> float:
-    """The stability threshold at the baselines' batch size and momentum; the cap must be below it.
+def _check_stability(problem: Problem) -> tuple[float, str | None]:
+    """The stability threshold at the baselines' batch size and momentum, and a note if the cap is at
+    or above it (allowed: the peak search then crosses it, and a schedule that diverges scores ``inf``).
 
     Baselines run at one batch size and momentum (not over the box of a batch-size
     or momentum control, as solvers do), so this is the threshold that matters.
@@ -151,14 +152,13 @@ def _check_stability(problem: Problem) -> float:
     else:
         threshold = float(momentum_stability_threshold(problem.model, beta, m))
     cap = problem.learning_rate.max
-    if cap >= threshold:
-        raise ProblemError(
-            f"`controls.learning_rate.max` = {cap:g} is at or above the stability threshold "
-            f"{threshold:.6g} of the recursion at the baselines' batch_size = {m:g} and "
-            f"momentum = {beta:g}; lower it below the threshold",
-            field="max",
-        )
-    return threshold
+    if cap < threshold:
+        return threshold, None
+    return threshold, (
+        f"`controls.learning_rate.max` = {cap:g} is at or above the stability threshold "
+        f"{threshold:.6g} of a constant learning rate at the baselines' batch_size = {m:g} and "
+        f"momentum = {beta:g}: their peak search crosses it"
+    )
 
 
 def _fixed_batch_size(problem: Problem) -> float:

@@ -34,7 +34,7 @@ from schedopt.baselines._families import BASELINES, PEAK, BaselineFamily, _famil
 from schedopt.baselines._objective import _check_stability, _fixed_batch_size, _Objective
 from schedopt.baselines._search import _Face, _refine
 from schedopt.dynamics.recursion import final_loss
-from schedopt.errors import DivergenceError, ProblemError
+from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.status import Status
 
@@ -66,9 +66,13 @@ class TunedBaseline:
         learning_rate: per-step learning rates ``(T,)`` of the tuned schedule.
         evaluations: schedules run on the recursion (grid + refinement).
         wall_time: seconds spent (compilation included).
-        status: ``converged`` when the local refinement met its tolerance, else ``failed``
-            (:class:`~schedopt.status.Status`; :attr:`converged` says which).
+        status: ``converged`` when the local refinement met its tolerance, ``diverged`` when
+            every schedule of the coarse grid diverged (then ``final_loss`` is ``inf`` and the
+            parameters are the grid's lowest), else ``failed`` (:class:`~schedopt.status.Status`;
+            :attr:`converged` says which).
         at_bounds: names of the parameters that ended on a bound of their search box.
+        note: set when the learning-rate cap is at or above the stability threshold at the
+            baselines' batch size and momentum: the threshold (the peak search crosses it).
     """
 
     name: str
@@ -79,6 +83,7 @@ class TunedBaseline:
     wall_time: float
     status: Status = Status.CONVERGED
     at_bounds: tuple[str, ...] = ()
+    note: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType({k: float(x) for k, x in self.params.items()}))
@@ -158,15 +163,10 @@ class _Coarse:
     radius: float
 
 
-def _coarse_grid(obj: _Objective, family: BaselineFamily, grid: tuple[int, int], problem: Problem) -> _Coarse:
-    """Evaluate the coarse grid (vectorised); every schedule of it diverging is an error."""
+def _coarse_grid(obj: _Objective, family: BaselineFamily, grid: tuple[int, int]) -> _Coarse:
+    """Evaluate the coarse grid (vectorised); losses are ``inf`` where a schedule diverged."""
     points = _grid_points(family, grid)
     losses = obj.loss(points)
-    best = int(np.argmin(losses))
-    if not np.isfinite(losses[best]):
-        raise DivergenceError(
-            f"every schedule of the {family.name} grid diverged on problem {problem.name!r}"
-        )
     shape = (grid[0],) if obj.dim == 1 else grid
     return _Coarse(points, losses, grid, shape, 1.0 / (min(grid) - 1))
 
@@ -212,19 +212,33 @@ def _search_from_faces(
     return search
 
 
-def _tuned(problem: Problem, family: BaselineFamily, obj: _Objective, search, start: float) -> TunedBaseline:
-    """The result of a search: parameters, per-step schedule and its loss on the full spectrum."""
-    params_vec = obj.natural(search.u)
+def _tuned(
+    problem: Problem, family: BaselineFamily, obj: _Objective, search, start: float, note: str | None
+) -> TunedBaseline:
+    """The result of a search: parameters, per-step schedule and its loss on the full spectrum.
+
+    ``search`` is ``None`` when every schedule of the coarse grid diverged: the result is then
+    the grid's first point (lowest peak and shape values) with status ``diverged``.
+    """
+    params_vec = obj.natural(np.zeros(obj.dim) if search is None else search.u)
     params = dict(zip(family.param_names, params_vec.tolist(), strict=True))
     padded = np.concatenate([params_vec, np.zeros(2 - params_vec.size)])
     lr = np.asarray(
         _schedule_values(obj.kind, family.option, jnp.asarray(padded), horizon=problem.horizon),
         dtype=np.float64,
     )
-    at_bounds = tuple(n for n, u in zip(family.param_names, search.u, strict=True) if u <= 0.0 or u >= 1.0)
-    loss = search.loss
-    if obj.compressed:  # report the full spectrum's loss of the tuned schedule (plain SGD)
-        loss = float(final_loss(problem.model, lr, batch_size=_fixed_batch_size(problem)))
+    if search is None:
+        at_bounds, loss, status = tuple(family.param_names), math.inf, Status.DIVERGED
+    else:
+        at_bounds = tuple(
+            n for n, x in zip(family.param_names, search.u, strict=True) if x <= 0.0 or x >= 1.0
+        )
+        loss = search.loss
+        if obj.compressed:  # report the full spectrum's loss of the tuned schedule (plain SGD)
+            loss = float(final_loss(problem.model, lr, batch_size=_fixed_batch_size(problem)))
+        status = Status.CONVERGED if search.converged else Status.FAILED
+        if not (math.isfinite(loss) and loss <= obj.limit):
+            loss, status = math.inf, Status.DIVERGED
     return TunedBaseline(
         name=family.name,
         params=params,
@@ -232,8 +246,9 @@ def _tuned(problem: Problem, family: BaselineFamily, obj: _Objective, search, st
         learning_rate=lr,
         evaluations=obj.evaluations,
         wall_time=time.perf_counter() - start,
-        status=Status.CONVERGED if search.converged else Status.FAILED,
+        status=status,
         at_bounds=at_bounds,
+        note=note,
     )
 
 
@@ -269,22 +284,30 @@ def tune_baseline(
             256 modes (:mod:`schedopt.dynamics.compression`); ``"exact"``: on its own modes. The
             reported loss is the full recursion's either way.
 
+    A learning-rate cap at or above the stability threshold (at the baselines' batch size
+    and momentum) is allowed: the peak search crosses it, schedules that diverge score
+    ``inf``, and the result is the best stable one, with a ``note`` of the threshold; if
+    every schedule of the coarse grid diverges, the status is ``diverged`` (no error).
+
     Raises:
-        ProblemError: bad option, or a learning-rate cap at or above the stability threshold.
-        DivergenceError: every schedule of the coarse grid diverged (a :class:`SolverError`).
+        ProblemError: bad option.
     """
     start = time.perf_counter()
     family = _family(name)
     grid, peak_range, tol, starts, max_iterations, modes = _check_settings(
         grid, peak_range, tol, starts, faces, max_iterations, modes
     )
-    threshold = _check_stability(problem)
+    threshold, note = _check_stability(problem)
     obj = _Objective(problem, family, peak_range, threshold, modes)
-    coarse = _coarse_grid(obj, family, grid, problem)
+    coarse = _coarse_grid(obj, family, grid)
+    if not np.isfinite(coarse.losses).any():
+        tuned = _tuned(problem, family, obj, None, start, note)
+        logger.debug("tuning %s on %s: every schedule of the coarse grid diverged", family.name, problem.name)
+        return tuned
     search, known = _search_from_minima(obj, coarse, starts, tol, max_iterations)
     if faces and obj.dim == 2:
         search = _search_from_faces(obj, coarse, search, known, tol, max_iterations)
-    tuned = _tuned(problem, family, obj, search, start)
+    tuned = _tuned(problem, family, obj, search, start, note)
     logger.debug(
         "tuned %s on %s: loss %.6g, params %s, %d evaluations, %d iterations, %.2f s",
         family.name,
