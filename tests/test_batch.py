@@ -82,12 +82,12 @@ def test_one_vectorised_call_serves_every_problem_of_a_step():
 
 
 def test_invalid_problem_is_reported_in_place_while_the_others_complete():
-    unstable = problem(a=1.5).with_control("learning_rate", max=50.0)  # above the stability threshold
-    problems = [problem(a=1.5), unstable, problem(a=1.9)]
+    orphan = problem(a=1.5, sample_budget=800.0)  # a sample budget without a batch-size control
+    problems = [problem(a=1.5), orphan, problem(a=1.9)]
     results = design_many(problems)
     assert isinstance(results[1], InvalidDesign)
-    assert results[1].status == "invalid" and results[1].field == "max"
-    assert "controls.learning_rate.max" in results[1].message
+    assert results[1].status == "invalid" and results[1].field == "sample_budget"
+    assert "sample budget" in results[1].message
     assert [r.status for r in (results[0], results[2])] == ["converged", "converged"]
     assert_same(results[2], solve(problems[2], throw=False))
 

@@ -76,20 +76,29 @@ def test_a_point_is_the_spec_with_its_values():
 def test_cli_sweep_reports_invalid_points_and_designs_the_others(tmp_path):
     spec = tmp_path / "tiny.toml"
     spec.write_text(SPEC, encoding="utf-8")
-    # blocks = 300 exceeds the horizon (spec error); max = 3 is above the stability threshold (solver error)
-    args = ["sweep", str(spec), "--vary", "controls.learning_rate.blocks=20:300:2"]
-    result = CliRunner().invoke(
-        app, [*args, "--vary", "controls.learning_rate.max=0.4:3:2", "--out", str(tmp_path)]
-    )
+    # blocks = 300 exceeds the horizon (spec error); solver pontryagin refuses momentum 0.5 (solver error)
+    args = ["sweep", str(spec), "--vary", "controls.learning_rate.blocks=20:300:2", "--solver", "pontryagin"]
+    result = CliRunner().invoke(app, [*args, "--vary", "training.momentum=0:0.5:2", "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "3 of 4 points invalid or not converged" in result.output
     report = json.loads((tmp_path / "sweep.json").read_text(encoding="utf-8"))
     rows = report["rows"]
     assert [r["status"] for r in rows] == ["converged", "invalid", "invalid", "invalid"]
-    assert "blocks" in rows[2]["error"] and "controls.learning_rate.max" in rows[1]["error"]
-    expected = solve(parse_problem(SPEC.replace("max = 0.5", "max = 0.4")))
+    assert "blocks" in rows[2]["error"] and "pontryagin" in rows[1]["error"]
+    expected = solve(parse_problem(SPEC), "pontryagin")
     assert rows[0]["final_loss"] == expected.final_loss
     assert rows[0]["parameters"]["learning_rate"] == expected.parameters["learning_rate"].tolist()
+
+
+def test_cli_sweep_designs_a_cap_above_the_stability_threshold(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(SPEC, encoding="utf-8")
+    args = ["sweep", str(spec), "--vary", "controls.learning_rate.max=0.5:3:2", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "sweep.json").read_text(encoding="utf-8"))["rows"]
+    assert [r["status"] for r in rows] == ["converged", "converged"]
+    assert rows[1]["final_loss"] <= rows[0]["final_loss"]
 
 
 def test_cli_sweep_without_vary_is_an_error(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,9 +12,11 @@ from schedopt.controls import ControlGrid, grid_for
 from schedopt.dynamics.stability import momentum_stability_threshold, stability_threshold
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
+from schedopt.solution import Solution
 
 __all__ = [
     "MOMENTUM_GRID_POINTS",
+    "START_MARGIN",
     "check_bounds",
     "control_grids",
     "initial_parameters",
@@ -23,6 +26,7 @@ __all__ = [
     "momentum_grid",
     "momentum_range",
     "momentum_thresholds",
+    "with_stability",
 ]
 
 
@@ -92,53 +96,66 @@ def momentum_cap_table(problem: Problem, margin: float = 0.95) -> tuple[np.ndarr
     return -np.log1p(-betas), frac
 
 
-def check_bounds(problem: Problem, *, momentum_cap: str = "box") -> float:
-    r"""Check the learning-rate cap against the stability threshold; return the threshold.
+#: The default starting learning rate is at most this fraction of the stability threshold
+#: (a cap at or above the threshold is allowed: the start stays stable as a constant setting).
+START_MARGIN = 0.9
 
-    The threshold is computed at the smallest batch size the problem allows (the
-    least stable setting). A cap at or above it is an error that names the option.
+
+def _threshold(problem: Problem, momentum_cap: str = "box") -> tuple[float, str]:
+    """The stability threshold :func:`check_bounds` compares the cap with, and where it is taken."""
+    m_min = _min_batch(problem)
+    betas = momentum_range(problem)
+    if betas is None:
+        return stability_threshold(problem.model, m_min), f"batch_size = {m_min:g}"
+    grid = momentum_grid(*betas) if momentum_cap == "box" else np.array([betas[0]])
+    thresholds = momentum_thresholds(problem, grid)
+    worst = int(np.argmin(thresholds))
+    return float(thresholds[worst]), f"batch_size = {m_min:g} and momentum = {grid[worst]:.6g} (heavy ball)"
+
+
+def check_bounds(problem: Problem, *, momentum_cap: str = "box") -> tuple[float, str | None]:
+    r"""The stability threshold of the learning rate, and a note if the cap is at or above it.
+
+    The threshold is that of a constant learning rate, at the smallest batch size the
+    problem allows (the least stable setting). A cap at or above it is allowed: a
+    finite-horizon schedule may run above the threshold for a while (the optimum of
+    the seed paper's problem does), so the note only states the threshold; the solvers
+    start below it (:data:`START_MARGIN`) and report status ``diverged`` if the loss
+    blows up.
 
     With momentum (a control, or a fixed ``training.momentum > 0``) the threshold is
     the heavy-ball one (:func:`~schedopt.dynamics.stability.momentum_stability_threshold`),
     which is not monotone in :math:`\beta`:
 
-    * ``momentum_cap="box"``: every point of the box ``[0, lr.max] x [beta_min, beta_max]``
-      must be stable: the cap is checked against the smallest threshold over
-      :data:`MOMENTUM_GRID_POINTS` momenta of the range (uniform in :math:`\log(1-\beta)`);
+    * ``momentum_cap="box"``: the smallest threshold over :data:`MOMENTUM_GRID_POINTS`
+      momenta of the range (uniform in :math:`\log(1-\beta)`), so that below it every
+      point of the box ``[0, lr.max] x [beta_min, beta_max]`` is stable;
     * ``momentum_cap="joint"``: the solver caps the learning rate at each momentum
-      itself (solver ``jax``), so only the edge ``beta = beta_min`` of the box must be
-      stable at the full cap.
+      itself (solver ``jax``), so only the edge ``beta = beta_min`` of the box counts.
     """
     if momentum_cap not in ("box", "joint"):
         raise ProblemError(
             f"`momentum_cap` must be 'box' or 'joint', got {momentum_cap!r}", field="momentum_cap"
         )
-    lr = problem.learning_rate
-    m_min = _min_batch(problem)
-    betas = momentum_range(problem)
-    if betas is None:
-        threshold = stability_threshold(problem.model, m_min)
-        where = ""
-    else:
-        grid = momentum_grid(*betas) if momentum_cap == "box" else np.array([betas[0]])
-        thresholds = momentum_thresholds(problem, grid)
-        worst = int(np.argmin(thresholds))
-        threshold = float(thresholds[worst])
-        where = f" and momentum = {grid[worst]:.6g} (heavy ball)"
-    if lr.max >= threshold:
-        hint = ""
-        if betas is not None and betas[1] > betas[0] and momentum_cap == "box":
-            hint = (
-                ", lower `controls.momentum.max`, or use solver 'jax', which caps the learning rate "
-                "at each momentum value"
-            )
-        raise ProblemError(
-            f"`controls.learning_rate.max` = {lr.max:g} is at or above the stability threshold "
-            f"{threshold:.6g} of the recursion at batch_size = {m_min:g}{where}; lower it below "
-            f"the threshold{hint}",
-            field="max",
-        )
-    return threshold
+    threshold, where = _threshold(problem, momentum_cap)
+    cap = problem.learning_rate.max
+    if cap < threshold:
+        return threshold, None
+    return threshold, (
+        f"`controls.learning_rate.max` = {cap:g} is at or above the stability threshold {threshold:.6g} "
+        f"of a constant learning rate at {where}: the schedule may exceed it for a while, but a "
+        "solve that diverges there is reported as such"
+    )
+
+
+def with_stability(solution: Solution, bound: tuple[float, str | None]) -> Solution:
+    """``solution`` with the threshold of :func:`check_bounds` (``info["stability_threshold"]``) and
+    its note, if the cap is at or above it (``info["stability_note"]``)."""
+    threshold, note = bound
+    info = {**solution.info, "stability_threshold": float(threshold)}
+    if note is not None:
+        info["stability_note"] = note
+    return dataclasses.replace(solution, info=info)
 
 
 def control_grids(problem: Problem) -> dict[str, ControlGrid]:
@@ -157,17 +174,32 @@ def lower_upper(
     return out
 
 
+def _start_threshold(problem: Problem, momentum: np.ndarray | None) -> float:
+    """Stability threshold of a constant learning rate at the smallest batch size and the starting momenta."""
+    if momentum is None:
+        momentum = np.array([problem.training.momentum])
+    betas = np.unique(momentum)
+    if not np.any(betas > 0):
+        return stability_threshold(problem.model, _min_batch(problem))
+    return float(momentum_thresholds(problem, betas).min())
+
+
 def initial_parameters(
     problem: Problem, grids: Mapping[str, ControlGrid], initial: Mapping[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
     """Starting parameters: the user's, validated, or a safe default.
 
-    Default: learning rate at half its cap, batch size at its fixed value (or the
-    budget-consistent value), momentum at its fixed value, all clipped to the bounds.
+    Default: batch size at its fixed value (or the budget-consistent value), momentum at
+    its fixed value, learning rate at half its cap but at most :data:`START_MARGIN` of the
+    stability threshold at the smallest batch size and the starting momentum (a cap above
+    the threshold is allowed; the start is stable as a constant setting), all clipped to
+    the bounds.
     """
     bounds = lower_upper(problem, grids)
     out: dict[str, np.ndarray] = {}
-    for name, grid in grids.items():
+    # the learning rate last: its default depends on the starting momentum
+    for name in sorted(grids, key=lambda n: n == "learning_rate"):
+        grid = grids[name]
         lo, hi = bounds[name]
         if initial is not None and name in initial:
             value = np.asarray(initial[name], dtype=np.float64)
@@ -184,10 +216,10 @@ def initial_parameters(
             out[name] = np.clip(value, lo, hi)
             continue
         if name == "learning_rate":
-            guess = 0.5 * hi
+            guess = np.minimum(0.5 * hi, START_MARGIN * _start_threshold(problem, out.get("momentum")))
         elif name == "batch_size":
             guess = np.full(grid.n_params, problem.mean_batch_size)
         else:
             guess = np.full(grid.n_params, problem.training.momentum)
         out[name] = np.clip(guess, lo, hi)
-    return out
+    return {name: out[name] for name in grids}

@@ -32,7 +32,13 @@ from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
 from schedopt.solvers import _lockstep as lockstep
-from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, merge_options
+from schedopt.solvers._common import (
+    check_bounds,
+    control_grids,
+    initial_parameters,
+    merge_options,
+    with_stability,
+)
 from schedopt.status import Status
 
 __all__ = ["DEFAULT_OPTIONS", "sgd_sweep", "solve_pontryagin", "sweep_until"]
@@ -168,7 +174,7 @@ def solve_pontryagin(
             field="solver",
         )
     start = time.perf_counter()
-    check_bounds(problem)
+    bound = check_bounds(problem)
     grids = control_grids(problem)
     grid = grids["learning_rate"]
     spec = problem.learning_rate
@@ -203,7 +209,7 @@ def solve_pontryagin(
     params = per_step if exact else grid.interpolation().fit(per_step, spec.min, spec.max)
     per_step_loss = model.residual + loss
     final = final_loss(model, grid.interpolation().expand(params), batch_size=problem.training.batch_size)
-    return Solution(
+    solution = Solution(
         problem=problem,
         solver="pontryagin",
         status=status,
@@ -215,3 +221,4 @@ def solve_pontryagin(
         message=message,
         info={"per_step_loss": float(per_step_loss), "projected": not exact},
     )
+    return with_stability(solution, bound)

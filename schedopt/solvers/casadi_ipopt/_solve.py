@@ -13,7 +13,7 @@ from schedopt._jax import float64
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
-from schedopt.solvers._common import check_bounds, control_grids, initial_parameters
+from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, with_stability
 from schedopt.solvers.casadi_ipopt._best import _best_iterate_callback
 from schedopt.solvers.casadi_ipopt._nlp import CasadiNLP, build_nlp
 from schedopt.solvers.casadi_ipopt._options import _casadi, _ipopt_options, _options
@@ -48,7 +48,6 @@ def _per_step(problem: Problem, nlp: CasadiNLP, params: Mapping[str, np.ndarray]
 
 def _checked(problem: Problem, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The checked options, once the problem is known to be solvable by this solver."""
-    check_bounds(problem)
     opts = _options(options)
     model = problem.model
     if model.initial_loss == 0.0 and model.effective_noise == 0.0:
@@ -120,6 +119,7 @@ def solve_casadi(
 
     clock = time.perf_counter()
     opts = _checked(problem, options)
+    bound = check_bounds(problem)
     grids = control_grids(problem)
     start = initial_parameters(problem, grids, initial)
     nlp = build_nlp(problem, grids)
@@ -137,7 +137,7 @@ def solve_casadi(
     if not math.isfinite(loss):
         status = Status.DIVERGED
     objective = math.log(loss - model.residual) if loss - model.residual > 0 else -math.inf
-    return Solution(
+    solution = Solution(
         problem=problem,
         solver="casadi",
         status=status,
@@ -157,3 +157,4 @@ def solve_casadi(
             "best_iterate": bool(use_best),
         },
     )
+    return with_stability(solution, bound)

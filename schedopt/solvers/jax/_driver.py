@@ -37,6 +37,12 @@ from schedopt.solvers.jax._options import _compression
 from schedopt.solvers.jax._warm import _warm_start
 from schedopt.status import Status
 
+#: The log loss L-BFGS-B is given where the loss or its gradient overflowed (a learning rate
+#: above the stability threshold for many steps): above the log of every finite float (709.8),
+#: with a zero gradient, so that the line search backtracks; on ``inf`` SciPy's L-BFGS-B stops
+#: at once and reports convergence at the starting point.
+OVERFLOW_LOG_LOSS = 1e3
+
 
 def _projected_gradient(x, g, lo, hi):
     return x - np.clip(x - g, lo, hi)
@@ -232,8 +238,9 @@ class _Lagrangian:
 
     def __call__(self, flat):
         values, grads = self.evaluate(flat)
-        if not np.all(np.isfinite(values)) or not np.all(np.isfinite(grads)):
-            return np.inf, np.zeros_like(flat)
+        bad = ~np.isfinite(values) | ~np.isfinite(grads).all(axis=1)
+        if bad.any():  # overflow: a learning rate above the stability threshold for long
+            values, grads = np.where(bad, OVERFLOW_LOG_LOSS, values), np.where(bad[:, None], 0.0, grads)
         if self.group.budgeted:
             c = self.violation(flat)
             values = values + self.multiplier * c + 0.5 * self.penalty * c * c

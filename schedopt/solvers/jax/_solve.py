@@ -13,6 +13,7 @@ from schedopt.solution import Solution
 from schedopt.solvers._common import (
     check_bounds,
     control_grids,
+    with_stability,
 )
 from schedopt.solvers.jax._checks import _polished
 from schedopt.solvers.jax._driver import _solve_group
@@ -46,8 +47,9 @@ def solve_jax_many(
     problems = list(problems)
     if not problems:
         return []
+    bounds = []
     for p in problems:
-        check_bounds(p, momentum_cap="joint" if _capped(p, opts) else "box")
+        bounds.append(check_bounds(p, momentum_cap="joint" if _capped(p, opts) else "box"))
         _layout(p, control_grids(p))
         if p.sample_budget is not None:
             from schedopt.solvers.budget import check_budget
@@ -71,5 +73,6 @@ def solve_jax_many(
             start = time.perf_counter()
             polished = _polished(sol, opts)
             # wall_time: everything this solution cost, the final full-spectrum checks included
+            polished = with_stability(polished, bounds[i])
             out[i] = dataclasses.replace(polished, wall_time=shared + time.perf_counter() - start)
     return out  # type: ignore[return-value]

@@ -8,6 +8,7 @@ import numpy as np
 from schedopt.dynamics.compression import (
     CompressedModes,
 )
+from schedopt.dynamics.recursion import final_loss
 from schedopt.problem import Problem, Training
 from schedopt.solvers._common import (
     control_grids,
@@ -51,10 +52,14 @@ def _warm_start(
 def _pontryagin_start(
     problem: Problem, sweeps: int, rtol: float, modes: CompressedModes | None = None
 ) -> tuple[np.ndarray, int]:
-    """Learning-rate parameters after Pontryagin sweeps from half the cap, fitted to the grid.
+    """Learning-rate parameters after Pontryagin sweeps from the default start, fitted to the grid.
 
     The sweeps of solver ``pontryagin`` (:func:`~schedopt.solvers.pontryagin.sweep_until`),
-    stopping after ``sweeps`` or once a sweep lowers the per-step loss by at most ``rtol``.
+    stopping after ``sweeps`` or once a sweep lowers the per-step loss by at most ``rtol``,
+    from half the cap or less (:func:`~schedopt.solvers._common.initial_parameters`: below
+    the stability threshold). If the grid's fit of the per-step optimum loses to that start
+    (with a cap above the threshold the per-step optimum may alternate between rates above and
+    below it, and a block's average of them may be unstable), the start is kept.
     """
     spec = problem.learning_rate
     grid = control_grids(problem)["learning_rate"]
@@ -75,4 +80,9 @@ def _pontryagin_start(
         rtol=rtol,
         loss_weights=jnp.asarray(weights),
     )
-    return it.fit(np.asarray(per_step), spec.min, spec.max), count
+    fitted = it.fit(np.asarray(per_step), spec.min, spec.max)
+    batch = problem.training.batch_size
+    loss = final_loss(problem.model, it.expand(fitted), batch_size=batch, modes=modes)
+    if not loss <= final_loss(problem.model, start, batch_size=batch, modes=modes):
+        return it.fit(start, spec.min, spec.max), count
+    return fitted, count
