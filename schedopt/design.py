@@ -150,6 +150,13 @@ class Design:
         w = self.warmup
         return prepend_warmup(schedule, w.learning_rate, shape=w.shape, peak=w.peak)
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Notes on the problem as solved: the stability threshold, when the learning-rate cap is at
+        or above it (the solver's; else the baselines', at their batch size and momentum)."""
+        found = [self.solution.info.get("stability_note"), *(tb.note for tb in self.baselines.values())]
+        return tuple(note for note in found if note)[:1]
+
     def to_dict(self) -> dict[str, Any]:
         """The stable ``--json`` object of ``schedopt design`` (documented in README)."""
         sol = self.solution
@@ -181,10 +188,12 @@ class Design:
                     "final_loss": tb.final_loss,
                     "ratio": tb.final_loss / best if best > 0 else float("inf"),
                     "params": dict(tb.params),
+                    "status": tb.status,
                 }
                 for name, tb in self.baselines.items()
             },
             "predictions": predicted_exponents(a, b),
+            "notes": list(self.notes),
             "warmup": None if self.warmup is None else self.warmup.to_dict(),
             "form": dict(self.form),
             "network": self._network_summary(),

@@ -234,12 +234,20 @@ def test_design_unknown_solver_exits_2(spec, tmp_path):
 
 
 @pytest.mark.parametrize("solver", ["jax", "pontryagin"])
-def test_design_learning_rate_above_stability_threshold_exits_2(tmp_path, solver):
+def test_design_learning_rate_above_stability_threshold_exits_0_with_a_note(tmp_path, solver):
     path = write_spec(tmp_path, TINY_SPEC.replace("max = 0.35", "max = 0.9"))
-    result = run("design", path, "--solver", solver, "--out", tmp_path / "out")
-    assert result.exit_code == EXIT_USAGE
-    one_line_error(result, "`controls.learning_rate.max`", "0.9", "stability threshold")
-    assert not (tmp_path / "out").exists()
+    threshold = schedopt.stability_threshold(schedopt.load_problem(path).model, 1.0)
+    assert threshold < 0.9
+    folder = tmp_path / "out"
+    result = run("design", path, "--solver", solver, "--out", folder)
+    assert result.exit_code == EXIT_OK, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1, result.stderr
+    assert "`controls.learning_rate.max` = 0.9" in notes[0] and f"threshold {threshold:.6g}" in notes[0]
+    report = json.loads((folder / "design.json").read_text(encoding="utf-8"))
+    assert report["status"] == "converged"
+    assert report["notes"] == [notes[0].removeprefix("note: ")]
+    assert all(entry["status"] == "converged" for entry in report["baselines"].values())
 
 
 FAKE_LR = 0.05  # the learning rate of every block in a faked solve

@@ -227,6 +227,8 @@ def design(
     else:
         for note in report["form"].get("notes", ()):
             typer.echo(f"warning: {note}", err=True)
+        for note in report["notes"]:
+            typer.echo(f"note: {note}", err=True)
         net = report.get("network")
         details = f"{sol.solver}, {sol.status}, {sol.iterations} it, {sol.wall_time:.2f} s"
         if net is None:
@@ -241,6 +243,8 @@ def design(
             if net is not None and "peak" in params:
                 params["peak"] = net["baselines"][name]["peak_learning_rate"]
             text = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+            if entry["status"] != "converged":
+                text += f" ({entry['status']})"
             if net is None:
                 rows.append([name, _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", text])
             else:
