@@ -224,7 +224,7 @@ def designed_lrs(
     fixed ramp inside the design. ``free`` is the earlier free-form design (kept as an
     arm of the comparison): solved without a warmup, which is laid on afterwards.
     """
-    variant = "" if model == "schedopt" else model.removeprefix("schedopt") + "-"
+    variant = "" if model == "schedopt" else model.removeprefix("schedopt-") + "-"
     shaped = "" if anneal == "model" else f"-{anneal}"
     cache = FITS / (
         f"{task.name}{_tag(protocol)}-{variant}design-T{horizon}.json"
