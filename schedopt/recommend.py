@@ -148,8 +148,8 @@ def _expected(phase: str) -> dict[str, Any]:
         "real_tasks": real,
         "real_note": (
             f"on the project's {len(real)} small real tasks (tiny GPT, T = 2000), schedules designed from "
-            f"fitted pilots ended {lo:.1%}-{hi:.1%} above a tuned WSD schedule; a pilot-free shape "
-            "has no better claim"
+            f"fitted pilots ended between {lo:+.1%} and {hi:+.1%} from a tuned WSD schedule's final loss "
+            "(negative: lower), with no tuning run; a pilot-free shape has no better claim"
         ),
         "real_source": evidence["real_tasks"]["source"],
     }
