@@ -141,3 +141,62 @@ def test_varying_momentum_warns():
     schedule = Schedule(learning_rate=[0.1, 0.2], momentum=[0.5, 0.9])
     with pytest.warns(UserWarning, match="momentum"):
         to_torch_lambda(schedule)
+
+
+def _varying_momentum_schedule(horizon=40):
+    lr = np.linspace(0.2, 0.02, horizon)
+    beta = np.linspace(0.3, 0.9, horizon)
+    return Schedule(learning_rate=lr, momentum=beta)
+
+
+def test_a_designed_momentum_is_driven_step_for_step_on_sgd():
+    """torch SGD(dampening=0) under to_torch_scheduler is the heavy ball with beta_t and eta_t of the
+    schedule: v = beta_t v + g, w = w - eta_t v (checked against NumPy, to float64 rounding)."""
+    torch = pytest.importorskip("torch")
+    schedule = _varying_momentum_schedule()
+    curvature, target = np.array([1.0, 0.3, 0.05]), np.array([1.0, -2.0, 0.5])
+    param = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    optimizer = torch.optim.SGD([param], lr=1.0, momentum=0.0)
+    scheduler = to_torch_scheduler(optimizer, schedule)
+    a, b = torch.tensor(curvature), torch.tensor(target)
+    w, v = np.zeros(3), np.zeros(3)
+    for t in range(schedule.horizon):
+        assert optimizer.param_groups[0]["momentum"] == pytest.approx(schedule.momentum[t], rel=1e-15)
+        optimizer.zero_grad()
+        (0.5 * torch.sum(a * (param - b) ** 2)).backward()
+        optimizer.step()
+        scheduler.step()
+        v = schedule.momentum[t] * v + curvature * (w - target)
+        w = w - schedule.learning_rate[t] * v
+        assert_allclose(param.detach().numpy(), w, rtol=1e-12, atol=1e-14)
+    assert "momentum_values" in scheduler.state_dict()
+
+
+def test_a_designed_momentum_drives_adams_first_beta():
+    torch = pytest.importorskip("torch")
+    schedule = _varying_momentum_schedule()
+    param = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.AdamW([param], lr=1.0, betas=(0.9, 0.95))
+    scheduler = to_torch_scheduler(optimizer, schedule)
+    for t in range(schedule.horizon):
+        b1, b2 = optimizer.param_groups[0]["betas"]
+        assert b1 == pytest.approx(schedule.momentum[t], rel=1e-15) and b2 == 0.95
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(schedule.learning_rate[t], rel=1e-12)
+        param.grad = torch.ones(2)
+        optimizer.step()
+        scheduler.step()
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda torch, p: torch.optim.SGD([p], lr=1.0, momentum=0.5, dampening=0.1), "dampening=0.1"),
+        (lambda torch, p: torch.optim.SGD([p], lr=1.0, momentum=0.5, nesterov=True), "nesterov"),
+        (lambda torch, p: torch.optim.Adagrad([p], lr=1.0), "Adagrad"),
+    ],
+)
+def test_an_optimizer_that_cannot_take_the_designed_momentum_is_refused(build, match):
+    torch = pytest.importorskip("torch")
+    optimizer = build(torch, torch.nn.Parameter(torch.zeros(2)))
+    with pytest.raises(ExportError, match=match):
+        to_torch_scheduler(optimizer, _varying_momentum_schedule())

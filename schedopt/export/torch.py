@@ -24,9 +24,16 @@ is the first update. The factor at integer steps is the one of
 :func:`schedopt.export.optax.to_optax` divided by the peak, so the learning
 rates agree step for step (to rounding). Past the horizon the last value is
 held. ``torch.optim.SGD(momentum=beta, dampening=0)`` is the same heavy ball as
-``optax.sgd`` and schedopt's model (:math:`v' = \beta v + g`, :math:`w' = w - \eta v'`),
-but only the learning rate is scheduled here: a designed momentum *schedule*
-is not driven (a warning says so); batch sizes come from
+``optax.sgd`` and schedopt's model (:math:`v' = \beta v + g`, :math:`w' = w - \eta v'`).
+
+A designed momentum *schedule* (one that varies by step) is driven by
+:func:`to_torch_scheduler` too: before update ``t`` it sets every parameter
+group's ``momentum`` to :math:`\beta_t` (``SGD``, which must have
+``dampening=0`` and no Nesterov: anything else is another update than the one
+designed) or the first of its ``betas`` (Adam, AdamW, NAdam, RAdam, Adamax:
+:math:`b_{1,t} = \beta_t`, the mapping :mod:`schedopt.export.optax` uses, with
+what it keeps and loses said there). Other optimizers are refused. The plain
+:func:`to_torch_lambda` cannot drive it and warns. Batch sizes come from
 :func:`schedopt.export.optax.batch_size_schedule`.
 
 torch is imported only when a function here is called; without it they raise
@@ -84,15 +91,14 @@ def _lambda(schedule: Schedule, peak: Any, horizon: Any) -> TorchLambda:
         raise ExportError(
             "`schedule`: the learning rate is zero at every step; LambdaLR needs a positive peak"
         )
-    if schedule.momentum is not None and np.ptp(schedule.momentum) > 0:
-        warnings.warn(
-            "the schedule's momentum varies by step but LambdaLR drives only the learning rate: set "
-            "torch.optim.SGD(momentum=..., dampening=0) yourself (the same heavy ball; a varying "
-            "momentum is exported to optax only: schedopt.export.to_optax_optimizer(base='sgd'))",
-            UserWarning,
-            stacklevel=3,
-        )
     return TorchLambda(values / top, top)
+
+
+def _momentum(schedule: Schedule, horizon: Any) -> np.ndarray | None:
+    """The per-step momentum of a schedule that designs one (varies by step), else ``None``."""
+    if schedule.momentum is None or np.ptp(schedule.momentum) == 0:
+        return None
+    return _values(schedule, "momentum", None, horizon)[1]
 
 
 def to_torch_lambda(
@@ -113,7 +119,16 @@ def to_torch_lambda(
             :func:`torch_optimizer_lr` changes).
         horizon: a new horizon (time-stretch, as in :func:`~schedopt.export.optax.to_optax`).
     """
-    return _lambda(_as_schedule(schedule), peak, horizon)
+    schedule = _as_schedule(schedule)
+    if _momentum(schedule, horizon) is not None:
+        warnings.warn(
+            "the schedule's momentum varies by step and a LambdaLR drives only the learning rate: "
+            "use schedopt.export.torch.to_torch_scheduler, which drives the optimizer's momentum "
+            "(SGD) or first beta (Adam family) as well",
+            UserWarning,
+            stacklevel=2,
+        )
+    return _lambda(schedule, peak, horizon)
 
 
 def torch_optimizer_lr(schedule: Schedule | str | os.PathLike, *, peak: float | None = None) -> float:
@@ -128,20 +143,80 @@ def to_torch_scheduler(
     peak: float | None = None,
     horizon: int | None = None,
 ):
-    """A ``LambdaLR`` driving ``optimizer``'s learning rate through the schedule.
+    """A ``LambdaLR`` driving ``optimizer``'s learning rate (and a designed momentum) through the schedule.
 
     Sets every parameter group's ``lr`` to the schedule's peak (the base that
     :func:`to_torch_lambda`'s factors multiply), then builds the scheduler.
-    Call ``scheduler.step()`` after each ``optimizer.step()``.
+    Call ``scheduler.step()`` after each ``optimizer.step()``. A schedule whose
+    momentum varies by step also sets each group's momentum before every update
+    (module doc).
 
     Raises:
-        ExportError: torch is not installed, or ``optimizer`` is not a torch optimizer.
+        ExportError: torch is not installed, ``optimizer`` is not a torch optimizer, or
+            the schedule designs a momentum this optimizer cannot take as designed.
     """
     torch = _torch()
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ExportError(f"`optimizer` must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    fn = _lambda(_as_schedule(schedule), peak, horizon)
+    schedule = _as_schedule(schedule)
+    fn = _lambda(schedule, peak, horizon)
+    momentum = _momentum(schedule, horizon)
+    if momentum is not None:
+        _check_momentum_groups(optimizer)
     for group in optimizer.param_groups:
         group["lr"] = fn.peak
         group.pop("initial_lr", None)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=fn)
+    if momentum is None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=fn)
+    return _momentum_scheduler(torch)(optimizer, fn, momentum)
+
+
+def _check_momentum_groups(optimizer: Any) -> None:
+    """Refuse an optimizer whose update would not be the heavy ball (or Adam's first moment) designed."""
+    name = type(optimizer).__name__
+    for group in optimizer.param_groups:
+        if "betas" in group:
+            continue
+        if "momentum" not in group or name != "SGD":
+            raise ExportError(
+                f"`optimizer`: {name} has no heavy-ball momentum or Adam betas to drive with the schedule's "
+                "momentum; use torch.optim.SGD(dampening=0) or an Adam-family optimizer"
+            )
+        if group.get("dampening", 0) != 0:
+            raise ExportError(
+                f"`optimizer`: SGD with dampening={group['dampening']!r} is not the designed heavy ball; "
+                "build it with dampening=0"
+            )
+        if group.get("nesterov", False):
+            raise ExportError(
+                "`optimizer`: SGD with nesterov=True is not the designed heavy ball; build it with nesterov=False"
+            )
+
+
+_SCHEDULER_CLASS = None
+
+
+def _momentum_scheduler(torch):
+    """``LambdaLR`` that also sets each group's momentum (SGD) or first beta (Adam family) per step."""
+    global _SCHEDULER_CLASS
+    if _SCHEDULER_CLASS is None:
+
+        class MomentumLambdaLR(torch.optim.lr_scheduler.LambdaLR):
+            """The schedule's learning rate by ``LambdaLR`` and its momentum ``beta[t]`` before update ``t``."""
+
+            def __init__(self, optimizer, lr_lambda, momentum):
+                self.momentum_values = np.asarray(momentum, dtype=np.float64)  # saved by state_dict()
+                super().__init__(optimizer, lr_lambda=lr_lambda)
+
+            def step(self, epoch=None):
+                super().step() if epoch is None else super().step(epoch)
+                t = min(max(int(self.last_epoch), 0), self.momentum_values.size - 1)
+                beta = float(self.momentum_values[t])
+                for group in self.optimizer.param_groups:
+                    if "betas" in group:
+                        group["betas"] = (beta, group["betas"][1])
+                    else:
+                        group["momentum"] = beta
+
+        _SCHEDULER_CLASS = MomentumLambdaLR
+    return _SCHEDULER_CLASS
