@@ -458,6 +458,22 @@ def test_spiking_and_contradicting_pilots_are_named_in_the_notes():
     assert not any("spikes" in n or "contradict" in n for n in clean.notes)
 
 
+def test_a_pilot_that_spiked_does_not_raise_the_designs_cap():
+    """The cap is the largest learning rate the pilots showed to be safe: a pilot whose loss spiked did not."""
+    from schedopt.calibration.fit import learning_rate_cap
+
+    runs = _pilots(noise=0.0, rates=(1e-3, 3e-3))
+    spiky = runs[1].losses.copy()
+    spiky[-5] *= 2.0
+    bad = [runs[0], PilotRun("spiky", runs[1].learning_rate, runs[1].loss_steps, spiky, "val_loss")]
+    assert learning_rate_cap(runs) == (3e-3, "largest pilot learning rate")
+    cap, rule = learning_rate_cap(bad)
+    assert cap == 1e-3 and "did not spike" in rule
+    result = fit_pilots(bad, n_modes=N_MODES, holdout="none", terms=())
+    assert result.learning_rate_cap["network"] == pytest.approx(1e-3, rel=1e-9)
+    assert "does not count toward the design's cap" in " | ".join(result.notes)
+
+
 def test_a_pilot_name_with_a_newline_cannot_break_the_fitted_spec():
     runs = _pilots(noise=0.0, rates=(1e-3, 3e-3))
     odd = PilotRun(

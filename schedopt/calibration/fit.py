@@ -224,6 +224,12 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
     """
     if isinstance(rule, str):
         if rule == "max":
+            stable = [r for r in runs if _spike(r) is None]
+            if stable and len(stable) < len(runs):  # a pilot whose loss spiked is no evidence a rate is safe
+                return (
+                    max(r.peak_learning_rate for r in stable),
+                    "largest learning rate of a pilot whose loss did not spike",
+                )
             return max(r.peak_learning_rate for r in runs), "largest pilot learning rate"
         if rule == "best":
             best = min(runs, key=lambda r: float(r.losses[-1]))
@@ -335,6 +341,24 @@ CONTRADICTION = 0.05
 """Pilots with the same schedule whose losses differ by more than this (median relative) contradict each other."""
 
 
+def _spike(run: PilotRun) -> tuple[int, float, float] | None:
+    """``(step, loss, best loss before it)`` of a pilot's first loss spike after its warmup, or ``None``.
+
+    A spike is a loss above ``SPIKE_RATIO`` times the best loss so far: a run that
+    diverged or came close.
+    """
+    late = run.loss_steps >= 2 * warmup_steps(run)
+    losses, steps = run.losses[late], run.loss_steps[late]
+    if not losses.size:
+        return None
+    best = np.minimum.accumulate(losses)
+    spikes = np.flatnonzero(losses > SPIKE_RATIO * best)
+    if not spikes.size:
+        return None
+    i = int(spikes[0])
+    return int(steps[i]), float(losses[i]), float(best[i])
+
+
 def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     """Warnings about pilots the fit cannot trust or that cannot show enough.
 
@@ -344,17 +368,14 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     """
     notes = []
     for run in runs:
-        late = run.loss_steps >= 2 * warmup_steps(run)
-        losses, steps = run.losses[late], run.loss_steps[late]
-        if losses.size:
-            best = np.minimum.accumulate(losses)
-            spikes = np.flatnonzero(losses > SPIKE_RATIO * best)
-            if spikes.size:
-                i = int(spikes[0])
-                notes.append(
-                    f"{run.name}: the loss spikes to {losses[i]:.4g} at step {int(steps[i])} "
-                    f"(best so far {best[i]:.4g}): a diverged or unstable pilot fits badly; drop or rerun it"
-                )
+        spike = _spike(run)
+        if spike is not None:
+            step, loss, best = spike
+            notes.append(
+                f"{run.name}: the loss spikes to {loss:.4g} at step {step} (best so far {best:.4g}): a "
+                "diverged or unstable pilot fits badly, and its learning rate does not count toward the "
+                "design's cap; drop or rerun it"
+            )
     for i, first in enumerate(runs):
         for second in runs[i + 1 :]:
             if first.learning_rate.shape != second.learning_rate.shape or not np.array_equal(
