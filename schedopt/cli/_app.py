@@ -143,6 +143,22 @@ def _debug_env() -> bool:
     return os.environ.get("SCHEDOPT_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def _one_blas_thread(environ) -> None:
+    """One OpenBLAS thread for this process, unless the user set a thread count.
+
+    Must run before NumPy loads (OpenBLAS reads it once). schedopt's host-side linear
+    algebra is small (L-BFGS-B on a few hundred parameters; JAX does not use OpenBLAS),
+    and OpenBLAS's idle workers busy-wait after every threaded call: on a loaded machine
+    that tripled the CPU time of a solve (benchmarks/README.md, start-up). The numbers are
+    the same (the designed schedules are bitwise identical either way).
+    """
+    if not any(environ.get(name) for name in _BLAS_THREAD_VARIABLES):
+        environ["OPENBLAS_NUM_THREADS"] = "1"
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -233,6 +249,7 @@ def main() -> None:
     import os
     import sys
 
+    _one_blas_thread(os.environ)
     _install_signal_handlers()
     code = 0
     try:
