@@ -26,9 +26,9 @@ from schedopt.dynamics.stability import momentum_stability_threshold, stability_
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 
-#: Vectorised batch sizes (padded to these, so each compiles once per ``N, T``).
+#: Vectorised batch size: every call is padded to it, so the objective is one program per ``N, T``
+#: (a second, smaller size cost a fresh process more to trace and lower than its rows saved).
 _BATCH = 8
-_SMALL_BATCH = 4
 
 
 @partial(jax.jit, static_argnames=("horizon",))
@@ -126,7 +126,7 @@ class _Objective:
         if x.shape[1] == 1:
             x = np.concatenate([x, np.zeros_like(x)], axis=1)  # unused shape slot
         out = np.empty(len(x))
-        size = _SMALL_BATCH if len(x) <= _SMALL_BATCH else _BATCH
+        size = _BATCH
         for start in range(0, len(x), size):
             chunk = x[start : start + size]
             padded = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
