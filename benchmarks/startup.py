@@ -24,6 +24,15 @@ PYTHONPYCACHEPREFIX, warmed once; the import entries are also measured without i
 Usage: uv run python benchmarks/startup.py [--quick] [--large]; --table FILE prints the README tables.
 Writes benchmarks/results/startup.json (no absolute paths). ``--large`` adds ``design``
 (with baselines) at N = 1e4, T = 1e5 (issue 13, item 5: peak memory and CPU).
+``--horizons 100,1000`` re-runs the authors' problem at those horizons only (and the imports),
+merged into the results file (the other entries kept; each set names its commit).
+``--ab TREE`` adds ``before_after``: warm-cache ``design`` of another checkout (TREE, with its
+own ``.venv``: the code before a change) and of this one, alternated run by run in this
+process, so that both see the same load.
+
+OpenBLAS threads: the variables that set them are removed from every child's environment, so
+each command runs with its own default (the CLI turns OpenBLAS to one thread since issue 13;
+the in-process solve is run the same way, as the CLI runs it).
 """
 
 from __future__ import annotations
@@ -86,8 +95,12 @@ def run(argv: list[str], env: dict[str, str], cwd: Path) -> dict:
     return entry
 
 
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
 def _env(pycache: Path | None, cache: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SCHEDOPT_NO_CACHE", "SCHEDOPT_CACHE_DIR")}
+    drop = ("SCHEDOPT_NO_CACHE", "SCHEDOPT_CACHE_DIR", *_BLAS_THREADS)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     if pycache is not None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
@@ -143,10 +156,11 @@ print(json.dumps({"cold_cpu_s": round(times[0][0], 3), "warm_cpu_s": round(times
 def in_process_solve(spec: str, horizon: int | None, env: dict[str, str]) -> dict:
     """Warm in-process solve: the second of two identical ``schedopt.solve`` calls in one process.
 
-    Run in a child (no disk cache), so that this process never loads JAX (children's peak RSS).
+    Run in a child (no disk cache), so that this process never loads JAX (children's peak RSS),
+    with one OpenBLAS thread, as the CLI runs.
     """
     argv = [sys.executable, "-c", IN_PROCESS, str(ROOT / spec), str(horizon) if horizon else "-"]
-    entry = run(argv, {**env, "SCHEDOPT_NO_CACHE": "1"}, ROOT)
+    entry = run(argv, {**env, "SCHEDOPT_NO_CACHE": "1", "OPENBLAS_NUM_THREADS": "1"}, ROOT)
     return json.loads(entry["_stdout"]) if entry["exit_code"] == 0 else {"error": entry.get("stderr")}
 
 
@@ -221,6 +235,51 @@ def command_set(spec: str, horizon: int | None, work: Path, env_base, quick: boo
     return entries
 
 
+def before_after(other: Path, work: Path, env_base, horizons, repeats: int) -> dict:
+    """Warm-cache ``design`` (with and without baselines) of ``other``'s CLI and this one's, alternated.
+
+    Each tree gets its own cache directory, filled by one discarded run per command first.
+    """
+    trees = {"before": other.resolve(), "after": ROOT}
+    commits = {label: _git_head(tree) for label, tree in trees.items()}
+    out: dict = {
+        "commits": commits,
+        "repeats": repeats,
+        "note": "CPU s of warm-cache fresh processes, "
+        "before and after alternated run by run; min and median of the repeats",
+    }
+    for horizon in horizons:
+        for command, extra in (("design --no-baselines", ["--no-baselines"]), ("design", [])):
+            row: dict = {label: {"runs": []} for label in trees}
+            for i in range(repeats + 1):  # the first round fills each tree's cache
+                for label, tree in trees.items():
+                    argv = [
+                        str(tree / ".venv" / "bin" / "schedopt"),
+                        "design",
+                        str(ROOT / AUTHORS),
+                        "--horizon",
+                        str(horizon),
+                        "--json",
+                        *extra,
+                        "--force",
+                        "--out",
+                        str(work / f"ab-{label}-{horizon}"),
+                    ]
+                    entry = run(argv, env_base(work / f"cache-ab-{label}"), work)
+                    stdout = entry.pop("_stdout")
+                    if entry["exit_code"] == 0:
+                        entry["final_loss"] = json.loads(stdout)["final_loss"]
+                    if i > 0:
+                        row[label]["runs"].append(entry)
+                    print("ab", horizon, command, label, i, entry, flush=True)
+            for label in trees:
+                cpu = sorted(e["cpu_s"] for e in row[label]["runs"])
+                row[label]["min_cpu_s"] = cpu[0]
+                row[label]["median_cpu_s"] = cpu[len(cpu) // 2]
+            out.setdefault(str(horizon), {})[command] = row
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -232,6 +291,17 @@ def main() -> None:
     )
     parser.add_argument(
         "--only", metavar="SPECS", help="comma-separated shipped specs to rerun, merged into the results file"
+    )
+    parser.add_argument(
+        "--horizons",
+        metavar="LIST",
+        help="comma-separated horizons of the authors' problem to rerun (and the imports), merged into the results file",
+    )
+    parser.add_argument(
+        "--ab", metavar="TREE", help="before/after: warm design of TREE's CLI against this one's"
+    )
+    parser.add_argument(
+        "--ab-repeats", type=int, default=3, metavar="N", help="runs per tree and command (--ab)"
     )
     args = parser.parse_args()
     if args.table:
@@ -282,6 +352,27 @@ def main() -> None:
             (RESULTS / name).write_text(text + "\n")
 
         name = "startup-quick.json" if args.quick else "startup.json"
+        if args.horizons:
+            report = json.loads((RESULTS / name).read_text())
+            report["machine"]["schedopt_commit"] = _git_head()
+            report["imports"] = imports(pycache, repeats=3)
+            report["imports"]["commit"] = _git_head()
+            save()
+            horizons = [int(float(h)) for h in args.horizons.split(",")]
+            for horizon in horizons:
+                row = command_set(AUTHORS, horizon, work, env_base, quick=False)
+                row["in_process"] = in_process_solve(AUTHORS, horizon, env_base(work / "unused"))
+                row["commit"] = _git_head()
+                row["load_1min_at_start"] = os.getloadavg()[0]
+                report["authors_default"][str(horizon)] = row
+                save()
+            if args.ab:
+                report["before_after"] = before_after(
+                    Path(args.ab), work, env_base, horizons, args.ab_repeats
+                )
+                save()
+            print("updated", f"benchmarks/results/{name}")
+            return
         if args.only:
             report = json.loads((RESULTS / name).read_text())
             for spec in args.only.split(","):
@@ -365,11 +456,11 @@ def _version(name: str) -> str:
     return version(name)
 
 
-def _git_head() -> str | None:
+def _git_head(tree: Path = ROOT) -> str | None:
     git = shutil.which("git")
     if git is None:
         return None
-    out = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
     return out.stdout.strip() or None
 
 
