@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
+from schedopt._jax import jax
 from schedopt.dynamics.recursion import final_loss
 from schedopt.problem import Problem
 from schedopt.solution import Solution
@@ -227,7 +228,7 @@ class _Lagrangian:
             values, grads = lockstep.call(  # batched with other solves inside design_many
                 _value_and_grad_many,
                 _value_and_grad_many,
-                (jnp.asarray(flat.reshape(group.count, group.n_params)), group.stacked),
+                (jax.device_put(flat.reshape(group.count, group.n_params)), group.stacked),
                 (group.layout, group.with_momentum, group.capped, group.engine, group.parameterisation),
                 stacked=True,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from schedopt._jax import jax
 from schedopt.dynamics.compression import (
     CompressedModes,
 )
@@ -68,17 +69,16 @@ def _pontryagin_start(
     start = it.expand(initial_parameters(problem, {"learning_rate": grid})["learning_rate"])
     if sweeps < 1:
         return it.fit(start, spec.min, spec.max), 0
+    # device_put, not jnp.asarray: the same arrays, without a small program per shape to
+    # trace, lower and fetch from the cache in every fresh process
     per_step, count, _ = sweep_until(
-        jnp.asarray(lam),
-        jnp.asarray(c0),
-        jnp.asarray(problem.model.effective_noise),
-        jnp.asarray(start),
+        *jax.device_put((lam, c0, problem.model.effective_noise, start)),
         jnp.full(problem.horizon, problem.training.batch_size),
         spec.min,
         spec.max,
         max_sweeps=sweeps,
         rtol=rtol,
-        loss_weights=jnp.asarray(weights),
+        loss_weights=jax.device_put(np.asarray(weights)),
     )
     fitted = it.fit(np.asarray(per_step), spec.min, spec.max)
     batch = problem.training.batch_size
