@@ -354,6 +354,9 @@ def main() -> None:
         name = "startup-quick.json" if args.quick else "startup.json"
         if args.horizons:
             report = json.loads((RESULTS / name).read_text())
+            earlier = report["machine"].get("schedopt_commit")
+            for row in [*report.get("authors_default", {}).values(), *report.get("shipped", {}).values()]:
+                row.setdefault("commit", earlier)  # every set names the commit it measured
             report["machine"]["schedopt_commit"] = _git_head()
             report["imports"] = imports(pycache, repeats=3)
             report["imports"]["commit"] = _git_head()
