@@ -422,16 +422,22 @@ def _plot(result: Design, path: str) -> None:
     steps = checkpoint_steps(problem.horizon)
     with_momentum = "momentum" in sol.parameters or problem.training.momentum > 0
     modes = None if with_momentum else auto_compress(problem.model.eigenvalues, problem.model.initial_error)
-    optimum = loss_at(
-        problem.model,
-        schedules[highlight],
-        steps,
-        batch_size=per_step("batch_size"),
-        momentum=per_step("momentum") if with_momentum else None,
-        modes=modes,
-    )
-    curves = {highlight: optimum.loss}
-    if result.baselines:
+    batch = per_step("batch_size")
+    if result.baselines and not with_momentum:
+        # plain SGD throughout: the optimum and the baselines in one call (one program to trace)
+        lr = np.stack([schedules[highlight], *(full(tb.learning_rate) for tb in result.baselines.values())])
+        batch = np.stack(
+            [batch, *[np.full_like(batch, _baseline_batch_size(problem))] * len(result.baselines)]
+        )
+        losses = loss_at(problem.model, lr, steps, batch_size=batch, modes=modes).loss
+        curves = dict(zip([highlight, *result.baselines], losses, strict=True))
+    else:
+        momentum = per_step("momentum") if with_momentum else None
+        optimum = loss_at(
+            problem.model, schedules[highlight], steps, batch_size=batch, momentum=momentum, modes=modes
+        )
+        curves = {highlight: optimum.loss}
+    if result.baselines and with_momentum:
         lr = np.stack([full(tb.learning_rate) for tb in result.baselines.values()])
         momentum = problem.training.momentum if problem.training.momentum > 0 else None
         batch = _baseline_batch_size(problem)
