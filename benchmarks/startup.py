@@ -425,12 +425,13 @@ def table(report: dict) -> str:
             lines.append(f"| `{module}` | {imp['bytecode'][module]:.2f} | {imp['no_bytecode'][module]:.2f} |")
     lines += [
         "",
-        "| problem | T | command | cold CPU s | warm CPU s | warm wall s | load | solve `wall_time` (warm) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| problem | T | command | cold CPU s | warm CPU s | warm wall s | load | solve `wall_time` (warm) | commit |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [("authors-default", t, r) for t, r in report["authors_default"].items()]
     rows += [(Path(spec).stem, "own", r) for spec, r in report.get("shipped", {}).items()]
     for name, horizon, row in rows:
+        commit = row.get("commit") or report["machine"].get("schedopt_commit") or "-"
         for command, entry in row.items():
             if command == "in_process" or not isinstance(entry, dict):
                 continue
@@ -442,14 +443,32 @@ def table(report: dict) -> str:
             load = f"{warm['load_1min'][0]:.1f}" if warm else f"{cold['load_1min'][0]:.1f}"
             lines.append(
                 f"| {name} | {horizon} | `{command}` | {cell(cold, 'cpu_s')} | {cell(warm, 'cpu_s')} | "
-                f"{cell(warm, 'wall_s', '{:.1f}')} | {load} | {cell(warm, 'solve_wall_time_s')} |"
+                f"{cell(warm, 'wall_s', '{:.1f}')} | {load} | {cell(warm, 'solve_wall_time_s')} | {commit} |"
             )
         ip = row.get("in_process", {})
         if "warm_cpu_s" in ip:
             lines.append(
                 f"| {name} | {horizon} | in-process `solve`, warm | {ip['cold_cpu_s']:.2f} | {ip['warm_cpu_s']:.2f} | "
-                f"{ip['warm_wall_s']:.2f} | | |"
+                f"{ip['warm_wall_s']:.2f} | | | {commit} |"
             )
+    ab = report.get("before_after")
+    if ab:
+        lines += [
+            "",
+            f"| T | command | before ({ab['commits']['before']}) CPU s, min / median | "
+            f"after ({ab['commits']['after']}) CPU s, min / median | load |",
+            "|---|---|---|---|---|",
+        ]
+        for horizon, commands in ab.items():
+            if not isinstance(commands, dict) or horizon == "commits":
+                continue
+            for command, pair in commands.items():
+                b, a = pair["before"], pair["after"]
+                loads = [e["load_1min"][0] for label in ("before", "after") for e in pair[label]["runs"]]
+                lines.append(
+                    f"| {horizon} | `{command}` | {b['min_cpu_s']:.2f} / {b['median_cpu_s']:.2f} | "
+                    f"{a['min_cpu_s']:.2f} / {a['median_cpu_s']:.2f} | {min(loads):.1f}–{max(loads):.1f} |"
+                )
     return "\n".join(lines)
 
 
