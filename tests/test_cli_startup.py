@@ -1,6 +1,10 @@
-"""How the CLI process starts: OpenBLAS threads (issue 13)."""
+"""How the CLI process starts and ends: OpenBLAS threads, the exit without teardown (issue 13)."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -24,3 +28,47 @@ def test_an_empty_setting_counts_as_unset():
     env = {"OPENBLAS_NUM_THREADS": ""}
     _one_blas_thread(env)
     assert env == {"OPENBLAS_NUM_THREADS": "1"}
+
+
+def _cli(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "SCHEDOPT_NO_CACHE": "1"},
+    )
+
+
+def test_the_cli_ends_with_its_exit_code_after_the_exit_handlers():
+    done = _cli(
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "from schedopt.cli import main\n"
+        "sys.argv = ['schedopt', *sys.argv[1:]]\n"
+        "main()\n",
+        "--no-such-option",
+    )
+    assert done.returncode == 2
+    assert done.stdout == "handler ran\n"
+    assert "--no-such-option" in done.stderr
+
+
+def test_the_cli_waits_for_a_running_non_daemon_thread(tmp_path):
+    marker = tmp_path / "finished"
+    done = _cli(
+        "import sys, threading, time\n"
+        "from pathlib import Path\n"
+        "def work():\n"
+        "    time.sleep(0.5)\n"
+        "    Path(sys.argv[1]).write_text('done')\n"
+        "threading.Thread(target=work).start()\n"
+        "from schedopt.cli import main\n"
+        "sys.argv = ['schedopt', '--version']\n"
+        "main()\n",
+        str(marker),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("schedopt ")
+    assert marker.read_text() == "done"
