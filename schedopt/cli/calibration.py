@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from schedopt._validate import MAX_PILOT_BYTES
 from schedopt.cli._app import _command
 from schedopt.cli._options import (
     ForceOpt,
@@ -98,6 +97,8 @@ def fit(
 
     if not 1 <= n_modes <= MAX_MODES:
         raise ProblemError(f"`--n-modes` must be between 1 and {MAX_MODES}, got {n_modes}", field="--n-modes")
+    from schedopt._validate import MAX_PILOT_BYTES  # here: schedopt._validate loads NumPy
+
     files = [*runs, *([Path(holdout)] if holdout not in ("auto", "tail", "none") else [])]
     for path in files:  # by type and size before the reader opens it (a FIFO blocks, /dev/zero never ends)
         _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
