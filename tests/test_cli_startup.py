@@ -60,9 +60,10 @@ def test_the_cli_waits_for_a_running_non_daemon_thread(tmp_path):
     done = _cli(
         "import sys, threading, time\n"
         "from pathlib import Path\n"
+        "marker = Path(sys.argv[1])\n"
         "def work():\n"
         "    time.sleep(0.5)\n"
-        "    Path(sys.argv[1]).write_text('done')\n"
+        "    marker.write_text('done')\n"
         "threading.Thread(target=work).start()\n"
         "from schedopt.cli import main\n"
         "sys.argv = ['schedopt', '--version']\n"
