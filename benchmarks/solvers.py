@@ -34,7 +34,7 @@ import numpy as np
 
 import schedopt
 from schedopt.problem import ControlSpec, Model, Problem, Training
-from schedopt.solvers.jax import DEFAULT_OPTIONS as JAX_DEFAULTS
+from schedopt.solvers import JaxOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REACHED = 1e-5
@@ -135,7 +135,7 @@ def full_recursion_check(problem, sol) -> dict:
 
 def engine_of(horizon: int, n_modes: int) -> str:
     """The engine the jax solver's ``"auto"`` picks (the ODE from T * N = ode_min_work on)."""
-    return "ode" if float(horizon) * n_modes >= JAX_DEFAULTS["ode_min_work"] else "recursion"
+    return "ode" if float(horizon) * n_modes >= JaxOptions().ode_min_work else "recursion"
 
 
 def run_row(horizon: int, n_modes: int, names, reused: dict | None = None) -> dict:

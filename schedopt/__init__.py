@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the names below load lazily (see ``__getattr__``); listed f
     from schedopt.problem import ControlSpec, Model, Problem, Training
     from schedopt.schedule import Schedule, load_schedule, save_schedule, schedule_from_solution
     from schedopt.solution import Solution
-    from schedopt.solvers import solve
+    from schedopt.solvers import CasadiOptions, JaxOptions, PontryaginOptions, solve
     from schedopt.spec import default_problem, dump_problem, load_problem, parse_problem
     from schedopt.status import Status
     from schedopt.theory import phase, predicted_exponents
@@ -60,6 +60,9 @@ _LAZY = {
     "Solution": "schedopt.solution",
     "Status": "schedopt.status",
     "solve": "schedopt.solvers",
+    "CasadiOptions": "schedopt.solvers",
+    "JaxOptions": "schedopt.solvers",
+    "PontryaginOptions": "schedopt.solvers",
     "default_problem": "schedopt.spec",
     "dump_problem": "schedopt.spec",
     "load_problem": "schedopt.spec",
@@ -91,13 +94,16 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "CasadiOptions",
     "ControlGrid",
     "ControlSpec",
     "DivergenceError",
     "ExportError",
     "FitError",
     "InvalidDesign",
+    "JaxOptions",
     "Model",
+    "PontryaginOptions",
     "Problem",
     "ProblemError",
     "SchedoptError",

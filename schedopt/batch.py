@@ -26,13 +26,16 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schedopt import _validate as v
 from schedopt import backends as _backends  # noqa: F401  (registers how problems pickle, for workers)
 from schedopt.errors import ProblemError, SchedoptError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
+
+if TYPE_CHECKING:
+    from schedopt.solvers._options import SolverOptions
 
 __all__ = ["MAX_BATCH", "MAX_WORK", "InvalidDesign", "chunks", "design_many"]
 
@@ -81,23 +84,23 @@ def _shape_key(problem: Problem, solver: str) -> tuple:
     )
 
 
-def _work(problem: Problem, options: Mapping[str, Any] | None) -> int:
+def _work(problem: Problem, options: SolverOptions | Mapping[str, Any] | None) -> int:
     """Per-step state entries of one problem's gradient (``T`` x modes solved on), without solving
     anything: the compressed spectrum's size is known from the options (computing it costs an eigh)."""
     from schedopt.dynamics.compression import worth_compressing
-    from schedopt.solvers.jax._options import _engine, _options
+    from schedopt.solvers.jax._options import JaxOptions, _engine
 
-    opts = _options(options or {})
+    opts = JaxOptions.coerce(options)
     try:
         steps = 1024 if _engine(problem, opts) == "ode" else problem.horizon  # the ODE's grid is short
     except SchedoptError:
         return 1
     n = problem.model.n_modes
-    exact, nodes = opts["compressed_exact"], opts["compressed_nodes"]
+    exact, nodes = opts.compressed_exact, opts.compressed_nodes
     plain = "momentum" not in problem.controls and problem.training.momentum == 0
     if plain and (
-        opts["modes"] == "compressed"
-        or (opts["modes"] == "auto" and worth_compressing(n, exact=exact, nodes=nodes))
+        opts.modes == "compressed"
+        or (opts.modes == "auto" and worth_compressing(n, exact=exact, nodes=nodes))
     ):
         n = min(n, exact + nodes)
     return steps * n
@@ -107,7 +110,7 @@ def chunks(
     problems: Sequence[Problem],
     solver: str = "jax",
     *,
-    options: Mapping[str, Any] | None = None,
+    options: SolverOptions | Mapping[str, Any] | None = None,
     max_batch: int = MAX_BATCH,
     max_work: int = MAX_WORK,
 ) -> list[list[int]]:
@@ -137,7 +140,7 @@ def chunks(
 def solve_chunk(
     problems: Sequence[Problem],
     solver: str,
-    options: Mapping[str, Any] | None,
+    options: SolverOptions | Mapping[str, Any] | None,
     initial: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> list[Solution | InvalidDesign]:
     """Solve one chunk (in lockstep for solver ``jax``); a rejected problem becomes an :class:`InvalidDesign`."""
@@ -177,7 +180,7 @@ def design_many(
     problems: Sequence[Problem],
     solver: str = "jax",
     *,
-    options: Mapping[str, Any] | None = None,
+    options: SolverOptions | Mapping[str, Any] | None = None,
     initial: Sequence[Mapping[str, Any] | None] | None = None,
     backend: Any = "local",
     max_batch: int = MAX_BATCH,
@@ -189,7 +192,8 @@ def design_many(
     Args:
         problems: the problems (any mix of shapes).
         solver: ``"jax"`` (vectorised), ``"casadi"`` or ``"pontryagin"`` (one by one).
-        options: solver options, the same for every problem.
+        options: the solver's options (its record, such as :class:`~schedopt.solvers.JaxOptions`,
+            or a mapping of its fields), the same for every problem.
         initial: starting parameters per problem (``None`` entries: the solver's default).
         backend: ``"local"``, ``"ray"``, or a backend from :func:`schedopt.backends.get_backend`.
         max_batch: problems per vectorised solve.
@@ -210,9 +214,9 @@ def design_many(
     if solver not in SOLVERS:
         raise ProblemError(f"`solver` must be one of {', '.join(SOLVERS)}, got {solver!r}", field="solver")
     if solver == "jax":
-        from schedopt.solvers.jax._options import _options
+        from schedopt.solvers.jax._options import JaxOptions
 
-        _options(options or {})  # bad options: one error for the call, not one per problem
+        JaxOptions.coerce(options)  # bad options: one error for the call, not one per problem
     max_batch = v.positive_int("max_batch", max_batch)
     max_work = v.positive_int("max_work", max_work)
     problems = list(problems)
@@ -231,7 +235,7 @@ def design_many(
         (
             [problems[i] for i in piece],
             solver,
-            dict(options) if options is not None else None,
+            dict(options) if isinstance(options, Mapping) else options,
             [initial[i] for i in piece] if initial is not None else None,
         )
         for piece in pieces

@@ -16,7 +16,7 @@ from schedopt.dynamics.recursion import final_loss, final_loss_jax
 from schedopt.dynamics.sgd import sgd_step
 from schedopt.errors import ProblemError, SolverError
 from schedopt.problem import CONTROL_NAMES, ControlSpec, Model, Problem, Training
-from schedopt.solvers import solve
+from schedopt.solvers import CasadiOptions, solve
 from schedopt.solvers._common import control_grids, initial_parameters, lower_upper
 from schedopt.solvers.casadi_ipopt import build_nlp, solve_casadi
 
@@ -232,6 +232,19 @@ def test_bad_options_are_rejected_by_name(options, field):
     with pytest.raises(ProblemError, match=key) as info:
         solve_casadi(_easy(), options=options)
     assert info.value.field == field
+    if field != "options":  # a bad value of a known option: refused by the record itself
+        with pytest.raises(ProblemError, match=key) as info:
+            CasadiOptions(**options)
+        assert info.value.field == field
+
+
+def test_an_options_record_is_normalised_and_solves_as_its_mapping():
+    record = CasadiOptions(max_iter=np.int64(5), tol=1, max_wall_time=100)
+    assert (type(record.max_iter), type(record.tol), type(record.max_wall_time)) == (int, float, float)
+    by_record = solve(_easy(blocks=5), "casadi", throw=False, options=record)
+    by_mapping = solve(_easy(blocks=5), "casadi", throw=False, options=record.to_dict())
+    assert by_record.final_loss == by_mapping.final_loss
+    assert by_record.iterations == by_mapping.iterations
 
 
 def test_orphan_budget_is_rejected():

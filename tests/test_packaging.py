@@ -21,13 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 EXPECTED_API = [
+    "CasadiOptions",
     "ControlGrid",
     "ControlSpec",
     "DivergenceError",
     "ExportError",
     "FitError",
     "InvalidDesign",
+    "JaxOptions",
     "Model",
+    "PontryaginOptions",
     "Problem",
     "ProblemError",
     "SchedoptError",

@@ -226,6 +226,73 @@ def test_unknown_option_is_rejected():
         solve(small("easy-phase"), "jax", options={"max_iters": 3})
 
 
+OPTION_RECORDS = {
+    "jax": schedopt.JaxOptions,
+    "casadi": schedopt.CasadiOptions,
+    "pontryagin": schedopt.PontryaginOptions,
+}
+
+
+@pytest.mark.parametrize("solver", list(OPTION_RECORDS))
+def test_every_option_has_a_type_a_default_and_a_line_of_documentation(solver):
+    record = OPTION_RECORDS[solver]
+    assert record.solver == solver
+    documented = {
+        line.strip().split(":", 1)[0]
+        for line in record.__doc__.split("Attributes:", 1)[1].splitlines()
+        if line.startswith(" " * 8) and ":" in line
+    }
+    for field in dataclasses.fields(record):
+        assert field.type not in ("", None)
+        assert field.default is not dataclasses.MISSING, field.name
+        assert field.name in documented, field.name
+    assert record().to_dict() == record.from_mapping({}).to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record().max_iter = 1
+
+
+@pytest.mark.parametrize(
+    ("record", "changes", "field"),
+    [
+        (schedopt.JaxOptions, {"engine": "euler"}, "engine"),
+        (schedopt.JaxOptions, {"stability_margin": 1.5}, "stability_margin"),
+        (schedopt.PontryaginOptions, {"patience": 0}, "patience"),
+        (schedopt.PontryaginOptions, {"rtol": -1.0}, "rtol"),
+        (schedopt.PontryaginOptions, {"max_iter": 2.5}, "max_iter"),
+    ],
+)
+def test_a_bad_option_value_is_refused_naming_it(record, changes, field):
+    ((key, value),) = changes.items()
+    for build in (
+        lambda: record(**changes),
+        lambda: record.from_mapping(changes),
+        lambda: record().replace(**changes),
+    ):
+        with pytest.raises(ProblemError, match=rf"option `{key}` must be .*, got {value!r}") as info:
+            build()
+        assert info.value.field == field
+
+
+def test_options_of_another_solver_are_refused():
+    with pytest.raises(
+        ProblemError, match="must be a JaxOptions or a mapping, got PontryaginOptions"
+    ) as info:
+        solve(small("easy-phase"), "jax", options=schedopt.PontryaginOptions())
+    assert info.value.field == "options"
+
+
+@pytest.mark.parametrize("solver", ["jax", "pontryagin"])
+def test_an_options_record_solves_as_its_mapping(solver):
+    problem = small("easy-phase", horizon=300, blocks=20)
+    changes = {"max_iter": 3, "warm_start": "none"} if solver == "jax" else {"max_iter": 3}
+    by_mapping = solve(problem, solver, throw=False, options=changes)
+    by_record = solve(problem, solver, throw=False, options=OPTION_RECORDS[solver](**changes))
+    assert by_record.final_loss == by_mapping.final_loss
+    assert by_record.iterations == by_mapping.iterations
+    for name, values in by_mapping.parameters.items():
+        np.testing.assert_array_equal(by_record.parameters[name], values)
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [({"blocks": 0}, "blocks"), ({"grid": "logarithmic"}, "grid"), ({"max": -1.0}, "max")],

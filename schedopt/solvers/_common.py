@@ -21,28 +21,12 @@ __all__ = [
     "control_grids",
     "initial_parameters",
     "lower_upper",
-    "merge_options",
     "momentum_cap_table",
     "momentum_grid",
     "momentum_range",
     "momentum_thresholds",
     "with_stability",
 ]
-
-
-def merge_options(
-    solver: str, defaults: Mapping[str, Any], options: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """A solver's defaults overridden by the user's options; an unknown option is named."""
-    options = dict(options or {})
-    unknown = set(options) - set(defaults)
-    if unknown:
-        raise ProblemError(
-            f"unknown option(s) for solver {solver!r}: {', '.join(sorted(unknown))} "
-            f"(allowed: {', '.join(defaults)})",
-            field="options",
-        )
-    return {**defaults, **options}
 
 
 #: Points of the momentum range at which the heavy-ball threshold is computed

@@ -16,9 +16,11 @@ Handles the learning rate alone (fixed batch size, no momentum).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 import numpy as np
@@ -36,14 +38,35 @@ from schedopt.solvers._common import (
     check_bounds,
     control_grids,
     initial_parameters,
-    merge_options,
     with_stability,
 )
+from schedopt.solvers._options import SolverOptions, nonnegative_int, positive_int, real_in
 from schedopt.status import Status
 
-__all__ = ["DEFAULT_OPTIONS", "sgd_sweep", "solve_pontryagin", "sweep_until"]
+__all__ = ["PontryaginOptions", "sgd_sweep", "solve_pontryagin", "sweep_until"]
 
-DEFAULT_OPTIONS = {"max_iter": 5000, "rtol": 1e-13, "patience": 3}
+
+@dataclasses.dataclass(frozen=True)
+class PontryaginOptions(SolverOptions):
+    """Options of the ``pontryagin`` solver (forward-backward sweeps).
+
+    Attributes:
+        max_iter: sweeps, at most (the first always runs).
+        rtol: a sweep that lowers the loss by at most this fraction of it counts as quiet.
+        patience: the solve converges after this many quiet sweeps in a row.
+    """
+
+    solver: ClassVar[str] = "pontryagin"
+
+    max_iter: int = 5000
+    rtol: float = 1e-13
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        set_option = functools.partial(object.__setattr__, self)  # normalised values on a frozen record
+        set_option("max_iter", nonnegative_int("max_iter", self.max_iter))
+        set_option("rtol", real_in("rtol", self.rtol, "a non-negative number", zero=True))
+        set_option("patience", positive_int("patience", self.patience))
 
 
 def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
@@ -163,10 +186,10 @@ def solve_pontryagin(
     problem: Problem,
     *,
     initial: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: PontryaginOptions | Mapping[str, Any] | None = None,
 ) -> Solution:
-    """Solve by Pontryagin sweeps (see module docstring). Options: ``max_iter``, ``rtol``, ``patience``."""
-    opts = merge_options("pontryagin", DEFAULT_OPTIONS, options)
+    """Solve by Pontryagin sweeps (see module docstring); ``options``: a :class:`PontryaginOptions` or a mapping."""
+    opts = PontryaginOptions.coerce(options)
     if set(problem.controls) != {"learning_rate"} or problem.training.momentum > 0:
         raise ProblemError(
             "solver 'pontryagin' designs the learning rate alone (no batch-size or momentum "
@@ -194,12 +217,12 @@ def solve_pontryagin(
         batch,
         spec.min,
         spec.max,
-        max_sweeps=opts["max_iter"],
-        rtol=opts["rtol"],
-        patience=opts["patience"],
+        max_sweeps=opts.max_iter,
+        rtol=opts.rtol,
+        patience=opts.patience,
     )
     message = {
-        Status.CONVERGED: f"relative decrease below {opts['rtol']:g} for {opts['patience']} sweeps",
+        Status.CONVERGED: f"relative decrease below {opts.rtol:g} for {opts.patience} sweeps",
         Status.DIVERGED: "loss became non-finite",
         Status.MAX_ITERATIONS: "sweep limit reached",
     }[status]

@@ -46,7 +46,7 @@ IPOPT's acceptable level).
 Only MUMPS is available as IPOPT's linear solver (the pip build of CasADi has
 no HSL; asking for ``ma97`` crashes the process), so no other is accepted.
 
-Modules: ``_options.py`` (options, IPOPT's options, the CasADi import), ``_nlp.py``
+Modules: ``_options.py`` (:class:`CasadiOptions`, IPOPT's options, the CasADi import), ``_nlp.py``
 (:func:`fold_steps`, :func:`build_nlp`), ``_best.py`` (the best-iterate callback),
 ``_solve.py`` (:func:`solve_casadi`).
 
@@ -61,16 +61,16 @@ References:
 from __future__ import annotations
 
 from schedopt.solvers.casadi_ipopt._nlp import FOLD_BASE, CasadiNLP, build_nlp, fold_steps
-from schedopt.solvers.casadi_ipopt._options import DEFAULT_OPTIONS, HESSIANS, LBFGS_HISTORY, LINEAR_SOLVERS
+from schedopt.solvers.casadi_ipopt._options import HESSIANS, LBFGS_HISTORY, LINEAR_SOLVERS, CasadiOptions
 from schedopt.solvers.casadi_ipopt._solve import solve_casadi
 
 __all__ = [
-    "DEFAULT_OPTIONS",
     "FOLD_BASE",
     "HESSIANS",
     "LBFGS_HISTORY",
     "LINEAR_SOLVERS",
     "CasadiNLP",
+    "CasadiOptions",
     "build_nlp",
     "fold_steps",
     "solve_casadi",

@@ -1,15 +1,13 @@
-"""The solver's options, checked, and the IPOPT options they make; CasADi imported on demand."""
+"""The solver's options (:class:`CasadiOptions`) and the IPOPT options they make; CasADi imported on demand."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
+import dataclasses
+import functools
+from typing import Any, ClassVar
 
 from schedopt.errors import ProblemError
-from schedopt.solvers._common import merge_options
+from schedopt.solvers._options import SolverOptions, choice, nonnegative_int, real_in
 
 #: Hessian modes: IPOPT's L-BFGS approximation, or CasADi's exact Hessian.
 HESSIANS = ("limited-memory", "exact")
@@ -18,13 +16,41 @@ LINEAR_SOLVERS = ("mumps",)
 #: L-BFGS history (IPOPT's ``limited_memory_max_history``; its default is 6).
 LBFGS_HISTORY = 100
 
-DEFAULT_OPTIONS: Mapping[str, Any] = {
-    "max_iter": 3000,
-    "tol": 1e-10,
-    "hessian": "limited-memory",
-    "max_wall_time": None,
-    "linear_solver": "mumps",
-}
+
+@dataclasses.dataclass(frozen=True)
+class CasadiOptions(SolverOptions):
+    """Options of the ``casadi`` solver (IPOPT on the exact recursion).
+
+    Attributes:
+        max_iter: IPOPT's iterations, at most (a non-negative integer).
+        tol: IPOPT's tolerance on the log objective (a positive number).
+        hessian: ``"limited-memory"`` (IPOPT's L-BFGS, :data:`LBFGS_HISTORY` pairs) or ``"exact"`` (CasADi's).
+        max_wall_time: IPOPT's time limit in seconds, or ``None`` for none.
+        linear_solver: IPOPT's linear solver: only ``"mumps"`` works in the pip build of CasADi.
+    """
+
+    solver: ClassVar[str] = "casadi"
+
+    max_iter: int = 3000
+    tol: float = 1e-10
+    hessian: str = "limited-memory"
+    max_wall_time: float | None = None
+    linear_solver: str = "mumps"
+
+    def __post_init__(self) -> None:
+        set_option = functools.partial(object.__setattr__, self)  # normalised values on a frozen record
+        set_option("max_iter", nonnegative_int("max_iter", self.max_iter))
+        set_option("tol", real_in("tol", self.tol, "a positive number"))
+        choice("hessian", self.hessian, HESSIANS)
+        if self.max_wall_time is not None:
+            seconds = "a positive number of seconds or None"
+            set_option("max_wall_time", real_in("max_wall_time", self.max_wall_time, seconds))
+        choice(
+            "linear_solver",
+            self.linear_solver,
+            LINEAR_SOLVERS,
+            "the only linear solver of IPOPT in this CasADi build",
+        )
 
 
 def _casadi():
@@ -38,54 +64,19 @@ def _casadi():
     return casadi
 
 
-def _options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validated options: defaults overridden by the user's, every bad value named."""
-    out = merge_options("casadi", DEFAULT_OPTIONS, options)
-    max_iter = out["max_iter"]
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
-        raise ProblemError(
-            f"option `max_iter` must be a non-negative integer, got {max_iter!r}", field="max_iter"
-        )
-    out["max_iter"] = int(max_iter)
-    tol = out["tol"]
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < math.inf:
-        raise ProblemError(f"option `tol` must be a positive number, got {tol!r}", field="tol")
-    out["tol"] = float(tol)
-    if out["hessian"] not in HESSIANS:
-        raise ProblemError(
-            f"option `hessian` must be {' or '.join(repr(h) for h in HESSIANS)}, got {out['hessian']!r}",
-            field="hessian",
-        )
-    wall = out["max_wall_time"]
-    if wall is not None:
-        if isinstance(wall, bool) or not isinstance(wall, (int, float)) or not 0 < wall < math.inf:
-            raise ProblemError(
-                f"option `max_wall_time` must be a positive number of seconds or None, got {wall!r}",
-                field="max_wall_time",
-            )
-        out["max_wall_time"] = float(wall)
-    if out["linear_solver"] not in LINEAR_SOLVERS:
-        raise ProblemError(
-            f"option `linear_solver` must be {' or '.join(repr(s) for s in LINEAR_SOLVERS)} "
-            f"(the only linear solver of IPOPT in this CasADi build), got {out['linear_solver']!r}",
-            field="linear_solver",
-        )
-    return out
-
-
-def _ipopt_options(opts: Mapping[str, Any], callback) -> dict[str, Any]:
+def _ipopt_options(opts: CasadiOptions, callback) -> dict[str, Any]:
     ipopt = {
         "print_level": 0,
         "sb": "yes",
-        "tol": opts["tol"],
-        "max_iter": opts["max_iter"],
-        "hessian_approximation": opts["hessian"],
-        "linear_solver": opts["linear_solver"],
+        "tol": opts.tol,
+        "max_iter": opts.max_iter,
+        "hessian_approximation": opts.hessian,
+        "linear_solver": opts.linear_solver,
     }
-    if opts["hessian"] == "limited-memory":
+    if opts.hessian == "limited-memory":
         ipopt["limited_memory_max_history"] = LBFGS_HISTORY
-    if opts["max_wall_time"] is not None:
-        ipopt["max_wall_time"] = opts["max_wall_time"]
+    if opts.max_wall_time is not None:
+        ipopt["max_wall_time"] = opts.max_wall_time
     return {
         "ipopt": ipopt,
         "print_time": False,

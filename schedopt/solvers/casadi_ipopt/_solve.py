@@ -16,7 +16,7 @@ from schedopt.solution import Solution
 from schedopt.solvers._common import check_bounds, control_grids, initial_parameters, with_stability
 from schedopt.solvers.casadi_ipopt._best import _best_iterate_callback
 from schedopt.solvers.casadi_ipopt._nlp import CasadiNLP, build_nlp
-from schedopt.solvers.casadi_ipopt._options import _casadi, _ipopt_options, _options
+from schedopt.solvers.casadi_ipopt._options import CasadiOptions, _casadi, _ipopt_options
 from schedopt.status import Status
 
 #: Largest relative violation of the sample budget for an iterate to count as the best one.
@@ -46,9 +46,9 @@ def _per_step(problem: Problem, nlp: CasadiNLP, params: Mapping[str, np.ndarray]
     return lr, m, beta
 
 
-def _checked(problem: Problem, options: Mapping[str, Any] | None) -> dict[str, Any]:
+def _checked(problem: Problem, options: CasadiOptions | Mapping[str, Any] | None) -> CasadiOptions:
     """The checked options, once the problem is known to be solvable by this solver."""
-    opts = _options(options)
+    opts = CasadiOptions.coerce(options)
     model = problem.model
     if model.initial_loss == 0.0 and model.effective_noise == 0.0:
         raise ProblemError(
@@ -97,7 +97,7 @@ def solve_casadi(
     problem: Problem,
     *,
     initial: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: CasadiOptions | Mapping[str, Any] | None = None,
 ) -> Solution:
     """Minimise the final loss of ``problem`` with IPOPT on the exact recursion.
 
@@ -105,9 +105,8 @@ def solve_casadi(
         problem: the problem (learning rate, and optionally batch size with a sample
             budget, and momentum as controls).
         initial: starting parameters by control name (default: a safe schedule).
-        options: ``max_iter`` (3000), ``tol`` (1e-10, IPOPT's tolerance on the log
-            objective), ``hessian`` (``"limited-memory"`` or ``"exact"``),
-            ``max_wall_time`` (seconds, ``None``), ``linear_solver`` (only ``"mumps"``).
+        options: a :class:`CasadiOptions` or a mapping of its fields (``max_iter``, ``tol``,
+            ``hessian``, ``max_wall_time``, ``linear_solver``).
 
     Returns:
         The :class:`~schedopt.solution.Solution`. Its final loss is evaluated by the
@@ -150,7 +149,7 @@ def solve_casadi(
         info={
             "ipopt_status": ipopt_status,
             "objective": objective,
-            "hessian": opts["hessian"],
+            "hessian": opts.hessian,
             "build_time": build_time,
             "n_eval_f": int(stats.get("n_call_nlp_f", 0)),
             "n_eval_grad_f": int(stats.get("n_call_nlp_grad_f", 0)),

@@ -6,7 +6,7 @@ run through the exact recursion (or the ODE for long horizons) and differentiate
 budget. The objective is :math:`\\log(L_T - R_N)`. How each part works, and why, is in
 ``docs/architecture.md`` ("The JAX solver"); measurements in ``benchmarks/README.md``.
 
-- ``_options.py``: :data:`DEFAULT_OPTIONS`; engine (recursion / ODE) and spectrum (compressed) choice.
+- ``_options.py``: :class:`JaxOptions`, the solver's options; engine (recursion / ODE) and spectrum (compressed) choice.
 - ``_objective.py``: parameters → per-step controls → log loss, preconditioned and batched.
 - ``_warm.py``: the Pontryagin warm start.
 - ``_driver.py``: stacked problems, L-BFGS-B with restarts, the augmented Lagrangian.
@@ -16,7 +16,7 @@ budget. The objective is :math:`\\log(L_T - R_N)`. How each part works, and why,
 
 from __future__ import annotations
 
-from schedopt.solvers.jax._options import DEFAULT_OPTIONS
+from schedopt.solvers.jax._options import JaxOptions
 from schedopt.solvers.jax._solve import solve_jax, solve_jax_many
 
-__all__ = ["DEFAULT_OPTIONS", "solve_jax", "solve_jax_many"]
+__all__ = ["JaxOptions", "solve_jax", "solve_jax_many"]

@@ -14,10 +14,16 @@ from schedopt.dynamics.compression import (
 from schedopt.dynamics.recursion import final_loss
 from schedopt.problem import Problem
 from schedopt.solution import Solution
+from schedopt.solvers.jax._options import JaxOptions
 
 
 def _ode_final_loss(
-    problem: Problem, learning_rate: np.ndarray, kept: float, opts, info, modes: CompressedModes | None = None
+    problem: Problem,
+    learning_rate: np.ndarray,
+    kept: float,
+    opts: JaxOptions,
+    info,
+    modes: CompressedModes | None = None,
 ) -> float:
     """Final loss of an ODE-engine schedule: the exact recursion's when ``T * N <= check_work``.
 
@@ -31,17 +37,16 @@ def _ode_final_loss(
     ode_loss = kept + model.residual if np.isfinite(kept) else np.inf
     info["ode_final_loss"] = float(ode_loss)
     work = float(problem.horizon) * model.n_modes
-    if work <= opts["check_work"]:
+    if work <= opts.check_work:
         exact = float(final_loss(model, learning_rate, batch_size=problem.training.batch_size))
         where = "recursion"
-    elif modes is not None and float(problem.horizon) * modes.n_modes <= opts["check_work"]:
+    elif modes is not None and float(problem.horizon) * modes.n_modes <= opts.check_work:
         exact = float(final_loss(model, learning_rate, batch_size=problem.training.batch_size, modes=modes))
         where = f"recursion on the compressed spectrum ({modes.n_modes} of {model.n_modes} modes)"
     else:
         info["recursion_final_loss"] = None
         info["recursion_check"] = (
-            f"not checked: T * N = {work:.3g} > check_work = {opts['check_work']:.3g}; "
-            "final_loss is the ODE's"
+            f"not checked: T * N = {work:.3g} > check_work = {opts.check_work:.3g}; final_loss is the ODE's"
         )
         return float(ode_loss)
     info["recursion_final_loss"] = exact
@@ -49,7 +54,7 @@ def _ode_final_loss(
     return exact
 
 
-def _polished(solution: Solution, opts) -> Solution:
+def _polished(solution: Solution, opts: JaxOptions) -> Solution:
     """A compressed solve whose result the full spectrum does not confirm, re-solved on the full spectrum.
 
     Kept as it is when ``|surrogate / full - 1| <= compression_rtol``; otherwise L-BFGS-B
@@ -62,12 +67,12 @@ def _polished(solution: Solution, opts) -> Solution:
     if report is None or "relative_gap" not in report:
         return solution
     gap = report["relative_gap"]
-    if gap is not None and abs(gap) <= opts["compression_rtol"]:
+    if gap is not None and abs(gap) <= opts.compression_rtol:
         return solution
     polished = _solve_group(
         [solution.problem],
         [solution.parameters],
-        {**opts, "warm_start": "none"},
+        opts.replace(warm_start="none"),
         engine=solution.info["engine"],
         full_spectrum=True,
     )[0]
@@ -88,7 +93,7 @@ def _polished(solution: Solution, opts) -> Solution:
     )
 
 
-def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
+def _degeneracy_and_tie_break(solution: Solution, opts: JaxOptions) -> Solution:
     """Attach ``info["degeneracy"]``; apply the tie-break of :mod:`schedopt.solvers.budget` when flat."""
     from schedopt.solvers.budget import budget_weights, degeneracy_report, project_budget, tie_break_per_step
     from schedopt.solvers.jax._driver import _solve_group  # it calls back here
@@ -96,7 +101,7 @@ def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
     problem = solution.problem
     lr_spec, batch_spec = problem.learning_rate, problem.controls["batch_size"]
     lr, batch = solution.per_step("learning_rate"), solution.per_step("batch_size")
-    report = degeneracy_report(solution, flat_ratio=opts["flat_ratio"])
+    report = degeneracy_report(solution, flat_ratio=opts.flat_ratio)
     new_lr, new_batch, _ = tie_break_per_step(
         lr, batch, m_min=batch_spec.min, m_max=batch_spec.max, lr_min=lr_spec.min, lr_max=lr_spec.max
     )
@@ -104,7 +109,7 @@ def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
     info["degeneracy"] = report
     if not report["degenerate"]:
         return _with_info(solution, info)
-    if opts["tie_break"] != "auto":
+    if opts.tie_break != "auto":
         report["tie_break"] = "not applied (option tie_break = 'none')"
         return _with_info(solution, info)
     grids = solution.grids
@@ -123,11 +128,11 @@ def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
             initial[name] = np.asarray(solution.parameters[name])
     # the batch sizes of the tie-break point, with the learning rate re-optimised for them
     # (the grid cannot represent the rule's learning rate exactly once the batch is fitted)
-    candidate = _solve_group([problem], [initial], {**opts, "warm_start": "none"}, pinned="batch_size")[0]
+    candidate = _solve_group([problem], [initial], opts.replace(warm_start="none"), pinned="batch_size")[0]
     loss = candidate.final_loss if candidate.status != "failed" else np.inf
     per_step = {name: candidate.per_step(name) for name in problem.controls}
     change = float(loss / solution.final_loss - 1.0)
-    keep = bool(np.isfinite(loss) and change <= opts["tie_break_rtol"])
+    keep = bool(np.isfinite(loss) and change <= opts.tie_break_rtol)
     report["tie_break"] = {
         "rule": (
             "among (nearly) equal-loss schedules, the learning rate closest to its cap "
@@ -146,7 +151,7 @@ def _degeneracy_and_tie_break(solution: Solution, opts) -> Solution:
     if not keep:
         report["tie_break"]["reason"] = (
             f"the tie-break schedule costs {change:+.3g} relative loss (> tie_break_rtol = "
-            f"{opts['tie_break_rtol']:g}): curvature (or the grid's resolution, see "
+            f"{opts.tie_break_rtol:g}): curvature (or the grid's resolution, see "
             "per_step_relative_loss_change) breaks the tie; the solver's optimum is kept"
         )
         return _with_info(solution, info)

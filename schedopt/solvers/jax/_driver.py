@@ -34,7 +34,7 @@ from schedopt.solvers.jax._objective import (
     _tables,
     _value_and_grad_many,
 )
-from schedopt.solvers.jax._options import _compression
+from schedopt.solvers.jax._options import JaxOptions, _compression
 from schedopt.solvers.jax._warm import _warm_start
 from schedopt.status import Status
 
@@ -49,7 +49,7 @@ def _projected_gradient(x, g, lo, hi):
     return x - np.clip(x - g, lo, hi)
 
 
-def _lbfgsb(fun, x0, lo, hi, opts, max_iter):
+def _lbfgsb(fun, x0, lo, hi, opts: JaxOptions, max_iter):
     """SciPy's L-BFGS-B on ``fun`` shifted by its value at ``x0``.
 
     L-BFGS-B stops when an iteration decreases ``f`` by less than ``ftol * max(|f|, 1)``.
@@ -81,20 +81,20 @@ def _lbfgsb(fun, x0, lo, hi, opts, max_iter):
         bounds=list(zip(lo, hi, strict=True)),
         options={
             "maxiter": max_iter,
-            "ftol": opts["ftol"],
-            "gtol": opts["gtol"],
-            "maxcor": opts["memory"],
+            "ftol": opts.ftol,
+            "gtol": opts.gtol,
+            "maxcor": opts.memory,
             "maxfun": 10 * max_iter,
         },
     )
 
 
-def _stalled(result, fun, x, lo, hi, opts) -> bool:
+def _stalled(result, fun, x, lo, hi, opts: JaxOptions) -> bool:
     """An ``ftol`` stop (relative reduction) with the projected gradient above ``restart_pgtol``."""
     if "REDUCTION" not in str(result.message).upper():
         return False
     _, grad = fun(x)  # cached: L-BFGS-B's last evaluation
-    return float(np.abs(_projected_gradient(x, grad, lo, hi)).max()) > opts["restart_pgtol"]
+    return float(np.abs(_projected_gradient(x, grad, lo, hi)).max()) > opts.restart_pgtol
 
 
 @dataclasses.dataclass(eq=False)
@@ -126,7 +126,7 @@ class _Group:
         return np.concatenate([np.asarray(values[name], float) / units[name] for name, _ in self.layout])
 
 
-def _group(problems: Sequence[Problem], opts, engine: str, full_spectrum: bool) -> _Group:
+def _group(problems: Sequence[Problem], opts: JaxOptions, engine: str, full_spectrum: bool) -> _Group:
     grids = [control_grids(p) for p in problems]
     layout = _layout(problems[0], grids[0])
     horizon = problems[0].horizon
@@ -161,7 +161,7 @@ def _group(problems: Sequence[Problem], opts, engine: str, full_spectrum: bool) 
     )
 
 
-def _starts(group: _Group, initial, opts, pinned: str | None):
+def _starts(group: _Group, initial, opts: JaxOptions, pinned: str | None):
     """Starting point, bounds and budget weights of every problem (optimiser units), and warm-start sweeps."""
     from schedopt.solvers.budget import budget_weights, check_budget, project_budget
 
@@ -260,7 +260,7 @@ class _Run:
     messages: list = dataclasses.field(default_factory=list)
 
 
-def _minimise(fun: _Lagrangian, x0, lo, hi, opts) -> tuple[np.ndarray, _Run]:
+def _minimise(fun: _Lagrangian, x0, lo, hi, opts: JaxOptions) -> tuple[np.ndarray, _Run]:
     """L-BFGS-B, restarted after a stall; under a budget, inside the augmented-Lagrangian outer loop."""
     budgeted = fun.group.budgeted
     x, run = x0, _Run(result=None)
@@ -273,26 +273,22 @@ def _minimise(fun: _Lagrangian, x0, lo, hi, opts) -> tuple[np.ndarray, _Run]:
         fun.penalty = saved
         g0 = g0.reshape(fun.group.count, fun.group.n_params)
         fun.multiplier = -(g0 * fun.weights).sum(axis=1) / (fun.weights * fun.weights).sum(axis=1)
-        inner_opts = {**opts, "ftol": max(opts["ftol"], opts["al_ftol"])}
+        inner_opts = opts.replace(ftol=max(opts.ftol, opts.al_ftol))
     while True:
-        run.result = _lbfgsb(fun, x, lo, hi, inner_opts, max(1, opts["max_iter"] - run.iterations))
+        run.result = _lbfgsb(fun, x, lo, hi, inner_opts, max(1, opts.max_iter - run.iterations))
         x = run.result.x
         run.iterations += int(run.result.nit)
         run.outer += 1
         run.messages.append(str(run.result.message))
         if not budgeted:
-            if _stalled(run.result, fun, x, lo, hi, opts) and run.restarts < opts["max_restarts"]:
-                if run.iterations < opts["max_iter"]:
+            if _stalled(run.result, fun, x, lo, hi, opts) and run.restarts < opts.max_restarts:
+                if run.iterations < opts.max_iter:
                     run.restarts += 1
                     continue
             break
         c = fun.violation(x)
         worst = float(np.abs(c).max())
-        if (
-            worst <= opts["budget_rtol"]
-            or run.outer >= opts["al_max_outer"]
-            or run.iterations >= opts["max_iter"]
-        ):
+        if worst <= opts.budget_rtol or run.outer >= opts.al_max_outer or run.iterations >= opts.max_iter:
             break
         fun.multiplier = fun.multiplier + fun.penalty * c
         if worst > 0.25 * previous:
@@ -377,15 +373,15 @@ def _solution(
         info["al_violation"] = float(al_violation)
         info["al_outer_iterations"] = run.outer
         info["budget_multiplier"] = float(fun.multiplier[i])
-        budget_ok = al_violation <= max(opts["budget_rtol"], 1e-9)
+        budget_ok = al_violation <= max(opts.budget_rtol, 1e-9)
     if group.capped:
         info["momentum_cap"] = "joint"
         info["learning_rate_cap_fraction_min"] = float(np.min(group.tables[i]["cap_frac"]))
     if not np.isfinite(loss):
         status = Status.DIVERGED
-    elif run.iterations >= opts["max_iter"]:
+    elif run.iterations >= opts.max_iter:
         status = Status.MAX_ITERATIONS
-    elif (run.result.success or pg <= opts["pgtol_converged"]) and budget_ok:
+    elif (run.result.success or pg <= opts.pgtol_converged) and budget_ok:
         status = Status.CONVERGED
     else:
         status = Status.FAILED
@@ -406,7 +402,7 @@ def _solution(
 def _solve_group(
     problems: Sequence[Problem],
     initial,
-    opts,
+    opts: JaxOptions,
     *,
     pinned: str | None = None,
     engine: str = "recursion",
@@ -420,7 +416,7 @@ def _solve_group(
     start = time.perf_counter()
     group = _group(problems, opts, engine, full_spectrum)
     x0, lo, hi, weights, warm_sweeps = _starts(group, initial, opts, pinned)
-    fun = _Lagrangian(group, weights, float(opts["al_penalty"]) if group.budgeted else 0.0)
+    fun = _Lagrangian(group, weights, float(opts.al_penalty) if group.budgeted else 0.0)
     x, run = _minimise(fun, x0, lo, hi, opts)
     al_violation = np.abs(fun.violation(x))
     x = x.reshape(group.count, group.n_params).copy()

@@ -23,7 +23,7 @@ from schedopt.problem import Problem
 from schedopt.solvers._common import (
     momentum_cap_table,
 )
-from schedopt.solvers.jax._options import _CONTROL_ORDER, _ode_grid, _spectrum
+from schedopt.solvers.jax._options import _CONTROL_ORDER, JaxOptions, _ode_grid, _spectrum
 
 
 def _layout(problem: Problem, grids) -> tuple[tuple[str, int], ...]:
@@ -66,8 +66,8 @@ def _units(problem: Problem, grids) -> dict[str, np.ndarray]:
     return {name: _scale(problem, name) / _preconditioner(grid) for name, grid in grids.items()}
 
 
-def _capped(problem: Problem, opts) -> bool:
-    return "momentum" in problem.controls and opts["momentum_cap"] == "joint"
+def _capped(problem: Problem, opts: JaxOptions) -> bool:
+    return "momentum" in problem.controls and opts.momentum_cap == "joint"
 
 
 def _beta_at_lr_knots(grids) -> np.ndarray:
@@ -83,7 +83,7 @@ def _tables(
     horizon: int,
     n_modes: int,
     capped: bool,
-    opts,
+    opts: JaxOptions,
     engine: str = "recursion",
     modes: CompressedModes | None = None,
 ) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def _tables(
         it = grid.interpolation()
         tables["interp"][name] = (it.index, it.weight)
     if capped:
-        tables["cap_u"], tables["cap_frac"] = momentum_cap_table(problem, opts["stability_margin"])
+        tables["cap_u"], tables["cap_frac"] = momentum_cap_table(problem, opts.stability_margin)
         tables["beta_at_lr"] = _beta_at_lr_knots(grids)
     return tables
 

@@ -18,7 +18,7 @@ from schedopt.solvers._common import (
 from schedopt.solvers.jax._checks import _polished
 from schedopt.solvers.jax._driver import _solve_group
 from schedopt.solvers.jax._objective import _capped, _layout
-from schedopt.solvers.jax._options import _engine, _options
+from schedopt.solvers.jax._options import JaxOptions, _engine
 
 
 @float64
@@ -26,7 +26,7 @@ def solve_jax(
     problem: Problem,
     *,
     initial: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: JaxOptions | Mapping[str, Any] | None = None,
 ) -> Solution:
     """Solve one problem (see :func:`schedopt.solvers.solve`)."""
     return solve_jax_many([problem], initial=[initial] if initial else None, options=options)[0]
@@ -37,13 +37,13 @@ def solve_jax_many(
     problems: Sequence[Problem],
     *,
     initial: Sequence[Mapping[str, Any] | None] | None = None,
-    options: Mapping[str, Any] | None = None,
+    options: JaxOptions | Mapping[str, Any] | None = None,
 ) -> list[Solution]:
     """Solve several problems; those with equal horizon and controls share one vectorised solve.
 
     Returns the solutions in the order of ``problems``.
     """
-    opts = _options(options or {})
+    opts = JaxOptions.coerce(options)
     problems = list(problems)
     if not problems:
         return []

@@ -15,12 +15,12 @@ from schedopt.solvers._common import (
     control_grids,
     initial_parameters,
 )
-from schedopt.solvers.jax._options import _spectrum
+from schedopt.solvers.jax._options import JaxOptions, _spectrum
 from schedopt.solvers.pontryagin import sweep_until
 
 
 def _warm_start(
-    problem: Problem, opts, modes: CompressedModes | None = None
+    problem: Problem, opts: JaxOptions, modes: CompressedModes | None = None
 ) -> tuple[dict[str, np.ndarray] | None, int]:
     """Per-step Pontryagin optimum of the learning rate projected on the grid, and the sweeps run.
 
@@ -29,7 +29,7 @@ def _warm_start(
     and plain SGD; they are skipped when the momentum cannot be zero. The sweeps run on
     ``modes`` when the solve does (a compressed spectrum).
     """
-    if opts["warm_start"] != "pontryagin":
+    if opts.warm_start != "pontryagin":
         return None, 0
     controls = set(problem.controls)
     beta_min = problem.controls["momentum"].min if "momentum" in controls else problem.training.momentum
@@ -46,7 +46,7 @@ def _warm_start(
             sample_budget=None,
             training=Training(horizon=problem.horizon, batch_size=batch, momentum=0.0),
         )
-    values, sweeps = _pontryagin_start(sub, int(opts["warm_sweeps"]), float(opts["warm_rtol"]), modes)
+    values, sweeps = _pontryagin_start(sub, int(opts.warm_sweeps), float(opts.warm_rtol), modes)
     return {"learning_rate": values}, sweeps
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from schedopt.studies.scaling._problem import _cap_fraction, _check_problem
 from schedopt.studies.scaling._record import SCHEDULES, ScalingStudy
 from schedopt.studies.scaling._scan import ScanSettings, _frontier_at
 from schedopt.theory import PowerLawFit, fit_power_law
+
+if TYPE_CHECKING:
+    from schedopt.solvers._options import SolverOptions
 
 #: Default solver options: the frontier needs losses to ~1e-6 relative, not full convergence.
 DEFAULT_OPTIONS = {"ftol": 1e-10, "gtol": 1e-6}
@@ -111,7 +114,7 @@ def study_scaling(
     max_extend: int = 4,
     min_horizon: int = MIN_HORIZON,
     solver: str = "jax",
-    options: Mapping[str, Any] | None = None,
+    options: SolverOptions | Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     backend: Any = None,
 ) -> ScalingStudy:
@@ -127,7 +130,7 @@ def study_scaling(
         max_extend: extra model sizes allowed per compute to bring each minimum inside the grid.
         min_horizon: smallest horizon scanned (steps).
         solver: solver of the optimal schedule.
-        options: solver options (default :data:`DEFAULT_OPTIONS` for ``jax``).
+        options: the solver's options, its record or a mapping (default :data:`DEFAULT_OPTIONS` for ``jax``).
         progress: called with ``(computes done, computes)``.
         backend: where the points of a compute run (:mod:`schedopt.backends`; default: this
             process). The computes run in order (each scan is centred on the previous optimum);
@@ -139,6 +142,7 @@ def study_scaling(
             (the message names the field).
     """
     from schedopt.backends import LocalBackend
+    from schedopt.solvers._options import as_dict
 
     start_all = time.perf_counter()
     backend = LocalBackend() if backend is None else backend
@@ -161,7 +165,7 @@ def study_scaling(
         "max_extend": max_extend,
         "min_horizon": min_horizon,
         "solver": solver,
-        "options": dict(options or {}),
+        "options": as_dict(options),
         "cap_fraction_of_threshold": _cap_fraction(problem),
         "initial_loss_total": problem.model.initial_loss + problem.model.residual,
     }
