@@ -132,12 +132,12 @@ def test_cli_sweep_on_ray_writes_the_report_of_the_local_backend(cluster, tmp_pa
             "--vary",
             "model.a=1.4:2.2:3",
             "--vary",
-            "controls.learning_rate.max=0.3:3:2",
+            "controls.learning_rate.blocks=20:300:2",
         ]
         result = CliRunner().invoke(
             app, [*args, "--backend", backend, "--max-batch", "2", "--out", str(out), "--json"]
         )
-        assert result.exit_code == 1, result.output  # the points with max = 3 are unstable: invalid
+        assert result.exit_code == 1, result.output  # the points with 300 blocks > horizon 200: invalid
         report = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
         assert report.pop("backend") == backend
         report.pop("files")
@@ -145,7 +145,7 @@ def test_cli_sweep_on_ray_writes_the_report_of_the_local_backend(cluster, tmp_pa
     assert reports["local"] == reports["ray"]
     rows = reports["ray"]["rows"]
     assert [r["status"] for r in rows] == ["converged", "invalid"] * 3
-    assert all("controls.learning_rate.max" in r["error"] for r in rows[1::2])
+    assert all("blocks" in r["error"] for r in rows[1::2])
 
 
 def test_unreachable_address_is_one_error_naming_it():

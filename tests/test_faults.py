@@ -58,7 +58,9 @@ def run(*args: str, env: dict[str, str] | None = None):
 
 
 def one_line_error(result, *fragments: str) -> str:
-    lines = result.stderr.strip().splitlines()
+    """The one error line on stderr (``note: ...`` lines before it are information, e.g. a cap above
+    the stability threshold, not part of the error)."""
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("note: ")]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), lines[0]
     for fragment in fragments:

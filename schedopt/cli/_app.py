@@ -291,6 +291,13 @@ def _leave(code: int) -> None:
     main = threading.main_thread()
     if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
         sys.exit(code)
+    import signal
+
+    # the command has returned and its outputs are committed: a signal now changes nothing it wrote,
+    # and raised inside an exit handler it would end the process by the default action (no message,
+    # status -15) instead of with the command's code
+    for held in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(held, signal.SIG_IGN)
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -45,7 +45,9 @@ def _install_signal_handlers() -> None:
     def on_unraisable(info):
         if isinstance(info.exc_value, KeyboardInterrupt | Terminated):
             signum = signal.SIGINT if isinstance(info.exc_value, KeyboardInterrupt) else signal.SIGTERM
-            threading.Timer(0.02, signal.raise_signal, (signum,)).start()
+            timer = threading.Timer(0.02, signal.raise_signal, (signum,))
+            timer.daemon = True  # a non-daemon timer kept the process alive into interpreter teardown
+            timer.start()
             return
         previous_hook(info)
 
