@@ -24,24 +24,9 @@ modes: it is scale free (losses span 1 to 1e-12) and its optimum is that of
 a linear equality constraint.
 
 Hessian: ``"limited-memory"`` (the default) is IPOPT's L-BFGS with a history of
-:data:`LBFGS_HISTORY` pairs (IPOPT's default of 6 took 436 iterations instead of
-78 at ``T = 10^3``; 30 took 148). ``"exact"`` is CasADi's forward-over-reverse
-Hessian: about one gradient per parameter per iteration, and building it takes
-longer the longer the horizon, so it only pays when steps per parameter are few.
-Measured on ``a = b = 2``, ``N = 500``, batch 5, ``K = 100`` uniform linear blocks
-(CPU seconds of a warm solve, 2-core machine):
-
-============  ===============================  ===============================
-``T``         limited-memory                   exact
-============  ===============================  ===============================
-``10^2``      540 iterations, 26 s             47 iterations, 18 s
-``10^3``      78 iterations, 3.3 s             15 iterations, ~90 s
-``10^4``      113 iterations, 36 s             not run (~100 gradients per iteration)
-============  ===============================  ===============================
-
-Both reach the final loss of an independent L-BFGS-B solve on the JAX recursion
-to 1e-13 relative (3e-8 for limited-memory at ``T = 10^2``, where it stops at
-IPOPT's acceptable level).
+:data:`LBFGS_HISTORY` pairs; ``"exact"`` is CasADi's forward-over-reverse Hessian, about
+one gradient per parameter per iteration, so it only pays when steps per parameter are
+few (measured: ``benchmarks/README.md``, "CasADi/IPOPT").
 
 Only MUMPS is available as IPOPT's linear solver (the pip build of CasADi has
 no HSL; asking for ``ma97`` crashes the process), so no other is accepted.

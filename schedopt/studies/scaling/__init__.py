@@ -43,12 +43,9 @@ spec puts ``controls.learning_rate.max``; the cap of every point is reported.
 fixed-compute scan, so a frontier costs about (points per compute) x (sum of the
 computes) x (passes per solve), plus one JAX compilation per point (every point
 has its own shapes, so the solves cannot be stacked into one vectorised call).
-Computes up to ~1e6 take minutes on one CPU core (a point costs ~5 s, mostly
-compilation, up to ~20 s at 1e6); a point at 1e7 costs 2–3 CPU minutes, and
-each further decade ten times more. Each solve starts from the solver's own
-Pontryagin warm start: starting instead from the neighbouring model size's
-schedule mapped in :math:`t/T` was measured slower (hard phase, :math:`C = 10^6`:
-105 vs 59 and 330 vs 127 L-BFGS iterations), so it is not used.
+Each solve starts from the solver's own Pontryagin warm start (a neighbouring model
+size's schedule mapped in :math:`t/T` was measured slower). Timings and that comparison:
+``benchmarks/README.md``, "Scaling studies".
 
 Modules: ``_problem.py`` (the computes, the checked problem, the problem at one model size),
 ``_scan.py`` (one compute: scan, extend, refine), ``_evaluate.py`` (the points' solves and
