@@ -236,7 +236,7 @@ def plateau_anneal(
             elapsed=elapsed,
         )
         level = transferred_plateau(problem, short.plateau, int(peak_horizon))
-    candidates, solutions, prefixes, best = [], [], [], None
+    candidates, solutions, prefixes = [], [], []
     for fraction in fractions:
         if level is None:
             local = _of_problem(float(fraction), problem.horizon, elapsed)
@@ -250,16 +250,22 @@ def plateau_anneal(
         candidates.append((float(fraction), loss, str(solution.status)))
         solutions.append(solution)
         prefixes.append(prefix)
-        if solution.converged and np.isfinite(loss) and (best is None or loss < candidates[best][1]):
-            best = len(candidates) - 1
-    if best is None:  # nothing converged: the candidate with the lowest loss, with its status
-        best = int(np.argmin([c[1] if np.isfinite(c[1]) else np.inf for c in candidates]))
+    pinned_at = None if level is None else int(peak_horizon)
+    return _best_choice(problem, candidates, solutions, prefixes, pinned_at, "model")
+
+
+def _best_choice(problem, candidates, solutions, prefixes, peak_horizon, anneal) -> FormChoice:
+    """The converged candidate with the lowest loss (if none converged, the lowest), with its notes."""
+    losses = [c[1] if np.isfinite(c[1]) else np.inf for c in candidates]
+    converged = [i for i, s in enumerate(solutions) if s.converged and np.isfinite(losses[i])]
+    best = min(converged, key=losses.__getitem__) if converged else int(np.argmin(losses))
     choice = FormChoice(
         solution=solutions[best],
         anneal_fraction=candidates[best][0],
         candidates=tuple(candidates),
         prefix=prefixes[best],
-        peak_horizon=None if level is None else int(peak_horizon),
+        peak_horizon=peak_horizon,
+        anneal=anneal,
     )
     return dataclasses.replace(choice, notes=_cap_notes(problem, choice.plateau))
 
@@ -383,16 +389,8 @@ def _sqrt_form(
         candidates.append((fraction, float(solution.final_loss), str(solution.status)))
         solutions.append(solution)
         prefixes.append(prefix)
-    best = int(np.argmin([c[1] if math.isfinite(c[1]) else math.inf for c in candidates]))
-    choice = FormChoice(
-        solution=solutions[best],
-        anneal_fraction=candidates[best][0],
-        candidates=tuple(candidates),
-        prefix=prefixes[best],
-        peak_horizon=int(peak_horizon) if short else None,
-        anneal="1-sqrt",
-    )
-    return dataclasses.replace(choice, notes=_cap_notes(problem, choice.plateau))
+    pinned_at = int(peak_horizon) if short else None
+    return _best_choice(problem, candidates, solutions, prefixes, pinned_at, "1-sqrt")
 
 
 def _cap_notes(problem: Problem, plateau: float) -> tuple[str, ...]:
