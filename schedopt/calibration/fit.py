@@ -89,6 +89,7 @@ from schedopt.calibration._solve import (
     _check_identifiable,
     _phase_z,
     _relative_rms,
+    _Solve,
     _solve,
     _uncertainties,
 )
@@ -399,6 +400,58 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     return notes
 
 
+def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_step) -> None:
+    """One :class:`FitError` naming the option for each bad argument of :func:`fit_pilots`."""
+    if not runs:
+        raise FitError("no pilot runs given")
+    if not isinstance(n_modes, int) or isinstance(n_modes, bool) or not 10 <= n_modes <= 100_000:
+        raise FitError(f"--n-modes: must be an integer in [10, 100000], got {n_modes!r}")
+    if learning_rate_scale is not None and not (
+        isinstance(learning_rate_scale, int | float)
+        and math.isfinite(learning_rate_scale)
+        and learning_rate_scale > 0
+    ):
+        raise FitError(f"--lr-scale: must be a positive number, got {learning_rate_scale!r}")
+    if holdout not in ("auto", "tail", "none") and not isinstance(holdout, str):
+        raise FitError(f"--holdout: must be auto, tail, none or a pilot's name, got {holdout!r}")
+    unknown = [t for t in terms if t not in TERMS]
+    if unknown:
+        raise FitError(f"--terms: unknown term {unknown[0]!r} (known: {', '.join(TERMS)})")
+    if min_step != "auto" and (isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 0):
+        raise FitError(f"--min-step: must be auto or an integer >= 0, got {min_step!r}")
+
+
+def _identified(solve: _Solve, layout: _Layout, values, std) -> tuple[dict[str, bool], tuple[str, ...]]:
+    """Whether each parameter is identified (module doc), and the coordinates that ended on a bound."""
+    fixed = layout.fixed
+    lo, hi = _bounds(layout)
+    width = hi - lo
+    hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
+    at_bound = tuple(layout.coordinates[i] for i in np.flatnonzero(hit))
+    identified = {}
+    for i, pname in enumerate(FIT_PARAMETERS):
+        ref = solve.objective.data.min_loss if pname == "loss_offset" else abs(values[i])
+        identified[pname] = bool(
+            pname in fixed
+            or (np.isfinite(std[i]) and std[i] < _IDENTIFIED_RATIO * ref and pname not in at_bound)
+        )
+    return identified, at_bound
+
+
+def _identification_notes(identified, at_bound, fixed) -> list[str]:
+    """The notes a user must see about parameters the pilots could not pin down."""
+    notes = []
+    missing = [n for n in FIT_PARAMETERS if not identified[n] and n not in fixed]
+    if missing:
+        notes.append(
+            "not identified by these pilots (standard error >= half the value, or at a bound): "
+            + ", ".join(missing)
+        )
+    if at_bound:
+        notes.append("at a bound of the search box: " + ", ".join(at_bound))
+    return notes
+
+
 @float64
 def fit_pilots(
     runs: Sequence[PilotRun],
@@ -429,23 +482,7 @@ def fit_pilots(
         FitError: no pilots, unidentifiable learning-rate scale, bad holdout, unknown term.
     """
     runs = list(runs)
-    if not runs:
-        raise FitError("no pilot runs given")
-    if not isinstance(n_modes, int) or isinstance(n_modes, bool) or not 10 <= n_modes <= 100_000:
-        raise FitError(f"--n-modes: must be an integer in [10, 100000], got {n_modes!r}")
-    if learning_rate_scale is not None and not (
-        isinstance(learning_rate_scale, int | float)
-        and math.isfinite(learning_rate_scale)
-        and learning_rate_scale > 0
-    ):
-        raise FitError(f"--lr-scale: must be a positive number, got {learning_rate_scale!r}")
-    if holdout not in ("auto", "tail", "none") and not isinstance(holdout, str):
-        raise FitError(f"--holdout: must be auto, tail, none or a pilot's name, got {holdout!r}")
-    unknown = [t for t in terms if t not in TERMS]
-    if unknown:
-        raise FitError(f"--terms: unknown term {unknown[0]!r} (known: {', '.join(TERMS)})")
-    if min_step != "auto" and (isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 0):
-        raise FitError(f"--min-step: must be auto or an integer >= 0, got {min_step!r}")
+    _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_step)
     _check_identifiable(runs, learning_rate_scale)
     fixed_kappa = learning_rate_scale
     layout = _Layout(
@@ -467,29 +504,9 @@ def fit_pilots(
     solve = _solve(runs, layout, fixed_kappa, max_lr, held_out=early)
     fixed = layout.fixed
     values, std, cov = _uncertainties(solve, fixed)
-    data = solve.objective.data
     rms, by_run = _relative_rms(solve, runs, ~early)
-
-    lo, hi = _bounds(layout)
-    width = hi - lo
-    hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
-    at_bound = tuple(layout.coordinates[i] for i in np.flatnonzero(hit))
-    identified = {}
-    for i, pname in enumerate(FIT_PARAMETERS):
-        ref = data.min_loss if pname == "loss_offset" else abs(values[i])
-        identified[pname] = bool(
-            pname in fixed
-            or (np.isfinite(std[i]) and std[i] < _IDENTIFIED_RATIO * ref and pname not in at_bound)
-        )
-    notes = _pilot_notes(runs)
-    missing = [n for n in FIT_PARAMETERS if not identified[n] and n not in fixed]
-    if missing:
-        notes.append(
-            "not identified by these pilots (standard error >= half the value, or at a bound): "
-            + ", ".join(missing)
-        )
-    if at_bound:
-        notes.append("at a bound of the search box: " + ", ".join(at_bound))
+    identified, at_bound = _identified(solve, layout, values, std)
+    notes = _pilot_notes(runs) + _identification_notes(identified, at_bound, fixed)
     holdout_report = _holdout(runs, holdout, layout, fixed_kappa, max_lr, early)
     reference = 1.0 if layout.fixed_kappa else max_lr
     problem = _problem(values, runs, n_modes, name, network_cap, reference)
