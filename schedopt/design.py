@@ -282,11 +282,9 @@ def design(
         raise ProblemError(f"`--form` must be one of {', '.join(FORMS)}, got {form!r}", field="form")
     if form == "auto":
         form = "plateau-anneal" if problem.network is not None else "free"
-    from schedopt.calibration.form import ANNEALS
+    from schedopt.calibration.form import check_anneal
 
-    if anneal not in ANNEALS:
-        raise ProblemError(f"`--anneal` must be one of {', '.join(ANNEALS)}, got {anneal!r}", field="anneal")
-    if anneal not in ("auto", "model") and form != "plateau-anneal":
+    if check_anneal(anneal) not in ("auto", "model") and form != "plateau-anneal":
         raise ProblemError(
             f"`--anneal {anneal}` needs the plateau-anneal form, got --form {form}", field="anneal"
         )

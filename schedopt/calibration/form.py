@@ -56,6 +56,7 @@ __all__ = [
     "ANNEAL_BLOCKS",
     "ANNEAL_FRACTIONS",
     "FormChoice",
+    "check_anneal",
     "plateau_anneal",
     "plateau_anneal_problem",
     "transferred_plateau",
@@ -70,9 +71,15 @@ ANNEAL_BLOCKS = 24
 ANNEALS = ("auto", "model", "1-sqrt")
 """Anneal profiles: solved on the model, or WSD's 1-sqrt; ``auto``: 1-sqrt for a fitted network, else model."""
 
-_PLATEAU_GRID = (
-    31  # log-spaced plateau levels over three decades below the cap, before the bounded refinement
-)
+#: log-spaced plateau levels over three decades below the cap, before the bounded refinement
+_PLATEAU_GRID = 31
+
+
+def check_anneal(anneal: str) -> str:
+    """``anneal`` if it is one of :data:`ANNEALS`; else a :class:`ProblemError` naming ``--anneal``."""
+    if anneal not in ANNEALS:
+        raise ProblemError(f"`--anneal` must be one of {', '.join(ANNEALS)}, got {anneal!r}", field="anneal")
+    return anneal
 
 
 def plateau_anneal_edges(
@@ -218,9 +225,7 @@ def plateau_anneal(
             f"the plateau-anneal form designs the learning rate only; the spec also designs {extra[0]}",
             field="form",
         )
-    if anneal not in ANNEALS:
-        raise ProblemError(f"`--anneal` must be one of {', '.join(ANNEALS)}, got {anneal!r}", field="anneal")
-    if anneal == "auto":
+    if check_anneal(anneal) == "auto":
         anneal = "1-sqrt" if problem.network is not None else "model"
     if anneal == "1-sqrt":
         return _sqrt_form(problem, fractions, peak_horizon, elapsed)
@@ -238,11 +243,10 @@ def plateau_anneal(
         level = transferred_plateau(problem, short.plateau, int(peak_horizon))
     candidates, solutions, prefixes = [], [], []
     for fraction in fractions:
+        local = _of_problem(float(fraction), problem.horizon, elapsed)
         if level is None:
-            local = _of_problem(float(fraction), problem.horizon, elapsed)
             restricted, prefix = plateau_anneal_problem(problem, local, blocks), None
         else:
-            local = _of_problem(float(fraction), problem.horizon, elapsed)
             start = plateau_anneal_edges(problem.horizon, local, blocks)[1]  # the plateau's end
             restricted, prefix = _after_plateau(problem, level, start, blocks), np.full(start, level)
         solution = solve(restricted, solver=solver, throw=False, options=options)
