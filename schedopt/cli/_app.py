@@ -27,14 +27,21 @@ class _Group(TyperGroup):
         import sys
 
         argv = sys.argv[1:] if args is None else [str(a) for a in args]
-        try:
-            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
-        except typer.TyperException as exc:  # click's usage errors (typer vendors click)
-            code = _usage_error(exc, argv)
-        except typer.Abort:
-            typer.echo("error: aborted", err=True)
-            code = 1
+        parent = super().main
+        code = _exit_code(lambda: parent(argv, prog_name, complete_var, standalone_mode=False, **extra), argv)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_code(run, argv: list[str]):
+    """What ``run`` (the group, not standalone) returns, or the exit code of a usage error or an abort,
+    printed as one line (not click's boxed panel); shared by :func:`main` and ``CliRunner``'s path."""
+    try:
+        return run()
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        return _usage_error(exc, argv)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        return 1
 
 
 app = typer.Typer(
@@ -253,12 +260,7 @@ def main() -> None:
     _install_signal_handlers()
     code = 0
     try:
-        code = app(standalone_mode=False) or 0
-    except typer.TyperException as exc:  # click's usage errors: one line, not a boxed panel
-        code = _usage_error(exc, sys.argv[1:])
-    except typer.Abort:
-        typer.echo("error: aborted", err=True)
-        code = 1
+        code = _exit_code(lambda: app(standalone_mode=False), sys.argv[1:]) or 0
     except (KeyboardInterrupt, Terminated) as exc:  # outside a command (parsing, imports)
         if _DEBUG[0] or _debug_env():
             raise
