@@ -281,3 +281,24 @@ def test_hard_phase_transfer_is_close_to_reoptimising(hard_report):
 def test_hard_phase_transfer_beats_the_stretch(hard_report):
     gaps = hard_report.gaps()
     assert gaps["transferred"] < gaps["stretch"]
+
+
+def test_transfer_report_lays_the_warmup_and_scores_it_with_the_problems_momentum():
+    """The written schedule carries the ramp; its loss is the recursion's with the problem's momentum."""
+    from dataclasses import replace
+
+    problem = parse_problem(spec_text())
+    problem = problem.replace(training=replace(problem.training, momentum=0.5))
+    source = Schedule(learning_rate=decaying(problem.horizon, peak=0.1))
+    report = transfer_report(source, problem, 2 * problem.horizon, reoptimise=False, warmup=20)
+    written = report.written
+    assert written.horizon == 2 * problem.horizon and written.learning_rate[0] < written.learning_rate[25]
+    assert_array_equal(written.learning_rate[20:], report.warmed.learning_rate[20:])
+    with_momentum = schedopt.loss_curve(report.problem.model, written.learning_rate, momentum=0.5).final_loss
+    without = schedopt.loss_curve(report.problem.model, written.learning_rate).final_loss
+    entry = report.to_dict()["warmup"]
+    assert entry["steps"] == 20 and entry["gap"] is None
+    assert_allclose(entry["final_loss"], with_momentum, rtol=EXACT)
+    assert abs(entry["final_loss"] / without - 1) > 1e-6  # the momentum counts
+    plain = transfer_report(source, problem, 2 * problem.horizon, reoptimise=False)
+    assert plain.written is plain.transferred and "warmup" not in plain.to_dict()

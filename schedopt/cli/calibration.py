@@ -70,7 +70,7 @@ def fit(
     Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv --out-file fitted.toml
     then:    schedopt design fitted.toml --horizon 8000
     """
-    from schedopt.calibration.fit import FIT_PARAMETERS, fit_pilots
+    from schedopt.calibration.fit import fit_pilots
     from schedopt.calibration.pilots import read_pilot
 
     out = _out_file(out, out_file, "fitted.toml", (".toml",))
@@ -84,35 +84,13 @@ def fit(
 
     file_name("--name", name)  # the fitted spec's name becomes its export folder
     _refuse_existing(force, out, plot)
-    cap: str | float = lr_cap
-    if lr_cap not in ("best", "max"):
-        try:
-            cap = float(lr_cap)
-        except ValueError:
-            raise ProblemError(
-                f"`--lr-cap` must be best, max or a number, got {lr_cap!r}", field="--lr-cap"
-            ) from None
-    from schedopt.errors import FitError
-    from schedopt.spec import MAX_MODES
-
-    if not 1 <= n_modes <= MAX_MODES:
-        raise ProblemError(f"`--n-modes` must be between 1 and {MAX_MODES}, got {n_modes}", field="--n-modes")
+    cap, chosen, first = _fit_options(lr_cap, terms, min_step, n_modes)
     from schedopt._validate import MAX_PILOT_BYTES  # here: schedopt._validate loads NumPy
+    from schedopt.errors import FitError
 
     files = [*runs, *([Path(holdout)] if holdout not in ("auto", "tail", "none") else [])]
     for path in files:  # by type and size before the reader opens it (a FIFO blocks, /dev/zero never ends)
         _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
-    from schedopt.calibration.fit import TERMS
-
-    chosen = {"all": TERMS, "none": ()}.get(terms, tuple(t.strip() for t in terms.split(",") if t.strip()))
-    first = min_step
-    if min_step != "auto":
-        try:
-            first = int(min_step)
-        except ValueError:
-            raise ProblemError(
-                f"`--min-step` must be auto or an integer, got {min_step!r}", field="--min-step"
-            ) from None
     pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
     with _live(False if as_json and progress is None else progress):
         result = fit_pilots(
@@ -129,13 +107,20 @@ def fit(
     report = {**result.to_dict(), "files": written}
     if as_json:
         _emit_json(report)
-        return
+    else:
+        _show_fit(result, report, len(pilots))
+
+
+def _show_fit(result, report: dict, n_pilots: int) -> None:
+    """The human-readable fit: parameters with their errors, phase, fit and holdout errors, cap, warnings."""
+    from schedopt.calibration.fit import FIT_PARAMETERS
+
     rows = []
     for pname in FIT_PARAMETERS:
         status = "fixed" if pname in result.fixed else ("yes" if result.identified[pname] else "NO")
         rows.append([pname, _fmt(result.parameters[pname]), f"{result.std_errors[pname]:.2g}", status])
     _table(
-        f"fit to {len(pilots)} pilot run(s), {result.n_points} points, N={result.n_modes}",
+        f"fit to {n_pilots} pilot run(s), {result.n_points} points, N={result.n_modes}",
         ["parameter", "value", "std error", "identified"],
         rows,
     )
@@ -149,8 +134,35 @@ def fit(
     typer.echo(f"learning-rate cap for design: {_fmt(cap_info['network'])} ({cap_info['rule']})")
     for note in result.notes:
         typer.echo(f"warning: {note}", err=True)
-    for kind, path in written.items():
+    for kind, path in report["files"].items():
         typer.echo(f"wrote {kind}: {path}")
+
+
+def _fit_options(lr_cap: str, terms: str, min_step: str, n_modes: int):
+    """``fit``'s text options parsed and checked: the cap (best, max or a number), the terms, the first step."""
+    from schedopt.calibration.fit import TERMS
+    from schedopt.spec import MAX_MODES
+
+    cap: str | float = lr_cap
+    if lr_cap not in ("best", "max"):
+        try:
+            cap = float(lr_cap)
+        except ValueError:
+            raise ProblemError(
+                f"`--lr-cap` must be best, max or a number, got {lr_cap!r}", field="--lr-cap"
+            ) from None
+    if not 1 <= n_modes <= MAX_MODES:
+        raise ProblemError(f"`--n-modes` must be between 1 and {MAX_MODES}, got {n_modes}", field="--n-modes")
+    chosen = {"all": TERMS, "none": ()}.get(terms, tuple(t.strip() for t in terms.split(",") if t.strip()))
+    first: str | int = min_step
+    if min_step != "auto":
+        try:
+            first = int(min_step)
+        except ValueError:
+            raise ProblemError(
+                f"`--min-step` must be auto or an integer, got {min_step!r}", field="--min-step"
+            ) from None
+    return cap, chosen, first
 
 
 def _write_fit(result, pilots, out: Path, plot: Path | None, *, force: bool) -> dict[str, str]:

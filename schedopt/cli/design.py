@@ -225,63 +225,7 @@ def design(
     if as_json:
         _emit_json(report)
     else:
-        for note in report["form"].get("notes", ()):
-            typer.echo(f"warning: {note}", err=True)
-        for note in report["notes"]:
-            typer.echo(f"note: {note}", err=True)
-        net = report.get("network")
-        details = f"{sol.solver}, {sol.status}, {sol.iterations} it, {sol.wall_time:.2f} s"
-        if net is None:
-            columns = ["schedule", "final loss", "ratio to optimal", "details"]
-            rows = [["optimal", _fmt(sol.final_loss), "1", details]]
-        else:  # a fitted spec: the network's loss and learning rates first, the model's loss beside
-            columns = ["schedule", "network loss", "model loss", "model ratio", "details (network lr)"]
-            details += f", peak={_fmt(net['peak_learning_rate'])}"
-            rows = [["optimal", _fmt(net["final_loss"]), _fmt(sol.final_loss), "1", details]]
-        for name, entry in sorted(report["baselines"].items(), key=lambda kv: kv[1]["final_loss"]):
-            params = dict(entry["params"])
-            if net is not None and "peak" in params:
-                params["peak"] = net["baselines"][name]["peak_learning_rate"]
-            text = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-            if entry["status"] != "converged":
-                text += f" ({entry['status']})"
-            if net is None:
-                rows.append([name, _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", text])
-            else:
-                network_loss = net["baselines"][name]["final_loss"]
-                rows.append(
-                    [name, _fmt(network_loss), _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", text]
-                )
-        a, b = result.exponents
-        _table(
-            f"{problem.name}: {result.phase} phase (a={a:.3g}, b={b:.3g}), T={problem.horizon}, N={problem.model.n_modes}",
-            columns,
-            rows,
-        )
-        if result.warmup is not None:
-            w = result.warmup.to_dict()
-            typer.echo(
-                f"warmup: the first {w['steps']} steps ramp ({w['shape']}) to {_fmt(w['peak'])} ({w['peak_units']} "
-                "learning rate) and are fixed; every schedule above shares them"
-            )
-        deg = report.get("degeneracy")
-        if deg is not None:
-            typer.echo(
-                f"sample budget D = {_fmt(report['sample_budget'])} (baselines at batch D/T = "
-                f"{_fmt(report['baseline_batch_size'])}); flatness along the eta/m-preserving direction "
-                f"{deg['flatness']:.3g} ({'degenerate' if deg['degenerate'] else 'not degenerate'}, "
-                f"tie-break {'applied' if deg['tie_break_applied'] else 'not applied'}); "
-                f"steps needed with the learning rate at its cap: {deg['steps_at_cap']}"
-            )
-        net = report.get("network")
-        if net is not None:
-            typer.echo(
-                f"network units (fitted): peak learning rate {_fmt(net['peak_learning_rate'])}, final "
-                f"{_fmt(net['final_learning_rate'])}; predicted final loss {_fmt(net['final_loss'])} "
-                f"(exports carry the network's learning rate)"
-            )
-        for kind, path in report["files"].items():
-            typer.echo(f"wrote {kind}: {path}")
+        _show_design(result, report, problem)
     if failed:
         typer.echo(
             f"error: solver {sol.solver!r} did not converge (status {sol.status!r}: {sol.message})"
@@ -289,6 +233,74 @@ def design(
             err=True,
         )
         raise typer.Exit(1)
+
+
+def _show_design(result, report: dict, problem) -> None:
+    """The human-readable design report: notes, the schedule table, its footnotes and the files written."""
+    for note in report["form"].get("notes", ()):
+        typer.echo(f"warning: {note}", err=True)
+    for note in report["notes"]:
+        typer.echo(f"note: {note}", err=True)
+    columns, rows = _design_rows(result.solution, report)
+    a, b = result.exponents
+    _table(
+        f"{problem.name}: {result.phase} phase (a={a:.3g}, b={b:.3g}), T={problem.horizon}, N={problem.model.n_modes}",
+        columns,
+        rows,
+    )
+    if result.warmup is not None:
+        w = result.warmup.to_dict()
+        typer.echo(
+            f"warmup: the first {w['steps']} steps ramp ({w['shape']}) to {_fmt(w['peak'])} ({w['peak_units']} "
+            "learning rate) and are fixed; every schedule above shares them"
+        )
+    deg = report.get("degeneracy")
+    if deg is not None:
+        typer.echo(
+            f"sample budget D = {_fmt(report['sample_budget'])} (baselines at batch D/T = "
+            f"{_fmt(report['baseline_batch_size'])}); flatness along the eta/m-preserving direction "
+            f"{deg['flatness']:.3g} ({'degenerate' if deg['degenerate'] else 'not degenerate'}, "
+            f"tie-break {'applied' if deg['tie_break_applied'] else 'not applied'}); "
+            f"steps needed with the learning rate at its cap: {deg['steps_at_cap']}"
+        )
+    net = report.get("network")
+    if net is not None:
+        typer.echo(
+            f"network units (fitted): peak learning rate {_fmt(net['peak_learning_rate'])}, final "
+            f"{_fmt(net['final_learning_rate'])}; predicted final loss {_fmt(net['final_loss'])} "
+            f"(exports carry the network's learning rate)"
+        )
+    for kind, path in report["files"].items():
+        typer.echo(f"wrote {kind}: {path}")
+
+
+def _design_rows(sol, report: dict) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of the design table: the optimum, then each tuned baseline by final loss.
+
+    For a fitted spec the network's loss and learning rates come first, the model's loss beside.
+    """
+    net = report.get("network")
+    details = f"{sol.solver}, {sol.status}, {sol.iterations} it, {sol.wall_time:.2f} s"
+    if net is None:
+        columns = ["schedule", "final loss", "ratio to optimal", "details"]
+        rows = [["optimal", _fmt(sol.final_loss), "1", details]]
+    else:
+        columns = ["schedule", "network loss", "model loss", "model ratio", "details (network lr)"]
+        details += f", peak={_fmt(net['peak_learning_rate'])}"
+        rows = [["optimal", _fmt(net["final_loss"]), _fmt(sol.final_loss), "1", details]]
+    for name, entry in sorted(report["baselines"].items(), key=lambda kv: kv[1]["final_loss"]):
+        params = dict(entry["params"])
+        if net is not None and "peak" in params:
+            params["peak"] = net["baselines"][name]["peak_learning_rate"]
+        text = ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        if entry["status"] != "converged":
+            text += f" ({entry['status']})"
+        if net is None:
+            rows.append([name, _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", text])
+        else:
+            network_loss = net["baselines"][name]["final_loss"]
+            rows.append([name, _fmt(network_loss), _fmt(entry["final_loss"]), f"{entry['ratio']:.4f}", text])
+    return columns, rows
 
 
 @_command

@@ -74,64 +74,7 @@ def phase(
     if as_json:
         _emit_json(report)
     else:
-        _table(
-            f"{problem.name}: {study.phase} phase (a={study.exponents[0]:.3g}, b={study.exponents[1]:.3g})",
-            [
-                "T",
-                "status",
-                "optimal L_T",
-                "best const L_T",
-                "best power law L_T",
-                "peak lr",
-                "plateau lr",
-                "anneal frac",
-            ],
-            [
-                [
-                    r["horizon"],
-                    r["status"],
-                    _fmt(r["final_loss"]),
-                    _fmt(r["constant_loss"]),
-                    _fmt(r["power_law_loss"]),
-                    _fmt(r["peak_lr"]),
-                    _fmt(r["plateau_lr"]),
-                    _fmt(r["anneal_fraction"]),
-                ]
-                for r in report["rows"]
-            ],
-        )
-        pred, meas = report["predicted"], report["measured"]
-        rows = []
-        for key in (
-            "xi",
-            "delta",
-            "loss_optimal",
-            "loss_constant",
-            "loss_power_law",
-            "constant_lr",
-            "anneal_fraction",
-        ):
-            fit = report["fits"].get({"xi": "level_lr"}.get(key, key))
-            resid = f"{fit['residual']:.3g}" if isinstance(fit, dict) else "-"
-            rng = f"{fit['x_min']:.3g}..{fit['x_max']:.3g}" if isinstance(fit, dict) else "-"
-            p_val = pred.get(key if key != "loss_power_law" else "loss_constant")
-            rows.append(
-                [
-                    key,
-                    "-" if meas[key] is None else f"{meas[key]:.4f}",
-                    "-" if p_val is None else f"{p_val:.4f}",
-                    rng,
-                    resid,
-                ]
-            )
-        rows.append(["plateau change", f"{meas['plateau_change']:.2%}", "0 (hard phase)", "-", "-"])
-        _table(
-            "exponents: measured vs predicted (THEORY §4)",
-            ["quantity", "measured", "predicted", "fit range", "rms residual"],
-            rows,
-        )
-        for kind, path in report["files"].items():
-            typer.echo(f"wrote {kind}: {path}")
+        _show_phase(study, report, problem)
 
 
 @_command
@@ -204,56 +147,8 @@ def scaling(
         (stage / "scaling.json").write_text(json_text(report), encoding="utf-8")
     if as_json:
         _emit_json(report)
-        return
-    rows = []
-    for i, c in enumerate(study.computes):
-        for kind in kinds:
-            r = study.frontiers[kind][i]
-            rows.append(
-                [
-                    f"{c:.3g}",
-                    kind,
-                    f"{r['n_modes']:.4g}" + ("" if r["interior"] else " (edge)"),
-                    f"{r['horizon']:.4g}",
-                    _fmt(r["loss"]),
-                    r["scanned"],
-                ]
-            )
-    _table(
-        f"{problem.name}: compute-optimal frontier ({study.phase} phase, "
-        f"a={problem.model.a:.3g}, b={problem.model.b:.3g}, m={problem.training.batch_size:g})",
-        ["C", "schedule", "N*", "T*", "L*", "N scanned"],
-        rows,
-    )
-    rows = []
-    for kind in kinds:
-        for key, label in (("model_size", "N*"), ("horizon", "T*"), ("loss", "L*")):
-            fit = report["fits"][kind][key]
-            pred = report["predicted"][kind][key]
-            rows.append(
-                [
-                    f"{kind} {label}",
-                    "-" if fit is None else f"{fit['exponent']:+.4f}" + _stderr(fit["stderr"]),
-                    "-" if pred is None else f"{pred:+.4f}",
-                    "-" if fit is None else f"{fit['x_min']:.3g}..{fit['x_max']:.3g} ({fit['points']} pts)",
-                    "-" if fit is None else f"{fit['residual']:.3g}",
-                ]
-            )
-    _table(
-        "exponents p of X ~ C^p: measured vs predicted (THEORY §4; constant: derived)",
-        ["quantity", "measured", "predicted", "fit range", "rms residual"],
-        rows,
-    )
-    for kind, entries in report["multipliers"].items():
-        text = ", ".join(
-            f"C={e['compute']:.3g}: {e['multiplier']:.3g}x" + ("*" if e["extrapolated"] else "")
-            for e in entries
-        )
-        typer.echo(f"compute multiplier of {kind} (compute it needs for the optimal loss / C): {text}")
-    if report["multipliers"]:
-        typer.echo("(* extrapolated with the baseline's fitted frontier)")
-    for kind, path in report["files"].items():
-        typer.echo(f"wrote {kind}: {path}")
+    else:
+        _show_scaling(study, report, problem, kinds)
 
 
 @_command
@@ -325,33 +220,139 @@ def transfer(
         solver=solver,
         anneal_exponent=anneal_exponent,
         source_label=str(schedule),
+        warmup=warmup,
+        warmup_shape=warmup_shape,
     )
     files = {kind: str(folder / name) for kind, name in names.items()}
     result = {**report.to_dict(), "source": str(schedule), "files": files}
-    written = report.transferred
-    if warmup:
-        from schedopt.compare import model_learning_rate
-        from schedopt.dynamics.recursion import final_loss
-        from schedopt.schedule import with_warmup
-
-        at = report.problem
-        written = with_warmup(written, warmup, shape=warmup_shape)
-        lr = model_learning_rate(written, at)
-        loss = float(final_loss(at.model, lr, batch_size=at.training.batch_size))
-        reopt = result["losses"]["reoptimised"]
-        result["warmup"] = {
-            "steps": warmup,
-            "shape": warmup_shape,
-            "final_loss": loss,
-            "gap": None if reopt is None else loss / reopt - 1.0,
-        }
+    written = report.written
     with output_set(folder, names.values(), overwrite=force) as stage:  # the three files as one set
         save_schedule(written, stage / names["schedule_json"])
         save_schedule(written, stage / names["schedule_csv"])
         (stage / names["report"]).write_text(json_text(result), encoding="utf-8")
     if as_json:
         _emit_json(result)
-        return
+    else:
+        _show_transfer(result, problem, target)
+
+
+def _show_phase(study, report: dict, problem) -> None:
+    """The human-readable phase study: the horizons' table, measured vs predicted exponents, files."""
+    _table(
+        f"{problem.name}: {study.phase} phase (a={study.exponents[0]:.3g}, b={study.exponents[1]:.3g})",
+        [
+            "T",
+            "status",
+            "optimal L_T",
+            "best const L_T",
+            "best power law L_T",
+            "peak lr",
+            "plateau lr",
+            "anneal frac",
+        ],
+        [
+            [
+                r["horizon"],
+                r["status"],
+                _fmt(r["final_loss"]),
+                _fmt(r["constant_loss"]),
+                _fmt(r["power_law_loss"]),
+                _fmt(r["peak_lr"]),
+                _fmt(r["plateau_lr"]),
+                _fmt(r["anneal_fraction"]),
+            ]
+            for r in report["rows"]
+        ],
+    )
+    pred, meas = report["predicted"], report["measured"]
+    rows = []
+    for key in (
+        "xi",
+        "delta",
+        "loss_optimal",
+        "loss_constant",
+        "loss_power_law",
+        "constant_lr",
+        "anneal_fraction",
+    ):
+        fit = report["fits"].get({"xi": "level_lr"}.get(key, key))
+        resid = f"{fit['residual']:.3g}" if isinstance(fit, dict) else "-"
+        rng = f"{fit['x_min']:.3g}..{fit['x_max']:.3g}" if isinstance(fit, dict) else "-"
+        p_val = pred.get(key if key != "loss_power_law" else "loss_constant")
+        rows.append(
+            [
+                key,
+                "-" if meas[key] is None else f"{meas[key]:.4f}",
+                "-" if p_val is None else f"{p_val:.4f}",
+                rng,
+                resid,
+            ]
+        )
+    rows.append(["plateau change", f"{meas['plateau_change']:.2%}", "0 (hard phase)", "-", "-"])
+    _table(
+        "exponents: measured vs predicted (THEORY §4)",
+        ["quantity", "measured", "predicted", "fit range", "rms residual"],
+        rows,
+    )
+    for kind, path in report["files"].items():
+        typer.echo(f"wrote {kind}: {path}")
+
+
+def _show_scaling(study, report: dict, problem, kinds) -> None:
+    """The human-readable scaling study: the frontier, measured vs predicted exponents, multipliers, files."""
+    rows = []
+    for i, c in enumerate(study.computes):
+        for kind in kinds:
+            r = study.frontiers[kind][i]
+            rows.append(
+                [
+                    f"{c:.3g}",
+                    kind,
+                    f"{r['n_modes']:.4g}" + ("" if r["interior"] else " (edge)"),
+                    f"{r['horizon']:.4g}",
+                    _fmt(r["loss"]),
+                    r["scanned"],
+                ]
+            )
+    _table(
+        f"{problem.name}: compute-optimal frontier ({study.phase} phase, "
+        f"a={problem.model.a:.3g}, b={problem.model.b:.3g}, m={problem.training.batch_size:g})",
+        ["C", "schedule", "N*", "T*", "L*", "N scanned"],
+        rows,
+    )
+    rows = []
+    for kind in kinds:
+        for key, label in (("model_size", "N*"), ("horizon", "T*"), ("loss", "L*")):
+            fit = report["fits"][kind][key]
+            pred = report["predicted"][kind][key]
+            rows.append(
+                [
+                    f"{kind} {label}",
+                    "-" if fit is None else f"{fit['exponent']:+.4f}" + _stderr(fit["stderr"]),
+                    "-" if pred is None else f"{pred:+.4f}",
+                    "-" if fit is None else f"{fit['x_min']:.3g}..{fit['x_max']:.3g} ({fit['points']} pts)",
+                    "-" if fit is None else f"{fit['residual']:.3g}",
+                ]
+            )
+    _table(
+        "exponents p of X ~ C^p: measured vs predicted (THEORY §4; constant: derived)",
+        ["quantity", "measured", "predicted", "fit range", "rms residual"],
+        rows,
+    )
+    for kind, entries in report["multipliers"].items():
+        text = ", ".join(
+            f"C={e['compute']:.3g}: {e['multiplier']:.3g}x" + ("*" if e["extrapolated"] else "")
+            for e in entries
+        )
+        typer.echo(f"compute multiplier of {kind} (compute it needs for the optimal loss / C): {text}")
+    if report["multipliers"]:
+        typer.echo("(* extrapolated with the baseline's fitted frontier)")
+    for kind, path in report["files"].items():
+        typer.echo(f"wrote {kind}: {path}")
+
+
+def _show_transfer(result: dict, problem, target: int) -> None:
+    """The human-readable transfer: losses and gaps of the transferred, stretched and re-optimised schedules."""
     plan, losses, gaps = result["transfer"], result["losses"], result["gaps"]
     rows = [
         ["transferred (phase rule)", _fmt(losses["transferred"]), _gap(gaps["transferred"])],
@@ -379,5 +380,5 @@ def transfer(
         )
     if plan["clipped_steps"]:
         typer.echo(f"note: {plan['clipped_steps']} steps set to the learning-rate cap")
-    for kind, path in files.items():
+    for kind, path in result["files"].items():
         typer.echo(f"wrote {kind}: {path}")

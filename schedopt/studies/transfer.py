@@ -349,6 +349,12 @@ class TransferReport:
     reoptimised: Solution | None
     source_loss: float
     info: Mapping[str, Any] = field(default_factory=dict)
+    warmed: Schedule | None = None
+
+    @property
+    def written(self) -> Schedule:
+        """The schedule to write: the transferred one, with its warmup ramp when one was asked for."""
+        return self.transferred if self.warmed is None else self.warmed
 
     @property
     def horizon(self) -> int:
@@ -408,6 +414,8 @@ def transfer_report(
     options: Mapping[str, Any] | None = None,
     anneal_exponent: float | None = None,
     source_label: str | None = None,
+    warmup: int = 0,
+    warmup_shape: str = "linear",
 ) -> TransferReport:
     """Transfer a schedule to ``horizon`` and measure it against re-optimising there and the naive stretch.
 
@@ -419,6 +427,9 @@ def transfer_report(
         solver, options: passed to :func:`schedopt.solvers.solve`.
         anneal_exponent: passed to :func:`transfer_schedule`.
         source_label: where the source came from, recorded in the schedules' provenance.
+        warmup, warmup_shape: lay a warmup ramp of that many steps on the transferred schedule
+            (:func:`schedopt.schedule.with_warmup`); its final loss and gap go in the report's
+            ``warmup`` entry and :attr:`TransferReport.written` is the ramped schedule.
     """
     from schedopt.solvers import solve
 
@@ -434,6 +445,10 @@ def transfer_report(
     source_loss = _final_loss(source_problem, {k: np.asarray(f(mid)) for k, f in funcs.items()})
     target = problem.at_horizon(horizon)
     reopt = solve(target, solver=solver, throw=False, options=options) if reoptimise else None
+    info: dict[str, Any] = {}
+    warmed = None
+    if warmup:
+        warmed, info["warmup"] = _warmed(transferred, target, warmup, warmup_shape, reopt)
     return TransferReport(
         problem=target,
         source_horizon=facts["horizon"],
@@ -441,4 +456,24 @@ def transfer_report(
         stretch=stretch,
         reoptimised=reopt,
         source_loss=source_loss,
+        info=info,
+        warmed=warmed,
     )
+
+
+def _warmed(
+    transferred: Schedule, problem: Problem, steps: int, shape: str, reopt: Solution | None
+) -> tuple[Schedule, dict[str, Any]]:
+    """The transferred schedule with a warmup ramp, and its final loss and gap to the re-optimised one."""
+    from schedopt.compare import model_learning_rate
+    from schedopt.schedule import with_warmup
+
+    warmed = with_warmup(transferred, steps, shape=shape)
+    controls = {"learning_rate": model_learning_rate(warmed, problem)}
+    for name in ("batch_size", "momentum"):
+        if getattr(warmed, name) is not None:
+            controls[name] = np.asarray(getattr(warmed, name))
+    loss = _final_loss(problem, controls)
+    best = None if reopt is None else float(reopt.final_loss)
+    gap = None if best is None else loss / best - 1.0
+    return warmed, {"steps": steps, "shape": shape, "final_loss": loss, "gap": gap}
