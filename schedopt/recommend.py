@@ -181,21 +181,9 @@ def recommend(
     Raises:
         ProblemError: an argument is invalid (the message names it).
     """
-    from schedopt.schedule._warmup import check_warmup, with_warmup
+    from schedopt.schedule._warmup import with_warmup
 
-    horizon = _positive_int("horizon", horizon)
-    if isinstance(peak, bool) or not isinstance(peak, Real) or not math.isfinite(peak) or peak <= 0:
-        raise ProblemError(f"`peak` must be a positive finite number, got {peak!r}", field="peak")
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ProblemError(
-            f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}", field="optimizer"
-        )
-    if phase not in PHASES:
-        raise ProblemError(f"`phase` must be one of {', '.join(PHASES)}, got {phase!r}", field="phase")
-    try:
-        check_warmup(warmup, horizon, shape=warmup_shape, field="warmup")
-    except Exception as exc:  # ExportError from the shared check, as a problem error here
-        raise ProblemError(str(exc), field="warmup") from None
+    horizon = _checked(horizon, peak, optimizer, phase, warmup, warmup_shape)
     chosen = "easy" if phase == "auto" else phase
     stored = _data()["shapes"][chosen]
     a, b = stored["a"], stored["b"]
@@ -209,15 +197,8 @@ def recommend(
     scale = 1.0
     if peak_horizon is not None:
         peak_horizon = _positive_int("peak_horizon", peak_horizon)
-        if chosen == "easy":
-            xi = 1.0 - b / a
-            scale = (horizon / peak_horizon) ** -xi
-            assumptions.append(
-                f"peak moved from horizon {peak_horizon} by (T/T0)^-xi = {scale:.4g}, xi = 1 - b/a = {xi:.3g} "
-                f"of the shipped easy problem (a = {a:g}, b = {b:g}); your task's a and b set the true xi"
-            )
-        else:
-            assumptions.append("hard phase: the optimal peak does not move with the horizon; kept as given")
+        scale, note = _moved_peak(chosen, horizon, peak_horizon, a, b)
+        assumptions.append(note)
     top = float(peak) * scale
     assumptions += [
         f"shape: the optimal schedule of {stored['source']} (a = {a:g}, b = {b:g}, T = {stored['horizon']}), "
@@ -268,4 +249,36 @@ def recommend(
         expected=_expected(chosen),
         next_steps=next_steps,
         source=source,
+    )
+
+
+def _checked(horizon, peak, optimizer, phase, warmup, warmup_shape) -> int:
+    """:func:`recommend`'s arguments checked (each error names its argument); the horizon as an int."""
+    from schedopt.schedule._warmup import check_warmup
+
+    horizon = _positive_int("horizon", horizon)
+    if isinstance(peak, bool) or not isinstance(peak, Real) or not math.isfinite(peak) or peak <= 0:
+        raise ProblemError(f"`peak` must be a positive finite number, got {peak!r}", field="peak")
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
+        raise ProblemError(
+            f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}", field="optimizer"
+        )
+    if phase not in PHASES:
+        raise ProblemError(f"`phase` must be one of {', '.join(PHASES)}, got {phase!r}", field="phase")
+    try:
+        check_warmup(warmup, horizon, shape=warmup_shape, field="warmup")
+    except Exception as exc:  # ExportError from the shared check, as a problem error here
+        raise ProblemError(str(exc), field="warmup") from None
+    return horizon
+
+
+def _moved_peak(phase: str, horizon: int, peak_horizon: int, a: float, b: float) -> tuple[float, str]:
+    """The factor on a peak tuned at ``peak_horizon`` for ``horizon`` (THEORY §4), and the assumption it makes."""
+    if phase != "easy":
+        return 1.0, "hard phase: the optimal peak does not move with the horizon; kept as given"
+    xi = 1.0 - b / a
+    scale = (horizon / peak_horizon) ** -xi
+    return scale, (
+        f"peak moved from horizon {peak_horizon} by (T/T0)^-xi = {scale:.4g}, xi = 1 - b/a = {xi:.3g} "
+        f"of the shipped easy problem (a = {a:g}, b = {b:g}); your task's a and b set the true xi"
     )
