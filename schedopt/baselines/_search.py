@@ -147,6 +147,29 @@ class _Search:
     iterations: int = 0
 
 
+def _local_model(obj, u: np.ndarray, scale) -> tuple:
+    """Loss at ``u``, gradient and Hessian of log loss at ``u``, the best stencil point and its loss.
+
+    The stencil's half-width is ``scale`` clipped to [``obj.fd_step(u)``, 0.05]; near a
+    bound the stencil is shifted inwards and the model extrapolated back, so there the
+    width is the fine one (the extrapolation stays short). Gradient and Hessian are
+    ``None`` when a stencil point is not finite.
+    """
+    fine_h = obj.fd_step(u)
+    h = np.clip(scale, fine_h, 0.05)
+    h = np.where(np.minimum(u, 1.0 - u) < h, fine_h, h)
+    center = np.clip(u, h, 1.0 - h)
+    pts = _stencil(center, h)
+    same = np.array_equal(center, u)
+    vals = obj.loss(pts if same else np.vstack([u[None], pts]))
+    loss_u, fs = (vals[0], vals) if same else (vals[0], vals[1:])
+    i = int(np.argmin(fs))
+    if not np.all(np.isfinite(fs)):
+        return loss_u, None, None, pts[i], fs[i]
+    g, hess = _model(np.log(fs), h, u.size)
+    return loss_u, g + hess @ (u - center), hess, pts[i], fs[i]
+
+
 def _refine(
     obj,
     u0: np.ndarray,
@@ -166,28 +189,8 @@ def _refine(
     :data:`MERGE_DISTANCE` of a ``known`` optimum (found from another start) stops:
     it is in the same basin.
     """
-    d = u0.size
     state = _Search(u=u0.copy(), loss=loss0)
-
-    def model_at(u, scale):
-        """Loss at u, gradient and Hessian of log loss at u, best stencil point and loss."""
-        fine_h = obj.fd_step(u)
-        h = np.clip(scale, fine_h, 0.05)
-        # near a bound the stencil is shifted inwards and the model extrapolated back;
-        # keep that extrapolation short
-        h = np.where(np.minimum(u, 1.0 - u) < h, fine_h, h)
-        center = np.clip(u, h, 1.0 - h)
-        pts = _stencil(center, h)
-        same = np.array_equal(center, u)
-        vals = obj.loss(pts if same else np.vstack([u[None], pts]))
-        loss_u, fs = (vals[0], vals) if same else (vals[0], vals[1:])
-        i = int(np.argmin(fs))
-        if not np.all(np.isfinite(fs)):
-            return loss_u, None, None, pts[i], fs[i]
-        g, hess = _model(np.log(fs), h, d)
-        return loss_u, g + hess @ (u - center), hess, pts[i], fs[i]
-
-    _, g, hess, _, _ = model_at(state.u, FD_STEP)
+    _, g, hess, _, _ = _local_model(obj, state.u, FD_STEP)
     if g is None:
         return state
     fine = True  # the current model is a derivative (not a secant) model
@@ -204,7 +207,7 @@ def _refine(
                 state.converged = True
                 break
             # a secant model may miss a minimum closer than its step: look again up close
-            _, g_new, hess_new, _, _ = model_at(state.u, FD_STEP)
+            _, g_new, hess_new, _, _ = _local_model(obj, state.u, FD_STEP)
             if g_new is None:
                 break
             g, hess, fine = g_new, hess_new, True
@@ -223,7 +226,7 @@ def _refine(
             continue
         # secant model after a long step, derivative model near the optimum
         scale = 0.25 * length if length > SECANT_STEPS else FD_STEP
-        loss_new, g_new, hess_new, best_pt, best_loss = model_at(candidate, scale)
+        loss_new, g_new, hess_new, best_pt, best_loss = _local_model(obj, candidate, scale)
         actual = math.log(state.loss) - math.log(loss_new) if loss_new > 0 else math.inf
         if g_new is not None and actual > 0:
             ratio = actual / predicted
@@ -246,7 +249,7 @@ def _refine(
         elif not fine:
             # a secant model that mispredicts: replace it by a derivative model and
             # retry at the same radius
-            _, g_new, hess_new, _, _ = model_at(state.u, FD_STEP)
+            _, g_new, hess_new, _, _ = _local_model(obj, state.u, FD_STEP)
             if g_new is None:
                 break
             g, hess, fine = g_new, hess_new, True
