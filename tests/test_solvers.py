@@ -216,6 +216,22 @@ def test_seed_paper_problem_with_its_cap_above_the_stability_threshold():
     assert f"{threshold:.6g}" in solution.info["stability_note"]
 
 
+def test_pontryagin_fails_when_its_per_step_optimum_does_not_survive_the_grid():
+    """Cap 100 on the seed paper's problem at T = 1000: the sweeps settle (per-step loss 0.0241)
+    but their schedule, fitted to 100 constant blocks, blows up to 269; that is not converged."""
+    model = Model.powerlaw(2.0, 2.0, 500, noise_std=0.5, initial_loss="raw")
+    lr = schedopt.ControlSpec("learning_rate", 0.0, 100.0, blocks=100, parameterisation="constant")
+    problem = Problem(
+        "seed-paper", model, schedopt.Training(horizon=1000, batch_size=5), {"learning_rate": lr}
+    )
+    solution = solve(problem, "pontryagin", throw=False)
+    assert solution.status == "failed" and not solution.converged
+    assert solution.final_loss > 100 * solution.info["per_step_loss"]
+    assert "does not survive the fit to the 100-block grid" in solution.message
+    with pytest.raises(SolverError, match="does not survive"):
+        solve(problem, "pontryagin")
+
+
 def test_unknown_solver_is_rejected():
     with pytest.raises(ProblemError, match=r"`solver` must be one of jax, casadi, pontryagin, got .newton."):
         solve(small("easy-phase"), "newton")

@@ -54,6 +54,9 @@ class PontryaginOptions(SolverOptions):
         max_iter: sweeps, at most (the first always runs).
         rtol: a sweep that lowers the loss by at most this fraction of it counts as quiet.
         patience: the solve converges after this many quiet sweeps in a row.
+        projection_rtol: on a coarser grid than one block per step, the per-step schedule is
+            fitted to the grid; a fit whose loss exceeds the per-step loss by more than this
+            fraction is not an optimum of the grid (status ``failed``).
     """
 
     solver: ClassVar[str] = "pontryagin"
@@ -61,12 +64,17 @@ class PontryaginOptions(SolverOptions):
     max_iter: int = 5000
     rtol: float = 1e-13
     patience: int = 3
+    projection_rtol: float = 1e-2
 
     def __post_init__(self) -> None:
         set_option = functools.partial(object.__setattr__, self)  # normalised values on a frozen record
         set_option("max_iter", nonnegative_int("max_iter", self.max_iter))
         set_option("rtol", real_in("rtol", self.rtol, "a non-negative number", zero=True))
         set_option("patience", positive_int("patience", self.patience))
+        set_option(
+            "projection_rtol",
+            real_in("projection_rtol", self.projection_rtol, "a non-negative number", zero=True),
+        )
 
 
 def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
@@ -232,6 +240,14 @@ def solve_pontryagin(
     params = per_step if exact else grid.interpolation().fit(per_step, spec.min, spec.max)
     per_step_loss = model.residual + loss
     final = final_loss(model, grid.interpolation().expand(params), batch_size=problem.training.batch_size)
+    if status is Status.CONVERGED and not final <= per_step_loss * (1.0 + opts.projection_rtol):
+        # the per-step optimum can oscillate faster than the grid resolves (above the stability
+        # threshold, averaging it over a block can even make the loss blow up)
+        status = Status.FAILED
+        message = (
+            f"the sweeps' per-step schedule (loss {per_step_loss:.6g}) does not survive the fit to the "
+            f"{grid.blocks}-block grid (loss {float(final):.6g}); solver 'jax' optimises on the grid"
+        )
     solution = Solution(
         problem=problem,
         solver="pontryagin",
