@@ -45,6 +45,8 @@ class Warmup:
 
     ``problem`` is the full problem (horizon ``T``); the design's solution is of the
     steps after the ramp, from the state the ramp leaves (:func:`problem_after_warmup`).
+    The prefix may end with the design's pinned plateau (the plateau-anneal form): only
+    its first ``ramp_steps`` steps (the warmup ramp) precede the baselines too.
     """
 
     steps: int
@@ -52,10 +54,23 @@ class Warmup:
     peak: float  # the ramp's end, in the units a person reads (the network's for a fitted spec)
     learning_rate: np.ndarray
     problem: Problem
+    ramp_steps: int | None = None  # the warmup ramp's steps, shared with the baselines (None: all)
+
+    @property
+    def shared(self) -> np.ndarray:
+        """The part of the prefix every schedule compared starts with: the warmup ramp."""
+        return self.learning_rate if self.ramp_steps is None else self.learning_rate[: self.ramp_steps]
 
     def to_dict(self) -> dict[str, Any]:
         units = "network" if self.problem.network is not None else "model"
-        return {"steps": self.steps, "shape": self.shape, "peak": self.peak, "peak_units": units}
+        ramp = self.steps if self.ramp_steps is None else self.ramp_steps
+        return {
+            "steps": self.steps,
+            "shape": self.shape,
+            "peak": self.peak,
+            "peak_units": units,
+            "ramp_steps": ramp,
+        }
 
 
 def problem_after_warmup(problem: Problem, steps: int, shape: str = "linear") -> tuple[Problem, Warmup]:
@@ -155,7 +170,22 @@ class Design:
         """Notes on the problem as solved: the stability threshold, when the learning-rate cap is at
         or above it (the solver's; else the baselines', at their batch size and momentum)."""
         found = [self.solution.info.get("stability_note"), *(tb.note for tb in self.baselines.values())]
-        return tuple(note for note in found if note)[:1]
+        return tuple(note for note in found if note)[:1] + self._ranking_note()
+
+    def _ranking_note(self) -> tuple[str, ...]:
+        """A plateau chosen at the pilots' horizon that the model ranks below a baseline tuned at ``T``."""
+        if self.form.get("plateau_chosen_at_horizon") is None or not self.baselines:
+            return ()
+        name, best = min(((n, tb.final_loss) for n, tb in self.baselines.items()), key=lambda item: item[1])
+        if not best < self.solution.final_loss:
+            return ()
+        gap = 1.0 - best / self.solution.final_loss
+        return (
+            f"the model ranks {name} {gap:.1%} (model loss) below the design: the baselines are tuned on the "
+            f"model at T = {self.problem.horizon}, past the pilots it was fitted to, where its extrapolation "
+            "is least reliable; the design's plateau is chosen where the pilots ran and carried by the phase "
+            "rule, measured closer to the best peak on real tasks (docs/calibration.md)",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The stable ``--json`` object of ``schedopt design`` (documented in README)."""
@@ -346,7 +376,8 @@ def _fixed_prefix(problem: Problem, ramp: Warmup | None, plateau: np.ndarray) ->
     units = full.network
     peak = level if units is None else float(units.network_learning_rate(level))
     shape = "plateau" if ramp is None else f"{ramp.shape}+plateau"
-    return Warmup(int(head.size + plateau.size), shape, peak, np.concatenate([head, plateau]), full)
+    prefix = np.concatenate([head, plateau])
+    return Warmup(int(prefix.size), shape, peak, prefix, full, ramp_steps=int(head.size))
 
 
 DESIGN_FILES = ("schedule.json", "schedule.csv", "design.png", "design.json")
@@ -403,16 +434,19 @@ def _plot(result: Design, path: str) -> None:
     sol = result.solution
     problem = result.problem  # the full horizon (a warmup ramp is prepended to every schedule)
     head = np.zeros(0) if result.warmup is None else result.warmup.learning_rate
+    ramp = np.zeros(0) if result.warmup is None else result.warmup.shared  # what the baselines start with
 
-    def full(values):
-        return np.concatenate([head, np.asarray(values, dtype=np.float64)])
+    def full(values, prefix=head):
+        return np.concatenate([prefix, np.asarray(values, dtype=np.float64)])
 
     def per_step(name):
         values = sol.per_step(name)
         return np.concatenate([np.full(head.size, values[0]), values]) if head.size else values
 
-    schedules = {f"optimal ({sol.solver})": full(sol.per_step("learning_rate"))}
-    schedules.update({name: full(tb.learning_rate) for name, tb in result.baselines.items()})
+    designed = result.form.get("form") == "plateau-anneal"  # a shape the model scores, not its optimum
+    label = f"designed ({result.form.get('anneal')} anneal)" if designed else f"optimal ({sol.solver})"
+    schedules = {label: full(sol.per_step("learning_rate"))}
+    schedules.update({name: full(tb.learning_rate, ramp) for name, tb in result.baselines.items()})
     highlight = next(iter(schedules))
     # the optimum with its own batch / momentum schedules; baselines at their fixed values.
     # Losses at log-spaced checkpoints only: O(N + checkpoints) memory at any horizon; plain
@@ -423,7 +457,7 @@ def _plot(result: Design, path: str) -> None:
     batch = per_step("batch_size")
     if result.baselines and not with_momentum:
         # plain SGD throughout: the optimum and the baselines in one call (one program to trace)
-        lr = np.stack([schedules[highlight], *(full(tb.learning_rate) for tb in result.baselines.values())])
+        lr = np.stack([schedules[name] for name in (highlight, *result.baselines)])
         batch = np.stack(
             [batch, *[np.full_like(batch, _baseline_batch_size(problem))] * len(result.baselines)]
         )
@@ -436,7 +470,7 @@ def _plot(result: Design, path: str) -> None:
         )
         curves = {highlight: optimum.loss}
     if result.baselines and with_momentum:
-        lr = np.stack([full(tb.learning_rate) for tb in result.baselines.values()])
+        lr = np.stack([schedules[name] for name in result.baselines])
         momentum = problem.training.momentum if problem.training.momentum > 0 else None
         batch = _baseline_batch_size(problem)
         base_modes = modes if momentum is None else None
@@ -469,12 +503,17 @@ def _plot(result: Design, path: str) -> None:
     if units is not None:
         ax1.set_ylabel("network learning rate (fitted map)")
         ax2.set_ylabel("network loss (fitted map)")
-    if head.size:
+    if ramp.size:
+        ax1.axvline(ramp.size, color="0.5", ls=":", lw=1)
+        ax1.annotate(f"warmup {ramp.size}", (ramp.size, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
+    if head.size > ramp.size:  # the plateau-anneal form's pinned plateau: the anneal starts here
         ax1.axvline(head.size, color="0.5", ls=":", lw=1)
-        ax1.annotate(f"warmup {head.size}", (head.size, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
+        ax1.annotate(
+            f"anneal from {head.size}", (head.size, 0.08), xycoords=("data", "axes fraction"), fontsize=8
+        )
     if relative:
         plot_relative_losses(curves, highlight, steps=steps, ax=axes[2])
-        axes[2].set_title("baselines against the optimum")
+        axes[2].set_title(f"baselines against the {'design' if designed else 'optimum'}")
     for ax, name in zip(axes[2 + relative :], extra, strict=True):
         ax.plot(np.arange(problem.horizon), per_step(name), color="k", lw=2)
         if name == "batch_size" and problem.sample_budget is not None:

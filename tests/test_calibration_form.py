@@ -306,3 +306,33 @@ def test_a_bad_anneal_is_refused_naming_the_option(tmp_path):
         app, ["design", str(spec), "--no-baselines", "--anneal", "cosine", "--out", str(tmp_path / "x")]
     )
     assert result.exit_code == 2 and "--anneal" in result.output and "cosine" in result.output
+
+
+def test_a_fitted_design_with_warmup_baselines_and_a_pinned_plateau_writes_every_file(tmp_path):
+    """The path a practitioner takes (fitted spec, its pilots' warmup, a longer horizon, the baselines,
+    the plot): the baselines share the warmup ramp only, not the design's pinned plateau."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED.replace("loss_offset = 1.0", "loss_offset = 1.0\npilot_warmup = 12"))
+    out = tmp_path / "long"
+    args = ["design", str(spec), "--horizon", "240", "--json", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    warmup = report["warmup"]
+    assert warmup["ramp_steps"] == 12 and warmup["steps"] > 12 and warmup["shape"] == "linear+plateau"
+    assert report["baselines"] and sorted(report["files"]) == [
+        "plot",
+        "report",
+        "schedule_csv",
+        "schedule_json",
+    ]
+    assert (out / "design.png").stat().st_size > 0
+    text = CliRunner().invoke(app, ["design", str(spec), "--horizon", "240", "--out", str(tmp_path / "text")])
+    assert text.exit_code == 0, text.output
+    assert "designed" in text.output and "the first 12 steps ramp (linear)" in text.output

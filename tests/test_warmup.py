@@ -92,6 +92,7 @@ def test_a_design_with_a_fixed_warmup(tiny):
         "shape": "linear",
         "peak": 0.35,
         "peak_units": "model",
+        "ramp_steps": WARMUP,
     }
 
 

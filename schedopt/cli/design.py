@@ -250,10 +250,17 @@ def _show_design(result, report: dict, problem) -> None:
     )
     if result.warmup is not None:
         w = result.warmup.to_dict()
-        typer.echo(
-            f"warmup: the first {w['steps']} steps ramp ({w['shape']}) to {_fmt(w['peak'])} ({w['peak_units']} "
-            "learning rate) and are fixed; every schedule above shares them"
-        )
+        if w["ramp_steps"]:
+            typer.echo(
+                f"warmup: the first {w['ramp_steps']} steps ramp ({w['shape'].removesuffix('+plateau')}) to "
+                f"{_fmt(w['peak'])} ({w['peak_units']} learning rate) and are fixed; every schedule above "
+                "shares them"
+            )
+        if w["steps"] > w["ramp_steps"]:
+            typer.echo(
+                f"plateau: the design holds {_fmt(w['peak'])} until step {w['steps']}, then anneals "
+                "(the baselines run their own shapes after the warmup)"
+            )
     deg = report.get("degeneracy")
     if deg is not None:
         typer.echo(
@@ -287,7 +294,8 @@ def _design_rows(sol, report: dict) -> tuple[list[str], list[list[str]]]:
     else:
         columns = ["schedule", "network loss", "model loss", "model ratio", "details (network lr)"]
         details += f", peak={_fmt(net['peak_learning_rate'])}"
-        rows = [["optimal", _fmt(net["final_loss"]), _fmt(sol.final_loss), "1", details]]
+        label = "designed" if report["form"]["form"] == "plateau-anneal" else "optimal"
+        rows = [[label, _fmt(net["final_loss"]), _fmt(sol.final_loss), "1", details]]
     for name, entry in sorted(report["baselines"].items(), key=lambda kv: kv[1]["final_loss"]):
         params = dict(entry["params"])
         if net is not None and "peak" in params:
