@@ -146,14 +146,34 @@ def _file_schedule(path: Path, horizon: int) -> Schedule:
     return schedule
 
 
+def _files_horizon(paths: Sequence[str | Path]) -> int | None:
+    """The one horizon of the schedule files (``None`` without files); files that disagree are refused."""
+    horizons = {str(path): load_schedule(path).horizon for path in paths}
+    if len(set(horizons.values())) > 1:
+        listed = ", ".join(f"{path!r}: {steps}" for path, steps in horizons.items())
+        raise ProblemError(f"the schedule files have different horizons ({listed})", field="schedules")
+    return next(iter(horizons.values()), None)
+
+
 def compare_schedules(
-    problem: Problem, paths: Sequence[str | Path], baselines: Sequence[str] = ()
+    problem: Problem,
+    paths: Sequence[str | Path],
+    baselines: Sequence[str] = (),
+    *,
+    horizon: int | None = None,
 ) -> Comparison:
-    """Loss curves of schedule files and tuned baseline families on ``problem``."""
+    """Loss curves of schedule files and tuned baseline families on ``problem``.
+
+    The comparison runs at ``horizon`` if given (the files must have that many steps),
+    else at the files' own horizon (as ``simulate`` does), else at the problem's.
+    """
     from schedopt.baselines import BASELINES, tune_baseline
 
     if not paths and not baselines:
         raise ProblemError("give at least one schedule file or --baseline", field="schedules")
+    steps = horizon if horizon is not None else _files_horizon(paths)
+    if steps is not None and steps != problem.horizon:
+        problem = problem.with_horizon(steps)
     names, sources, lrs = [], [], []
     for path in paths:
         schedule = _file_schedule(Path(path), problem.horizon)

@@ -181,10 +181,12 @@ class Design:
             return ()
         gap = 1.0 - best / self.solution.final_loss
         return (
-            f"the model ranks {name} {gap:.1%} (model loss) below the design: the baselines are tuned on the "
-            f"model at T = {self.problem.horizon}, past the pilots it was fitted to, where its extrapolation "
-            "is least reliable; the design's plateau is chosen where the pilots ran and carried by the phase "
-            "rule, measured closer to the best peak on real tasks (docs/calibration.md)",
+            f"the model ranks {name} {gap:.1%} (model loss) below the design at T = {self.problem.horizon}: "
+            "the design keeps the plateau-anneal form (plateau chosen where the pilots ran and carried by "
+            f"the phase rule, {self.form.get('anneal')} anneal over the last "
+            f"{self.form.get('anneal_fraction', 0):.0%}), which measured better on real networks than the "
+            "model's own choices past its pilots, where its extrapolation is least reliable "
+            "(docs/calibration.md)",
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -40,12 +40,26 @@ def test_compare_reports_library_losses_best_first(files, tmp_path):
         assert (tmp_path / "out").joinpath(report["files"][kind].rsplit("/", 1)[-1]).exists()
 
 
-def test_compare_rejects_a_schedule_of_another_horizon(files, tmp_path):
-    spec, _, _ = files
-    other = save_schedule(Schedule(learning_rate=np.full(50, 0.1)), tmp_path / "short.json")
-    result = run("compare", spec, other, "--out", tmp_path / "o")
-    assert result.exit_code == 2
-    one_line_error(result, "50 steps", "horizon is 200")
+def test_compare_runs_at_the_files_horizon_unless_told_otherwise(files, tmp_path):
+    """As ``simulate`` does: schedule files of another horizon than the spec's are compared at theirs
+    (a design for ``--horizon 2T`` of a fitted spec); ``--horizon`` must then agree with them."""
+    spec, path, _ = files
+    short = np.full(50, 0.1)
+    other = save_schedule(Schedule(learning_rate=short), tmp_path / "short.json")
+    result = run("compare", spec, other, "-b", "constant", "--out", tmp_path / "o", "--json")
+    assert result.exit_code == 0, result.output
+    report = json_out(result)
+    assert report["horizon"] == 50
+    mine = next(e for e in report["entries"] if e["source"] == str(other))
+    model = schedopt.load_problem(spec).model
+    assert_allclose(mine["final_loss"], schedopt.final_loss(model, short), rtol=LOSS_RTOL)
+    told = run("compare", spec, other, "--horizon", HORIZON, "--out", tmp_path / "p")
+    assert told.exit_code == 2
+    one_line_error(told, "50 steps", f"horizon is {HORIZON}")
+    both = run("compare", spec, other, path, "--out", tmp_path / "q")
+    assert both.exit_code == 2
+    one_line_error(both, "different horizons", "short.json': 50", f"lin.json': {HORIZON}")
+    assert not any((tmp_path / name).exists() for name in ("p", "q"))
 
 
 def test_export_torch_factors_times_base_lr_give_the_schedule(files, tmp_path):

@@ -22,6 +22,7 @@ from schedopt.cli._options import (
     _out_file,
     _out_folder,
     _override,
+    _parse_int,
     _refuse_existing,
 )
 from schedopt.cli._report import _emit_json, _fmt, _live, _progress, _table
@@ -319,6 +320,13 @@ def compare(
         list[str] | None,
         typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable)."),
     ] = None,
+    horizon: Annotated[
+        str | None,
+        typer.Option(
+            metavar="STEPS",
+            help="Compare at this horizon (default: the schedule files' own, else the spec's).",
+        ),
+    ] = None,
     out: OutDirOpt = None,
     force: ForceOpt = False,
     trust: TrustOpt = False,
@@ -336,7 +344,8 @@ def compare(
     from schedopt.plots import require_matplotlib
 
     require_matplotlib("compare.png")
-    result = compare_schedules(problem, list(schedules or []), list(baseline or []))
+    steps = None if horizon is None else _parse_int("--horizon", horizon)
+    result = compare_schedules(problem, list(schedules or []), list(baseline or []), horizon=steps)
     report = result.write(folder, overwrite=force)
     if as_json:
         _emit_json(report)
