@@ -85,29 +85,44 @@ class Comparison:
             out.append(entry)
         return out
 
-    def write(self, folder: str | Path, *, overwrite: bool = True) -> dict[str, Any]:
-        """Write ``compare.json`` and ``compare.png`` as one set; return the JSON object.
-
-        ``overwrite=False`` refuses to replace an existing file of the set.
-        """
-        from schedopt.plots import plot_loss_curves, plot_schedules, require_matplotlib, save_figure
-
-        require_matplotlib("compare.png")
-        folder = Path(folder)
-        files = {"report": str(folder / "compare.json"), "plot": str(folder / "compare.png")}
+    def figure(self):
+        """Learning rates, loss curves and, with two or more schedules, each one's loss relative to the
+        best's over the second half of the run (the few-percent differences a log-log panel hides)."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-        plot_schedules(dict(zip(self.names, self.shown_learning_rates, strict=True)), ax=ax1)
-        plot_loss_curves(dict(zip(self.names, self.shown_losses, strict=True)), ax=ax2)
-        ax1.set_title(f"{self.problem.name}: learning rates ({self.units})")
-        ax2.set_title(f"loss curves ({self.units}; exact recursion)")
+        from schedopt.plots import plot_loss_curves, plot_relative_losses, plot_schedules
+
+        relative = len(self.names) > 1
+        fig, axes = plt.subplots(1, 2 + relative, figsize=(12 + 6 * relative, 4.5))
+        curves = dict(zip(self.names, self.shown_losses, strict=True))
+        plot_schedules(dict(zip(self.names, self.shown_learning_rates, strict=True)), ax=axes[0])
+        plot_loss_curves(curves, ax=axes[1])
+        axes[0].set_title(f"{self.problem.name}: learning rates ({self.units})")
+        axes[1].set_title(f"loss curves ({self.units}; exact recursion)")
         if self.problem.network is not None:
-            ax1.set_ylabel("network learning rate")
-            ax2.set_ylabel("network loss (fitted map of the model's)")
+            axes[0].set_ylabel("network learning rate")
+            axes[1].set_ylabel("network loss (fitted map of the model's)")
+        if relative:
+            best = self.entries()[0]["name"]
+            steps = np.arange(self.problem.horizon + 1)
+            plot_relative_losses(curves, best, steps=steps, ax=axes[2], reference_kind="best")
+            axes[2].set_title(f"against the best ({best})")
+        return fig
+
+    def write(self, folder: str | Path, *, overwrite: bool = True) -> dict[str, Any]:
+        """Write ``compare.json`` and ``compare.png`` as one set; return the JSON object.
+
+        ``overwrite=False`` refuses to replace an existing file of the set.
+        """
+        from schedopt.plots import require_matplotlib, save_figure
+
+        require_matplotlib("compare.png")
+        folder = Path(folder)
+        files = {"report": str(folder / "compare.json"), "plot": str(folder / "compare.png")}
+        fig = self.figure()
         report = {
             "problem": self.problem.name,
             "horizon": self.problem.horizon,
@@ -209,7 +224,7 @@ def plot_schedule_files(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from schedopt.plots import plot_loss_curves, plot_schedules, save_figure
+    from schedopt.plots import plot_schedules, save_figure
 
     if not paths:
         raise ProblemError("give at least one schedule file", field="schedules")
@@ -218,10 +233,4 @@ def plot_schedule_files(
         fig, ax = plt.subplots(figsize=(6, 4))
         plot_schedules({k: s.learning_rate for k, s in schedules.items()}, ax=ax)
         return save_figure(fig, out)
-    comparison = compare_schedules(problem, list(paths))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    plot_schedules(dict(zip(comparison.names, comparison.shown_learning_rates, strict=True)), ax=ax1)
-    plot_loss_curves(dict(zip(comparison.names, comparison.shown_losses, strict=True)), ax=ax2)
-    ax1.set_title(f"learning rates ({comparison.units})")
-    ax2.set_title(f"loss curves ({comparison.units})")
-    return save_figure(fig, out)
+    return save_figure(compare_schedules(problem, list(paths)).figure(), out)

@@ -514,7 +514,10 @@ def _plot(result: Design, path: str) -> None:
             f"anneal from {head.size}", (head.size, 0.08), xycoords=("data", "axes fraction"), fontsize=8
         )
     if relative:
-        plot_relative_losses(curves, highlight, steps=steps, ax=axes[2])
+        kind = "design" if designed else "optimum"
+        plot_relative_losses(
+            curves, highlight, steps=steps, ax=axes[2], highlight=highlight, reference_kind=kind
+        )
         axes[2].set_title(f"baselines against the {'design' if designed else 'optimum'}")
     for ax, name in zip(axes[2 + relative :], extra, strict=True):
         ax.plot(np.arange(problem.horizon), per_step(name), color="k", lw=2)

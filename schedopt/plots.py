@@ -126,28 +126,37 @@ def plot_relative_losses(
     *,
     steps: np.ndarray,
     ax=None,
+    highlight: str | None = None,
+    reference_kind: str = "optimum",
 ):
     """Each curve's loss relative to ``reference``'s, in percent, over the second half of the run.
 
     The end-of-training differences (a few percent) that a log-log loss panel hides. The
     y range holds most curves (a far-off one is clipped and said so), and each label
-    carries the final difference.
+    carries the final difference. Colours are those :func:`plot_loss_curves` gives the same
+    curves (``highlight`` black, the others the colour cycle in order); ``reference_kind``
+    names the reference on the y axis (the optimum, the best, ...).
     """
     fig, ax = _axes(ax)
     ref = np.asarray(curves[reference], dtype=np.float64)
     x = np.asarray(steps)
     late = x >= x[-1] / 2
     highs, lows = [], [0.0]
+    colours, cycle = {}, 0
+    for name in curves:
+        colours[name] = "black" if name == highlight else f"C{cycle}"
+        cycle += name != highlight
     for name, loss in curves.items():
         if name == reference:
             continue
         rel = 100.0 * (np.asarray(loss, dtype=np.float64) / ref - 1.0)
-        ax.plot(x[late], rel[late], lw=1.0, alpha=0.85, label=f"{name}: {rel[-1]:+.2f} % at the end")
+        label = f"{name}: {rel[-1]:+.2f} % at the end"
+        ax.plot(x[late], rel[late], lw=1.0, alpha=0.85, color=colours[name], label=label)
         finite = rel[late][np.isfinite(rel[late])]
         if finite.size:
             highs.append(float(finite.max()))
             lows.append(float(finite.min()))
-    ax.axhline(0.0, color="black", lw=2.2, label=f"{reference} (reference)")
+    ax.axhline(0.0, color=colours[reference], lw=2.2, label=f"{reference} (reference)")
     # the top holds every curve but those far above the rest (over 3x the median high)
     limit = 3.0 * float(np.median(np.abs(highs))) if highs else 1.0
     hi = max([h for h in highs if h <= max(limit, 1.0)] + [0.1])
@@ -157,7 +166,7 @@ def plot_relative_losses(
     if highs and max(highs) > hi + pad:
         ax.annotate("curves above the axis are clipped", (0.02, 0.02), xycoords="axes fraction", fontsize=7)
     ax.set_xlabel("step (second half of the run)")
-    ax.set_ylabel("loss relative to the optimum (%)")
+    ax.set_ylabel(f"loss relative to the {reference_kind} (%)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig, ax

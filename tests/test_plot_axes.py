@@ -88,3 +88,24 @@ def test_phase_figure_labels_do_not_overlap(monkeypatch, tmp_path):
     texts = [t.get_text() for t in axes[3].get_yticklabels() if t.get_text()]
     assert texts and all("10^" not in t and "times" not in t for t in texts)
     plt.close(fig)
+
+
+def test_relative_panel_colours_match_the_loss_panel_whichever_curve_is_the_reference():
+    """compare's reference is the best schedule, anywhere in the list: each curve keeps its colour."""
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    from schedopt.plots import plot_loss_curves
+
+    steps = np.arange(0, 101)
+    base = 1.0 / (1.0 + steps)
+    curves = {"first": base * 1.02, "best": base, "third": base * 1.04}
+    fig, (left, right) = plt.subplots(1, 2)
+    plot_loss_curves(curves, ax=left)
+    plot_relative_losses(curves, "best", steps=steps, ax=right, reference_kind="best")
+    loss_colours = {line.get_label(): mcolors.to_hex(line.get_color()) for line in left.get_lines()}
+    for line in right.get_lines():
+        name = line.get_label().split(":")[0].removesuffix(" (reference)")
+        assert mcolors.to_hex(line.get_color()) == loss_colours[name], name
+    assert right.get_ylabel() == "loss relative to the best (%)"
+    plt.close(fig)
