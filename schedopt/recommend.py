@@ -235,7 +235,7 @@ def recommend(
         schedule = with_warmup(schedule, warmup, shape=warmup_shape)
     next_steps = (
         f"calibrated answer: schedopt pilots --horizon {horizon} --peak {peak:g} (short runs at a few "
-        "learning rates), train them, then schedopt fit runs/*.csv --out fitted.toml and "
+        "learning rates), train them, then schedopt fit runs/*.csv --out-file fitted.toml and "
         f"schedopt design fitted.toml --horizon {horizon}",
         "use it: schedopt.export.to_optax_optimizer(path, base=...) or "
         "schedopt.export.torch.to_torch_scheduler(optimizer, path)",

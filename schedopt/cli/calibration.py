@@ -243,7 +243,7 @@ def pilots(
         )
         return
     _table(
-        f"{len(plans)} pilots, {sum(p.steps for p in plans)} updates ({budget:g} runs of {horizon})",
+        f"{len(plans)} pilots, {sum(p.steps for p in plans)} updates ({budget:g} run{'' if budget == 1 else 's'} of {horizon})",
         ["pilot", "updates", "peak", "schedule file"],
         rows,
     )
