@@ -151,7 +151,8 @@ def _centre_first(n: int) -> list[int]:
 
 
 FITS = ROOT / "benchmarks" / "results" / "realtasks" / "fits"
-FIT_MODES = 200  # power-law modes of the fitted models (the null-mode block comes on top)
+from schedopt.calibration.fit import FIT_MODES  # noqa: E402  (fit's default: the null-mode block comes on top)
+
 #: fitted model variants: their terms (``schedopt-null``: the null modes without the exponent, p = 1)
 MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": (), "schedopt-null": ("null_modes",)}
 

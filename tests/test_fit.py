@@ -568,3 +568,13 @@ def test_fit_status_is_schedopts_status_with_scipys_words_beside():
     assert result.status is Status.CONVERGED
     report = result.to_dict()
     assert report["status"] == "converged" and "satisfied" in report["message"]
+
+
+def test_the_cli_fits_as_many_modes_as_the_library_and_the_real_task_benchmark():
+    import inspect
+
+    from schedopt.calibration.fit import FIT_MODES
+    from schedopt.cli.calibration import fit
+
+    assert inspect.signature(fit).parameters["n_modes"].default == FIT_MODES
+    assert inspect.signature(fit_pilots).parameters["n_modes"].default == FIT_MODES

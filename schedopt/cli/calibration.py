@@ -33,7 +33,7 @@ def fit(
     loss_column: Annotated[
         str | None, typer.Option(help="Loss column to fit (default: val_loss, else train_loss, else loss).")
     ] = None,
-    n_modes: Annotated[int, typer.Option(help="Modes of the fitted model.")] = 1000,
+    n_modes: Annotated[int, typer.Option(help="Power-law modes of the fitted model.")] = 200,
     holdout: Annotated[
         str,
         typer.Option(help="auto (last pilot if >= 3, else the last quarter of each), tail, none, or a file."),
