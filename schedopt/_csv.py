@@ -3,7 +3,7 @@
 Callers (a custom spectrum, a schedule file) check the header and the cells and word their own
 errors; this module owns the parsing: records numbered from 1, a malformed text reported as
 ``invalid CSV: ...`` through the caller's error, and (for files that allow them) blank records
-and ``#`` comment lines left out. ``calibration/pilots.py`` still reads pilot logs on its own.
+and ``#`` comment lines left out. Its callers: custom spectra, schedule files and pilot logs.
 """
 
 from __future__ import annotations

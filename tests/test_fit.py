@@ -578,3 +578,12 @@ def test_the_cli_fits_as_many_modes_as_the_library_and_the_real_task_benchmark()
 
     assert inspect.signature(fit).parameters["n_modes"].default == FIT_MODES
     assert inspect.signature(fit_pilots).parameters["n_modes"].default == FIT_MODES
+
+
+def test_a_bad_pilot_row_is_named_by_its_line_in_the_file_comments_counted(tmp_path):
+    from schedopt.calibration.pilots import read_pilot
+
+    path = tmp_path / "pilot.csv"
+    path.write_text("# logged by my loop\nstep,learning_rate,loss\n0,0.1,2.0\n# eval\n1,0.1,x\n")
+    with pytest.raises(FitError, match=r"pilot\.csv: line 5: loss"):
+        read_pilot(path)

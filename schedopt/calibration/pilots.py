@@ -29,7 +29,6 @@ last step sets the size of the per-step array: 8 bytes a step).
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 import os
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from schedopt._csv import csv_records
 from schedopt._validate import MAX_HORIZON, MAX_PILOT_BYTES, MAX_PILOT_ROWS, input_bytes
 from schedopt.errors import FitError
 
@@ -152,24 +152,21 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FitError(f"{name}: cannot read the pilot file: {exc}") from None
-    lines = text.splitlines()
-    if len(lines) > MAX_PILOT_ROWS + 1:  # before any row is parsed
+    lines = text.count("\n") + (not text.endswith("\n"))  # as splitlines() counts a \n-ended file
+    if lines > MAX_PILOT_ROWS + 1:  # before any row is parsed
         raise FitError(
-            f"{name}: {len(lines) - 1} lines after the header; a pilot file may have at most {MAX_PILOT_ROWS} rows"
+            f"{name}: {lines - 1} lines after the header; a pilot file may have at most {MAX_PILOT_ROWS} rows"
         )
-    try:
-        rows = [row for row in csv.reader(lines) if row and not row[0].startswith("#")]
-    except csv.Error as exc:
-        raise FitError(f"{name}: invalid CSV: {exc}") from None
-    if not rows:
+    records = csv_records(text, fail, comments=True)  # numbered as in the file, comments left out
+    if not records:
         raise FitError(f"{name}: empty file")
-    header = [h.strip() for h in rows[0]]
+    header = [h.strip() for h in records[0][1]]
     for required in ("step", "learning_rate"):
         if required not in header:
             raise FitError(f"{name}: missing column {required!r} (found {', '.join(header)})")
     explicit = loss_column is not None
     column = _loss_column(header, name, loss_column)
-    table = _parse_rows(rows[1:], header, name)
+    table = _parse_rows(records[1:], header, name)
     if not explicit:
         # prefer a column with enough measurements (val_loss may be logged rarely)
         for candidate in [c for c in LOSS_COLUMNS if c in header]:
@@ -179,9 +176,11 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
     return _pilot(name, table, column)
 
 
-def _parse_rows(rows: list[list[str]], header: list[str], name: str) -> dict[str, list]:
+def _parse_rows(records: list[tuple[int, list[str]]], header: list[str], name: str) -> dict[str, list]:
+    """The cells by column (errors name the row's line in the file)."""
     table: dict[str, list] = {h: [] for h in header}
-    for line, row in enumerate(rows, start=2):
+    numbers = [line for line, _ in records]
+    for line, row in records:
         if len(row) != len(header):
             raise FitError(f"{name}: line {line}: expected {len(header)} fields, got {len(row)}")
         for h, cell in zip(header, row, strict=True):
@@ -190,20 +189,19 @@ def _parse_rows(rows: list[list[str]], header: list[str], name: str) -> dict[str
         raise FitError(f"{name}: no rows after the header")
     steps = table["step"]
     if any(s is None for s in steps):
-        line = steps.index(None) + 2
-        raise FitError(f"{name}: line {line}: step: missing")
+        raise FitError(f"{name}: line {numbers[steps.index(None)]}: step: missing")
     if any(s != int(s) for s in steps) or steps[0] != 0:
         raise FitError(f"{name}: step: steps must be whole numbers starting at 0")
     if any(s > MAX_HORIZON for s in steps):  # before the per-step array is sized by the last step
         bad = next(i for i in range(len(steps)) if steps[i] > MAX_HORIZON)
         raise FitError(
-            f"{name}: line {bad + 2}: step: {steps[bad]:.17g} is beyond the largest pilot horizon "
+            f"{name}: line {numbers[bad]}: step: {steps[bad]:.17g} is beyond the largest pilot horizon "
             f"{MAX_HORIZON} (a per-step array of 8 bytes a step)"
         )
     if any(b <= a for a, b in itertools.pairwise(steps)):
         bad = next(i for i in range(1, len(steps)) if steps[i] <= steps[i - 1])
         raise FitError(
-            f"{name}: line {bad + 2}: step: steps must increase (step {int(steps[bad])} after "
+            f"{name}: line {numbers[bad]}: step: steps must increase (step {int(steps[bad])} after "
             f"{int(steps[bad - 1])})"
         )
     return table
