@@ -9,8 +9,9 @@ from schedopt.errors import ProblemError
 from schedopt.problem import ControlSpec, Problem, Training
 
 
-def _clip_blocks(spec: ControlSpec, horizon: int) -> ControlSpec:
-    return dataclasses.replace(spec, blocks=min(spec.blocks, horizon)) if spec.grid != "custom" else spec
+def _learning_rate_at(problem: Problem, horizon: int) -> ControlSpec:
+    """The learning-rate control at ``horizon``, its grid adapted as :meth:`Problem.at_horizon` does."""
+    return problem.at_horizon(horizon).learning_rate
 
 
 def with_sample_budget(
@@ -31,7 +32,7 @@ def with_sample_budget(
             i.e. no cap beyond the budget).
     """
     horizon = problem.horizon if horizon is None else int(horizon)
-    lr = _clip_blocks(problem.learning_rate, horizon)
+    lr = _learning_rate_at(problem, horizon)
     spec = dataclasses.replace(
         lr, name="batch_size", min=float(batch_min), max=float(batch_max or sample_budget)
     )
@@ -63,7 +64,7 @@ def fixed_batch_problem(problem: Problem, horizon: int | None = None) -> Problem
     batch = problem.sample_budget / horizon
     return problem.replace(
         training=Training(horizon=horizon, batch_size=batch, momentum=problem.training.momentum),
-        controls={"learning_rate": _clip_blocks(problem.learning_rate, horizon)},
+        controls={"learning_rate": _learning_rate_at(problem, horizon)},
         sample_budget=None,
     )
 
@@ -73,7 +74,7 @@ def momentum_problem(
 ) -> Problem:
     """The problem with a momentum control on the learning rate's grid, bounds ``[beta_min, beta_max]``."""
     horizon = problem.horizon if horizon is None else int(horizon)
-    lr = _clip_blocks(problem.learning_rate, horizon)
+    lr = _learning_rate_at(problem, horizon)
     spec = dataclasses.replace(lr, name="momentum", min=float(beta_min), max=float(beta_max))
     return problem.replace(
         training=dataclasses.replace(problem.training, horizon=horizon, momentum=0.0),
