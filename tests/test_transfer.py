@@ -302,3 +302,63 @@ def test_transfer_report_lays_the_warmup_and_scores_it_with_the_problems_momentu
     assert abs(entry["final_loss"] / without - 1) > 1e-6  # the momentum counts
     plain = transfer_report(source, problem, 2 * problem.horizon, reoptimise=False)
     assert plain.written is plain.transferred and "warmup" not in plain.to_dict()
+
+
+FITTED = """\
+schema_version = 1
+name = "fitted"
+
+[model]
+kind = "powerlaw"
+a = 1.5
+b = 2.5
+n_modes = 30
+noise_std = 0.3
+
+[training]
+horizon = 120
+
+[controls.learning_rate]
+min = 0.0
+max = 0.3
+blocks = 12
+
+[network]
+learning_rate_scale = 60.0
+loss_scale = 2.0
+loss_offset = 1.0
+"""
+
+
+def test_a_fitted_design_transfers_in_the_networks_units(tmp_path):
+    """The written schedule holds the network's learning rate (as design's file does, not the model's)
+    and the report gives the network's losses next to the model's."""
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED)
+    runner = CliRunner()
+    done = runner.invoke(app, ["design", str(spec), "--no-baselines", "--out", str(tmp_path / "d")])
+    assert done.exit_code == 0, done.output
+    source = tmp_path / "d" / "schedule.json"
+    args = [
+        "transfer",
+        str(source),
+        "--horizon",
+        "240",
+        "--no-reoptimise",
+        "--out",
+        str(tmp_path / "t"),
+        "--json",
+    ]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    written = json.loads((tmp_path / "t" / "schedule-T240.json").read_text())
+    assert written["units"] == {"learning_rate": "network", "model_learning_rate": "model"}
+    assert_allclose(
+        np.asarray(written["learning_rate"]), np.asarray(written["model_learning_rate"]) / 60.0, rtol=EXACT
+    )
+    designed = json.loads(source.read_text())
+    assert max(written["learning_rate"]) == pytest.approx(max(designed["learning_rate"]), rel=EXACT)
+    network = report["network_losses"]
+    assert network["transferred"] == pytest.approx(1.0 + 2.0 * report["losses"]["transferred"], rel=EXACT)
+    assert network["source"] == pytest.approx(1.0 + 2.0 * report["source_loss"], rel=EXACT)

@@ -354,21 +354,28 @@ def _show_scaling(study, report: dict, problem, kinds) -> None:
 def _show_transfer(result: dict, problem, target: int) -> None:
     """The human-readable transfer: losses and gaps of the transferred, stretched and re-optimised schedules."""
     plan, losses, gaps = result["transfer"], result["losses"], result["gaps"]
+    network = result.get("network_losses")  # a fitted problem: the network's loss first, the model's beside
+
+    def row(label: str, key: str, loss: float, gap: str) -> list[str]:
+        return [label, *([_fmt(network[key])] if network else []), _fmt(loss), gap]
+
     rows = [
-        ["transferred (phase rule)", _fmt(losses["transferred"]), _gap(gaps["transferred"])],
-        ["naive stretch in t/T", _fmt(losses["stretch"]), _gap(gaps["stretch"])],
+        row("transferred (phase rule)", "transferred", losses["transferred"], _gap(gaps["transferred"])),
+        row("naive stretch in t/T", "stretch", losses["stretch"], _gap(gaps["stretch"])),
     ]
     if "warmup" in result:
         w = result["warmup"]
-        rows.insert(
-            1, [f"transferred + warmup {w['steps']} (written)", _fmt(w["final_loss"]), _gap(w["gap"])]
-        )
+        label = f"transferred + warmup {w['steps']} (written)"
+        rows.insert(1, row(label, "warmup", w["final_loss"], _gap(w["gap"])))
     if losses["reoptimised"] is not None:
         reopt = result["reoptimised"]
-        rows.append(["re-optimised (no warmup)", _fmt(losses["reoptimised"]), f"0 ({reopt['status']})"])
+        rows.append(
+            row("re-optimised (no warmup)", "reoptimised", losses["reoptimised"], f"0 ({reopt['status']})")
+        )
+    losses_shown = ["network loss", "model loss"] if network else ["final loss"]
     _table(
         f"{problem.name}: {plan['phase']} phase, T = {result['source_horizon']} -> {target}",
-        ["schedule at T2", "final loss", "gap to re-optimised"],
+        ["schedule at T2", *losses_shown, "gap to re-optimised" + (" (model)" if network else "")],
         rows,
     )
     if plan["phase"] == "easy":

@@ -276,6 +276,8 @@ def _provenance(problem: Problem, plan, facts, clipped: int, loss: float) -> dic
         "fixed": {"batch_size": problem.training.batch_size, "momentum": problem.training.momentum},
         "transferred_from": {k: val for k, val in facts.items() if val is not None},
         "transfer": {**dict(plan), "clipped_steps": clipped},
+        # a fitted problem's map: the files show the network's learning rate, as design's do
+        **({"network": problem.network.to_dict()} if problem.network is not None else {}),
     }
 
 
@@ -376,6 +378,16 @@ class TransferReport:
             return {"transferred": None, "stretch": None}
         return {k: losses[k] / best - 1.0 for k in ("transferred", "stretch")}
 
+    def _network_losses(self) -> dict[str, float | None] | None:
+        """A fitted problem's losses in the network's units (``None`` without a ``[network]`` map)."""
+        units = self.problem.network
+        if units is None:
+            return None
+        shown = {"source": self.source_loss, **self.losses()}
+        if self.warmed is not None:
+            shown["warmup"] = self.info["warmup"]["final_loss"]
+        return {k: None if v is None else float(units.network_loss(v)) for k, v in shown.items()}
+
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` object of ``schedopt transfer``."""
         reopt = self.reoptimised
@@ -390,6 +402,7 @@ class TransferReport:
             "losses": losses,
             "gaps": self.gaps(),
             "stretch_over_transferred": losses["stretch"] / losses["transferred"],
+            "network_losses": self._network_losses(),
             "reoptimised": None
             if reopt is None
             else {
