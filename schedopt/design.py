@@ -453,7 +453,10 @@ def _plot(result: Design, path: str) -> None:
     # the optimum with its own batch / momentum schedules; baselines at their fixed values.
     # Losses at log-spaced checkpoints only: O(N + checkpoints) memory at any horizon; plain
     # SGD on the compressed spectrum of a large model (~1e-12 relative, O(T n) work, not O(T N)).
-    steps = checkpoint_steps(problem.horizon)
+    # log-spaced for the log-log panel, and 100 uniform over the second half for the relative one (a
+    # cooldown of the last few percent of the run falls between log-spaced checkpoints)
+    late = np.linspace(problem.horizon / 2, problem.horizon, 101).round().astype(np.int64)
+    steps = np.unique(np.concatenate([checkpoint_steps(problem.horizon), late]))
     with_momentum = "momentum" in sol.parameters or problem.training.momentum > 0
     modes = None if with_momentum else auto_compress(problem.model.eigenvalues, problem.model.initial_error)
     batch = per_step("batch_size")
