@@ -206,16 +206,80 @@ def test_unconfirmed_compressed_solve_is_polished_on_the_full_spectrum():
     assert_allclose(sol.final_loss, exact.final_loss, rtol=RTOL_SOLVE)
 
 
-def test_auto_leaves_small_spectra_and_momentum_alone_and_compressed_needs_plain_sgd():
+def test_auto_leaves_small_spectra_alone_and_compresses_heavy_ball_too():
     assert "compression" not in schedopt.solve(_problem(n_modes=100, horizon=60), "jax").info
     heavy = _problem(horizon=60, momentum=0.5)
-    assert "compression" not in schedopt.solve(heavy, "jax").info
-    with pytest.raises(ProblemError) as err:
-        schedopt.solve(heavy, "jax", options={"modes": "compressed"})
-    assert err.value.field == "modes"
+    compressed = schedopt.solve(heavy, "jax")
+    exact = schedopt.solve(heavy, "jax", options={"modes": "exact"})
+    report = compressed.info["compression"]
+    assert report["n_modes"] == 128 and not report["polished"] and abs(report["relative_gap"]) < RTOL_SOLVE
+    assert "compression" not in exact.info
+    assert_allclose(compressed.final_loss, exact.final_loss, rtol=RTOL_SOLVE)
     with pytest.raises(ProblemError) as err:
         schedopt.solve(heavy, "jax", options={"modes": "some"})
     assert err.value.field == "modes"
+
+
+@pytest.mark.parametrize(("a", "b"), [(2.5, 1.2), (1.5, 2.5)])
+def test_compressed_heavy_ball_matches_the_full_recursion(a, b):
+    """Heavy ball on the quadrature (loss readout w = omega lambda) against the full spectrum."""
+    model = Model.powerlaw(a, b, 1000, noise_std=0.5, initial_loss=1.0)
+    modes = compress_modes(model.eigenvalues, model.initial_error)
+    horizon = 2000
+    t = np.arange(horizon) / horizon
+    cap = 0.9 * schedopt.stability_threshold(model, 1.0)
+    rng = np.random.default_rng(1)
+    momenta = {
+        "constant": np.full(horizon, 0.9),
+        "ramp": 0.95 * t,
+        "random": np.interp(t, np.linspace(0, 1, 20), rng.uniform(0, 0.95, 20)),
+    }
+    for name, beta in momenta.items():
+        for lr in (
+            0.5 * cap * (1 + np.cos(np.pi * t)) * (1 - beta),
+            np.full(horizon, 0.5 * cap) * (1 - beta),
+        ):
+            full = final_loss(model, lr, momentum=beta)
+            assert_allclose(
+                final_loss(model, lr, momentum=beta, modes=modes), full, rtol=RTOL_COMPRESSED, err_msg=name
+            )
+    curve = loss_curve(model, lr, momentum=beta, modes=modes).loss
+    assert_allclose(curve, loss_curve(model, lr, momentum=beta).loss, rtol=RTOL_COMPRESSED)
+
+
+def test_weighted_momentum_adjoint_equals_autodiff_of_the_scan():
+    """The heavy-ball adjoint with a loss readout w (its own cotangent) against autodiff of the plain scan."""
+    from schedopt.dynamics.momentum import momentum_init, momentum_step
+    from schedopt.dynamics.momentum_adjoint import momentum_final_loss
+    from schedopt.dynamics.ops import JAX
+
+    model = Model.powerlaw(2.0, 1.5, 300, noise_std=0.4)
+    modes = compress_modes(model.eigenvalues, model.initial_error, exact=6, nodes=10)
+    lam, c0, w = (jnp.asarray(x) for x in (modes.eigenvalues, modes.initial_error, modes.loss_weights))
+    rng = np.random.default_rng(0)
+    horizon = 97  # not a multiple of the chunk length
+    lr, batch, beta = (
+        jnp.asarray(0.05 + 0.3 * rng.random(horizon)),
+        jnp.asarray(1.0 + 3.0 * rng.random(horizon)),
+        jnp.asarray(0.95 * rng.random(horizon)),
+    )
+
+    def plain(lam, w, c0, noise, lr, batch, beta):
+        def step(state, u):
+            return momentum_step(state, u[0], u[1], u[2], lam, noise, JAX, w), None
+
+        final, _ = jax.lax.scan(step, momentum_init(c0), (lr, batch, beta))
+        return jnp.dot(w, final[0])
+
+    def hand(lam, w, c0, noise, lr, batch, beta):
+        return momentum_final_loss(lam, c0, noise, lr, batch, beta, loss_weights=w)
+
+    args = (lam, w, c0, jnp.asarray(0.16), lr, batch, beta)
+    v_auto, want = jax.value_and_grad(plain, argnums=range(7))(*args)
+    v_hand, got = jax.value_and_grad(hand, argnums=range(7))(*args)
+    assert_allclose(v_hand, v_auto, rtol=1e-14)
+    for g, e in zip(got, want, strict=True):
+        assert_allclose(g, e, rtol=RTOL_ADJOINT, atol=1e-14 * float(jnp.max(jnp.abs(e))))
 
 
 def test_baselines_tuned_on_the_compressed_spectrum_match_the_exact_tuning():

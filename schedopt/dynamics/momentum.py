@@ -34,6 +34,12 @@ rate of slow modes is :math:`\eta / (1 - \beta)`.
 The state is a tuple ``(A, B, C)`` of per-mode arrays; initially
 ``(c0, 0, 0)``. ``noise`` is the effective noise :math:`\sigma^2 + R_N`.
 
+``loss_weights`` (default: the eigenvalues) is the loss readout :math:`L = \sum_k w_k A_k`, as in
+:mod:`schedopt.dynamics.sgd`: it differs from :math:`\lambda` only for a compressed spectrum
+(:mod:`schedopt.dynamics.compression`). Given the path of :math:`L`, each mode's
+:math:`(A, B, C)` is again a smooth function of its eigenvalue alone, linear in
+:math:`c_k(0)`, so the same quadrature of the spectrum applies.
+
 References:
     B. Bordelon and N. Mori, arXiv:2602.04774 (2026), momentum schedules.
 """
@@ -52,14 +58,17 @@ def momentum_init(initial_error):
     return (initial_error, zero, zero)
 
 
-def momentum_loss(state, eigenvalues, ops: Ops):
-    return sgd_loss(state[0], eigenvalues, ops)
+def momentum_loss(state, eigenvalues, ops: Ops, loss_weights=None):
+    r"""Excess loss of the kept modes, :math:`\sum_k \lambda_k A_k` (:math:`\sum_k w_k A_k` with ``loss_weights``)."""
+    return sgd_loss(state[0], eigenvalues, ops, loss_weights)
 
 
-def momentum_step(state, learning_rate, batch_size, momentum, eigenvalues, noise, ops: Ops):
+def momentum_step(
+    state, learning_rate, batch_size, momentum, eigenvalues, noise, ops: Ops, loss_weights=None
+):
     """One exact heavy-ball step of the second moments ``(A, B, C)``."""
     a, b, c = state
-    loss = sgd_loss(a, eigenvalues, ops)
+    loss = sgd_loss(a, eigenvalues, ops, loss_weights)
     grad_sq = (1.0 + 1.0 / batch_size) * eigenvalues * eigenvalues * a + (eigenvalues / batch_size) * (
         loss + noise
     )

@@ -109,12 +109,16 @@ def _sgd_run(eigenvalues, initial_error, noise, learning_rate, batch_size, recor
     return jnp.concatenate([jnp.sum(weights * initial_error)[None], losses])
 
 
-def _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record):
+def _momentum_run(
+    eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record, loss_weights=None
+):
+    weights = eigenvalues if loss_weights is None else loss_weights
+
     def step(state, lr, m, beta):
-        return momentum_step(state, lr, m, beta, eigenvalues, noise, JAX)
+        return momentum_step(state, lr, m, beta, eigenvalues, noise, JAX, weights)
 
     def emit(state):
-        return jnp.sum(state[0] * eigenvalues)
+        return jnp.sum(state[0] * weights)
 
     horizon = learning_rate.shape[-1]
     final, saved, _ = _scan_chunks(
@@ -125,26 +129,26 @@ def _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, 
         emit if record else None,
     )
     if not record:
-        return sgd_loss(final[0], eigenvalues, JAX)
+        return sgd_loss(final[0], eigenvalues, JAX, weights)
     losses = saved.reshape(-1)[:horizon]
-    return jnp.concatenate([jnp.sum(eigenvalues * initial_error)[None], losses])
+    return jnp.concatenate([jnp.sum(weights * initial_error)[None], losses])
 
 
 @partial(jax.jit, static_argnames=("record",))
 def _run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record, loss_weights=None):
-    if loss_weights is not None and momentum is not None:
-        raise ProblemError(
-            "`loss_weights` (a compressed spectrum) is for plain SGD, not momentum", field="loss_weights"
-        )
     if momentum is None and not record:
         # hand-written adjoint: same values, gradients at ~1/3 the cost of autodiff
         return sgd_final_loss(eigenvalues, initial_error, noise, learning_rate, batch_size, loss_weights)
     if not record:
         # hand-written heavy-ball adjoint: same values, gradients ~2x faster than autodiff
-        return momentum_final_loss(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum)
+        return momentum_final_loss(
+            eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, loss_weights
+        )
     if momentum is None:
         return _sgd_run(eigenvalues, initial_error, noise, learning_rate, batch_size, record, loss_weights)
-    return _momentum_run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record)
+    return _momentum_run(
+        eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record, loss_weights
+    )
 
 
 @jax.jit
@@ -171,10 +175,10 @@ def _run_at(
         xs = (learning_rate, batch_size, momentum)
 
         def step(state, lr, m, beta):
-            return momentum_step(state, lr, m, beta, eigenvalues, noise, JAX)
+            return momentum_step(state, lr, m, beta, eigenvalues, noise, JAX, weights)
 
         def kept(state):
-            return jnp.sum(state[0] * eigenvalues)
+            return jnp.sum(state[0] * weights)
 
     count = steps.shape[0]
 
@@ -213,8 +217,7 @@ def final_loss_jax(
         learning_rate, batch_size: ``(T,)`` per-step arrays.
         momentum: ``(T,)`` per-step heavy-ball coefficients, or ``None`` for plain SGD.
         loss_weights: loss readout ``(N,)`` of a compressed spectrum
-            (:class:`~schedopt.dynamics.compression.CompressedModes`), plain SGD only; default
-            the eigenvalues.
+            (:class:`~schedopt.dynamics.compression.CompressedModes`); default the eigenvalues.
     """
     return _run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, False, loss_weights)
 
@@ -297,10 +300,8 @@ def _batched(fn, lr, m, beta):
     return out.reshape(*lead, *out.shape[1:])
 
 
-def _spectrum(model: Model, modes: CompressedModes | None, momentum):
+def _spectrum(model: Model, modes: CompressedModes | None):
     """``(eigenvalues, initial error, loss readout or None)`` as JAX arrays: the model's or ``modes``."""
-    if modes is not None and momentum is not None:
-        raise ProblemError("`modes` (a compressed spectrum) is for plain SGD, not momentum", field="modes")
     lam, c0, weights = spectrum(model, modes)
     return jnp.asarray(lam), jnp.asarray(c0), None if weights is None else jnp.asarray(weights)
 
@@ -316,10 +317,10 @@ def loss_curve(model: Model, learning_rate, *, batch_size=1.0, momentum=None, mo
         momentum: ``None`` (plain SGD) or scalar / per-step heavy-ball coefficients.
         modes: run on this compressed spectrum of the model
             (:func:`~schedopt.dynamics.compression.compress_modes`) instead of its own modes
-            (plain SGD; ~1e-12 relative, O(T n) instead of O(T N)).
+            (~1e-12 relative, O(T n) instead of O(T N); heavy ball too).
     """
     lr, m, beta = _controls(model, learning_rate, batch_size, momentum)
-    lam, c0, weights = _spectrum(model, modes, momentum)
+    lam, c0, weights = _spectrum(model, modes)
     noise = jnp.asarray(model.effective_noise)
 
     def fn(lr_, m_, beta_):
@@ -371,7 +372,7 @@ def loss_at(
             f"`steps` must be strictly increasing integers in [0, {horizon}], got {steps!r}", field="steps"
         )
     steps = steps.astype(np.int64)
-    lam, c0, weights = _spectrum(model, modes, momentum)
+    lam, c0, weights = _spectrum(model, modes)
     args = (
         jnp.asarray(model.effective_noise),
         jnp.asarray(steps),
@@ -401,7 +402,7 @@ def final_loss(model: Model, learning_rate, *, batch_size=1.0, momentum=None, mo
     Arguments as :func:`loss_curve`.
     """
     lr, m, beta = _controls(model, learning_rate, batch_size, momentum)
-    lam, c0, weights = _spectrum(model, modes, momentum)
+    lam, c0, weights = _spectrum(model, modes)
     noise = jnp.asarray(model.effective_noise)
 
     def fn(lr_, m_, beta_):

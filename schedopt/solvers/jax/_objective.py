@@ -183,7 +183,7 @@ def _log_loss(x, tables, layout, with_momentum, capped=False, engine="recursion"
     u = _per_step(x, tables, layout, capped)
     args = (tables["lam"], tables["c0"], tables["noise"], u["learning_rate"], u["batch_size"])
     if with_momentum:  # hand-written adjoint: same values as the recursion, ~2x faster gradients
-        return jnp.log(momentum_final_loss(*args, u["momentum"]))  # never compressed: readout = lam
+        return jnp.log(momentum_final_loss(*args, u["momentum"], loss_weights=tables["weights"]))
     return jnp.log(final_loss_jax(*args, loss_weights=tables["weights"]))
 
 
