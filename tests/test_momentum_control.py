@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.interpolate import PchipInterpolator
 
 import schedopt
 from schedopt.dynamics.momentum import momentum_init, momentum_step
@@ -26,7 +27,8 @@ from schedopt.errors import ProblemError
 from schedopt.montecarlo import simulate_sgd
 from schedopt.problem import ControlSpec, Model, Problem, Training
 from schedopt.solvers import solve
-from schedopt.solvers._common import check_bounds
+from schedopt.solvers._common import check_bounds, momentum_cap_table
+from schedopt.solvers.jax import JaxOptions
 from schedopt.studies.joint import momentum_problem
 
 #: Structured spectral radius vs dense eigenvalues (both float64).
@@ -239,3 +241,114 @@ def test_designed_momentum_schedule_is_exported(sgd_and_momentum):
     for t in range(5):
         _, state = opt.update(jnp.ones(3), state, params)
         assert_allclose(float(state.hyperparams["momentum"]), schedule.momentum[t], rtol=1e-12)
+
+
+class _Quadratic:
+    """Stand-in for the solver's objective: stacked problems ``f_i(x) = x^T A_i x / 2 + x_i^3 / 6``."""
+
+    def __init__(self, mats):
+        self.mats = mats
+        self.evaluations = 0
+
+    def evaluate(self, flat):
+        self.evaluations += 1
+        x = flat.reshape(len(self.mats), -1)
+        values = np.array([0.5 * xi @ a @ xi + np.sum(xi**3) / 6 for xi, a in zip(x, self.mats, strict=True)])
+        grads = np.stack([a @ xi + 0.5 * xi**2 for xi, a in zip(x, self.mats, strict=True)])
+        return values, grads
+
+
+def test_hessian_columns_of_stacked_problems_by_forward_differences():
+    """Column j of every stacked problem's Hessian from one evaluation, inside the box (closed form)."""
+    from schedopt.solvers.jax._newton import FD_STEP, _hessian_columns
+
+    rng = np.random.default_rng(5)
+    mats = []
+    for _ in range(3):
+        q = rng.standard_normal((6, 6))
+        mats.append(q @ q.T + np.eye(6))
+    fun = _Quadratic(mats)
+    x = rng.uniform(0.0, 1.0, (3, 6))
+    lo, hi = np.zeros((3, 6)), np.ones((3, 6))
+    x[1, 2] = 1.0  # at the upper bound: the column is taken backwards
+    free = np.ones((3, 6), dtype=bool)
+    free[:, 4] = False  # a column no problem needs is not evaluated
+    hess = _hessian_columns(fun, x, lo, hi, free)
+    assert fun.evaluations == 1 + 5
+    for i in range(3):
+        exact = mats[i] + np.diag(x[i])  # Hessian of the cubic term: diag(x)
+        cols = [j for j in range(6) if j != 4]
+        # forward differences: error FD_STEP / 2 per unit third derivative
+        assert_allclose(hess[i][:, cols], exact[:, cols], rtol=0, atol=FD_STEP)
+        assert np.all(hess[i][:, 4] == 0)
+
+
+def test_joint_cap_is_the_monotone_cubic_through_the_table(tiny):
+    """The solver's cap fraction (JAX and NumPy) is scipy's PCHIP of the table: exact at the nodes, <= 1."""
+    from schedopt.solvers.jax._objective import _cap_at, _cap_spline
+
+    problem = momentum_problem(_lr_problem(tiny, 50, 0.9, 5), 0.95)
+    u, frac = momentum_cap_table(problem, 0.95)
+    coef = _cap_spline(u, frac)
+    points = np.concatenate([u, np.linspace(u[0], u[-1], 501)])
+    want = PchipInterpolator(u, frac)(points)
+    assert_allclose(_cap_at(points, u, coef, np), want, rtol=1e-13)
+    assert_allclose(np.asarray(_cap_at(jnp.asarray(points), u, coef, jnp)), want, rtol=1e-13)
+    assert np.all(_cap_at(points, u, coef, np) <= 1.0 + 1e-15)
+
+
+@pytest.fixture(scope="module")
+def checked_momentum_problem():
+    """Hard phase, 40 modes, T = 200: (learning rate, momentum) with 10 blocks each."""
+    model = Model.powerlaw(2.0, 3.0, 40, noise_std=0.5)
+    return momentum_problem(_lr_problem(model, 200, 0.9, 10), 0.95)
+
+
+def test_second_order_check_certifies_a_local_minimum(checked_momentum_problem):
+    """A passed check is a local minimum: no small feasible move lowers the loss (recursion, not the solver)."""
+    problem = checked_momentum_problem
+    sol = solve(problem, "jax")
+    report = sol.info["second_order"]
+    assert sol.converged and report["passed"] and report["negative_directions"] == 0
+    assert report["newton_decrement"] <= report["newton_rtol"]
+    assert 0 < report["min_eigenvalue"] <= report["max_eigenvalue"]
+    # the softest direction is the momentum-rate valley (the eta / (1 - beta) degeneracy)
+    assert report["softest_momentum_share"] > 0.5
+    # moves within the joint cap: eta = s * frac(beta) * eta_max, s in [0, 1], at every learning-rate knot
+    grids, lr_spec, beta_spec = sol.grids, problem.learning_rate, problem.controls["momentum"]
+    cap_fraction = PchipInterpolator(*momentum_cap_table(problem, JaxOptions().stability_margin))
+
+    def cap(beta_knots):
+        beta = grids["momentum"].evaluate(beta_knots, grids["learning_rate"].knots)
+        return cap_fraction(-np.log1p(-beta)) * lr_spec.max
+
+    beta0 = np.asarray(sol.parameters["momentum"])
+    s0 = np.asarray(sol.parameters["learning_rate"]) / cap(beta0)
+    assert s0.max() <= 1 + 1e-12
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        beta = np.clip(beta0 + 1e-3 * rng.standard_normal(beta0.size), beta_spec.min, beta_spec.max)
+        lr = np.clip(s0 + 1e-3 * rng.standard_normal(s0.size), 0.0, 1.0) * cap(beta)
+        loss = schedopt.final_loss(
+            problem.model,
+            grids["learning_rate"].interpolation().expand(lr),
+            momentum=grids["momentum"].interpolation().expand(beta),
+        )
+        assert loss >= sol.final_loss * (1 - 1e-12)
+
+
+def test_second_order_check_decides_the_status(checked_momentum_problem):
+    """Stopped early, the check fails (status not converged); its Newton steps then make it pass."""
+    problem = checked_momentum_problem
+    early = solve(problem, "jax", options={"max_iter": 20, "newton_steps": 0}, throw=False)
+    report = early.info["second_order"]
+    assert not early.converged and not report["passed"] and report["newton_steps"] == 0
+    gain = report["newton_decrement"]  # None: negative curvature, not a minimum either
+    assert report["negative_directions"] > 0 if gain is None else gain > report["newton_rtol"]
+    assert "second-order check not passed" in early.message
+    polished = solve(problem, "jax", options={"max_iter": 20}, throw=False)
+    assert polished.converged and polished.info["second_order"]["passed"]
+    assert polished.info["second_order"]["newton_steps"] >= 1
+    assert polished.final_loss < early.final_loss
+    unchecked = solve(problem, "jax", options={"second_order": "none"})
+    assert "second_order" not in unchecked.info

@@ -68,8 +68,9 @@ def momentum_cap_table(problem: Problem, margin: float = 0.95) -> tuple[np.ndarr
 
     Returns ``(u, fraction)``: :math:`u = -\log(1-\beta)` at :data:`MOMENTUM_GRID_POINTS`
     momenta of the control's range and :math:`\min(1, \text{margin}\,\eta_c(\beta) / \eta_{\max})`
-    there (:math:`\eta_c` at the smallest batch size). Interpolate linearly in :math:`u`
-    to cap the learning rate at any momentum: :math:`\eta \le \text{fraction}(\beta)\,\eta_{\max}`.
+    there (:math:`\eta_c` at the smallest batch size). Interpolate in :math:`u` to cap the
+    learning rate at any momentum: :math:`\eta \le \text{fraction}(\beta)\,\eta_{\max}` (the ``jax``
+    solver takes the monotone cubic through the table, whose derivative has no kink).
     """
     spec = problem.controls["momentum"]
     betas = momentum_grid(spec.min, spec.max)

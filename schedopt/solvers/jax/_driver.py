@@ -22,6 +22,7 @@ from schedopt.solvers._common import (
     lower_upper,
 )
 from schedopt.solvers.jax._checks import _degeneracy_and_tie_break, _ode_final_loss
+from schedopt.solvers.jax._newton import second_order
 from schedopt.solvers.jax._objective import (
     _cap_fraction,
     _capped,
@@ -258,6 +259,11 @@ class _Run:
     outer: int = 0
     restarts: int = 0
     messages: list = dataclasses.field(default_factory=list)
+    second_order: list | None = None  # per problem, :func:`~schedopt.solvers.jax._newton.second_order`
+
+
+def _momentum_control(group: _Group) -> bool:
+    return any(name == "momentum" for name, _ in group.layout)
 
 
 def _minimise(fun: _Lagrangian, x0, lo, hi, opts: JaxOptions) -> tuple[np.ndarray, _Run]:
@@ -266,6 +272,8 @@ def _minimise(fun: _Lagrangian, x0, lo, hi, opts: JaxOptions) -> tuple[np.ndarra
     x, run = x0, _Run(result=None)
     previous = np.inf
     inner_opts = opts
+    if _momentum_control(fun.group):  # a long, nearly flat valley: near-full memory (see _newton.py)
+        inner_opts = opts.replace(memory=max(opts.memory, min(opts.momentum_memory, x0.size)))
     if budgeted:
         # start from the least-squares multiplier of the first-order conditions at x0
         saved, fun.penalty = fun.penalty, 0.0
@@ -273,7 +281,7 @@ def _minimise(fun: _Lagrangian, x0, lo, hi, opts: JaxOptions) -> tuple[np.ndarra
         fun.penalty = saved
         g0 = g0.reshape(fun.group.count, fun.group.n_params)
         fun.multiplier = -(g0 * fun.weights).sum(axis=1) / (fun.weights * fun.weights).sum(axis=1)
-        inner_opts = opts.replace(ftol=max(opts.ftol, opts.al_ftol))
+        inner_opts = inner_opts.replace(ftol=max(opts.ftol, opts.al_ftol))
     while True:
         run.result = _lbfgsb(fun, x, lo, hi, inner_opts, max(1, opts.max_iter - run.iterations))
         x = run.result.x
@@ -316,6 +324,19 @@ def _project_on_budget(group: _Group, x: np.ndarray, lo, hi) -> None:
             / unit
         )
         x[i] = np.clip(x[i], lo.reshape(count, -1)[i], hi.reshape(count, -1)[i])
+
+
+def _second_order_message(report: dict) -> str:
+    if report.get("reason"):
+        return f"second-order check not passed: {report['reason']}"
+    gain = report["newton_decrement"]
+    gain = "undefined (negative curvature)" if gain is None else f"{gain:.3g}"
+    verdict = "passed" if report["passed"] else "not passed"
+    return (
+        f"second-order check {verdict} after {report['newton_steps']} Newton step(s): predicted relative "
+        f"loss gain {gain} (newton_rtol {report['newton_rtol']:g}), {report['flat_directions']} flat and "
+        f"{report['negative_directions']} negative-curvature direction(s) of {report['free']} free"
+    )
 
 
 def _solution(
@@ -377,11 +398,18 @@ def _solution(
     if group.capped:
         info["momentum_cap"] = "joint"
         info["learning_rate_cap_fraction_min"] = float(np.min(group.tables[i]["cap_frac"]))
+    hessian = run.second_order[i] if run.second_order is not None else None
+    messages = list(dict.fromkeys(run.messages))
+    if hessian is not None:
+        info["second_order"] = hessian
+        messages.append(_second_order_message(hessian))
     if not np.isfinite(loss):
         status = Status.DIVERGED
+    elif hessian is not None and hessian["passed"]:  # the reduced Hessian decides, however L-BFGS-B stopped
+        status = Status.CONVERGED
     elif run.iterations >= opts.max_iter:
         status = Status.MAX_ITERATIONS
-    elif (run.result.success or pg <= opts.pgtol_converged) and budget_ok:
+    elif hessian is None and (run.result.success or pg <= opts.pgtol_converged) and budget_ok:
         status = Status.CONVERGED
     else:
         status = Status.FAILED
@@ -394,7 +422,7 @@ def _solution(
         grids=g,
         iterations=run.iterations,
         wall_time=wall,
-        message="; ".join(dict.fromkeys(run.messages)),
+        message="; ".join(messages),
         info=info,
     )
 
@@ -418,6 +446,14 @@ def _solve_group(
     x0, lo, hi, weights, warm_sweeps = _starts(group, initial, opts, pinned)
     fun = _Lagrangian(group, weights, float(opts.al_penalty) if group.budgeted else 0.0)
     x, run = _minimise(fun, x0, lo, hi, opts)
+    if (
+        opts.second_order == "auto"
+        and _momentum_control(group)
+        and not group.budgeted
+        and pinned is None
+        and np.isfinite(fun(x)[0])
+    ):
+        x, run.second_order = second_order(fun, x, lo, hi, opts)
     al_violation = np.abs(fun.violation(x))
     x = x.reshape(group.count, group.n_params).copy()
     if group.budgeted:  # exact projection onto the budget

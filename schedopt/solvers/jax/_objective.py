@@ -116,6 +116,7 @@ def _tables(
         tables["interp"][name] = (it.index, it.weight)
     if capped:
         tables["cap_u"], tables["cap_frac"] = momentum_cap_table(problem, opts.stability_margin)
+        tables["cap_coef"] = _cap_spline(tables["cap_u"], tables["cap_frac"])
         tables["beta_at_lr"] = _beta_at_lr_knots(grids)
     return tables
 
@@ -129,6 +130,30 @@ def _common_ode_grid(tables: list[dict[str, Any]]) -> None:
         t["ts"] = ode.pad_grid(t["ts"], steps)
 
 
+def _cap_spline(u: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    r"""Coefficients ``(4, n - 1)`` of the monotone cubic (PCHIP) through the cap table ``(u, fraction)``.
+
+    Linear interpolation of the table has a kink at every node, and an optimum of the learning
+    rate and momentum may sit on one (where the gradient is not the directional derivative).
+    PCHIP has a continuous derivative, stays within the neighbouring nodes' values (no
+    overshoot above a fraction of 1) and is exact at the nodes.
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    return np.asarray(PchipInterpolator(u, frac).c, dtype=np.float64)
+
+
+def _cap_at(u, nodes, coef, xp):
+    """The cap fraction at ``u = -log(1 - beta)`` from :func:`_cap_spline`'s coefficients.
+
+    ``u`` is not clamped to the table (a clamp halves JAX's derivative at the end nodes, where a
+    momentum at its bound sits): the momentum's bounds keep it there, up to rounding.
+    """
+    i = xp.clip(xp.searchsorted(nodes, u, side="right") - 1, 0, nodes.shape[0] - 2)
+    du = u - nodes[i]
+    return ((coef[0, i] * du + coef[1, i]) * du + coef[2, i]) * du + coef[3, i]
+
+
 def _knot_values(x, tables, layout, capped, xp=jnp):
     """Control parameter values (unscaled) from the scaled parameter vector of one problem."""
     values, offset = {}, 0
@@ -137,7 +162,7 @@ def _knot_values(x, tables, layout, capped, xp=jnp):
         offset += size
     if capped:
         beta = tables["beta_at_lr"] @ values["momentum"]
-        frac = xp.interp(-xp.log1p(-beta), tables["cap_u"], tables["cap_frac"])
+        frac = _cap_at(-xp.log1p(-beta), tables["cap_u"], tables["cap_coef"], xp)
         values["learning_rate"] = values["learning_rate"] * frac
     return values
 
@@ -145,7 +170,7 @@ def _knot_values(x, tables, layout, capped, xp=jnp):
 def _cap_fraction(x, tables, slices) -> np.ndarray:
     """Stable fraction of the learning-rate cap at each learning-rate knot (NumPy)."""
     beta = tables["beta_at_lr"] @ (x[slices["momentum"]] * tables["scale"]["momentum"])
-    return np.interp(-np.log1p(-beta), tables["cap_u"], tables["cap_frac"])
+    return _cap_at(-np.log1p(-beta), tables["cap_u"], tables["cap_coef"], np)
 
 
 def _per_step(x, tables, layout, capped=False):

@@ -17,7 +17,7 @@ from schedopt.dynamics.compression import (
 )
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
-from schedopt.solvers._options import SolverOptions, choice
+from schedopt.solvers._options import SolverOptions, choice, nonnegative_int, positive_int, real_in
 from schedopt.solvers.budget import FLAT_RATIO
 
 
@@ -39,7 +39,7 @@ class JaxOptions(SolverOptions):
         engine: the dynamics: ``"recursion"`` (exact), ``"ode"`` (continuous time) or ``"auto"`` (by ``ode_min_work``).
         ode_min_work: with ``engine = "auto"``, ``T * N`` from which learning-rate-only SGD runs on the ODE.
         check_work: the ODE engine checks its schedule on the recursion while ``T * N`` is at most this.
-        modes: ``"auto"`` (compress large plain-SGD spectra), ``"compressed"`` or ``"exact"``.
+        modes: ``"auto"`` (compress large spectra), ``"compressed"`` or ``"exact"``.
         compressed_exact: modes a compressed spectrum keeps exactly.
         compressed_nodes: quadrature nodes of a compressed spectrum's remainder.
         compression_rtol: a compressed result off the full spectrum's loss by more than this is polished on it.
@@ -52,6 +52,11 @@ class JaxOptions(SolverOptions):
         tie_break_rtol: the tie-break schedule is kept if its loss is within this of the optimum.
         momentum_cap: ``"joint"`` (learning-rate cap per momentum value) or ``"box"`` (the box must be stable).
         stability_margin: fraction of the heavy-ball stability threshold the joint cap allows, in (0, 1].
+        momentum_memory: L-BFGS-B's history with a momentum control, at most the number of parameters.
+        second_order: ``"auto"`` (check a solve with a momentum control on its reduced Hessian) or ``"none"``.
+        newton_steps: projected Newton steps of that check, at most.
+        newton_rtol: the Newton model's remaining relative loss decrease a checked point may have.
+        flat_rtol: reduced-Hessian eigenvalues within this of the largest count as flat.
     """
 
     solver: ClassVar[str] = "jax"
@@ -82,6 +87,11 @@ class JaxOptions(SolverOptions):
     tie_break_rtol: float = 1e-4
     momentum_cap: str = "joint"
     stability_margin: float = 0.95
+    momentum_memory: int = 128
+    second_order: str = "auto"
+    newton_steps: int = 10
+    newton_rtol: float = 1e-10
+    flat_rtol: float = 1e-9
 
     def __post_init__(self) -> None:
         choice("warm_start", self.warm_start, ("pontryagin", "none"))
@@ -89,6 +99,11 @@ class JaxOptions(SolverOptions):
         choice("momentum_cap", self.momentum_cap, ("joint", "box"))
         choice("engine", self.engine, ("auto", "recursion", "ode"))
         choice("modes", self.modes, ("auto", "compressed", "exact"))
+        choice("second_order", self.second_order, ("auto", "none"))
+        positive_int("momentum_memory", self.momentum_memory)
+        nonnegative_int("newton_steps", self.newton_steps)
+        real_in("newton_rtol", self.newton_rtol, "a positive number")
+        real_in("flat_rtol", self.flat_rtol, "a non-negative number", zero=True)
         if not 0 < float(self.stability_margin) <= 1:
             raise ProblemError(
                 f"option `stability_margin` must be in (0, 1], got {self.stability_margin!r}",
@@ -129,21 +144,12 @@ def _engine(problem: Problem, opts: JaxOptions) -> str:
     return opts.engine
 
 
-def _compressible(problem: Problem) -> bool:
-    """Mode compression needs plain SGD (the heavy-ball recursion has no loss readout of its own)."""
-    return "momentum" not in problem.controls and problem.training.momentum == 0
-
-
 def _compression(problem: Problem, opts: JaxOptions) -> CompressedModes | None:
-    """The compressed spectrum the solve runs on, or ``None`` for the model's own modes (option ``modes``)."""
+    """The compressed spectrum the solve runs on, or ``None`` for the model's own modes (option ``modes``).
+
+    Plain SGD and heavy ball alike: both recursions read the loss out through ``loss_weights``.
+    """
     if opts.modes == "exact":
-        return None
-    if not _compressible(problem):
-        if opts.modes == "compressed":
-            raise ProblemError(
-                "option `modes` = 'compressed' needs plain SGD (no momentum); use 'auto' or 'exact'",
-                field="modes",
-            )
         return None
     sizes = {"exact": opts.compressed_exact, "nodes": opts.compressed_nodes}
     model = problem.model
