@@ -352,3 +352,38 @@ def test_second_order_check_decides_the_status(checked_momentum_problem):
     assert polished.final_loss < early.final_loss
     unchecked = solve(problem, "jax", options={"second_order": "none"})
     assert "second_order" not in unchecked.info
+
+
+def test_second_order_check_counts_a_variable_an_ulp_inside_its_bound_as_on_it():
+    """Quadratic whose minimum lies outside the box [0, 1] in coordinate 0; the point is the
+    constrained minimum (closed form: the others solve A_FF) but coordinate 0 is an ulp inside its
+    bound, as L-BFGS-B leaves it. Counted free, its Newton step is clipped to nothing and the
+    others' steps only climb: no step is accepted and the check fails (it did on the hard phase)."""
+    from types import SimpleNamespace
+
+    from schedopt.solvers.jax._newton import second_order
+
+    rng = np.random.default_rng(2)
+    q = rng.standard_normal((5, 5))
+    a = 2.0 * np.eye(5) + 0.05 * (q + q.T)
+    centre = np.array([3.0, 0.2, 0.4, 0.6, 0.5])  # coordinate 0 wants to leave the box
+
+    class Fun:
+        group = SimpleNamespace(count=1, n_params=5, slices={"momentum": slice(3, 5)})
+        evaluations = 0
+
+        def evaluate(self, flat):
+            self.evaluations += 1
+            r = flat - centre
+            return np.array([0.5 * r @ a @ r]), (a @ r)[None, :]
+
+    free = slice(1, 5)
+    edge = np.nextafter(1.0, 0.0)
+    want = centre[free] - np.linalg.solve(a[free, free], a[free, 0] * (edge - centre[0]))
+    assert np.all((want > 0) & (want < 1))  # only coordinate 0 is on a bound
+    x0 = np.concatenate([[edge], want])
+    assert (a @ (x0 - centre))[0] < 0  # its gradient pushes it out of the box
+    x, (report,) = second_order(Fun(), x0, np.zeros(5), np.ones(5), JaxOptions())
+    assert report["passed"] and report["free"] == 4 and report["newton_steps"] == 0
+    assert report["newton_decrement"] <= report["newton_rtol"]
+    assert_allclose(x, x0, rtol=0)

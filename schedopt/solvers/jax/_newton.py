@@ -8,7 +8,7 @@ eigenvalues ~1e-7 of the largest on the shipped problems), along which L-BFGS-B 
 whose end a first-order stop (``ftol``, a small projected gradient) cannot vouch for.
 
 The check: with the gradient :math:`g` and the reduced Hessian :math:`H` (free variables: not at
-a bound the gradient pushes against; columns by forward differences of the exact gradient,
+a bound, or within ``BOUND_RTOL`` of it, the gradient pushes against; columns by forward differences of the exact gradient,
 one evaluation per variable, every stacked problem perturbed at once), a point passes when
 :math:`H` has no eigenvalue below :math:`-\epsilon\,\|H\|` (``flat_rtol``: eigenvalues within it are
 flat, numerically zero) and the Newton model's remaining decrease of the log loss,
@@ -34,6 +34,9 @@ FD_STEP = 1e-6
 ARMIJO = 1e-4
 #: Halvings of the Newton step before it is given up.
 MAX_HALVINGS = 30
+#: A variable this close to a bound (relative to ``max(1, |bound|)``) counts as on it: L-BFGS-B
+#: leaves variables an ulp inside their bounds, and a step out of the box is clipped to nothing.
+BOUND_RTOL = 1e-9
 
 
 def _hessian_columns(fun, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, free: np.ndarray):
@@ -109,7 +112,9 @@ def second_order(fun, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, opts) -> tu
     steps = 0
     while True:
         values, grads = fun.evaluate(x.reshape(-1))
-        pushed = ((x <= lo2) & (grads >= 0)) | ((x >= hi2) & (grads <= 0))
+        at_lo = x <= lo2 + BOUND_RTOL * np.maximum(1.0, np.abs(lo2))
+        at_hi = x >= hi2 - BOUND_RTOL * np.maximum(1.0, np.abs(hi2))
+        pushed = (at_lo & (grads >= 0)) | (at_hi & (grads <= 0))
         free = ~pushed
         hess = _hessian_columns(fun, x, lo2, hi2, free)
         if hess is None:

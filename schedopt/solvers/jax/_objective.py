@@ -133,10 +133,10 @@ def _common_ode_grid(tables: list[dict[str, Any]]) -> None:
 def _cap_spline(u: np.ndarray, frac: np.ndarray) -> np.ndarray:
     r"""Coefficients ``(4, n - 1)`` of the monotone cubic (PCHIP) through the cap table ``(u, fraction)``.
 
-    Linear interpolation of the table has a kink at every node, and an optimum of the learning
-    rate and momentum may sit on one (where the gradient is not the directional derivative).
-    PCHIP has a continuous derivative, stays within the neighbouring nodes' values (no
-    overshoot above a fraction of 1) and is exact at the nodes.
+    Linear interpolation of the table has a derivative jump at every node, where a learning rate
+    riding its cap has no Hessian (the second-order check of :mod:`._newton` needs one). PCHIP has
+    a continuous derivative, stays within the neighbouring nodes' values (no overshoot above a
+    fraction of 1) and is exact at the nodes.
     """
     from scipy.interpolate import PchipInterpolator
 
