@@ -451,7 +451,7 @@ def _solve_group(
         and _momentum_control(group)
         and not group.budgeted
         and pinned is None
-        and np.isfinite(fun(x)[0])
+        and np.isfinite(fun.evaluate(x)[0]).all()  # not an overflow (which __call__ masks)
     ):
         x, run.second_order = second_order(fun, x, lo, hi, opts)
     al_violation = np.abs(fun.violation(x))
