@@ -56,7 +56,7 @@ B = {"optimal": 1.0, "constant": 4.0, "cosine": 2.0}
 def per_point(evaluate):
     """A stand-in for ``scaling._evaluate._evaluate_many`` from one for a single point."""
 
-    def many(jobs, *, solver, options, backend):
+    def many(jobs, *, solver, options, backend, initial=None):
         return [evaluate(problem, kinds, solver=solver, options=options) for problem, kinds in jobs]
 
     return many
@@ -165,6 +165,47 @@ def test_a_bad_first_guess_is_corrected_by_extending_the_grid(easy, monkeypatch)
     for row in study.frontiers["optimal"]:
         assert row["interior"]
         assert_allclose(row["n_modes"], (1.5 * row["compute"] / 2e-3) ** (1 / 3.5), rtol=N_STAR_RTOL)
+
+
+def test_horizons_above_max_horizon_are_not_scanned(easy, monkeypatch):
+    """At C = 1e10 the closed form's N* = 650 needs T* = 1.5e7 > MAX_HORIZON: the scan takes larger
+    models instead, and its minimum at the smallest one is reported as bounded by the horizon cap."""
+    from schedopt._validate import MAX_HORIZON
+
+    monkeypatch.setattr(scaling._evaluate, "_evaluate_many", per_point(closed_form))
+    study = study_scaling(easy, [3e9, 1e10], schedules=("optimal",))
+    assert all(pt["horizon"] <= MAX_HORIZON for pt in study.points)
+    first, last = study.frontiers["optimal"]
+    assert first["interior"] and first["bound"] is None
+    assert not last["interior"] and last["bound"].startswith("max_horizon")
+    assert last["scanned"] >= 3
+    assert (
+        round(1e10 / last["discrete_n_modes"]) <= MAX_HORIZON < round(1e10 / (last["discrete_n_modes"] - 1))
+    )
+
+
+def test_ode_engine_points_start_from_the_neighbours_schedule_mapped_in_t_over_T(easy):
+    """The start is the source's fraction of its cap at the same t / T; recursion points keep their own."""
+    from schedopt.solvers._common import control_grids
+    from schedopt.studies.scaling._start import mapped_start
+
+    source_problem = scaling_problem(easy, 20, 300, blocks=10)
+    solution = schedopt.solve(source_problem)
+    source = {"results": {"optimal": {"solution": solution}}}
+    values = solution.parameters["learning_rate"]
+    assert mapped_start(source_problem, source, "jax", None) is None  # the recursion: its own start
+    ode = {"engine": "ode"}
+    same = mapped_start(source_problem, source, "jax", ode)["learning_rate"]
+    assert_allclose(same, values, rtol=EXACT)
+    target = scaling_problem(easy, 30, 600, blocks=10)
+    mapped = mapped_start(target, source, "jax", ode)["learning_rate"]
+    grid = control_grids(target)["learning_rate"]
+    expected = np.interp(grid.knots / 600 * 300, solution.grids["learning_rate"].edges, values)
+    assert_allclose(
+        mapped, expected * target.learning_rate.max / source_problem.learning_rate.max, rtol=EXACT
+    )
+    assert mapped_start(target, None, "jax", ode) is None
+    assert mapped_start(target, source, "pontryagin", ode) is None
 
 
 def test_predictions_are_theory_section_4():

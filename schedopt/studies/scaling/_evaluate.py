@@ -27,14 +27,20 @@ def _baseline_task(task: tuple) -> dict[str, Any]:
 
 
 def _evaluate_many(
-    jobs: Sequence[tuple[Problem, Sequence[str]]], *, solver: str, options, backend
+    jobs: Sequence[tuple[Problem, Sequence[str]]], *, solver: str, options, backend, initial=None
 ) -> list[dict[str, Any]]:
-    """Results of every ``(problem, kinds)`` job: optimal schedules by :func:`schedopt.design_many`,
-    baselines as one backend task each; both spread over the backend's workers."""
+    """Results of every ``(problem, kinds)`` job: optimal schedules by :func:`schedopt.design_many`
+    (``initial[i]``: job ``i``'s start, ``None`` for the solver's own), baselines as one backend
+    task each; both spread over the backend's workers."""
     from schedopt.batch import InvalidDesign, design_many
 
     optimal = [i for i, (_, kinds) in enumerate(jobs) if "optimal" in kinds]
-    solved = design_many([jobs[i][0] for i in optimal], solver, options=options, backend=backend)
+    starts = None
+    if initial is not None and any(initial[i] is not None for i in optimal):
+        starts = [initial[i] for i in optimal]
+    solved = design_many(
+        [jobs[i][0] for i in optimal], solver, options=options, backend=backend, initial=starts
+    )
     tuning = [(i, kind) for i, (_, kinds) in enumerate(jobs) for kind in kinds if kind != "optimal"]
     tuned = backend.map(_baseline_task, [(jobs[i][0], kind) for i, kind in tuning])
     found: dict[tuple[int, str], dict[str, Any]] = {}

@@ -90,13 +90,18 @@ def _scan_computes(
     all_points: list[dict[str, Any]] = []
     frontiers: dict[str, list[dict[str, Any]]] = {k: [] for k in scan.kinds}
     previous: tuple[float, float] | None = None  # (compute, N*) of the last compute
+    seed: dict[str, Any] | None = None  # the last compute's best point of the optimal schedule
     for ci, compute in enumerate(computes):
         steps_modes = compute / m
         center = steps_modes**p_n if previous is None else previous[1] * (compute / previous[0]) ** p_n
-        scanned, rows, best_n = _frontier_at(problem, compute, center, wall, scan, _evaluate._evaluate_many)
+        scanned, rows, best_n = _frontier_at(
+            problem, compute, center, wall, scan, _evaluate._evaluate_many, seed
+        )
         for k in scan.kinds:
             frontiers[k].append(rows[k])
         previous = (compute, best_n)
+        if "optimal" in rows:
+            seed = next(pt for pt in scanned if pt["n_modes"] == rows["optimal"]["discrete_n_modes"])
         all_points.extend(scanned)
         if progress is not None:
             progress(ci + 1, len(computes))
