@@ -25,7 +25,16 @@ import json
 import os
 import platform
 import sys
+import time
+from collections import Counter
 from pathlib import Path
+
+# One OpenBLAS thread, as the CLI sets (schedopt.cli._app._one_blas_thread) and as Ray gives its
+# workers (OMP_NUM_THREADS=1): with OpenBLAS's default threads the host-side linear algebra
+# rounded differently in the last bit, so the local backend's points differed from Ray's by
+# 1 ulp (and the ODE-engine solves, which run ~1000 iterations, by up to 1e-7). Before NumPy loads.
+if not any(os.environ.get(n) for n in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import numpy as np
 
@@ -41,13 +50,43 @@ PHASES = ("easy-phase", "hard-phase")
 
 
 def frontier_rows(study) -> list[dict]:
-    return [
-        {
-            k: r[k]
-            for k in ("compute", "n_modes", "horizon", "loss", "interior", "discrete_n_modes", "scanned")
-        }
-        for r in study.frontiers["optimal"]
-    ]
+    keys = ("compute", "n_modes", "horizon", "loss", "interior", "discrete_n_modes", "scanned", "bound")
+    return [{k: r[k] for k in keys} for r in study.frontiers["optimal"]]
+
+
+def point_rows(study) -> list[dict]:
+    """Every scanned point's optimal solve: its status, iterations, engine and start (the statuses behind the frontier)."""
+    rows = []
+    for pt in study.points:
+        r = pt["results"]["optimal"]
+        info = r["solution"].info
+        rows.append(
+            {
+                "compute": pt["compute"],
+                "n_modes": pt["n_modes"],
+                "horizon": pt["horizon"],
+                "loss": r["loss"],
+                "status": r["status"],
+                "iterations": r["iterations"],
+                "engine": info.get("engine"),
+                "start": r.get("start", "solver's own"),
+                "wall_s": round(r["wall_time"], 3),
+            }
+        )
+    return rows
+
+
+def progress(label: str):
+    start = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        print(
+            f"  {label}: {done}/{total} computes, {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return report
 
 
 def frontier(computes, points: int, workers: int, phases, save) -> dict:
@@ -60,17 +99,37 @@ def frontier(computes, points: int, workers: int, phases, save) -> dict:
         entry = {}
         with Clock() as local:
             study_local = study_scaling(
-                problem, computes, schedules=("optimal",), points=points, backend=LocalBackend()
+                problem,
+                computes,
+                schedules=("optimal",),
+                points=points,
+                backend=LocalBackend(),
+                progress=progress(f"{name} local"),
             )
-        entry["local"] = {**local.record(), "frontier": frontier_rows(study_local)}
+        entry["local"] = {
+            **local.record(),
+            "frontier": frontier_rows(study_local),
+            "points": point_rows(study_local),
+        }
         with RayBackend(num_cpus=workers) as ray_backend:
             with Clock() as on_ray:
                 study_ray = study_scaling(
-                    problem, computes, schedules=("optimal",), points=points, backend=ray_backend
+                    problem,
+                    computes,
+                    schedules=("optimal",),
+                    points=points,
+                    backend=ray_backend,
+                    progress=progress(f"{name} ray"),
                 )
                 on_ray.stop()  # before the cluster stops: its workers' CPU time is read from /proc
-        entry["ray"] = {**on_ray.record(), "workers": workers, "frontier": frontier_rows(study_ray)}
+        entry["ray"] = {
+            **on_ray.record(),
+            "workers": workers,
+            "frontier": frontier_rows(study_ray),
+            "points": point_rows(study_ray),
+        }
         entry["identical_frontiers"] = entry["local"]["frontier"] == entry["ray"]["frontier"]
+        entry["statuses"] = dict(Counter(r["status"] for r in entry["local"]["points"]))
         entry["points_solved"] = len(study_local.points)
         entry["ray_wall_over_local"] = on_ray.wall / local.wall
         print(

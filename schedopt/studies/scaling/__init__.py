@@ -43,12 +43,20 @@ spec puts ``controls.learning_rate.max``; the cap of every point is reported.
 fixed-compute scan, so a frontier costs about (points per compute) x (sum of the
 computes) x (passes per solve), plus one JAX compilation per point (every point
 has its own shapes, so the solves cannot be stacked into one vectorised call).
-Each solve starts from the solver's own Pontryagin warm start (a neighbouring model
-size's schedule mapped in :math:`t/T` was measured slower). Timings and that comparison:
+A solve on the recursion starts from the solver's own Pontryagin warm start (a neighbouring
+model size's schedule mapped in :math:`t/T` was measured slower there). The solver skips that
+warm start where it picks its ODE engine (``T N >= ode_min_work``, ``C >= 10^8`` at batch
+size 1), and from half the cap such solves ran out of iterations far from the optimum; there
+each solve starts from the nearest solved model size's optimal schedule (this compute's, else
+the previous compute's best), mapped in :math:`t/T` as a fraction of the cap (``_start.py``).
+Model sizes whose horizon exceeds :data:`~schedopt._validate.MAX_HORIZON` are not scanned; a
+minimum held at an end by that (or by ``min_horizon``, or ``max_extend``) is reported
+(``interior`` false, ``bound`` says which). Timings and those comparisons:
 ``benchmarks/README.md``, "Scaling studies".
 
 Modules: ``_problem.py`` (the computes, the checked problem, the problem at one model size),
-``_scan.py`` (one compute: scan, extend, refine), ``_evaluate.py`` (the points' solves and
+``_scan.py`` (one compute: scan, extend, refine), ``_start.py`` (the start of an ODE-engine
+solve), ``_evaluate.py`` (the points' solves and
 tunings on a backend), ``_record.py`` (:class:`ScalingStudy` and the predicted exponents),
 ``_study.py`` (:func:`study_scaling`, the driver).
 

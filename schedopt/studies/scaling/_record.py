@@ -50,7 +50,8 @@ class ScalingStudy:
         points: every evaluated point, ``{compute, n_modes, horizon, residual,
             learning_rate_max, results: {schedule: {loss, status, wall_time, ...}}}``.
         frontiers: per schedule, one row per compute: ``{compute, n_modes, horizon,
-            loss, interior, discrete_n_modes, discrete_loss}``.
+            loss, interior, discrete_n_modes, discrete_loss, scanned, bound}`` (``bound``: what
+            held a minimum at an end of the scan, ``None`` when interior).
         fits: per schedule, ``{model_size, horizon, loss}`` power-law fits in ``C``.
         settings: the scan's settings.
         wall_time: seconds per schedule kind and in total.
