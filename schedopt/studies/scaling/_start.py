@@ -5,8 +5,9 @@ ODE engine is chosen (``T N`` at or above ``ode_min_work``); such a solve then s
 half the cap, and L-BFGS-B took its 3000 iterations without converging on the shipped
 problems at ``C = 10^8`` and ``10^{10}`` (losses still falling by several per cent per
 500 iterations). The optimal schedule of a neighbouring model size, as a fraction of its
-own cap and as a function of ``t / T``, lands within ~1 % of the optimum; from there the
-same solve converges (``benchmarks/README.md``, "Scaling studies"). Only the start changes:
+own cap and as a function of ``t / T``, landed within ~1 % of the optimum (easy phase, 1e8);
+from there the easy phase's solves converged, the hard phase's less often (its anneal's share
+of ``T`` shrinks with ``T``; ``benchmarks/README.md``, "Scaling studies"). Only the start changes:
 the optimum, the options and the stopping tests are the solver's. Recursion-engine solves
 keep the solver's own warm start, so their results are those of a solve without it.
 """
