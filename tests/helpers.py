@@ -50,6 +50,32 @@ def tiny_spec(a: float = 2.5, b: float = 1.2) -> str:
 
 TINY_SPEC = tiny_spec()
 
+#: A spec as `schedopt fit` writes one: a small hard-phase model with a `[network]` map.
+FITTED_SPEC = """\
+schema_version = 1
+name = "fitted"
+
+[model]
+kind = "powerlaw"
+a = 1.5
+b = 2.5
+n_modes = 30
+noise_std = 0.3
+
+[training]
+horizon = 120
+
+[controls.learning_rate]
+min = 0.0
+max = 0.3
+blocks = 12
+
+[network]
+learning_rate_scale = 60.0
+loss_scale = 2.0
+loss_offset = 1.0
+"""
+
 
 def capped_problem(
     model: Model,

@@ -11,6 +11,7 @@ from schedopt.calibration.form import plateau_anneal, plateau_anneal_edges, plat
 from schedopt.dynamics.recursion import final_loss
 from schedopt.errors import ProblemError
 from schedopt.spec import parse_problem
+from tests.helpers import FITTED_SPEC as FITTED
 from tests.helpers import tiny_spec
 
 
@@ -64,32 +65,6 @@ def test_the_form_designs_the_learning_rate_only(hard_problem):
     )
     with pytest.raises(ProblemError, match="learning rate only"):
         plateau_anneal(with_batch)
-
-
-FITTED = """\
-schema_version = 1
-name = "fitted"
-
-[model]
-kind = "powerlaw"
-a = 1.5
-b = 2.5
-n_modes = 30
-noise_std = 0.3
-
-[training]
-horizon = 120
-
-[controls.learning_rate]
-min = 0.0
-max = 0.3
-blocks = 12
-
-[network]
-learning_rate_scale = 60.0
-loss_scale = 2.0
-loss_offset = 1.0
-"""
 
 
 @pytest.mark.parametrize(("form", "expected"), [("auto", "plateau-anneal"), ("free", "free")])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import FITTED_SPEC as FITTED
 from helpers import PROBLEMS, tiny_spec
 from numpy.testing import assert_allclose, assert_array_equal
 from typer.testing import CliRunner
@@ -302,32 +303,6 @@ def test_transfer_report_lays_the_warmup_and_scores_it_with_the_problems_momentu
     assert abs(entry["final_loss"] / without - 1) > 1e-6  # the momentum counts
     plain = transfer_report(source, problem, 2 * problem.horizon, reoptimise=False)
     assert plain.written is plain.transferred and "warmup" not in plain.to_dict()
-
-
-FITTED = """\
-schema_version = 1
-name = "fitted"
-
-[model]
-kind = "powerlaw"
-a = 1.5
-b = 2.5
-n_modes = 30
-noise_std = 0.3
-
-[training]
-horizon = 120
-
-[controls.learning_rate]
-min = 0.0
-max = 0.3
-blocks = 12
-
-[network]
-learning_rate_scale = 60.0
-loss_scale = 2.0
-loss_offset = 1.0
-"""
 
 
 def test_a_fitted_design_transfers_in_the_networks_units(tmp_path):
