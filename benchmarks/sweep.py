@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _clock import Clock
 
 import schedopt
-from schedopt.problem import ControlSpec, Model, Problem, Training
+from schedopt.problem import Problem
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -144,17 +144,10 @@ def frontier(computes, points: int, workers: int, phases, save) -> dict:
 
 
 def throughput_problem(noise: float) -> Problem:
-    model = Model.powerlaw(2.5, 1.2, 1000, noise_std=noise, initial_loss=1.0)
-    cap = 0.9 * schedopt.stability_threshold(model, 1)
-    lr = ControlSpec(
-        name="learning_rate", min=0.0, max=cap, blocks=100, grid="geometric-both", parameterisation="linear"
-    )
-    return Problem(
-        name="throughput",
-        model=model,
-        training=Training(horizon=1000, batch_size=1),
-        controls={"learning_rate": lr},
-    )
+    """The throughput batch's problem: the accelerator benchmark's at T = 1e3, N = 1e3, this noise."""
+    from accelerator import problem
+
+    return problem(1000, 1000, noise).replace(name="throughput")
 
 
 def throughput(batches, one_by_one: int) -> dict:
