@@ -177,7 +177,7 @@ class Design:
         if self.form.get("plateau_chosen_at_horizon") is None or not self.baselines:
             return ()
         name, best = min(((n, tb.final_loss) for n, tb in self.baselines.items()), key=lambda item: item[1])
-        if not best < self.solution.final_loss:
+        if not best < self.solution.final_loss * (1.0 - RANKING_NOTE_RTOL):
             return ()
         gap = 1.0 - best / self.solution.final_loss
         return (
@@ -381,6 +381,9 @@ def _fixed_prefix(problem: Problem, ramp: Warmup | None, plateau: np.ndarray) ->
     prefix = np.concatenate([head, plateau])
     return Warmup(int(prefix.size), shape, peak, prefix, full, ramp_steps=int(head.size))
 
+
+#: A baseline the model ranks this much (relative model loss) below a plateau-anneal design is noted.
+RANKING_NOTE_RTOL = 1e-3
 
 DESIGN_FILES = ("schedule.json", "schedule.csv", "design.png", "design.json")
 """The files :func:`write_design` writes (``design.png`` only with ``plot=True``)."""

@@ -311,3 +311,22 @@ def test_a_fitted_design_with_warmup_baselines_and_a_pinned_plateau_writes_every
     text = CliRunner().invoke(app, ["design", str(spec), "--horizon", "240", "--out", str(tmp_path / "text")])
     assert text.exit_code == 0, text.output
     assert "designed" in text.output and "the first 12 steps ramp (linear)" in text.output
+
+
+def test_the_ranking_note_names_a_baseline_the_model_prefers_by_more_than_its_tolerance():
+    import dataclasses
+
+    from schedopt.design import RANKING_NOTE_RTOL, design
+
+    result = design(parse_problem(FITTED).with_horizon(240), baselines=("wsd_sqrt",), peak_horizon=120)
+    assert result.form["plateau_chosen_at_horizon"] == 120
+    own = result.solution.final_loss
+    tuned = result.baselines["wsd_sqrt"]
+
+    def with_baseline_at(loss):
+        changed = dataclasses.replace(tuned, final_loss=loss)
+        return dataclasses.replace(result, baselines={"wsd_sqrt": changed}).notes
+
+    assert not any("ranks" in n for n in with_baseline_at(own * (1 - 0.5 * RANKING_NOTE_RTOL)))
+    noted = [n for n in with_baseline_at(own * 0.98) if "ranks" in n]
+    assert len(noted) == 1 and "wsd_sqrt 2.0%" in noted[0] and "1-sqrt anneal over the last 20%" in noted[0]
