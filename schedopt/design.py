@@ -454,14 +454,14 @@ def _plot(result: Design, path: str) -> None:
     schedules.update({name: full(tb.learning_rate, ramp) for name, tb in result.baselines.items()})
     highlight = next(iter(schedules))
     # the optimum with its own batch / momentum schedules; baselines at their fixed values.
-    # Losses at log-spaced checkpoints only: O(N + checkpoints) memory at any horizon; plain
-    # SGD on the compressed spectrum of a large model (~1e-12 relative, O(T n) work, not O(T N)).
+    # Losses at checkpoints only: O(N + checkpoints) memory at any horizon; on the compressed
+    # spectrum of a large model, heavy ball too (~1e-12 relative, O(T n) work, not O(T N)).
     # log-spaced for the log-log panel, and 100 uniform over the second half for the relative one (a
     # cooldown of the last few percent of the run falls between log-spaced checkpoints)
     late = np.linspace(problem.horizon / 2, problem.horizon, 101).round().astype(np.int64)
     steps = np.unique(np.concatenate([checkpoint_steps(problem.horizon), late]))
     with_momentum = "momentum" in sol.parameters or problem.training.momentum > 0
-    modes = None if with_momentum else auto_compress(problem.model.eigenvalues, problem.model.initial_error)
+    modes = auto_compress(problem.model.eigenvalues, problem.model.initial_error)
     batch = per_step("batch_size")
     if result.baselines and not with_momentum:
         # plain SGD throughout: the optimum and the baselines in one call (one program to trace)
@@ -481,8 +481,7 @@ def _plot(result: Design, path: str) -> None:
         lr = np.stack([schedules[name] for name in result.baselines])
         momentum = problem.training.momentum if problem.training.momentum > 0 else None
         batch = _baseline_batch_size(problem)
-        base_modes = modes if momentum is None else None
-        base = loss_at(problem.model, lr, steps, batch_size=batch, momentum=momentum, modes=base_modes).loss
+        base = loss_at(problem.model, lr, steps, batch_size=batch, momentum=momentum, modes=modes).loss
         curves.update(zip(result.baselines, base, strict=True))
     final = sol.final_loss
     units = problem.network
