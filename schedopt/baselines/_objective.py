@@ -22,7 +22,7 @@ from schedopt.baselines._families import _KINDS, LOGIT_EPS, PEAK, BaselineFamily
 from schedopt.baselines._search import FD_STEP
 from schedopt.dynamics.compression import auto_compress, spectrum
 from schedopt.dynamics.recursion import divergence_limit, final_loss_jax
-from schedopt.dynamics.stability import momentum_stability_threshold, stability_threshold
+from schedopt.dynamics.stability import cap_note, momentum_stability_threshold, stability_threshold
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 
@@ -151,14 +151,8 @@ def _check_stability(problem: Problem) -> tuple[float, str | None]:
         threshold = stability_threshold(problem.model, m)
     else:
         threshold = float(momentum_stability_threshold(problem.model, beta, m))
-    cap = problem.learning_rate.max
-    if cap < threshold:
-        return threshold, None
-    return threshold, (
-        f"`controls.learning_rate.max` = {cap:g} is at or above the stability threshold "
-        f"{threshold:.6g} of a constant learning rate at the baselines' batch_size = {m:g} and "
-        f"momentum = {beta:g}: their peak search crosses it"
-    )
+    where = f"the baselines' batch_size = {m:g} and momentum = {beta:g}"
+    return threshold, cap_note(problem.learning_rate.max, threshold, where, "their peak search crosses it")
 
 
 def _fixed_batch_size(problem: Problem) -> float:

@@ -68,6 +68,7 @@ import numpy as np
 from schedopt.problem import Model
 
 __all__ = [
+    "cap_note",
     "momentum_spectral_radius",
     "momentum_stability_threshold",
     "spectral_radius",
@@ -237,3 +238,17 @@ def momentum_stability_threshold(model: Model, momentum, batch_size: float = 1.0
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     return float(lo[0]) if beta.ndim == 0 else lo
+
+
+def cap_note(cap: float, threshold: float, where: str, consequence: str) -> str | None:
+    """The note a learning-rate cap at or above the stability threshold gets (``None`` below it).
+
+    ``where``: the batch size and momentum the threshold is at; ``consequence``: what it means
+    for the caller (a solve may cross it for a while, a peak search crosses it).
+    """
+    if cap < threshold:
+        return None
+    return (
+        f"`controls.learning_rate.max` = {cap:g} is at or above the stability threshold {threshold:.6g} "
+        f"of a constant learning rate at {where}: {consequence}"
+    )

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from schedopt.controls import ControlGrid, grid_for
-from schedopt.dynamics.stability import momentum_stability_threshold, stability_threshold
+from schedopt.dynamics.stability import cap_note, momentum_stability_threshold, stability_threshold
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
@@ -123,14 +123,10 @@ def check_bounds(problem: Problem, *, momentum_cap: str = "box") -> tuple[float,
             f"`momentum_cap` must be 'box' or 'joint', got {momentum_cap!r}", field="momentum_cap"
         )
     threshold, where = _threshold(problem, momentum_cap)
-    cap = problem.learning_rate.max
-    if cap < threshold:
-        return threshold, None
-    return threshold, (
-        f"`controls.learning_rate.max` = {cap:g} is at or above the stability threshold {threshold:.6g} "
-        f"of a constant learning rate at {where}: the schedule may exceed it for a while, but a "
-        "solve that diverges there is reported as such"
+    consequence = (
+        "the schedule may exceed it for a while, but a solve that diverges there is reported as such"
     )
+    return threshold, cap_note(problem.learning_rate.max, threshold, where, consequence)
 
 
 def with_stability(solution: Solution, bound: tuple[float, str | None]) -> Solution:
