@@ -151,8 +151,8 @@ def _plottable(path: str | Path, schedule: Schedule) -> Schedule:
     return schedule
 
 
-def _file_schedule(path: Path, horizon: int) -> Schedule:
-    schedule = _plottable(path, load_schedule(path))
+def _file_schedule(path: Path, schedule: Schedule, horizon: int) -> Schedule:
+    schedule = _plottable(path, schedule)
     if schedule.horizon != horizon:
         raise ProblemError(
             f"{str(path)!r}: schedule has {schedule.horizon} steps but the problem's horizon is {horizon}",
@@ -161,9 +161,9 @@ def _file_schedule(path: Path, horizon: int) -> Schedule:
     return schedule
 
 
-def _files_horizon(paths: Sequence[str | Path]) -> int | None:
+def _files_horizon(files: Sequence[tuple[Path, Schedule]]) -> int | None:
     """The one horizon of the schedule files (``None`` without files); files that disagree are refused."""
-    horizons = {str(path): load_schedule(path).horizon for path in paths}
+    horizons = {str(path): schedule.horizon for path, schedule in files}
     if len(set(horizons.values())) > 1:
         listed = ", ".join(f"{path!r}: {steps}" for path, steps in horizons.items())
         raise ProblemError(f"the schedule files have different horizons ({listed})", field="schedules")
@@ -186,14 +186,15 @@ def compare_schedules(
 
     if not paths and not baselines:
         raise ProblemError("give at least one schedule file or --baseline", field="schedules")
-    steps = horizon if horizon is not None else _files_horizon(paths)
+    files = [(Path(path), load_schedule(path)) for path in paths]  # each file read once
+    steps = horizon if horizon is not None else _files_horizon(files)
     if steps is not None and steps != problem.horizon:
         problem = problem.with_horizon(steps)
     names, sources, lrs = [], [], []
-    for path in paths:
-        schedule = _file_schedule(Path(path), problem.horizon)
-        names.append(Path(path).stem if Path(path).stem not in names else str(path))
-        sources.append(str(path))
+    for given, (path, loaded) in zip(paths, files, strict=True):  # names and sources as given
+        schedule = _file_schedule(path, loaded, problem.horizon)
+        names.append(path.stem if path.stem not in names else str(given))
+        sources.append(str(given))
         lrs.append(model_learning_rate(schedule, problem))
     for name in baselines:
         if name not in BASELINES:

@@ -482,10 +482,7 @@ def _warmed(
     from schedopt.schedule import with_warmup
 
     warmed = with_warmup(transferred, steps, shape=shape)
-    controls = {"learning_rate": model_learning_rate(warmed, problem)}
-    for name in ("batch_size", "momentum"):
-        if getattr(warmed, name) is not None:
-            controls[name] = np.asarray(getattr(warmed, name))
+    controls = {**warmed.controls(), "learning_rate": model_learning_rate(warmed, problem)}
     loss = _final_loss(problem, controls)
     best = None if reopt is None else float(reopt.final_loss)
     gap = None if best is None else loss / best - 1.0
