@@ -168,7 +168,8 @@ class Design:
     @property
     def notes(self) -> tuple[str, ...]:
         """Notes on the problem as solved: the stability threshold, when the learning-rate cap is at
-        or above it (the solver's; else the baselines', at their batch size and momentum)."""
+        or above it (the solver's; else the baselines', at their batch size and momentum), and a
+        baseline the model ranks below a plateau-anneal design (:meth:`_ranking_note`)."""
         found = [self.solution.info.get("stability_note"), *(tb.note for tb in self.baselines.values())]
         return tuple(note for note in found if note)[:1] + self._ranking_note()
 
@@ -523,7 +524,7 @@ def _plot(result: Design, path: str) -> None:
         plot_relative_losses(
             curves, highlight, steps=steps, ax=axes[2], highlight=highlight, reference_kind=kind
         )
-        axes[2].set_title(f"baselines against the {'design' if designed else 'optimum'}")
+        axes[2].set_title(f"baselines against the {kind}")
     for ax, name in zip(axes[2 + relative :], extra, strict=True):
         ax.plot(np.arange(problem.horizon), per_step(name), color="k", lw=2)
         if name == "batch_size" and problem.sample_budget is not None:
