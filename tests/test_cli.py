@@ -270,7 +270,7 @@ def fake_solver(monkeypatch, status: str) -> None:
             message="iteration limit reached",
         )
 
-    monkeypatch.setattr(schedopt.design, "solve", fake_solve)
+    monkeypatch.setattr(schedopt.design._run, "solve", fake_solve)
 
 
 @pytest.fixture

@@ -509,7 +509,7 @@ def test_an_error_while_writing_the_set_leaves_the_old_set(spec, designed, monke
     def disk_full(result, path):
         raise OSError(28, "No space left on device", path)
 
-    monkeypatch.setattr(schedopt.design, "_plot", disk_full)
+    monkeypatch.setattr(schedopt.design._files, "plot_design", disk_full)
     result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5", "--force")
     assert result.exit_code == EXIT_USAGE
     one_line_error(
@@ -528,7 +528,7 @@ def test_an_interrupt_while_writing_the_set_leaves_the_old_set(spec, designed, m
         Path(path).write_bytes(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(schedopt.design, "_plot", interrupted)
+    monkeypatch.setattr(schedopt.design._files, "plot_design", interrupted)
     result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5", "--force")
     assert result.exit_code == 130
     one_line_error(result, "SIGINT")
