@@ -1,4 +1,4 @@
-"""Solving the fit: least squares from several starts, and the Gauss–Newton uncertainties."""
+"""Solving the fit: least squares from several starts, Gauss–Newton uncertainties, what they identify."""
 
 from __future__ import annotations
 
@@ -143,3 +143,34 @@ def _phase_z(values, cov) -> float:
     if not np.isfinite(var) or var <= 0:
         return math.inf if values[0] != values[1] else 0.0
     return float((values[0] - values[1]) / math.sqrt(var))
+
+
+def _identified(solve: _Solve, layout: _Layout, values, std) -> tuple[dict[str, bool], tuple[str, ...]]:
+    """Whether each parameter is identified (see :mod:`schedopt.calibration.fit`); coordinates on a bound."""
+    fixed = layout.fixed
+    lo, hi = _bounds(layout)
+    width = hi - lo
+    hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
+    at_bound = tuple(layout.coordinates[i] for i in np.flatnonzero(hit))
+    identified = {}
+    for i, pname in enumerate(FIT_PARAMETERS):
+        ref = solve.objective.data.min_loss if pname == "loss_offset" else abs(values[i])
+        identified[pname] = bool(
+            pname in fixed
+            or (np.isfinite(std[i]) and std[i] < _IDENTIFIED_RATIO * ref and pname not in at_bound)
+        )
+    return identified, at_bound
+
+
+def _identification_notes(identified, at_bound, fixed) -> list[str]:
+    """The notes a user must see about parameters the pilots could not pin down."""
+    notes = []
+    missing = [n for n in FIT_PARAMETERS if not identified[n] and n not in fixed]
+    if missing:
+        notes.append(
+            "not identified by these pilots (standard error >= half the value, or at a bound): "
+            + ", ".join(missing)
+        )
+    if at_bound:
+        notes.append("at a bound of the search box: " + ", ".join(at_bound))
+    return notes

@@ -75,28 +75,43 @@ from typing import Any
 
 import numpy as np
 
+# Names marked F401 are not used here: they stay importable from this module, as before the split
+# into _checks, _holdout and _problem (schedopt.plots imports warmup_steps from here).
 from schedopt._jax import float64
+from schedopt.calibration._checks import (
+    CONTRADICTION,  # noqa: F401
+    SPIKE_RATIO,  # noqa: F401
+    _pilot_notes,
+    _spike,  # noqa: F401
+)
+from schedopt.calibration._holdout import (
+    _held_out,  # noqa: F401
+    _holdout,
+)
 from schedopt.calibration._model import (
     FIT_PARAMETERS,
     TERMS,
-    _bounds,
+    _bounds,  # noqa: F401
     _early,
     _Layout,
     _run_index,
-    warmup_steps,
+    warmup_steps,  # noqa: F401
 )
+from schedopt.calibration._problem import _problem, learning_rate_cap
 from schedopt.calibration._solve import (
+    _IDENTIFIED_RATIO,  # noqa: F401
     _check_identifiable,
+    _identification_notes,
+    _identified,
     _phase_z,
     _relative_rms,
-    _Solve,
+    _Solve,  # noqa: F401
     _solve,
     _uncertainties,
 )
 from schedopt.calibration.pilots import PilotRun
-from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import FitError
-from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
+from schedopt.problem import Problem
 from schedopt.status import Status
 
 __all__ = [
@@ -106,8 +121,6 @@ __all__ = [
     "learning_rate_cap",
     "predict_network_loss",
 ]
-
-_IDENTIFIED_RATIO = 0.5
 
 
 #: Power-law modes of a fitted model by default: what every real-task measurement used
@@ -219,116 +232,6 @@ class FitResult:
         return "\n".join(safe) + "\n" + dump_problem(self.problem)
 
 
-def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tuple[float, str]:
-    """The largest network learning rate a design may use, and how it was chosen.
-
-    ``"max"`` (default): the largest pilot learning rate: the model is trusted up
-    to every learning rate it was fitted on, and its own penalties (noise, the
-    null modes) choose the peak below that. ``"best"``: the peak of the pilot with
-    the lowest final loss (pilots of equal length only mean something here; the
-    rule of the model without null modes, which had no penalty an anneal does not
-    remove). A number: that cap, in the network's units.
-    """
-    if isinstance(rule, str):
-        if rule == "max":
-            stable = [r for r in runs if _spike(r) is None]
-            if stable and len(stable) < len(runs):  # a pilot whose loss spiked is no evidence a rate is safe
-                return (
-                    max(r.peak_learning_rate for r in stable),
-                    "largest learning rate of a pilot whose loss did not spike",
-                )
-            return max(r.peak_learning_rate for r in runs), "largest pilot learning rate"
-        if rule == "best":
-            best = min(runs, key=lambda r: float(r.losses[-1]))
-            return (
-                best.peak_learning_rate,
-                f"peak learning rate of the pilot with the lowest final loss ({best.name})",
-            )
-        raise FitError(f"--lr-cap: must be best, max or a positive number, got {rule!r}")
-    if isinstance(rule, bool) or not isinstance(rule, int | float) or not math.isfinite(rule) or rule <= 0:
-        raise FitError(f"--lr-cap: must be best, max or a positive number, got {rule!r}")
-    return float(rule), "given (--lr-cap)"
-
-
-def _problem(values, runs, n_modes, name, network_cap: float, reference: float) -> Problem:
-    q = dict(zip(FIT_PARAMETERS, (float(v) for v in values), strict=True))
-    null_modes = round(q["null_modes"]) if q["null_modes"] >= 0.5 else 0
-    model = Model.powerlaw(
-        q["a"],
-        q["b"],
-        n_modes,
-        noise_std=q["noise_std"],
-        initial_loss=1.0,
-        null_modes=null_modes,
-        null_eigenvalue=q["null_eigenvalue"] if null_modes else None,
-    )
-    units = NetworkUnits(
-        learning_rate_scale=q["learning_rate_scale"],
-        loss_scale=q["loss_scale"],
-        loss_offset=q["loss_offset"],
-        learning_rate_exponent=q["learning_rate_exponent"],
-        learning_rate_reference=reference,
-        pilot_warmup=max(warmup_steps(r) for r in runs),  # design's default --warmup
-    )
-    horizon = max(r.horizon for r in runs)
-    cap = min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, 1.0))
-    return Problem(
-        name=name,
-        model=model,
-        training=Training(horizon=horizon),
-        controls={
-            "learning_rate": ControlSpec(
-                "learning_rate", 0.0, cap, blocks=min(100, horizon), grid="geometric-both"
-            )
-        },
-        network=units,
-    )
-
-
-def _held_out(runs: Sequence[PilotRun], holdout: str, fixed_kappa) -> tuple[str, str, np.ndarray] | None:
-    """``(kind, description, mask of held-out measurements)`` or ``None`` for no holdout."""
-    if holdout == "none":
-        return None
-    names = [r.name for r in runs]
-    owner = _run_index(runs)
-    target = None
-    if holdout not in ("auto", "tail"):
-        if holdout not in names:
-            raise FitError(f"--holdout: {holdout!r} is not one of the pilots ({', '.join(names)})")
-        target = names.index(holdout)
-    elif holdout == "auto" and len(runs) >= 3:
-        target = len(runs) - 1
-    if target is not None:
-        rest = [r for i, r in enumerate(runs) if i != target]
-        if not rest:
-            raise FitError("--holdout: holding out the only pilot leaves nothing to fit")
-        try:
-            _check_identifiable(rest, fixed_kappa)
-            return "run", names[target], owner == target
-        except FitError:
-            if holdout not in ("auto", "tail"):
-                raise
-    mask = []
-    for run in runs:
-        cut = int(math.ceil(0.75 * run.losses.size))
-        if cut < 5 or run.losses.size - cut < 1:
-            raise FitError(
-                f"{run.name}: too few loss points to hold out the last quarter (use --holdout none)"
-            )
-        mask.append(np.arange(run.losses.size) >= cut)
-    return "tail", "last quarter of every pilot", np.concatenate(mask)
-
-
-def _holdout(runs, holdout, layout, fixed_kappa, max_lr, early) -> dict[str, Any] | None:
-    split = _held_out(runs, holdout, fixed_kappa)
-    if split is None:
-        return None
-    kind, description, mask = split
-    solve = _solve(runs, layout, fixed_kappa, max_lr, held_out=mask | early)
-    rms, by_run = _relative_rms(solve, runs, mask & ~early)
-    return {"kind": kind, "held_out": description, "rms_error": rms, "by_run": by_run}
-
-
 @float64
 def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
     """The network loss curve ``(T + 1,)`` a fitted problem predicts for network learning rates."""
@@ -339,71 +242,6 @@ def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
     eta = problem.network.model_learning_rate(np.asarray(learning_rate, dtype=np.float64))
     curve = loss_curve(problem.model, eta, batch_size=problem.training.batch_size).loss
     return problem.network.network_loss(np.asarray(curve))
-
-
-SPIKE_RATIO = 1.5
-"""A loss this many times the pilot's best loss so far (after the warmup) is a spike: diverged or unstable."""
-
-CONTRADICTION = 0.05
-"""Pilots with the same schedule whose losses differ by more than this (median relative) contradict each other."""
-
-
-def _spike(run: PilotRun) -> tuple[int, float, float] | None:
-    """``(step, loss, best loss before it)`` of a pilot's first loss spike after its warmup, or ``None``.
-
-    A spike is a loss above ``SPIKE_RATIO`` times the best loss so far: a run that
-    diverged or came close.
-    """
-    late = run.loss_steps >= 2 * warmup_steps(run)
-    losses, steps = run.losses[late], run.loss_steps[late]
-    if not losses.size:
-        return None
-    best = np.minimum.accumulate(losses)
-    spikes = np.flatnonzero(losses > SPIKE_RATIO * best)
-    if not spikes.size:
-        return None
-    i = int(spikes[0])
-    return int(steps[i]), float(losses[i]), float(best[i])
-
-
-def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
-    """Warnings about pilots the fit cannot trust or that cannot show enough.
-
-    A loss spike (a pilot that diverged or was unstable), two pilots with the
-    same schedule and different losses (other data, other model or a bug), and
-    a learning-rate range too narrow to show the network's response.
-    """
-    notes = []
-    for run in runs:
-        spike = _spike(run)
-        if spike is not None:
-            step, loss, best = spike
-            notes.append(
-                f"{run.name}: the loss spikes to {loss:.4g} at step {step} (best so far {best:.4g}): a "
-                "diverged or unstable pilot fits badly, and its learning rate does not count toward the "
-                "design's cap; drop or rerun it"
-            )
-    for i, first in enumerate(runs):
-        for second in runs[i + 1 :]:
-            if first.learning_rate.shape != second.learning_rate.shape or not np.array_equal(
-                first.learning_rate, second.learning_rate
-            ):
-                continue
-            common, a, b = np.intersect1d(first.loss_steps, second.loss_steps, return_indices=True)
-            if common.size and np.median(np.abs(first.losses[a] / second.losses[b] - 1)) > CONTRADICTION:
-                notes.append(
-                    f"{first.name} and {second.name}: the same schedule with losses "
-                    f"{100 * np.median(np.abs(first.losses[a] / second.losses[b] - 1)):.0f} % apart (median): "
-                    "the pilots contradict each other (other data, model or code?)"
-                )
-    peaks = sorted({float(f"{r.peak_learning_rate:.6g}") for r in runs})
-    if len(peaks) >= 2 and peaks[-1] / peaks[0] < 2.0:
-        notes.append(
-            f"the pilots' peak learning rates span only x{peaks[-1] / peaks[0]:.2g} ({peaks[0]:g} to "
-            f"{peaks[-1]:g}): the learning-rate response and the design's peak are extrapolated; "
-            "spread the pilots over x4 or more (schedopt pilots)"
-        )
-    return notes
 
 
 def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_step) -> None:
@@ -425,37 +263,6 @@ def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_ste
         raise FitError(f"--terms: unknown term {unknown[0]!r} (known: {', '.join(TERMS)})")
     if min_step != "auto" and (isinstance(min_step, bool) or not isinstance(min_step, int) or min_step < 0):
         raise FitError(f"--min-step: must be auto or an integer >= 0, got {min_step!r}")
-
-
-def _identified(solve: _Solve, layout: _Layout, values, std) -> tuple[dict[str, bool], tuple[str, ...]]:
-    """Whether each parameter is identified (module doc), and the coordinates that ended on a bound."""
-    fixed = layout.fixed
-    lo, hi = _bounds(layout)
-    width = hi - lo
-    hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
-    at_bound = tuple(layout.coordinates[i] for i in np.flatnonzero(hit))
-    identified = {}
-    for i, pname in enumerate(FIT_PARAMETERS):
-        ref = solve.objective.data.min_loss if pname == "loss_offset" else abs(values[i])
-        identified[pname] = bool(
-            pname in fixed
-            or (np.isfinite(std[i]) and std[i] < _IDENTIFIED_RATIO * ref and pname not in at_bound)
-        )
-    return identified, at_bound
-
-
-def _identification_notes(identified, at_bound, fixed) -> list[str]:
-    """The notes a user must see about parameters the pilots could not pin down."""
-    notes = []
-    missing = [n for n in FIT_PARAMETERS if not identified[n] and n not in fixed]
-    if missing:
-        notes.append(
-            "not identified by these pilots (standard error >= half the value, or at a bound): "
-            + ", ".join(missing)
-        )
-    if at_bound:
-        notes.append("at a bound of the search box: " + ", ".join(at_bound))
-    return notes
 
 
 @float64

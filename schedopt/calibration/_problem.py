@@ -1,0 +1,83 @@
+"""What a fit defines: the design's learning-rate cap (:func:`learning_rate_cap`) and the fitted problem.
+
+:func:`_problem` turns fitted values into a :class:`~schedopt.problem.Problem` with a ``[network]``
+map, its learning rate capped at the network cap (in model units) and below the stability threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from schedopt.calibration._checks import _spike
+from schedopt.calibration._model import FIT_PARAMETERS, warmup_steps
+from schedopt.calibration.pilots import PilotRun
+from schedopt.dynamics.stability import stability_threshold
+from schedopt.errors import FitError
+from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
+
+
+def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tuple[float, str]:
+    """The largest network learning rate a design may use, and how it was chosen.
+
+    ``"max"`` (default): the largest pilot learning rate: the model is trusted up
+    to every learning rate it was fitted on, and its own penalties (noise, the
+    null modes) choose the peak below that. ``"best"``: the peak of the pilot with
+    the lowest final loss (pilots of equal length only mean something here; the
+    rule of the model without null modes, which had no penalty an anneal does not
+    remove). A number: that cap, in the network's units.
+    """
+    if isinstance(rule, str):
+        if rule == "max":
+            stable = [r for r in runs if _spike(r) is None]
+            if stable and len(stable) < len(runs):  # a pilot whose loss spiked is no evidence a rate is safe
+                return (
+                    max(r.peak_learning_rate for r in stable),
+                    "largest learning rate of a pilot whose loss did not spike",
+                )
+            return max(r.peak_learning_rate for r in runs), "largest pilot learning rate"
+        if rule == "best":
+            best = min(runs, key=lambda r: float(r.losses[-1]))
+            return (
+                best.peak_learning_rate,
+                f"peak learning rate of the pilot with the lowest final loss ({best.name})",
+            )
+        raise FitError(f"--lr-cap: must be best, max or a positive number, got {rule!r}")
+    if isinstance(rule, bool) or not isinstance(rule, int | float) or not math.isfinite(rule) or rule <= 0:
+        raise FitError(f"--lr-cap: must be best, max or a positive number, got {rule!r}")
+    return float(rule), "given (--lr-cap)"
+
+
+def _problem(values, runs, n_modes, name, network_cap: float, reference: float) -> Problem:
+    q = dict(zip(FIT_PARAMETERS, (float(v) for v in values), strict=True))
+    null_modes = round(q["null_modes"]) if q["null_modes"] >= 0.5 else 0
+    model = Model.powerlaw(
+        q["a"],
+        q["b"],
+        n_modes,
+        noise_std=q["noise_std"],
+        initial_loss=1.0,
+        null_modes=null_modes,
+        null_eigenvalue=q["null_eigenvalue"] if null_modes else None,
+    )
+    units = NetworkUnits(
+        learning_rate_scale=q["learning_rate_scale"],
+        loss_scale=q["loss_scale"],
+        loss_offset=q["loss_offset"],
+        learning_rate_exponent=q["learning_rate_exponent"],
+        learning_rate_reference=reference,
+        pilot_warmup=max(warmup_steps(r) for r in runs),  # design's default --warmup
+    )
+    horizon = max(r.horizon for r in runs)
+    cap = min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, 1.0))
+    return Problem(
+        name=name,
+        model=model,
+        training=Training(horizon=horizon),
+        controls={
+            "learning_rate": ControlSpec(
+                "learning_rate", 0.0, cap, blocks=min(100, horizon), grid="geometric-both"
+            )
+        },
+        network=units,
+    )
