@@ -60,7 +60,7 @@ from schedopt.calibration._solve import _least_squares, _solve, _status  # noqa:
 from schedopt.calibration.fit import FIT_MODES, fit_pilots, predict_network_loss  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-PROTOCOL = realtasks.DEFAULT_PROTOCOL  # long-wide
+PROTOCOL = realtasks.DEFAULT_PROTOCOL
 #: name -> (terms, known weight decay in the dynamics, cap on b or None, role)
 VARIANTS = {
     "default": (TERMS, False, None, "candidate"),
@@ -285,19 +285,28 @@ def score(panel, predict) -> tuple[list[dict], dict, dict]:
     return rows, realtasks._errors(rows, "error"), signed
 
 
-def run_task(task: Task) -> dict:
-    runs = realtasks.pilot_runs(task, PROTOCOL)
+def mpl_score(task: Task, protocol: str, panel) -> dict:
+    """The Multi-Power Law fitted to the same pilots (``realtasks.mpl_law``), scored on the same panel."""
+    law = realtasks.mpl_law(task, protocol)
+    _, summary, signed = score(panel, law.final_loss)
+    return {"summary": summary, "signed_median_error_by_horizon": signed, "rms_log_error": law.rms_log_error}
+
+
+def run_task(task: Task, protocol: str = PROTOCOL, variants: Sequence[str] = tuple(VARIANTS)) -> dict:
+    runs = realtasks.pilot_runs(task, protocol)
     panel = [(j.label, j.seed, np.asarray(j.lrs), r["final_val_loss"]) for j, r in realtasks._panel(task)]
     weight_decay = float(task.config.weight_decay)
     entry = {
         "about": task.about,
         "weight_decay": weight_decay,
-        "pilots": [j.label for j in realtasks.pilot_jobs(task, PROTOCOL)],
+        "pilots": [j.label for j in realtasks.pilot_jobs(task, protocol)],
         "panel_runs": len(panel),
         "variants": {},
         "forecast": {},
     }
     for name, (terms, with_wd, b_max, role) in VARIANTS.items():
+        if name not in variants:
+            continue
         wd = weight_decay if with_wd else 0.0
         if with_wd and wd == 0:
             same = name.removesuffix("+wd")
@@ -326,7 +335,13 @@ def run_task(task: Task) -> dict:
             f"(b {params['b']:.2f}, fit {100 * fit_rms:.2f} %, {clock.cpu:.0f} CPU-s, {clock.wall:.0f} s)",
             flush=True,
         )
-    for name in FORECAST:
+    entry["mpl"] = mpl_score(task, protocol, panel)
+    summary = entry["mpl"]["summary"]
+    print(
+        f"{task.name} mpl: {100 * summary['median_abs']:.1f} % / {100 * summary['max_abs']:.1f} %", flush=True
+    )
+    forecastable = [n for n in FORECAST if n in variants]
+    for name in forecastable:
         terms, with_wd, _, _ = VARIANTS[name]
         wd = weight_decay if with_wd else 0.0
         if with_wd and wd == 0:
@@ -341,10 +356,12 @@ def run_task(task: Task) -> dict:
             f"last {100 * result['last_point_error']:.2f} % ({clock.cpu:.0f} CPU-s)",
             flush=True,
         )
-    panel_best = min(FORECAST, key=lambda n: entry["variants"][n]["summary"]["median_abs"])
-    forecast_best = min(FORECAST, key=lambda n: entry["forecast"][n]["rms_error"])
+    if not forecastable:
+        return entry
+    panel_best = min(forecastable, key=lambda n: entry["variants"][n]["summary"]["median_abs"])
+    forecast_best = min(forecastable, key=lambda n: entry["forecast"][n]["rms_error"])
     entry["selection"] = {
-        "among": list(FORECAST),
+        "among": forecastable,
         "panel_best_median": panel_best,
         "forecast_best_rms": forecast_best,
         "forecast_selects_panel_best": panel_best == forecast_best,
@@ -355,15 +372,23 @@ def run_task(task: Task) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
-    p.add_argument("--out", type=Path, default=RESULTS / "prediction-variants.json")
+    p.add_argument("--protocol", choices=list(realtasks.PILOT_PROTOCOLS), default=PROTOCOL)
+    p.add_argument("--variant", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument(
+        "--out", type=Path, default=None, help="default: results/prediction-variants[-PROTOCOL].json"
+    )
     args = p.parse_args(argv)
+    if args.out is None:
+        tag = "" if args.protocol == PROTOCOL else f"-{args.protocol}"
+        args.out = RESULTS / f"prediction-variants{tag}.json"
     out = {
         "protocol": {
-            "pilots": PROTOCOL,
+            "pilots": args.protocol,
             "n_modes": FIT_MODES,
             "variants": {
                 n: {"terms": list(t), "known_weight_decay": w, "b_max": b, "role": r}
                 for n, (t, w, b, r) in VARIANTS.items()
+                if n in args.variant
             },
             "score": "predicted / actual final validation loss - 1 on the panel (realtasks.predictions)",
             "forecast": "fit short pilots + the long pilot up to the short pilots' horizon; "
@@ -374,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     with Clock() as total, jax.enable_x64(True):
         for name in args.task:
-            out["tasks"][name] = run_task(TASKS[name])
+            out["tasks"][name] = run_task(TASKS[name], args.protocol, args.variant)
     out["clock"] = total.record()
     atomic_write_text(args.out, json_text(out))
     print(

@@ -4,10 +4,10 @@ For each task of ``examples/tasks.py`` (three corpora/optimisers of the tiny GPT
 
 Every schedule starts with the task's linear warmup (100 updates).
 
-* **pilots** (``long-short``, what ``schedopt pilots`` proposes): WSD runs (20 % 1-sqrt
-  cooldown) of half the horizon at the guess and of a quarter at half and twice it: one
-  full-run equivalent of compute, never on the tuning grid's results (other protocols:
-  ``PILOT_PROTOCOLS``);
+* **pilots** (``long60-wide``, what ``schedopt pilots`` proposes): WSD runs (20 % 1-sqrt
+  cooldown) of 0.6 of the horizon at the guess and of 0.2 at x 0.35 and x 2.8 of it: one
+  full-run equivalent of compute, never on the tuning grid's results (the earlier protocols
+  ``long-short`` and ``long-wide`` and the others tried: ``PILOT_PROTOCOLS``);
 * **grid**: cosine, linear and WSD (20 % 1-sqrt cooldown) at the full horizon on
   7 peaks spaced x sqrt(2) (seed 0); **seeds**: each family's best peak on seeds 1 and 2;
 * **predict**: ``schedopt fit`` on the pilots, then its predicted final loss for
@@ -59,11 +59,14 @@ PILOT_PROTOCOLS = {
     "long-anneal": ((0.5, 0.0, 0.4), (0.25, -1.0), (0.25, 1.0)),
     # the high pilot anneals abruptly (10 %): how fast the loss follows a drop, which 20 % hides
     "short-anneal": ((0.5, 0.0), (0.25, -1.0), (0.25, 1.0, 0.1)),
+    # more of the budget on the long pilot: a shorter extrapolation in time (x 1.33 / x 1.67 to the horizon)
+    "longer-wide": ((0.75, 0.0), (0.125, -1.5), (0.125, 1.5)),
+    "long60-wide": ((0.6, 0.0), (0.2, -1.5), (0.2, 1.5)),
 }
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
-DEFAULT_PROTOCOL = "long-wide"
-HEADLINE = "designed-sqrt-wide"
+DEFAULT_PROTOCOL = "long60-wide"
+HEADLINE = "designed-sqrt-long60"
 PILOT_EVAL_EVERY = 20
 SEEDS = (0, 1, 2)
 
@@ -263,13 +266,18 @@ def designed_lrs(
 
 
 def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
-    """The Multi-Power Law's optimised schedule at ``horizon``: peak chosen by the law among the pilot range."""
+    """The Multi-Power Law's optimised schedule at ``horizon``: peak chosen by the law among the pilot range.
+
+    Fitted to the ``long-short`` pilots where a task has them (the first three tasks), else to the
+    default protocol's.
+    """
     import mpl
 
-    cache = FITS / f"{task.name}-mpl-T{horizon}.json"
+    protocol = "long-short" if _piloted(task, "long-short") else DEFAULT_PROTOCOL
+    cache = FITS / f"{task.name}{_tag(protocol)}-mpl-T{horizon}.json"
     if not cache.exists():
-        law = mpl_law(task)
-        peaks = sorted(r.peak_learning_rate for r in pilot_runs(task))
+        law = mpl_law(task, protocol)
+        peaks = sorted(r.peak_learning_rate for r in pilot_runs(task, protocol))
         grid = peaks[0] * np.sqrt(2.0) ** np.arange(int(round(2 * np.log2(peaks[-1] / peaks[0]))) + 1)
         scores = [
             law.final_loss(baseline_lrs("wsd", p, horizon, cooldown=0.2, warmup=task.warmup)) for p in grid
@@ -289,6 +297,7 @@ def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
 DESIGN_ARMS = {
     "designed-sqrt": ("plateau-anneal", "long-short", "schedopt", "1-sqrt"),
     "designed-sqrt-wide": ("plateau-anneal", "long-wide", "schedopt", "1-sqrt"),
+    "designed-sqrt-long60": ("plateau-anneal", "long60-wide", "schedopt", "1-sqrt"),
     "designed-plateau": ("plateau-anneal", "long-short", "schedopt", "model"),
     "designed": ("free", "long-short", "schedopt", "model"),
     "designed-plateau-null": ("plateau-anneal", "long-short", "schedopt-null", "model"),
@@ -297,11 +306,11 @@ DESIGN_ARMS = {
 _SEED0_ONLY = ("designed-plateau-null", "designed-plateau-base")
 #: arms that are WSD's shape already (the library's per-step mean of 1-sqrt, within 3.3 % of the peak of
 #: the benchmark's point values at the first cooldown step): no separate WSD-at-their-peak runs
-_WSD_SHAPED = ("designed-sqrt", "designed-sqrt-wide")
+_WSD_SHAPED = ("designed-sqrt", "designed-sqrt-wide", "designed-sqrt-long60")
 
 
 def _arms(task: Task) -> dict[str, tuple[str, str, str, str]]:
-    return {k: v for k, v in DESIGN_ARMS.items() if all(j.done() for j in pilot_jobs(task, v[1]))}
+    return {k: v for k, v in DESIGN_ARMS.items() if _piloted(task, v[1])}
 
 
 def design_jobs(task: Task) -> list[Job]:
@@ -327,6 +336,8 @@ def design_jobs(task: Task) -> list[Job]:
                     )
                 )
     # the peer's optimised schedule: one seed (its fits on these pilots are degenerate, see README)
+    if not (_piloted(task, "long-short") or _piloted(task, DEFAULT_PROTOCOL)):
+        return jobs
     mpl_opt = mpl_lrs(task, task.horizon)
     jobs.append(
         Job(task.name, f"mpl-optimised-T{task.horizon}", mpl_opt, 0, meta={"peak": float(mpl_opt.max())})
@@ -350,16 +361,19 @@ def transfer_jobs(task: Task) -> list[Job]:
 #: Seeds added to the headline design and to tuned WSD only, the pair behind the headline claim
 #: (added after 3 seeds left code-sgdm's difference at 1.5 standard errors; on every task alike).
 EXTRA_SEEDS = (3, 4)
+#: the design arms given the extra seeds: the headline, and the earlier headline (``long-wide`` pilots)
+EXTRA_SEED_ARMS = ("designed-sqrt-wide", HEADLINE)
 
 
 def extra_seed_jobs(task: Task) -> list[Job]:
     """Tuned WSD at its best peak and the headline design, on :data:`EXTRA_SEEDS`."""
     best = best_peaks(task)
     jobs = [_family_job(task, "wsd", best["wsd"], seed) for seed in EXTRA_SEEDS]
-    form, protocol, model, anneal = DESIGN_ARMS[HEADLINE]
-    designed = designed_lrs(task, task.horizon, form, protocol, model, anneal)
-    meta = {"peak": float(designed.max()), "form": form}
-    jobs += [Job(task.name, f"{HEADLINE}-T{task.horizon}", designed, seed, meta=meta) for seed in EXTRA_SEEDS]
+    for arm in EXTRA_SEED_ARMS:
+        form, protocol, model, anneal = DESIGN_ARMS[arm]
+        designed = designed_lrs(task, task.horizon, form, protocol, model, anneal)
+        meta = {"peak": float(designed.max()), "form": form}
+        jobs += [Job(task.name, f"{arm}-T{task.horizon}", designed, seed, meta=meta) for seed in EXTRA_SEEDS]
     return jobs
 
 
@@ -426,15 +440,31 @@ def _strict(value):
     return value
 
 
+def _piloted(task: Task, protocol: str) -> bool:
+    return all(j.done() for j in pilot_jobs(task, protocol))
+
+
 def predictions(task: Task, panel) -> dict:
-    """Each fitted model's predicted final validation loss for every panel run, and their errors."""
+    """Each fitted model's predicted final validation loss for every panel run, and their errors.
+
+    Models and peers are fitted to every pilot protocol the task has finished pilots of (a task added
+    later, ``code-adamw-wd``, has no ``long-short`` pilots).
+    """
     from schedopt.calibration.fit import predict_network_loss
 
-    models = {name: fitted(task, name) for name in MODELS}
-    if all(j.done() for j in pilot_jobs(task, "long-anneal")):  # the same model from the other pilots
+    models, peers = {}, {}
+    if _piloted(task, "long-short"):
+        models.update({name: fitted(task, name) for name in MODELS})
+        peers["mpl"] = mpl_law(task)
+    if _piloted(task, "long-anneal"):  # the same model from the other pilots
         models["schedopt-long-anneal"] = fitted(task, "schedopt", "long-anneal")
-    models["schedopt-wide"] = fitted(task, "schedopt", DEFAULT_PROTOCOL)  # the pilots `schedopt pilots` plans
-    law, law_wide = mpl_law(task), mpl_law(task, DEFAULT_PROTOCOL)
+    for protocol, tag in (
+        ("long-wide", "wide"),
+        (DEFAULT_PROTOCOL, "plan"),
+    ):  # plan: what `schedopt pilots` plans
+        if _piloted(task, protocol):
+            models[f"schedopt-{tag}"] = fitted(task, "schedopt", protocol)
+            peers[f"mpl-{tag}"] = mpl_law(task, protocol)
     rows = []
     for job, run in panel:
         actual = run["final_val_loss"]
@@ -443,13 +473,13 @@ def predictions(task: Task, panel) -> dict:
             predicted = float(predict_network_loss(problem, job.lrs)[-1])
             row[name] = predicted
             row[f"{name}_error"] = predicted / actual - 1
-        for name, peer in (("mpl", law), ("mpl-wide", law_wide)):
+        for name, peer in peers.items():
             row[name] = peer.final_loss(job.lrs)
             row[f"{name}_error"] = row[name] / actual - 1
         rows.append(row)
-    summary = {name: _errors(rows, f"{name}_error") for name in [*models, "mpl", "mpl-wide"]}
+    summary = {name: _errors(rows, f"{name}_error") for name in [*models, *peers]}
     fits = {name: report for name, (_, report) in models.items()}
-    for name, peer in (("mpl", law), ("mpl-wide", law_wide)):
+    for name, peer in peers.items():
         fits[name] = {"parameters": peer.parameters(), "rms_log_error": peer.rms_log_error}
     return {"runs": rows, "summary": summary, "fits": fits}
 
@@ -469,7 +499,7 @@ def comparison(task: Task) -> dict:
             "full_length_runs": len(family_grid(task, family)) + 2,
         }
     arms = {f"{prefix}-": prefix for prefix in DESIGN_ARMS}
-    headline_extra = [j for j in extra if j.label.startswith(f"{HEADLINE}-")]
+    headline_extra = [j for j in extra if j.label.startswith(tuple(f"{arm}-" for arm in EXTRA_SEED_ARMS))]
     for job, run in _finished(design_jobs(task) + headline_extra):
         if job.label.startswith("mpl-optimised"):
             name = "mpl-optimised"
@@ -500,7 +530,7 @@ def transfer(task: Task) -> dict | None:
     return found or None
 
 
-def report() -> dict:
+def report(names: list[str] | None = None) -> dict:
     import os
     import platform
 
@@ -514,15 +544,21 @@ def report() -> dict:
             "design_arms": DESIGN_ARMS,
             "families": FAMILIES,
             "seeds": SEEDS,
-            "extra_seeds": {"seeds": EXTRA_SEEDS, "methods": ["tuned wsd", HEADLINE]},
+            "extra_seeds": {"seeds": EXTRA_SEEDS, "methods": ["tuned wsd", *EXTRA_SEED_ARMS]},
             "models": {name: list(terms) for name, terms in MODELS.items()},
         },
         "tasks": {},
         "load_average": list(os.getloadavg()),
         "python": platform.python_version(),
     }
-    for task in TASKS.values():
+    for task in (TASKS[n] for n in names or TASKS):
         panel = _panel(task)
+        if not (_piloted(task, DEFAULT_PROTOCOL) and panel):
+            print(
+                f"{task.name}: no {DEFAULT_PROTOCOL} pilots or no finished panel run yet: left out",
+                file=sys.stderr,
+            )
+            continue
         entry = {
             "about": task.about,
             "horizon": task.horizon,
@@ -557,7 +593,7 @@ def plot(results: dict, path: Path) -> None:
         ax = axes[0, col]
         rows = entry["prediction"]["runs"]
         actual = np.array([r["actual"] for r in rows])
-        for key, marker in (("schedopt", "o"), ("schedopt-wide", "x"), ("mpl", "^")):
+        for key, marker in (("schedopt-plan", "o"), ("mpl-plan", "^")):
             s = entry["prediction"]["summary"][key]
             ax.scatter(
                 actual,
@@ -635,10 +671,11 @@ def main(argv: list[str] | None = None) -> None:
         default="long-short",
         help="pilot protocol (stage pilots)",
     )
-    sub.add_parser("report", help="fit, predict and compare the finished runs; write realtasks.json/png")
+    rp = sub.add_parser("report", help="fit, predict and compare the finished runs; write realtasks.json/png")
+    rp.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
     args = p.parse_args(argv)
     if args.command == "report":
-        report()
+        report(args.task)
         return
     if args.command == "runs":
         for stage in args.stage:

@@ -16,7 +16,7 @@ from schedopt.schedule import load_schedule
 
 def test_plan_spends_the_budget_around_the_guess():
     plans = plan_pilots(2000, 1.0, 4e-3, warmup=100)
-    assert [(p.steps, p.peak) for p in plans] == [(1000, 4e-3), (500, 1.414e-3), (500, 1.131e-2)]
+    assert [(p.steps, p.peak) for p in plans] == [(1200, 4e-3), (400, 1.414e-3), (400, 1.131e-2)]
     assert sum(p.steps for p in plans) == 2000
     for p in plans:
         assert p.learning_rate.size == p.steps and p.learning_rate.max() == pytest.approx(p.peak)
@@ -52,6 +52,6 @@ def test_cli_writes_schedules_the_loops_can_run_and_refuses_to_overwrite(tmp_pat
     report = json.loads(result.output)
     assert report["updates"] == 400 and len(report["pilots"]) == 3
     first = load_schedule(report["pilots"][0]["file"])
-    np.testing.assert_array_equal(first.learning_rate, wsd_learning_rates(0.01, 200, 10))
+    np.testing.assert_array_equal(first.learning_rate, wsd_learning_rates(0.01, 240, 10))
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "--force" in again.output
