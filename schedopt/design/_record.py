@@ -59,9 +59,12 @@ class Design:
     def notes(self) -> tuple[str, ...]:
         """Notes on the problem as solved: the stability threshold, when the learning-rate cap is at
         or above it (the solver's; else the baselines', at their batch size and momentum), and a
-        baseline the model ranks below a plateau-anneal design (:meth:`_ranking_note`)."""
+        baseline the model ranks below a plateau-anneal design (:meth:`_ranking_note`), and the
+        ``jax`` solver's basin search when it moved the design off its first local minimum."""
         found = [self.solution.info.get("stability_note"), *(tb.note for tb in self.baselines.values())]
-        return tuple(note for note in found if note)[:1] + self._ranking_note()
+        search = self.solution.info.get("basin_search") or {}
+        moved = (search["note"],) if search.get("chosen", "local minimum") != "local minimum" else ()
+        return tuple(note for note in found if note)[:1] + moved + self._ranking_note()
 
     def _ranking_note(self) -> tuple[str, ...]:
         """A plateau chosen at the pilots' horizon that the model ranks below a baseline tuned at ``T``."""

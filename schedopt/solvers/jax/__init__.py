@@ -11,6 +11,7 @@ budget. The objective is :math:`\\log(L_T - R_N)`. How each part works, and why,
 - ``_warm.py``: the Pontryagin warm start.
 - ``_driver.py``: stacked problems, L-BFGS-B with restarts, the augmented Lagrangian.
 - ``_checks.py``: the ODE engine's recursion check, the full-spectrum polish, the budget tie-break.
+- ``_basins.py``: the basin search of a cheap problem whose minimum chatters at its cap.
 - ``_solve.py``: :func:`solve_jax`, :func:`solve_jax_many`.
 """
 

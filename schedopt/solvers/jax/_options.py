@@ -57,6 +57,8 @@ class JaxOptions(SolverOptions):
         newton_steps: projected Newton steps of that check, at most.
         newton_rtol: the Newton model's remaining relative loss decrease a checked point may have.
         flat_rtol: reduced-Hessian eigenvalues within this of the largest count as flat.
+        basin_search: ``"auto"`` (re-solve a cheap learning-rate problem whose minimum chatters at its cap from strict alternations, ``_basins.py``) or ``"none"``.
+        basin_work: ``T * N`` up to which ``basin_search = "auto"`` runs.
     """
 
     solver: ClassVar[str] = "jax"
@@ -92,6 +94,8 @@ class JaxOptions(SolverOptions):
     newton_steps: int = 10
     newton_rtol: float = 1e-10
     flat_rtol: float = 1e-9
+    basin_search: str = "auto"
+    basin_work: float = 1e5
 
     def __post_init__(self) -> None:
         choice("warm_start", self.warm_start, ("pontryagin", "none"))
@@ -100,6 +104,8 @@ class JaxOptions(SolverOptions):
         choice("engine", self.engine, ("auto", "recursion", "ode"))
         choice("modes", self.modes, ("auto", "compressed", "exact"))
         choice("second_order", self.second_order, ("auto", "none"))
+        choice("basin_search", self.basin_search, ("auto", "none"))
+        real_in("basin_work", self.basin_work, "a non-negative number", zero=True)
         positive_int("momentum_memory", self.momentum_memory)
         nonnegative_int("newton_steps", self.newton_steps)
         real_in("newton_rtol", self.newton_rtol, "a positive number")

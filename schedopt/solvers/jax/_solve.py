@@ -15,6 +15,7 @@ from schedopt.solvers._common import (
     control_grids,
     with_stability,
 )
+from schedopt.solvers.jax._basins import with_basin_search
 from schedopt.solvers.jax._checks import _polished
 from schedopt.solvers.jax._driver import _solve_group
 from schedopt.solvers.jax._objective import _capped, _layout
@@ -71,8 +72,19 @@ def solve_jax_many(
         shared = time.perf_counter() - start  # the group's solve with every check and tie-break
         for i, sol in zip(indices, solved, strict=True):
             start = time.perf_counter()
+            sol = with_basin_search(sol, opts, _solve_from(opts, key[4]))
             polished = _polished(sol, opts)
             # wall_time: everything this solution cost, the final full-spectrum checks included
             polished = with_stability(polished, bounds[i])
             out[i] = dataclasses.replace(polished, wall_time=shared + time.perf_counter() - start)
     return out  # type: ignore[return-value]
+
+
+def _solve_from(opts: JaxOptions, engine: str):
+    """Solve one problem from given learning-rate parameters, without warm start (a basin-search start)."""
+    cold = opts.replace(warm_start="none")
+
+    def solve_from(problem: Problem, values) -> Solution:
+        return _solve_group([problem], [{"learning_rate": values}], cold, engine=engine)[0]
+
+    return solve_from
