@@ -22,6 +22,18 @@ def test_plan_spends_the_budget_around_the_guess():
         assert p.learning_rate.size == p.steps and p.learning_rate.max() == pytest.approx(p.peak)
 
 
+def test_a_long_warmup_lengthens_the_short_pilots_at_the_long_ones_expense():
+    # fit ignores losses before twice the warmup: a short pilot keeps a tenth of the budget past it
+    plans = plan_pilots(2000, 1.0, 4e-3, warmup=200)
+    assert [p.steps for p in plans] == [2000 - 2 * 600, 600, 600]
+    assert plan_pilots(2000, 1.0, 4e-3, warmup=100)[1].steps == 400  # 5 %: the plan's own 0.2
+
+
+def test_a_warmup_that_leaves_no_long_pilot_is_refused():
+    with pytest.raises(ProblemError, match=r"--budget.*warmup of 300"):
+        plan_pilots(2000, 1.0, 4e-3, warmup=300)  # short 800 each, long 400 < 800
+
+
 def test_wsd_learning_rates_match_the_example_loops_schedule():
     from examples.tinygpt.schedules import make_schedule, schedule_values
 

@@ -16,7 +16,10 @@ horizon ``T``) on:
 
 Every pilot is a WSD schedule (constant, then a 1 - sqrt cooldown over its
 last 20 %) after the same linear warmup, so that each shows both the
-constant-learning-rate curve and an anneal's drop.
+constant-learning-rate curve and an anneal's drop. ``fit`` ignores the losses
+before twice the warmup, so a short pilot runs at least that plus a tenth of
+the budget's updates: with a warmup above 5 % of the horizon (at budget 1)
+the short pilots grow and the long one gives up the difference.
 
 Why these lengths (``benchmarks/realtasks.py``, three real tasks, the fitted
 model scored on 55-58 held-out full-length runs each): the error is mostly
@@ -43,7 +46,10 @@ from schedopt.errors import ProblemError
 __all__ = ["PLAN", "PilotPlan", "plan_pilots", "wsd_learning_rates"]
 
 PLAN = ((0.6, 1.0), (0.2, 2.0**-1.5), (0.2, 2.0**1.5))
-"""(fraction of the budget's updates, peak / guess) of each pilot."""
+"""(fraction of the budget's updates, peak / guess) of each pilot: the long one first."""
+
+SHORT_FITTED = 0.1
+"""A short pilot runs at least twice the warmup plus this fraction of the budget's updates."""
 
 COOLDOWN = 0.2
 
@@ -74,8 +80,10 @@ def plan_pilots(horizon: int, budget: float, peak: float, warmup: int = 0) -> li
     """The pilots for a target ``horizon`` within ``budget`` full runs, around the guessed ``peak``.
 
     Raises:
-        ProblemError: an argument is out of range (named), or a pilot would be shorter than
-            twice the warmup plus 20 loss-logging updates.
+        ProblemError: an argument is out of range (named), or the warmup leaves no room for
+            the pilots: each short one needs twice the warmup plus :data:`SHORT_FITTED` of the
+            budget's updates (a long warmup takes them from the long pilot), and the long one
+            at least as many.
     """
     if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 10**9:
         raise ProblemError(f"`--horizon` must be an integer in [1, 1e9], got {horizon!r}", field="--horizon")
@@ -85,15 +93,22 @@ def plan_pilots(horizon: int, budget: float, peak: float, warmup: int = 0) -> li
         raise ProblemError(f"`--peak` must be a positive learning rate, got {peak!r}", field="--peak")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ProblemError(f"`--warmup` must be an integer >= 0, got {warmup!r}", field="--warmup")
+    total = budget * horizon
+    (_, long_factor), *shorts = PLAN
+    # a short pilot's fitted part starts after twice the warmup (fit's --min-step): keep at least
+    # SHORT_FITTED of the budget's updates there; a long warmup lengthens the short pilots at the
+    # long one's expense
+    short = max(int(round(shorts[0][0] * total)), 2 * warmup + int(round(SHORT_FITTED * total)))
+    long = int(round(total)) - len(shorts) * short
+    if short < 2 * warmup + 20 or long < short:
+        raise ProblemError(
+            f"`--budget`: {budget:g} x {horizon} updates leave no room for a long pilot with a warmup of "
+            f"{warmup} (each short pilot needs 2 x warmup + {SHORT_FITTED:g} x budget x horizon = {short} "
+            "updates, the long one at least as many); raise the budget or shorten the warmup",
+            field="--budget",
+        )
     plans = []
-    for fraction, factor in PLAN:
-        steps = int(round(fraction * budget * horizon))
-        if steps < 2 * warmup + 20:
-            raise ProblemError(
-                f"`--budget`: a pilot of {fraction:g} x {budget:g} x {horizon} = {steps} updates is too short "
-                f"for a warmup of {warmup} (it needs 2 x warmup + 20); raise the budget or shorten the warmup",
-                field="--budget",
-            )
+    for steps, factor in ((long, long_factor), *((short, f) for _, f in shorts)):
         p = float(f"{peak * factor:.4g}")  # four significant digits, as a practitioner writes them
         name = f"pilot-wsd-lr{p:g}-T{steps}"
         plans.append(PilotPlan(name, steps, p, warmup, wsd_learning_rates(p, steps, warmup)))
