@@ -67,3 +67,10 @@ def test_cli_writes_schedules_the_loops_can_run_and_refuses_to_overwrite(tmp_pat
     np.testing.assert_array_equal(first.learning_rate, wsd_learning_rates(0.01, 240, 10))
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_cli_says_the_next_commands_with_the_warmup_given(tmp_path):
+    args = ["pilots", "--horizon", "400", "--peak", "0.01", "--warmup", "10", "--out", str(tmp_path / "p")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "schedopt design fitted.toml --horizon 400 --warmup 10" in result.output

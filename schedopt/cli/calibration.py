@@ -248,6 +248,5 @@ def pilots(
         rows,
     )
     typer.echo("Train each (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), log val_loss, then:")
-    typer.echo(
-        f"  schedopt fit <logs> --out-file fitted.toml && schedopt design fitted.toml --horizon {horizon}"
-    )
+    then = f"schedopt design fitted.toml --horizon {horizon}" + (f" --warmup {warmup}" if warmup else "")
+    typer.echo(f"  schedopt fit <logs> --out-file fitted.toml && {then}")
