@@ -46,6 +46,8 @@ from pathlib import Path
 
 import jax
 
+from schedopt._blas import one_blas_thread
+
 __all__ = [
     "CacheWarning",
     "FileCache",
@@ -64,11 +66,13 @@ def float64(fn):
     The scope is ``jax.enable_x64(True)``: arrays created and programs traced inside the
     call are float64, and the setting the caller had is restored on return (or on an
     exception). Results that leave the call are NumPy values or float64 JAX arrays.
+    The call also runs with BLAS on one thread (``schedopt._blas.one_blas_thread``:
+    the host-side linear algebra of schedopt's solvers), restored the same way.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with jax.enable_x64(True):
+        with jax.enable_x64(True), one_blas_thread():
             return fn(*args, **kwargs)
 
     return wrapper

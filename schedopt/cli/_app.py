@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from schedopt._blas import BLAS_THREAD_VARIABLES as _BLAS_THREAD_VARIABLES
 from schedopt.cli._signals import Terminated, _install_signal_handlers
 from schedopt.errors import SchedoptError
 
@@ -150,9 +151,6 @@ def _debug_env() -> bool:
     return os.environ.get("SCHEDOPT_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
-_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
-
-
 def _one_blas_thread(environ) -> None:
     """One OpenBLAS thread for this process, unless the user set a thread count.
 
@@ -160,7 +158,8 @@ def _one_blas_thread(environ) -> None:
     algebra is small (L-BFGS-B on a few hundred parameters; JAX does not use OpenBLAS),
     and OpenBLAS's idle workers busy-wait after every threaded call: on a loaded machine
     that tripled the CPU time of a solve (benchmarks/README.md, start-up). The numbers are
-    the same (the designed schedules are bitwise identical either way).
+    the same (the designed schedules are bitwise identical either way). The library does
+    the same within its own calls (``schedopt._blas``), which this makes a no-op.
     """
     if not any(environ.get(name) for name in _BLAS_THREAD_VARIABLES):
         environ["OPENBLAS_NUM_THREADS"] = "1"
