@@ -106,6 +106,7 @@ def plot_loss_curves(
     ax.set_ylabel("excess loss $L_t$")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
+    _plain_log_ticks(ax)  # a fitted spec's network losses span under a decade
     return fig, ax
 
 
@@ -233,16 +234,22 @@ def plot_horizon_study(study, path: str | Path) -> Path:
 
 
 def _plain_log_ticks(ax) -> None:
-    """On a log y axis spanning less than a decade, plain numbers (0.34) instead of 3.4x10^-1."""
+    """On a log y axis spanning less than a decade, plain numbers (0.34, 6) instead of 3.4x10^-1, 6x10^0.
+
+    Matplotlib labels a subset of the minor ticks there (all of them over a short span, 2, 3, 4, 6
+    over a longer one): the same ticks, written plainly."""
     if ax.get_yscale() != "log":
         return
     lo, hi = ax.get_ylim()
     if lo > 0 and hi / lo < 10:
-        from matplotlib.ticker import FormatStrFormatter, NullFormatter
+        from matplotlib.ticker import LogFormatter
 
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-        # minor labels only where there are few of them (under a factor 3), else they crowd
-        ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g") if hi / lo < 3 else NullFormatter())
+        class Plain(LogFormatter):
+            def _num_to_string(self, x, vmin, vmax):
+                return f"{x:.3g}"
+
+        ax.yaxis.set_major_formatter(Plain(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(Plain(labelOnlyBase=False))
 
 
 def plot_scaling(study, path: str | Path) -> Path:

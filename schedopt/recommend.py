@@ -233,10 +233,13 @@ def recommend(
     schedule = Schedule(learning_rate=top * factor, provenance=provenance)
     if warmup:
         schedule = with_warmup(schedule, warmup, shape=warmup_shape)
+    # the warmup the user gave goes on to the pilots (linear ramps) and to the design
+    ramp = f" --warmup {warmup}" if warmup else ""
+    shaped = ramp + (f" --warmup-shape {warmup_shape}" if warmup and warmup_shape != "linear" else "")
     next_steps = (
-        f"calibrated answer: schedopt pilots --horizon {horizon} --peak {peak:g} (short runs at a few "
-        "learning rates), train them, then schedopt fit runs/*.csv --out-file fitted.toml and "
-        f"schedopt design fitted.toml --horizon {horizon}",
+        f"calibrated answer: schedopt pilots --horizon {horizon} --peak {peak:g}{ramp} (short runs at a "
+        "few learning rates), train them, then schedopt fit runs/*.csv --out-file fitted.toml and "
+        f"schedopt design fitted.toml --horizon {horizon}{shaped}",
         "use it: schedopt.export.to_optax_optimizer(path, base=...) or "
         "schedopt.export.torch.to_torch_scheduler(optimizer, path)",
     )

@@ -109,3 +109,46 @@ def test_relative_panel_colours_match_the_loss_panel_whichever_curve_is_the_refe
         assert mcolors.to_hex(line.get_color()) == loss_colours[name], name
     assert right.get_ylabel() == "loss relative to the best (%)"
     plt.close(fig)
+
+
+def test_design_figure_names_the_warmup_where_the_legend_cannot_cover_it(monkeypatch, tmp_path):
+    """The "warmup N" words sat at the panel's foot, under the legend (a fitted design, T = 1500)."""
+    import matplotlib.pyplot as plt
+    from helpers import TINY_SPEC
+    from matplotlib.text import Text
+
+    import schedopt
+    import schedopt.plots as plots
+    from schedopt.design import design
+    from schedopt.design._figure import plot_design
+
+    captured = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, **kw: captured.setdefault("fig", fig))
+    result = design(schedopt.parse_problem(TINY_SPEC), baselines=("cosine", "constant"), warmup=20)
+    plot_design(result, str(tmp_path / "design.png"))
+    fig = captured["fig"]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panel = fig.axes[0]
+    assert "dotted: warmup ends at 20" in panel.get_xlabel()
+    legend = panel.get_legend().get_window_extent(renderer)
+    inside = [t for t in panel.get_children() if type(t) is Text and t.get_text() and t.get_visible()]
+    inside += list(panel.texts)
+    assert not [t.get_text() for t in inside if t.get_window_extent(renderer).overlaps(legend)]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(1.6, 7.2), (0.27, 0.4)])
+def test_a_loss_panel_under_a_decade_reads_in_plain_numbers(lo, hi):
+    """A fitted spec's network losses (1.6 to 7.2) read 2, 3, 4, 6, not 2x10^0 ... 6x10^0."""
+    import matplotlib.pyplot as plt
+
+    from schedopt.plots import plot_loss_curves
+
+    steps = np.arange(0, 1001, 10)
+    fig, ax = plot_loss_curves({"a": np.geomspace(hi, lo, steps.size)}, steps=steps)
+    fig.canvas.draw()
+    texts = [t.get_text() for m in (False, True) for t in ax.get_yticklabels(minor=m) if t.get_text()]
+    assert len(texts) >= 2, texts
+    assert all("10^" not in t and "times" not in t and "e" not in t for t in texts), texts
+    plt.close(fig)

@@ -117,6 +117,9 @@ def test_cli_writes_once_and_prints_its_caveats(tmp_path):
     text = " ".join(done.output.split())
     assert "assumes:" in text and "how far from optimal" in text and "schedopt pilots --horizon 50000" in text
     assert "+30.21%" in text  # the measured cost of a peak not moved, from scaling.json
+    # the printed next step passes the warmup on to pilots and to design
+    assert "schedopt pilots --horizon 50000 --peak 0.0003 --warmup 500 " in text
+    assert "schedopt design fitted.toml --horizon 50000 --warmup 500" in text
     schedule = json.loads(out.read_text())
     assert schedule["horizon"] == 50_000 and schedule["units"] == {"learning_rate": "network"}
     assert_allclose(schedule["learning_rate"][:3], [3e-4 / 500, 2 * 3e-4 / 500, 3 * 3e-4 / 500], rtol=1e-12)

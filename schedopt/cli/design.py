@@ -318,7 +318,9 @@ def compare(
     schedules: Annotated[list[Path] | None, typer.Argument(help="Schedule files (JSON or CSV).")] = None,
     baseline: Annotated[
         list[str] | None,
-        typer.Option("--baseline", "-b", help="Baseline family to tune and include (repeatable)."),
+        typer.Option(
+            "--baseline", "-b", metavar="FAMILY", help="Baseline family to tune and include (repeatable)."
+        ),
     ] = None,
     horizon: Annotated[
         str | None,

@@ -48,6 +48,7 @@ def sweep(
         list[str] | None,
         typer.Option(
             "--vary",
+            metavar="KEY=RANGE",
             help="KEY=LO:HI:N (linear) or KEY=LO:HI:N:log, a dotted key the spec sets "
             "(e.g. model.a=1.5:2.5:5); repeat for a product.",
         ),

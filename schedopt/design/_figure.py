@@ -164,16 +164,20 @@ def _plot_learning_rates(ax, schedules: dict[str, np.ndarray], highlight: str) -
 
 
 def _mark_prefix(ax, result: Design) -> None:
-    """Mark where the warmup ramp ends and, after a pinned plateau, where the anneal starts."""
+    """Mark where the warmup ramp ends and, after a pinned plateau, where the anneal starts.
+
+    Dotted lines in the panel; their words go in the x-axis label, where the legend (placed
+    among the curves) cannot cover them."""
     head, ramp = _prefixes(result)
+    marks = []
     if ramp.size:
         ax.axvline(ramp.size, color="0.5", ls=":", lw=1)
-        ax.annotate(f"warmup {ramp.size}", (ramp.size, 0.02), xycoords=("data", "axes fraction"), fontsize=8)
+        marks.append(f"warmup ends at {ramp.size}")
     if head.size > ramp.size:  # the plateau-anneal form's pinned plateau: the anneal starts here
         ax.axvline(head.size, color="0.5", ls=":", lw=1)
-        ax.annotate(
-            f"anneal from {head.size}", (head.size, 0.08), xycoords=("data", "axes fraction"), fontsize=8
-        )
+        marks.append(f"anneal from {head.size}")
+    if marks:
+        ax.set_xlabel(f"{ax.get_xlabel()} (dotted: {', '.join(marks)})")
 
 
 def _plot_control(ax, result: Design, name: str) -> None:
