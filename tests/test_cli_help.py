@@ -40,3 +40,11 @@ def test_every_command_has_dash_h_and_clean_flags(command):
 def test_export_help_shows_the_indexing_it_documents():
     done = CliRunner().invoke(app, ["export", "-h"], env={"COLUMNS": "200"})
     assert "index min(t, T - 1)" in " ".join(done.output.split())
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_examples_run_after_pip_install(command):
+    """An example names a shipped problem by name, not by its path in the source tree."""
+    done = CliRunner().invoke(app, [command, "-h"], env={"COLUMNS": "200"})
+    example = next((line for line in done.output.splitlines() if "Example:" in line), "")
+    assert "problems/" not in example, example

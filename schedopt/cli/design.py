@@ -50,7 +50,7 @@ def simulate(
 ) -> None:
     """Simulate the exact SGD loss dynamics of a schedule on a problem.
 
-    Example: schedopt simulate problems/easy-phase.toml --schedule cosine:0.3
+    Example: schedopt simulate easy-phase --schedule cosine:0.3
     """
     from schedopt.dynamics.recursion import loss_curve
     from schedopt.schedule import parse_schedule_text
@@ -186,7 +186,7 @@ def design(
     With --warmup W the first W steps ramp to the learning-rate cap and stay fixed; the
     solver optimises the steps after them (the baselines get the same ramp).
 
-    Example: schedopt design problems/hard-phase.toml --horizon 1e5 --grid geometric-end
+    Example: schedopt design hard-phase --horizon 1e5 --grid geometric-end
     """
     from schedopt.design import DESIGN_FILES, write_design
     from schedopt.design import design as run_design
@@ -336,7 +336,7 @@ def compare(
 ) -> None:
     """Compare schedule files and tuned baselines on one problem: final losses, ratios, a PNG.
 
-    Example: schedopt compare problems/easy-phase.toml exports/easy-phase/schedule.json -b cosine -b wsd_sqrt
+    Example: schedopt compare easy-phase exports/easy-phase/schedule.json -b cosine -b wsd_sqrt
     """
     from schedopt.compare import compare_schedules
 
@@ -388,7 +388,7 @@ def plot(
 ) -> None:
     """Plot schedule files (and their loss curves on a problem) to a PNG.
 
-    Example: schedopt plot exports/easy-phase/schedule.json --spec problems/easy-phase.toml --out-file s.png
+    Example: schedopt plot exports/easy-phase/schedule.json --spec easy-phase --out-file s.png
     """
     from schedopt.compare import plot_schedule_files
 

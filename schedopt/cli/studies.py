@@ -43,7 +43,7 @@ def phase(
 
     Writes phase.json and phase.png.
 
-    Example: schedopt phase problems/easy-phase.toml --horizons 1e2:1e4:5
+    Example: schedopt phase easy-phase --horizons 1e2:1e4:5
     """
     from schedopt.plots import plot_horizon_study
     from schedopt.studies.phase import parse_horizons, study_horizons
@@ -108,7 +108,7 @@ def scaling(
 
     Writes scaling.json and scaling.png.
 
-    Example: schedopt scaling problems/easy-phase.toml --compute 1e4:1e6:5
+    Example: schedopt scaling easy-phase --compute 1e4:1e6:5
     """
     from schedopt._io import json_text, output_set
     from schedopt.plots import plot_scaling
