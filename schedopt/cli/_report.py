@@ -20,7 +20,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
     table = Table(title=title)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # a narrow terminal wraps a number, never cuts it to "0.007…"
     for row in rows:
         table.add_row(*[str(x) for x in row])
     Console().print(table)
