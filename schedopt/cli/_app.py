@@ -33,6 +33,25 @@ class _Group(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _name_file_lists(command)
+        return command
+
+
+def _name_file_lists(command) -> None:
+    """Help shows a variadic argument's type as ``FILE...``, not typer's ``<list[Path]>``.
+
+    Typer's argument type column ignores ``metavar``; every variadic argument of schedopt's
+    commands is a list of files. Set on the command's own parameter objects (no change to typer)."""
+    from typer.core import TyperArgument
+
+    for param in command.params:
+        if isinstance(param, TyperArgument) and param.nargs != 1:
+            param.display_type_rich = lambda ctx: "FILE..."
+
+
 def _exit_code(run, argv: list[str]):
     """What ``run`` (the group, not standalone) returns, or the exit code of a usage error or an abort,
     printed as one line (not click's boxed panel); shared by :func:`main` and ``CliRunner``'s path."""
