@@ -32,7 +32,6 @@ class _Group(TyperGroup):
         code = _exit_code(lambda: parent(argv, prog_name, complete_var, standalone_mode=False, **extra), argv)
         sys.exit(code if isinstance(code, int) else 0)
 
-
     def get_command(self, ctx, cmd_name):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
