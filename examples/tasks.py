@@ -7,12 +7,17 @@ kind, not only in size:
 
 * ``code-adamw``: Python source (the standard library), 2 layers x 64 wide, AdamW, no weight decay;
 * ``prose-adamw``: English prose (Debian's ``fortunes``), 3 layers x 48 wide, AdamW with weight decay 0.1;
-* ``code-sgdm``: Python source, 2 layers x 64 wide, SGD with heavy-ball momentum 0.9.
+* ``code-sgdm``: Python source, 2 layers x 64 wide, SGD with heavy-ball momentum 0.9;
+* ``code-adamw-wd``: Python source, 3 layers x 32 wide, batch 32, AdamW with weight decay 0.1,
+  1,500 updates. **Held out**: added after the pilot protocol (``long60-wide``) was chosen by
+  comparing protocols on the three tasks above, to test that choice and the design on a task
+  no choice was made on.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
-updates (100: 5 % of the horizon): without it, AdamW at twice the best peak
-loses 0.26 nats over 500 updates to damage done in the first 50 (measured on
-``code-adamw``: 2.283 without, 2.024 with), which no schedule shape repairs.
+updates (5 % of the horizon: 100, and 75 on ``code-adamw-wd``): without it, AdamW
+at twice the best peak loses 0.26 nats over 500 updates to damage done in the
+first 50 (measured on ``code-adamw``: 2.283 without, 2.024 with), which no
+schedule shape repairs.
 
 ``guess`` is the learning rate a practitioner would start from (the grid's
 centre); the pilots are placed around it, never tuned on the grid.
@@ -79,6 +84,18 @@ TASKS = {
             TrainConfig(steps=2000, eval_every=100, optimizer="sgd"),
             guess=0.35,
             about="Python source, GPT 2x64, SGD with heavy-ball momentum 0.9",
+        ),
+        # held out: added after the pilot protocol was chosen on the three tasks above
+        Task(
+            "code-adamw-wd",
+            "code",
+            TrainConfig(
+                d_model=32, n_layers=3, n_heads=4, batch_size=32, steps=1500, eval_every=100, weight_decay=0.1
+            ),
+            guess=3e-3,
+            about="Python source, GPT 3x32 (57k parameters), batch 32, AdamW with weight decay 0.1 on matrices "
+            "(held out)",
+            warmup=75,
         ),
     )
 }
