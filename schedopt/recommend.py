@@ -139,6 +139,7 @@ def _expected(phase: str) -> dict[str, Any]:
     shape = ", ".join(
         f"+{m['gap_shape_only']:.2%} (T {m['from_horizon']} -> {m['to_horizon']})" for m in model
     )
+    horizons = " or ".join(str(h) for h in sorted({r["horizon"] for r in real}))
     lo = min(r["relative"] for r in real)
     hi = max(r["relative"] for r in real)
     return {
@@ -147,7 +148,7 @@ def _expected(phase: str) -> dict[str, Any]:
         "model_source": evidence["model_transfer"]["source"],
         "real_tasks": real,
         "real_note": (
-            f"on the project's {len(real)} small real tasks (tiny GPT, T = 2000), schedules designed from "
+            f"on the project's {len(real)} small real tasks (tiny GPT, T = {horizons}), schedules designed from "
             f"fitted pilots ended between {lo:+.1%} and {hi:+.1%} from a tuned WSD schedule's final loss "
             "(negative: lower), with no tuning run; a pilot-free shape has no better claim"
         ),
