@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from schedopt.dynamics.stability import stability_threshold
@@ -96,3 +99,19 @@ def capped_problem(
 def examples(count: int) -> int:
     """``count`` property-test examples, scaled by the active hypothesis profile."""
     return count * EXAMPLE_SCALE.get(os.environ.get("HYPOTHESIS_PROFILE", "default"), 1)
+
+
+def fresh_process_json(code: str, *args: str, env: dict[str, str]) -> dict:
+    """Run ``code`` in a fresh Python (``sys.argv[1:]`` = ``args``) at the repository root; its last
+    stdout line, parsed as JSON (what a user's own process would see: nothing of the test session)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

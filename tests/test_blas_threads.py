@@ -8,19 +8,13 @@ here on stand-in libraries.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import pytest
-from helpers import TINY_SPEC
+from helpers import TINY_SPEC, fresh_process_json
 
 from schedopt import _blas
-
-ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = """
 import json, sys
@@ -77,17 +71,7 @@ print(json.dumps(out))
 def _fresh(code: str, **env_extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _blas.BLAS_THREAD_VARIABLES}
     env.update(env_extra)
-    done = subprocess.run(
-        [sys.executable, "-c", code, TINY_SPEC],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_process_json(code, TINY_SPEC, env=env)
 
 
 @pytest.fixture(scope="module")

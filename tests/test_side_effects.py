@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_SPEC
+from helpers import TINY_SPEC, fresh_process_json
 from numpy.testing import assert_allclose
 
 import schedopt
@@ -30,17 +30,7 @@ def _run(code: str, *args: str, x64: bool | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     if x64 is not None:
         env["JAX_ENABLE_X64"] = "1" if x64 else "0"
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_process_json(code, *args, env=env)
 
 
 USER_MODEL = """
