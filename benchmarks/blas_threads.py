@@ -31,25 +31,25 @@ from __future__ import annotations
 import os
 import sys
 
-_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
-if any(name in os.environ for name in _VARIABLES):  # before NumPy loads: OpenBLAS reads them once
-    env = {k: v for k, v in os.environ.items() if k not in _VARIABLES}
+from schedopt._blas import BLAS_THREAD_VARIABLES  # loads no NumPy
+
+if any(name in os.environ for name in BLAS_THREAD_VARIABLES):  # before NumPy loads: OpenBLAS reads them once
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_THREAD_VARIABLES}
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import statistics
+import time
+from importlib.metadata import version
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
+from startup import _git_head
 
-import schedopt  # noqa: E402
-from schedopt import _blas  # noqa: E402
+import schedopt
+from schedopt import _blas
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -216,14 +216,6 @@ def main() -> None:
     out = RESULTS / "blas-threads.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
-
-
-def _git_head() -> str | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
-    out = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip() or None
 
 
 if __name__ == "__main__":

@@ -160,6 +160,11 @@ from schedopt.calibration.fit import FIT_MODES  # noqa: E402  (fit's default: th
 MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": (), "schedopt-null": ("null_modes",)}
 
 
+def _piloted(task: Task, protocol: str) -> bool:
+    """Whether every pilot of the protocol has finished for the task."""
+    return all(j.done() for j in pilot_jobs(task, protocol))
+
+
 def pilot_runs(task: Task, protocol: str = "long-short"):
     from schedopt.calibration.pilots import read_pilot
 
@@ -366,7 +371,7 @@ EXTRA_SEED_ARMS = ("designed-sqrt-wide", HEADLINE)
 
 
 def extra_seed_jobs(task: Task) -> list[Job]:
-    """Tuned WSD at its best peak and the headline design, on :data:`EXTRA_SEEDS`."""
+    """Tuned WSD at its best peak and the :data:`EXTRA_SEED_ARMS` designs, on :data:`EXTRA_SEEDS`."""
     best = best_peaks(task)
     jobs = [_family_job(task, "wsd", best["wsd"], seed) for seed in EXTRA_SEEDS]
     for arm in EXTRA_SEED_ARMS:
@@ -438,10 +443,6 @@ def _strict(value):
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def _piloted(task: Task, protocol: str) -> bool:
-    return all(j.done() for j in pilot_jobs(task, protocol))
 
 
 def predictions(task: Task, panel) -> dict:
