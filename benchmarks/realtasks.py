@@ -62,6 +62,8 @@ PILOT_PROTOCOLS = {
     # more of the budget on the long pilot: a shorter extrapolation in time (x 1.33 / x 1.67 to the horizon)
     "longer-wide": ((0.75, 0.0), (0.125, -1.5), (0.125, 1.5)),
     "long60-wide": ((0.6, 0.0), (0.2, -1.5), (0.2, 1.5)),
+    # the same budget split, short pilots x 4 from the guess: brackets a guess off by up to ~x 4
+    "long60-wider": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0)),
 }
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
@@ -303,6 +305,7 @@ DESIGN_ARMS = {
     "designed-sqrt": ("plateau-anneal", "long-short", "schedopt", "1-sqrt"),
     "designed-sqrt-wide": ("plateau-anneal", "long-wide", "schedopt", "1-sqrt"),
     "designed-sqrt-long60": ("plateau-anneal", "long60-wide", "schedopt", "1-sqrt"),
+    "designed-sqrt-wider": ("plateau-anneal", "long60-wider", "schedopt", "1-sqrt"),
     "designed-plateau": ("plateau-anneal", "long-short", "schedopt", "model"),
     "designed": ("free", "long-short", "schedopt", "model"),
     "designed-plateau-null": ("plateau-anneal", "long-short", "schedopt-null", "model"),
@@ -311,7 +314,7 @@ DESIGN_ARMS = {
 _SEED0_ONLY = ("designed-plateau-null", "designed-plateau-base")
 #: arms that are WSD's shape already (the library's per-step mean of 1-sqrt, within 3.3 % of the peak of
 #: the benchmark's point values at the first cooldown step): no separate WSD-at-their-peak runs
-_WSD_SHAPED = ("designed-sqrt", "designed-sqrt-wide", "designed-sqrt-long60")
+_WSD_SHAPED = ("designed-sqrt", "designed-sqrt-wide", "designed-sqrt-long60", "designed-sqrt-wider")
 
 
 def _arms(task: Task) -> dict[str, tuple[str, str, str, str]]:
@@ -367,7 +370,7 @@ def transfer_jobs(task: Task) -> list[Job]:
 #: (added after 3 seeds left code-sgdm's difference at 1.5 standard errors; on every task alike).
 EXTRA_SEEDS = (3, 4)
 #: the design arms given the extra seeds: the headline, and the earlier headline (``long-wide`` pilots)
-EXTRA_SEED_ARMS = ("designed-sqrt-wide", HEADLINE)
+EXTRA_SEED_ARMS = ("designed-sqrt-wide", HEADLINE, "designed-sqrt-wider")
 
 
 def extra_seed_jobs(task: Task) -> list[Job]:
@@ -462,6 +465,7 @@ def predictions(task: Task, panel) -> dict:
     for protocol, tag in (
         ("long-wide", "wide"),
         (DEFAULT_PROTOCOL, "plan"),
+        ("long60-wider", "wider"),
     ):  # plan: what `schedopt pilots` plans
         if _piloted(task, protocol):
             models[f"schedopt-{tag}"] = fitted(task, "schedopt", protocol)
