@@ -8,6 +8,7 @@ spec error (one line naming the key); 130 SIGINT; 143 SIGTERM. ``--debug`` (or
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Annotated, Any
 
 import typer
@@ -35,8 +36,51 @@ class _Group(TyperGroup):
     def get_command(self, ctx, cmd_name):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
-            _name_file_lists(command)
+            _tidy_help(command, ctx)
         return command
+
+    def format_help(self, ctx, formatter):
+        _tidy_help(self, ctx)
+        return super().format_help(ctx, formatter)
+
+
+def _tidy_help(command, ctx) -> None:
+    """What ``--help`` shows of a command, made to read cleanly at any width (80 columns included)."""
+    _name_file_lists(command)
+    _flags_without_type(command, ctx)
+    command.help = _reflow(command.help)
+
+
+def _flags_without_type(command, ctx) -> None:
+    """Help shows a boolean flag as ``--json  --no-json`` (or ``--force``), with no ``<bool>`` after it.
+
+    Typer's rich help prints the type of every option, flags included (``--help  -h  <bool>``: its own
+    help option has no way to set a metavar); a flag takes no value, so it has none to name. Set on
+    the command's own parameter objects, the help option (built on first use) among them."""
+    from typer.core import TyperOption
+
+    for param in (*command.params, command.get_help_option(ctx)):
+        if isinstance(param, TyperOption) and param.is_flag and not param.count:
+            param.display_type_rich = _no_type
+
+
+def _no_type(ctx) -> None:
+    return None
+
+
+def _reflow(help_text: str | None) -> str | None:
+    """A docstring's paragraphs as paragraphs: its single line breaks become spaces.
+
+    Typer's rich help keeps the line breaks of every paragraph after the first, so a docstring
+    wrapped at the source's width breaks mid-sentence once the terminal wraps it again (at 80
+    columns: ``... stay fixed; the`` / ``solver optimises ...``). Paragraphs of examples
+    (``Example:``) are command lines and keep their lines."""
+    if not help_text:
+        return help_text
+    paragraphs = inspect.cleandoc(help_text).split("\n\n")
+    return "\n\n".join(
+        part if part.startswith(("Example:", "\b")) else " ".join(part.split("\n")) for part in paragraphs
+    )
 
 
 def _name_file_lists(command) -> None:

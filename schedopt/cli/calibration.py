@@ -67,7 +67,8 @@ def fit(
 ) -> None:
     """Fit the model to the loss curves of pilot runs; write a spec that `schedopt design` accepts.
 
-    Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv --out-file fitted.toml
+    Example: schedopt fit runs/lr1e-3.csv runs/lr3e-3.csv runs/lr1e-2.csv \\
+                 --out-file fitted.toml
     then:    schedopt design fitted.toml --horizon 8000
     """
     from schedopt.calibration.fit import fit_pilots
@@ -206,7 +207,8 @@ def pilots(
     """Propose the pilot runs that identify the model for a horizon and budget; write their schedules.
 
     Example: schedopt pilots --horizon 20000 --budget 1 --peak 3e-4 --warmup 500
-    then train each pilots/*.json, log step,learning_rate,val_loss, and run schedopt fit on the logs.
+    then train each pilots/*.json, log step,learning_rate,val_loss,
+    and run schedopt fit on the logs.
     """
     from schedopt.calibration.plan import plan_pilots
     from schedopt.schedule import Schedule, save_schedule

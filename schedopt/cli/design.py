@@ -336,7 +336,10 @@ def compare(
 ) -> None:
     """Compare schedule files and tuned baselines on one problem: final losses, ratios, a PNG.
 
-    Example: schedopt compare easy-phase exports/easy-phase/schedule.json -b cosine -b wsd_sqrt
+    Writes compare.json and compare.png.
+
+    Example: schedopt compare easy-phase exports/easy-phase/schedule.json \\
+                 -b cosine -b wsd_sqrt
     """
     from schedopt.compare import compare_schedules
 
@@ -388,7 +391,7 @@ def plot(
 ) -> None:
     """Plot schedule files (and their loss curves on a problem) to a PNG.
 
-    Example: schedopt plot exports/easy-phase/schedule.json --spec easy-phase --out-file s.png
+    Example: schedopt plot exports/easy-phase/schedule.json --spec easy-phase
     """
     from schedopt.compare import plot_schedule_files
 

@@ -68,7 +68,8 @@ def export(
     file's `base_lr` and `factors` with LambdaLR: the factor of step t is factors at
     index min(t, T - 1).
 
-    Example: schedopt export exports/easy-phase/schedule.json --to torch --peak 3e-4
+    Example: schedopt export exports/easy-phase/schedule.json --to torch \\
+                 --peak 3e-4
     """
     from schedopt.export.files import EXPORT_FORMATS, default_export_name, export_schedule
 
@@ -143,7 +144,8 @@ def recommend(
     Prints what it assumes and how far from optimal it may be (measured), and how to get the
     calibrated answer (pilots, fit, design).
 
-    Example: schedopt recommend --horizon 50000 --peak 3e-4 --optimizer adamw --warmup 500
+    Example: schedopt recommend --horizon 50000 --peak 3e-4 --optimizer adamw \\
+                 --warmup 500
     """
     from schedopt.recommend import recommend as run_recommend
     from schedopt.schedule import save_schedule

@@ -66,7 +66,8 @@ def sweep(
     Writes sweep.json (one row per point: values, status, final loss, control parameters).
     Exit code 1 when some point is invalid or did not converge (the others are still designed).
 
-    Example: schedopt sweep easy-phase --vary model.a=1.5:3:4 --vary training.horizon=1e3:1e4:3:log
+    Example: schedopt sweep easy-phase --vary model.a=1.5:3:4 \\
+                 --vary training.horizon=1e3:1e4:3:log
     """
     from schedopt._io import atomic_write_text, json_text
     from schedopt.spec import load_problem, parse_problem
