@@ -261,8 +261,9 @@ def test_exports_carry_the_network_learning_rate(tmp_path):
     assert network.network is None and network.provenance["network_units"]["learning_rate_scale"] == 40.0
     save_schedule(schedule, tmp_path / "s.csv")
     lines = (tmp_path / "s.csv").read_text().splitlines()
-    # the network's learning rate first (what a person trains with), the model's beside it
-    assert lines[0] == "step,learning_rate,model_learning_rate"
+    # the network's learning rate first (what a person trains with), the model's beside it; each
+    # column's name says its unit, the same names as an export's (below)
+    assert lines[0] == "step,network_learning_rate,model_learning_rate"
     assert lines[1] == f"0,{0.2 / 40.0!r},0.2"
     back = load_schedule(tmp_path / "s.csv")
     assert back.network.learning_rate_scale == pytest.approx(40.0, rel=1e-12)
@@ -283,7 +284,22 @@ def test_exports_carry_the_network_learning_rate(tmp_path):
 
 
 def test_legacy_and_network_only_csv_files_load(tmp_path):
-    """Old fitted CSVs (model, network) read as before; a network column alone is a network schedule."""
+    """Old fitted CSVs read as before: (model, network) and (network, model) with a bare
+    ``learning_rate``; a network column alone is a network schedule, a model column alone a model one."""
+    previous = tmp_path / "previous.csv"  # schedopt's fitted CSV before the columns were named by unit
+    previous.write_text("step,learning_rate,model_learning_rate\n0,0.005,0.2\n1,0.0025,0.1\n")
+    back = load_schedule(previous)
+    assert back.learning_rate.tolist() == [0.2, 0.1]
+    assert back.network.learning_rate_scale == pytest.approx(40.0, rel=1e-12)
+    model = tmp_path / "model.csv"
+    model.write_text("step,model_learning_rate\n0,0.2\n1,0.1\n")
+    back = load_schedule(model)
+    assert back.learning_rate.tolist() == [0.2, 0.1] and back.learning_rate_units == "model"
+    assert back.network is None and back.to_csv().splitlines()[0] == "step,model_learning_rate"
+    three = tmp_path / "three.csv"
+    three.write_text("step,learning_rate,network_learning_rate,model_learning_rate\n0,0.2,0.005,0.2\n")
+    with pytest.raises(ExportError, match="at most two learning-rate columns"):
+        load_schedule(three)
     legacy = tmp_path / "legacy.csv"
     legacy.write_text("step,learning_rate,network_learning_rate\n0,0.2,0.005\n1,0.1,0.0025\n")
     back = load_schedule(legacy)
@@ -376,6 +392,56 @@ def test_cli_fit_bad_input_writes_nothing(tmp_path):
     result = CliRunner().invoke(app, ["fit", str(path), "--out", str(tmp_path / "f.txt")])
     assert result.exit_code == 2 and "--out" in result.output
     assert math.isfinite(read_pilot(path).losses.sum())
+
+
+def test_design_and_export_csv_name_the_network_column_alike(tmp_path):
+    """A fitted design's schedule.csv and every export of it call the network's learning rate
+    ``network_learning_rate`` (and the model's ``model_learning_rate``), with the same values; each
+    file reads back to the same schedule, and the exported CSV is accepted as input."""
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED_SPEC)
+    out = tmp_path / "d"
+    design = CliRunner().invoke(app, ["design", str(spec), "--out", str(out), "--no-baselines", "--json"])
+    assert design.exit_code == 0, design.output
+    with (out / "schedule.csv").open() as f:
+        designed = list(csv.DictReader(f))
+    assert list(designed[0]) == ["step", "network_learning_rate", "model_learning_rate"]
+    exported = {}
+    for name in ("schedule.json", "schedule.csv"):
+        target = tmp_path / f"{name}.export.csv"
+        done = CliRunner().invoke(app, ["export", str(out / name), "--to", "csv", "--out-file", str(target)])
+        assert done.exit_code == 0, done.output
+        with target.open() as f:
+            exported[name] = list(csv.DictReader(f))
+        assert list(exported[name][0]) == ["step", "network_learning_rate"], name
+        assert [r["network_learning_rate"] for r in exported[name]] == [
+            r["network_learning_rate"] for r in designed
+        ]
+        back = load_schedule(target)
+        assert back.learning_rate_units == "network"
+        assert_allclose(back.learning_rate, load_schedule(out / "schedule.json").for_network().learning_rate)
+    data = json.loads((out / "schedule.json").read_text())  # JSON labels its keys' units instead
+    assert data["units"] == {"learning_rate": "network", "model_learning_rate": "model"}
+    assert [repr(v) for v in data["learning_rate"]] == [r["network_learning_rate"] for r in designed]
+    assert [repr(v) for v in data["model_learning_rate"]] == [r["model_learning_rate"] for r in designed]
+    a, b = load_schedule(out / "schedule.json"), load_schedule(out / "schedule.csv")
+    assert a.learning_rate.tolist() == b.learning_rate.tolist() and b.network.learning_rate_scale == (
+        pytest.approx(40.0, rel=1e-12)
+    )
+
+
+def test_a_pilot_log_may_name_its_column_network_learning_rate(tmp_path):
+    """A pilot's log is in the network's units; the exports' column name is accepted for it."""
+    rows = "".join(f"{t},0.01,{2.0 / (1 + t)}\n" for t in range(8))
+    plain, named = tmp_path / "plain.csv", tmp_path / "named.csv"
+    plain.write_text("step,learning_rate,train_loss\n" + rows)
+    named.write_text("step,network_learning_rate,train_loss\n" + rows)
+    a, b = read_pilot(plain), read_pilot(named)
+    assert a.learning_rate.tolist() == b.learning_rate.tolist() and a.losses.tolist() == b.losses.tolist()
+    both = tmp_path / "both.csv"
+    both.write_text("step,learning_rate,network_learning_rate,train_loss\n0,0.01,0.01,1\n")
+    with pytest.raises(FitError, match="both"):
+        read_pilot(both)
 
 
 def test_cli_export_writes_the_network_learning_rate(tmp_path):

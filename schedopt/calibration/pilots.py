@@ -11,7 +11,8 @@ A pilot run is a CSV log with a header and one row per optimizer step::
 (the format ``examples/tinygpt`` writes). The convention is the model's: row
 ``t`` holds the learning rate used by update ``t`` (``\eta_t``) and the losses
 of the parameters *after* ``t`` updates (``L_t``); the final row ``t = T`` has
-no learning rate. Losses may be blank on rows where they were not measured.
+no learning rate (the column may also be called ``network_learning_rate``, as in
+schedopt's own CSV files). Losses may be blank on rows where they were not measured.
 Steps must start at 0 and increase; when rows are missing, the learning rate
 of a logged step is held until the next logged one (a warning says so).
 
@@ -45,6 +46,9 @@ __all__ = ["LOSS_COLUMNS", "MIN_POINTS", "PilotRun", "read_pilot"]
 
 LOSS_COLUMNS = ("val_loss", "train_loss", "loss")
 """Loss columns tried in this order when none is named."""
+RATE_COLUMNS = ("learning_rate", "network_learning_rate")
+"""The learning-rate column (the network's), by either name: ``network_learning_rate`` is what
+schedopt's own CSV files call it (an export, a fitted design's ``schedule.csv``)."""
 
 MIN_POINTS = 5
 """Fewest loss measurements a pilot must have."""
@@ -161,9 +165,13 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
     if not records:
         raise FitError(f"{name}: empty file")
     header = [h.strip() for h in records[0][1]]
-    for required in ("step", "learning_rate"):
-        if required not in header:
-            raise FitError(f"{name}: missing column {required!r} (found {', '.join(header)})")
+    if "step" not in header:
+        raise FitError(f"{name}: missing column 'step' (found {', '.join(header)})")
+    rates = [h for h in RATE_COLUMNS if h in header]  # the network's learning rate, either name
+    if not rates:
+        raise FitError(f"{name}: missing column 'learning_rate' (found {', '.join(header)})")
+    if len(rates) > 1:
+        raise FitError(f"{name}: {' and '.join(rates)}: give one of the two, not both")
     explicit = loss_column is not None
     column = _loss_column(header, name, loss_column)
     table = _parse_rows(records[1:], header, name)
@@ -173,7 +181,7 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
             if sum(v is not None for v in table[candidate]) >= MIN_POINTS:
                 column = candidate
                 break
-    return _pilot(name, table, column)
+    return _pilot(name, table, column, rates[0])
 
 
 def _parse_rows(records: list[tuple[int, list[str]]], header: list[str], name: str) -> dict[str, list]:
@@ -207,18 +215,18 @@ def _parse_rows(records: list[tuple[int, list[str]]], header: list[str], name: s
     return table
 
 
-def _pilot(name: str, table: dict[str, list], column: str) -> PilotRun:
+def _pilot(name: str, table: dict[str, list], column: str, rate_column: str = "learning_rate") -> PilotRun:
     steps = np.asarray(table["step"], dtype=np.int64)
-    rates = table["learning_rate"]
+    rates = table[rate_column]
     logged = [(int(s), r) for s, r in zip(steps, rates, strict=True) if r is not None]
     if not logged:
-        raise FitError(f"{name}: learning_rate: no values")
+        raise FitError(f"{name}: {rate_column}: no values")
     if any(r < 0 for _, r in logged):
         step = next(s for s, r in logged if r < 0)
-        raise FitError(f"{name}: step {step}: learning_rate: must be >= 0")
+        raise FitError(f"{name}: step {step}: {rate_column}: must be >= 0")
     horizon = int(steps[-1]) if rates[-1] is None else int(steps[-1]) + 1
     if logged[0][0] != 0:
-        raise FitError(f"{name}: learning_rate: missing at step 0")
+        raise FitError(f"{name}: {rate_column}: missing at step 0")
     lr = np.empty(horizon)
     for (s, r), nxt in zip(logged, [*(s for s, _ in logged[1:]), horizon], strict=True):
         lr[s:nxt] = r

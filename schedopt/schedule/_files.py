@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import weakref
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,24 +36,36 @@ def save_schedule(schedule: Schedule, path: str | Path) -> Path:
     raise ExportError(f"{str(path)!r}: schedule files end in .json or .csv, got {path.suffix!r}")
 
 
+_RATE_COLUMNS = ("learning_rate", _NETWORK_COLUMN, _MODEL_COLUMN)
+
+
 def _read_csv(text: str, source: str) -> Schedule:
+    """A schedule from CSV text. The learning-rate columns say their unit (see ``schedopt.schedule._record``):
+
+    ``network_learning_rate`` and ``model_learning_rate`` (a fitted schedule; their ratio is the map),
+    ``network_learning_rate`` alone (network units), ``model_learning_rate`` alone (model units) or a
+    bare ``learning_rate`` (no unit stated). Older files read as before: ``learning_rate`` beside
+    ``model_learning_rate`` is the network's, beside ``network_learning_rate`` the model's.
+    """
     rows = [row for _, row in csv_records(text, lambda message: ExportError(f"{source}: {message}"))]
     if not rows:
         raise ExportError(f"{source}: empty CSV file")
     header = [h.strip() for h in rows[0]]
-    if "learning_rate" not in header and _NETWORK_COLUMN not in header:
+    rates = [h for h in header if h in _RATE_COLUMNS]
+    if not rates:
         raise ExportError(
-            f"{source}: missing column 'learning_rate' or '{_NETWORK_COLUMN}' (found {', '.join(header) or 'none'})"
+            f"{source}: missing column '{_NETWORK_COLUMN}', '{_MODEL_COLUMN}' or 'learning_rate' "
+            f"(found {', '.join(header) or 'none'})"
         )
     unknown = [h for h in header if h not in ("step", *_CONTROLS, _NETWORK_COLUMN, _MODEL_COLUMN)]
     if unknown:
         raise ExportError(f"{source}: unknown column {unknown[0]!r}")
     if len(set(header)) != len(header):
         raise ExportError(f"{source}: a column appears twice in the header")
-    if _MODEL_COLUMN in header and _NETWORK_COLUMN in header:
-        raise ExportError(f"{source}: {_MODEL_COLUMN} and {_NETWORK_COLUMN} cannot both be given")
-    if _MODEL_COLUMN in header and "learning_rate" not in header:
-        raise ExportError(f"{source}: {_MODEL_COLUMN} needs the network's learning_rate column beside it")
+    if len(rates) > 2:
+        raise ExportError(
+            f"{source}: at most two learning-rate columns ({_NETWORK_COLUMN} and {_MODEL_COLUMN}), got {', '.join(rates)}"
+        )
     columns: dict[str, list[float]] = {h: [] for h in header}
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
@@ -70,35 +81,37 @@ def _read_csv(text: str, source: str) -> Schedule:
     if "step" in columns and columns["step"] != list(range(len(columns["step"]))):
         raise ExportError(f"{source}: step: steps must be 0, 1, 2, ... in order")
     provenance: dict[str, Any] = {"source": source}
-    if _MODEL_COLUMN in columns:  # learning_rate (network), model_learning_rate (model)
-        model, network = columns[_MODEL_COLUMN], columns["learning_rate"]
-        columns = {**columns, "learning_rate": model, _NETWORK_COLUMN: network}
-        columns.pop(_MODEL_COLUMN)
-        provenance["network"] = _csv_network(columns, source, column="learning_rate")
-    elif _NETWORK_COLUMN in columns and "learning_rate" in columns:  # legacy: (model, network)
-        provenance["network"] = _csv_network(columns, source)
+    # an older file's bare learning_rate is the network's beside model_learning_rate, else the model's
+    network_column = _NETWORK_COLUMN if _NETWORK_COLUMN in columns else "learning_rate"
+    model_column = _MODEL_COLUMN if _MODEL_COLUMN in columns else "learning_rate"
+    if len(rates) == 2:  # a fitted schedule: the network's and the model's learning rate
+        model, network = columns[model_column], columns[network_column]
+        provenance["network"] = _csv_network(model, network, source, column=network_column)
     elif _NETWORK_COLUMN in columns:  # the network's learning rate alone
-        columns = {**columns, "learning_rate": columns[_NETWORK_COLUMN]}
+        model = columns[_NETWORK_COLUMN]
         provenance["learning_rate_units"] = "network"
-    arrays = {h: v for h, v in columns.items() if h not in ("step", _NETWORK_COLUMN)}
-    if not arrays["learning_rate"]:
+    elif _MODEL_COLUMN in columns:  # the model's alone
+        model = columns[_MODEL_COLUMN]
+        provenance["learning_rate_units"] = "model"
+    else:
+        model = columns["learning_rate"]
+    arrays = {h: v for h, v in columns.items() if h not in ("step", *_RATE_COLUMNS)}
+    if not model:
         raise ExportError(f"{source}: no rows")
     try:
-        return Schedule(provenance=provenance, **arrays)
+        return Schedule(provenance=provenance, learning_rate=model, **arrays)
     except ExportError as exc:
         raise ExportError(f"{source}: {exc}") from None
 
 
-def _csv_network(
-    columns: Mapping[str, list[float]], source: str, column: str = _NETWORK_COLUMN
-) -> dict[str, float]:
-    r"""The learning-rate map from the CSV's two learning-rate columns.
+def _csv_network(model: list[float], network: list[float], source: str, column: str) -> dict[str, float]:
+    r"""The learning-rate map from a CSV's two learning-rate columns (``column`` names the network's).
 
     One common ratio (a linear map, ``learning_rate_scale``), or else one power
     law :math:`\eta = \kappa\,\eta_{net}^{p}` that every row obeys.
     """
-    eta = np.asarray(columns["learning_rate"])
-    net = np.asarray(columns[_NETWORK_COLUMN])
+    eta = np.asarray(model)
+    net = np.asarray(network)
     usable = net > 0
     if not np.any(usable):
         raise ExportError(f"{source}: {column}: needs a positive value to give the scale")

@@ -18,7 +18,7 @@ The dictionary form (:meth:`Schedule.to_dict`) is the file format, read and writ
     }
 
 The CSV twin has the columns ``step,learning_rate[,batch_size][,momentum]`` (see
-**Units** for a fitted schedule).
+**Units** for a schedule whose unit is known).
 Floats are written with ``repr`` precision, so a JSON round trip is exact.
 
 **Units.** A schedule designed from a fitted spec (``schedopt fit``, a
@@ -30,15 +30,21 @@ rate by default, the unit a person trains with, and keep the model's alongside:
 * JSON: ``"learning_rate"`` holds the network's values, ``"model_learning_rate"``
   the model's, and ``"units"`` names the unit of each key
   (``{"learning_rate": "network", "model_learning_rate": "model"}``);
-* CSV: ``step,learning_rate,model_learning_rate[,...]``; the header's second column
-  ``model_learning_rate`` says ``learning_rate`` is the network's.
+* CSV (which has no place for a label): the header names each column's unit,
+  ``step,network_learning_rate,model_learning_rate[,...]``.
 
-A file without a map says ``"units": {"learning_rate": "model"}`` (a designed
-schedule: the model's units) or ``"network"`` (an export,
-:meth:`Schedule.for_network`). Files written before units were recorded read as
-before: JSON ``learning_rate`` with ``provenance.network`` is the model's, and a CSV
-``learning_rate,network_learning_rate`` pair is (model, network). A CSV with only a
-``network_learning_rate`` column is a schedule in network units. In Python,
+A file without a map says ``"units": {"learning_rate": "network"}`` in JSON and has the
+CSV column ``network_learning_rate`` (an export, :meth:`Schedule.for_network`, a
+``pilots`` or ``recommend`` schedule), or JSON ``"model"`` and CSV ``model_learning_rate``
+when the schedule records the model's units; a bare CSV ``learning_rate`` column (a
+design on a model problem, where the model's is the only unit, or a hand-written file)
+states no unit. So the CSV columns ``network_learning_rate`` and ``model_learning_rate``
+mean the same in every file schedopt writes or reads, and JSON's ``learning_rate`` is
+always the learning rate to train with (``units`` names which). Files written before
+read as before: JSON ``learning_rate`` with ``provenance.network`` and no
+``model_learning_rate`` is the model's; a CSV ``learning_rate,model_learning_rate`` pair
+is (network, model) and a ``learning_rate,network_learning_rate`` pair (model, network).
+In Python,
 ``Schedule.learning_rate`` is always the unit :attr:`Schedule.learning_rate_units`
 names (``"model"`` whenever a map is known); ``for_network()`` converts.
 """
@@ -72,7 +78,7 @@ __all__ = [
 SCHEDULE_SCHEMA_VERSION = 1
 STEP_UNITS = "optimizer steps; step 0 is the first update (optax count)"
 _CONTROLS = ("learning_rate", "batch_size", "momentum")
-_NETWORK_COLUMN = "network_learning_rate"  # legacy CSV column (model learning_rate beside it)
+_NETWORK_COLUMN = "network_learning_rate"  # a CSV's column of the network's learning rate
 _MODEL_COLUMN = "model_learning_rate"
 #: Agreement required between a file's network and model learning rates and its map.
 _UNITS_RTOL = 1e-9
@@ -252,13 +258,14 @@ class Schedule:
         units = self.network
         if units is not None:  # the network's learning rate first, the model's next to it
             controls = {
-                "learning_rate": units.network_learning_rate(self.learning_rate),
+                _NETWORK_COLUMN: units.network_learning_rate(self.learning_rate),
                 _MODEL_COLUMN: self.learning_rate,
                 **{n: v for n, v in controls.items() if n != "learning_rate"},
             }
-        elif self.learning_rate_units == "network":
+        elif self.learning_rate_units is not None:  # the column's name says the unit
+            column = _NETWORK_COLUMN if self.learning_rate_units == "network" else _MODEL_COLUMN
             controls = {
-                _NETWORK_COLUMN: self.learning_rate,
+                column: self.learning_rate,
                 **{n: v for n, v in controls.items() if n != "learning_rate"},
             }
         writer = csv.writer(buf, lineterminator="\n")
