@@ -250,5 +250,10 @@ def pilots(
         rows,
     )
     typer.echo("Train each (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), log val_loss, then:")
+    top = max(plans, key=lambda p: p.peak)
+    typer.echo(
+        f"  (if {top.name} diverges, train it again at half its peak: the design's learning-rate cap is the "
+        "largest pilot rate that did not)"
+    )
     then = f"schedopt design fitted.toml --horizon {horizon}" + (f" --warmup {warmup}" if warmup else "")
     typer.echo(f"  schedopt fit <logs> --out-file fitted.toml && {then}")
