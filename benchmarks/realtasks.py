@@ -23,8 +23,12 @@ Writes ``benchmarks/results/realtasks.json`` and ``realtasks.png``.
 
 Usage::
 
-    uv run python benchmarks/realtasks.py runs --stage pilots grid seeds   # training runs (hours)
-    uv run python benchmarks/realtasks.py report                          # fit, predict, design, write
+    uv run python benchmarks/realtasks.py runs --stage pilots grid seeds design extra-seeds transfer
+    uv run python benchmarks/realtasks.py report      # fit, predict, design, write
+
+The first trains (hours; a task's pilots are the default protocol's unless ``--protocol`` says
+otherwise). A new task needs only its entry in ``examples/tasks.py``: its design arm is the
+headline (the other arms need pilots of earlier protocols).
 """
 
 from __future__ import annotations
@@ -275,12 +279,12 @@ def designed_lrs(
 def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
     """The Multi-Power Law's optimised schedule at ``horizon``: peak chosen by the law among the pilot range.
 
-    Fitted to the ``long-short`` pilots where a task has them (the first three tasks), else to the
-    ``long60-wide`` ones (the fourth task's default when its runs were made).
+    Fitted to the first pilots a task has of ``long-short`` (the first three tasks), ``long60-wide``
+    (the fourth task's default when its runs were made) and the default protocol (a new task).
     """
     import mpl
 
-    protocol = "long-short" if _piloted(task, "long-short") else "long60-wide"
+    protocol = next(p for p in ("long-short", "long60-wide", DEFAULT_PROTOCOL) if _piloted(task, p))
     cache = FITS / f"{task.name}{_tag(protocol)}-mpl-T{horizon}.json"
     if not cache.exists():
         law = mpl_law(task, protocol)
@@ -377,7 +381,7 @@ def extra_seed_jobs(task: Task) -> list[Job]:
     """Tuned WSD at its best peak and the :data:`EXTRA_SEED_ARMS` designs, on :data:`EXTRA_SEEDS`."""
     best = best_peaks(task)
     jobs = [_family_job(task, "wsd", best["wsd"], seed) for seed in EXTRA_SEEDS]
-    for arm in EXTRA_SEED_ARMS:
+    for arm in (a for a in EXTRA_SEED_ARMS if a in _arms(task)):  # a new task has the headline's pilots only
         form, protocol, model, anneal = DESIGN_ARMS[arm]
         designed = designed_lrs(task, task.horizon, form, protocol, model, anneal)
         meta = {"peak": float(designed.max()), "form": form}
@@ -673,7 +677,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument(
         "--protocol",
         choices=list(PILOT_PROTOCOLS),
-        default="long-short",
+        default=DEFAULT_PROTOCOL,
         help="pilot protocol (stage pilots)",
     )
     rp = sub.add_parser("report", help="fit, predict and compare the finished runs; write realtasks.json/png")
