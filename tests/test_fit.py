@@ -211,8 +211,13 @@ _ROWS = "".join(f"{t},0.001,{5 / (1 + t)}\n" for t in range(1, 10))
         ),
         (
             "step,learning_rate,train_loss\n1,0.001,1\n2,0.001,0.9\n",
-            "steps must be whole numbers starting at 0",
+            "line 2: step: the first step is 1, must be 0 .*subtract 1",
         ),
+        (
+            "step,learning_rate,train_loss\n0,0.001,1\n1.5,0.001,0.9\n",
+            "line 3: step: not a whole number: 1.5",
+        ),
+        ("step,lr,learning_rate,train_loss\n0,0.001,0.001,1\n", "learning_rate and lr: give one"),
         ("step,learning_rate,train_loss\n0,0.001,1\n1,0.001,0.9\n2,,0.8\n", "too few loss points"),
         ("step,learning_rate,train_loss\n0,-0.001,1\n" + _ROWS, "step 0: learning_rate: must be >= 0"),
         ("step,learning_rate,train_loss\n0,0.001,0\n" + _ROWS, "step 0: train_loss: must be positive"),
@@ -430,17 +435,18 @@ def test_design_and_export_csv_name_the_network_column_alike(tmp_path):
     )
 
 
-def test_a_pilot_log_may_name_its_column_network_learning_rate(tmp_path):
-    """A pilot's log is in the network's units; the exports' column name is accepted for it."""
+@pytest.mark.parametrize("column", ["network_learning_rate", "lr"])
+def test_a_pilot_log_may_name_its_column_network_learning_rate_or_lr(tmp_path, column):
+    """A pilot's log is in the network's units; the exports' column name and ``lr`` are accepted for it."""
     rows = "".join(f"{t},0.01,{2.0 / (1 + t)}\n" for t in range(8))
     plain, named = tmp_path / "plain.csv", tmp_path / "named.csv"
     plain.write_text("step,learning_rate,train_loss\n" + rows)
-    named.write_text("step,network_learning_rate,train_loss\n" + rows)
+    named.write_text(f"step,{column},train_loss\n" + rows)
     a, b = read_pilot(plain), read_pilot(named)
     assert a.learning_rate.tolist() == b.learning_rate.tolist() and a.losses.tolist() == b.losses.tolist()
     both = tmp_path / "both.csv"
-    both.write_text("step,learning_rate,network_learning_rate,train_loss\n0,0.01,0.01,1\n")
-    with pytest.raises(FitError, match="both"):
+    both.write_text(f"step,learning_rate,{column},train_loss\n0,0.01,0.01,1\n")
+    with pytest.raises(FitError, match=f"learning_rate and {column}: give one learning-rate column"):
         read_pilot(both)
 
 

@@ -12,7 +12,7 @@ A pilot run is a CSV log with a header and one row per optimizer step::
 ``t`` holds the learning rate used by update ``t`` (``\eta_t``) and the losses
 of the parameters *after* ``t`` updates (``L_t``); the final row ``t = T`` has
 no learning rate (the column may also be called ``network_learning_rate``, as in
-schedopt's own CSV files). Losses may be blank on rows where they were not measured.
+schedopt's own CSV files, or ``lr``). Losses may be blank on rows where they were not measured.
 Steps must start at 0 and increase; when rows are missing, the learning rate
 of a logged step is held until the next logged one (a warning says so).
 
@@ -46,9 +46,10 @@ __all__ = ["LOSS_COLUMNS", "MIN_POINTS", "PilotRun", "read_pilot"]
 
 LOSS_COLUMNS = ("val_loss", "train_loss", "loss")
 """Loss columns tried in this order when none is named."""
-RATE_COLUMNS = ("learning_rate", "network_learning_rate")
-"""The learning-rate column (the network's), by either name: ``network_learning_rate`` is what
-schedopt's own CSV files call it (an export, a fitted design's ``schedule.csv``)."""
+RATE_COLUMNS = ("learning_rate", "network_learning_rate", "lr")
+"""The learning-rate column (the network's), by any one of these names: ``network_learning_rate``
+is what schedopt's own CSV files call it (an export, a fitted design's ``schedule.csv``), ``lr``
+what many training loops log."""
 
 MIN_POINTS = 5
 """Fewest loss measurements a pilot must have."""
@@ -167,11 +168,14 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
     header = [h.strip() for h in records[0][1]]
     if "step" not in header:
         raise FitError(f"{name}: missing column 'step' (found {', '.join(header)})")
-    rates = [h for h in RATE_COLUMNS if h in header]  # the network's learning rate, either name
+    rates = [h for h in RATE_COLUMNS if h in header]  # the network's learning rate, by any of its names
     if not rates:
-        raise FitError(f"{name}: missing column 'learning_rate' (found {', '.join(header)})")
+        raise FitError(
+            f"{name}: missing column 'learning_rate' (or {' or '.join(repr(c) for c in RATE_COLUMNS[1:])}; "
+            f"found {', '.join(header)})"
+        )
     if len(rates) > 1:
-        raise FitError(f"{name}: {' and '.join(rates)}: give one of the two, not both")
+        raise FitError(f"{name}: {' and '.join(rates)}: give one learning-rate column, not several")
     explicit = loss_column is not None
     column = _loss_column(header, name, loss_column)
     table = _parse_rows(records[1:], header, name)
@@ -198,8 +202,15 @@ def _parse_rows(records: list[tuple[int, list[str]]], header: list[str], name: s
     steps = table["step"]
     if any(s is None for s in steps):
         raise FitError(f"{name}: line {numbers[steps.index(None)]}: step: missing")
-    if any(s != int(s) for s in steps) or steps[0] != 0:
-        raise FitError(f"{name}: step: steps must be whole numbers starting at 0")
+    fraction = next((i for i, s in enumerate(steps) if s != int(s)), None)
+    if fraction is not None:
+        raise FitError(f"{name}: line {numbers[fraction]}: step: not a whole number: {steps[fraction]:g}")
+    if steps[0] != 0:
+        raise FitError(
+            f"{name}: line {numbers[0]}: step: the first step is {steps[0]:g}, must be 0 (row t holds the "
+            "learning rate of update t, counted from 0, and the loss after t updates: log the initial "
+            "loss at step 0, or subtract 1 from a log that counts updates from 1)"
+        )
     if any(s > MAX_HORIZON for s in steps):  # before the per-step array is sized by the last step
         bad = next(i for i in range(len(steps)) if steps[i] > MAX_HORIZON)
         raise FitError(
