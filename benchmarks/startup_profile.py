@@ -93,6 +93,9 @@ def _wrap_jax() -> None:
 
 
 def main() -> None:
+    import schedopt.cli._app
+
+    schedopt.cli._app._fewer_collections()  # as the CLI's main() does
     _add(cpu, "imports: Python, typer, schedopt.cli", time.process_time() - T0)
     _timed_import("imports: Python, typer, schedopt.cli", "import typer, schedopt.cli")
     _timed_import("imports: jax", "import jax, jax.numpy")
@@ -103,18 +106,24 @@ def main() -> None:
     _wrap_jax()
     import schedopt.baselines as baselines
     import schedopt.cli
-    import schedopt.design as design
+    import schedopt.design._figure as figure
+    import schedopt.design._files as files
+    import schedopt.design._run as run
     import schedopt.plots as plots
     import schedopt.solvers.jax._driver as driver
 
-    design.solve = _phased(design.solve, "solve")
+    run.solve = _phased(run.solve, "solve")
     driver._warm_start = _phased(driver._warm_start, "solve: warm start (Pontryagin sweeps)")
     driver.final_loss = _phased(driver.final_loss, "solve: final full-spectrum check")
     baselines.tune_baselines = _phased(baselines.tune_baselines, "baselines")
-    design._plot = _phased(design._plot, "plot: matplotlib import, figure")
-    design.loss_at = _phased(design.loss_at, "plot: loss curves (loss_at)")
+    files.plot_design = _phased(files.plot_design, "plot: matplotlib import, figure")
+    figure.loss_at = _phased(figure.loss_at, "plot: loss curves (loss_at)")
     plots.save_figure = _phased(plots.save_figure, "plot: draw + PNG")
-    design.write_design = _phased(design.write_design, "write files")
+    files.write_design = _phased(files.write_design, "write files")
+    import schedopt.cli.design  # noqa: F401  (imports write_design inside the command)
+    import schedopt.design as design
+
+    design.write_design = files.write_design
     sys.argv = ["schedopt", *sys.argv[1:]]
     start = time.process_time()
     try:

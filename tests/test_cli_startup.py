@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from schedopt.cli._app import _one_blas_thread
+from schedopt.cli._app import GC_THRESHOLDS, _one_blas_thread
 
 
 def test_the_cli_runs_openblas_on_one_thread_by_default():
@@ -28,6 +28,18 @@ def test_an_empty_setting_counts_as_unset():
     env = {"OPENBLAS_NUM_THREADS": ""}
     _one_blas_thread(env)
     assert env == {"OPENBLAS_NUM_THREADS": "1"}
+
+
+def test_the_cli_collects_garbage_less_often():
+    done = _cli(
+        "import gc, sys\n"
+        "from schedopt.cli import _app\n"
+        "_app._leave = lambda code: print(gc.get_threshold())\n"
+        "sys.argv = ['schedopt', '--help']\n"
+        "_app.main()\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(GC_THRESHOLDS)
 
 
 def _cli(code: str, *args: str) -> subprocess.CompletedProcess:
