@@ -53,6 +53,7 @@ __all__ = [
     "FileCache",
     "cache_dir",
     "cache_requested",
+    "cached_jit",
     "disable_cache",
     "enable_cache",
     "float64",
@@ -284,6 +285,151 @@ def active_cache() -> FileCache | None:
 def cache_requested() -> bool:
     """Whether this process asked for the cache before JAX loaded (``SCHEDOPT_CACHE=1``: the CLI)."""
     return _truthy(os.environ.get(CACHE_ENV))
+
+
+# --------------------------------------------------------------------------- compiled programs
+
+
+def cached_jit(fun=None, *, static_argnames: tuple[str, ...] = ()):
+    """``jax.jit(fun, static_argnames=...)`` whose compiled programs the cache keeps whole.
+
+    Without the cache (or under another transformation: a traced argument) it is that
+    ``jax.jit`` function. With :func:`enable_cache` on, a call looks its program up by the
+    function, the shapes, dtypes and weak types of its arguments, the static arguments,
+    JAX's trace-time settings (float64 among them) and the versions of everything that
+    builds it (schedopt's sources, JAX, the backend), and runs the compiled executable
+    directly: in memory after the first call of a process, else deserialised from the
+    cache directory, else lowered and compiled (once) and stored there. A warm process
+    so skips tracing and lowering, which JAX's own cache cannot (it needs the lowered
+    program for its key) and which cost a warm ``design`` more than running its programs.
+    The executable is the one ``jax.jit`` compiles from the same program, so the numbers
+    are the same bit for bit. Any failure to load or run a stored program falls back to
+    ``jax.jit``. Attributes of the ``jax.jit`` function (``lower``, ``_cache_size``) pass through.
+    """
+    if fun is None:
+        return functools.partial(cached_jit, static_argnames=static_argnames)
+    return _CachedJit(fun, tuple(static_argnames))
+
+
+_PREFIX = "schedopt-exe-"
+_environment: list[str | None] = [None]
+
+
+def _build_environment() -> str:
+    """Everything besides the call that decides a compiled program: sources and versions."""
+    if _environment[0] is None:
+        import jaxlib
+
+        digest = hashlib.sha256()
+        package = Path(__file__).resolve().parent
+        for source in sorted(package.rglob("*.py")):
+            digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes() + b"\0")
+        device = jax.devices()[0]
+        _environment[0] = repr(
+            (
+                digest.hexdigest(),
+                jax.__version__,
+                jaxlib.__version__,
+                device.platform,
+                device.device_kind,
+                device.client.platform_version,
+                jax.device_count(),
+                os.environ.get("XLA_FLAGS", ""),
+            )
+        )
+    return _environment[0]
+
+
+def _trace_settings() -> str | None:
+    """JAX's settings that change what a trace produces (float64 among them); ``None``: not stable."""
+    from jax._src import config
+
+    text = repr(tuple(x for x in config.trace_context() if type(x).__name__ != "AxisEnv"))
+    return None if " at 0x" in text else text
+
+
+class _CachedJit:
+    """What :func:`cached_jit` returns."""
+
+    def __init__(self, fun, static_argnames: tuple[str, ...]) -> None:
+        import inspect
+
+        self._jitted = jax.jit(fun, static_argnames=static_argnames)
+        self._parameters = inspect.signature(fun)
+        self._static = frozenset(static_argnames)
+        self._name = f"{fun.__module__}.{fun.__qualname__}"
+        self._programs: dict = {}
+        self._lock = threading.Lock()
+        functools.update_wrapper(self, fun)
+
+    def __getattr__(self, name):
+        return getattr(self._jitted, name)
+
+    def __call__(self, *args, **kwargs):
+        store = _active[0]
+        if store is None or store.disabled:
+            return self._jitted(*args, **kwargs)
+        try:
+            bound = self._parameters.bind(*args, **kwargs)
+        except TypeError:
+            return self._jitted(*args, **kwargs)  # jax.jit's own error
+        bound.apply_defaults()
+        static = tuple((k, v) for k, v in bound.arguments.items() if k in self._static)
+        dynamic = {k: v for k, v in bound.arguments.items() if k not in self._static}
+        leaves, tree = jax.tree_util.tree_flatten(dynamic)
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+            return self._jitted(*args, **kwargs)  # under vmap, grad or an outer jit
+        try:
+            avals = tuple(jax.typeof(leaf) for leaf in leaves)
+            key = (
+                tree,
+                tuple((a.shape, str(a.dtype), a.weak_type) for a in avals),
+                static,
+                _trace_settings(),
+            )
+            hash(key)
+        except Exception:  # an argument jax.jit would refuse: its own error
+            return self._jitted(*args, **kwargs)
+        program = self._programs.get(key)
+        if program is None:
+            program = self._program(store, key, dynamic, dict(static))
+            if program is None:
+                return self._jitted(*args, **kwargs)
+        try:
+            return program(**dynamic)
+        except Exception:  # e.g. an argument on another device: what jax.jit does with it
+            return self._jitted(*args, **kwargs)
+
+    def _program(self, store: FileCache, key: tuple, dynamic: dict, static: dict):
+        """The compiled program of ``key``: from the cache directory, else compiled and stored there."""
+        import pickle
+
+        from jax.experimental import serialize_executable
+
+        tree, avals, _, settings = key
+        name = None
+        if settings is not None and all(" at 0x" not in repr(v) for _, v in key[2]):
+            text = repr((_build_environment(), self._name, str(tree), avals, key[2], settings))
+            name = _PREFIX + hashlib.sha256(text.encode()).hexdigest()
+        program = None
+        stored = store.get(name) if name is not None else None
+        if stored is not None:
+            try:
+                program = serialize_executable.deserialize_and_load(*pickle.loads(stored))
+            except Exception:
+                logger.debug("compilation cache: stored program %s unreadable; compiling it", name)
+        if program is None:
+            try:
+                program = self._jitted.lower(**dynamic, **static).compile()
+            except Exception:
+                return None  # jax.jit raises the same error
+            if name is not None:
+                try:
+                    store.put(name, pickle.dumps(serialize_executable.serialize(program)))
+                except Exception:
+                    logger.debug("compilation cache: program %s not serialisable", name)
+        with self._lock:
+            return self._programs.setdefault(key, program)
 
 
 if cache_requested():  # the CLI's process, or a user who opted in; a library import alone never

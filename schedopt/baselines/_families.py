@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt import _validate as v
-from schedopt._jax import float64, jax
+from schedopt._jax import cached_jit, float64, jax
 from schedopt.errors import ProblemError
 
 __all__ = [
@@ -426,7 +426,7 @@ def _shape_any(kind, theta, option, t, horizon: int):
     return jax.lax.switch(kind, branches, theta, option)
 
 
-@partial(jax.jit, static_argnames=("horizon",))
+@cached_jit(static_argnames=("horizon",))
 def _schedule_values(kind, option, params, *, horizon):
     """Per-step learning rates of ``params = (peak, shape)`` for family number ``kind``."""
     t = jnp.arange(horizon, dtype=jnp.float64)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
 
-from schedopt._jax import jax
+from schedopt._jax import cached_jit, jax
 from schedopt.baselines._families import _KINDS, LOGIT_EPS, PEAK, BaselineFamily, _schedule_values
 from schedopt.baselines._search import FD_STEP
 from schedopt.dynamics.compression import auto_compress, spectrum
@@ -31,7 +30,7 @@ from schedopt.problem import Problem
 _BATCH = 8
 
 
-@partial(jax.jit, static_argnames=("horizon",))
+@cached_jit(static_argnames=("horizon",))
 def _batch_final_loss(kind, option, params, lam, c0, noise, batch_size, momentum, weights, *, horizon):
     """Kept-mode final loss of ``params[i] = (peak, shape)`` for one family; ``(S,)``.
 
@@ -82,12 +81,9 @@ class _Objective:
         self.compressed = compressed is not None
         lam, c0, weights = spectrum(model, compressed)
         self.args = (
-            jnp.asarray(lam),
-            jnp.asarray(c0),
-            jnp.asarray(model.effective_noise),
-            jnp.asarray(_fixed_batch_size(problem)),
-            None if problem.training.momentum == 0.0 else jnp.asarray(problem.training.momentum),
-            None if weights is None else jnp.asarray(weights),
+            *jax.device_put((lam, c0, model.effective_noise, _fixed_batch_size(problem))),
+            None if problem.training.momentum == 0.0 else jax.device_put(problem.training.momentum),
+            None if weights is None else jax.device_put(weights),
         )
         self.residual = model.residual
         self.limit = divergence_limit(model)
@@ -131,7 +127,7 @@ class _Objective:
             chunk = x[start : start + size]
             padded = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
             kept = _batch_final_loss(
-                self.kind, self.family.option, jnp.asarray(padded), *self.args, horizon=self.horizon
+                self.kind, self.family.option, jax.device_put(padded), *self.args, horizon=self.horizon
             )
             out[start : start + len(chunk)] = np.asarray(kept)[: len(chunk)] + self.residual
         self.evaluations += len(x)

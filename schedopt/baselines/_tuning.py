@@ -25,11 +25,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-import jax.numpy as jnp
 import numpy as np
 
 from schedopt import _validate as v
-from schedopt._jax import float64
+from schedopt._jax import float64, jax
 from schedopt.baselines._families import BASELINES, PEAK, BaselineFamily, _family, _schedule_values
 from schedopt.baselines._objective import _check_stability, _fixed_batch_size, _Objective
 from schedopt.baselines._search import _Face, _refine
@@ -224,7 +223,7 @@ def _tuned(
     params = dict(zip(family.param_names, params_vec.tolist(), strict=True))
     padded = np.concatenate([params_vec, np.zeros(2 - params_vec.size)])
     lr = np.asarray(
-        _schedule_values(obj.kind, family.option, jnp.asarray(padded), horizon=problem.horizon),
+        _schedule_values(obj.kind, family.option, jax.device_put(padded), horizon=problem.horizon),
         dtype=np.float64,
     )
     if search is None:

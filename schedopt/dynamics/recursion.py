@@ -18,12 +18,11 @@ Cost: :math:`O(T N)` per pass. For horizons beyond ~10^5 use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
 
-from schedopt._jax import float64, jax
+from schedopt._jax import cached_jit, float64, jax
 from schedopt.dynamics.adjoint import _chunks, sgd_final_loss
 from schedopt.dynamics.compression import CompressedModes, spectrum
 from schedopt.dynamics.momentum import momentum_init, momentum_step
@@ -134,7 +133,7 @@ def _momentum_run(
     return jnp.concatenate([jnp.sum(weights * initial_error)[None], losses])
 
 
-@partial(jax.jit, static_argnames=("record",))
+@cached_jit(static_argnames=("record",))
 def _run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, record, loss_weights=None):
     if momentum is None and not record:
         # hand-written adjoint: same values, gradients at ~1/3 the cost of autodiff
@@ -151,7 +150,7 @@ def _run(eigenvalues, initial_error, noise, learning_rate, batch_size, momentum,
     )
 
 
-@jax.jit
+@cached_jit
 def _run_at(
     eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, steps, residual, limit, weights
 ):
@@ -303,7 +302,9 @@ def _batched(fn, lr, m, beta):
 def _spectrum(model: Model, modes: CompressedModes | None):
     """``(eigenvalues, initial error, loss readout or None)`` as JAX arrays: the model's or ``modes``."""
     lam, c0, weights = spectrum(model, modes)
-    return jnp.asarray(lam), jnp.asarray(c0), None if weights is None else jnp.asarray(weights)
+    # device_put, not jnp.asarray: the same arrays (same types), without a small program per
+    # shape that a fresh process would trace, lower and fetch from the cache
+    return jax.device_put((lam, c0, weights))
 
 
 @float64
@@ -321,7 +322,7 @@ def loss_curve(model: Model, learning_rate, *, batch_size=1.0, momentum=None, mo
     """
     lr, m, beta = _controls(model, learning_rate, batch_size, momentum)
     lam, c0, weights = _spectrum(model, modes)
-    noise = jnp.asarray(model.effective_noise)
+    noise = jax.device_put(model.effective_noise)
 
     def fn(lr_, m_, beta_):
         return loss_curve_jax(lam, c0, noise, lr_, m_, beta_, weights)
@@ -374,25 +375,39 @@ def loss_at(
     steps = steps.astype(np.int64)
     lam, c0, weights = _spectrum(model, modes)
     args = (
-        jnp.asarray(model.effective_noise),
-        jnp.asarray(steps),
-        jnp.asarray(model.residual),
-        jnp.asarray(divergence_limit(model)),
+        *jax.device_put((model.effective_noise, steps, model.residual, divergence_limit(model))),
         lam if weights is None else weights,
     )
 
-    def fn(lr_, m_, beta_):
-        return _run_at(lam, c0, args[0], lr_, m_, beta_, *args[1:])
-
     lead = lr.shape[:-1]
     if not lead:
-        loss, first = fn(lr, m, beta)
+        loss, first = _run_at(lam, c0, args[0], lr, m, beta, *args[1:])
     else:
         flat = [None if u is None else np.ascontiguousarray(u).reshape(-1, horizon) for u in (lr, m, beta)]
-        loss, first = jax.vmap(fn, in_axes=(0, 0, None if beta is None else 0))(*flat)
+        loss, first = _run_at_many(lam, c0, args[0], *flat, *args[1:])
         loss, first = loss.reshape(*lead, -1), first.reshape(lead)
     first = np.asarray(first)
     return Trajectory(loss=np.asarray(loss), diverged=first >= 0, divergence_step=first, steps=steps)
+
+
+@cached_jit
+def _run_at_many(
+    eigenvalues, initial_error, noise, learning_rate, batch_size, momentum, steps, residual, limit, weights
+):
+    """:func:`_run_at` of stacked schedules (rows of ``learning_rate``, ``batch_size``, ``momentum``)."""
+    rows = (None, None, None, 0, 0, 0, None, None, None, None)
+    return jax.vmap(_run_at, in_axes=rows)(
+        eigenvalues,
+        initial_error,
+        noise,
+        learning_rate,
+        batch_size,
+        momentum,
+        steps,
+        residual,
+        limit,
+        weights,
+    )
 
 
 @float64
@@ -403,7 +418,7 @@ def final_loss(model: Model, learning_rate, *, batch_size=1.0, momentum=None, mo
     """
     lr, m, beta = _controls(model, learning_rate, batch_size, momentum)
     lam, c0, weights = _spectrum(model, modes)
-    noise = jnp.asarray(model.effective_noise)
+    noise = jax.device_put(model.effective_noise)
 
     def fn(lr_, m_, beta_):
         return final_loss_jax(lam, c0, noise, lr_, m_, beta_, weights)

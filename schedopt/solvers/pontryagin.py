@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import jax.numpy as jnp
 import numpy as np
 
-from schedopt._jax import float64, jax
+from schedopt._jax import cached_jit, float64, jax
 from schedopt.dynamics.adjoint import _forward, _prepare, sgd_final_loss
 from schedopt.dynamics.ops import JAX, tree_sum
 from schedopt.dynamics.recursion import final_loss
@@ -84,7 +84,7 @@ def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
     return d * nu + (eta * eta / m * lam_nu) * weights
 
 
-@jax.jit
+@cached_jit
 def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
     r"""One Pontryagin forward-backward sweep over per-step learning rates.
 

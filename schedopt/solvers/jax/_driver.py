@@ -7,7 +7,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
@@ -366,7 +365,7 @@ def _solution(
             full = _tables(p, g, p.horizon, p.model.n_modes, group.capped, opts, group.engine)
             full["ts"] = group.tables[i]["ts"]
             full_kept = float(
-                np.exp(_log_loss_jit(jnp.asarray(x_i), full, layout, group.engine, group.parameterisation))
+                np.exp(_log_loss_jit(jax.device_put(x_i), full, layout, group.engine, group.parameterisation))
             )
         loss = _ode_final_loss(p, per_step["learning_rate"], full_kept, opts, info, group.spectra[i])
         checked = full_kept + p.model.residual

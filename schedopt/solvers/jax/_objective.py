@@ -6,13 +6,12 @@ problem numbers are traced arguments, so a new problem with the same shapes does
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
-from schedopt._jax import jax
+from schedopt._jax import cached_jit, jax
 from schedopt.dynamics.compression import (
     CompressedModes,
 )
@@ -212,7 +211,7 @@ def _log_loss(x, tables, layout, with_momentum, capped=False, engine="recursion"
     return jnp.log(final_loss_jax(*args, loss_weights=tables["weights"]))
 
 
-@partial(jax.jit, static_argnames=("layout", "with_momentum", "capped", "engine", "parameterisation"))
+@cached_jit(static_argnames=("layout", "with_momentum", "capped", "engine", "parameterisation"))
 def _value_and_grad_many(
     x, tables, layout, with_momentum, capped=False, engine="recursion", parameterisation=None
 ):
@@ -225,7 +224,7 @@ def _value_and_grad_many(
     return values, grads
 
 
-@partial(jax.jit, static_argnames=("layout", "engine", "parameterisation"))
+@cached_jit(static_argnames=("layout", "engine", "parameterisation"))
 def _log_loss_jit(x, tables, layout, engine="recursion", parameterisation=None):
     """Log final loss of one plain-SGD problem, without its gradient (checks)."""
     return _log_loss(x, tables, layout, False, False, engine, parameterisation)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import jax
@@ -69,11 +68,11 @@ def _pontryagin_start(
     start = it.expand(initial_parameters(problem, {"learning_rate": grid})["learning_rate"])
     if sweeps < 1:
         return it.fit(start, spec.min, spec.max), 0
-    # device_put, not jnp.asarray: the same arrays, without a small program per shape to
-    # trace, lower and fetch from the cache in every fresh process
+    # device_put, not jnp.asarray or jnp.full: the same arrays, without a small program per
+    # shape to trace, lower and fetch from the cache in every fresh process
     per_step, count, _ = sweep_until(
         *jax.device_put((lam, c0, problem.model.effective_noise, start)),
-        jnp.full(problem.horizon, problem.training.batch_size),
+        jax.device_put(np.full(problem.horizon, float(problem.training.batch_size))),
         spec.min,
         spec.max,
         max_sweeps=sweeps,
