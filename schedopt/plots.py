@@ -174,11 +174,18 @@ def plot_relative_losses(
 
 
 def save_figure(fig, path: str | Path, *, dpi: int = 120) -> Path:
-    """Save a figure atomically as PNG and close it."""
+    """Save a figure atomically as PNG and close it.
+
+    A figure with a layout engine (``constrained_layout``) already fits its contents to the
+    canvas; only one without is cropped to them (``bbox_inches="tight"``, a second drawing
+    of the whole figure: about a sixth of ``design.png``'s CPU time).
+    """
     import matplotlib.pyplot as plt
 
+    crop = None if fig.get_layout_engine() is not None else "tight"
+
     def write(tmp: Path) -> None:
-        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches=crop)
 
     try:
         return atomic_write(path, write)
