@@ -26,9 +26,10 @@ Writes benchmarks/results/startup.json (no absolute paths). ``--large`` adds ``d
 (with baselines) at N = 1e4, T = 1e5 (issue 13, item 5: peak memory and CPU).
 ``--horizons 100,1000`` re-runs the authors' problem at those horizons only (and the imports),
 merged into the results file (the other entries kept; each set names its commit).
-``--ab TREE`` adds ``before_after``: warm-cache ``design`` of another checkout (TREE, with its
-own ``.venv``: the code before a change) and of this one, alternated run by run in this
-process, so that both see the same load.
+``--ab TREE`` adds ``before_after``: warm-cache ``design`` of another checkout (TREE: the code
+before a change; its own ``.venv``'s console script, or this interpreter with ``PYTHONPATH=TREE``
+for a ``git worktree`` without one, as this checkout is run then too) and of this one,
+alternated run by run in this process, so that both see the same load.
 
 OpenBLAS threads: the variables that set them are removed from every child's environment, so
 each command runs with its own default (the CLI turns OpenBLAS to one thread since issue 13;
@@ -253,8 +254,9 @@ def before_after(other: Path, work: Path, env_base, horizons, repeats: int) -> d
             row: dict = {label: {"runs": []} for label in trees}
             for i in range(repeats + 1):  # the first round fills each tree's cache
                 for label, tree in trees.items():
+                    launcher, tree_env = _launcher(tree)
                     argv = [
-                        str(tree / ".venv" / "bin" / "schedopt"),
+                        *launcher,
                         "design",
                         str(ROOT / AUTHORS),
                         "--horizon",
@@ -265,7 +267,7 @@ def before_after(other: Path, work: Path, env_base, horizons, repeats: int) -> d
                         "--out",
                         str(work / f"ab-{label}-{horizon}"),
                     ]
-                    entry = run(argv, env_base(work / f"cache-ab-{label}"), work)
+                    entry = run(argv, {**env_base(work / f"cache-ab-{label}"), **tree_env}, work)
                     stdout = entry.pop("_stdout")
                     if entry["exit_code"] == 0:
                         entry["final_loss"] = json.loads(stdout)["final_loss"]
@@ -278,6 +280,15 @@ def before_after(other: Path, work: Path, env_base, horizons, repeats: int) -> d
                 row[label]["median_cpu_s"] = cpu[len(cpu) // 2]
             out.setdefault(str(horizon), {})[command] = row
     return out
+
+
+def _launcher(tree: Path) -> tuple[list[str], dict[str, str]]:
+    """How to run ``tree``'s CLI: its own environment's console script, or (a ``git worktree``
+    without one) this interpreter on ``tree``'s sources (``python -m schedopt``, ``PYTHONPATH``)."""
+    script = tree / ".venv" / "bin" / "schedopt"
+    if script.exists():
+        return [str(script)], {}
+    return [sys.executable, "-m", "schedopt"], {"PYTHONPATH": str(tree)}
 
 
 def main() -> None:
