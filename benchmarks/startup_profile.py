@@ -95,7 +95,9 @@ def _wrap_jax() -> None:
 def main() -> None:
     import schedopt.cli._app
 
-    schedopt.cli._app._fewer_collections()  # as the CLI's main() does
+    fewer = getattr(schedopt.cli._app, "_fewer_collections", None)  # absent before issue 13's third pass
+    if fewer is not None:
+        fewer()  # as the CLI's main() does
     _add(cpu, "imports: Python, typer, schedopt.cli", time.process_time() - T0)
     _timed_import("imports: Python, typer, schedopt.cli", "import typer, schedopt.cli")
     _timed_import("imports: jax", "import jax, jax.numpy")
@@ -120,7 +122,6 @@ def main() -> None:
     figure.loss_at = _phased(figure.loss_at, "plot: loss curves (loss_at)")
     plots.save_figure = _phased(plots.save_figure, "plot: draw + PNG")
     files.write_design = _phased(files.write_design, "write files")
-    import schedopt.cli.design  # noqa: F401  (imports write_design inside the command)
     import schedopt.design as design
 
     design.write_design = files.write_design

@@ -20,7 +20,10 @@ the workers of a Ray cluster it starts inherit); a library user opts in with
 ``$SCHEDOPT_CACHE_DIR`` or else ``$XDG_CACHE_HOME/schedopt/jax`` (``~/.cache/schedopt/jax``);
 ``SCHEDOPT_NO_CACHE=1`` (``schedopt --no-cache``) keeps it off whatever asked for it,
 and a cache directory the user gave JAX itself (``jax_compilation_cache_dir``) is left
-alone. Every program is cached, however small or quick to compile.
+alone. Every program is cached, however small or quick to compile. JAX's cache skips
+only XLA's compilation (its key is a hash of the lowered program, so every program is
+still traced and lowered); the solver's own programs are declared with :func:`cached_jit`,
+which keeps the compiled executable whole in the same store and runs it untraced.
 
 The cache never decides a result: a cached program is the bytes XLA compiled (results
 are bitwise identical with and without it), and the store is :class:`FileCache`, not
