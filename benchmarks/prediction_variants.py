@@ -1,7 +1,7 @@
 """Real training: which variant of the fitted model predicts the held-out runs, and can the pilots tell?
 
-On each task of ``examples/tasks.py`` the model is fitted to the ``long-wide`` pilots (what
-``schedopt pilots`` proposes) and scored on the task's held-out panel of full-length runs
+On each task of ``examples/tasks.py`` the model is fitted to one protocol's pilots (default
+``realtasks.DEFAULT_PROTOCOL``, what ``schedopt pilots`` proposes; ``--protocol``) and scored on the task's held-out panel of full-length runs
 exactly as ``realtasks.predictions()`` scores it (predicted / actual final validation loss
 - 1; median and max of the absolute errors). Variants (``VARIANTS``):
 
