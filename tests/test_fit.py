@@ -659,3 +659,17 @@ def test_a_bad_pilot_row_is_named_by_its_line_in_the_file_comments_counted(tmp_p
     path.write_text("# logged by my loop\nstep,learning_rate,loss\n0,0.1,2.0\n# eval\n1,0.1,x\n")
     with pytest.raises(FitError, match=r"pilot\.csv: line 5: loss"):
         read_pilot(path)
+
+
+def test_the_phase_z_score_of_a_fit_without_standard_errors_is_undetermined():
+    """A singular fit (every standard error infinite) cannot say how sure its phase is: not 'inf' sigma."""
+    import math
+
+    from schedopt.calibration._solve import _phase_z
+
+    values = np.array([1.9, 5.4])
+    assert math.isnan(_phase_z(values, np.full((9, 9), np.inf)))
+    exact = np.zeros((9, 9))
+    assert _phase_z(values, exact) == -math.inf  # a < b exactly: hard, signed like the finite case
+    cov = np.diag([0.01, 0.01, *[1.0] * 7])
+    assert _phase_z(values, cov) == pytest.approx((1.9 - 5.4) / math.sqrt(0.02))

@@ -138,10 +138,14 @@ def _uncertainties(solve: _Solve, fixed: tuple[str, ...]) -> tuple[np.ndarray, n
 
 
 def _phase_z(values, cov) -> float:
+    """(a − b) / its standard error: ``inf`` for an exact difference (a and b fixed), ``nan`` when
+    the fit has no standard errors (a singular Jacobian: the pilots do not determine it)."""
     block = cov[:2, :2]
-    var = block[0, 0] + block[1, 1] - 2 * block[0, 1] if np.all(np.isfinite(block)) else math.inf
-    if not np.isfinite(var) or var <= 0:
-        return math.inf if values[0] != values[1] else 0.0
+    if not np.all(np.isfinite(block)):
+        return math.nan
+    var = block[0, 0] + block[1, 1] - 2 * block[0, 1]
+    if var <= 0:
+        return math.copysign(math.inf, values[0] - values[1]) if values[0] != values[1] else 0.0
     return float((values[0] - values[1]) / math.sqrt(var))
 
 

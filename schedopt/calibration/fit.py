@@ -140,7 +140,8 @@ class FitResult:
         at_bound: parameters that ended on a bound of the search box.
         fit_error: RMS relative error of the fitted curves, overall and by run (fractions).
         holdout: ``{"kind", "held_out", "rms_error", "by_run"}`` or ``None``.
-        phase: ``easy`` (a > b) or ``hard``; ``phase_z``: (a − b) / its standard error.
+        phase: ``easy`` (a > b) or ``hard``; ``phase_z``: (a − b) / its standard error
+            (``nan`` when the fit has no standard errors: a singular Jacobian).
         problem: the fitted problem (a ``[network]`` map included) at the pilots' horizon.
         runs: the pilot files; ``n_points``: measurements fitted; ``n_modes``: model size.
         notes: warnings a user must see (unidentified parameters, bounds hit, ...).
@@ -172,6 +173,13 @@ class FitResult:
     def __post_init__(self) -> None:
         for name in ("parameters", "std_errors", "identified", "fit_error", "learning_rate_cap"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def phase_text(self) -> str:
+        """The phase and how sure the fit is of it, as the report and the fitted spec say it."""
+        if math.isnan(self.phase_z):
+            return f"{self.phase} (a - b has no standard error: the pilots do not determine it)"
+        return f"{self.phase} (a - b = {self.phase_z:.2g} standard errors)"
 
     @property
     def unidentified(self) -> tuple[str, ...]:
@@ -221,7 +229,7 @@ class FitResult:
                 f"#   holdout ({self.holdout['kind']}: {self.holdout['held_out']}): "
                 f"{100 * self.holdout['rms_error']:.2f}%"
             )
-        lines.append(f"#   phase: {self.phase} (a - b = {self.phase_z:.2g} standard errors)")
+        lines.append(f"#   phase: {self.phase_text}")
         lines += [f"#   note: {n}" for n in self.notes]
         lines.append(
             f"# The learning-rate cap ([controls.learning_rate] max, model units) is network learning rate "

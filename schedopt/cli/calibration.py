@@ -125,10 +125,7 @@ def _show_fit(result, report: dict, n_pilots: int) -> None:
         ["parameter", "value", "std error", "identified"],
         rows,
     )
-    typer.echo(
-        f"phase: {result.phase} (a - b = {result.phase_z:.2g} standard errors); "
-        f"fit error {100 * result.fit_error['rms_error']:.2f}% RMS"
-    )
+    typer.echo(f"phase: {result.phase_text}; fit error {100 * result.fit_error['rms_error']:.2f}% RMS")
     if result.holdout is not None:
         typer.echo(f"holdout ({result.holdout['held_out']}): {100 * result.holdout['rms_error']:.2f}% RMS")
     cap_info = result.learning_rate_cap
