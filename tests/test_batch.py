@@ -81,6 +81,31 @@ def test_one_vectorised_call_serves_every_problem_of_a_step():
     assert lockstep.calls < sum(per_problem)
 
 
+def test_a_step_cut_into_pieces_gives_the_same_numbers(monkeypatch):
+    """On a CPU a vectorised step is cut into pieces of at most CPU_ROW_ENTRIES / modes rows
+    (here 2 rows of 24 modes, the last piece padded): every row is the same program's."""
+    monkeypatch.setattr(_lockstep, "CPU_ROW_ENTRIES", 2 * 24)
+    problems = [
+        problem(a=a, noise=n) for a, n in ((1.5, 0.3), (1.6, 0.2), (1.9, 0.4), (2.1, 0.1), (1.7, 0.2))
+    ]
+    tasks = [partial(solve, p, throw=False) for p in problems]
+    results, lockstep = _lockstep.run(tasks)
+    assert lockstep.pieces > lockstep.calls  # five rows: pieces of 2, 2 and 1
+    for b, p in zip(results, problems, strict=True):
+        assert_same(b, solve(p, throw=False))
+
+
+def test_problems_with_one_spectrum_share_its_compression():
+    options = {"modes": "compressed", "compressed_exact": 4, "compressed_nodes": 6}
+    problems = [problem(a=1.5, noise=n) for n in (0.1, 0.3, 0.5)]  # one spectrum, three noises
+    tasks = [partial(solve, p, throw=False, options=options) for p in problems]
+    results, lockstep = _lockstep.run(tasks)
+    assert len([k for k in lockstep.memo if k[0] == "compression"]) == 1
+    for b, p in zip(results, problems, strict=True):
+        assert b.info["compression"]["n_modes"] == 10
+        assert_same(b, solve(p, throw=False, options=options))
+
+
 def test_invalid_problem_is_reported_in_place_while_the_others_complete():
     orphan = problem(a=1.5, sample_budget=800.0)  # a sample budget without a batch-size control
     problems = [problem(a=1.5), orphan, problem(a=1.9)]

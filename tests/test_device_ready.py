@@ -45,9 +45,9 @@ def test_the_programs_of_a_solve_loop_have_no_host_callbacks(monkeypatch, contro
     calls = {}
     original = _lockstep.call
 
-    def record(function, batched, args, static=(), *, stacked=False):
+    def record(function, batched, args, static=(), *, stacked=False, modes=None):
         calls.setdefault(id(batched), (batched, args, static, stacked))
-        return original(function, batched, args, static, stacked=stacked)
+        return original(function, batched, args, static, stacked=stacked, modes=modes)
 
     monkeypatch.setattr(_lockstep, "call", record)
     solve(problem(**controls), throw=False, options=options)

@@ -22,6 +22,18 @@ that are finished or busy elsewhere (their results are dropped), so a batch of `
 problems compiles at most :math:`\\log_2 B + 1` programs per signature, and a batch that
 stays at one size re-uses its stacked constant arrays (tables) without copying them.
 
+**Pieces (CPU).** On a CPU a vectorised step is fastest per row while the rows' per-step
+state stays in cache; beyond about :data:`CPU_ROW_ENTRIES` rows x modes its cost per row
+rises by a third to a half, whatever ``T`` (measured: ``benchmarks/README.md``, "Batched
+solves"). A caller passes the modes of a row (``modes``); on a CPU the rows are then evaluated
+in pieces of at most ``CPU_ROW_ENTRIES / modes`` rows (a power of two), all dispatched before
+any is read, the last piece padded to a power of two. Each row is computed by the same program
+whatever the piece, so the numbers do not change. Other devices take the rows in one call.
+
+**Shared host work.** :func:`shared` computes a value once per batch for every solve that
+asks with the same key (the compressed spectrum of problems with one model spectrum); a
+solve alone computes it itself. The value is the one it would compute alone.
+
 **Devices.** Nothing here is host-bound except the optimiser itself: the evaluated
 function is an ordinary jitted JAX function, placed by JAX on its default device.
 """
@@ -37,9 +49,23 @@ import numpy as np
 
 from schedopt._jax import jax
 
-__all__ = ["Lockstep", "call", "run"]
+__all__ = ["CPU_ROW_ENTRIES", "Lockstep", "call", "max_rows", "run", "shared"]
 
 _local = threading.local()
+
+#: Rows x modes of one vectorised call on a CPU (see "Pieces" in the module docstring): the SGD
+#: value-and-gradient's cost per row is lowest up to 32 rows of 128 modes (4 rows of 1000) on
+#: the 2-core machine of ``benchmarks/README.md``.
+CPU_ROW_ENTRIES = 4096
+
+
+def max_rows(modes: int) -> int | None:
+    """Rows of one vectorised call with ``modes`` modes a row: a power of two on a CPU, ``None``
+    (no limit) on other devices."""
+    if jax.default_backend() != "cpu":
+        return None
+    rows = max(1, CPU_ROW_ENTRIES // max(1, int(modes)))
+    return 1 << (rows.bit_length() - 1)
 
 
 @dataclass(eq=False)
@@ -51,6 +77,7 @@ class _Request:
     static: tuple
     stacked: bool  # True: every array of ``args`` already has a leading axis of length 1
     x64: bool  # the requesting thread's float64 scope, re-entered for the vectorised call
+    rows: int | None  # most rows of one vectorised call (``None``: no limit)
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -66,6 +93,14 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def _piece_sizes(n: int, limit: int | None) -> list[int]:
+    """Rows of each compiled call for ``n`` requests: powers of two, at most ``limit`` each."""
+    if limit is None or n <= limit:
+        return [_next_power_of_two(n)]
+    full, rest = divmod(n, limit)
+    return [limit] * full + ([_next_power_of_two(rest)] if rest else [])
+
+
 class Lockstep:
     """The rendezvous of the solves of one batch (see the module docstring)."""
 
@@ -78,7 +113,9 @@ class Lockstep:
         self._pending: dict[int, _Request] = {}
         self._last: dict[tuple, dict[int, _Request]] = {}  # signature -> slot -> its last request
         self._stacks: dict[tuple, tuple[tuple, list[Any]]] = {}  # signature -> (rows' arg objects, stacked)
-        self.calls = 0  # vectorised calls made
+        self.memo: dict[Any, Any] = {}  # :func:`shared`'s values, by key
+        self.calls = 0  # vectorised steps made (one per signature and rendezvous)
+        self.pieces = 0  # compiled calls they took (several on a CPU beyond ``max_rows``)
         self.rows = 0  # rows evaluated in them (padding included)
 
     def submit(self, request: _Request) -> Any:
@@ -126,7 +163,8 @@ class Lockstep:
         last = self._last.setdefault(signature, {})
         for r in requests:
             last[r.slot] = r
-        size = _next_power_of_two(len(requests))
+        sizes = _piece_sizes(len(requests), requests[0].rows)
+        size = sum(sizes)
         asking = {r.slot for r in requests}
         fillers = [last[s] for s in sorted(last) if s not in asking][: size - len(requests)]
         rows = sorted([*requests, *fillers], key=lambda r: r.slot)
@@ -134,8 +172,18 @@ class Lockstep:
         first = requests[0]
         args = self._stack(signature, rows)
         with jax.enable_x64(first.x64):  # the evaluating thread may be outside its own solve's scope
-            out = jax.device_get(first.function(*args, *first.static))
+            if len(sizes) == 1:
+                out = jax.device_get(first.function(*args, *first.static))
+            else:  # every piece dispatched before any is read
+                pending, start = [], 0
+                for n in sizes:
+                    piece = jax.tree_util.tree_map(lambda a, s=start, n=n: a[s : s + n], args)
+                    pending.append(first.function(*piece, *first.static))
+                    start += n
+                parts = jax.device_get(pending)
+                out = jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves), *parts)
         self.calls += 1
+        self.pieces += len(sizes)
         self.rows += len(rows)
         position = {id(r): i for i, r in reversed(list(enumerate(rows)))}
         for r in requests:
@@ -174,6 +222,7 @@ def call(
     static: tuple = (),
     *,
     stacked: bool = False,
+    modes: int | None = None,
 ) -> Any:
     """``function(*args, *static)``, or, inside :func:`run`, one row of ``batched`` on the stacked batch.
 
@@ -185,21 +234,39 @@ def call(
         static: hashable trailing arguments, equal across a vectorised call.
         stacked: the arrays of ``args`` already carry a leading axis of length 1 (and the
             results keep it).
+        modes: the modes of a row's state, when a vectorised call should be cut into pieces on a
+            CPU (:func:`max_rows`); ``None``: one call.
     """
     lockstep: Lockstep | None = getattr(_local, "lockstep", None)
     if lockstep is None:
         return function(*args, *static)
     x64 = bool(jax.config.read("jax_enable_x64"))
+    rows = None if modes is None else max_rows(modes)
     request = _Request(
         slot=_local.slot,
-        signature=(*_signature(batched, args, static, stacked), x64),
+        signature=(*_signature(batched, args, static, stacked), x64, rows),
         function=batched,
         args=tuple(args),
         static=tuple(static),
         stacked=stacked,
         x64=x64,
+        rows=rows,
     )
     return lockstep.submit(request)
+
+
+def shared(key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or inside :func:`run` its value for ``key`` computed once for the whole batch.
+
+    ``key`` (hashable) must determine the value; the value must not be mutated by its users.
+    Solves run their host code one at a time (the token), so no two compute the same key at once.
+    """
+    lockstep: Lockstep | None = getattr(_local, "lockstep", None)
+    if lockstep is None:
+        return compute()
+    if key not in lockstep.memo:
+        lockstep.memo[key] = compute()
+    return lockstep.memo[key]
 
 
 def run(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], Lockstep]:

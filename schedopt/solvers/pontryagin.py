@@ -169,11 +169,12 @@ def sweep_until(
         loss was not finite).
     """
     args = (lam, c0, noise, lr, batch, lower, upper, loss_weights)
-    lr, loss = lockstep.call(sgd_sweep, _sgd_sweep_many, args)  # batched inside design_many
+    modes = int(np.shape(lam)[-1])  # the lockstep's pieces on a CPU
+    lr, loss = lockstep.call(sgd_sweep, _sgd_sweep_many, args, modes=modes)  # batched inside design_many
     loss, sweeps, quiet = float(loss), 1, 0
     while sweeps < max_sweeps:
         args = (lam, c0, noise, lr, batch, lower, upper, loss_weights)
-        candidate, new = lockstep.call(sgd_sweep, _sgd_sweep_many, args)
+        candidate, new = lockstep.call(sgd_sweep, _sgd_sweep_many, args, modes=modes)
         new = float(new)  # the loss of `lr`, the result of the previous sweep
         if not np.isfinite(new):
             return lr, sweeps, Status.DIVERGED

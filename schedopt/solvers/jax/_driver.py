@@ -120,6 +120,15 @@ class _Group:
     def count(self) -> int:
         return len(self.problems)
 
+    @property
+    def row_modes(self) -> int | None:
+        """Per-mode state entries of one problem's recursion (the lockstep's pieces on a CPU), or
+        ``None`` for the ODE engine (one vectorised call)."""
+        if self.engine != "recursion":
+            return None
+        modes = int(self.stacked["lam"].shape[-1])
+        return 3 * modes if self.with_momentum else modes  # heavy ball: three second moments a mode
+
     def scaled(self, i: int, values) -> np.ndarray:
         """Problem ``i``'s parameters ``{name: values}`` as one vector in the optimiser's units."""
         units = self.tables[i]["scale"]
@@ -231,6 +240,7 @@ class _Lagrangian:
                 (jax.device_put(flat.reshape(group.count, group.n_params)), group.stacked),
                 (group.layout, group.with_momentum, group.capped, group.engine, group.parameterisation),
                 stacked=True,
+                modes=group.row_modes,
             )
             if len(self._recent) >= 4:
                 self._recent.pop(next(iter(self._recent)))

@@ -157,12 +157,29 @@ def _compression(problem: Problem, opts: JaxOptions) -> CompressedModes | None:
     """
     if opts.modes == "exact":
         return None
-    sizes = {"exact": opts.compressed_exact, "nodes": opts.compressed_nodes}
+    from schedopt.solvers import _lockstep
+
     model = problem.model
-    if opts.modes == "auto":
-        return auto_compress(model.eigenvalues, model.initial_error, **sizes)
-    modes = compress_modes(model.eigenvalues, model.initial_error, **sizes)
-    return modes if modes.n_modes < model.n_modes else None
+    sizes = {"exact": opts.compressed_exact, "nodes": opts.compressed_nodes}
+    lam, c0 = np.asarray(model.eigenvalues), np.asarray(model.initial_error)
+    # Inside design_many, the problems of a batch with one spectrum share its compression.
+    key = (
+        "compression",
+        opts.modes,
+        *sizes.values(),
+        lam.dtype.str,
+        lam.tobytes(),
+        c0.dtype.str,
+        c0.tobytes(),
+    )
+    return _lockstep.shared(key, lambda: _compress(lam, c0, opts.modes, sizes))
+
+
+def _compress(lam: np.ndarray, c0: np.ndarray, modes: str, sizes: dict[str, int]) -> CompressedModes | None:
+    if modes == "auto":
+        return auto_compress(lam, c0, **sizes)
+    compressed = compress_modes(lam, c0, **sizes)
+    return compressed if compressed.n_modes < lam.size else None
 
 
 def _spectrum(problem: Problem, modes: CompressedModes | None):
