@@ -102,8 +102,13 @@ def _bwd(res, gbar):
         curv = 1.0 + 1.0 / m
         g = eta * eta / m
         nu_c = nu * c
-        lam_nu, loss, nu_c_lam, nu_c_lam2 = tree_sum(
-            jnp.stack([lam * nu, weights * c, nu_c * lam, nu_c * lam2])
+        # four tree sums, not one over their stack: XLA fuses each product into its sum's first
+        # level instead of writing and re-reading a stacked array (equal to rounding; benchmarks/README.md)
+        lam_nu, loss, nu_c_lam, nu_c_lam2 = (
+            tree_sum(lam * nu),
+            tree_sum(weights * c),
+            tree_sum(nu_c * lam),
+            tree_sum(nu_c * lam2),
         )
         s = loss + noise
         grad_eta = -2.0 * nu_c_lam + 2.0 * curv * eta * nu_c_lam2 + 2.0 * eta / m * s * lam_nu

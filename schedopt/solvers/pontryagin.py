@@ -111,8 +111,13 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
     def step_back(nu, xs):
         c, eta_old, m, ok = xs
         nu_lam = nu * lam
-        loss, num, nu_c_lam2, nu_lam_sum = tree_sum(
-            jnp.stack([weights * c, nu_lam * c, nu_lam * lam * c, nu_lam])
+        # four tree sums, not one over their stack: XLA fuses each product into its sum's first
+        # level instead of writing and re-reading a stacked array (equal to rounding; benchmarks/README.md)
+        loss, num, nu_c_lam2, nu_lam_sum = (
+            tree_sum(weights * c),
+            tree_sum(nu_lam * c),
+            tree_sum(nu_lam * lam * c),
+            tree_sum(nu_lam),
         )
         loss = loss + noise
         den = (1.0 + 1.0 / m) * nu_c_lam2 + nu_lam_sum * loss / m
