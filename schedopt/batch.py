@@ -5,9 +5,10 @@ modes, momentum, sample budget) form a *group*; a group is cut into *chunks* of 
 ``max_batch`` problems (and at most ``max_work`` stored trajectory entries, ``B T N``),
 and a chunk is solved in lockstep (:mod:`schedopt.solvers._lockstep`): every problem runs
 its own one-problem solve (solver ``jax``), and their objective evaluations and warm-start
-sweeps are stacked into one compiled ``vmap``-ped call per step. Each problem keeps its own
-optimiser state, stopping test and status, so the results equal one-by-one solves to
-rounding (``tests/test_batch.py`` checks it).
+sweeps are stacked into one compiled ``vmap``-ped call per step (on a CPU, cut into pieces
+whose per-step state stays in cache); problems with one model spectrum share its
+compression. Each problem keeps its own optimiser state, stopping test and status, so the
+results equal one-by-one solves to rounding (``tests/test_batch.py`` checks it).
 
 Chunks are the unit a backend (:mod:`schedopt.backends`) hands out: the local backend runs
 them one after another in this process, the Ray backend on a cluster's workers. How a group
