@@ -280,11 +280,14 @@ def mpl_lrs(task: Task, horizon: int) -> np.ndarray:
     """The Multi-Power Law's optimised schedule at ``horizon``: peak chosen by the law among the pilot range.
 
     Fitted to the first pilots a task has of ``long-short`` (the first three tasks), ``long60-wide``
-    (the fourth task's default when its runs were made) and the default protocol (a new task).
+    (the fourth task's default when its runs were made) and the default protocol (a new task);
+    once made, a schedule stays with the pilots it was made from.
     """
     import mpl
 
-    protocol = next(p for p in ("long-short", "long60-wide", DEFAULT_PROTOCOL) if _piloted(task, p))
+    order = ("long-short", "long60-wide", DEFAULT_PROTOCOL)
+    made = [p for p in order if (FITS / f"{task.name}{_tag(p)}-mpl-T{horizon}.json").exists()]
+    protocol = made[0] if made else next(p for p in order if _piloted(task, p))  # the one it was run with
     cache = FITS / f"{task.name}{_tag(protocol)}-mpl-T{horizon}.json"
     if not cache.exists():
         law = mpl_law(task, protocol)

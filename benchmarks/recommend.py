@@ -8,7 +8,7 @@ The evidence is copied, not retyped, from the measured results of other benchmar
 
 * ``results/scaling.json`` ``transfer``: the gap to re-optimising at 4T of the phase
   rule's transfer and of the plain stretch in t/T, per phase;
-* ``results/realtasks.json``: on three small real training tasks (tiny GPT, T = 2000),
+* ``results/realtasks.json``: on the small real training tasks (tiny GPT, T = 1200-2000),
   the designed schedule's final loss minus tuned WSD's, and minus WSD at the designed
   peak (paired over seeds, mean and standard error).
 
