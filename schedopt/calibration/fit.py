@@ -328,6 +328,13 @@ def fit_pilots(
     rms, by_run = _relative_rms(solve, runs, ~early)
     identified, at_bound = _identified(solve, layout, values, std)
     notes = _pilot_notes(runs) + _identification_notes(identified, at_bound, fixed)
+    if not identified["noise_std"] and values[FIT_PARAMETERS.index("noise_std")] < 1e-3:
+        notes.append(
+            "the pilots show no gradient noise the model can identify (noise_std near 0, not identified), "
+            "so it sees little cost in a larger learning rate: the design's plateau is likely to sit at "
+            f"the cap, {network_cap:g} ({cap_rule}), wherever the best peak is; if it does, read the "
+            "design as WSD at that rate (benchmarks/README.md, real training: the fifth task)"
+        )
     holdout_report = _holdout(runs, holdout, layout, fixed_kappa, max_lr, early)
     reference = 1.0 if layout.fixed_kappa else max_lr
     problem = _problem(values, runs, n_modes, name, network_cap, reference)
