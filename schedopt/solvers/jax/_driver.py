@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
+from schedopt._jax import jax
 from schedopt.dynamics.recursion import final_loss
 from schedopt.problem import Problem
 from schedopt.solution import Solution
