@@ -763,7 +763,12 @@ def test_concurrent_designs_into_one_folder_leave_one_consistent_set(tmp_path, s
 
 
 def test_a_real_signal_during_design_leaves_the_old_or_the_new_set(tmp_path, spec):
-    """The old set is the tiny problem's; the new one (default problem) is interrupted at a random moment."""
+    """The old set is the tiny problem's; the new one (default problem) is interrupted at a random moment.
+
+    Interrupted (143), the folder holds the old set, or the whole new one when the signal came
+    after its commit (while the command printed its summary); finished (0), the new one. Never a
+    mix: every file of one set (``assert_consistent_set``) and nothing else.
+    """
     out = tmp_path / "out"
     assert run("design", spec, "--no-baselines", "--out", out).exit_code == 0
     old = snapshot(out)
@@ -773,7 +778,7 @@ def test_a_real_signal_during_design_leaves_the_old_or_the_new_set(tmp_path, spe
     report = assert_consistent_set(out)
     if proc.returncode == 143:
         one_line_stderr(proc, "SIGTERM")
-        assert snapshot(out) == old, delay
+        assert snapshot(out) == old or report["problem"] == "easy-phase", delay
     else:
         assert report["problem"] == "easy-phase"
     assert stray_files(tmp_path) == []
