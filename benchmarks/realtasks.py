@@ -384,8 +384,9 @@ def extra_seed_jobs(task: Task) -> list[Job]:
     """Tuned WSD at its best peak and the :data:`EXTRA_SEED_ARMS` designs, on :data:`EXTRA_SEEDS`."""
     best = best_peaks(task)
     jobs = [_family_job(task, "wsd", best["wsd"], seed) for seed in EXTRA_SEEDS]
-    for arm in (a for a in EXTRA_SEED_ARMS if a in _arms(task)):  # a new task has the headline's pilots only
-        form, protocol, model, anneal = DESIGN_ARMS[arm]
+    arms = _arms(task)  # a new task has the headline's pilots only
+    for arm in (a for a in EXTRA_SEED_ARMS if a in arms):
+        form, protocol, model, anneal = arms[arm]
         designed = designed_lrs(task, task.horizon, form, protocol, model, anneal)
         meta = {"peak": float(designed.max()), "form": form}
         jobs += [Job(task.name, f"{arm}-T{task.horizon}", designed, seed, meta=meta) for seed in EXTRA_SEEDS]
