@@ -201,7 +201,8 @@ def fit_variant(runs, terms, wd: float, b_max: float | None):
     early = _early(runs, "auto")
     if wd == 0:
         with _b_cap(b_max):
-            result = fit_pilots(runs, n_modes=FIT_MODES, holdout="none", terms=terms)
+            # offset free (its floor came later: realtasks.py's schedopt-floor), as the results were measured
+            result = fit_pilots(runs, n_modes=FIT_MODES, holdout="none", terms=terms, offset_floor=0.0)
         return (
             lambda lrs: float(predict_network_loss(result.problem, lrs)[-1]),
             dict(result.parameters),

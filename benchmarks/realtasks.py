@@ -72,7 +72,7 @@ PILOT_PROTOCOLS = {
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
 DEFAULT_PROTOCOL = "long60-wider"
-HEADLINE = "designed-sqrt-wider"
+HEADLINE = "designed-sqrt-floor"
 PILOT_EVAL_EVERY = 20
 SEEDS = (0, 1, 2)
 
@@ -160,10 +160,19 @@ def _centre_first(n: int) -> list[int]:
 
 
 FITS = ROOT / "benchmarks" / "results" / "realtasks" / "fits"
-from schedopt.calibration.fit import FIT_MODES  # noqa: E402  (fit's default: the null-mode block comes on top)
+from schedopt.calibration.fit import FIT_MODES, OFFSET_FLOOR  # noqa: E402  (fit's defaults)
 
-#: fitted model variants: their terms (``schedopt-null``: the null modes without the exponent, p = 1)
-MODELS = {"schedopt": ("exponent", "null_modes"), "schedopt-base": (), "schedopt-null": ("null_modes",)}
+#: fitted model variants: their terms and the floor of the loss offset (``schedopt-null``: the null modes
+#: without the exponent, p = 1). ``schedopt-floor`` is ``schedopt fit``'s default since the offset floor
+#: came in (``OFFSET_FLOOR``); the others are the fits every earlier arm was designed from (offset free).
+MODELS = {
+    "schedopt": (("exponent", "null_modes"), 0.0),
+    "schedopt-base": ((), 0.0),
+    "schedopt-null": (("null_modes",), 0.0),
+    "schedopt-floor": (("exponent", "null_modes"), OFFSET_FLOOR),
+}
+#: the models fitted to the first pilots (``long-short``) of the first three tasks
+FIRST_MODELS = ("schedopt", "schedopt-base", "schedopt-null")
 
 
 def _piloted(task: Task, protocol: str) -> bool:
@@ -191,7 +200,8 @@ def fitted(task: Task, model: str = "schedopt", protocol: str = "long-short"):
     report = spec.with_suffix(".json")
     if not (spec.exists() and report.exists()):
         runs = pilot_runs(task, protocol)
-        result = fit_pilots(runs, n_modes=FIT_MODES, holdout="none", terms=MODELS[model])
+        terms, floor = MODELS[model]
+        result = fit_pilots(runs, n_modes=FIT_MODES, holdout="none", terms=terms, offset_floor=floor)
         spec.parent.mkdir(parents=True, exist_ok=True)
         here = str(ROOT) + "/"  # no absolute path of this machine in the results
         spec.write_text(result.spec_text().replace(here, ""))
@@ -313,6 +323,8 @@ DESIGN_ARMS = {
     "designed-sqrt-wide": ("plateau-anneal", "long-wide", "schedopt", "1-sqrt"),
     "designed-sqrt-long60": ("plateau-anneal", "long60-wide", "schedopt", "1-sqrt"),
     "designed-sqrt-wider": ("plateau-anneal", "long60-wider", "schedopt", "1-sqrt"),
+    # the same pilots, the fit with the loss offset's floor (schedopt fit's default since)
+    "designed-sqrt-floor": ("plateau-anneal", "long60-wider", "schedopt-floor", "1-sqrt"),
     "designed-plateau": ("plateau-anneal", "long-short", "schedopt", "model"),
     "designed": ("free", "long-short", "schedopt", "model"),
     "designed-plateau-null": ("plateau-anneal", "long-short", "schedopt-null", "model"),
@@ -321,7 +333,13 @@ DESIGN_ARMS = {
 _SEED0_ONLY = ("designed-plateau-null", "designed-plateau-base")
 #: arms that are WSD's shape already (the library's per-step mean of 1-sqrt, within 3.3 % of the peak of
 #: the benchmark's point values at the first cooldown step): no separate WSD-at-their-peak runs
-_WSD_SHAPED = ("designed-sqrt", "designed-sqrt-wide", "designed-sqrt-long60", "designed-sqrt-wider")
+_WSD_SHAPED = (
+    "designed-sqrt",
+    "designed-sqrt-wide",
+    "designed-sqrt-long60",
+    "designed-sqrt-wider",
+    "designed-sqrt-floor",
+)
 
 
 def _arms(task: Task) -> dict[str, tuple[str, str, str, str]]:
@@ -377,7 +395,7 @@ def transfer_jobs(task: Task) -> list[Job]:
 #: (added after 3 seeds left code-sgdm's difference at 1.5 standard errors; on every task alike).
 EXTRA_SEEDS = (3, 4)
 #: the design arms given the extra seeds: the headline, and the two earlier headlines
-EXTRA_SEED_ARMS = ("designed-sqrt-wide", "designed-sqrt-long60", HEADLINE)
+EXTRA_SEED_ARMS = ("designed-sqrt-wide", "designed-sqrt-long60", "designed-sqrt-wider", HEADLINE)
 
 
 def extra_seed_jobs(task: Task) -> list[Job]:
@@ -466,7 +484,7 @@ def predictions(task: Task, panel) -> dict:
 
     models, peers = {}, {}
     if _piloted(task, "long-short"):
-        models.update({name: fitted(task, name) for name in MODELS})
+        models.update({name: fitted(task, name) for name in FIRST_MODELS})
         peers["mpl"] = mpl_law(task)
     if _piloted(task, "long-anneal"):  # the same model from the other pilots
         models["schedopt-long-anneal"] = fitted(task, "schedopt", "long-anneal")
@@ -478,6 +496,8 @@ def predictions(task: Task, panel) -> dict:
         if _piloted(task, protocol):
             models[f"schedopt-{tag}"] = fitted(task, "schedopt", protocol)
             peers[f"mpl-{tag}"] = mpl_law(task, protocol)
+    if _piloted(task, DEFAULT_PROTOCOL):  # schedopt fit's default now: the planned pilots, the offset's floor
+        models["schedopt-plan-floor"] = fitted(task, "schedopt-floor", DEFAULT_PROTOCOL)
     rows = []
     for job, run in panel:
         actual = run["final_val_loss"]
@@ -558,7 +578,7 @@ def report(names: list[str] | None = None) -> dict:
             "families": FAMILIES,
             "seeds": SEEDS,
             "extra_seeds": {"seeds": EXTRA_SEEDS, "methods": ["tuned wsd", *EXTRA_SEED_ARMS]},
-            "models": {name: list(terms) for name, terms in MODELS.items()},
+            "models": {name: {"terms": list(t), "offset_floor": f} for name, (t, f) in MODELS.items()},
         },
         "tasks": {},
         "load_average": list(os.getloadavg()),
@@ -606,7 +626,7 @@ def plot(results: dict, path: Path) -> None:
         ax = axes[0, col]
         rows = entry["prediction"]["runs"]
         actual = np.array([r["actual"] for r in rows])
-        for key, marker in (("schedopt-plan", "o"), ("mpl-plan", "^")):
+        for key, marker in (("schedopt-plan-floor", "o"), ("schedopt-plan", "."), ("mpl-plan", "^")):
             s = entry["prediction"]["summary"][key]
             ax.scatter(
                 actual,

@@ -156,11 +156,43 @@ def test_what_the_pilots_cannot_show_is_flagged():
         ({"n_modes": 5}, "--n-modes"),
         ({"learning_rate_scale": -1.0}, "--lr-scale"),
         ({"holdout": "nope"}, "--holdout: 'nope' is not one of the pilots"),
+        ({"offset_floor": -0.1}, r"--offset-floor: must be a number in \[0, 0\.95\], got -0\.1"),
+        ({"offset_floor": 0.99}, "--offset-floor: .*got 0.99"),
+        ({"offset_floor": float("nan")}, "--offset-floor: .*got nan"),
+        ({"offset_floor": True}, "--offset-floor: .*got True"),
+        ({"offset_floor": "0.5"}, "--offset-floor: .*got '0.5'"),
     ],
 )
 def test_bad_fit_options_name_the_option(kwargs, match):
     with pytest.raises(FitError, match=match):
         fit_pilots(_pilots(noise=0.0, rates=(1e-3, 2e-3)), **kwargs)
+
+
+def test_the_offset_floor_bounds_the_irreducible_loss_and_says_so():
+    # a target the model reaches with no irreducible loss: free, the fit finds ~0; floored, the offset
+    # sits at floor x the smallest loss, and the fit says the pilots did not set it
+    params = {**TRUE, "loss_offset": 0.0}
+    runs = _pilots(noise=0.0, rates=(2e-3, 5e-3), params=params)
+    smallest = min(float(r.losses[r.loss_steps >= 0].min()) for r in runs)
+    free = fit_pilots(runs, n_modes=N_MODES, holdout="none", terms=(), min_step=0, offset_floor=0.0)
+    assert free.parameters["loss_offset"] < 1e-3 * smallest and free.offset_floor == 0.0
+    assert not any("offset floor" in n or "sits at its floor" in n for n in free.notes)
+    floored = fit_pilots(runs, n_modes=N_MODES, holdout="none", terms=(), min_step=0, offset_floor=0.3)
+    assert floored.parameters["loss_offset"] == pytest.approx(0.3 * smallest, rel=1e-3)
+    assert "loss_offset" in floored.at_bound and "loss_offset" in floored.unidentified
+    assert any("loss_offset sits at its floor, 0.3 x the smallest fitted loss" in n for n in floored.notes)
+    assert floored.to_dict()["offset_floor"] == 0.3 and "offset floor: 0.3 x" in floored.spec_text()
+    assert floored.fit_error["rms_error"] > free.fit_error["rms_error"]  # the floor costs fit here
+
+
+def test_offset_floor_defaults_agree_between_library_and_cli():
+    import inspect
+
+    from schedopt.calibration.fit import OFFSET_FLOOR
+    from schedopt.cli.calibration import fit as fit_command
+
+    assert inspect.signature(fit_pilots).parameters["offset_floor"].default == OFFSET_FLOOR
+    assert inspect.signature(fit_command).parameters["offset_floor"].default == OFFSET_FLOOR
 
 
 # --- pilot files
@@ -396,6 +428,12 @@ def test_cli_fit_bad_input_writes_nothing(tmp_path):
     assert result.exit_code == 2 and "single learning rate" in result.output and not out.exists()
     result = CliRunner().invoke(app, ["fit", str(path), "--out", str(tmp_path / "f.txt")])
     assert result.exit_code == 2 and "--out" in result.output
+    other = _write_csv(tmp_path / "q.csv", _good_rows(lr=2e-3))
+    result = CliRunner().invoke(
+        app, ["fit", str(path), str(other), "--out-file", str(out), "--offset-floor", "1.5"]
+    )
+    assert result.exit_code == 2 and "--offset-floor" in result.output and "1.5" in result.output
+    assert not out.exists()
     assert math.isfinite(read_pilot(path).losses.sum())
 
 

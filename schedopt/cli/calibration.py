@@ -61,6 +61,13 @@ def fit(
     min_step: Annotated[
         str, typer.Option(help="Fit losses from this step on; auto: twice each pilot's warmup.")
     ] = "auto",
+    offset_floor: Annotated[
+        float,
+        typer.Option(
+            help="Lower bound of the irreducible loss, as a fraction of the smallest pilot loss; the pilots "
+            "rarely identify it, and 0 lets long-run predictions fall as a pure power law."
+        ),
+    ] = 0.5,
     force: ForceOpt = False,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
@@ -103,6 +110,7 @@ def fit(
             lr_cap=cap,
             terms=chosen,
             min_step=first,
+            offset_floor=offset_floor,
         )
     written = _write_fit(result, pilots, out, plot, force=force)
     report = {**result.to_dict(), "files": written}
