@@ -9,7 +9,8 @@
    are identical. ``--max-compute`` bounds the run: computes above it are listed as not run.
 2. **Throughput.** Designs per second of :func:`schedopt.design_many` on ``B`` problems of one
    shape (T = 1e3, N = 1e3 on the compressed spectrum; noise sigma varies), B = 1, 2, 4, ..., 256,
-   each timed warm (the same B run once before), next to one-by-one ``solve`` calls.
+   each timed warm (the same B run once before), next to one-by-one ``solve`` calls on the same
+   problems (the first ``--one-by-one`` problems solved in turn, the clock read after each ``B``).
 
 Writes ``benchmarks/results/sweep.json``. The 1-minute load average is recorded with every
 timing (the machine may be shared; CPU seconds are the steadier figure).
@@ -150,6 +151,26 @@ def throughput_problem(noise: float) -> Problem:
     return problem(1000, 1000, noise).replace(name="throughput")
 
 
+def _one_by_one(problems, checkpoints) -> tuple[list, dict[int, dict]]:
+    """``solve`` on each problem in turn; the clock read after the first ``b`` of them, each ``b`` in
+    ``checkpoints`` (so that a batch of ``b`` is compared with one-by-one solves of the same problems)."""
+    schedopt.solve(problems[0])  # compiled
+    singles, marks = [], {}
+    with Clock() as c:
+        for p in problems:
+            singles.append(schedopt.solve(p, throw=False))
+            if len(singles) in checkpoints:
+                c.stop()
+                marks[len(singles)] = {
+                    "designs": len(singles),
+                    **c.record(),
+                    "designs_per_s": len(singles) / c.wall,
+                    "designs_per_cpu_s": len(singles) / c.cpu,
+                }
+                del c.wall  # the clock runs on
+    return singles, marks
+
+
 def throughput(batches, one_by_one: int) -> dict:
     from schedopt.batch import design_many
 
@@ -167,20 +188,20 @@ def throughput(batches, one_by_one: int) -> dict:
                 "designs_per_s": b / c.wall,
                 "designs_per_cpu_s": b / c.cpu,
                 "statuses": sorted({s.status for s in solved}),
+                "mean_iterations": float(np.mean([s.iterations for s in solved])),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
+    # One by one on the first `one_by_one` problems, the clock read after each batch size: the
+    # problems differ in difficulty (the first, low-noise ones take ~1.6x the iterations of the
+    # 256's mean), so a batch is compared with the same problems solved one by one.
     sample = problems[:one_by_one]
-    schedopt.solve(sample[0])  # compiled
-    with Clock() as c:
-        singles = [schedopt.solve(p, throw=False) for p in sample]
-    alone = {
-        "designs": len(sample),
-        **c.record(),
-        "designs_per_s": len(sample) / c.wall,
-        "designs_per_cpu_s": len(sample) / c.cpu,
-    }
+    singles, marks = _one_by_one(sample, {b for b in batches if b <= one_by_one} | {min(32, one_by_one)})
+    for b, mark in sorted(marks.items()):
+        print(json.dumps({"one_by_one": b, **mark}), flush=True)
+    alone = marks[min(32, one_by_one)]
     batched = design_many(sample)
+    same = {r["batch"]: r for r in rows if r["batch"] in marks}
     return {
         "horizon": 1000,
         "n_modes": 1000,
@@ -188,15 +209,24 @@ def throughput(batches, one_by_one: int) -> dict:
         "spectra": "one model spectrum, noise varied (design_many compresses it once per chunk)",
         "batches": rows,
         "one_by_one": alone,
+        "one_by_one_same_problems": [marks[b] for b in sorted(marks)],
         "speedup_vs_one_by_one": {r["batch"]: r["designs_per_s"] / alone["designs_per_s"] for r in rows},
         # CPU seconds are the steadier figure on a shared machine (wall time waits for the scheduler)
         "speedup_per_cpu_s_vs_one_by_one": {
             r["batch"]: r["designs_per_cpu_s"] / alone["designs_per_cpu_s"] for r in rows
         },
+        # the batch against the same problems solved one by one (the first b of the one-by-one run)
+        "speedup_per_cpu_s_vs_same_problems_one_by_one": {
+            b: r["designs_per_cpu_s"] / marks[b]["designs_per_cpu_s"] for b, r in same.items()
+        },
+        "speedup_vs_same_problems_one_by_one": {
+            b: r["designs_per_s"] / marks[b]["designs_per_s"] for b, r in same.items()
+        },
         "max_relative_loss_difference_batched_vs_one_by_one": max(
             abs(x.final_loss / y.final_loss - 1.0) for x, y in zip(batched, singles, strict=True)
         ),
         "same_statuses": all(x.status == y.status for x, y in zip(batched, singles, strict=True)),
+        "same_iterations": all(x.iterations == y.iterations for x, y in zip(batched, singles, strict=True)),
     }
 
 
@@ -209,7 +239,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", default="1,2,4,8,16,32,64,128,256")
-    parser.add_argument("--one-by-one", type=int, default=32)
+    parser.add_argument("--one-by-one", type=int, default=256, help="problems solved one by one")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma list of problems/<name>.toml")
     parser.add_argument("--skip-frontier", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
