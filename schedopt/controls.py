@@ -125,7 +125,15 @@ class Interpolation:
         return (1.0 - self.weight) * values[..., self.index] + self.weight * values[..., nxt]
 
     def matrix(self):
-        """The ``(T, n_params)`` sparse matrix of the map (SciPy CSR)."""
+        """The ``(T, n_params)`` sparse matrix of the map (SciPy CSR; built once per interpolation,
+        not to be modified)."""
+        cached = self.__dict__.get("_matrix")
+        if cached is not None:
+            return cached
+        self.__dict__["_matrix"] = matrix = self._matrix()
+        return matrix
+
+    def _matrix(self):
         import scipy.sparse
 
         t = np.arange(self.index.size)
@@ -209,6 +217,10 @@ class ControlGrid:
         return 0.5 * (self.edges[:-1] + self.edges[1:]).astype(np.float64)
 
     def interpolation(self) -> Interpolation:
+        """The grid's :class:`Interpolation` (computed once per grid; its arrays are read-only)."""
+        cached = self.__dict__.get("_interpolation")
+        if cached is not None:
+            return cached
         t_mid = np.arange(self.horizon, dtype=np.float64) + 0.5
         block = np.searchsorted(self.edges, t_mid, side="right") - 1
         if self.parameterisation == "constant":
@@ -216,7 +228,12 @@ class ControlGrid:
         else:
             left = self.edges[block].astype(np.float64)
             weight = (t_mid - left) / np.diff(self.edges)[block]
-        return Interpolation(index=block.astype(np.int32), weight=weight, n_params=self.n_params)
+        index = block.astype(np.int32)
+        index.setflags(write=False)
+        weight.setflags(write=False)
+        out = Interpolation(index=index, weight=weight, n_params=self.n_params)
+        self.__dict__["_interpolation"] = out  # a frozen record: not through __setattr__
+        return out
 
     def evaluate(self, values, t):
         """The continuous-time control :math:`u(t)` at times ``t`` (NumPy)."""

@@ -140,8 +140,19 @@ def with_stability(solution: Solution, bound: tuple[float, str | None]) -> Solut
 
 
 def control_grids(problem: Problem) -> dict[str, ControlGrid]:
-    """The grid of every control at the problem's horizon."""
-    return {name: grid_for(spec, problem.horizon) for name, spec in problem.controls.items()}
+    """The grid of every control at the problem's horizon.
+
+    Inside a lockstep batch (:mod:`schedopt.solvers._lockstep`) a grid is built once for every
+    problem with the same discretisation and horizon (grids are frozen records).
+    """
+    return {name: _grid(spec, problem.horizon) for name, spec in problem.controls.items()}
+
+
+def _grid(spec, horizon: int) -> ControlGrid:
+    from schedopt.solvers import _lockstep
+
+    key = ("grid", spec.blocks, spec.grid, spec.parameterisation, spec.edges, int(horizon))
+    return _lockstep.shared(key, lambda: grid_for(spec, horizon))
 
 
 def lower_upper(

@@ -83,10 +83,35 @@ class _Request:
     error: BaseException | None = None
 
 
+def _arg_signature(arg) -> tuple:
+    """Tree structure, shapes and dtypes of one argument (a pytree of arrays and scalars)."""
+    leaves, tree = jax.tree_util.tree_flatten(arg)
+    return (
+        tree,
+        tuple((np.shape(a), np.dtype(a.dtype if hasattr(a, "dtype") else type(a)).str) for a in leaves),
+    )
+
+
+#: Signatures of the arguments a solve passes unchanged call after call (a group's tables), by
+#: ``id``, with the object itself so that the ``id`` stays its own (bounded: see :func:`_signature`).
+_ARG_SIGNATURES: dict[int, tuple[Any, tuple]] = {}
+
+
 def _signature(function, args, static, stacked) -> tuple:
-    leaves, tree = jax.tree_util.tree_flatten(args)
-    shapes = tuple((np.shape(a), np.dtype(a.dtype if hasattr(a, "dtype") else type(a)).str) for a in leaves)
-    return (id(function), tuple(static), stacked, tree, shapes)
+    parts = []
+    for a in args:
+        if isinstance(a, np.ndarray):  # the common case, without flattening a tree
+            parts.append((a.shape, a.dtype.str))
+        elif isinstance(a, dict):  # tables: the same object every call of a solve
+            known = _ARG_SIGNATURES.get(id(a))
+            if known is None or known[0] is not a:
+                if len(_ARG_SIGNATURES) >= 4096:
+                    _ARG_SIGNATURES.clear()
+                known = _ARG_SIGNATURES[id(a)] = (a, _arg_signature(a))
+            parts.append(known[1])
+        else:
+            parts.append(_arg_signature(a))
+    return (id(function), tuple(static), stacked, tuple(parts))
 
 
 def _next_power_of_two(n: int) -> int:
@@ -186,12 +211,14 @@ class Lockstep:
         self.pieces += len(sizes)
         self.rows += len(rows)
         position = {id(r): i for i, r in reversed(list(enumerate(rows)))}
+        leaves, tree = jax.tree_util.tree_flatten(out)
+        leaves = [np.asarray(a) for a in leaves]
         for r in requests:
             i = position[id(r)]
             if r.stacked:
-                r.result = jax.tree_util.tree_map(lambda a, i=i: np.asarray(a)[i : i + 1], out)
+                r.result = tree.unflatten([a[i : i + 1] for a in leaves])
             else:
-                r.result = jax.tree_util.tree_map(lambda a, i=i: np.asarray(a)[i], out)
+                r.result = tree.unflatten([a[i] for a in leaves])
 
     def _stack(self, signature: tuple, rows: list[_Request]) -> list[Any]:
         """The rows' arguments stacked on a leading axis; an argument every row passes unchanged
@@ -297,3 +324,45 @@ def run(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], Lockstep]:
     for t in threads:
         t.join()
     return results, lockstep
+
+
+def _kept_loss(lam, c0, noise, lr, batch, weights):
+    from schedopt.dynamics.recursion import final_loss_jax
+
+    return final_loss_jax(lam, c0, noise, lr, batch, None, weights)
+
+
+#: :func:`_kept_loss` of stacked rows (a final-loss check of each solve of a batch).
+_kept_loss_rows = jax.jit(jax.vmap(_kept_loss))
+
+
+def final_loss(model, learning_rate, *, batch_size=1.0, momentum=None, modes=None) -> float:
+    """:func:`schedopt.dynamics.recursion.final_loss` of one schedule; inside :func:`run`, for plain
+    SGD, one row of a vectorised call (the check every solve of a batch makes at the same point).
+
+    The row's value is the one the plain call computes (the same recursion, residual and
+    divergence limit; the vectorised kernel rounds like the single one: ``tests/test_batch.py``).
+    """
+    from schedopt.dynamics import recursion
+    from schedopt.dynamics.compression import spectrum
+
+    lockstep: Lockstep | None = getattr(_local, "lockstep", None)
+    if lockstep is None or momentum is not None:
+        return recursion.final_loss(
+            model, learning_rate, batch_size=batch_size, momentum=momentum, modes=modes
+        )
+    lr, m, _ = recursion._controls(model, learning_rate, batch_size, None)
+    if lr.ndim != 1:
+        return recursion.final_loss(model, learning_rate, batch_size=batch_size, modes=modes)
+    lam, c0, weights = spectrum(model, modes)
+    args = (
+        lam,
+        c0,
+        np.float64(model.effective_noise),
+        lr,
+        np.ascontiguousarray(m),
+        lam if weights is None else weights,
+    )
+    out = np.asarray(call(_kept_loss, _kept_loss_rows, args, modes=int(lam.size))) + model.residual
+    limit = recursion.divergence_limit(model)
+    return float(np.where(np.isfinite(out) & (out <= limit), out, np.inf))

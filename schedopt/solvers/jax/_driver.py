@@ -11,7 +11,6 @@ import numpy as np
 import scipy.optimize
 
 from schedopt._jax import jax
-from schedopt.dynamics.recursion import final_loss
 from schedopt.problem import Problem
 from schedopt.solution import Solution
 from schedopt.solvers import _lockstep as lockstep
@@ -20,6 +19,7 @@ from schedopt.solvers._common import (
     initial_parameters,
     lower_upper,
 )
+from schedopt.solvers._lockstep import final_loss  # vectorised over a batch's solves inside design_many
 from schedopt.solvers.jax._checks import _degeneracy_and_tie_break, _ode_final_loss
 from schedopt.solvers.jax._newton import second_order
 from schedopt.solvers.jax._objective import (

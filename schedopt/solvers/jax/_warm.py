@@ -8,12 +8,12 @@ from schedopt._jax import jax
 from schedopt.dynamics.compression import (
     CompressedModes,
 )
-from schedopt.dynamics.recursion import final_loss
 from schedopt.problem import Problem, Training
 from schedopt.solvers._common import (
     control_grids,
     initial_parameters,
 )
+from schedopt.solvers._lockstep import final_loss  # vectorised over a batch's solves inside design_many
 from schedopt.solvers.jax._options import JaxOptions, _spectrum
 from schedopt.solvers.pontryagin import sweep_until
 
