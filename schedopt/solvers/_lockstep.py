@@ -40,6 +40,7 @@ function is an ordinary jitted JAX function, placed by JAX on its default device
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -131,9 +132,12 @@ class Lockstep:
 
     def __init__(self, slots: int) -> None:
         self._lock = threading.Lock()
-        # Only the solve holding the token runs its own (host) code: concurrent NumPy/BLAS calls
-        # of many threads oversubscribe the cores (measured: an eigh 100x slower among 16 threads).
-        self.token = threading.Lock()
+        # One solve at a time runs its own (host) code, the one holding the baton: concurrent
+        # NumPy/BLAS calls of many threads oversubscribe the cores (measured: an eigh 100x slower
+        # among 16 threads). The baton goes from thread to thread in slot order (``_runnable``: the
+        # events of the solves whose turn is due), so one thread wakes at a time: a lock all of
+        # them contended for after each vectorised step cost ~40 us a solve and step.
+        self._runnable: collections.deque[threading.Event] = collections.deque()
         self._running = slots
         self._pending: dict[int, _Request] = {}
         self._last: dict[tuple, dict[int, _Request]] = {}  # signature -> slot -> its last request
@@ -147,10 +151,9 @@ class Lockstep:
         with self._lock:
             self._pending[request.slot] = request
             ready = self._take_ready()
-        self.token.release()
         self._evaluate(ready)
+        self._pass_baton()
         request.done.wait()
-        self.token.acquire()
         if request.error is not None:
             raise request.error
         return request.result
@@ -159,8 +162,16 @@ class Lockstep:
         with self._lock:
             self._running -= 1
             ready = self._take_ready()
-        self.token.release()
         self._evaluate(ready)
+        self._pass_baton()
+
+    def _pass_baton(self) -> None:
+        """Wake the next solve whose turn is due (every running solve is either waiting for its turn
+        or has a request pending; when none waits, the pending ones were just evaluated)."""
+        with self._lock:
+            event = self._runnable.popleft() if self._runnable else None
+        if event is not None:
+            event.set()
 
     def _take_ready(self) -> list[_Request]:
         """Every pending request, once each running solve has made one (call with the lock held)."""
@@ -174,15 +185,16 @@ class Lockstep:
         groups: dict[tuple, list[_Request]] = {}
         for r in ready:
             groups.setdefault(r.signature, []).append(r)
-        for signature, requests in groups.items():
-            try:
-                self._evaluate_group(signature, requests)
-            except Exception as exc:  # delivered to every solve of the group, which re-raises it
-                for r in requests:
-                    r.error = exc
-            finally:
-                for r in requests:
-                    r.done.set()
+        try:
+            for signature, requests in groups.items():
+                try:
+                    self._evaluate_group(signature, requests)
+                except Exception as exc:  # delivered to every solve of the group, which re-raises it
+                    for r in requests:
+                        r.error = exc
+        finally:
+            with self._lock:  # their turns, in slot order
+                self._runnable.extend(r.done for r in ready)
 
     def _evaluate_group(self, signature: tuple, requests: list[_Request]) -> None:
         last = self._last.setdefault(signature, {})
@@ -286,7 +298,7 @@ def shared(key: Any, compute: Callable[[], Any]) -> Any:
     """``compute()``, or inside :func:`run` its value for ``key`` computed once for the whole batch.
 
     ``key`` (hashable) must determine the value; the value must not be mutated by its users.
-    Solves run their host code one at a time (the token), so no two compute the same key at once.
+    Solves run their host code one at a time (the baton), so no two compute the same key at once.
     """
     lockstep: Lockstep | None = getattr(_local, "lockstep", None)
     if lockstep is None:
@@ -301,9 +313,11 @@ def run(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], Lockstep]:
     lockstep = Lockstep(len(tasks))
     results: list[Any] = [None] * len(tasks)
 
+    turns = [threading.Event() for _ in tasks]
+
     def worker(slot: int) -> None:
         _local.lockstep, _local.slot = lockstep, slot
-        lockstep.token.acquire()
+        turns[slot].wait()
         try:
             results[slot] = tasks[slot]()
         except Exception as exc:  # returned to the caller, who decides per problem
@@ -319,8 +333,10 @@ def run(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], Lockstep]:
             results[0] = exc
         return results, lockstep
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(tasks))]
+    lockstep._runnable.extend(turns)
     for t in threads:
         t.start()
+    lockstep._pass_baton()
     for t in threads:
         t.join()
     return results, lockstep
