@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_BATCH", "MAX_WORK", "InvalidDesign", "chunks", "design_many"]
 
-#: Problems per vectorised solve (a chunk).
-MAX_BATCH = 64
+#: Problems per vectorised solve (a chunk): 256 problems of one shape cost ~5 % less CPU a design in
+#: one chunk than in four of 64 (``benchmarks/README.md``, batched solves); ``max_work`` still bounds memory.
+MAX_BATCH = 256
 #: Entries of the per-step state a chunk may hold for its gradients, :math:`B\,T\,N` summed
 #: over the chunk (2**26 float64 values: 0.5 GB per stored array).
 MAX_WORK = 2**26

@@ -56,7 +56,7 @@ def sweep(
     solver: Annotated[str, typer.Option(help="jax, casadi or pontryagin.")] = "jax",
     backend: BackendOpt = "local",
     address: AddressOpt = None,
-    max_batch: Annotated[int, typer.Option(help="Problems per vectorised solve.")] = 64,
+    max_batch: Annotated[int, typer.Option(help="Problems per vectorised solve.")] = 256,  # batch.MAX_BATCH
     out: OutDirOpt = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,

@@ -55,9 +55,9 @@ __all__ = ["CPU_ROW_ENTRIES", "Lockstep", "call", "max_rows", "run", "shared"]
 _local = threading.local()
 
 #: Rows x modes of one vectorised call on a CPU (see "Pieces" in the module docstring): the SGD
-#: value-and-gradient's cost per row is lowest up to 32 rows of 128 modes (4 rows of 1000) on
-#: the 2-core machine of ``benchmarks/README.md``.
-CPU_ROW_ENTRIES = 4096
+#: value-and-gradient's and the sweep's cost per row is lowest at 64 rows of 128 modes (5-7 % below
+#: 32 rows, a third above at 128) on the 2-core machine of ``benchmarks/README.md``.
+CPU_ROW_ENTRIES = 8192
 
 
 def max_rows(modes: int) -> int | None:
