@@ -102,15 +102,14 @@ def _bwd(res, gbar):
         e = mom * b + lam * a
         c_tot = cbar - eta * bbar + eta * eta * abar
         e_bar = bbar - 2.0 * eta * abar
-        lam_c_tot, grad_eta, grad_beta, m_part = tree_sum(  # one tree reduction for four dot products
-            jnp.stack(
-                [
-                    lam * c_tot,
-                    (2.0 * eta * c_new - 2.0 * e) * abar - c_new * bbar,
-                    b * e_bar + (2.0 * mom * c + 2.0 * lam * b) * c_tot,
-                    (lam * lam * a + lam * s) * c_tot,
-                ]
-            )
+        # four tree sums, not one over their stack: XLA fuses each product into its sum's first
+        # level instead of writing and re-reading a stacked array (as in the SGD adjoint,
+        # dynamics/adjoint.py; benchmarks/README.md)
+        lam_c_tot, grad_eta, grad_beta, m_part = (
+            tree_sum(lam * c_tot),
+            tree_sum((2.0 * eta * c_new - 2.0 * e) * abar - c_new * bbar),
+            tree_sum(b * e_bar + (2.0 * mom * c + 2.0 * lam * b) * c_tot),
+            tree_sum((lam * lam * a + lam * s) * c_tot),
         )
         l_bar = lam_c_tot / m
         grad_m = -m_part / (m * m)
