@@ -20,15 +20,17 @@ run once per step for the whole batch.
 **Shapes.** A call's rows are padded to a power of two with the last requests of solves
 that are finished or busy elsewhere (their results are dropped), so a batch of ``B``
 problems compiles at most :math:`\\log_2 B + 1` programs per signature, and a batch that
-stays at one size re-uses its stacked constant arrays (tables) without copying them.
+stays at one size re-uses its stacked constant arrays (tables) without copying them. On a
+CPU the rows are instead cut into pieces of powers of two (below), without padding.
 
 **Pieces (CPU).** On a CPU a vectorised step is fastest per row while the rows' per-step
 state stays in cache; beyond about :data:`CPU_ROW_ENTRIES` rows x modes its cost per row
 rises by a third to a half, whatever ``T`` (measured: ``benchmarks/README.md``, "Batched
 solves"). A caller passes the modes of a row (``modes``); on a CPU the rows are then evaluated
 in pieces of at most ``CPU_ROW_ENTRIES / modes`` rows (a power of two), all dispatched before
-any is read, the last piece padded to a power of two. Each row is computed by the same program
-whatever the piece, so the numbers do not change. Other devices take the rows in one call.
+any is read, the rest after the full pieces cut into its binary digits (:func:`_piece_sizes`).
+Each row is computed by the same program whatever the piece, so the numbers do not change.
+Other devices take the rows in one call.
 
 **Shared host work.** :func:`shared` computes a value once per batch for every solve that
 asks with the same key (the compressed spectrum of problems with one model spectrum); a
@@ -120,11 +122,17 @@ def _next_power_of_two(n: int) -> int:
 
 
 def _piece_sizes(n: int, limit: int | None) -> list[int]:
-    """Rows of each compiled call for ``n`` requests: powers of two, at most ``limit`` each."""
-    if limit is None or n <= limit:
+    """Rows of each compiled call for ``n`` requests: powers of two, at most ``limit`` each.
+
+    Without a limit (not a CPU), one call padded to a power of two. With one, full pieces of
+    ``limit`` rows and the rest cut into its binary digits (45 rows: 32 + 8 + 4 + 1), so that no
+    row is padding: on a CPU a row costs what it computes, and a call's fixed cost is about one
+    row's (padding 45 requests to 64 rows cost 19 rows, the three more calls about three).
+    """
+    if limit is None:
         return [_next_power_of_two(n)]
     full, rest = divmod(n, limit)
-    return [limit] * full + ([_next_power_of_two(rest)] if rest else [])
+    return [limit] * full + [1 << k for k in reversed(range(rest.bit_length())) if rest >> k & 1]
 
 
 class Lockstep:
