@@ -385,7 +385,7 @@ def final_loss(model, learning_rate, *, batch_size=1.0, momentum=None, modes=Non
         np.float64(model.effective_noise),
         lr,
         np.ascontiguousarray(m),
-        lam if weights is None else weights,
+        weights,  # None: the eigenvalues, as the plain call has it
     )
     out = np.asarray(call(_kept_loss, _kept_loss_rows, args, modes=int(lam.size))) + model.residual
     limit = recursion.divergence_limit(model)
