@@ -95,23 +95,18 @@ def _arg_signature(arg) -> tuple:
     )
 
 
-#: Signatures of the arguments a solve passes unchanged call after call (a group's tables), by
-#: ``id``, with the object itself so that the ``id`` stays its own (bounded: see :func:`_signature`).
-_ARG_SIGNATURES: dict[int, tuple[Any, tuple]] = {}
-
-
-def _signature(function, args, static, stacked) -> tuple:
+def _signature(function, args, static, stacked, known: dict[int, tuple[Any, tuple]]) -> tuple:
+    """The request's signature; ``known``: the batch's signatures of the dicts its solves pass unchanged
+    call after call (a group's tables), by ``id``, with the object itself so that the ``id`` stays its own."""
     parts = []
     for a in args:
         if isinstance(a, np.ndarray):  # the common case, without flattening a tree
             parts.append((a.shape, a.dtype.str))
         elif isinstance(a, dict):  # tables: the same object every call of a solve
-            known = _ARG_SIGNATURES.get(id(a))
-            if known is None or known[0] is not a:
-                if len(_ARG_SIGNATURES) >= 4096:
-                    _ARG_SIGNATURES.clear()
-                known = _ARG_SIGNATURES[id(a)] = (a, _arg_signature(a))
-            parts.append(known[1])
+            entry = known.get(id(a))
+            if entry is None or entry[0] is not a:
+                entry = known[id(a)] = (a, _arg_signature(a))
+            parts.append(entry[1])
         else:
             parts.append(_arg_signature(a))
     return (id(function), tuple(static), stacked, tuple(parts))
@@ -151,6 +146,7 @@ class Lockstep:
         self._last: dict[tuple, dict[int, _Request]] = {}  # signature -> slot -> its last request
         self._stacks: dict[tuple, tuple[tuple, list[Any]]] = {}  # signature -> (rows' arg objects, stacked)
         self.memo: dict[Any, Any] = {}  # :func:`shared`'s values, by key
+        self.arg_signatures: dict[int, tuple[Any, tuple]] = {}  # see :func:`_signature`
         self.calls = 0  # vectorised steps made (one per signature and rendezvous)
         self.pieces = 0  # compiled calls they took (several on a CPU beyond ``max_rows``)
         self.rows = 0  # rows evaluated in them (padding included)
@@ -291,7 +287,7 @@ def call(
     rows = None if modes is None else max_rows(modes)
     request = _Request(
         slot=_local.slot,
-        signature=(*_signature(batched, args, static, stacked), x64, rows),
+        signature=(*_signature(batched, args, static, stacked, lockstep.arg_signatures), x64, rows),
         function=batched,
         args=tuple(args),
         static=tuple(static),
