@@ -298,6 +298,27 @@ def test_gradient_matches_finite_difference(with_momentum):
         assert_allclose(grad, adjoint_gradient(model, lr, batch), rtol=RTOL_EXACT)
 
 
+@pytest.mark.parametrize("n_modes", [10, TREE_WIDTH + 72], ids=["split", "fused"])
+def test_both_adjoint_forms_give_every_cotangent(n_modes, monkeypatch):
+    """The adjoint's two forms (split up to TREE_WIDTH modes, fused above) agree on every cotangent."""
+    from schedopt.dynamics import adjoint
+
+    model = Model.powerlaw(1.5, 1.3, n_modes, noise_std=0.3, finite_size=True)
+    horizon = 37  # not a square: the padded last chunk
+    lr, batch, _ = schedules(horizon, np.random.default_rng(5))
+    lam = jnp.asarray(model.eigenvalues)
+    args = (lam, jnp.asarray(model.initial_error), jnp.asarray(model.effective_noise))
+    args += (jnp.asarray(0.5 * lr), jnp.asarray(batch), 1.1 * lam)
+
+    def gradients(width):
+        monkeypatch.setattr(adjoint, "TREE_WIDTH", width)
+        return jax.grad(adjoint.sgd_final_loss, argnums=range(6))(*args)
+
+    split, fused = gradients(10**9), gradients(0)
+    for name, a, b in zip(("lam", "c0", "noise", "lr", "batch", "weights"), split, fused, strict=True):
+        assert_allclose(a, b, rtol=RTOL_EXACT, atol=1e-15 * float(jnp.max(jnp.abs(b))), err_msg=name)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 127, TREE_WIDTH, TREE_WIDTH + 1, 500, 4099])
 def test_tree_sum_equals_the_sum_over_the_last_axis(n):
     x = np.random.default_rng(n).normal(size=(3, 2, n))

@@ -32,7 +32,7 @@ class JaxOptions(SolverOptions):
         pgtol_converged: projected gradient accepted as converged when L-BFGS-B stops on its line search.
         restart_pgtol: an ``ftol`` stop with a projected gradient above this restarts L-BFGS-B (fresh memory).
         max_restarts: at most this many such restarts.
-        memory: L-BFGS-B's history (``maxcor``).
+        memory: L-BFGS-B's history (``maxcor``), at most the number of parameters.
         warm_start: ``"pontryagin"`` (sweeps of the per-step learning rate fitted to the grid) or ``"none"`` (half the cap).
         warm_sweeps: the warm start's sweeps, at most.
         warm_rtol: the warm start stops after a sweep that lowers the per-step loss by less than this.
@@ -69,7 +69,7 @@ class JaxOptions(SolverOptions):
     pgtol_converged: float = 1e-6
     restart_pgtol: float = 1e-2
     max_restarts: int = 50
-    memory: int = 30
+    memory: int = 100
     warm_start: str = "pontryagin"
     warm_sweeps: int = 200
     warm_rtol: float = 1e-7
