@@ -152,10 +152,66 @@ class Interpolation:
         With bounds this is a bounded least-squares problem, not a fit clipped afterwards:
         where the map is not injective (a linear grid with one step per knot) the
         unbounded fit oscillates and clipping it can be far from the best bounded fit.
+
+        Solved on the map's normal equations (:meth:`_normal`: tridiagonal, ``n_params``
+        unknowns), exactly: a banded solve; with bounds, a diagonal system (piecewise-constant
+        grids) is clipped and a tridiagonal one is the bounded least-squares problem of its
+        Cholesky factor (``n_params`` rows instead of ``T``). Iterative least squares on the
+        ``(T, n_params)`` map took 12 of the 23 CPU s of a scaling point's solve at T = 27 027.
         """
+        target = np.asarray(per_step, float)
+        normal = self._normal(target)
+        if normal is None:  # a map whose normal equations are singular: the iterative solvers
+            return self._fit_iterative(target, lower, upper)
+        import scipy.linalg
+
+        diag, off, rhs = normal
+        diagonal = not np.any(off)
+        banded = np.stack([np.concatenate([[0.0], off]), diag])
+        try:
+            # G = U^T U with U upper bidiagonal; |A v - y|^2 = |U v - z|^2 + const for U^T z = A^T y
+            factor = None if diagonal else scipy.linalg.cholesky_banded(banded)
+        except np.linalg.LinAlgError:  # not positive definite to rounding: the iterative solvers
+            return self._fit_iterative(target, lower, upper)
+        if diagonal:
+            free = rhs / diag
+        else:
+            free = scipy.linalg.cho_solve_banded((factor, False), rhs)
+        if np.all((free >= lower) & (free <= upper)):
+            return free
+        if diagonal:  # separable: each parameter's bounded minimum is its clipped free one
+            return np.clip(free, lower, upper)
+        import scipy.optimize
+
+        upper_tri = np.diag(factor[1]) + np.diag(factor[0, 1:], 1)
+        z = scipy.linalg.solve_triangular(upper_tri, rhs, trans="T")
+        result = scipy.optimize.lsq_linear(
+            upper_tri, z, bounds=(lower, upper), method="bvls", tol=1e-13, max_iter=10 * self.n_params
+        )
+        return np.clip(result.x, lower, upper)
+
+    def _normal(self, target: np.ndarray):
+        """``(diagonal, off-diagonal, A^T y)`` of the map's normal matrix ``A^T A`` (tridiagonal), or
+        ``None`` where it is singular (a parameter no step reaches) or larger than a dense factor allows."""
+        n = self.n_params
+        if n > 4000 or n > self.index.size:  # (more parameters than steps: singular)
+            return None
+        index = np.asarray(self.index, dtype=np.int64)
+        nxt = np.minimum(index + 1, n - 1)
+        left, right = 1.0 - self.weight, np.asarray(self.weight, float)
+        same = nxt == index  # the last parameter: both weights on it
+        left, right = np.where(same, left + right, left), np.where(same, 0.0, right)
+        diag = np.bincount(index, left * left, n) + np.bincount(nxt, right * right, n)
+        off = np.bincount(index, left * right, n)[: n - 1]
+        rhs = np.bincount(index, left * target, n) + np.bincount(nxt, right * target, n)
+        if not np.all(diag > 0):
+            return None
+        return diag, off, rhs
+
+    def _fit_iterative(self, target: np.ndarray, lower: float, upper: float) -> np.ndarray:
+        """:meth:`fit` by iterative least squares on the ``(T, n_params)`` map itself."""
         import scipy.sparse.linalg
 
-        target = np.asarray(per_step, float)
         matrix = self.matrix()
         free = scipy.sparse.linalg.lsqr(matrix, target, atol=_FIT_TOL, btol=_FIT_TOL)[0]
         if np.all((free >= lower) & (free <= upper)):
@@ -163,18 +219,13 @@ class Interpolation:
         return _bounded_fit(matrix, target, lower, upper)
 
     def fit_many(self, per_step: np.ndarray, lower: float = -np.inf, upper: float = np.inf) -> np.ndarray:
-        """:meth:`fit` of every row of ``per_step`` ``(rows, T)``: the same numbers, row by row, with
-        LSQR's iterations run for all rows at once (:func:`_lsqr_rows`; a batch's warm starts)."""
+        """:meth:`fit` of every row of ``per_step`` ``(rows, T)`` (a batch's warm starts): row by row, the
+        same numbers; each is a banded solve of ``n_params`` unknowns since the normal-equations fit."""
         targets = np.asarray(per_step, float)
-        matrix = self.matrix()
-        free = _lsqr_rows(matrix, targets, atol=_FIT_TOL, btol=_FIT_TOL)
-        for k, row in enumerate(free):
-            if not np.all((row >= lower) & (row <= upper)):
-                free[k] = _bounded_fit(matrix, targets[k], lower, upper)
-        return free
+        return np.stack([self.fit(row, lower, upper) for row in targets]) if len(targets) else targets.copy()
 
 
-#: LSQR's ``atol`` and ``btol`` in :meth:`Interpolation.fit`.
+#: LSQR's ``atol`` and ``btol`` in :meth:`Interpolation.fit` (its iterative fallback).
 _FIT_TOL = 1e-14
 
 
@@ -192,106 +243,6 @@ def _bounded_fit(matrix, target: np.ndarray, lower: float, upper: float) -> np.n
         max_iter=1000,
     )
     return np.clip(result.x, lower, upper)
-
-
-def _sym_ortho(a: float, b: float) -> tuple[float, float, float]:
-    """SciPy's ``lsqr._sym_ortho`` (a stable Givens rotation), on one row's scalars."""
-    from math import sqrt
-
-    if b == 0:
-        return np.sign(a), 0.0, abs(a)
-    if a == 0:
-        return 0.0, np.sign(b), abs(b)
-    if abs(b) > abs(a):
-        tau = a / b
-        s = np.sign(b) / sqrt(1 + tau * tau)
-        return s * tau, s, b / s
-    tau = b / a
-    c = np.sign(a) / sqrt(1 + tau * tau)
-    return c, c * tau, a / c
-
-
-def _norms(rows: np.ndarray) -> np.ndarray:
-    """The 2-norm of each row, as ``np.linalg.norm`` of one row computes it (``sqrt(x . x)``)."""
-    return np.sqrt(np.array([r.dot(r) for r in rows]))
-
-
-def _lsqr_rows(matrix, targets: np.ndarray, atol: float, btol: float, conlim: float = 1e8) -> np.ndarray:
-    """``scipy.sparse.linalg.lsqr(matrix, b, atol=atol, btol=btol, conlim=conlim)[0]`` for every row
-    ``b`` of ``targets`` (no damping, no start), bitwise: SciPy's recurrences row by row, the sparse
-    products for all rows still iterating at once (a CSR/CSC product with several vectors adds the
-    same terms in the same order as with one), each row stopping on SciPy's own tests. The products
-    and SciPy's per-call overhead were most of a warm start's fit (~140 products a fit)."""
-    eps = np.finfo(np.float64).eps
-    targets = np.asarray(targets, dtype=np.float64)
-    rows, n = targets.shape[0], matrix.shape[1]
-    adjoint = matrix.T.conj()  # what SciPy's LinearOperator applies in rmatvec
-    iter_lim, ctol = 2 * n, (1 / conlim if conlim > 0 else 0)
-    anorm, ddnorm, xxnorm, z, sn2 = (np.zeros(rows) for _ in range(5))
-    cs2 = -np.ones(rows)
-    u = targets.copy()
-    bnorm = _norms(u)
-    beta = bnorm.copy()
-    x, v = np.zeros((rows, n)), np.zeros((rows, n))
-    alfa = np.zeros(rows)
-    live = beta > 0
-    if live.any():
-        u[live] = (1 / beta[live])[:, None] * u[live]
-        v[live] = np.ascontiguousarray((adjoint @ u[live].T).T)
-        alfa[live] = _norms(v[live])
-    positive = alfa > 0
-    v[positive] = (1 / alfa[positive])[:, None] * v[positive]
-    w = v.copy()
-    rhobar, phibar = alfa.copy(), beta.copy()
-    active = alfa * beta != 0  # SciPy returns x = 0 at once otherwise
-    itn = 0
-    while itn < iter_lim and active.any():
-        itn += 1
-        idx = np.flatnonzero(active)
-        ua, va, al, an = u[idx], v[idx], alfa[idx].copy(), anorm[idx]
-        ua = np.ascontiguousarray((matrix @ va.T).T) - al[:, None] * ua
-        be = _norms(ua)
-        ok = be > 0
-        if ok.any():
-            ua[ok] = (1 / be[ok])[:, None] * ua[ok]
-            an[ok] = np.sqrt(an[ok] ** 2 + al[ok] ** 2 + be[ok] ** 2)
-            vv = np.ascontiguousarray((adjoint @ ua[ok].T).T) - be[ok][:, None] * va[ok]
-            al_ok = _norms(vv)
-            positive = al_ok > 0
-            vv[positive] = (1 / al_ok[positive])[:, None] * vv[positive]
-            va[ok], al[ok] = vv, al_ok
-        rotations = [_sym_ortho(a, b) for a, b in zip(rhobar[idx], be, strict=True)]
-        cs, sn, rho = (np.array(col) for col in zip(*rotations, strict=True))
-        theta = sn * al
-        pb = phibar[idx]
-        phi = cs * pb
-        pb = sn * pb
-        tau = sn * phi
-        wa = w[idx]
-        dk = (1 / rho)[:, None] * wa
-        xa = x[idx] + (phi / rho)[:, None] * wa
-        wa = va + (-theta / rho)[:, None] * wa
-        dd = ddnorm[idx] + _norms(dk) ** 2
-        gambar = -cs2[idx] * rho
-        rhs = phi - sn2[idx] * rho * z[idx]
-        xnorm = np.sqrt(xxnorm[idx] + (rhs / gambar) ** 2)
-        gamma = np.sqrt(gambar**2 + theta**2)
-        zz = rhs / gamma
-        xx = xxnorm[idx] + zz**2
-        acond = an * np.sqrt(dd)
-        rnorm = np.sqrt(pb**2 + 0.0)
-        test1 = rnorm / bnorm[idx]
-        test2 = al * np.abs(tau) / (an * rnorm + eps)
-        test3 = 1 / (acond + eps)
-        t1 = test1 / (1 + an * xnorm / bnorm[idx])
-        rtol = btol + atol * an * xnorm / bnorm[idx]
-        stop = (itn >= iter_lim) | (1 + test3 <= 1) | (1 + test2 <= 1) | (1 + t1 <= 1)
-        stop |= (test3 <= ctol) | (test2 <= atol) | (test1 <= rtol)
-        u[idx], v[idx], alfa[idx], anorm[idx], rhobar[idx], phibar[idx] = ua, va, al, an, -cs * al, pb
-        w[idx], x[idx], ddnorm[idx], z[idx], xxnorm[idx] = wa, xa, dd, zz, xx
-        cs2[idx], sn2[idx] = gambar / gamma, theta / gamma
-        active[idx[stop]] = False
-    return x
 
 
 @dataclass(frozen=True, eq=False)

@@ -278,6 +278,23 @@ def test_bounded_fit_is_the_bounded_least_squares_solution():
     assert residual <= np.linalg.norm(dense @ clipped - target) + 1e-12
 
 
+@pytest.mark.parametrize("par", ["linear", "constant"])
+def test_bounded_fit_on_the_normal_equations_is_the_bounded_least_squares_solution(par):
+    """Many steps per knot: the fit runs on the map's normal equations; same minimum as bvls on the map."""
+    import scipy.optimize
+
+    it = grid(3000, 30, "geometric-both", par).interpolation()
+    t = np.arange(3000)
+    target = 0.6 * np.minimum(1.0, 1.5 * (1 - t / 3000)) + 0.05 * np.sin(1.3 * t)  # above the cap early
+    dense = it.matrix().toarray()
+    reference = scipy.optimize.lsq_linear(dense, target, bounds=(0.0, 0.57), method="bvls", tol=1e-14).x
+    fitted = it.fit(target, 0.0, 0.57)
+    assert np.all((fitted >= 0.0) & (fitted <= 0.57))
+    assert_allclose(fitted, reference, rtol=0, atol=1e-9)
+    residual = np.linalg.norm(dense @ fitted - target)
+    assert residual <= np.linalg.norm(dense @ reference - target) * (1 + 1e-12)
+
+
 def test_bounded_fit_inside_the_bounds_is_the_free_fit():
     it = grid(60, 4, "uniform", "linear").interpolation()
     target = 0.5 + 0.1 * np.sin(np.arange(60) / 7.0)
@@ -293,8 +310,8 @@ def test_bounded_fit_inside_the_bounds_is_the_free_fit():
     ],
 )
 def test_fit_many_equals_fit_row_by_row_bitwise(horizon, blocks, kind, par):
-    """A batch's warm starts fit their rows at once (design_many): the same numbers as one by one,
-    rows that stop at different LSQR iterations, a zero row and rows needing the bounded fit included."""
+    """A batch's warm starts fit their rows together (design_many): the same numbers as one by one,
+    a zero row and rows needing the bounded fit included."""
     it = grid(horizon, blocks, kind, par).interpolation()
     rng = np.random.default_rng(7)
     targets = rng.uniform(0.0, 1.0, (9, horizon)).cumsum(axis=1) / horizon + rng.normal(0, 0.01, (9, horizon))

@@ -395,7 +395,7 @@ def _fit_rows(per_step, interpolation, lower, upper):
 def fit(interpolation, per_step, lower: float, upper: float):
     """``interpolation.fit(per_step, lower, upper)``; inside :func:`run`, one row of
     :meth:`~schedopt.controls.Interpolation.fit_many` over the batch's warm starts (host work, the
-    same numbers: LSQR's iterations for all rows at once)."""
+    same numbers: each row's banded normal-equations solve)."""
     if getattr(_local, "lockstep", None) is None:
         return interpolation.fit(per_step, lower, upper)
     args = (np.asarray(per_step, dtype=np.float64),)
