@@ -11,7 +11,8 @@ the frontier's loss ``L*`` between the checkouts.
 
 Usage: python benchmarks/scaling_ab.py --before TREE [--set hard-phase:1e6,3.16e6 ...] [--points 3]
 TREE is a checkout of the code before the change (run as this interpreter with ``PYTHONPATH=TREE``).
-Writes ``benchmarks/results/scaling-ab.json`` (no absolute paths).
+Writes ``benchmarks/results/scaling-ab.json`` (no absolute paths). ``--after-only NAME``: this
+checkout alone (e.g. the issue's whole range, ``--set easy-phase=1e6:1e10:9``; ``PHASE=LO:HI:COUNT`` or ``PHASE:C1,C2``), into ``results/NAME``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import json, os, sys, time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import schedopt
 from schedopt.studies.scaling import study_scaling
-phase, computes, points = sys.argv[1], [float(c) for c in sys.argv[2].split(",")], int(sys.argv[3])
+from schedopt.studies.scaling import parse_compute
+phase, computes, points = sys.argv[1], parse_compute(sys.argv[2]), int(sys.argv[3])
 problem = schedopt.load_problem(os.path.join(sys.argv[4], "problems", phase + ".toml"))
 study = study_scaling(problem, computes, schedules=("optimal",), points=points)
 rows = []
@@ -100,8 +102,15 @@ def main() -> None:
     )
     parser.add_argument("--set", action="append", metavar="PHASE:COMPUTES", help="a phase and its computes")
     parser.add_argument("--points", type=int, default=3)
+    parser.add_argument(
+        "--after-only",
+        metavar="NAME",
+        help="run this checkout alone, into results/NAME (a full-range timing)",
+    )
     args = parser.parse_args()
     trees = {"before": Path(args.before).resolve(), "after": ROOT}
+    if args.after_only:
+        del trees["before"]
     report: dict = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -114,16 +123,16 @@ def main() -> None:
         "the machine is shared (load average per run): compare CPU seconds",
         "sets": {},
     }
-    out = RESULTS / "scaling-ab.json"
+    out = RESULTS / (args.after_only or "scaling-ab.json")
 
     def save() -> None:
         text = json.dumps(report, indent=1)
-        for secret in (str(ROOT), str(trees["before"]), str(Path.home())):
+        for secret in (str(ROOT), str(Path(args.before).resolve()), str(Path.home())):
             text = text.replace(secret, "<path>")
         out.write_text(text + "\n")
 
     for item in args.set or DEFAULT_SETS:
-        phase, computes = item.split(":")
+        phase, computes = item.split("=") if "=" in item else item.split(":", 1)
         row = {}
         for label, tree in trees.items():
             row[label] = run_set(tree, phase, computes, args.points)
@@ -133,7 +142,7 @@ def main() -> None:
                 {k: row[label][k] for k in ("cpu_s", "wall_s", "load_1min", "exit_code")},
                 flush=True,
             )
-        if all(row[label]["exit_code"] == 0 for label in trees):
+        if "before" in trees and all(row[label]["exit_code"] == 0 for label in trees):
             before = {f["compute"]: f["loss"] for f in row["before"]["frontier"]}
             row["frontier_loss_rel_diff_max"] = max(
                 abs(f["loss"] / before[f["compute"]] - 1.0) for f in row["after"]["frontier"]
