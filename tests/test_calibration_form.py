@@ -330,3 +330,60 @@ def test_the_ranking_note_names_a_baseline_the_model_prefers_by_more_than_its_to
     assert not any("ranks" in n for n in with_baseline_at(own * (1 - 0.5 * RANKING_NOTE_RTOL)))
     noted = [n for n in with_baseline_at(own * 0.98) if "ranks" in n]
     assert len(noted) == 1 and "wsd_sqrt 2.0%" in noted[0] and "1-sqrt anneal over the last 20%" in noted[0]
+
+
+def _network_losses(problem, shape, levels):
+    """The network's final loss of ``level * shape`` for each level (brute force, one recursion each)."""
+    return np.array(
+        [problem.network.network_loss(float(final_loss(problem.model, lv * shape))) for lv in levels]
+    )
+
+
+@pytest.mark.parametrize("tolerance", [0.002, 0.01])
+def test_a_plateau_tolerance_takes_the_centre_of_the_levels_the_model_cannot_tell_apart(tolerance):
+    """With a tolerance the plateau is the geometric centre of the contiguous levels whose network
+    loss is within it of the best (checked by a brute-force scan on the same levels); it ends
+    within the tolerance of the minimum, and a wider tolerance widens the interval around it."""
+    from schedopt.baselines import baseline_schedule
+    from schedopt.calibration.form import sqrt_plateau
+
+    problem = parse_problem(FITTED)
+    cap = problem.learning_rate.max
+    shape = baseline_schedule("wsd_sqrt", {"peak": 1.0, "cooldown_fraction": 0.2}, problem.horizon)
+    levels = cap * 2.0 ** (-np.arange(0, 161) / 16)
+    losses = _network_losses(problem, shape, levels)
+    inside = np.flatnonzero(losses <= losses.min() * (1 + tolerance))
+    assert np.all(np.diff(inside) == 1)  # one contiguous run here
+    expected = float(np.sqrt(levels[inside[0]] * levels[inside[-1]]))
+    level = sqrt_plateau(problem, 0.2, tolerance)
+    assert level == pytest.approx(expected, rel=1e-9)
+    assert _network_losses(problem, shape, [level])[0] <= losses.min() * (1 + tolerance)
+    assert sqrt_plateau(problem, 0.2) == sqrt_plateau(problem, 0.2, 0.0)  # 0: the minimum, as before
+    choice = plateau_anneal(problem, plateau_tolerance=tolerance)
+    assert choice.plateau == pytest.approx(level, rel=1e-12)
+    assert choice.to_dict()["plateau_tolerance"] == tolerance
+
+
+@pytest.mark.parametrize("bad", [-0.01, 0.2, float("nan"), True, "0.01"])
+def test_a_bad_plateau_tolerance_is_refused_naming_the_option(bad, tmp_path):
+    from schedopt.design import design
+
+    with pytest.raises(ProblemError, match="--plateau-tolerance"):
+        design(parse_problem(FITTED), baselines=(), plateau_tolerance=bad)
+
+
+def test_the_cli_passes_the_plateau_tolerance(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from schedopt.cli import app
+
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED)
+    args = ["design", str(spec), "--no-baselines", "--json", "--plateau-tolerance", "0.01"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["form"]["plateau_tolerance"] == 0.01
+    bad = CliRunner().invoke(app, [*args[:-1], "0.5", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "--plateau-tolerance" in bad.output and not (tmp_path / "b").exists()

@@ -55,8 +55,10 @@ __all__ = [
     "ANNEALS",
     "ANNEAL_BLOCKS",
     "ANNEAL_FRACTIONS",
+    "PLATEAU_TOLERANCE",
     "FormChoice",
     "check_anneal",
+    "check_plateau_tolerance",
     "plateau_anneal",
     "plateau_anneal_problem",
     "transferred_plateau",
@@ -74,12 +76,28 @@ ANNEALS = ("auto", "model", "1-sqrt")
 #: log-spaced plateau levels over three decades below the cap, before the bounded refinement
 _PLATEAU_GRID = 31
 
+PLATEAU_TOLERANCE = 0.0
+"""Default relative tolerance of the 1-sqrt plateau's choice (:func:`sqrt_plateau`): 0, the minimum."""
+
+#: levels an octave of the fine grid a plateau tolerance is read on
+_TOLERANCE_LEVELS = 16
+
 
 def check_anneal(anneal: str) -> str:
     """``anneal`` if it is one of :data:`ANNEALS`; else a :class:`ProblemError` naming ``--anneal``."""
     if anneal not in ANNEALS:
         raise ProblemError(f"`--anneal` must be one of {', '.join(ANNEALS)}, got {anneal!r}", field="anneal")
     return anneal
+
+
+def check_plateau_tolerance(tolerance: float) -> float:
+    """``tolerance`` if it is a number in [0, 0.1]; else a :class:`ProblemError` naming ``--plateau-tolerance``."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0.0 <= tolerance <= 0.1:
+        raise ProblemError(
+            f"`--plateau-tolerance` must be a number in [0, 0.1], got {tolerance!r}",
+            field="plateau_tolerance",
+        )
+    return float(tolerance)
 
 
 def plateau_anneal_edges(
@@ -122,6 +140,7 @@ class FormChoice:
         prefix: the pinned plateau's learning rates (model units), or ``None``.
         peak_horizon: the horizon the plateau height was chosen at, or ``None``.
         anneal: the anneal's profile, ``"model"`` (solved) or ``"1-sqrt"``.
+        plateau_tolerance: the relative tolerance the 1-sqrt plateau was chosen with (:func:`sqrt_plateau`).
     """
 
     solution: object  # schedopt.solution.Solution
@@ -131,6 +150,7 @@ class FormChoice:
     peak_horizon: int | None = None
     notes: tuple[str, ...] = ()
     anneal: str = "model"
+    plateau_tolerance: float = 0.0
 
     @property
     def plateau(self) -> float:
@@ -144,6 +164,7 @@ class FormChoice:
             "form": "plateau-anneal",
             "anneal_fraction": self.anneal_fraction,
             "anneal": self.anneal,
+            "plateau_tolerance": self.plateau_tolerance,
             "plateau_model_learning_rate": self.plateau,
             "plateau_chosen_at_horizon": self.peak_horizon,
             "notes": list(self.notes),
@@ -192,6 +213,7 @@ def plateau_anneal(
     peak_horizon: int | None = None,
     anneal: str = "auto",
     elapsed: int = 0,
+    plateau_tolerance: float | None = None,
 ) -> FormChoice:
     """Solve the problem in the plateau–anneal form for each anneal fraction; keep the best.
 
@@ -206,6 +228,9 @@ def plateau_anneal(
     after the plateau: the plateau is the model's best for a 1-sqrt anneal over each
     fraction (:func:`sqrt_plateau`), and the result is that fixed schedule, evaluated
     by the exact recursion (solver ``"fixed"``).
+
+    ``plateau_tolerance`` (1-sqrt anneals; ``None``: :data:`PLATEAU_TOLERANCE`): see
+    :func:`sqrt_plateau`.
 
     ``elapsed``: steps the run has already taken before the problem starts (a warmup
     ramp); the anneal fractions are of the whole run, ``elapsed`` steps included, so
@@ -228,7 +253,10 @@ def plateau_anneal(
     if check_anneal(anneal) == "auto":
         anneal = "1-sqrt" if problem.network is not None else "model"
     if anneal == "1-sqrt":
-        return _sqrt_form(problem, fractions, peak_horizon, elapsed)
+        tolerance = (
+            PLATEAU_TOLERANCE if plateau_tolerance is None else check_plateau_tolerance(plateau_tolerance)
+        )
+        return _sqrt_form(problem, fractions, peak_horizon, elapsed, tolerance)
     level = None
     if peak_horizon is not None and peak_horizon < problem.horizon:
         short = plateau_anneal(
@@ -294,12 +322,17 @@ def _profiled(problem: Problem, level: float, shape: np.ndarray) -> np.ndarray:
     return np.asarray(units.model_learning_rate(network), dtype=np.float64)
 
 
-def sqrt_plateau(problem: Problem, fraction: float) -> float:
+def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> float:
     """The plateau (model units, at most the cap) whose 1-sqrt anneal over ``fraction`` ends lowest.
 
     The model's final loss over the plateau level: a log grid over three decades
     below the cap, then a bounded scalar minimisation between the best point's
     neighbours. A level whose run diverges scores as infinite.
+
+    With ``tolerance > 0`` the model is not asked to rank levels whose final losses (the
+    network's, for a fitted spec) differ by less than that fraction: on a grid of
+    :data:`_TOLERANCE_LEVELS` levels an octave, the plateau is the geometric centre of the
+    contiguous levels within ``tolerance`` of the minimum (:func:`_indifferent_centre`).
     """
     import scipy.optimize
 
@@ -314,6 +347,8 @@ def sqrt_plateau(problem: Problem, fraction: float) -> float:
         value = float(final_loss(problem.model, rates, batch_size=batch))
         return value if math.isfinite(value) else math.inf
 
+    if tolerance > 0:
+        return _indifferent_centre(problem, loss, cap, tolerance)
     grid = math.log(cap) + np.linspace(math.log(1e-3), 0.0, _PLATEAU_GRID)
     values = np.array([loss(g) for g in grid])
     best = int(np.argmin(values))
@@ -324,6 +359,31 @@ def sqrt_plateau(problem: Problem, fraction: float) -> float:
         loss, bounds=(low, high), method="bounded", options={"xatol": 1e-4}
     )
     return float(math.exp(refined.x if refined.fun <= values[best] else grid[best]))
+
+
+def _indifferent_centre(problem: Problem, loss, cap: float, tolerance: float) -> float:
+    """Geometric centre of the plateau levels whose final loss is within ``tolerance`` of the best.
+
+    Losses are compared in the network's units for a fitted spec (its offset included: a
+    fraction of the loss the network shows), else in the model's. Levels run from the cap down
+    three decades, :data:`_TOLERANCE_LEVELS` an octave; the interval is the contiguous run of
+    levels around the minimum (a diverging level scores as infinite and ends it).
+    """
+    levels = math.log(cap) - math.log(2.0) * np.arange(0, 10 * _TOLERANCE_LEVELS + 1) / _TOLERANCE_LEVELS
+    values = np.array([loss(g) for g in levels])
+    if problem.network is not None:
+        with np.errstate(invalid="ignore"):
+            values = np.where(np.isfinite(values), problem.network.network_loss(values), np.inf)
+    best = int(np.argmin(values))
+    if not math.isfinite(values[best]):
+        return cap
+    near = values <= values[best] * (1.0 + tolerance)
+    high = low = best  # levels fall with the index: ``high`` is the larger rate
+    while high > 0 and near[high - 1]:
+        high -= 1
+    while low < levels.size - 1 and near[low + 1]:
+        low += 1
+    return float(min(math.exp(0.5 * (levels[high] + levels[low])), cap))
 
 
 def _sqrt_solution(
@@ -374,7 +434,7 @@ def _of_problem(fraction: float, horizon: int, elapsed: int) -> float:
 
 
 def _sqrt_form(
-    problem: Problem, fractions: Sequence[float], peak_horizon: int | None, elapsed: int
+    problem: Problem, fractions: Sequence[float], peak_horizon: int | None, elapsed: int, tolerance: float
 ) -> FormChoice:
     """The plateau-anneal form with 1-sqrt anneals: per fraction, the model's best plateau; the best fraction."""
     short = peak_horizon is not None and peak_horizon < problem.horizon
@@ -385,16 +445,17 @@ def _sqrt_form(
         plateau_anneal_edges(problem.horizon, local)  # validates the fraction against the horizon
         if short:
             at_peak = problem.at_horizon(int(peak_horizon))
-            level = sqrt_plateau(at_peak, _of_problem(fraction, at_peak.horizon, elapsed))
+            level = sqrt_plateau(at_peak, _of_problem(fraction, at_peak.horizon, elapsed), tolerance)
             level = transferred_plateau(problem, level, int(peak_horizon))
         else:
-            level = sqrt_plateau(problem, local)
+            level = sqrt_plateau(problem, local, tolerance)
         solution, prefix = _sqrt_solution(problem, level, local, pin=short)
         candidates.append((fraction, float(solution.final_loss), str(solution.status)))
         solutions.append(solution)
         prefixes.append(prefix)
     pinned_at = int(peak_horizon) if short else None
-    return _best_choice(problem, candidates, solutions, prefixes, pinned_at, "1-sqrt")
+    choice = _best_choice(problem, candidates, solutions, prefixes, pinned_at, "1-sqrt")
+    return dataclasses.replace(choice, plateau_tolerance=tolerance)
 
 
 def _cap_notes(problem: Problem, plateau: float) -> tuple[str, ...]:

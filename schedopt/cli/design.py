@@ -177,6 +177,14 @@ def design(
             "real network (measured better on real tasks, docs/calibration.md), model otherwise."
         ),
     ] = "auto",
+    plateau_tolerance: Annotated[
+        float | None,
+        typer.Option(
+            help="1-sqrt anneal only: the model does not rank plateau levels whose final losses differ by "
+            "less than this fraction; the plateau is the geometric centre of those within it of the "
+            "best (default: 0, the model's minimum)."
+        ),
+    ] = None,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -210,6 +218,7 @@ def design(
             form=form,
             peak_horizon=peak_horizon,
             anneal=anneal,
+            plateau_tolerance=plateau_tolerance,
         )
     sol = result.solution
     failed = not sol.converged

@@ -36,6 +36,7 @@ def design(
     form: str = "auto",
     peak_horizon: int | None = None,
     anneal: str = "auto",
+    plateau_tolerance: float | None = None,
 ) -> Design:
     """Solve ``problem`` and tune the baselines; never raises on non-convergence (see status).
 
@@ -56,10 +57,17 @@ def design(
         anneal: with the plateau-anneal form, ``model`` (solved), ``1-sqrt`` (WSD's
             cooldown from the plateau the model chooses) or ``auto`` (1-sqrt for a fitted
             network, model otherwise; :mod:`schedopt.calibration.form`).
+        plateau_tolerance: with a 1-sqrt anneal, the relative difference of final losses below
+            which the model does not rank plateau levels (``None``: the default,
+            :data:`schedopt.calibration.form.PLATEAU_TOLERANCE`; :func:`~schedopt.calibration.form.sqrt_plateau`).
     """
     from schedopt.baselines import tune_baselines
 
     form = _resolve_form(problem, form, anneal)
+    if plateau_tolerance is not None:  # checked before any work, whatever the form
+        from schedopt.calibration.form import check_plateau_tolerance
+
+        check_plateau_tolerance(plateau_tolerance)
     ramp = None
     if warmup:
         problem, ramp = problem_after_warmup(problem, warmup, warmup_shape)
@@ -77,6 +85,7 @@ def design(
             anneal=anneal,
             warmup=warmup,
             warmup_shape=warmup_shape,
+            plateau_tolerance=plateau_tolerance,
         )
         solution = choice.solution
         say(
@@ -126,6 +135,7 @@ def _plateau_anneal(
     anneal: str,
     warmup: int,
     warmup_shape: str,
+    plateau_tolerance: float | None = None,
 ) -> tuple[Problem, Warmup | None, FormChoice]:
     """The plateau-anneal form's choice, with the problem and warmup ramp it was solved after.
 
@@ -143,6 +153,7 @@ def _plateau_anneal(
         "peak_horizon": short,
         "anneal": anneal,
         "elapsed": shift,
+        "plateau_tolerance": plateau_tolerance,
     }
     choice = plateau_anneal(problem, **kwargs)
     if ramp is not None and choice.plateau < problem.learning_rate.max * (1 - 1e-9):
