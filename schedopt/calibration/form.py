@@ -214,6 +214,7 @@ def plateau_anneal(
     anneal: str = "auto",
     elapsed: int = 0,
     plateau_tolerance: float | None = None,
+    plateau_level: float | None = None,
 ) -> FormChoice:
     """Solve the problem in the plateau–anneal form for each anneal fraction; keep the best.
 
@@ -230,7 +231,8 @@ def plateau_anneal(
     by the exact recursion (solver ``"fixed"``).
 
     ``plateau_tolerance`` (1-sqrt anneals; ``None``: :data:`PLATEAU_TOLERANCE`): see
-    :func:`sqrt_plateau`.
+    :func:`sqrt_plateau`. ``plateau_level`` (1-sqrt anneals): a plateau already chosen (model
+    units, at the problem's horizon), kept as it is.
 
     ``elapsed``: steps the run has already taken before the problem starts (a warmup
     ramp); the anneal fractions are of the whole run, ``elapsed`` steps included, so
@@ -256,7 +258,7 @@ def plateau_anneal(
         tolerance = (
             PLATEAU_TOLERANCE if plateau_tolerance is None else check_plateau_tolerance(plateau_tolerance)
         )
-        return _sqrt_form(problem, fractions, peak_horizon, elapsed, tolerance)
+        return _sqrt_form(problem, fractions, peak_horizon, elapsed, tolerance, plateau_level)
     level = None
     if peak_horizon is not None and peak_horizon < problem.horizon:
         short = plateau_anneal(
@@ -434,7 +436,12 @@ def _of_problem(fraction: float, horizon: int, elapsed: int) -> float:
 
 
 def _sqrt_form(
-    problem: Problem, fractions: Sequence[float], peak_horizon: int | None, elapsed: int, tolerance: float
+    problem: Problem,
+    fractions: Sequence[float],
+    peak_horizon: int | None,
+    elapsed: int,
+    tolerance: float,
+    level_given: float | None = None,
 ) -> FormChoice:
     """The plateau-anneal form with 1-sqrt anneals: per fraction, the model's best plateau; the best fraction."""
     short = peak_horizon is not None and peak_horizon < problem.horizon
@@ -443,7 +450,9 @@ def _sqrt_form(
         fraction = float(fraction)
         local = _of_problem(fraction, problem.horizon, elapsed)
         plateau_anneal_edges(problem.horizon, local)  # validates the fraction against the horizon
-        if short:
+        if level_given is not None:  # a plateau already chosen (design's second pass, after its ramp)
+            level = float(min(level_given, problem.learning_rate.max))
+        elif short:
             at_peak = problem.at_horizon(int(peak_horizon))
             level = sqrt_plateau(at_peak, _of_problem(fraction, at_peak.horizon, elapsed), tolerance)
             level = transferred_plateau(problem, level, int(peak_horizon))

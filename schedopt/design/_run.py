@@ -160,5 +160,7 @@ def _plateau_anneal(
         notes = choice.notes  # of the plateau against the cap as given
         lowered = ramp.problem.with_control("learning_rate", max=choice.plateau)
         problem, ramp = problem_after_warmup(lowered, warmup, warmup_shape)
+        if choice.anneal == "1-sqrt":  # keep the plateau chosen (a tolerance would move it under the new cap)
+            kwargs["plateau_level"] = choice.plateau
         choice = dataclasses.replace(plateau_anneal(problem, **kwargs), notes=notes)
     return problem, ramp, choice
