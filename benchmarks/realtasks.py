@@ -75,7 +75,7 @@ DEFAULT_PROTOCOL = "long60-wider"
 #: the plateau tolerance of the "-flat" arm (schedopt.calibration.form.sqrt_plateau): below the fitted
 #: models' errors (0.4-0.9 % RMS); benchmarks/plateau_rules.py scored 0.1-0.5 % offline
 FLAT_TOLERANCE = 0.003
-HEADLINE = "designed-sqrt-floor"
+HEADLINE = "designed-sqrt-flat"
 PILOT_EVAL_EVERY = 20
 SEEDS = (0, 1, 2)
 

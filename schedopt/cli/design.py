@@ -182,7 +182,7 @@ def design(
         typer.Option(
             help="1-sqrt anneal only: the model does not rank plateau levels whose final losses differ by "
             "less than this fraction; the plateau is the geometric centre of those within it of the "
-            "best (default: 0, the model's minimum)."
+            "best (default 0.003, below fitted models' errors; 0: the model's minimum)."
         ),
     ] = None,
     progress: ProgressOpt = None,
