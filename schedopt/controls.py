@@ -218,12 +218,6 @@ class Interpolation:
             return free
         return _bounded_fit(matrix, target, lower, upper)
 
-    def fit_many(self, per_step: np.ndarray, lower: float = -np.inf, upper: float = np.inf) -> np.ndarray:
-        """:meth:`fit` of every row of ``per_step`` ``(rows, T)`` (a batch's warm starts): row by row, the
-        same numbers; each is a banded solve of ``n_params`` unknowns since the normal-equations fit."""
-        targets = np.asarray(per_step, float)
-        return np.stack([self.fit(row, lower, upper) for row in targets]) if len(targets) else targets.copy()
-
 
 #: LSQR's ``atol`` and ``btol`` in :meth:`Interpolation.fit` (its iterative fallback).
 _FIT_TOL = 1e-14

@@ -301,29 +301,6 @@ def test_bounded_fit_inside_the_bounds_is_the_free_fit():
     assert_allclose(it.fit(target, 0.0, 1.0), it.fit(target), rtol=0, atol=FIT_ATOL)
 
 
-@pytest.mark.parametrize(
-    ("horizon", "blocks", "kind", "par"),
-    [
-        (1000, 100, "geometric-both", "linear"),
-        (40, 40, "uniform", "linear"),
-        (500, 20, "uniform", "constant"),
-    ],
-)
-def test_fit_many_equals_fit_row_by_row_bitwise(horizon, blocks, kind, par):
-    """A batch's warm starts fit their rows together (design_many): the same numbers as one by one,
-    a zero row and rows needing the bounded fit included."""
-    it = grid(horizon, blocks, kind, par).interpolation()
-    rng = np.random.default_rng(7)
-    targets = rng.uniform(0.0, 1.0, (9, horizon)).cumsum(axis=1) / horizon + rng.normal(0, 0.01, (9, horizon))
-    targets[2] = 0.0
-    targets[4] = np.where(np.arange(horizon) < 0.75 * horizon, 1.2, 0.05)  # beyond the bound: bounded fit
-    targets[6] = it.expand(rng.uniform(0.1, 1.0, it.n_params))  # an exact fit
-    for lower, upper in ((-np.inf, np.inf), (0.0, 1.0)):
-        many = it.fit_many(targets, lower, upper)
-        for row, target in zip(many, targets, strict=True):
-            assert np.array_equal(row, it.fit(target, lower, upper))
-
-
 def test_interpolation_is_built_from_arrays():
     it = Interpolation(index=np.array([0, 0, 1]), weight=np.array([0.0, 0.5, 0.0]), n_params=2)
     assert_allclose(it.expand([2.0, 4.0]), [2.0, 3.0, 4.0], rtol=0, atol=EXACT_ATOL)

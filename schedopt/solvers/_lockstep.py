@@ -386,17 +386,3 @@ def final_loss(model, learning_rate, *, batch_size=1.0, momentum=None, modes=Non
     out = np.asarray(call(_kept_loss, _kept_loss_rows, args, modes=int(lam.size))) + model.residual
     limit = recursion.divergence_limit(model)
     return float(np.where(np.isfinite(out) & (out <= limit), out, np.inf))
-
-
-def _fit_rows(per_step, interpolation, lower, upper):
-    return interpolation.fit_many(per_step, lower, upper)
-
-
-def fit(interpolation, per_step, lower: float, upper: float):
-    """``interpolation.fit(per_step, lower, upper)``; inside :func:`run`, one row of
-    :meth:`~schedopt.controls.Interpolation.fit_many` over the batch's warm starts (host work, the
-    same numbers: each row's banded normal-equations solve)."""
-    if getattr(_local, "lockstep", None) is None:
-        return interpolation.fit(per_step, lower, upper)
-    args = (np.asarray(per_step, dtype=np.float64),)
-    return call(interpolation.fit, _fit_rows, args, (interpolation, float(lower), float(upper)))

@@ -9,7 +9,6 @@ from schedopt.dynamics.compression import (
     CompressedModes,
 )
 from schedopt.problem import Problem, Training
-from schedopt.solvers import _lockstep as lockstep
 from schedopt.solvers._common import (
     control_grids,
     initial_parameters,
@@ -80,7 +79,7 @@ def _pontryagin_start(
         rtol=rtol,
         loss_weights=jax.device_put(np.asarray(weights)),
     )
-    fitted = lockstep.fit(it, np.asarray(per_step), spec.min, spec.max)  # batched inside design_many
+    fitted = it.fit(np.asarray(per_step), spec.min, spec.max)
     batch = problem.training.batch_size
     loss = final_loss(problem.model, it.expand(fitted), batch_size=batch, modes=modes)
     if not loss <= final_loss(problem.model, start, batch_size=batch, modes=modes):
