@@ -14,7 +14,7 @@ Rules: ``argmin`` (what ``design`` does; on a finer grid here: 16 levels an octa
 (relative) of the minimum: the model cannot rank peaks its fit error (0.4-0.9 % RMS on these
 tasks) does not separate.
 
-Usage: uv run python benchmarks/plateau_rules.py   (writes results/plateau-rules.json; ~1 CPU-min)
+Usage: uv run python benchmarks/plateau_rules.py   (writes results/plateau-rules.json; ~10 CPU-s)
 """
 
 from __future__ import annotations
@@ -41,13 +41,8 @@ LEVELS_PER_OCTAVE = 16
 
 def wsd_curve(task) -> dict[float, float]:
     """Seed-0 final losses of the WSD tuning grid at the task's horizon, by peak."""
-    out = {}
-    for job, run in rt._panel(task):
-        label = job.label
-        if job.seed == 0 and label.startswith("wsd-") and not label.startswith("wsd-at"):
-            if label.endswith(f"-T{task.horizon}"):
-                out[float(label.split("-")[1])] = run["final_val_loss"]
-    return dict(sorted(out.items()))
+    jobs = [rt._family_job(task, "wsd", peak) for peak in rt.family_grid(task, "wsd")]
+    return {job.meta["peak"]: rt.read_run(job)["final_val_loss"] for job in jobs}
 
 
 def measured_at(curve: dict[float, float], peak: float) -> float:
