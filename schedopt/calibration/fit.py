@@ -267,6 +267,10 @@ def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
     return problem.network.network_loss(np.asarray(curve))
 
 
+MAX_OFFSET_FLOOR = 0.95
+"""Largest ``offset_floor``: the offset's box ends at 0.999 of the smallest loss."""
+
+
 def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_step, offset_floor) -> None:
     """One :class:`FitError` naming the option for each bad argument of :func:`fit_pilots`."""
     if not runs:
@@ -292,10 +296,6 @@ def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_ste
         or not 0.0 <= offset_floor <= MAX_OFFSET_FLOOR
     ):
         raise FitError(f"--offset-floor: must be a number in [0, {MAX_OFFSET_FLOOR}], got {offset_floor!r}")
-
-
-MAX_OFFSET_FLOOR = 0.95
-"""Largest ``offset_floor``: the offset's box ends at 0.999 of the smallest loss."""
 
 
 @float64
