@@ -197,6 +197,21 @@ def test_a_plateau_at_the_cap_is_said_in_network_units(tmp_path):
     assert "warning: the plateau sits at the learning-rate cap" in result.output
 
 
+def test_a_plateau_tolerance_that_reaches_the_cap_is_said():
+    """This model's best plateau is ~0.45. With the cap at 0.39 and a tolerance the plateau is the
+    centre of the levels it cannot tell apart, below the cap; the cap is among them, so the design
+    says the pilots do not bracket the best peak (a held-out task's design sat there silently). With
+    the cap well above the best, no note; without a tolerance the plateau is the cap, said as before."""
+    below = parse_problem(FITTED.replace("max = 0.3", "max = 0.39"))
+    choice = plateau_anneal(below, plateau_tolerance=0.003)
+    assert choice.plateau < 0.39 * (1 - 1e-3) and len(choice.notes) == 1
+    assert "within 0.30% of the one chosen" in choice.notes[0] and "largest pilot's" in choice.notes[0]
+    at_cap = plateau_anneal(below, plateau_tolerance=0.0)
+    assert at_cap.plateau == pytest.approx(0.39) and "sits at the learning-rate cap" in at_cap.notes[0]
+    above = plateau_anneal(parse_problem(FITTED.replace("max = 0.3", "max = 0.9")), plateau_tolerance=0.003)
+    assert 0.3 < above.plateau < 0.6 and above.notes == ()
+
+
 def _scan_best(problem, shape, levels):
     """The lowest model final loss of ``level * shape`` over a dense grid of levels (brute force)."""
     return min(float(final_loss(problem.model, lv * shape)) for lv in levels)

@@ -451,7 +451,7 @@ def _sqrt_form(
 ) -> FormChoice:
     """The plateau-anneal form with 1-sqrt anneals: per fraction, the model's best plateau; the best fraction."""
     short = peak_horizon is not None and peak_horizon < problem.horizon
-    candidates, solutions, prefixes = [], [], []
+    candidates, solutions, prefixes, chosen = [], [], [], []
     for fraction in fractions:
         fraction = float(fraction)
         local = _of_problem(fraction, problem.horizon, elapsed)
@@ -460,29 +460,70 @@ def _sqrt_form(
             level = float(min(level_given, problem.learning_rate.max))
         elif short:
             at_peak = problem.at_horizon(int(peak_horizon))
-            level = sqrt_plateau(at_peak, _of_problem(fraction, at_peak.horizon, elapsed), tolerance)
+            at_peak_fraction = _of_problem(fraction, at_peak.horizon, elapsed)
+            level = sqrt_plateau(at_peak, at_peak_fraction, tolerance)
+            chosen.append((at_peak, at_peak_fraction, level))
             level = transferred_plateau(problem, level, int(peak_horizon))
         else:
             level = sqrt_plateau(problem, local, tolerance)
+            chosen.append((problem, local, level))
         solution, prefix = _sqrt_solution(problem, level, local, pin=short)
         candidates.append((fraction, float(solution.final_loss), str(solution.status)))
         solutions.append(solution)
         prefixes.append(prefix)
     pinned_at = int(peak_horizon) if short else None
     choice = _best_choice(problem, candidates, solutions, prefixes, pinned_at, "1-sqrt")
+    if tolerance > 0 and chosen and not choice.notes:
+        where, local, level = chosen[[c[0] for c in candidates].index(choice.anneal_fraction)]
+        if _cap_within_tolerance(where, local, level, tolerance):
+            choice = dataclasses.replace(choice, notes=_cap_notes(problem, None, tolerance))
     return dataclasses.replace(choice, plateau_tolerance=tolerance)
 
 
-def _cap_notes(problem: Problem, plateau: float) -> tuple[str, ...]:
-    """A plateau at the learning-rate cap says the best peak may lie above it: say so, in the units read."""
+def _cap_within_tolerance(problem: Problem, fraction: float, level: float, tolerance: float) -> bool:
+    """Whether the model scores a plateau at the cap within ``tolerance`` of ``level``'s final loss.
+
+    In the network's units for a fitted spec, as :func:`_indifferent_centre` compares levels: then
+    the levels the model cannot tell apart reach the cap, and the centre it takes is below the cap
+    only because the pilots stopped there.
+    """
+    from schedopt.dynamics.recursion import final_loss
+
+    cap = float(problem.learning_rate.max)
+    if level >= cap * (1 - 1e-6):
+        return False  # at the cap: the plain note says so
+    shape = _sqrt_shape(problem.horizon, fraction)
+    batch = problem.training.batch_size
+    at_cap, at_level = (
+        float(final_loss(problem.model, _profiled(problem, lv, shape), batch_size=batch))
+        for lv in (cap, level)
+    )
+    if not (math.isfinite(at_cap) and math.isfinite(at_level)):
+        return False
+    if problem.network is not None:
+        at_cap, at_level = (float(problem.network.network_loss(v)) for v in (at_cap, at_level))
+    return at_cap <= at_level * (1.0 + tolerance)
+
+
+def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) -> tuple[str, ...]:
+    """A plateau at the learning-rate cap says the best peak may lie above it: say so, in the units read.
+
+    ``plateau=None``: the plateau is below the cap, but the model scores the cap within the plateau
+    ``tolerance`` of it (:func:`_cap_within_tolerance`): the same doubt, said as such.
+    """
     cap = problem.learning_rate.max
-    if plateau < cap * (1 - 1e-6):
+    if plateau is not None and plateau < cap * (1 - 1e-6):
         return ()
     units = problem.network
+    where = (
+        "the plateau sits at the learning-rate cap"
+        if plateau is not None
+        else f"the model scores a plateau at the learning-rate cap within {tolerance:.2%} of the one chosen"
+    )
     if units is None:
-        return (f"the plateau sits at the learning-rate cap {cap:.4g}: the best peak may be higher",)
+        return (f"{where} ({cap:.4g}): the best peak may be higher",)
     network = float(units.network_learning_rate(cap))
     return (
-        f"the plateau sits at the learning-rate cap, the largest pilot's {network:.4g}: the best peak "
-        f"may be higher than any pilot tried; a pilot at {2 * network:.4g} would tell",
+        f"{where}, the largest pilot's {network:.4g}: the pilots do not bracket the best peak from "
+        f"above, and none ran that high for long; a pilot at {2 * network:.4g} would tell",
     )
