@@ -3,7 +3,8 @@
 Runs one CLI command in this (fresh) process, as the console script does, and prints the CPU
 seconds (``time.process_time``: user + system of this process) of each phase: the heavy
 imports, the solve (its warm start and final full-spectrum check apart), the baselines'
-tuning, the plot (its loss curves, then drawing and writing the PNG) and the rest of the
+tuning, the plot (its loss curves, then drawing and writing the SVG, or the PNG with
+``--figure png``) and the rest of the
 command. Inside each phase, JAX's own overhead: tracing (outermost ``jit`` traces), lowering
 to MLIR and the compilation-cache fetch (or the compile, cold). The interpreter's teardown is
 not counted (the CLI skips it since issue 13). Only JAX internals of the pinned version are
@@ -119,6 +120,11 @@ def main() -> None:
     driver.final_loss = _phased(driver.final_loss, "solve: final full-spectrum check")
     baselines.tune_baselines = _phased(baselines.tune_baselines, "baselines")
     files.plot_design = _phased(files.plot_design, "plot: matplotlib import, figure")
+    if hasattr(files, "svg_design"):  # design.svg, the default figure since issue 13's fifth pass
+        import schedopt.svg as svg
+
+        files.svg_design = _phased(files.svg_design, "plot: SVG figure (panels)")
+        svg.figure_svg = _phased(svg.figure_svg, "plot: SVG text")
     figure.loss_at = _phased(figure.loss_at, "plot: loss curves (loss_at)")
     plots.save_figure = _phased(plots.save_figure, "plot: draw + PNG")
     files.write_design = _phased(files.write_design, "write files")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,6 +15,7 @@ __all__ = [
     "plot_loss_curves",
     "plot_relative_losses",
     "plot_schedules",
+    "relative_losses",
     "require_matplotlib",
     "robust_top",
     "save_figure",
@@ -139,38 +141,62 @@ def plot_relative_losses(
     names the reference on the y axis (the optimum, the best, ...).
     """
     fig, ax = _axes(ax)
-    ref = np.asarray(curves[reference], dtype=np.float64)
-    x = np.asarray(steps)
-    late = x >= x[-1] / 2
-    highs, lows = [], [0.0]
+    rel = relative_losses(curves, reference, steps)
     colours, cycle = {}, 0
     for name in curves:
         colours[name] = "black" if name == highlight else f"C{cycle}"
         cycle += name != highlight
-    for name, loss in curves.items():
-        if name == reference:
-            continue
-        rel = 100.0 * (np.asarray(loss, dtype=np.float64) / ref - 1.0)
-        label = f"{name}: {rel[-1]:+.2f} % at the end"
-        ax.plot(x[late], rel[late], lw=1.0, alpha=0.85, color=colours[name], label=label)
-        finite = rel[late][np.isfinite(rel[late])]
-        if finite.size:
-            highs.append(float(finite.max()))
-            lows.append(float(finite.min()))
+    for name, values in rel.curves.items():
+        label = f"{name}: {values[-1]:+.2f} % at the end"
+        ax.plot(rel.steps, values, lw=1.0, alpha=0.85, color=colours[name], label=label)
     ax.axhline(0.0, color=colours[reference], lw=2.2, label=f"{reference} (reference)")
-    # the top holds every curve but those far above the rest (over 3x the median high)
-    limit = 3.0 * float(np.median(np.abs(highs))) if highs else 1.0
-    hi = max([h for h in highs if h <= max(limit, 1.0)] + [0.1])
-    lo = min(lows)
-    pad = 0.1 * (hi - lo)
-    ax.set_ylim(lo - pad, hi + pad)
-    if highs and max(highs) > hi + pad:
+    ax.set_ylim(*rel.ylim)
+    if rel.clipped:
         ax.annotate("curves above the axis are clipped", (0.02, 0.02), xycoords="axes fraction", fontsize=7)
     ax.set_xlabel("step (second half of the run)")
     ax.set_ylabel(f"loss relative to the {reference_kind} (%)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig, ax
+
+
+@dataclasses.dataclass(frozen=True)
+class RelativeLosses:
+    """What :func:`relative_losses` returns: the curves of the relative panel and its y range."""
+
+    steps: np.ndarray
+    """The steps of the second half of the run."""
+    curves: dict[str, np.ndarray]
+    """Each curve but the reference's: its loss relative to the reference's, in percent, at ``steps``."""
+    ylim: tuple[float, float]
+    """The y range: every curve but those far above the rest."""
+    clipped: bool
+    """Whether a curve goes above ``ylim``."""
+
+
+def relative_losses(curves: Mapping[str, np.ndarray], reference: str, steps: np.ndarray) -> RelativeLosses:
+    """The data of :func:`plot_relative_losses` (the SVG figure draws the same, :mod:`schedopt.svg`)."""
+    ref = np.asarray(curves[reference], dtype=np.float64)
+    x = np.asarray(steps)
+    late = x >= x[-1] / 2
+    highs, lows = [], [0.0]
+    out = {}
+    for name, loss in curves.items():
+        if name == reference:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rel = 100.0 * (np.asarray(loss, dtype=np.float64) / ref - 1.0)
+        out[name] = rel[late]
+        finite = rel[late][np.isfinite(rel[late])]
+        if finite.size:
+            highs.append(float(finite.max()))
+            lows.append(float(finite.min()))
+    # the top holds every curve but those far above the rest (over 3x the median high)
+    limit = 3.0 * float(np.median(np.abs(highs))) if highs else 1.0
+    hi = max([h for h in highs if h <= max(limit, 1.0)] + [0.1])
+    lo = min(lows)
+    pad = 0.1 * (hi - lo)
+    return RelativeLosses(x[late], out, (lo - pad, hi + pad), bool(highs) and max(highs) > hi + pad)
 
 
 def save_figure(fig, path: str | Path, *, dpi: int = 120) -> Path:

@@ -322,7 +322,7 @@ def test_a_fitted_design_with_warmup_baselines_and_a_pinned_plateau_writes_every
         "schedule_csv",
         "schedule_json",
     ]
-    assert (out / "design.png").stat().st_size > 0
+    assert (out / "design.svg").stat().st_size > 0
     text = CliRunner().invoke(app, ["design", str(spec), "--horizon", "240", "--out", str(tmp_path / "text")])
     assert text.exit_code == 0, text.output
     assert "designed" in text.output and "the first 12 steps ramp (linear)" in text.output

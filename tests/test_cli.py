@@ -304,7 +304,7 @@ def test_unconverged_design_with_force_writes_files_marked_unconverged(spec, tmp
     assert_array_equal(sched.learning_rate, g.interpolation().expand(np.full(g.n_params, FAKE_LR)))
     report = json.loads((folder / "design.json").read_text(encoding="utf-8"))
     assert report["converged"] is False and report["status"] == "max_iterations"
-    assert (folder / "schedule.csv").is_file() and (folder / "design.png").is_file()
+    assert (folder / "schedule.csv").is_file() and (folder / "design.svg").is_file()
 
 
 def test_design_options_override_the_spec(spec, tmp_path, monkeypatch):

@@ -155,12 +155,12 @@ def test_an_output_that_is_a_symlink_is_replaced_not_written_through(tmp_path):
     victim.write_text("precious\n", encoding="utf-8")
     out = tmp_path / "out"
     out.mkdir()
-    for name in ("schedule.json", "schedule.csv", "design.json", "design.png"):
+    for name in ("schedule.json", "schedule.csv", "design.json", "design.svg"):
         (out / name).symlink_to(victim)
     result = run("design", spec, "--no-baselines", "--out", out, "--force", "--json")
     assert result.exit_code == 0, result.output
     assert victim.read_text(encoding="utf-8") == "precious\n"
-    for name in ("schedule.json", "schedule.csv", "design.json", "design.png"):
+    for name in ("schedule.json", "schedule.csv", "design.json", "design.svg"):
         assert not (out / name).is_symlink(), name
         assert (out / name).stat().st_size > 0
 
@@ -398,7 +398,7 @@ def test_simulate_json_of_a_diverging_schedule_is_strict(spec):
 
 # --- 4. no overwrite without --force; output sets are transactions
 
-DESIGN_SET = ("schedule.json", "schedule.csv", "design.json", "design.png")
+DESIGN_SET = ("schedule.json", "schedule.csv", "design.json", "design.svg")
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -510,11 +510,11 @@ def test_an_error_while_writing_the_set_leaves_the_old_set(spec, designed, monke
     def disk_full(result, path):
         raise OSError(28, "No space left on device", path)
 
-    monkeypatch.setattr(schedopt.design._files, "plot_design", disk_full)
+    monkeypatch.setattr(schedopt.design._files, "svg_design", disk_full)
     result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5", "--force")
     assert result.exit_code == EXIT_USAGE
     one_line_error(
-        result, "No space left on device", repr(str(designed / "design.png"))
+        result, "No space left on device", repr(str(designed / "design.svg"))
     )  # not the staging path
     assert snapshot(designed) == before
     assert stray_files(designed.parent) == []
@@ -529,7 +529,7 @@ def test_an_interrupt_while_writing_the_set_leaves_the_old_set(spec, designed, m
         Path(path).write_bytes(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(schedopt.design._files, "plot_design", interrupted)
+    monkeypatch.setattr(schedopt.design._files, "svg_design", interrupted)
     result = run("design", spec, "--no-baselines", "--out", designed, "--blocks", "5", "--force")
     assert result.exit_code == 130
     one_line_error(result, "SIGINT")

@@ -107,7 +107,7 @@ def close_the_loop(
     spec = atomic_write_text(folder / "fitted.toml", fit.spec_text())
 
     problem = load_problem(spec).with_horizon(config.steps)
-    result = write_design(design(problem, solver=solver, baselines=()), folder / "design", plot=False)
+    result = write_design(design(problem, solver=solver, baselines=()), folder / "design", figure="none")
     schedule_file = folder / "design" / "schedule.json"
 
     runs, run_logs = [], []

@@ -185,20 +185,31 @@ def design(
             "best (default 0.003, below fitted models' errors; 0: the model's minimum)."
         ),
     ] = None,
+    figure: Annotated[
+        str,
+        typer.Option(
+            metavar="FORMAT",
+            help="The figure: svg (design.svg), png (design.png, needs the plots extra) or none.",
+        ),
+    ] = "svg",
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Design the optimal learning-rate schedule; compare it with tuned baselines; write files.
 
-    Writes schedule.json, schedule.csv, design.json and design.png to exports/<problem>/.
+    Writes schedule.json, schedule.csv, design.json and design.svg to exports/<problem>/.
     With --warmup W the first W steps ramp to the learning-rate cap and stay fixed; the
     solver optimises the steps after them (the baselines get the same ramp).
 
     Example: schedopt design hard-phase --horizon 1e5 --grid geometric-end
     """
-    from schedopt.design import DESIGN_FILES, write_design
+    from schedopt.design import DESIGN_FILES, check_figure, write_design
     from schedopt.design import design as run_design
 
+    if check_figure(figure) == "png":
+        from schedopt.plots import require_matplotlib
+
+        require_matplotlib("--figure png")
     given = _load(spec)
     problem = _override(given, horizon=horizon, blocks=blocks, grid=grid)
     # a fitted spec's own horizon is its longest pilot's: the plateau is chosen there (--form)
@@ -222,15 +233,8 @@ def design(
         )
     sol = result.solution
     failed = not sol.converged
-    from schedopt.plots import have_matplotlib
-
-    plot = have_matplotlib()  # the plots extra; without it the other three files are written
     if not failed or force:
-        result = write_design(result, folder, force=force, overwrite=force, plot=plot)
-    if not plot:
-        typer.echo(
-            "note: design.png not written: install the plots extra (pip install 'schedopt[plots]')", err=True
-        )
+        result = write_design(result, folder, force=force, overwrite=force, figure=figure)
     report = result.to_dict()
     if as_json:
         _emit_json(report)

@@ -7,12 +7,12 @@ This is what ``schedopt design`` runs; the CLI only parses options and prints.
 - ``_record.py``: :class:`Design`, the result: its notes and its stable ``--json`` object.
 - ``_run.py``: :func:`design`, the driver: solve in the form asked for (``FORMS``), tune the baselines.
 - ``_files.py``: :func:`write_design`, the design's files (``DESIGN_FILES``) as one output set.
-- ``_figure.py``: ``design.png``.
+- ``_figure.py``: the figure, ``design.svg`` (SVG text, :mod:`schedopt.svg`) or ``design.png`` (matplotlib).
 """
 
 from __future__ import annotations
 
-from schedopt.design._files import DESIGN_FILES, write_design
+from schedopt.design._files import DESIGN_FILES, check_figure, write_design
 from schedopt.design._prefix import Warmup, problem_after_prefix, problem_after_warmup
 from schedopt.design._record import RANKING_NOTE_RTOL, Design
 from schedopt.design._run import FORMS, design
@@ -23,6 +23,7 @@ __all__ = [
     "RANKING_NOTE_RTOL",
     "Design",
     "Warmup",
+    "check_figure",
     "design",
     "problem_after_prefix",
     "problem_after_warmup",
