@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from helpers import TINY_SPEC
 
 from schedopt.cli._app import GC_THRESHOLDS, _one_blas_thread
 
@@ -85,3 +87,62 @@ def test_the_cli_waits_for_a_running_non_daemon_thread(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("schedopt ")
     assert marker.read_text() == "done"
+
+
+def test_plain_option_values_are_coerced_without_pydantic(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC, encoding="utf-8")
+    done = _cli(
+        "import sys\n"
+        "from schedopt.cli import _app\n"
+        "_app._leave = lambda code: print(code, sorted(m for m in sys.modules if m.startswith('pydantic')))\n"
+        "sys.argv = ['schedopt', *sys.argv[1:]]\n"
+        "_app.main()\n",
+        *[
+            "simulate",
+            str(spec),
+            "--schedule",
+            "cosine:0.3",
+            "--horizon",
+            "100",
+            "--checkpoints",
+            "5",
+            "--json",
+        ],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+VALUES = ["5", "+5", "-0", "007", "1e3", ".5", "5.", "-2.5E-3", "1e400", "nan", "1_000", " 5", "abc", "", "٣"]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_plain_coercion_gives_what_typer_gives(value, tmp_path, monkeypatch):
+    """The same values (type included) or the same error as typer's own coercion, for every kind."""
+    import typer
+    import typer.core
+    from typer.testing import CliRunner
+
+    import schedopt.cli  # noqa: F401  (installs the plain coercion)
+
+    demo = typer.Typer()
+
+    @demo.command()
+    def show(
+        i: int | None = None, f: float | None = None, s: str = "x", p: Path | None = None, q: Path = Path("q")
+    ) -> None:
+        print(repr((i, f, s, p, q)))
+
+    def outcomes():
+        got = []
+        for option in ("--i", "--f", "--s", "--p", "--q"):
+            result = CliRunner().invoke(demo, [option, value])
+            got.append((result.exit_code, result.output))
+        return got
+
+    plain = typer.core.build_runtime_param
+    assert plain.schedopt_plain
+    fast = outcomes()
+    monkeypatch.setattr(typer.core, "build_runtime_param", plain.typer_own)
+    assert fast == outcomes()

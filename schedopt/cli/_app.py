@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from schedopt._blas import BLAS_THREAD_VARIABLES as _BLAS_THREAD_VARIABLES
+from schedopt.cli import _coerce
 from schedopt.cli._signals import Terminated, _install_signal_handlers
 from schedopt.errors import SchedoptError
 
@@ -106,6 +107,8 @@ def _exit_code(run, argv: list[str]):
         typer.echo("error: aborted", err=True)
         return 1
 
+
+_coerce.install()  # plain option values without importing pydantic
 
 app = typer.Typer(
     cls=_Group,
