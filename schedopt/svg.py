@@ -4,7 +4,7 @@
 matplotlib cost more CPU than the rest of a small design (issue 13). One job only: a
 :class:`Panel` collects lines, reference lines and notes; :func:`figure_svg` lays the panels
 out in a row and returns the SVG document. Axes are linear (ticks at 1-2-5 steps) or
-logarithmic (ticks at decades, or at 1-2-5 mantissas over less than two decades), labelled
+logarithmic (ticks at decades; over less than two decades, at mantissas or 1-2-5 steps), labelled
 with plain numbers. Non-finite values (and values <= 0 on a log axis) break a line, so no NaN
 reaches the file; a long line is reduced to at most ``MAX_POINTS`` points (min/max per bucket
 of consecutive points), so the file stays small at any horizon.
@@ -171,7 +171,8 @@ def linear_ticks(lo: float, hi: float, *, most: int = 8) -> list[float]:
 
 def log_ticks(lo: float, hi: float, *, most: int = 8) -> list[float]:
     """Ticks on a log axis over [lo, hi]: decades (every k-th if there are many); over less than two
-    decades, 1-2-5 mantissas (all nine if those are fewer than three)."""
+    decades, 1-2-5 mantissas (all nine if those are fewer than three; linear 1-2-5 steps over a
+    range narrower still, as a fitted spec's network losses can be)."""
     a, b = math.floor(math.log10(lo) + 1e-9), math.ceil(math.log10(hi) - 1e-9)
     decades = [e for e in range(a, b + 1) if lo * (1 - 1e-9) <= 10.0**e <= hi * (1 + 1e-9)]
     if len(decades) >= 2:
@@ -183,7 +184,7 @@ def log_ticks(lo: float, hi: float, *, most: int = 8) -> list[float]:
         if len(ticks) >= 3:
             every = math.ceil(len(ticks) / most)
             return ticks[::every]
-    return ticks
+    return [t for t in linear_ticks(lo, hi, most=most) if t > 0]  # a narrow range: 1-2-5 steps
 
 
 def tick_label(value: float) -> str:

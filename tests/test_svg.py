@@ -101,6 +101,7 @@ def test_log_ticks_are_decades_with_plain_labels():
     assert len(many) <= 8 and all(math.log10(v).is_integer() for v in many)
     short = log_ticks(0.3, 0.9)  # under a decade: mantissas
     assert len(short) >= 3 and all(0.3 <= v <= 0.9 for v in short)
+    assert log_ticks(1.3, 3.0) == [1.5, 2.0, 2.5, 3.0]  # narrower still: linear steps
     assert [tick_label(v) for v in (1e-3, 0.1, 1.0, 10.0, 1e6, 1e-7, 0.25)] == [
         "0.001",
         "0.1",
