@@ -6,8 +6,9 @@ pydantic and building the adapters cost ~0.06 CPU s of a ~0.9 s ``schedopt desig
 ``str``, a ``bool`` already parsed, a plain decimal ``int`` or ``float``, a ``Path`` given as
 text) is converted here, exactly as typer would convert it; any other value (``1_000``,
 `` 5``, ``abc``, a list, a choice, a path option with checks, ...) goes to typer's own
-coercion, built on first use, so its results and its error messages are unchanged. With a
-typer that has no such layer (another version), :func:`install` does nothing.
+coercion, built on first use, so its results and its error messages are unchanged. With
+another typer release line than :data:`TESTED_TYPER` (or one without these hooks),
+:func:`install` does nothing: typer's own coercion, slower, the same values.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["install"]
+
+#: the typer release line whose private hooks this was written and tested against (``tests/test_cli_startup.py``)
+TESTED_TYPER = "0.29."
 
 _INT = re.compile(r"[+-]?[0-9]+\Z")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
@@ -77,9 +81,12 @@ class _Plain:
 def install() -> None:
     """Coerce plain values without pydantic in typer's parameters (see the module's docstring)."""
     try:
+        import typer
         import typer.core as core
         from typer._param_types import _path_options_requested, coerce_cli_path
     except ImportError:  # another typer: nothing to do
+        return
+    if not typer.__version__.startswith(TESTED_TYPER):  # private hooks: only the version tested against
         return
     build = getattr(core, "build_runtime_param", None)
     if build is None or getattr(build, "schedopt_plain", False):
