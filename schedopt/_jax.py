@@ -180,6 +180,14 @@ class FileCache:
         self.hits += 1
         return value
 
+    def discard(self, key: str, reason: str) -> None:
+        """Remove an entry that read well but proved unusable, with a warning (once per process)."""
+        self._warn(f"{reason}: entry {key} removed; compiling it again")
+        try:
+            (self._path / f"{key}{_SUFFIX}").unlink(missing_ok=True)
+        except OSError:
+            pass
+
     def put(self, key: str, value: bytes) -> None:
         if self.disabled:
             return
@@ -315,6 +323,7 @@ def cached_jit(fun=None, *, static_argnames: tuple[str, ...] = ()):
 
 
 _PREFIX = "schedopt-exe-"
+_UNUSABLE = object()  # a program this process runs through jax.jit instead (it failed to compile or to run)
 _environment: list[str | None] = [None]
 
 
@@ -362,6 +371,7 @@ class _CachedJit:
         self._static = frozenset(static_argnames)
         self._name = f"{fun.__module__}.{fun.__qualname__}"
         self._programs: dict = {}
+        self._unverified: dict = {}  # key -> cache name of programs read from disk and not yet run
         self._lock = threading.Lock()
         functools.update_wrapper(self, fun)
 
@@ -396,11 +406,23 @@ class _CachedJit:
         program = self._programs.get(key)
         if program is None:
             program = self._program(store, key, dynamic, dict(static))
-            if program is None:
-                return self._jitted(*args, **kwargs)
+        if program is _UNUSABLE:
+            return self._jitted(*args, **kwargs)
+        stored_name = self._unverified.get(key)
         try:
-            return program(**dynamic)
-        except Exception:  # e.g. an argument on another device: what jax.jit does with it
+            out = program(**dynamic)
+            if stored_name is not None:  # a program read from disk: its first run is checked to the end
+                jax.block_until_ready(out)
+                self._unverified.pop(key, None)
+            return out
+        except Exception as exc:  # e.g. an argument on another device: what jax.jit does with it
+            if stored_name is not None:
+                # a stored program that loads but cannot run (seen: "Function ... not found" from
+                # XLA's CPU runtime): removed, and this process uses jax.jit for it
+                store.discard(stored_name, f"stored program failed to run ({type(exc).__name__})")
+                with self._lock:
+                    self._programs[key] = _UNUSABLE
+                    self._unverified.pop(key, None)
             return self._jitted(*args, **kwargs)
 
     def _program(self, store: FileCache, key: tuple, dynamic: dict, static: dict):
@@ -421,11 +443,14 @@ class _CachedJit:
                 program = serialize_executable.deserialize_and_load(*pickle.loads(stored))
             except Exception:
                 logger.debug("compilation cache: stored program %s unreadable; compiling it", name)
+            else:
+                with self._lock:
+                    self._unverified[key] = name
         if program is None:
             try:
                 program = self._jitted.lower(**dynamic, **static).compile()
             except Exception:
-                return None  # jax.jit raises the same error
+                return _UNUSABLE  # jax.jit raises the same error
             if name is not None:
                 try:
                     store.put(name, pickle.dumps(serialize_executable.serialize(program)))

@@ -229,6 +229,47 @@ def test_cached_jit_runs_stored_programs_without_tracing_them(tmp_path):
             jax.config.update("jax_enable_compilation_cache", True)
 
 
+def test_a_stored_program_that_loads_but_fails_to_run_is_removed_with_a_warning(tmp_path, monkeypatch):
+    """XLA's CPU runtime once loaded a stored program whose first run failed ("NOT_FOUND: Function
+    compare_bitcast_fusion not found"), after the point where a load error falls back: every later
+    `design` crashed. A stored program's first run is now checked: on failure one warning, the
+    entry removed, jax.jit's result (the same numbers), and the next process compiles it afresh."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.experimental import serialize_executable
+
+    def body(x, scale):
+        return jnp.sum(scale * jnp.sin(x) ** 2)
+
+    x = np.linspace(0.0, 3.0, 7)
+    with jax.enable_x64(True):
+        expected = float(jax.jit(body)(x, 0.5))
+        try:
+            cache = _jax.enable_cache(tmp_path / "cache")
+            jax.clear_caches()
+            assert float(_jax.cached_jit(body)(x, 0.5)) == expected
+            stored = [p for p in _entries(tmp_path / "cache") if p.name.startswith(_jax._PREFIX)]
+            assert len(stored) == 1
+
+            class Broken:
+                def __call__(self, *args, **kwargs):
+                    raise RuntimeError("NOT_FOUND: Function compare_bitcast_fusion not found (type id: 1)")
+
+            monkeypatch.setattr(serialize_executable, "deserialize_and_load", lambda *a, **k: Broken())
+            jax.clear_caches()
+            with pytest.warns(CacheWarning, match="failed to run"):
+                assert float(_jax.cached_jit(body)(x, 0.5)) == expected
+            assert not stored[0].exists()  # removed: the next process compiles and stores it again
+            monkeypatch.undo()
+            jax.clear_caches()
+            assert float(_jax.cached_jit(body)(x, 0.5)) == expected
+            assert stored[0].exists() and cache.writes >= 2
+        finally:
+            _jax.disable_cache()
+            jax.config.update("jax_enable_compilation_cache", True)
+
+
 # --- end to end, in fresh processes
 
 
