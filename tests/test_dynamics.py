@@ -325,3 +325,85 @@ def test_tree_sum_equals_the_sum_over_the_last_axis(n):
     out = np.asarray(jax.jit(tree_sum)(jnp.asarray(x)))
     assert out.shape == (3, 2)
     assert_allclose(out, x.sum(axis=-1), rtol=1e-13, atol=1e-13 * np.abs(x).sum(axis=-1).max())
+
+
+@pytest.mark.parametrize("n_modes", [37, 100, TREE_WIDTH, TREE_WIDTH + 53])
+def test_modes_padded_outside_the_loops_give_the_same_loss_and_cotangents(n_modes):
+    """``sgd_final_loss`` pads the modes to ``tree_width`` with zeros before its loops: the loss
+    and every cotangent equal those of the unpadded custom VJP, bitwise (zeros add nothing)."""
+    from schedopt.dynamics import adjoint
+    from schedopt.dynamics.ops import tree_width
+
+    assert (
+        tree_width(n_modes)
+        == {37: 64, 100: 128, TREE_WIDTH: TREE_WIDTH, TREE_WIDTH + 53: 2 * TREE_WIDTH}[n_modes]
+    )
+    model = Model.powerlaw(1.5, 1.3, n_modes, noise_std=0.3, finite_size=True)
+    horizon = 37  # not a square: the padded last chunk
+    lr, batch, _ = schedules(horizon, np.random.default_rng(7))
+    lam = jnp.asarray(model.eigenvalues)
+    args = (lam, jnp.asarray(model.initial_error), jnp.asarray(model.effective_noise))
+    args += (jnp.asarray(0.5 * lr), jnp.asarray(batch), 1.1 * lam)
+
+    def padded(lam, c0, noise, lr, batch, weights):
+        return adjoint.sgd_final_loss(lam, c0, noise, lr, batch, weights)
+
+    def unpadded(lam, c0, noise, lr, batch, weights):
+        return adjoint._final_loss(lam, weights, c0, noise, lr, batch)
+
+    for value_a, value_b in zip(
+        jax.jit(jax.value_and_grad(padded, argnums=range(6)))(*args),
+        jax.jit(jax.value_and_grad(unpadded, argnums=range(6)))(*args),
+        strict=True,
+    ):
+        for a, b in zip(jax.tree_util.tree_leaves(value_a), jax.tree_util.tree_leaves(value_b), strict=True):
+            assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_loops_step_is_sgd_step_bitwise():
+    """The adjoint's step with 1/m and eta^2/m computed outside the loop is ``sgd_step``, bitwise."""
+    from schedopt.dynamics import adjoint
+    from schedopt.dynamics.ops import JAX
+
+    rng = np.random.default_rng(11)
+    lam = jnp.asarray(np.sort(rng.uniform(1e-4, 1.0, 100))[::-1])
+    weights = 1.3 * lam
+    c = jnp.asarray(rng.uniform(0.0, 1.0, 100))
+    for eta, m in zip(rng.uniform(0.0, 1.5, 20), rng.integers(1, 9, 20).astype(float), strict=True):
+        inv_m, g = adjoint._per_step(jnp.asarray(eta), jnp.asarray(m))
+        ours = jax.jit(adjoint._step)(c, eta, inv_m, g, lam, 0.07, weights)
+        reference = jax.jit(lambda c, eta, m: sgd_step(c, eta, m, lam, 0.07, JAX, weights))(c, eta, m)
+        assert_array_equal(np.asarray(ours), np.asarray(reference))
+
+
+def _numpy_sweep(lam, c0, noise, lr, batch, lower, upper, weights):
+    """One Pontryagin sweep (THEORY §3) step by step in NumPy: the per-step optimum backwards."""
+    cs = [c0]
+    for eta, m in zip(lr, batch, strict=True):
+        cs.append(sgd_step(cs[-1], eta, m, lam, noise, NUMPY, weights))
+    nu, new = weights.copy(), np.empty(lr.size)
+    for t in reversed(range(lr.size)):
+        c, m = cs[t], batch[t]
+        s = weights @ c + noise
+        den = (1 + 1 / m) * (nu @ (lam * lam * c)) + (nu @ lam) * s / m
+        eta = np.clip((nu @ (lam * c)) / den, lower, upper) if den > 0 else upper
+        new[t] = eta
+        d = 1 - 2 * eta * lam + (1 + 1 / m) * eta**2 * lam**2
+        nu = d * nu + eta**2 / m * (lam @ nu) * weights
+    return new, weights @ cs[-1]
+
+
+@pytest.mark.parametrize("n_modes", [10, 100, TREE_WIDTH + 53])
+def test_pontryagin_sweep_equals_a_step_by_step_sweep(n_modes):
+    """``sgd_sweep`` (modes padded, the loss read off a chunk's states at once) against NumPy."""
+    from schedopt.solvers.pontryagin import sgd_sweep
+
+    model = Model.powerlaw(1.5, 1.3, n_modes, noise_std=0.3, finite_size=True)
+    lr, batch, _ = schedules(37, np.random.default_rng(9))
+    lam, c0 = model.eigenvalues, model.initial_error
+    weights = 1.1 * lam
+    args = (lam, c0, model.effective_noise, 0.5 * lr, batch, 0.01, 0.6, weights)
+    new, loss = sgd_sweep(*(jnp.asarray(a) for a in args))
+    new_np, loss_np = _numpy_sweep(*args)
+    assert_allclose(np.asarray(new), new_np, rtol=1e-12)
+    assert_allclose(float(loss), loss_np, rtol=1e-13)

@@ -34,8 +34,8 @@ import math
 import jax.numpy as jnp
 
 from schedopt._jax import jax
-from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum
-from schedopt.dynamics.sgd import sgd_loss, sgd_step
+from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum, tree_width
+from schedopt.dynamics.sgd import sgd_loss
 
 __all__ = ["sgd_final_loss"]
 
@@ -57,16 +57,61 @@ def _prepare(lr, batch):
     return lr_p, batch_p, horizon
 
 
+def _per_step(lr_p, batch_p):
+    """``1/m`` and ``eta^2/m`` of every step, computed once outside the loops.
+
+    Inside a step, a scalar division becomes a kernel of its own (XLA does not recompute a
+    division for every mode); with it a step of 128 modes or more took more than 8 kernels,
+    above which XLA's CPU runtime runs a loop body's kernels as a task graph on its thread pool
+    instead of one after the other (~4x slower a step; benchmarks/README.md, issue 13's fifth pass).
+    """
+    return 1.0 / batch_p, lr_p * lr_p / batch_p
+
+
+def _step(c, eta, inv_m, g, lam, noise, weights):
+    """:func:`~schedopt.dynamics.sgd.sgd_step` given ``1/m`` and ``g = eta^2/m``: the same arithmetic, bitwise."""
+    lr_lam = eta * lam
+    rate = 2.0 * lr_lam - (1.0 + inv_m) * lr_lam * lr_lam
+    loss = tree_sum(weights * c)
+    forcing = g * lam * (loss + noise)
+    return (1.0 - rate) * c + forcing
+
+
+def _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights):
+    """The states before each step of a chunk, from the chunk's starting state."""
+
+    def replay(c, u):
+        return _step(c, u[0], u[1], u[2], lam, noise, weights), c  # emit the state before each step
+
+    _, states = jax.lax.scan(replay, start, (eta_c, inv_m_c, g_c), unroll=_UNROLL)
+    return states
+
+
 def _forward(lam, weights, c0, noise, lr_p, batch_p):
+    inv_m, g = _per_step(lr_p, batch_p)
+
     def inner(c, xs):
-        return sgd_step(c, xs[0], xs[1], lam, noise, JAX, weights), None
+        return _step(c, xs[0], xs[1], xs[2], lam, noise, weights), None
 
     def outer(c, xs):
         end, _ = jax.lax.scan(inner, c, xs, unroll=_UNROLL)
         return end, c  # save the state at the start of the chunk
 
-    final, starts = jax.lax.scan(outer, c0, (lr_p, batch_p))
+    final, starts = jax.lax.scan(outer, c0, (lr_p, inv_m, g))
     return final, starts
+
+
+def pad_modes(*arrays):
+    """Arrays of modes (last axis) padded with zeros to :func:`~schedopt.dynamics.ops.tree_width`.
+
+    A padded mode has eigenvalue, weight and state zero, so it stays zero and adds exact zeros
+    to every sum: the same results, bitwise, without a pad inside every step of the loops.
+    """
+    n = arrays[0].shape[-1]
+    width = tree_width(n)
+    if width == n:
+        return arrays
+    return tuple(jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, width - n)]) for a in arrays)
 
 
 def sgd_final_loss(lam, c0, noise, lr, batch, loss_weights=None):
@@ -74,7 +119,12 @@ def sgd_final_loss(lam, c0, noise, lr, batch, loss_weights=None):
 
     ``loss_weights``: the loss readout (default ``lam``; see :mod:`schedopt.dynamics.sgd`).
     """
-    return _final_loss(lam, lam if loss_weights is None else loss_weights, c0, noise, lr, batch)
+    weights = lam if loss_weights is None else loss_weights
+    n = lam.shape[-1]
+    lam_p, weights_p, c0_p = pad_modes(lam, weights, c0)
+    if lam_p.shape[-1] == n:
+        return _final_loss(lam, weights, c0, noise, lr, batch)
+    return _final_loss(lam_p, weights_p, c0_p, noise, lr, batch)
 
 
 @jax.custom_vjp
@@ -103,25 +153,20 @@ def _bwd_split(res, gbar):
     """
     lam, weights, noise, lr, batch, final, starts = res
     lr_p, batch_p, horizon = _prepare(lr, batch)
+    inv_m_p, g_p = _per_step(lr_p, batch_p)
     lam2 = lam * lam
 
     def adjoint_step(nu, xs):
-        eta, m = xs
-        curv = 1.0 + 1.0 / m
-        g = eta * eta / m
+        eta, inv_m, g = xs
         lam_nu = tree_sum(lam * nu)
-        d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam2
+        d = 1.0 - 2.0 * eta * lam + (1.0 + inv_m) * eta * eta * lam2
         return d * nu + (g * lam_nu) * weights, nu  # emit nu_{t+1}, the adjoint after step t
 
     def chunk_adjoint(carry, xs):
         nu, g_noise, g_lam, g_weights = carry
-        start, eta_c, m_c = xs
-
-        def replay(c, u):
-            return sgd_step(c, u[0], u[1], lam, noise, JAX, weights), c  # emit the state before each step
-
-        _, states = jax.lax.scan(replay, start, (eta_c, m_c), unroll=_UNROLL)
-        nu, nus = jax.lax.scan(adjoint_step, nu, (eta_c, m_c), reverse=True, unroll=_UNROLL)
+        start, eta_c, m_c, inv_m_c, g_c = xs
+        states = _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights)
+        nu, nus = jax.lax.scan(adjoint_step, nu, (eta_c, inv_m_c, g_c), reverse=True, unroll=_UNROLL)
         eta, m = eta_c[:, None], m_c[:, None]  # (chunk, 1) against (chunk, modes)
         curv = 1.0 + 1.0 / m
         g = eta * eta / m
@@ -142,7 +187,7 @@ def _bwd_split(res, gbar):
 
     init = (gbar * weights, jnp.zeros_like(noise), jnp.zeros_like(lam), gbar * final)
     (nu0, g_noise, g_lam, g_weights), grads = jax.lax.scan(
-        chunk_adjoint, init, (starts, lr_p, batch_p), reverse=True
+        chunk_adjoint, init, (starts, lr_p, batch_p, inv_m_p, g_p), reverse=True
     )
     g_eta, g_m = grads[..., 0].reshape(-1)[:horizon], grads[..., 1].reshape(-1)[:horizon]
     return (g_lam, g_weights, nu0, g_noise, g_eta, g_m)
@@ -179,19 +224,17 @@ def _bwd_fused(res, gbar):
         nu = d * nu + (g * lam_nu) * weights
         return (nu, g_noise, g_lam, g_weights), (grad_eta, grad_m)
 
+    inv_m_p, g_p = _per_step(lr_p, batch_p)
+
     def chunk_adjoint(carry, xs):
-        start, eta_c, m_c = xs
-
-        def replay(c, u):
-            return sgd_step(c, u[0], u[1], lam, noise, JAX, weights), c  # emit the state before each step
-
-        _, states = jax.lax.scan(replay, start, (eta_c, m_c), unroll=_UNROLL)
+        start, eta_c, m_c, inv_m_c, g_c = xs
+        states = _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights)
         carry, grads = jax.lax.scan(adjoint_step, carry, (states, eta_c, m_c), reverse=True, unroll=_UNROLL)
         return carry, grads
 
     init = (gbar * weights, jnp.zeros_like(noise), jnp.zeros_like(lam), gbar * final)
     (nu0, g_noise, g_lam, g_weights), (g_eta, g_m) = jax.lax.scan(
-        chunk_adjoint, init, (starts, lr_p, batch_p), reverse=True
+        chunk_adjoint, init, (starts, lr_p, batch_p, inv_m_p, g_p), reverse=True
     )
     return (g_lam, g_weights, nu0, g_noise, g_eta.reshape(-1)[:horizon], g_m.reshape(-1)[:horizon])
 

@@ -58,6 +58,17 @@ def tree_sum(x):
     return x[..., 0]
 
 
+def tree_width(n: int) -> int:
+    """The width :func:`tree_sum` pads a last axis of ``n`` entries to (zeros add nothing to its sums).
+
+    Arrays of modes padded to it outside a loop, with zero eigenvalues, weights and states,
+    give the same sums, bitwise, without a pad inside every step (benchmarks/README.md).
+    """
+    if n > TREE_WIDTH:
+        return -(-n // TREE_WIDTH) * TREE_WIDTH
+    return 1 << max(n - 1, 0).bit_length()
+
+
 JAX = Ops(name="jax", sum=tree_sum)
 
 

@@ -26,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import cached_jit, float64, jax
-from schedopt.dynamics.adjoint import _forward, _prepare, sgd_final_loss
+from schedopt.dynamics.adjoint import _forward, _per_step, _prepare, _replay, pad_modes, sgd_final_loss
 from schedopt.dynamics.ops import JAX, tree_sum
 from schedopt.dynamics.recursion import final_loss
-from schedopt.dynamics.sgd import sgd_loss, sgd_step
+from schedopt.dynamics.sgd import sgd_loss
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
 from schedopt.solution import Solution
@@ -77,9 +77,9 @@ class PontryaginOptions(SolverOptions):
         )
 
 
-def _adjoint_update(nu, lam, weights, eta, m, lam_nu):
-    """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`, given :math:`\\lambda^\\top \\nu_{t+1}` (``lam_nu``)."""
-    curv = 1.0 + 1.0 / m
+def _adjoint_update(nu, lam, weights, eta, m, inv_m, lam_nu):
+    """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`, given :math:`\\lambda^\\top \\nu_{t+1}` (``lam_nu``) and ``inv_m = 1/m``."""
+    curv = 1.0 + inv_m
     d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
     return d * nu + (eta * eta / m * lam_nu) * weights
 
@@ -103,38 +103,37 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
     pass computes anyway. ``loss_weights``: the loss readout (default ``lam``).
     """
     weights = lam if loss_weights is None else loss_weights
+    lam, weights, c0 = pad_modes(lam, weights, c0)  # zero modes: the same sums, no pad in the loops
     lr_p, batch_p, horizon = _prepare(lr, batch)
+    inv_m_p, g_p = _per_step(lr_p, batch_p)
     final, starts = _forward(lam, weights, c0, noise, lr_p, batch_p)
     n_chunks, chunk = lr_p.shape
     valid = (jnp.arange(n_chunks * chunk) < horizon).reshape(n_chunks, chunk)
 
     def step_back(nu, xs):
-        c, eta_old, m, ok = xs
+        c, eta_old, m, inv_m, loss, ok = xs
         nu_lam = nu * lam
-        # four tree sums, not one over their stack: XLA fuses each product into its sum's first
+        # three tree sums, not one over their stack: XLA fuses each product into its sum's first
         # level instead of writing and re-reading a stacked array (equal to rounding; benchmarks/README.md)
-        loss, num, nu_c_lam2, nu_lam_sum = (
-            tree_sum(weights * c),
+        num, nu_c_lam2, nu_lam_sum = (
             tree_sum(nu_lam * c),
             tree_sum(nu_lam * lam * c),
             tree_sum(nu_lam),
         )
-        loss = loss + noise
-        den = (1.0 + 1.0 / m) * nu_c_lam2 + nu_lam_sum * loss / m
+        den = (1.0 + inv_m) * nu_c_lam2 + nu_lam_sum * loss / m
         eta = jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), upper)
         eta = jnp.where(ok, jnp.clip(eta, lower, upper), eta_old)
-        return _adjoint_update(nu, lam, weights, eta, m, nu_lam_sum), eta
+        return _adjoint_update(nu, lam, weights, eta, m, inv_m, nu_lam_sum), eta
 
     def chunk_back(nu, xs):
-        start, eta_c, m_c, ok_c = xs
+        start, eta_c, m_c, inv_m_c, g_c, ok_c = xs
+        states = _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights)
+        # L_t + sigma^2 of the chunk's steps at once (the same tree sums as a step's, bitwise): one
+        # dot product fewer inside the loop
+        loss = tree_sum(weights * states) + noise
+        return jax.lax.scan(step_back, nu, (states, eta_c, m_c, inv_m_c, loss, ok_c), reverse=True)
 
-        def replay(c, u):
-            return sgd_step(c, u[0], u[1], lam, noise, JAX, weights), c
-
-        _, states = jax.lax.scan(replay, start, (eta_c, m_c))
-        return jax.lax.scan(step_back, nu, (states, eta_c, m_c, ok_c), reverse=True)
-
-    _, new = jax.lax.scan(chunk_back, weights, (starts, lr_p, batch_p, valid), reverse=True)
+    _, new = jax.lax.scan(chunk_back, weights, (starts, lr_p, batch_p, inv_m_p, g_p, valid), reverse=True)
     return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX, weights)
 
 
