@@ -22,12 +22,7 @@ if TYPE_CHECKING:
     from schedopt.solvers._options import SolverOptions
 
 #: Default solver options: the frontier needs losses to ~1e-6 relative, not full convergence.
-#: ``modes = "compressed"``: models of 129-256 modes run on a compressed spectrum of 128 (32 exact
-#: modes + 96 quadrature nodes) as larger ones do under ``"auto"``; the result is still checked on
-#: the full spectrum (polished there if off by more than ``compression_rtol``). The recursion's
-#: steps cost ~2x more above 128 modes; hard phase, N = 181, T = 552 486: 170 -> 82 CPU s, the same
-#: 92 iterations, loss lower by 5e-14 relative (benchmarks/README.md, issue 13's fifth pass).
-DEFAULT_OPTIONS = {"ftol": 1e-10, "gtol": 1e-6, "modes": "compressed"}
+DEFAULT_OPTIONS = {"ftol": 1e-10, "gtol": 1e-6}
 #: Smallest horizon (steps) of a scanned point.
 MIN_HORIZON = 20
 
