@@ -27,7 +27,7 @@ import numpy as np
 
 from schedopt._jax import cached_jit, float64, jax
 from schedopt.dynamics.adjoint import _forward, _per_step, _prepare, _replay, pad_modes, sgd_final_loss
-from schedopt.dynamics.ops import JAX, tree_sum
+from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum
 from schedopt.dynamics.recursion import final_loss
 from schedopt.dynamics.sgd import sgd_loss
 from schedopt.errors import ProblemError
@@ -110,11 +110,18 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
     n_chunks, chunk = lr_p.shape
     valid = (jnp.arange(n_chunks * chunk) < horizon).reshape(n_chunks, chunk)
 
+    # Up to TREE_WIDTH modes L_t + sigma^2 is read off a chunk's states at once (the same tree sums
+    # as a step's, bitwise): one dot product fewer inside the loop. Above it the loop keeps its four
+    # (the rows' reduction, fused with the products or not, rounds differently in the last bit).
+    in_loop = lam.shape[-1] > TREE_WIDTH
+
     def step_back(nu, xs):
         c, eta_old, m, inv_m, loss, ok = xs
         nu_lam = nu * lam
-        # three tree sums, not one over their stack: XLA fuses each product into its sum's first
-        # level instead of writing and re-reading a stacked array (equal to rounding; benchmarks/README.md)
+        # tree sums one by one, not one over their stack: XLA fuses each product into its sum's
+        # first level instead of writing and re-reading a stacked array (benchmarks/README.md)
+        if in_loop:
+            loss = tree_sum(weights * c) + noise
         num, nu_c_lam2, nu_lam_sum = (
             tree_sum(nu_lam * c),
             tree_sum(nu_lam * lam * c),
@@ -128,9 +135,7 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
     def chunk_back(nu, xs):
         start, eta_c, m_c, inv_m_c, g_c, ok_c = xs
         states = _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights)
-        # L_t + sigma^2 of the chunk's steps at once (the same tree sums as a step's, bitwise): one
-        # dot product fewer inside the loop
-        loss = tree_sum(weights * states) + noise
+        loss = m_c if in_loop else tree_sum(weights * states) + noise  # m_c: a placeholder, unused
         return jax.lax.scan(step_back, nu, (states, eta_c, m_c, inv_m_c, loss, ok_c), reverse=True)
 
     _, new = jax.lax.scan(chunk_back, weights, (starts, lr_p, batch_p, inv_m_p, g_p, valid), reverse=True)
