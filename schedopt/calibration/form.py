@@ -330,6 +330,30 @@ def _profiled(problem: Problem, level: float, shape: np.ndarray) -> np.ndarray:
     return np.asarray(units.model_learning_rate(network), dtype=np.float64)
 
 
+def _anneal_loss(problem: Problem, fraction: float):
+    """The model's final loss of a plateau ``level`` (model units) then a 1-sqrt anneal over ``fraction``,
+    as a function of the level; ``inf`` where the run diverges."""
+    from schedopt.dynamics.recursion import final_loss
+
+    shape = _sqrt_shape(problem.horizon, fraction)
+    batch = problem.training.batch_size
+
+    def loss(level: float) -> float:
+        value = float(final_loss(problem.model, _profiled(problem, level, shape), batch_size=batch))
+        return value if math.isfinite(value) else math.inf
+
+    return loss
+
+
+def _compared(problem: Problem, losses: np.ndarray) -> np.ndarray:
+    """Model final losses in the units plateaus are compared in: the network's for a fitted spec (its
+    offset included: a fraction of the loss the network shows), else the model's; ``inf`` stays ``inf``."""
+    if problem.network is None:
+        return losses
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(losses), problem.network.network_loss(losses), np.inf)
+
+
 def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> float:
     """The plateau (model units, at most the cap) whose 1-sqrt anneal over ``fraction`` ends lowest.
 
@@ -344,16 +368,11 @@ def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> f
     """
     import scipy.optimize
 
-    from schedopt.dynamics.recursion import final_loss
-
-    shape = _sqrt_shape(problem.horizon, fraction)
-    batch = problem.training.batch_size
     cap = float(problem.learning_rate.max)
+    of_level = _anneal_loss(problem, fraction)
 
     def loss(log_level: float) -> float:
-        rates = _profiled(problem, math.exp(log_level), shape)
-        value = float(final_loss(problem.model, rates, batch_size=batch))
-        return value if math.isfinite(value) else math.inf
+        return of_level(math.exp(log_level))
 
     if tolerance > 0:
         return _indifferent_centre(problem, loss, cap, tolerance)
@@ -372,16 +391,12 @@ def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> f
 def _indifferent_centre(problem: Problem, loss, cap: float, tolerance: float) -> float:
     """Geometric centre of the plateau levels whose final loss is within ``tolerance`` of the best.
 
-    Losses are compared in the network's units for a fitted spec (its offset included: a
-    fraction of the loss the network shows), else in the model's. Levels run from the cap down
+    Losses are compared as :func:`_compared` gives them. Levels run from the cap down
     three decades, :data:`_TOLERANCE_LEVELS` an octave; the interval is the contiguous run of
     levels around the minimum (a diverging level scores as infinite and ends it).
     """
     levels = math.log(cap) - math.log(2.0) * np.arange(0, 10 * _TOLERANCE_LEVELS + 1) / _TOLERANCE_LEVELS
-    values = np.array([loss(g) for g in levels])
-    if problem.network is not None:
-        with np.errstate(invalid="ignore"):
-            values = np.where(np.isfinite(values), problem.network.network_loss(values), np.inf)
+    values = _compared(problem, np.array([loss(g) for g in levels]))
     best = int(np.argmin(values))
     if not math.isfinite(values[best]):
         return cap
@@ -483,26 +498,16 @@ def _sqrt_form(
 def _cap_within_tolerance(problem: Problem, fraction: float, level: float, tolerance: float) -> bool:
     """Whether the model scores a plateau at the cap within ``tolerance`` of ``level``'s final loss.
 
-    In the network's units for a fitted spec, as :func:`_indifferent_centre` compares levels: then
-    the levels the model cannot tell apart reach the cap, and the centre it takes is below the cap
+    Compared as :func:`_indifferent_centre` compares levels (:func:`_compared`): then the levels
+    the model cannot tell apart reach the cap, and the centre it takes is below the cap
     only because the pilots stopped there.
     """
-    from schedopt.dynamics.recursion import final_loss
-
     cap = float(problem.learning_rate.max)
     if level >= cap * (1 - 1e-6):
         return False  # at the cap: the plain note says so
-    shape = _sqrt_shape(problem.horizon, fraction)
-    batch = problem.training.batch_size
-    at_cap, at_level = (
-        float(final_loss(problem.model, _profiled(problem, lv, shape), batch_size=batch))
-        for lv in (cap, level)
-    )
-    if not (math.isfinite(at_cap) and math.isfinite(at_level)):
-        return False
-    if problem.network is not None:
-        at_cap, at_level = (float(problem.network.network_loss(v)) for v in (at_cap, at_level))
-    return at_cap <= at_level * (1.0 + tolerance)
+    loss = _anneal_loss(problem, fraction)
+    at_cap, at_level = _compared(problem, np.array([loss(cap), loss(level)]))
+    return bool(math.isfinite(at_level) and at_cap <= at_level * (1.0 + tolerance))
 
 
 def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) -> tuple[str, ...]:
