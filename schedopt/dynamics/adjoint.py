@@ -119,11 +119,7 @@ def sgd_final_loss(lam, c0, noise, lr, batch, loss_weights=None):
 
     ``loss_weights``: the loss readout (default ``lam``; see :mod:`schedopt.dynamics.sgd`).
     """
-    weights = lam if loss_weights is None else loss_weights
-    n = lam.shape[-1]
-    lam_p, weights_p, c0_p = pad_modes(lam, weights, c0)
-    if lam_p.shape[-1] == n:
-        return _final_loss(lam, weights, c0, noise, lr, batch)
+    lam_p, weights_p, c0_p = pad_modes(lam, lam if loss_weights is None else loss_weights, c0)
     return _final_loss(lam_p, weights_p, c0_p, noise, lr, batch)
 
 
@@ -168,8 +164,8 @@ def _bwd_split(res, gbar):
         states = _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights)
         nu, nus = jax.lax.scan(adjoint_step, nu, (eta_c, inv_m_c, g_c), reverse=True, unroll=_UNROLL)
         eta, m = eta_c[:, None], m_c[:, None]  # (chunk, 1) against (chunk, modes)
-        curv = 1.0 + 1.0 / m
-        g = eta * eta / m
+        curv = 1.0 + inv_m_c[:, None]
+        g = g_c[:, None]  # eta^2 / m
         nu_c = nus * states
         # four tree sums over the modes, one per step as the scan took them (same rounding)
         lam_nu = tree_sum(lam * nus)[:, None]
