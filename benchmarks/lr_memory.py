@@ -125,15 +125,7 @@ class _Objective:
 
     def __init__(self, data, layout: _Layout, variant: str):
         self.data, self.layout, self.variant = data, layout, variant
-        self.args = (
-            jnp.asarray(data.learning_rate),
-            jnp.asarray(data.run_index),
-            jnp.asarray(data.step_index),
-            jnp.asarray(data.log_loss),
-            jnp.asarray(data.weight),
-            data.max_learning_rate,
-            data.min_loss,
-        )
+        self.args = data.arguments()
 
     def fun(self, x):
         return np.asarray(

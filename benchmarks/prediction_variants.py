@@ -130,16 +130,7 @@ class _WDObjective:
 
     def __init__(self, data, layout: _Layout, wd: float):
         self.data, self.layout, self.wd = data, layout, wd
-        self.args = (
-            jnp.asarray(data.learning_rate),
-            jnp.asarray(data.run_index),
-            jnp.asarray(data.step_index),
-            jnp.asarray(data.log_loss),
-            jnp.asarray(data.weight),
-            data.max_learning_rate,
-            data.min_loss,
-            float(wd),
-        )
+        self.args = (*data.arguments(), float(wd))
 
     def fun(self, x):
         return np.asarray(_wd_residuals_jit(jnp.asarray(x), *self.args, layout=self.layout))

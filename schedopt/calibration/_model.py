@@ -77,6 +77,20 @@ class _Data:
     max_learning_rate: float
     min_loss: float
 
+    def arguments(self) -> tuple:
+        """What the jitted residuals take from the data, in their order: the learning rates, the
+        measurements' run and step indices, log losses and weights (on the device), then the largest
+        pilot learning rate and the smallest fitted loss."""
+        return (
+            jnp.asarray(self.learning_rate),
+            jnp.asarray(self.run_index),
+            jnp.asarray(self.step_index),
+            jnp.asarray(self.log_loss),
+            jnp.asarray(self.weight),
+            self.max_learning_rate,
+            self.min_loss,
+        )
+
 
 def _run_index(runs: Sequence[PilotRun]) -> np.ndarray:
     """The pilot each measurement belongs to, in the order the measurements are stacked."""
@@ -232,16 +246,7 @@ class _Objective:
         self.data = data
         self.layout = layout
         self.fixed_kappa = fixed_kappa
-        self.args = (
-            jnp.asarray(data.learning_rate),
-            jnp.asarray(data.run_index),
-            jnp.asarray(data.step_index),
-            jnp.asarray(data.log_loss),
-            jnp.asarray(data.weight),
-            data.max_learning_rate,
-            data.min_loss,
-            1.0 if fixed_kappa is None else float(fixed_kappa),
-        )
+        self.args = (*data.arguments(), 1.0 if fixed_kappa is None else float(fixed_kappa))
         self.static = {"layout": layout}
 
     def fun(self, x):
