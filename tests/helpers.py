@@ -101,17 +101,24 @@ def examples(count: int) -> int:
     return count * EXAMPLE_SCALE.get(os.environ.get("HYPOTHESIS_PROFILE", "default"), 1)
 
 
-def fresh_process_json(code: str, *args: str, env: dict[str, str]) -> dict:
-    """Run ``code`` in a fresh Python (``sys.argv[1:]`` = ``args``) at the repository root; its last
-    stdout line, parsed as JSON (what a user's own process would see: nothing of the test session)."""
-    done = subprocess.run(
+def fresh_process(
+    code: str, *args: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python (``sys.argv[1:]`` = ``args``) at the repository root (what a
+    user's own process would see: nothing of the test session); its output captured as text."""
+    return subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
         env=env,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
+
+
+def fresh_process_json(code: str, *args: str, env: dict[str, str]) -> dict:
+    """:func:`fresh_process`'s last stdout line, parsed as JSON."""
+    done = fresh_process(code, *args, env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])

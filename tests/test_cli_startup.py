@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import TINY_SPEC
+from helpers import TINY_SPEC, fresh_process
 
 from schedopt.cli._app import GC_THRESHOLDS, _one_blas_thread
 
@@ -45,14 +44,7 @@ def test_the_cli_collects_garbage_less_often():
 
 
 def _cli(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "SCHEDOPT_NO_CACHE": "1"},
-    )
+    return fresh_process(code, *args, env={**os.environ, "SCHEDOPT_NO_CACHE": "1"}, timeout=300)
 
 
 def test_the_cli_ends_with_its_exit_code_after_the_exit_handlers():

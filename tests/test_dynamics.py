@@ -298,17 +298,22 @@ def test_gradient_matches_finite_difference(with_momentum):
         assert_allclose(grad, adjoint_gradient(model, lr, batch), rtol=RTOL_EXACT)
 
 
+def _adjoint_arguments(n_modes: int, seed: int) -> tuple:
+    """``sgd_final_loss``'s six arguments on a power-law model (a readout apart from the eigenvalues)."""
+    model = Model.powerlaw(1.5, 1.3, n_modes, noise_std=0.3, finite_size=True)
+    horizon = 37  # not a square: the padded last chunk
+    lr, batch, _ = schedules(horizon, np.random.default_rng(seed))
+    lam = jnp.asarray(model.eigenvalues)
+    args = (lam, jnp.asarray(model.initial_error), jnp.asarray(model.effective_noise))
+    return (*args, jnp.asarray(0.5 * lr), jnp.asarray(batch), 1.1 * lam)
+
+
 @pytest.mark.parametrize("n_modes", [10, TREE_WIDTH + 72], ids=["split", "fused"])
 def test_both_adjoint_forms_give_every_cotangent(n_modes, monkeypatch):
     """The adjoint's two forms (split up to TREE_WIDTH modes, fused above) agree on every cotangent."""
     from schedopt.dynamics import adjoint
 
-    model = Model.powerlaw(1.5, 1.3, n_modes, noise_std=0.3, finite_size=True)
-    horizon = 37  # not a square: the padded last chunk
-    lr, batch, _ = schedules(horizon, np.random.default_rng(5))
-    lam = jnp.asarray(model.eigenvalues)
-    args = (lam, jnp.asarray(model.initial_error), jnp.asarray(model.effective_noise))
-    args += (jnp.asarray(0.5 * lr), jnp.asarray(batch), 1.1 * lam)
+    args = _adjoint_arguments(n_modes, seed=5)
 
     def gradients(width):
         monkeypatch.setattr(adjoint, "TREE_WIDTH", width)
@@ -338,12 +343,7 @@ def test_modes_padded_outside_the_loops_give_the_same_loss_and_cotangents(n_mode
         tree_width(n_modes)
         == {37: 64, 100: 128, TREE_WIDTH: TREE_WIDTH, TREE_WIDTH + 53: 2 * TREE_WIDTH}[n_modes]
     )
-    model = Model.powerlaw(1.5, 1.3, n_modes, noise_std=0.3, finite_size=True)
-    horizon = 37  # not a square: the padded last chunk
-    lr, batch, _ = schedules(horizon, np.random.default_rng(7))
-    lam = jnp.asarray(model.eigenvalues)
-    args = (lam, jnp.asarray(model.initial_error), jnp.asarray(model.effective_noise))
-    args += (jnp.asarray(0.5 * lr), jnp.asarray(batch), 1.1 * lam)
+    args = _adjoint_arguments(n_modes, seed=7)
 
     def padded(lam, c0, noise, lr, batch, weights):
         return adjoint.sgd_final_loss(lam, c0, noise, lr, batch, weights)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_SPEC
+from helpers import TINY_SPEC, fresh_process
 from typer.testing import CliRunner
 
 import schedopt
@@ -197,14 +195,7 @@ def test_the_default_design_does_not_import_matplotlib(tmp_path):
         "_app.main()\n"
     )
     args = ["design", str(spec), "--out", str(tmp_path / "out"), "--json"]
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env={**os.environ, "SCHEDOPT_NO_CACHE": "1"},
-    )
+    done = fresh_process(code, *args, env={**os.environ, "SCHEDOPT_NO_CACHE": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 False"
     assert (tmp_path / "out" / "design.svg").is_file()
