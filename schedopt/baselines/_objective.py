@@ -10,6 +10,7 @@ families with the same ``N`` and ``T`` do not recompile. The search runs in
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -28,6 +29,9 @@ from schedopt.problem import Problem
 #: Vectorised batch size: every call is padded to it, so the objective is one program per ``N, T``
 #: (a second, smaller size cost a fresh process more to trace and lower than its rows saved).
 _BATCH = 8
+#: Batch sizes of an objective with ``fitted_batches``: a call is padded to the smallest that holds
+#: it. For the few calls at a long horizon, where a row costs more than a program's compilation.
+_FITTED = (1, 2, 4, _BATCH)
 
 
 @cached_jit(static_argnames=("horizon",))
@@ -88,6 +92,17 @@ class _Objective:
         self.residual = model.residual
         self.limit = divergence_limit(model)
         self.evaluations = 0
+        self.fitted_batches = False
+
+    def at_horizon(self, horizon: int) -> _Objective:
+        """The same family and problem run for ``horizon`` steps instead (its own evaluation count).
+
+        The batch size stays the problem's (``sample_budget / T`` with a budget): only the
+        length of the schedules changes.
+        """
+        other = copy.copy(self)
+        other.horizon, other.evaluations = int(horizon), 0
+        return other
 
     def fd_step(self, u: np.ndarray) -> np.ndarray:
         """Finite-difference step per scaled coordinate at ``u``.
@@ -106,6 +121,11 @@ class _Objective:
         return h
 
     @property
+    def n_modes(self) -> int:
+        """Modes the recursion runs on (the compressed spectrum's when compressed)."""
+        return int(self.args[0].shape[0])
+
+    @property
     def dim(self) -> int:
         return self.lower.size
 
@@ -122,9 +142,9 @@ class _Objective:
         if x.shape[1] == 1:
             x = np.concatenate([x, np.zeros_like(x)], axis=1)  # unused shape slot
         out = np.empty(len(x))
-        size = _BATCH
-        for start in range(0, len(x), size):
-            chunk = x[start : start + size]
+        for start in range(0, len(x), _BATCH):
+            chunk = x[start : start + _BATCH]
+            size = next(b for b in _FITTED if b >= len(chunk)) if self.fitted_batches else _BATCH
             padded = np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk), axis=0)])
             kept = _batch_final_loss(
                 self.kind, self.family.option, jax.device_put(padded), *self.args, horizon=self.horizon

@@ -173,11 +173,13 @@ def _local_model(obj, u: np.ndarray, scale) -> tuple:
 def _refine(
     obj,
     u0: np.ndarray,
-    loss0: float,
+    loss0: float | None,
     radius: float,
     tol: float,
     max_iter: int,
     known: Sequence[np.ndarray] = (),
+    *,
+    from_estimate: bool = False,
 ) -> _Search:
     """Bounded trust-region Newton on ``log L`` with a central-difference model.
 
@@ -188,13 +190,19 @@ def _refine(
     that is better than the current point. A search that comes within
     :data:`MERGE_DISTANCE` of a ``known`` optimum (found from another start) stops:
     it is in the same basin.
+
+    ``loss0`` ``None``: the loss at ``u0`` is read off its first model. ``from_estimate``: ``u0``
+    is an optimum of another objective (a shorter horizon), so its first Newton step is not
+    yet known to converge quadratically, and the stop on the value alone waits for a second.
     """
     state = _Search(u=u0.copy(), loss=loss0)
-    _, g, hess, _, _ = _local_model(obj, state.u, FD_STEP)
+    loss_u, g, hess, _, _ = _local_model(obj, state.u, FD_STEP)
+    if loss0 is None:
+        state.loss = float(loss_u)
     if g is None:
         return state
     fine = True  # the current model is a derivative (not a secant) model
-    last_predicted = math.inf
+    last_predicted = 0.0 if from_estimate else math.inf
     for it in range(max_iter):
         state.iterations = it + 1
         step = _box_step(g, hess, radius, -state.u, 1.0 - state.u)

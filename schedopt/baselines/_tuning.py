@@ -12,6 +12,9 @@ shape parameters by the family's bounds. Then:
    within :data:`FACE_MARGIN` of the best loss, a full search starts from there: a
    minimum on a bound is often no local minimum of the coarse grid.
 
+At long horizons steps 1-3 run at a tenth of the horizon and their optima are then polished at
+the horizon (:mod:`schedopt.baselines._horizon`).
+
 The landscapes are not always unimodal, hence the several starts (the dense-scan
 check is in ``benchmarks/README.md``).
 """
@@ -30,8 +33,9 @@ import numpy as np
 from schedopt import _validate as v
 from schedopt._jax import float64, jax
 from schedopt.baselines._families import BASELINES, PEAK, BaselineFamily, _family, _schedule_values
+from schedopt.baselines._horizon import polish, shorter_horizon
 from schedopt.baselines._objective import _check_stability, _fixed_batch_size, _Objective
-from schedopt.baselines._search import _Face, _refine
+from schedopt.baselines._search import _Face, _refine, _Search
 from schedopt.dynamics.recursion import final_loss
 from schedopt.errors import ProblemError
 from schedopt.problem import Problem
@@ -47,10 +51,14 @@ PEAK_RANGE = 1e-6
 GRID = (8, 4)
 #: Default stopping tolerance: predicted further decrease of ``log L_T``.
 TOL = 1e-11
-#: Central-difference step in the scaled ``[0, 1]`` search coordinates.
 #: A bound of the shape parameter whose best peak gives a loss within this fraction
 #: of the best loss found gets a full local search from there.
 FACE_MARGIN = 0.05
+#: A tuned schedule searched on a compressed spectrum has its loss reported from the full
+#: spectrum while ``T·N`` is at most this; beyond it (a run costs more than the search) from the
+#: compressed one, within ~1e-12 relative (:mod:`schedopt.dynamics.compression`), as the ``jax``
+#: solver's check does beyond its ``check_work``.
+FULL_CHECK_WORK = 2e9
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +69,8 @@ class TunedBaseline:
         name: family name (a key of :data:`BASELINES`).
         params: the optimal parameters, ``{name: value}``.
         final_loss: final excess loss :math:`L_T` (kept modes + residual) of the
-            tuned schedule on the exact recursion.
+            tuned schedule on the exact recursion (on the compressed spectrum searched on
+            when ``T·N`` exceeds :data:`FULL_CHECK_WORK`).
         learning_rate: per-step learning rates ``(T,)`` of the tuned schedule.
         evaluations: schedules run on the recursion (grid + refinement).
         wall_time: seconds spent (compilation included).
@@ -171,8 +180,8 @@ def _coarse_grid(obj: _Objective, family: BaselineFamily, grid: tuple[int, int])
 
 
 def _search_from_minima(obj: _Objective, coarse: _Coarse, starts: int, tol: float, max_iterations: int):
-    """Local searches from the coarse grid's best local minima; the best result and every optimum found."""
-    search, known = None, []
+    """Local searches from the coarse grid's best local minima; the best result and every search's result."""
+    search, found = None, []
     for i in _grid_minima(coarse.losses.reshape(coarse.shape), starts):
         u0, loss0 = coarse.points[i], float(coarse.losses[i])
         on_bound = (u0 <= 0.0) | (u0 >= 1.0)
@@ -180,35 +189,51 @@ def _search_from_minima(obj: _Objective, coarse: _Coarse, starts: int, tol: floa
             # a start on a face: optimise within the face first, so that the search
             # does not leave a minimum on the boundary before it has found it
             face = _Face(obj, u0, ~on_bound)
-            found = _refine(face, u0[~on_bound], loss0, coarse.radius, math.sqrt(tol), max_iterations)
-            u0, loss0 = face.full(found.u), found.loss
-        found = _refine(obj, u0, loss0, coarse.radius, tol, max_iterations, known)
-        if search is None or found.loss < search.loss:
-            search = found
-        known.append(found.u)
-    return search, known
+            result = _refine(face, u0[~on_bound], loss0, coarse.radius, math.sqrt(tol), max_iterations)
+            u0, loss0 = face.full(result.u), result.loss
+        result = _refine(obj, u0, loss0, coarse.radius, tol, max_iterations, [f.u for f in found])
+        if search is None or result.loss < search.loss:
+            search = result
+        found.append(result)
+    return search, found
 
 
 def _search_from_faces(
-    obj: _Objective, coarse: _Coarse, search, known: list, tol: float, max_iterations: int
+    obj: _Objective, coarse: _Coarse, search, found: list, tol: float, max_iterations: int
 ):
     """Minima on a bound of the shape parameter (wsd_sqrt at cooldown_fraction = 1) often show as
     no local minimum of a coarse grid: optimise the peak on each bound (cheap, one parameter) and
-    search from there if it is competitive. Returns the better search; ``known`` grows."""
+    search from there if it is competitive. Returns the better search; ``found`` grows."""
     points, losses, grid, radius = coarse.points, coarse.losses, coarse.grid, coarse.radius
     table = losses.reshape(coarse.shape)
     for column in (0, grid[1] - 1):
         i = int(np.argmin(table[:, column])) * grid[1] + column
-        if not np.isfinite(losses[i]) or any(np.array_equal(points[i], k) for k in known):
+        if not np.isfinite(losses[i]) or any(np.array_equal(points[i], f.u) for f in found):
             continue
         face = _Face(obj, points[i], np.array([True, False]))
         on_face = _refine(face, points[i][:1], float(losses[i]), radius, math.sqrt(tol), max_iterations)
         if on_face.loss <= search.loss * (1.0 + FACE_MARGIN):
-            found = _refine(obj, face.full(on_face.u), on_face.loss, radius, tol, max_iterations, known)
-            if found.loss < search.loss:
-                search = found
-            known.append(found.u)
+            known = [f.u for f in found]
+            result = _refine(obj, face.full(on_face.u), on_face.loss, radius, tol, max_iterations, known)
+            if result.loss < search.loss:
+                search = result
+            found.append(result)
     return search
+
+
+def _search(
+    obj: _Objective, family: BaselineFamily, grid, starts: int, faces: bool, tol: float, max_iterations: int
+) -> tuple[_Search | None, list[_Search]]:
+    """The coarse grid, the local searches from its minima and (``faces``) from the shape parameter's
+    bounds: the best result and every search's result; ``(None, [])`` when every schedule of the
+    coarse grid diverged."""
+    coarse = _coarse_grid(obj, family, grid)
+    if not np.isfinite(coarse.losses).any():
+        return None, []
+    search, found = _search_from_minima(obj, coarse, starts, tol, max_iterations)
+    if faces and obj.dim == 2:
+        search = _search_from_faces(obj, coarse, search, found, tol, max_iterations)
+    return search, found
 
 
 def _tuned(
@@ -233,7 +258,8 @@ def _tuned(
             n for n, x in zip(family.param_names, search.u, strict=True) if x <= 0.0 or x >= 1.0
         )
         loss = search.loss
-        if obj.compressed:  # report the full spectrum's loss of the tuned schedule (plain SGD)
+        if obj.compressed and float(problem.horizon) * problem.model.n_modes <= FULL_CHECK_WORK:
+            # report the full spectrum's loss of the tuned schedule (plain SGD)
             loss = float(final_loss(problem.model, lr, batch_size=_fixed_batch_size(problem)))
         status = Status.CONVERGED if search.converged else Status.FAILED
         if not (math.isfinite(loss) and loss <= obj.limit):
@@ -263,6 +289,7 @@ def tune_baseline(
     faces: bool = True,
     max_iterations: int = 50,
     modes: str = "auto",
+    search_horizon: int | None = None,
 ) -> TunedBaseline:
     """Tune one baseline family on a problem: minimise :math:`L_T` over its parameters.
 
@@ -281,7 +308,12 @@ def tune_baseline(
         max_iterations: refinement iterations before giving up (status ``failed``).
         modes: ``"auto"``: search on the compressed spectrum of a plain-SGD model of more than
             256 modes (:mod:`schedopt.dynamics.compression`); ``"exact"``: on its own modes. The
-            reported loss is the full recursion's either way.
+            reported loss is the full recursion's while ``T·N`` is at most :data:`FULL_CHECK_WORK`,
+            beyond it the compressed one's (~1e-12 relative).
+        search_horizon: run the coarse grid and the local searches at this horizon (at most
+            ``T``) and polish their optima at ``T`` (:mod:`schedopt.baselines._horizon`). Default:
+            ``T // 10`` when one schedule's work (``T`` times the modes searched on) exceeds
+            :data:`schedopt.baselines._horizon.LONG_WORK`, else ``T``.
 
     A learning-rate cap at or above the stability threshold (at the baselines' batch size
     and momentum) is allowed: the peak search crosses it, schedules that diverge score
@@ -298,15 +330,21 @@ def tune_baseline(
     )
     threshold, note = _check_stability(problem)
     obj = _Objective(problem, family, peak_range, threshold, modes)
-    coarse = _coarse_grid(obj, family, grid)
-    if not np.isfinite(coarse.losses).any():
-        tuned = _tuned(problem, family, obj, None, start, note)
+    horizon = shorter_horizon(obj, search_horizon)
+    at = obj if horizon == obj.horizon else obj.at_horizon(horizon)
+    search, found = _search(at, family, grid, starts, faces, tol, max_iterations)
+    if at is not obj and search is not None:
+        polished = polish(obj, found, tol, max_iterations)
+        if math.isfinite(polished.loss):
+            search = polished
+        else:  # the shorter horizon's optima diverge at T (not seen): search at T
+            search, _ = _search(obj, family, grid, starts, faces, tol, max_iterations)
+    if at is not obj:
+        obj.evaluations += at.evaluations
+    tuned = _tuned(problem, family, obj, search, start, note)
+    if search is None:
         logger.debug("tuning %s on %s: every schedule of the coarse grid diverged", family.name, problem.name)
         return tuned
-    search, known = _search_from_minima(obj, coarse, starts, tol, max_iterations)
-    if faces and obj.dim == 2:
-        search = _search_from_faces(obj, coarse, search, known, tol, max_iterations)
-    tuned = _tuned(problem, family, obj, search, start, note)
     logger.debug(
         "tuned %s on %s: loss %.6g, params %s, %d evaluations, %d iterations, %.2f s",
         family.name,
