@@ -21,11 +21,14 @@ from schedopt.baselines import (
     BASELINES,
     Cosine,
     TunedBaseline,
+    _horizon,
     _objective,
+    _tuning,
     baseline_schedule,
     tune_baseline,
     tune_baselines,
 )
+from schedopt.dynamics.compression import auto_compress
 from schedopt.dynamics.recursion import final_loss
 from schedopt.dynamics.stability import momentum_stability_threshold, stability_threshold
 from schedopt.errors import ProblemError
@@ -42,6 +45,11 @@ SCAN_RTOL = 1e-9
 ENGINE_RTOL = 1e-12
 #: The tuned optimum against the optimum of the closed form (relative, in loss).
 CLOSED_FORM_RTOL = 1e-9
+#: The search at a shorter horizon, polished at the horizon, against the search at the horizon
+#: (relative, in loss; either can be the lower, each stops at the search's tolerance).
+SHORTER_RTOL = 1e-7
+#: A compressed spectrum's final loss against the full one's (``dynamics.compression``).
+COMPRESSION_RTOL = 1e-10
 
 
 _problem = capped_problem
@@ -250,12 +258,66 @@ def _dense_values(name: str, problem: Problem) -> np.ndarray:
     ids=["easy-phase", "hard-phase"],
 )
 @pytest.mark.parametrize("name", ["power_law", "wsd_linear", "wsd_sqrt", "exponential"])
-def test_two_parameter_families_beat_a_dense_scan(name, a, b, noise_std):
+@pytest.mark.parametrize("search_horizon", [None, 30], ids=["at-T", "at-T/10"])
+def test_two_parameter_families_beat_a_dense_scan(name, a, b, noise_std, search_horizon):
     problem = _problem(Model.powerlaw(a, b, 20, noise_std=noise_std), 300)
-    tuned = tune_baseline(problem, name)
+    tuned = tune_baseline(problem, name, search_horizon=search_horizon)
     scan = _scan(problem, name, _dense_values(name, problem))
     assert tuned.final_loss <= scan.min() * (1 + SCAN_RTOL)
     assert tuned.converged
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "noise_std"),
+    [(3.0, 1.5, 0.3), (1.5, 2.5, 0.3)],
+    ids=["easy-phase", "hard-phase"],
+)
+def test_search_at_a_shorter_horizon_finds_the_optimum_at_the_horizon(a, b, noise_std):
+    """The long-horizon path (grid and searches at T / 10, polished at T) against the search at T."""
+    problem = _problem(Model.powerlaw(a, b, 20, noise_std=noise_std), 2000)
+    for name in BASELINES:
+        at_horizon = tune_baseline(problem, name)
+        shorter = tune_baseline(problem, name, search_horizon=200)
+        assert shorter.converged, name
+        assert shorter.at_bounds == at_horizon.at_bounds, name
+        assert_allclose(shorter.final_loss, at_horizon.final_loss, rtol=SHORTER_RTOL, err_msg=name)
+        assert shorter.final_loss <= at_horizon.final_loss * (1 + SCAN_RTOL), name
+        again = final_loss(problem.model, shorter.learning_rate, batch_size=1.0)
+        assert shorter.final_loss == pytest.approx(again, rel=ENGINE_RTOL), name
+
+
+def test_long_horizons_search_at_a_tenth_of_the_horizon():
+    model = Model.powerlaw(2.0, 2.0, 1000, noise_std=0.5)  # compressed to 128 modes
+    for horizon, expected in ((100_000, 100_000), (1_000_000, 100_000)):
+        obj = _objective._Objective(_problem(model, horizon), BASELINES["cosine"], 1e-6)
+        assert obj.n_modes == 128
+        assert _horizon.shorter_horizon(obj, None) == expected
+        assert _horizon.shorter_horizon(obj, 777) == 777
+
+
+def test_fitted_batches_give_the_losses_of_full_batches():
+    problem = _problem(Model.powerlaw(2.0, 1.5, 20, noise_std=0.3), 300)
+    u = np.random.default_rng(0).uniform(size=(11, 2))  # a call of 8 rows and one of 3
+    obj = _objective._Objective(problem, BASELINES["wsd_sqrt"], 1e-6)
+    full = obj.loss(u)
+    obj.fitted_batches = True
+    fitted, one = obj.loss(u), obj.loss(u[:1])
+    assert_allclose(fitted, full, rtol=ENGINE_RTOL)
+    assert_allclose(one, full[:1], rtol=ENGINE_RTOL)
+    assert_allclose(full, _scan(problem, "wsd_sqrt", obj.natural(u)), rtol=ENGINE_RTOL)
+
+
+def test_beyond_the_full_check_work_the_compressed_loss_is_reported(monkeypatch):
+    model = Model.powerlaw(2.0, 1.5, 600, noise_std=0.3)
+    problem = _problem(model, 300)
+    checked = tune_baseline(problem, "cosine")
+    monkeypatch.setattr(_tuning, "FULL_CHECK_WORK", 300 * 600 - 1)
+    unchecked = tune_baseline(problem, "cosine")
+    assert unchecked.params == checked.params  # the same search
+    modes = auto_compress(model.eigenvalues, model.initial_error)
+    compressed = final_loss(model, unchecked.learning_rate, batch_size=1.0, modes=modes)
+    assert unchecked.final_loss == pytest.approx(compressed, rel=ENGINE_RTOL)
+    assert unchecked.final_loss == pytest.approx(checked.final_loss, rel=COMPRESSION_RTOL)
 
 
 def test_tuned_record_is_consistent_with_the_recursion():
@@ -325,6 +387,8 @@ def test_bad_options_name_the_option():
         tune_baseline(problem, "constant", tol=0.0)
     with pytest.raises(ProblemError, match="`peak_range`"):
         tune_baseline(problem, "constant", peak_range=2.0)
+    with pytest.raises(ProblemError, match="`search_horizon`"):
+        tune_baseline(problem, "constant", search_horizon=51)
 
 
 def test_cap_above_the_stability_threshold_is_searched_across_it():
