@@ -12,8 +12,8 @@ shape parameters by the family's bounds. Then:
    within :data:`FACE_MARGIN` of the best loss, a full search starts from there: a
    minimum on a bound is often no local minimum of the coarse grid.
 
-At long horizons steps 1-3 run at a tenth of the horizon and their optima are then polished at
-the horizon (:mod:`schedopt.baselines._horizon`).
+At long horizons steps 1-3 run at a shorter horizon and their optima are then carried to the
+horizon and polished there (:mod:`schedopt.baselines._horizon`).
 
 The landscapes are not always unimodal, hence the several starts (the dense-scan
 check is in ``benchmarks/README.md``).
@@ -72,7 +72,8 @@ class TunedBaseline:
             tuned schedule on the exact recursion (on the compressed spectrum searched on
             when ``T·N`` exceeds :data:`FULL_CHECK_WORK`).
         learning_rate: per-step learning rates ``(T,)`` of the tuned schedule.
-        evaluations: schedules run on the recursion (grid + refinement).
+        evaluations: schedules run on the recursion (grid + refinement; at long horizons most
+            of them at a shorter one, :mod:`schedopt.baselines._horizon`).
         wall_time: seconds spent (compilation included).
         status: ``converged`` when the local refinement met its tolerance, ``diverged`` when
             every schedule of the coarse grid diverged (then ``final_loss`` is ``inf`` and the
@@ -311,9 +312,9 @@ def tune_baseline(
             reported loss is the full recursion's while ``T·N`` is at most :data:`FULL_CHECK_WORK`,
             beyond it the compressed one's (~1e-12 relative).
         search_horizon: run the coarse grid and the local searches at this horizon (at most
-            ``T``) and polish their optima at ``T`` (:mod:`schedopt.baselines._horizon`). Default:
-            ``T // 10`` when one schedule's work (``T`` times the modes searched on) exceeds
-            :data:`schedopt.baselines._horizon.LONG_WORK`, else ``T``.
+            ``T``) and carry their optima to ``T`` (:mod:`schedopt.baselines._horizon`). Default:
+            ``T // 100`` (at least 1000) when one schedule's work (``T`` times the modes searched
+            on) exceeds :data:`schedopt.baselines._horizon.LONG_WORK`, else ``T``.
 
     A learning-rate cap at or above the stability threshold (at the baselines' batch size
     and momentum) is allowed: the peak search crosses it, schedules that diverge score
@@ -334,7 +335,7 @@ def tune_baseline(
     at = obj if horizon == obj.horizon else obj.at_horizon(horizon)
     search, found = _search(at, family, grid, starts, faces, tol, max_iterations)
     if at is not obj and search is not None:
-        polished = polish(obj, found, tol, max_iterations)
+        polished = polish(obj, at, found, tol, max_iterations)
         if math.isfinite(polished.loss):
             search = polished
         else:  # the shorter horizon's optima diverge at T (not seen): search at T
