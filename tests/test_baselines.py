@@ -288,7 +288,12 @@ def test_search_at_a_shorter_horizon_finds_the_optimum_at_the_horizon(a, b, nois
 
 def test_long_horizons_search_at_a_hundredth_of_the_horizon():
     model = Model.powerlaw(2.0, 2.0, 1000, noise_std=0.5)  # compressed to 128 modes
-    for horizon, expected in ((100_000, 100_000), (390_000, 390_000), (1_000_000, 10_000), (10_000_000, 100_000)):
+    for horizon, expected in (
+        (100_000, 100_000),
+        (390_000, 390_000),
+        (1_000_000, 10_000),
+        (10_000_000, 100_000),
+    ):
         obj = _objective._Objective(_problem(model, horizon), BASELINES["cosine"], 1e-6)
         assert obj.n_modes == 128
         assert _horizon.shorter_horizon(obj, None) == expected
