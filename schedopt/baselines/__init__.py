@@ -4,6 +4,7 @@
   exponential), :data:`BASELINES` and :func:`baseline_schedule`.
 - ``_objective.py``: a family's final loss on a problem, batched, in scaled search coordinates.
 - ``_search.py``: a generic bounded trust-region Newton search with finite-difference models.
+- ``_horizon.py``: at long horizons, the search at a shorter horizon and its optima carried to ``T``.
 - ``_tuning.py``: :func:`tune_baseline` / :func:`tune_baselines` (grid, local searches, faces)
   and their result :class:`TunedBaseline`.
 """
