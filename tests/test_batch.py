@@ -75,7 +75,7 @@ def test_statuses_are_per_problem_and_equal_one_by_one():
 def test_one_vectorised_call_serves_every_problem_of_a_step():
     problems = [problem(a=a, noise=n) for a, n in ((1.5, 0.3), (1.6, 0.2), (1.9, 0.4), (2.1, 0.1))]
     tasks = [partial(solve, p, throw=False) for p in problems]
-    results, lockstep = _lockstep.run(tasks)
+    results, lockstep = _lockstep.run(tasks, workers=1)  # more threads split a step's rows between them
     # evaluations, warm-start sweeps, and three final-loss checks (two of the warm start, one of the result)
     per_problem = [s.info["evaluations"] + s.info["warm_start_sweeps"] + 3 for s in results]
     # every step of the longest solve is one call; the others ride along (a step where solves ask
@@ -86,14 +86,26 @@ def test_one_vectorised_call_serves_every_problem_of_a_step():
 
 def test_a_step_cut_into_pieces_gives_the_same_numbers(monkeypatch):
     """On a CPU a vectorised step is cut into pieces of at most CPU_ROW_ENTRIES / modes rows
-    (here 2 rows of 24 modes, the last piece padded): every row is the same program's."""
+    (here 2 rows of 24 modes): every row is the same program's."""
     monkeypatch.setattr(_lockstep, "CPU_ROW_ENTRIES", 2 * 24)
     problems = [
         problem(a=a, noise=n) for a, n in ((1.5, 0.3), (1.6, 0.2), (1.9, 0.4), (2.1, 0.1), (1.7, 0.2))
     ]
     tasks = [partial(solve, p, throw=False) for p in problems]
-    results, lockstep = _lockstep.run(tasks)
-    assert lockstep.pieces > lockstep.calls  # five rows: pieces of 2, 2 and 1
+    results, lockstep = _lockstep.run(tasks, workers=1)
+    assert lockstep.largest_piece == 2  # five rows: pieces of 2, 2 and 1
+    for b, p in zip(results, problems, strict=True):
+        assert_same(b, solve(p, throw=False))
+
+
+def test_calls_on_several_threads_give_the_same_numbers(monkeypatch):
+    """On a CPU a batch's vectorised calls run on several threads at once, full pieces as soon as they
+    fill while other solves run host code: every row is still the same program's."""
+    monkeypatch.setattr(_lockstep, "CPU_ROW_ENTRIES", 2 * 24)  # pieces of 2 rows: several in flight
+    problems = [problem(a=1.4 + 0.1 * i, noise=0.1 + 0.05 * i) for i in range(7)]
+    tasks = [partial(solve, p, throw=False) for p in problems]
+    results, lockstep = _lockstep.run(tasks, workers=3)
+    assert lockstep.most_concurrent > 1
     for b, p in zip(results, problems, strict=True):
         assert_same(b, solve(p, throw=False))
 

@@ -1,36 +1,45 @@
-"""Lockstep batching: many independent solves, one vectorised JAX call per step.
+"""Lockstep batching: many independent solves, their evaluations stacked into vectorised JAX calls.
 
 :func:`run` solves a batch of problems, each by its ordinary one-problem code (solver
 ``jax``: warm-start sweeps, L-BFGS-B with restarts, the augmented Lagrangian of a sample
 budget, the polish of a compressed solve), each in its own thread. Where that code
 evaluates its objective or runs a warm-start sweep it calls :func:`call`; inside
-:func:`run` the request waits until every solve of the batch has asked for an evaluation
-or finished. Then the requests of equal *signature* (function, static arguments, array
-shapes) are stacked along the problem axis and evaluated by one compiled, ``vmap``-ped
-call, and each solve gets its own row back. Outside :func:`run`, :func:`call` is a plain
-call.
+:func:`run` the request waits with the other solves' requests of equal *signature*
+(function, static arguments, array shapes) until they are stacked along the problem axis
+and evaluated by one compiled, ``vmap``-ped call (below: when), and each solve gets its own
+row back. Outside :func:`run`, :func:`call` is a plain call.
 
 Every row of a vectorised call is computed independently of the others, so each problem's
 optimiser sees the numbers it would see alone: iterates, stopping decisions and statuses
 are those of the one-by-one solve, up to the floating-point rounding of the vectorised
-kernels. Host work between evaluations (L-BFGS-B's two-loop recursion on a few hundred
-parameters) stays per problem; the dynamics, which cost :math:`O(TN)` per evaluation,
-run once per step for the whole batch.
+kernels, whichever rows share its call. Host work between evaluations (L-BFGS-B's two-loop
+recursion on a few hundred parameters) stays per problem; the dynamics, which cost
+:math:`O(TN)` per evaluation, run once per step for a whole call's rows.
 
-**Shapes.** A call's rows are padded to a power of two with the last requests of solves
-that are finished or busy elsewhere (their results are dropped), so a batch of ``B``
-problems compiles at most :math:`\\log_2 B + 1` programs per signature, and a batch that
-stays at one size re-uses its stacked constant arrays (tables) without copying them. On a
-CPU the rows are instead cut into pieces of powers of two (below), without padding.
+**Scheduling.** One solve at a time runs its host code (it holds the *baton*, passed from
+solve to solve in turn); the vectorised calls run on a small pool of threads (``workers``:
+:func:`default_workers`, one a usable core on a CPU, one elsewhere), which JAX leaves free
+of the GIL while a call executes, so that on a CPU the calls of several pieces use several
+cores and the host code of some solves overlaps the calls of others. A caller passes the
+modes of a row (``modes``); on a CPU a call takes at most :func:`max_rows` rows (a *piece*),
+and a full piece starts as soon as a thread is free. Requests that fill no piece wait
+while any solve runs or waits to run host code; once none does, they are spread over the
+free threads (:func:`_spread`). Elsewhere (no row limit) every request of a step waits for
+the others: the step is one call per signature, on one thread, as a rendezvous.
+
+**Shapes.** Without a row limit a call's rows are padded to a power of two with the last
+requests of solves that are finished or busy elsewhere (their results are dropped), so a
+batch of ``B`` problems compiles at most :math:`\\log_2 B + 1` programs per signature, and a
+batch that stays at one size re-uses its stacked constant arrays (tables) without copying
+them. On a CPU a call's rows are instead cut into the binary digits of their count
+(:func:`_piece_sizes`), all dispatched before any is read, without padding (a row costs what
+it computes there): at most :math:`\\log_2` ``max_rows`` :math:`+ 1` programs a signature.
 
 **Pieces (CPU).** On a CPU a vectorised step is fastest per row while the rows' per-step
 state stays in cache; beyond about :data:`CPU_ROW_ENTRIES` rows x modes its cost per row
-rises by a third to a half, whatever ``T`` (measured: ``benchmarks/README.md``, "Batched
-solves"). A caller passes the modes of a row (``modes``); on a CPU the rows are then evaluated
-in pieces of at most ``CPU_ROW_ENTRIES / modes`` rows (a power of two), all dispatched before
-any is read, the rest after the full pieces cut into its binary digits (:func:`_piece_sizes`).
-Each row is computed by the same program whatever the piece, so the numbers do not change.
-Other devices take the rows in one call.
+rises, whatever ``T`` (measured: ``benchmarks/README.md``, "Batched solves"). Each row is
+computed by the same program whatever the piece and whichever thread runs it, so the numbers
+do not change (``tests/test_batch.py``).
 
 **Shared host work.** :func:`shared` computes a value once per batch for every solve that
 asks with the same key (the compressed spectrum of problems with one model spectrum); a
@@ -43,6 +52,8 @@ function is an ordinary jitted JAX function, placed by JAX on its default device
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,14 +63,39 @@ import numpy as np
 
 from schedopt._jax import jax
 
-__all__ = ["CPU_ROW_ENTRIES", "Lockstep", "call", "max_rows", "run", "shared"]
+__all__ = [
+    "CPU_ROW_ENTRIES",
+    "CPU_WORKERS",
+    "Lockstep",
+    "call",
+    "default_workers",
+    "max_rows",
+    "run",
+    "shared",
+]
 
 _local = threading.local()
 
 #: Rows x modes of one vectorised call on a CPU (see "Pieces" in the module docstring): the SGD
-#: value-and-gradient's and the sweep's cost per row is lowest at 64 rows of 128 modes (5-7 % below
-#: 32 rows, a third above at 128) on the 2-core machine of ``benchmarks/README.md``.
-CPU_ROW_ENTRIES = 8192
+#: value-and-gradient's and the sweep's cost per row is lowest at 4-8 rows of 128 modes (measured alone
+#: on one core: 0.50 and 0.59 ms a row at 8, 0.64 and 0.63 at 32, 0.75 and 1.33 at 1).
+CPU_ROW_ENTRIES = 1024
+#: Most threads evaluating vectorised calls at once on a CPU (one a usable core, at most this many).
+CPU_WORKERS = 4
+#: Stacked argument sets kept for re-use (:meth:`Lockstep._stack`).
+_STACKS_KEPT = 64
+
+
+def default_workers() -> int:
+    """Threads evaluating a batch's vectorised calls: one a usable core on a CPU (at most
+    :data:`CPU_WORKERS`), one elsewhere (the device runs one call at a time)."""
+    if jax.default_backend() != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(CPU_WORKERS, cores))
 
 
 def max_rows(modes: int) -> int | None:
@@ -133,30 +169,37 @@ def _piece_sizes(n: int, limit: int | None) -> list[int]:
 class Lockstep:
     """The rendezvous of the solves of one batch (see the module docstring)."""
 
-    def __init__(self, slots: int) -> None:
+    def __init__(self, slots: int, workers: int = 1) -> None:
         self._lock = threading.Lock()
         # One solve at a time runs its own (host) code, the one holding the baton: concurrent
         # NumPy/BLAS calls of many threads oversubscribe the cores (measured: an eigh 100x slower
-        # among 16 threads). The baton goes from thread to thread in slot order (``_runnable``: the
-        # events of the solves whose turn is due), so one thread wakes at a time: a lock all of
-        # them contended for after each vectorised step cost ~40 us a solve and step.
+        # among 16 threads). The baton goes from thread to thread in turn (``_runnable``: the events
+        # of the solves whose turn is due), so one thread wakes at a time: a lock all of them
+        # contended for after each vectorised step cost ~40 us a solve and step.
         self._runnable: collections.deque[threading.Event] = collections.deque()
-        self._running = slots
-        self._pending: dict[int, _Request] = {}
+        self._host = False  # a solve holds the baton
+        self._pending: dict[tuple, list[_Request]] = {}  # signature -> requests waiting for a call
+        self.workers = max(1, int(workers))  # threads evaluating vectorised calls (``run``'s pool)
+        self._idle = self.workers
+        self._pool: concurrent.futures.Executor | None = None
         self._last: dict[tuple, dict[int, _Request]] = {}  # signature -> slot -> its last request
-        self._stacks: dict[tuple, tuple[tuple, list[Any]]] = {}  # signature -> (rows' arg objects, stacked)
+        self._stacks: dict[
+            tuple, tuple[tuple, list[Any]]
+        ] = {}  # (signature, slots) -> (arg objects, stacked)
         self.memo: dict[Any, Any] = {}  # :func:`shared`'s values, by key
         self.arg_signatures: dict[int, tuple[Any, tuple]] = {}  # see :func:`_signature`
-        self.calls = 0  # vectorised steps made (one per signature and rendezvous)
+        self.calls = 0  # vectorised calls made (a group of requests of one signature evaluated together)
         self.pieces = 0  # compiled calls they took (several on a CPU beyond ``max_rows``)
         self.rows = 0  # rows evaluated in them (padding included)
+        self.largest_piece = 0  # most rows of one compiled call
+        self.most_concurrent = 0  # most calls in flight at once
 
     def submit(self, request: _Request) -> Any:
         with self._lock:
-            self._pending[request.slot] = request
-            ready = self._take_ready()
-        self._evaluate(ready)
-        self._pass_baton()
+            self._pending.setdefault(request.signature, []).append(request)
+            self._host = False
+            jobs, turn = self._dispatch(), self._grant()
+        self._launch(jobs, turn)
         request.done.wait()
         if request.error is not None:
             raise request.error
@@ -164,54 +207,87 @@ class Lockstep:
 
     def finish(self) -> None:
         with self._lock:
-            self._running -= 1
-            ready = self._take_ready()
-        self._evaluate(ready)
-        self._pass_baton()
+            self._host = False
+            jobs, turn = self._dispatch(), self._grant()
+        self._launch(jobs, turn)
 
-    def _pass_baton(self) -> None:
-        """Wake the next solve whose turn is due (every running solve is either waiting for its turn
-        or has a request pending; when none waits, the pending ones were just evaluated)."""
+    def start(self, turns: Sequence[threading.Event], pool: concurrent.futures.Executor) -> None:
+        """Queue the solves' first turns and hand out the first one; calls run on ``pool``."""
+        self._pool = pool
         with self._lock:
-            event = self._runnable.popleft() if self._runnable else None
-        if event is not None:
-            event.set()
+            self._runnable.extend(turns)
+            turn = self._grant()
+        self._launch([], turn)
 
-    def _take_ready(self) -> list[_Request]:
-        """Every pending request, once each running solve has made one (call with the lock held)."""
-        if not self._pending or len(self._pending) < self._running:
-            return []
-        ready = [self._pending[s] for s in sorted(self._pending)]
-        self._pending.clear()
-        return ready
+    def _grant(self) -> threading.Event | None:
+        """The next turn due, when no solve holds the baton (call with the lock held)."""
+        if self._host or not self._runnable:
+            return None
+        self._host = True
+        return self._runnable.popleft()
 
-    def _evaluate(self, ready: Sequence[_Request]) -> None:
-        groups: dict[tuple, list[_Request]] = {}
-        for r in ready:
-            groups.setdefault(r.signature, []).append(r)
-        try:
-            for signature, requests in groups.items():
-                try:
-                    self._evaluate_group(signature, requests)
-                except Exception as exc:  # delivered to every solve of the group, which re-raises it
-                    for r in requests:
-                        r.error = exc
-        finally:
-            with self._lock:  # their turns, in slot order
-                self._runnable.extend(r.done for r in ready)
+    def _dispatch(self) -> list[list[list[_Request]]]:
+        """The jobs to start now, each a list of groups (requests of one signature), one job a free
+        thread (call with the lock held; see "Scheduling" in the module docstring)."""
+        jobs: list[list[list[_Request]]] = []
+        for requests in self._pending.values():  # full pieces, while a thread is free
+            limit = requests[0].rows
+            while limit is not None and len(requests) >= limit and self._idle > len(jobs):
+                jobs.append([requests[:limit]])
+                del requests[:limit]
+        if not (self._host or self._runnable) and self._idle > len(jobs):  # nothing more to come
+            unlimited = [r for r in self._pending.values() if r and r[0].rows is None]
+            if unlimited:  # not a CPU: one job, every signature's requests in one call
+                jobs.append([list(r) for r in unlimited])
+            limited = [r for r in self._pending.values() if r and r[0].rows is not None]
+            if limited and self._idle > len(jobs):
+                jobs.extend(_spread(limited, self._idle - len(jobs)))
+            else:
+                limited = []
+            for requests in (*unlimited, *limited):
+                requests.clear()
+        for signature in [s for s, r in self._pending.items() if not r]:
+            del self._pending[signature]
+        self._idle -= len(jobs)
+        self.most_concurrent = max(self.most_concurrent, self.workers - self._idle)
+        return jobs
 
-    def _evaluate_group(self, signature: tuple, requests: list[_Request]) -> None:
-        last = self._last.setdefault(signature, {})
-        for r in requests:
-            last[r.slot] = r
-        sizes = _piece_sizes(len(requests), requests[0].rows)
-        size = sum(sizes)
-        asking = {r.slot for r in requests}
-        fillers = [last[s] for s in sorted(last) if s not in asking][: size - len(requests)]
-        rows = sorted([*requests, *fillers], key=lambda r: r.slot)
-        rows += [requests[0]] * (size - len(rows))
+    def _launch(self, jobs: list[list[list[_Request]]], turn: threading.Event | None) -> None:
+        for job in jobs:
+            assert self._pool is not None
+            self._pool.submit(self._work, job)
+        if turn is not None:
+            turn.set()
+
+    def _work(self, job: list[list[_Request]]) -> None:
+        """Evaluate a job's groups (on a thread of the pool), then return their solves to their turns."""
+        for requests in job:
+            try:
+                self._evaluate_group(requests)
+            except Exception as exc:  # delivered to every solve of the group, which re-raises it
+                for r in requests:
+                    r.error = exc
+        with self._lock:
+            for requests in job:
+                self._runnable.extend(r.done for r in requests)
+            self._idle += 1
+            jobs, turn = self._dispatch(), self._grant()
+        self._launch(jobs, turn)
+
+    def _evaluate_group(self, requests: list[_Request]) -> None:
         first = requests[0]
-        args = self._stack(signature, rows)
+        sizes = _piece_sizes(len(requests), first.rows)
+        size = sum(sizes)
+        rows = sorted(requests, key=lambda r: r.slot)
+        if size > len(requests):  # padding (no row limit): one thread evaluates these, see _dispatch
+            last = self._last.setdefault(first.signature, {})
+            for r in requests:
+                last[r.slot] = r
+            asking = {r.slot for r in requests}
+            fillers = [last[s] for s in sorted(last) if s not in asking][: size - len(requests)]
+            rows = sorted([*requests, *fillers], key=lambda r: r.slot)
+            rows += [first] * (size - len(rows))
+        args = self._stack(first.signature, rows)
         with jax.enable_x64(first.x64):  # the evaluating thread may be outside its own solve's scope
             if len(sizes) == 1:
                 out = jax.device_get(first.function(*args, *first.static))
@@ -223,9 +299,11 @@ class Lockstep:
                     start += n
                 parts = jax.device_get(pending)
                 out = jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves), *parts)
-        self.calls += 1
-        self.pieces += len(sizes)
-        self.rows += len(rows)
+        with self._lock:
+            self.calls += 1
+            self.pieces += len(sizes)
+            self.rows += len(rows)
+            self.largest_piece = max(self.largest_piece, *sizes)
         position = {id(r): i for i, r in reversed(list(enumerate(rows)))}
         leaves, tree = jax.tree_util.tree_flatten(out)
         leaves = [np.asarray(a) for a in leaves]
@@ -238,24 +316,49 @@ class Lockstep:
 
     def _stack(self, signature: tuple, rows: list[_Request]) -> list[Any]:
         """The rows' arguments stacked on a leading axis; an argument every row passes unchanged
-        since the previous call (same objects) re-uses its stacked array."""
-        previous_objects, previous = self._stacks.get(signature, ((), []))
+        since the previous call of the same rows (same objects) re-uses its stacked array."""
+        key = (signature, tuple(r.slot for r in rows))
+        with self._lock:
+            previous_objects, previous = self._stacks.pop(key, ((), []))
         objects, stacked = [], []
         for j in range(len(rows[0].args)):
             column = tuple(r.args[j] for r in rows)
             objects.append(column)
-            if j < len(previous_objects) and len(previous_objects[j]) == len(column):
-                if all(a is b for a, b in zip(previous_objects[j], column, strict=True)):
-                    stacked.append(previous[j])
-                    continue
+            if j < len(previous_objects) and all(
+                a is b for a, b in zip(previous_objects[j], column, strict=True)
+            ):
+                stacked.append(previous[j])
+                continue
             join = np.concatenate if rows[0].stacked else np.stack
             stacked.append(
                 jax.tree_util.tree_map(
                     lambda *leaves, join=join: join([np.asarray(x) for x in leaves]), *column
                 )
             )
-        self._stacks[signature] = (tuple(objects), stacked)
+        with self._lock:
+            self._stacks[key] = (tuple(objects), stacked)
+            while len(self._stacks) > _STACKS_KEPT:  # the least recently used
+                del self._stacks[next(iter(self._stacks))]
         return stacked
+
+
+def _spread(groups: list[list[_Request]], threads: int) -> list[list[list[_Request]]]:
+    """Pending groups cut into at most ``threads`` jobs of near-equal rows, no piece above its
+    ``max_rows``: the last requests of a step, when no solve has host work left to add to them."""
+    total = sum(len(g) for g in groups)
+    count = min(threads, total)
+    share = -(-total // count)
+    parts = []
+    for g in groups:
+        size = min(g[0].rows or share, share)
+        parts.extend(g[s : s + size] for s in range(0, len(g), size))
+    jobs: list[list[list[_Request]]] = [[] for _ in range(count)]
+    load = [0] * count
+    for part in sorted(parts, key=len, reverse=True):
+        j = load.index(min(load))
+        jobs[j].append(part)
+        load[j] += len(part)
+    return [job for job in jobs if job]
 
 
 def call(
@@ -312,9 +415,12 @@ def shared(key: Any, compute: Callable[[], Any]) -> Any:
     return lockstep.memo[key]
 
 
-def run(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], Lockstep]:
-    """Run ``tasks`` (one solve each) in lockstep threads; results in order, an exception as its value."""
-    lockstep = Lockstep(len(tasks))
+def run(tasks: Sequence[Callable[[], Any]], *, workers: int | None = None) -> tuple[list[Any], Lockstep]:
+    """Run ``tasks`` (one solve each) in lockstep threads; results in order, an exception as its value.
+
+    ``workers``: threads evaluating vectorised calls (default :func:`default_workers`).
+    """
+    lockstep = Lockstep(len(tasks), default_workers() if workers is None else workers)
     results: list[Any] = [None] * len(tasks)
 
     turns = [threading.Event() for _ in tasks]
@@ -337,12 +443,12 @@ def run(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], Lockstep]:
             results[0] = exc
         return results, lockstep
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(tasks))]
-    lockstep._runnable.extend(turns)
-    for t in threads:
-        t.start()
-    lockstep._pass_baton()
-    for t in threads:
-        t.join()
+    with concurrent.futures.ThreadPoolExecutor(lockstep.workers, thread_name_prefix="lockstep") as pool:
+        for t in threads:
+            t.start()
+        lockstep.start(turns, pool)
+        for t in threads:
+            t.join()
     return results, lockstep
 
 
