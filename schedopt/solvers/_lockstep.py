@@ -230,12 +230,13 @@ class Lockstep:
         """The jobs to start now, each a list of groups (requests of one signature), one job a free
         thread (call with the lock held; see "Scheduling" in the module docstring)."""
         jobs: list[list[list[_Request]]] = []
-        for requests in self._pending.values():  # full pieces, while a thread is free
+        waiting = self._host or bool(self._runnable)  # a solve runs or waits to run host code
+        for requests in self._pending.values() if waiting else ():  # full pieces, while a thread is free
             limit = requests[0].rows
             while limit is not None and len(requests) >= limit and self._idle > len(jobs):
                 jobs.append([requests[:limit]])
                 del requests[:limit]
-        if not (self._host or self._runnable) and self._idle > len(jobs):  # nothing more to come
+        if not waiting and self._idle:  # nothing more to come
             unlimited = [r for r in self._pending.values() if r and r[0].rows is None]
             if unlimited:  # not a CPU: one job, every signature's requests in one call
                 jobs.append([list(r) for r in unlimited])
@@ -260,19 +261,20 @@ class Lockstep:
             turn.set()
 
     def _work(self, job: list[list[_Request]]) -> None:
-        """Evaluate a job's groups (on a thread of the pool), then return their solves to their turns."""
-        for requests in job:
+        """Evaluate a job's groups in turn (on a thread of the pool), each group's solves returned to
+        their turns as soon as it is evaluated."""
+        for k, requests in enumerate(job):
             try:
                 self._evaluate_group(requests)
             except Exception as exc:  # delivered to every solve of the group, which re-raises it
                 for r in requests:
                     r.error = exc
-        with self._lock:
-            for requests in job:
+            with self._lock:
                 self._runnable.extend(r.done for r in requests)
-            self._idle += 1
-            jobs, turn = self._dispatch(), self._grant()
-        self._launch(jobs, turn)
+                if k == len(job) - 1:
+                    self._idle += 1
+                jobs, turn = self._dispatch(), self._grant()
+            self._launch(jobs, turn)
 
     def _evaluate_group(self, requests: list[_Request]) -> None:
         first = requests[0]
