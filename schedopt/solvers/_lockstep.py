@@ -446,9 +446,9 @@ def run(tasks: Sequence[Callable[[], Any]], *, workers: int | None = None) -> tu
         return results, lockstep
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(tasks))]
     with concurrent.futures.ThreadPoolExecutor(lockstep.workers, thread_name_prefix="lockstep") as pool:
+        lockstep.start(turns, pool)  # the first solves run while the others' threads start
         for t in threads:
             t.start()
-        lockstep.start(turns, pool)
         for t in threads:
             t.join()
     return results, lockstep
