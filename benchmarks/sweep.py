@@ -202,9 +202,19 @@ def throughput(batches, one_by_one: int) -> dict:
     alone = marks[min(32, one_by_one)]
     batched = design_many(sample)
     same = {r["batch"]: r for r in rows if r["batch"] in marks}
+    from schedopt.solvers import _lockstep
+
     return {
         "horizon": 1000,
         "n_modes": 1000,
+        # how design_many ran the vectorised calls: threads (one a usable core) and rows x modes a piece
+        "lockstep": {
+            "workers": _lockstep.default_workers(),
+            "usable_cores": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(),
+            "cpu_row_entries": _lockstep.CPU_ROW_ENTRIES,
+        },
         "modes": "auto (compressed: 128 of 1000)",
         "spectra": "one model spectrum, noise varied (design_many compresses it once per chunk)",
         "batches": rows,

@@ -110,6 +110,36 @@ def test_calls_on_several_threads_give_the_same_numbers(monkeypatch):
         assert_same(b, solve(p, throw=False))
 
 
+def test_last_requests_of_a_step_are_spread_over_the_free_threads():
+    """Requests no solve will add to go to at most one job a free thread, near-equal in rows, no
+    compiled piece above its row limit, every request once."""
+
+    def requests(n, rows, signature):
+        return [
+            _lockstep._Request(
+                slot=i,
+                signature=signature,
+                function=len,
+                args=(),
+                static=(),
+                stacked=False,
+                x64=True,
+                rows=rows,
+            )
+            for i in range(n)
+        ]
+
+    groups = [requests(11, 4, "a"), requests(3, 4, "b")]
+    jobs = _lockstep._spread(groups, 3)
+    assert len(jobs) == 3
+    loads = sorted(sum(len(part) for part in job) for job in jobs)
+    assert loads[-1] - loads[0] <= 4 and sum(loads) == 14
+    parts = [part for job in jobs for part in job]
+    assert all(len(part) <= 4 and len({r.signature for r in part}) == 1 for part in parts)
+    assert sorted(id(r) for part in parts for r in part) == sorted(id(r) for g in groups for r in g)
+    assert len(_lockstep._spread([requests(2, 8, "a")], 4)) == 2  # no more jobs than requests
+
+
 def test_problems_with_one_spectrum_share_its_compression():
     options = {"modes": "compressed", "compressed_exact": 4, "compressed_nodes": 6}
     problems = [problem(a=1.5, noise=n) for n in (0.1, 0.3, 0.5)]  # one spectrum, three noises

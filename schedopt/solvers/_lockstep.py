@@ -76,9 +76,11 @@ __all__ = [
 
 _local = threading.local()
 
-#: Rows x modes of one vectorised call on a CPU (see "Pieces" in the module docstring): the SGD
-#: value-and-gradient's and the sweep's cost per row is lowest at 4-8 rows of 128 modes (measured alone
-#: on one core: 0.50 and 0.59 ms a row at 8, 0.64 and 0.63 at 32, 0.75 and 1.33 at 1).
+#: Rows x modes of one vectorised call on a CPU (see "Pieces" in the module docstring): 8 rows of 128
+#: modes. The SGD value-and-gradient cost 0.33 ms a row at 8 rows against 0.36-0.40 at 64 and 0.63
+#: alone at low load; under load (~3) every size from 4 to 64 rows cost 0.53-0.72 (sweep 0.58-0.75)
+#: against 0.77 (1.35) alone, and two threads running 8 rows each 0.42 (0.32) ms of wall a row. Small
+#: pieces fill sooner, so both threads stay busy while the solves' host code runs (benchmarks/README.md).
 CPU_ROW_ENTRIES = 1024
 #: Most threads evaluating vectorised calls at once on a CPU (one a usable core, at most this many).
 CPU_WORKERS = 4
