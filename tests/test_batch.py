@@ -110,6 +110,19 @@ def test_calls_on_several_threads_give_the_same_numbers(monkeypatch):
         assert_same(b, solve(p, throw=False))
 
 
+def test_without_a_row_limit_a_step_is_one_padded_call(monkeypatch):
+    """Elsewhere than on a CPU (no row limit) every solve's request of a step waits for the others and
+    the step is one call, padded to a power of two with other solves' requests: same numbers."""
+    monkeypatch.setattr(_lockstep, "max_rows", lambda modes: None)
+    problems = [problem(a=1.4 + 0.1 * i, noise=0.1 + 0.05 * i) for i in range(5)]
+    tasks = [partial(solve, p, throw=False) for p in problems]
+    results, lockstep = _lockstep.run(tasks, workers=1)
+    assert lockstep.largest_piece == 8  # five requests padded to 8 rows
+    assert lockstep.pieces == lockstep.calls  # a step's requests of one signature: one compiled call
+    for b, p in zip(results, problems, strict=True):
+        assert_same(b, solve(p, throw=False))
+
+
 def test_last_requests_of_a_step_are_spread_over_the_free_threads():
     """Requests no solve will add to go to at most one job a free thread, near-equal in rows, no
     compiled piece above its row limit, every request once."""

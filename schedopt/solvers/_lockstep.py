@@ -268,7 +268,7 @@ class Lockstep:
         for k, requests in enumerate(job):
             try:
                 self._evaluate_group(requests)
-            except Exception as exc:  # delivered to every solve of the group, which re-raises it
+            except BaseException as exc:  # delivered to every solve of the group, which re-raises it
                 for r in requests:
                     r.error = exc
             with self._lock:
@@ -283,10 +283,11 @@ class Lockstep:
         sizes = _piece_sizes(len(requests), first.rows)
         size = sum(sizes)
         rows = sorted(requests, key=lambda r: r.slot)
-        if size > len(requests):  # padding (no row limit): one thread evaluates these, see _dispatch
+        if first.rows is None:  # no row limit: padded with the last requests of other solves
             last = self._last.setdefault(first.signature, {})
             for r in requests:
                 last[r.slot] = r
+        if size > len(requests):
             asking = {r.slot for r in requests}
             fillers = [last[s] for s in sorted(last) if s not in asking][: size - len(requests)]
             rows = sorted([*requests, *fillers], key=lambda r: r.slot)
