@@ -207,7 +207,7 @@ def throughput(batches, one_by_one: int) -> dict:
     return {
         "horizon": 1000,
         "n_modes": 1000,
-        # how design_many ran the vectorised calls: threads (one a usable core) and rows x modes a piece
+        # how design_many ran the vectorised calls: threads (two a usable core) and rows x modes a piece
         "lockstep": {
             "workers": _lockstep.default_workers(),
             "usable_cores": len(os.sched_getaffinity(0))

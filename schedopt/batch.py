@@ -6,9 +6,10 @@ modes, momentum, sample budget) form a *group*; a group is cut into *chunks* of 
 and a chunk is solved in lockstep (:mod:`schedopt.solvers._lockstep`): every problem runs
 its own one-problem solve (solver ``jax``), and their objective evaluations and warm-start
 sweeps are stacked into compiled ``vmap``-ped calls (elsewhere one a step; on a CPU, pieces
-whose per-step state stays in cache, run on one thread a core while other solves run their
-host code); problems with one model spectrum share its compression. Each problem keeps its own optimiser state, stopping test and status, so the
-results equal one-by-one solves to rounding (``tests/test_batch.py`` checks it).
+whose per-step state stays in cache, run on two threads a core while other solves run their
+host code); problems with one model spectrum share its compression. Each problem keeps its
+own optimiser state, stopping test and status, so the results equal one-by-one solves to
+rounding (``tests/test_batch.py`` checks it).
 
 Chunks are the unit a backend (:mod:`schedopt.backends`) hands out: the local backend runs
 them one after another in this process, the Ray backend on a cluster's workers. How a group
