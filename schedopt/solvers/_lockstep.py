@@ -24,7 +24,7 @@ cores and the host code of some solves overlaps the calls of others. A caller pa
 modes of a row (``modes``); on a CPU a call takes at most :func:`max_rows` rows (a *piece*),
 and a full piece starts as soon as a thread is free. Requests that fill no piece wait
 while any solve runs or waits to run host code; once none does, they are spread over the
-free threads (:func:`_spread`). Elsewhere (no row limit) every request of a step waits for
+free threads, no more calls in flight than usable cores (:func:`_spread`). Elsewhere (no row limit) every request of a step waits for
 the others: the step is one call per signature, on one thread, as a rendezvous.
 
 **Shapes.** Without a row limit a call's rows are padded to a power of two with the last
@@ -91,16 +91,20 @@ CPU_WORKERS = 4
 _STACKS_KEPT = 64
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """Threads evaluating a batch's vectorised calls: two a usable core on a CPU (at most
     :data:`CPU_WORKERS`), one elsewhere (the device runs one call at a time)."""
     if jax.default_backend() != "cpu":
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(CPU_WORKERS, 2 * cores))
+    return max(1, min(CPU_WORKERS, 2 * usable_cores()))
 
 
 def max_rows(modes: int) -> int | None:
@@ -174,7 +178,7 @@ def _piece_sizes(n: int, limit: int | None) -> list[int]:
 class Lockstep:
     """The rendezvous of the solves of one batch (see the module docstring)."""
 
-    def __init__(self, slots: int, workers: int = 1) -> None:
+    def __init__(self, slots: int, workers: int = 1, cores: int | None = None) -> None:
         self._lock = threading.Lock()
         # One solve at a time runs its own (host) code, the one holding the baton: concurrent
         # NumPy/BLAS calls of many threads oversubscribe the cores (measured: an eigh 100x slower
@@ -186,6 +190,9 @@ class Lockstep:
         self._pending: dict[tuple, list[_Request]] = {}  # signature -> requests waiting for a call
         self.workers = max(1, int(workers))  # threads evaluating vectorised calls (``run``'s pool)
         self._idle = self.workers
+        # calls the last requests of a step are spread over, at most (a piece of 2 rows costs more a
+        # row than one of 4: more calls than cores would only split them finer)
+        self.cores = self.workers if cores is None else max(1, int(cores))
         self._pool: concurrent.futures.Executor | None = None
         self._last: dict[tuple, dict[int, _Request]] = {}  # signature -> slot -> its last request
         self._stacks: dict[
@@ -247,7 +254,8 @@ class Lockstep:
                 jobs.append([list(r) for r in unlimited])
             limited = [r for r in self._pending.values() if r and r[0].rows is not None]
             if limited and self._idle > len(jobs):
-                jobs.extend(_spread(limited, self._idle - len(jobs)))
+                in_flight = self.workers - self._idle + len(jobs)
+                jobs.extend(_spread(limited, max(1, min(self._idle - len(jobs), self.cores - in_flight))))
             else:
                 limited = []
             for requests in (*unlimited, *limited):
@@ -428,7 +436,7 @@ def run(tasks: Sequence[Callable[[], Any]], *, workers: int | None = None) -> tu
 
     ``workers``: threads evaluating vectorised calls (default :func:`default_workers`).
     """
-    lockstep = Lockstep(len(tasks), default_workers() if workers is None else workers)
+    lockstep = Lockstep(len(tasks), default_workers() if workers is None else workers, usable_cores())
     results: list[Any] = [None] * len(tasks)
 
     turns = [threading.Event() for _ in tasks]
