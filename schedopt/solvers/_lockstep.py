@@ -24,8 +24,9 @@ cores and the host code of some solves overlaps the calls of others. A caller pa
 modes of a row (``modes``); on a CPU a call takes at most :func:`max_rows` rows (a *piece*),
 and a full piece starts as soon as a thread is free. Requests that fill no piece wait
 while any solve runs or waits to run host code; once none does, they are spread over the
-free threads, no more calls in flight than usable cores (:func:`_spread`). Elsewhere (no row limit) every request of a step waits for
-the others: the step is one call per signature, on one thread, as a rendezvous.
+free threads, no more calls in flight than usable cores (:func:`_spread`). Elsewhere (no row
+limit) every request of a step waits for the others: the step is one call per signature, on
+one thread, as a rendezvous.
 
 **Shapes.** Without a row limit a call's rows are padded to a power of two with the last
 requests of solves that are finished or busy elsewhere (their results are dropped), so a
