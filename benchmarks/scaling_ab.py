@@ -97,9 +97,7 @@ def run_set(tree: Path, phase: str, computes: str, points: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--before", required=True, metavar="TREE", help="checkout of the code before the change"
-    )
+    parser.add_argument("--before", metavar="TREE", help="checkout of the code before the change")
     parser.add_argument("--set", action="append", metavar="PHASE:COMPUTES", help="a phase and its computes")
     parser.add_argument("--points", type=int, default=3)
     parser.add_argument(
@@ -108,9 +106,9 @@ def main() -> None:
         help="run this checkout alone, into results/NAME (a full-range timing)",
     )
     args = parser.parse_args()
-    trees = {"before": Path(args.before).resolve(), "after": ROOT}
-    if args.after_only:
-        del trees["before"]
+    if args.before is None and not args.after_only:
+        parser.error("--before TREE is required unless --after-only NAME is given")
+    trees = {"after": ROOT} if args.after_only else {"before": Path(args.before).resolve(), "after": ROOT}
     report: dict = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -127,7 +125,7 @@ def main() -> None:
 
     def save() -> None:
         text = json.dumps(report, indent=1)
-        for secret in (str(ROOT), str(Path(args.before).resolve()), str(Path.home())):
+        for secret in (*map(str, trees.values()), str(Path.home())):
             text = text.replace(secret, "<path>")
         out.write_text(text + "\n")
 
