@@ -105,3 +105,16 @@ def test_cli_sweep_without_vary_is_an_error(tmp_path):
     result = CliRunner().invoke(app, ["sweep", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--vary" in result.output
+
+
+def test_cli_max_batch_default_is_the_library_default():
+    """``schedopt sweep --max-batch`` spells ``batch.MAX_BATCH`` as a literal (importing
+    ``schedopt.batch`` would load it at ``schedopt --help``): the two must not drift apart."""
+    import importlib
+    import inspect
+
+    from schedopt.batch import MAX_BATCH
+
+    command = importlib.import_module("schedopt.cli.sweep").sweep  # the module, not the package's command
+    default = inspect.signature(command).parameters["max_batch"].default
+    assert default == MAX_BATCH
