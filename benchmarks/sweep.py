@@ -214,9 +214,7 @@ def throughput(batches, one_by_one: int) -> dict:
         # how design_many ran the vectorised calls: threads (two a usable core) and rows x modes a piece
         "lockstep": {
             "workers": _lockstep.default_workers(),
-            "usable_cores": len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count(),
+            "usable_cores": _lockstep.usable_cores(),
             "cpu_row_entries": _lockstep.CPU_ROW_ENTRIES,
         },
         "modes": "auto (compressed: 128 of 1000)",

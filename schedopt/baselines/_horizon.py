@@ -88,13 +88,12 @@ def polish(
     """
     h0, horizon = short.horizon, obj.horizon
     h1 = round(math.sqrt(h0 * horizon))
-    middle = obj.at_horizon(h1) if h0 < h1 < horizon else None
     obj.fitted_batches = True
+    middle = obj.at_horizon(h1) if h0 < h1 < horizon else None  # a copy: fitted batches too
     result = None
     for start in _distinct(found):
         u = start.u
         if middle is not None:
-            middle.fitted_batches = True
             mid = _refine(
                 middle, start.u, None, POLISH_RADIUS, math.sqrt(tol), max_iterations, from_estimate=True
             )

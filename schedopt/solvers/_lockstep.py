@@ -299,11 +299,11 @@ class Lockstep:
             last = self._last.setdefault(first.signature, {})
             for r in requests:
                 last[r.slot] = r
-        if size > len(requests):
-            asking = {r.slot for r in requests}
-            fillers = [last[s] for s in sorted(last) if s not in asking][: size - len(requests)]
-            rows = sorted([*requests, *fillers], key=lambda r: r.slot)
-            rows += [first] * (size - len(rows))
+            if size > len(requests):  # (with a limit the pieces hold exactly the requests)
+                asking = {r.slot for r in requests}
+                fillers = [last[s] for s in sorted(last) if s not in asking][: size - len(requests)]
+                rows = sorted([*requests, *fillers], key=lambda r: r.slot)
+                rows += [first] * (size - len(rows))
         args = self._stack(first.signature, rows)
         with jax.enable_x64(first.x64):  # the evaluating thread may be outside its own solve's scope
             if len(sizes) == 1:
