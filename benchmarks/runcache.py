@@ -117,9 +117,39 @@ def _work(job: Job) -> dict:
     return {"label": job.label, "seed": job.seed, "final_val_loss": record["final_val_loss"]}
 
 
+def _reuse(job: Job) -> bool:
+    """Copy a finished run of the same task, seed and learning rates under ``job``'s label, if there is one.
+
+    A run is a function of its task, seed and learning rates (one thread, fixed seeds), so a
+    design arm whose schedule equals an earlier arm's gets that arm's run, not a second
+    training; its record says which (``copied_from``).
+    """
+    digest = lr_digest(job.lrs)
+    for record_path in sorted(job.record.parent.glob(f"*-s{job.seed}.json")):
+        record = json.loads(record_path.read_text())
+        if record.get("lr_digest") != digest or record.get("seed") != job.seed or record_path == job.record:
+            continue
+        log = record_path.parent / record["log"]
+        if not log.exists():
+            continue
+        job.log.write_bytes(log.read_bytes())
+        record.update(label=job.label, log=job.log.name, copied_from=record_path.stem)
+        if isinstance(record.get("schedule"), dict):
+            record["schedule"] = {**record["schedule"], "label": job.label}
+        tmp = job.record.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
+        os.replace(tmp, job.record)
+        print(
+            f"{job.task} {job.label} s{job.seed}: the run of {record_path.stem} (same schedule)",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
 def run_jobs(jobs: list[Job], workers: int = 2) -> None:
     """Run every job not yet cached, ``workers`` at a time, in single-threaded worker processes."""
-    todo = [j for j in jobs if not j.done()]
+    todo = [j for j in jobs if not j.done() and not (j.record.parent.is_dir() and _reuse(j))]
     if not todo:
         return
     os.environ.setdefault("XLA_FLAGS", SINGLE_THREAD)

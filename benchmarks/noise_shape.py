@@ -1,0 +1,177 @@
+"""Real training, offline: does a noise that is not aligned with the curvature predict held-out runs better?
+
+The fitted model's gradient noise enters mode ``k`` as ``eta^2 lam_k sigma^2`` (SGD on the
+random-feature model: noise covariance proportional to the Hessian). An adaptive optimiser
+whitens its update noise, so the noise it puts into a direction need not scale with that
+direction's curvature. This variant injects ``eta^2 lam_k^gamma sigma^2`` (a per-mode
+``noise_k = sigma^2 lam_k^(gamma - 1)`` in the same exact recursion) and fits ``gamma``: at
+``gamma = 1`` it is schedopt's model; below 1 the slow modes hold a larger share of the noise,
+which an anneal empties over the whole cooldown instead of ~100 updates.
+
+Every fit: schedopt fit's default terms and offset floor (``realtasks`` model ``schedopt-floor``),
+the same least-squares solver and starts (times two starts of ``gamma``), on the default
+protocol's pilots; scored on the task's held-out panel as ``realtasks.predictions()`` scores it.
+
+Usage: uv run python benchmarks/noise_shape.py [--task NAME ...]
+Writes benchmarks/results/noise-shape.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import realtasks  # noqa: E402
+from _clock import Clock  # noqa: E402
+from prediction_variants import score  # noqa: E402
+
+from examples.tasks import TASKS  # noqa: E402
+from schedopt._io import atomic_write_text, json_text  # noqa: E402
+from schedopt._jax import jax  # noqa: E402
+from schedopt.calibration._model import _bounds, _data, _early, _Layout, _physical, _starts  # noqa: E402
+from schedopt.calibration._solve import _least_squares, _status  # noqa: E402
+from schedopt.calibration.fit import FIT_MODES, OFFSET_FLOOR  # noqa: E402
+from schedopt.dynamics.recursion import loss_curve_jax  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+KIND = "gamma"
+#: the extra coordinate of each variant: (its value in schedopt's model, bounds, starts)
+EXTRA = {"gamma": (1.0, (-0.5, 1.5), (1.0, 0.3)), "lr-noise": (0.0, (0.0, 3.0), (0.0, 1.0))}
+LAYOUT = _Layout(
+    n_modes=FIT_MODES, fixed_kappa=False, exponent=True, null_modes=True, offset_floor=OFFSET_FLOOR
+)
+
+
+def predict(x, lr, max_lr, min_loss, layout=LAYOUT):
+    """Network loss curves ``(R, T + 1)``; ``x[-1]`` is gamma, the rest schedopt's coordinates."""
+    q = _physical(x[:-1], layout, max_lr, min_loss, 1.0)
+    extra = x[-1]
+    ratio = lr / q["reference"]
+    eta = q["learning_rate_scale"] * ratio ** q["learning_rate_exponent"]
+    if KIND == "gamma":
+        noise = q["noise_std"] ** 2 * q["eigenvalues"] ** (extra - 1.0)
+        batch = jnp.ones_like(eta)
+    else:  # "lr-noise": the noise grows as (lr / reference)^q beyond the model rate's square
+        noise = q["noise_std"] ** 2
+        batch = jnp.where(ratio > 0, jnp.maximum(ratio, 1e-30) ** (-extra), 1e30)
+
+    def one(rates, m):
+        return loss_curve_jax(
+            q["eigenvalues"], q["initial_error"], noise, rates, m, loss_weights=q["weights"]
+        )
+
+    return q["loss_offset"] + q["loss_scale"] * jax.vmap(one)(eta, batch)
+
+
+def _residuals(x, lr, runs, steps, target, weight, max_lr, min_loss):
+    pred = predict(x, lr, max_lr, min_loss)[runs, steps]
+    safe = jnp.where(jnp.isfinite(pred) & (pred > 0), pred, 1e30)
+    return weight * (jnp.log(safe) - target)
+
+
+_res = jax.jit(_residuals)
+_jac = jax.jit(jax.jacfwd(_residuals))
+
+
+class Objective:
+    def __init__(self, data, fixed_gamma=None):
+        self.data = data
+        self.args = data.arguments()
+        self.fixed_gamma = fixed_gamma
+
+    def _x(self, x):
+        x = jnp.asarray(x)
+        return x if self.fixed_gamma is None else jnp.concatenate([x, jnp.asarray([self.fixed_gamma])])
+
+    def fun(self, x):
+        return np.asarray(_res(self._x(x), *self.args))
+
+    def jac(self, x):
+        j = np.asarray(_jac(self._x(x), *self.args))
+        return j if self.fixed_gamma is None else j[:, :-1]
+
+    def log_prediction(self, x):
+        lr, runs, steps, target, weight, *rest = self.args
+        return self.data.log_loss + np.asarray(
+            _res(self._x(x), lr, runs, steps, target, jnp.ones_like(weight), *rest)
+        )
+
+
+def fit(runs, fixed_gamma=None):
+    early = _early(runs, "auto")
+    data = _data(runs, max(r.peak_learning_rate for r in runs), early)
+    objective = Objective(data, fixed_gamma)
+    lo, hi = _bounds(LAYOUT)
+    base = _starts(runs, data, LAYOUT)
+    if fixed_gamma is None:
+        _, (b_lo, b_hi), extra_starts = EXTRA[KIND]
+        starts = [np.concatenate([s, [g]]) for g in extra_starts for s in base]
+        lo, hi = np.concatenate([lo, [b_lo]]), np.concatenate([hi, [b_hi]])
+    else:
+        starts = base
+    res = _least_squares(objective, starts, (lo, hi))
+    x = objective._x(res.x)
+    rel = np.expm1(objective.log_prediction(res.x) - data.log_loss)[~early]
+    final = jax.jit(lambda lrs: predict(x, lrs[None, :], data.max_learning_rate, data.min_loss)[0, -1])
+    return x, final, float(np.sqrt(np.mean(rel**2))), str(_status(res.status))
+
+
+def run_task(task) -> dict:
+    runs = realtasks.pilot_runs(task, realtasks.DEFAULT_PROTOCOL)
+    panel = [(j.label, j.seed, np.asarray(j.lrs), r["final_val_loss"]) for j, r in realtasks._panel(task)]
+    entry = {"about": task.about, "panel_runs": len(panel), "variants": {}}
+    neutral = EXTRA[KIND][0]
+    for name, fixed in ((f"{KIND}={neutral:g} (schedopt)", neutral), (f"{KIND} fitted", None)):
+        with Clock() as clock:
+            x, final, rms, status = fit(runs, fixed)
+            clock.stop()
+        rows, summary, signed = score(
+            panel, lambda lrs, f=final: float(f(jnp.asarray(lrs, dtype=jnp.float64)))
+        )
+        entry["variants"][name] = {
+            KIND: float(x[-1]),
+            "x": [float(v) for v in x],
+            "fit_rms_error": rms,
+            "status": status,
+            "summary": summary,
+            "signed_median_error_by_horizon": signed,
+            "fit_clock": clock.record(),
+            "runs": rows,
+        }
+        print(
+            f"{task.name} {name}: {KIND} {float(x[-1]):.3f} panel {100 * summary['median_abs']:.1f} / "
+            f"{100 * summary['max_abs']:.1f} %, fit {100 * rms:.2f} %, signed {signed} ({clock.cpu:.0f} CPU-s)",
+            flush=True,
+        )
+    return entry
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
+    p.add_argument("--kind", choices=list(EXTRA), default="gamma")
+    p.add_argument("--out", type=Path, default=None, help="default: results/noise-shape-KIND.json")
+    args = p.parse_args(argv)
+    global KIND
+    KIND = args.kind
+    args.out = args.out or RESULTS / f"noise-shape-{KIND}.json"
+    out = {"protocol": realtasks.DEFAULT_PROTOCOL, "kind": KIND, "extra": EXTRA[KIND], "tasks": {}}
+    with Clock() as total, jax.enable_x64(True):
+        for name in args.task:
+            out["tasks"][name] = run_task(TASKS[name])
+    out["clock"] = total.record()
+    out["python"] = platform.python_version()
+    atomic_write_text(args.out, json_text(out))
+
+
+if __name__ == "__main__":
+    main()
