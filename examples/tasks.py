@@ -19,9 +19,12 @@ kind, not only in size:
   decay, 1,200 updates. **Held out**: added 2026-12-05 after the fit's offset floor (0.5) and the
   design's plateau tolerance (0.003) were chosen on the five tasks above, its guess set before any
   of its runs.
+* ``code-adamw-deep``: Python source, 4 layers x 32 wide, AdamW with weight decay 0.05, 1,200
+  updates. **Held out**: added 2026-12-06 to test the defaults as ``schedopt design`` gives them
+  today (no default chosen after it), its guess set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
-updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on ``prose-sgdm`` and ``prose-adamw-b8``): without it, AdamW
+updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks): without it, AdamW
 at twice the best peak loses 0.26 nats over 500 updates to damage done in the
 first 50 (measured on ``code-adamw``: 2.283 without, 2.024 with), which no
 schedule shape repairs.
@@ -120,6 +123,16 @@ TASKS = {
             TrainConfig(d_model=64, n_layers=2, n_heads=4, batch_size=8, steps=1200, eval_every=100),
             guess=3e-3,
             about="English prose (fortunes), GPT 2x64, batch 8, AdamW (b1 0.9, b2 0.95), no weight decay (held out)",
+            warmup=60,
+        ),
+        # held out: added 2026-12-06 to test today's defaults (realtasks' designed-default), after every
+        # default was chosen; guess set before any of its runs
+        Task(
+            "code-adamw-deep",
+            "code",
+            TrainConfig(d_model=32, n_layers=4, n_heads=4, steps=1200, eval_every=100, weight_decay=0.05),
+            guess=2e-3,
+            about="Python source, GPT 4x32, AdamW with weight decay 0.05 on matrices (held out)",
             warmup=60,
         ),
     )
