@@ -29,7 +29,9 @@ so memory is :math:`O(\sqrt T N)`. The result equals autodiff of
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import jax.numpy as jnp
 
@@ -37,9 +39,76 @@ from schedopt._jax import jax
 from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum, tree_width
 from schedopt.dynamics.sgd import sgd_loss
 
-__all__ = ["sgd_final_loss"]
+__all__ = ["sgd_final_loss", "step_scan", "whole_loops"]
 
 _UNROLL = 1
+
+#: The XLA metadata key (a trace-time context) of :func:`whole_loops`.
+_WHOLE_LOOPS = "schedopt_whole_loops"
+_kernel = threading.local()  # depth of :func:`step_scan` bodies being traced in this thread
+
+
+def whole_loops(on: bool = True):
+    """Context for tracing a program of several problems' rows: each :func:`step_scan` one kernel.
+
+    XLA's CPU runtime runs a loop step by step, each of a step's few kernels dispatched as a task
+    of its own (~1 us each): at a piece's 8 rows of 128 modes that is about half of a row's cost.
+    Inside this context every :func:`step_scan` (the loops over one chunk's steps) is a call that
+    XLA's CPU backend compiles into a single kernel, loop and all (the call is tagged
+    ``xla_cpu_small_call``, as XLA's own small-while-loop pass tags the loops it hoists, which its
+    default threshold of 1 kB of buffers keeps from these loops): 8 rows cost 0.29-0.43 ms a row
+    instead of 0.58-0.70 (benchmarks/README.md, "Batched solves"). A one-row program (a one-by-one
+    solve) is never traced inside it and is unchanged; the rows of a multi-row program are bitwise
+    those of the one-row program (``tests/test_batch.py``).
+
+    The context is JAX's XLA metadata, which is part of JAX's trace context, so the nested jitted
+    functions traced inside it (``recursion._run``, ``pontryagin.sgd_sweep``) are cached apart from
+    their one-row traces. ``on`` false: a no-op.
+    """
+    if not on:
+        return contextlib.nullcontext()
+    from jax.experimental.xla_metadata import set_xla_metadata
+
+    return set_xla_metadata(**{_WHOLE_LOOPS: "1"})
+
+
+def _whole_loops() -> bool:
+    from jax._src import config
+
+    metadata = config.xla_metadata_context_manager.value
+    return metadata is not None and _WHOLE_LOOPS in getattr(metadata, "val", {})
+
+
+def in_kernel() -> bool:
+    """Whether the trace is inside a :func:`step_scan` compiled as one kernel.
+
+    There an expression ``a * b + c * d`` is written ``c * d + a * b``: LLVM contracts one of the two
+    products into a fused multiply-add, and the kernel emitter of a whole loop and XLA's fusion
+    emitter present the sum to LLVM in opposite orders, so the same order in the source contracts
+    different products (1 ulp apart; L-BFGS-B then took 1-4 iterations more or fewer on 4 of 256
+    problems). With the operands swapped the kernel contracts the product the fusion emitter does:
+    the same numbers, bitwise (measured: every state, loss and gradient of 8-row pieces and
+    every solve of a 256-problem batch).
+    """
+    return getattr(_kernel, "depth", 0) > 0
+
+
+def step_scan(f, init, xs, *, reverse=False, unroll=1):
+    """``jax.lax.scan`` over the steps of one chunk; inside :func:`whole_loops` a single kernel."""
+    if not _whole_loops() or in_kernel():
+        return jax.lax.scan(f, init, xs, reverse=reverse, unroll=unroll)
+    from jax.experimental.xla_metadata import set_xla_metadata
+
+    def loop(init, xs):
+        _kernel.depth = getattr(_kernel, "depth", 0) + 1
+        try:
+            return jax.lax.scan(f, init, xs, reverse=reverse, unroll=unroll)
+        finally:
+            _kernel.depth -= 1
+
+    # a call XLA keeps (not inlined) and emits as one kernel: see whole_loops
+    out = jax.jit(loop)(init, xs)
+    return set_xla_metadata(out, xla_cpu_small_call="true", inlineable="false")
 
 
 def _chunks(horizon: int) -> tuple[int, int]:
@@ -74,6 +143,8 @@ def _step(c, eta, inv_m, g, lam, noise, weights):
     rate = 2.0 * lr_lam - (1.0 + inv_m) * lr_lam * lr_lam
     loss = tree_sum(weights * c)
     forcing = g * lam * (loss + noise)
+    if in_kernel():  # the same sum, its operands swapped: the same fused product (in_kernel)
+        return forcing + (1.0 - rate) * c
     return (1.0 - rate) * c + forcing
 
 
@@ -83,7 +154,7 @@ def _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights):
     def replay(c, u):
         return _step(c, u[0], u[1], u[2], lam, noise, weights), c  # emit the state before each step
 
-    _, states = jax.lax.scan(replay, start, (eta_c, inv_m_c, g_c), unroll=_UNROLL)
+    _, states = step_scan(replay, start, (eta_c, inv_m_c, g_c), unroll=_UNROLL)
     return states
 
 
@@ -94,7 +165,7 @@ def _forward(lam, weights, c0, noise, lr_p, batch_p):
         return _step(c, xs[0], xs[1], xs[2], lam, noise, weights), None
 
     def outer(c, xs):
-        end, _ = jax.lax.scan(inner, c, xs, unroll=_UNROLL)
+        end, _ = step_scan(inner, c, xs, unroll=_UNROLL)
         return end, c  # save the state at the start of the chunk
 
     final, starts = jax.lax.scan(outer, c0, (lr_p, inv_m, g))
@@ -162,7 +233,7 @@ def _bwd_split(res, gbar):
         nu, g_noise, g_lam, g_weights = carry
         start, eta_c, m_c, inv_m_c, g_c = xs
         states = _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights)
-        nu, nus = jax.lax.scan(adjoint_step, nu, (eta_c, inv_m_c, g_c), reverse=True, unroll=_UNROLL)
+        nu, nus = step_scan(adjoint_step, nu, (eta_c, inv_m_c, g_c), reverse=True, unroll=_UNROLL)
         eta, m = eta_c[:, None], m_c[:, None]  # (chunk, 1) against (chunk, modes)
         curv = 1.0 + inv_m_c[:, None]
         g = g_c[:, None]  # eta^2 / m

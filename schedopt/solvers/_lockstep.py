@@ -475,8 +475,15 @@ def _kept_loss(lam, c0, noise, lr, batch, weights):
     return final_loss_jax(lam, c0, noise, lr, batch, None, weights)
 
 
+def _kept_loss_many(*args):
+    from schedopt.dynamics.adjoint import whole_loops
+
+    with whole_loops(np.shape(args[0])[0] > 1):  # several rows: each chunk's loops one kernel
+        return jax.vmap(_kept_loss)(*args)
+
+
 #: :func:`_kept_loss` of stacked rows (a final-loss check of each solve of a batch).
-_kept_loss_rows = jax.jit(jax.vmap(_kept_loss))
+_kept_loss_rows = jax.jit(_kept_loss_many)
 
 
 def final_loss(model, learning_rate, *, batch_size=1.0, momentum=None, modes=None) -> float:

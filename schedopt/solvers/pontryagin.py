@@ -26,7 +26,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import cached_jit, float64, jax
-from schedopt.dynamics.adjoint import _forward, _per_step, _prepare, _replay, pad_modes, sgd_final_loss
+from schedopt.dynamics.adjoint import (
+    _forward,
+    _per_step,
+    _prepare,
+    _replay,
+    in_kernel,
+    pad_modes,
+    sgd_final_loss,
+    step_scan,
+    whole_loops,
+)
 from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum
 from schedopt.dynamics.recursion import final_loss
 from schedopt.dynamics.sgd import sgd_loss
@@ -81,6 +91,8 @@ def _adjoint_update(nu, lam, weights, eta, m, inv_m, lam_nu):
     """:math:`\\nu_t = M_t^\\top \\nu_{t+1}`, given :math:`\\lambda^\\top \\nu_{t+1}` (``lam_nu``) and ``inv_m = 1/m``."""
     curv = 1.0 + inv_m
     d = 1.0 - 2.0 * eta * lam + curv * eta * eta * lam * lam
+    if in_kernel():  # the same sum, its operands swapped: the same fused product (adjoint.in_kernel)
+        return (eta * eta / m * lam_nu) * weights + d * nu
     return d * nu + (eta * eta / m * lam_nu) * weights
 
 
@@ -136,14 +148,19 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
         start, eta_c, m_c, inv_m_c, g_c, ok_c = xs
         states = _replay(start, eta_c, inv_m_c, g_c, lam, noise, weights)
         loss = m_c if in_loop else tree_sum(weights * states) + noise  # m_c: a placeholder, unused
-        return jax.lax.scan(step_back, nu, (states, eta_c, m_c, inv_m_c, loss, ok_c), reverse=True)
+        return step_scan(step_back, nu, (states, eta_c, m_c, inv_m_c, loss, ok_c), reverse=True)
 
     _, new = jax.lax.scan(chunk_back, weights, (starts, lr_p, batch_p, inv_m_p, g_p, valid), reverse=True)
     return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX, weights)
 
 
 #: One sweep of several problems at once (rows are problems; :mod:`schedopt.solvers._lockstep`).
-_sgd_sweep_many = jax.jit(jax.vmap(sgd_sweep))
+def _sgd_sweep_rows(*args):
+    with whole_loops(np.shape(args[0])[0] > 1):  # several rows: each chunk's loops one kernel
+        return jax.vmap(sgd_sweep)(*args)
+
+
+_sgd_sweep_many = jax.jit(_sgd_sweep_rows)
 
 
 @float64

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import cached_jit, jax
+from schedopt.dynamics.adjoint import whole_loops
 from schedopt.dynamics.compression import (
     CompressedModes,
 )
@@ -220,7 +221,8 @@ def _value_and_grad_many(
     def one(x_, tables_):
         return _log_loss(x_, tables_, layout, with_momentum, capped, engine, parameterisation)
 
-    values, grads = jax.vmap(jax.value_and_grad(one))(x, tables)
+    with whole_loops(x.shape[0] > 1):  # several rows: each chunk's loops one kernel
+        values, grads = jax.vmap(jax.value_and_grad(one))(x, tables)
     return values, grads
 
 
