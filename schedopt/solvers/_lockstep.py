@@ -38,9 +38,13 @@ it computes there): at most :math:`\\log_2` ``max_rows`` :math:`+ 1` programs a 
 
 **Pieces (CPU).** On a CPU a vectorised step is fastest per row while the rows' per-step
 state stays in cache; beyond about :data:`CPU_ROW_ENTRIES` rows x modes its cost per row
-rises, whatever ``T`` (measured: ``benchmarks/README.md``, "Batched solves"). Each row is
-computed by the same program whatever the piece and whichever thread runs it, so the numbers
-do not change (``tests/test_batch.py``).
+rises, whatever ``T`` (measured: ``benchmarks/README.md``, "Batched solves"). A program of
+several rows is traced inside :func:`schedopt.dynamics.adjoint.whole_loops`, which compiles the
+loops over a chunk's steps into single kernels instead of XLA's step-by-step dispatch of a
+step's kernels (that dispatch was half of a row's cost at 8 rows; a one-row program, as a
+one-by-one solve runs, keeps it). Each row is computed by the same program whatever the piece
+and whichever thread runs it, and a multi-row program's rows equal the one-row program's
+bitwise, so the numbers do not change (``tests/test_batch.py``).
 
 **Shared host work.** :func:`shared` computes a value once per batch for every solve that
 asks with the same key (the compressed spectrum of problems with one model spectrum); a
@@ -82,6 +86,9 @@ _local = threading.local()
 #: alone at low load; under load (~3) every size from 4 to 64 rows cost 0.53-0.72 (sweep 0.58-0.75)
 #: against 0.77 (1.35) alone, and two threads running 8 rows each 0.42 (0.32) ms of wall a row. Small
 #: pieces fill sooner, so both threads stay busy while the solves' host code runs (benchmarks/README.md).
+#: With whole-loop kernels (``adjoint.whole_loops``; load ~4): value-and-gradient 0.33-0.35 ms a row at
+#: 4 rows, 0.38-0.43 at 8, 0.45-0.57 at 16, 0.54-0.65 at 32 (0.73-0.80 alone); sweep 0.30-0.33 at 4,
+#: 0.29 at 8, 0.45 at 16 (1.26-1.31 alone). 512 and 2048 entries a piece gave batches no steadier gain.
 CPU_ROW_ENTRIES = 1024
 #: Most threads evaluating vectorised calls at once on a CPU: two a usable core, at most this many.
 #: A call's thread also runs Python (stacking its rows, handing results back), waiting for the GIL
