@@ -51,8 +51,8 @@ _kernel = threading.local()  # depth of :func:`step_scan` bodies being traced in
 def whole_loops(on: bool = True):
     """Context for tracing a program of several problems' rows: each :func:`step_scan` one kernel.
 
-    XLA's CPU runtime runs a loop step by step, each of a step's few kernels dispatched as a task
-    of its own (~1 us each): at a piece's 8 rows of 128 modes that is about half of a row's cost.
+    XLA's CPU runtime runs a loop step by step, each of a step's 4-6 kernels (fusions, copies, the
+    counter) dispatched on its own: at a piece's 8 rows of 128 modes about half of a row's cost.
     Inside this context every :func:`step_scan` (the loops over one chunk's steps) is a call that
     XLA's CPU backend compiles into a single kernel, loop and all (the call is tagged
     ``xla_cpu_small_call``, as XLA's own small-while-loop pass tags the loops it hoists, which its
