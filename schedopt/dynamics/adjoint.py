@@ -58,8 +58,9 @@ def whole_loops(on: bool = True):
     ``xla_cpu_small_call``, as XLA's own small-while-loop pass tags the loops it hoists, which its
     default threshold of 1 kB of buffers keeps from these loops): 8 rows cost 0.29-0.43 ms a row
     instead of 0.58-0.70 (benchmarks/README.md, "Batched solves"). A one-row program (a one-by-one
-    solve) is never traced inside it and is unchanged; the rows of a multi-row program are bitwise
-    those of the one-row program (``tests/test_batch.py``).
+    solve) is never traced inside it and is unchanged; the rows of a multi-row program are those
+    of the one-row program, bitwise in the solver's programs measured and otherwise to the last bit
+    of a few gradient entries (``tests/test_batch.py``).
 
     The context is JAX's XLA metadata, which is part of JAX's trace context, so the nested jitted
     functions traced inside it (``recursion._run``, ``pontryagin.sgd_sweep``) are cached apart from
@@ -88,7 +89,9 @@ def in_kernel() -> bool:
     different products (1 ulp apart; L-BFGS-B then took 1-4 iterations more or fewer on 4 of 256
     problems). With the operands swapped the kernel contracts the product the fusion emitter does:
     the same numbers, bitwise (measured: every state, loss and gradient of 8-row pieces and
-    every solve of a 256-problem batch).
+    every solve of a 256-problem batch). Not every program: a vmapped value and gradient of
+    :func:`sgd_final_loss` itself (128 modes, T = 300) still differs by 1 ulp in a few gradient
+    entries (``tests/test_batch.py``).
     """
     return getattr(_kernel, "depth", 0) > 0
 

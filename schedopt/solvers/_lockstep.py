@@ -43,8 +43,10 @@ several rows is traced inside :func:`schedopt.dynamics.adjoint.whole_loops`, whi
 loops over a chunk's steps into single kernels instead of XLA's step-by-step dispatch of a
 step's kernels (that dispatch was half of a row's cost at 8 rows; a one-row program, as a
 one-by-one solve runs, keeps it). Each row is computed by the same program whatever the piece
-and whichever thread runs it, and a multi-row program's rows equal the one-row program's
-bitwise, so the numbers do not change (``tests/test_batch.py``).
+and whichever thread runs it, and a multi-row program's rows equal the one-row program's:
+bitwise where measured on the solver's programs (8-row pieces, a 256-problem batch), to the
+last bit of a few gradient entries in general (``tests/test_batch.py``), so the numbers do not
+change beyond rounding.
 
 **Shared host work.** :func:`shared` computes a value once per batch for every solve that
 asks with the same key (the compressed spectrum of problems with one model spectrum); a
