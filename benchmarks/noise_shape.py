@@ -8,12 +8,15 @@ direction's curvature. This variant injects ``eta^2 lam_k^gamma sigma^2`` (a per
 ``gamma = 1`` it is schedopt's model; below 1 the slow modes hold a larger share of the noise,
 which an anneal empties over the whole cooldown instead of ~100 updates.
 
+``--kind lr-noise`` fits instead ``q``: the noise grows as ``(lr / reference)^q`` beyond the model
+rate's square (an effective batch size ``(lr / reference)^-q``); ``q = 0`` is schedopt's model.
+
 Every fit: schedopt fit's default terms and offset floor (``realtasks`` model ``schedopt-floor``),
-the same least-squares solver and starts (times two starts of ``gamma``), on the default
+the same least-squares solver and starts (times two starts of the new coordinate), on the default
 protocol's pilots; scored on the task's held-out panel as ``realtasks.predictions()`` scores it.
 
-Usage: uv run python benchmarks/noise_shape.py [--task NAME ...]
-Writes benchmarks/results/noise-shape.json.
+Usage: uv run python benchmarks/noise_shape.py [--kind gamma|lr-noise] [--task NAME ...]
+Writes benchmarks/results/noise-shape-KIND.json.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ LAYOUT = _Layout(
 
 
 def predict(x, lr, max_lr, min_loss, layout=LAYOUT):
-    """Network loss curves ``(R, T + 1)``; ``x[-1]`` is gamma, the rest schedopt's coordinates."""
+    """Network loss curves ``(R, T + 1)``; ``x[-1]`` is the variant's coordinate (gamma or q), the rest schedopt's."""
     q = _physical(x[:-1], layout, max_lr, min_loss, 1.0)
     extra = x[-1]
     ratio = lr / q["reference"]
@@ -83,21 +86,21 @@ _jac = jax.jit(jax.jacfwd(_residuals))
 
 
 class Objective:
-    def __init__(self, data, fixed_gamma=None):
+    def __init__(self, data, fixed_extra=None):
         self.data = data
         self.args = data.arguments()
-        self.fixed_gamma = fixed_gamma
+        self.fixed_extra = fixed_extra
 
     def _x(self, x):
         x = jnp.asarray(x)
-        return x if self.fixed_gamma is None else jnp.concatenate([x, jnp.asarray([self.fixed_gamma])])
+        return x if self.fixed_extra is None else jnp.concatenate([x, jnp.asarray([self.fixed_extra])])
 
     def fun(self, x):
         return np.asarray(_res(self._x(x), *self.args))
 
     def jac(self, x):
         j = np.asarray(_jac(self._x(x), *self.args))
-        return j if self.fixed_gamma is None else j[:, :-1]
+        return j if self.fixed_extra is None else j[:, :-1]
 
     def log_prediction(self, x):
         lr, runs, steps, target, weight, *rest = self.args
@@ -106,13 +109,13 @@ class Objective:
         )
 
 
-def fit(runs, fixed_gamma=None):
+def fit(runs, fixed_extra=None):
     early = _early(runs, "auto")
     data = _data(runs, max(r.peak_learning_rate for r in runs), early)
-    objective = Objective(data, fixed_gamma)
+    objective = Objective(data, fixed_extra)
     lo, hi = _bounds(LAYOUT)
     base = _starts(runs, data, LAYOUT)
-    if fixed_gamma is None:
+    if fixed_extra is None:
         _, (b_lo, b_hi), extra_starts = EXTRA[KIND]
         starts = [np.concatenate([s, [g]]) for g in extra_starts for s in base]
         lo, hi = np.concatenate([lo, [b_lo]]), np.concatenate([hi, [b_hi]])

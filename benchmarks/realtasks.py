@@ -242,10 +242,14 @@ def _arm_tag(arm: str | None) -> str:
     return f"-{arm.removeprefix('designed-')}" if arm in _OWN_CACHE else ""
 
 
-def _design_record(
-    task: Task, horizon: int, form: str, protocol: str, model: str, anneal: str, tolerance: float
-):
-    """What the installed schedopt designs for the fitted problem at ``horizon`` (no cache)."""
+def _design_record(task: Task, horizon: int, form: str, protocol: str, model: str, anneal: str):
+    """What the installed schedopt designs for the fitted problem at ``horizon`` (no cache).
+
+    ``anneal`` as an arm gives it: ``1-sqrt-flat`` is the 1-sqrt anneal from a plateau chosen with
+    :data:`FLAT_TOLERANCE` (``form.sqrt_plateau``).
+    """
+    tolerance = FLAT_TOLERANCE if anneal.endswith("-flat") else 0.0
+    anneal = anneal.removesuffix("-flat")
     problem, _ = fitted(task, model, protocol)
     if form == "free":
         import schedopt
@@ -292,16 +296,13 @@ def designed_lrs(
     """
     variant = "" if model == "schedopt" else model.removeprefix("schedopt-") + "-"
     shaped = "" if anneal == "model" else f"-{anneal}"
-    # "1-sqrt-flat": the 1-sqrt anneal from a plateau chosen with FLAT_TOLERANCE (form.sqrt_plateau)
-    tolerance = FLAT_TOLERANCE if anneal.endswith("-flat") else 0.0
-    anneal = anneal.removesuffix("-flat")
     cache = FITS / (
         f"{task.name}{_tag(protocol)}-{variant}design-T{horizon}.json"
         if form == "free"
         else f"{task.name}{_tag(protocol)}-{variant}design-{form}{shaped}{_arm_tag(arm)}-T{horizon}.json"
     )
     if not cache.exists():
-        record = _design_record(task, horizon, form, protocol, model, anneal, tolerance)
+        record = _design_record(task, horizon, form, protocol, model, anneal)
         cache.write_text(json.dumps(record) + "\n")
     lrs = np.asarray(json.loads(cache.read_text())["learning_rate"])
     return with_warmup(lrs, task.warmup) if form == "free" else lrs
@@ -609,13 +610,11 @@ def headline_check(task: Task) -> dict:
     Per horizon, the largest difference of the two schedules relative to their peak; ``matches``
     when below 1e-9 (a change of the design code since they were cached would show here).
     """
-    form, protocol, model, anneal = DESIGN_ARMS[HEADLINE]
-    tolerance = FLAT_TOLERANCE if anneal.endswith("-flat") else 0.0
+    arm = DESIGN_ARMS[HEADLINE]
     out = {}
     for horizon in (task.horizon, 2 * task.horizon):
-        cached = designed_lrs(task, horizon, form, protocol, model, anneal, HEADLINE)
-        record = _design_record(task, horizon, form, protocol, model, anneal.removesuffix("-flat"), tolerance)
-        now = np.asarray(record["learning_rate"])
+        cached = designed_lrs(task, horizon, *arm, HEADLINE)
+        now = np.asarray(_design_record(task, horizon, *arm)["learning_rate"])
         out[f"T{horizon}"] = float(np.max(np.abs(now - cached)) / np.max(cached))
     return {"arm": HEADLINE, "max_difference_over_peak": out, "matches": max(out.values()) < 1e-9}
 

@@ -39,7 +39,7 @@ from schedopt._jax import jax
 from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum, tree_width
 from schedopt.dynamics.sgd import sgd_loss
 
-__all__ = ["sgd_final_loss", "step_scan", "whole_loops"]
+__all__ = ["sgd_final_loss", "step_scan", "vmap_rows", "whole_loops"]
 
 _UNROLL = 1
 
@@ -71,6 +71,17 @@ def whole_loops(on: bool = True):
     from jax.experimental.xla_metadata import set_xla_metadata
 
     return set_xla_metadata(**{_WHOLE_LOOPS: "1"})
+
+
+def vmap_rows(f):
+    """``jax.vmap(f)`` over the leading axis of every argument (rows are problems), traced inside
+    :func:`whole_loops` when there are several rows (each chunk's loops one kernel)."""
+
+    def rows(*args):
+        with whole_loops(jnp.shape(args[0])[0] > 1):
+            return jax.vmap(f)(*args)
+
+    return rows
 
 
 def _whole_loops() -> bool:

@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 
 from schedopt._jax import jax
+from schedopt.dynamics.adjoint import vmap_rows
 
 __all__ = [
     "CPU_ROW_ENTRIES",
@@ -484,15 +485,8 @@ def _kept_loss(lam, c0, noise, lr, batch, weights):
     return final_loss_jax(lam, c0, noise, lr, batch, None, weights)
 
 
-def _kept_loss_many(*args):
-    from schedopt.dynamics.adjoint import whole_loops
-
-    with whole_loops(np.shape(args[0])[0] > 1):  # several rows: each chunk's loops one kernel
-        return jax.vmap(_kept_loss)(*args)
-
-
 #: :func:`_kept_loss` of stacked rows (a final-loss check of each solve of a batch).
-_kept_loss_rows = jax.jit(_kept_loss_many)
+_kept_loss_rows = jax.jit(vmap_rows(_kept_loss))
 
 
 def final_loss(model, learning_rate, *, batch_size=1.0, momentum=None, modes=None) -> float:

@@ -35,7 +35,7 @@ from schedopt.dynamics.adjoint import (
     pad_modes,
     sgd_final_loss,
     step_scan,
-    whole_loops,
+    vmap_rows,
 )
 from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum
 from schedopt.dynamics.recursion import final_loss
@@ -155,12 +155,7 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
 
 
 #: One sweep of several problems at once (rows are problems; :mod:`schedopt.solvers._lockstep`).
-def _sgd_sweep_rows(*args):
-    with whole_loops(np.shape(args[0])[0] > 1):  # several rows: each chunk's loops one kernel
-        return jax.vmap(sgd_sweep)(*args)
-
-
-_sgd_sweep_many = jax.jit(_sgd_sweep_rows)
+_sgd_sweep_many = jax.jit(vmap_rows(sgd_sweep))
 
 
 @float64

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import cached_jit, jax
-from schedopt.dynamics.adjoint import whole_loops
+from schedopt.dynamics.adjoint import vmap_rows
 from schedopt.dynamics.compression import (
     CompressedModes,
 )
@@ -221,9 +221,7 @@ def _value_and_grad_many(
     def one(x_, tables_):
         return _log_loss(x_, tables_, layout, with_momentum, capped, engine, parameterisation)
 
-    with whole_loops(x.shape[0] > 1):  # several rows: each chunk's loops one kernel
-        values, grads = jax.vmap(jax.value_and_grad(one))(x, tables)
-    return values, grads
+    return vmap_rows(jax.value_and_grad(one))(x, tables)
 
 
 @cached_jit(static_argnames=("layout", "engine", "parameterisation"))
