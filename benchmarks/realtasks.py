@@ -16,14 +16,15 @@ Every schedule starts with the task's linear warmup (5 % of the horizon).
 * **design**: each design arm (``DESIGN_ARMS``: the plateau-anneal design ``schedopt design``
   writes for a fitted spec, and the earlier free-form one), WSD at each arm's peak and the
   MPL-optimised schedule, on seeds 0-2; **transfer**: the designs at twice the horizon
-  against WSD at the peak tuned at the horizon (one seed).
+  against WSD at the peak tuned at the horizon (one seed); **transfer-seeds**: the headline
+  design's 2T pair on seeds 1 and 2 too (``TRANSFER_SEEDS``).
 
 Runs are cached (``benchmarks/runcache.py``), so every stage resumes.
 Writes ``benchmarks/results/realtasks.json`` and ``realtasks.png``.
 
 Usage::
 
-    uv run python benchmarks/realtasks.py runs --stage pilots grid seeds design extra-seeds transfer
+    uv run python benchmarks/realtasks.py runs --stage pilots grid seeds design extra-seeds transfer transfer-seeds
     uv run python benchmarks/realtasks.py report      # fit, predict, design, write
 
 The first trains (hours; a task's pilots are the default protocol's unless ``--protocol`` says
@@ -450,6 +451,22 @@ def extra_seed_jobs(task: Task) -> list[Job]:
     return jobs
 
 
+#: Seeds added to the headline's 2T design and to WSD at the T-tuned peak at 2T (the transfer pair): one
+#: 2T run spreads by ~0.02 nats between seeds, as much as the differences the transfer claim rests on.
+TRANSFER_SEEDS = (1, 2)
+
+
+def _transfer_pair(task: Task) -> tuple[str, str]:
+    """The labels of the headline's transfer pair: WSD at the T-tuned peak at 2T, the :data:`HEADLINE` design."""
+    return _label("wsd", best_peaks(task)["wsd"], 2 * task.horizon), f"{HEADLINE}-T{2 * task.horizon}"
+
+
+def transfer_seed_jobs(task: Task) -> list[Job]:
+    """The headline's transfer pair (``transfer_jobs``' schedules) on :data:`TRANSFER_SEEDS`."""
+    pair = [j for j in transfer_jobs(task) if j.label in _transfer_pair(task)]
+    return [Job(j.task, j.label, j.lrs, seed, meta=j.meta) for seed in TRANSFER_SEEDS for j in pair]
+
+
 STAGES = {
     "pilots": pilot_jobs,
     "grid": grid_jobs,
@@ -457,6 +474,7 @@ STAGES = {
     "design": design_jobs,
     "transfer": transfer_jobs,
     "extra-seeds": extra_seed_jobs,
+    "transfer-seeds": transfer_seed_jobs,
 }
 
 
@@ -478,7 +496,7 @@ def _panel(task: Task) -> list[tuple[Job, dict]]:
     """Every finished full-length run of the task that is not a pilot (the held-out panel)."""
     jobs = grid_jobs(task) + seed_jobs(task) if all(j.done() for j in grid_jobs(task)) else grid_jobs(task)
     extra = []
-    for stage in (design_jobs, transfer_jobs):
+    for stage in (design_jobs, transfer_jobs, transfer_seed_jobs):
         try:
             extra += stage(task)
         except FileNotFoundError:
@@ -620,8 +638,37 @@ def headline_check(task: Task) -> dict:
 
 
 def transfer(task: Task) -> dict | None:
-    found = {j.label: r["final_val_loss"] for j, r in _finished(transfer_jobs(task))}
-    return found or None
+    """Seed 0's final loss per 2T label, and ``headline_seeds``: the headline's pair on every seed it has.
+
+    The pair is the :data:`HEADLINE` design at 2T and WSD at the T-tuned peak at 2T, on seed 0 and
+    :data:`TRANSFER_SEEDS`; ``met`` when the mean paired difference design - WSD is at most its
+    standard error (None below two seeds).
+    """
+    seed0 = _finished(transfer_jobs(task))
+    found = {j.label: r["final_val_loss"] for j, r in seed0}
+    if not found:
+        return None
+    wsd_label, design_label = _transfer_pair(task)
+    runs = {(j.label, j.seed): r["final_val_loss"] for j, r in seed0 + _finished(transfer_seed_jobs(task))}
+    seeds = [s for s in (0, *TRANSFER_SEEDS) if (wsd_label, s) in runs and (design_label, s) in runs]
+    if seeds:
+        design = [runs[design_label, s] for s in seeds]
+        wsd = [runs[wsd_label, s] for s in seeds]
+        difference = _stats([d - w for d, w in zip(design, wsd, strict=True)])
+        mean, se = difference["mean"], difference["stderr"]
+        found["headline_seeds"] = {
+            "arm": HEADLINE,
+            "design_label": design_label,
+            "wsd_label": wsd_label,
+            "seeds": seeds,
+            "design": design,
+            "wsd": wsd,
+            "difference_per_seed": difference["per_seed"],
+            "difference_mean": mean,
+            "difference_se": se,
+            "met": None if se is None else bool(mean <= se),
+        }
+    return found
 
 
 def report(names: list[str] | None = None) -> dict:
@@ -639,6 +686,7 @@ def report(names: list[str] | None = None) -> dict:
             "families": FAMILIES,
             "seeds": SEEDS,
             "extra_seeds": {"seeds": EXTRA_SEEDS, "methods": ["tuned wsd", *EXTRA_SEED_ARMS]},
+            "transfer_seeds": {"seeds": TRANSFER_SEEDS, "methods": ["wsd at the tuned peak", HEADLINE]},
             "models": {name: {"terms": list(t), "offset_floor": f} for name, (t, f) in MODELS.items()},
         },
         "tasks": {},
