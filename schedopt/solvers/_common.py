@@ -86,12 +86,22 @@ def momentum_cap_table(problem: Problem, margin: float = 0.95) -> tuple[np.ndarr
 START_MARGIN = 0.9
 
 
+def _sgd_threshold(problem: Problem, batch_size: float) -> float:
+    """The plain-SGD stability threshold at ``batch_size``; inside a lockstep batch, computed once for
+    every problem with the same eigenvalues (a bisection over the spectrum, asked twice a solve)."""
+    from schedopt.solvers import _lockstep
+
+    lam = problem.model.eigenvalues
+    key = ("stability_threshold", lam.dtype.str, lam.tobytes(), float(batch_size))
+    return _lockstep.shared(key, lambda: stability_threshold(problem.model, batch_size))
+
+
 def _threshold(problem: Problem, momentum_cap: str = "box") -> tuple[float, str]:
     """The stability threshold :func:`check_bounds` compares the cap with, and where it is taken."""
     m_min = _min_batch(problem)
     betas = momentum_range(problem)
     if betas is None:
-        return stability_threshold(problem.model, m_min), f"batch_size = {m_min:g}"
+        return _sgd_threshold(problem, m_min), f"batch_size = {m_min:g}"
     grid = momentum_grid(*betas) if momentum_cap == "box" else np.array([betas[0]])
     thresholds = momentum_thresholds(problem, grid)
     worst = int(np.argmin(thresholds))
@@ -148,11 +158,15 @@ def control_grids(problem: Problem) -> dict[str, ControlGrid]:
     return {name: _grid(spec, problem.horizon) for name, spec in problem.controls.items()}
 
 
+def grid_key(spec, horizon: int) -> tuple:
+    """What a control's grid depends on: equal keys, equal grids."""
+    return ("grid", spec.blocks, spec.grid, spec.parameterisation, spec.edges, int(horizon))
+
+
 def _grid(spec, horizon: int) -> ControlGrid:
     from schedopt.solvers import _lockstep
 
-    key = ("grid", spec.blocks, spec.grid, spec.parameterisation, spec.edges, int(horizon))
-    return _lockstep.shared(key, lambda: grid_for(spec, horizon))
+    return _lockstep.shared(grid_key(spec, horizon), lambda: grid_for(spec, horizon))
 
 
 def lower_upper(
@@ -172,7 +186,7 @@ def _start_threshold(problem: Problem, momentum: np.ndarray | None) -> float:
         momentum = np.array([problem.training.momentum])
     betas = np.unique(momentum)
     if not np.any(betas > 0):
-        return stability_threshold(problem.model, _min_batch(problem))
+        return _sgd_threshold(problem, _min_batch(problem))
     return float(momentum_thresholds(problem, betas).min())
 
 

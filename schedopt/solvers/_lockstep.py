@@ -428,6 +428,11 @@ def call(
     return lockstep.submit(request)
 
 
+def batching() -> bool:
+    """Whether this thread's solve runs inside :func:`run` (its arrays are stacked on the host there)."""
+    return getattr(_local, "lockstep", None) is not None
+
+
 def shared(key: Any, compute: Callable[[], Any]) -> Any:
     """``compute()``, or inside :func:`run` its value for ``key`` computed once for the whole batch.
 

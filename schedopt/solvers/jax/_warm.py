@@ -9,6 +9,7 @@ from schedopt.dynamics.compression import (
     CompressedModes,
 )
 from schedopt.problem import Problem, Training
+from schedopt.solvers import _lockstep
 from schedopt.solvers._common import (
     control_grids,
     initial_parameters,
@@ -68,16 +69,14 @@ def _pontryagin_start(
     start = it.expand(initial_parameters(problem, {"learning_rate": grid})["learning_rate"])
     if sweeps < 1:
         return it.fit(start, spec.min, spec.max), 0
-    # device_put, not jnp.asarray or jnp.full: the same arrays, without a small program per
-    # shape to trace, lower and fetch from the cache in every fresh process
+    arrays = (lam, c0, problem.model.effective_noise, start)
+    batch, weights = np.full(problem.horizon, float(problem.training.batch_size)), np.asarray(weights)
+    if not _lockstep.batching():  # inside a batch the lockstep stacks the rows on the host
+        # device_put, not jnp.asarray or jnp.full: the same arrays, without a small program per
+        # shape to trace, lower and fetch from the cache in every fresh process
+        arrays, batch, weights = jax.device_put((arrays, batch, weights))
     per_step, count, _ = sweep_until(
-        *jax.device_put((lam, c0, problem.model.effective_noise, start)),
-        jax.device_put(np.full(problem.horizon, float(problem.training.batch_size))),
-        spec.min,
-        spec.max,
-        max_sweeps=sweeps,
-        rtol=rtol,
-        loss_weights=jax.device_put(np.asarray(weights)),
+        *arrays, batch, spec.min, spec.max, max_sweeps=sweeps, rtol=rtol, loss_weights=weights
     )
     fitted = it.fit(np.asarray(per_step), spec.min, spec.max)
     batch = problem.training.batch_size
