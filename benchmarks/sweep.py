@@ -9,7 +9,8 @@
    are identical. ``--max-compute`` bounds the run: computes above it are listed as not run.
 2. **Throughput.** Designs per second of :func:`schedopt.design_many` on ``B`` problems of one
    shape (T = 1e3, N = 1e3 on the compressed spectrum; noise sigma varies), B = 1, 2, 4, ..., 256,
-   each timed warm (the same B run once before), next to one-by-one ``solve`` calls on the same
+   each timed warm (the same B run twice before; the median of ``--reps`` timed runs), next to
+   one-by-one ``solve`` calls on the same
    problems (the first ``--one-by-one`` problems solved in turn, the clock read after each ``B``).
 
 Writes ``benchmarks/results/sweep.json``. The 1-minute load average is recorded with every
@@ -171,7 +172,7 @@ def _one_by_one(problems, checkpoints) -> tuple[list, dict[int, dict]]:
     return singles, marks
 
 
-def throughput(batches, one_by_one: int) -> dict:
+def throughput(batches, one_by_one: int, reps: int = 1) -> dict:
     from schedopt.batch import design_many
 
     problems = [throughput_problem(float(s)) for s in np.linspace(0.25, 1.0, max(batches))]
@@ -183,14 +184,20 @@ def throughput(batches, one_by_one: int) -> dict:
         # would count its compilation (~1 s: B = 16 once took 1.3 s instead of ~0.6)
         for _ in range(2):
             design_many(group)
-        with Clock() as c:
-            solved = design_many(group)
+        # the median of `reps` timed runs: one run's wall time varies by +-15 % on this machine
+        timed = []
+        for _ in range(reps):
+            with Clock() as c:
+                solved = design_many(group)
+            timed.append(c)
+        c = sorted(timed, key=lambda t: t.wall)[len(timed) // 2]
         rows.append(
             {
                 "batch": b,
                 **c.record(),
                 "designs_per_s": b / c.wall,
                 "designs_per_cpu_s": b / c.cpu,
+                "timed_runs_wall_s": [round(t.wall, 4) for t in timed],
                 "statuses": sorted({s.status for s in solved}),
                 "mean_iterations": float(np.mean([s.iterations for s in solved])),
             }
@@ -252,6 +259,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", default="1,2,4,8,16,32,64,128,256")
     parser.add_argument("--one-by-one", type=int, default=256, help="problems solved one by one")
+    parser.add_argument("--reps", type=int, default=5, help="timed runs of each batch size (their median)")
     parser.add_argument("--phases", default=",".join(PHASES), help="comma list of problems/<name>.toml")
     parser.add_argument("--skip-frontier", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
@@ -301,7 +309,7 @@ def main() -> None:
             lambda phases: write("frontier", {**frontier_info, "phases": phases}),
         )
     if not args.skip_throughput:
-        write("throughput", throughput([int(b) for b in args.batches.split(",")], args.one_by_one))
+        write("throughput", throughput([int(b) for b in args.batches.split(",")], args.one_by_one, args.reps))
     print("wrote benchmarks/results/sweep.json")
 
 
