@@ -25,6 +25,7 @@ import copyreg
 import dataclasses
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ __all__ = ["BACKENDS", "BackendError", "LocalBackend", "RayBackend", "get_backen
 
 BACKENDS = ("local", "ray")
 
+#: The start of the warning JAX's at-fork hook gives once its threads run (``jax._src.xla_bridge``).
+_JAX_FORK_WARNING = r"os\.fork\(\) was called"
 logger = logging.getLogger(__name__)
 
 
@@ -162,7 +165,12 @@ class RayBackend:
                 kwargs["address"] = address
             for attempt in range(1 + START_RETRIES):
                 try:
-                    ray.init(**kwargs)
+                    with warnings.catch_warnings():
+                        # Ray starts its processes by fork and exec (with a preexec function), which
+                        # runs JAX's at-fork hook: its "will likely lead to a deadlock" warning is
+                        # about a child that keeps running JAX's threads, which these do not
+                        warnings.filterwarnings("ignore", message=_JAX_FORK_WARNING, category=RuntimeWarning)
+                        ray.init(**kwargs)
                     break
                 except Exception as exc:  # Ray raises bare Exception when its raylet starts too slowly
                     ray.shutdown()  # stop what the attempt started

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -146,6 +147,26 @@ def test_cli_sweep_on_ray_writes_the_report_of_the_local_backend(cluster, tmp_pa
     rows = reports["ray"]["rows"]
     assert [r["status"] for r in rows] == ["converged", "invalid"] * 3
     assert all("blocks" in r["error"] for r in rows[1::2])
+
+
+def test_starting_ray_after_jax_ran_gives_no_fork_warning():
+    """Ray starts its processes by fork and exec; JAX's at-fork warning ("will likely lead to a
+    deadlock") is not for them and must not reach the user (in a process where JAX already runs)."""
+    code = (
+        "import jax.numpy as jnp\n"
+        "jnp.ones(3).sum().block_until_ready()\n"
+        "from schedopt.backends import get_backend\n"
+        "get_backend('ray', num_cpus=1).close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "os.fork() was called" not in done.stderr
 
 
 def test_unreachable_address_is_one_error_naming_it():
