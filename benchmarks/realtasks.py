@@ -19,7 +19,9 @@ Every schedule starts with the task's linear warmup (5 % of the horizon).
   against WSD at the peak tuned at the horizon (one seed); **transfer-seeds**: the headline
   design's 2T pair on seeds 1 and 2 too (``TRANSFER_SEEDS``); **headline-seeds**: the headline
   design and tuned WSD at the horizon on seeds 5-9 too (``HEADLINE_SEEDS``; the extra-seeds stage
-  gave seeds 3-4 to them and to earlier headlines).
+  gave seeds 3-4 to them and to earlier headlines); **pilot-seeds**: the default pilots and
+  ``long60-high``'s (the long pilot at x 2 the guess) on pilot seed 1 too (``PILOT_SEEDS``), whose
+  fits' errors the report gives beside seed 0's (``prediction_by_pilot_seed``, with ``long60-mid``'s).
 
 Runs are cached (``benchmarks/runcache.py``), so every stage resumes.
 Writes ``benchmarks/results/realtasks.json`` and ``realtasks.png``.
@@ -71,6 +73,11 @@ PILOT_PROTOCOLS = {
     "long60-wide": ((0.6, 0.0), (0.2, -1.5), (0.2, 1.5)),
     # the same budget split, short pilots x 4 from the guess: brackets a guess off by up to ~x 4
     "long60-wider": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0)),
+    # the long pilot above the guess (x sqrt 2, x 2), the short ones as long60-wider's: a larger
+    # cumulative learning rate for the extrapolation in time (the target runs reach 2.5-5 x the guess
+    # pilot's), and a larger noise floor for the anneal to show
+    "long60-mid": ((0.6, 0.5), (0.2, -2.0), (0.2, 2.0)),
+    "long60-high": ((0.6, 1.0), (0.2, -2.0), (0.2, 2.0)),
 }
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
@@ -98,7 +105,7 @@ def _label(family: str, peak: float, horizon: int) -> str:
     return f"{family}-{peak:.4g}-T{horizon}"
 
 
-def pilot_jobs(task: Task, protocol: str = "long-short") -> list[Job]:
+def pilot_jobs(task: Task, protocol: str = "long-short", seed: int = 0) -> list[Job]:
     jobs = []
     for fraction, offset, *rest in PILOT_PROTOCOLS[protocol]:
         cooldown = rest[0] if rest else 0.2
@@ -107,7 +114,7 @@ def pilot_jobs(task: Task, protocol: str = "long-short") -> list[Job]:
         lrs = baseline_lrs("wsd", peak, steps, cooldown=cooldown, warmup=task.warmup)
         family = "wsd" if cooldown == 0.2 else f"wsd{round(100 * cooldown)}"
         meta = {"peak": peak, "cooldown": cooldown}
-        jobs.append(Job(task.name, "pilot-" + _label(family, peak, steps), lrs, 0, PILOT_EVAL_EVERY, meta))
+        jobs.append(Job(task.name, "pilot-" + _label(family, peak, steps), lrs, seed, PILOT_EVAL_EVERY, meta))
     return jobs
 
 
@@ -181,31 +188,31 @@ MODELS = {
 FIRST_MODELS = ("schedopt", "schedopt-base", "schedopt-null")
 
 
-def _piloted(task: Task, protocol: str) -> bool:
+def _piloted(task: Task, protocol: str, seed: int = 0) -> bool:
     """Whether every pilot of the protocol has finished for the task."""
-    return all(j.done() for j in pilot_jobs(task, protocol))
+    return all(j.done() for j in pilot_jobs(task, protocol, seed))
 
 
-def pilot_runs(task: Task, protocol: str = "long-short"):
+def pilot_runs(task: Task, protocol: str = "long-short", seed: int = 0):
     from schedopt.calibration.pilots import read_pilot
 
-    return [read_pilot(j.log) for j in pilot_jobs(task, protocol)]
+    return [read_pilot(j.log) for j in pilot_jobs(task, protocol, seed)]
 
 
-def _tag(protocol: str) -> str:
-    """File-name part of a pilot protocol (none for the first protocol, whose files came first)."""
-    return "" if protocol == "long-short" else f"-{protocol}"
+def _tag(protocol: str, seed: int = 0) -> str:
+    """File-name part of a pilot protocol (none for the first protocol, whose files came first) and seed."""
+    return ("" if protocol == "long-short" else f"-{protocol}") + ("" if seed == 0 else f"-pilot-s{seed}")
 
 
-def fitted(task: Task, model: str = "schedopt", protocol: str = "long-short"):
+def fitted(task: Task, model: str = "schedopt", protocol: str = "long-short", seed: int = 0):
     """``schedopt fit`` on the task's pilots (cached as the fitted spec and its JSON report)."""
     from schedopt.calibration.fit import fit_pilots
     from schedopt.spec import load_problem
 
-    spec = FITS / f"{task.name}{_tag(protocol)}-{model}.toml"
+    spec = FITS / f"{task.name}{_tag(protocol, seed)}-{model}.toml"
     report = spec.with_suffix(".json")
     if not (spec.exists() and report.exists()):
-        runs = pilot_runs(task, protocol)
+        runs = pilot_runs(task, protocol, seed)
         terms, floor = MODELS[model]
         result = fit_pilots(runs, n_modes=FIT_MODES, holdout="none", terms=terms, offset_floor=floor)
         spec.parent.mkdir(parents=True, exist_ok=True)
@@ -215,13 +222,13 @@ def fitted(task: Task, model: str = "schedopt", protocol: str = "long-short"):
     return load_problem(spec), json.loads(report.read_text())
 
 
-def mpl_law(task: Task, protocol: str = "long-short"):
+def mpl_law(task: Task, protocol: str = "long-short", seed: int = 0):
     """The Multi-Power Law fitted to the task's pilots (cached: its coordinates, reference and warmup)."""
     import mpl
 
-    cache = FITS / f"{task.name}{_tag(protocol)}-mpl.json"
+    cache = FITS / f"{task.name}{_tag(protocol, seed)}-mpl.json"
     if not cache.exists():
-        runs = pilot_runs(task, protocol)
+        runs = pilot_runs(task, protocol, seed)
         law = mpl.fit([(r.learning_rate, r.loss_steps, r.losses) for r in runs], warmup=task.warmup)
         cache.parent.mkdir(parents=True, exist_ok=True)
         record = {"theta": law.theta.tolist(), "eta_ref": law.eta_ref, "rms_log_error": law.rms_log_error}
@@ -487,6 +494,18 @@ def transfer_seed_jobs(task: Task) -> list[Job]:
     return [Job(j.task, j.label, j.lrs, seed, meta=j.meta) for seed in TRANSFER_SEEDS for j in pair]
 
 
+#: a second seed of the pilots of the default protocol and of the protocol with the long pilot at x 2 the
+#: guess: how much of a protocol's prediction error is the pilots' own seed
+PILOT_SEEDS = (1,)
+PILOT_SEED_PROTOCOLS = (DEFAULT_PROTOCOL, "long60-high")
+
+
+def pilot_seed_jobs(task: Task) -> list[Job]:
+    """The pilots of :data:`PILOT_SEED_PROTOCOLS` on :data:`PILOT_SEEDS` (a pilot two protocols share: once)."""
+    jobs = [j for s in PILOT_SEEDS for p in PILOT_SEED_PROTOCOLS for j in pilot_jobs(task, p, s)]
+    return list({(j.label, j.seed): j for j in jobs}.values())
+
+
 STAGES = {
     "pilots": pilot_jobs,
     "grid": grid_jobs,
@@ -496,6 +515,7 @@ STAGES = {
     "extra-seeds": extra_seed_jobs,
     "transfer-seeds": transfer_seed_jobs,
     "headline-seeds": headline_seed_jobs,
+    "pilot-seeds": pilot_seed_jobs,
 }
 
 
@@ -593,6 +613,58 @@ def predictions(task: Task, panel) -> dict:
     for name, peer in peers.items():
         fits[name] = {"parameters": peer.parameters(), "rms_log_error": peer.rms_log_error}
     return {"runs": rows, "summary": summary, "fits": fits}
+
+
+def _signed_median(rows: list[dict], key: str, horizon: int, at_horizon: bool) -> float | None:
+    errs = [r[key] for r in rows if r["label"].endswith(f"-T{horizon}") == at_horizon]
+    return float(np.median(errs)) if errs else None
+
+
+def pilot_sensitivity(task: Task, panel) -> dict:
+    """The panel's prediction errors from each long-pilot rate and pilot seed (every one fitted alike).
+
+    The protocols of :data:`PILOT_SEED_PROTOCOLS` and ``long60-mid`` differ only in the long pilot's rate
+    (x 1, x sqrt 2, x 2 the guess); each is fitted by ``schedopt fit``'s default (``schedopt-floor``) and
+    by the Multi-Power Law, on pilot seed 0 and :data:`PILOT_SEEDS`. Also the pilots' own spread: the
+    relative difference of each pilot's final validation loss between seeds.
+    """
+    from schedopt.calibration.fit import predict_network_loss
+
+    out: dict = {"fits": {}, "pilot_final_loss_seed_difference": {}}
+    for protocol in (*PILOT_SEED_PROTOCOLS, "long60-mid"):
+        for seed in (0, *PILOT_SEEDS):
+            if not _piloted(task, protocol, seed):
+                continue
+            problem, report = fitted(task, "schedopt-floor", protocol, seed)
+            law = mpl_law(task, protocol, seed)
+            rows = []
+            for job, run in panel:
+                actual = run["final_val_loss"]
+                row = {"label": job.label, "seed": job.seed}
+                row["schedopt"] = float(predict_network_loss(problem, job.lrs)[-1]) / actual - 1
+                row["mpl"] = law.final_loss(job.lrs) / actual - 1
+                rows.append(row)
+            out["fits"][f"{protocol}@pilot-seed-{seed}"] = {
+                "long_pilot_peak": pilot_jobs(task, protocol, seed)[0].meta["peak"],
+                "at_bound": report["at_bound"],
+                **{
+                    name: {
+                        **_errors(rows, name),
+                        "signed_median_at_T": _signed_median(rows, name, task.horizon, True),
+                        "signed_median_beyond_T": _signed_median(rows, name, task.horizon, False),
+                    }
+                    for name in ("schedopt", "mpl")
+                },
+            }
+    for protocol in PILOT_SEED_PROTOCOLS:
+        for seed in PILOT_SEEDS:
+            for first, other in zip(
+                pilot_jobs(task, protocol), pilot_jobs(task, protocol, seed), strict=True
+            ):
+                if first.done() and other.done():
+                    a, b = read_run(first)["final_val_loss"], read_run(other)["final_val_loss"]
+                    out["pilot_final_loss_seed_difference"][f"{other.label}: s{seed} / s0 - 1"] = b / a - 1
+    return out
 
 
 def comparison(task: Task) -> dict:
@@ -709,6 +781,7 @@ def report(names: list[str] | None = None) -> dict:
             "extra_seeds": {"seeds": EXTRA_SEEDS, "methods": ["tuned wsd", *EXTRA_SEED_ARMS]},
             "headline_seeds": {"seeds": HEADLINE_SEEDS, "methods": ["tuned wsd", HEADLINE]},
             "transfer_seeds": {"seeds": TRANSFER_SEEDS, "methods": ["wsd at the tuned peak", HEADLINE]},
+            "pilot_seeds": {"seeds": PILOT_SEEDS, "protocols": PILOT_SEED_PROTOCOLS},
             "models": {name: {"terms": list(t), "offset_floor": f} for name, (t, f) in MODELS.items()},
         },
         "tasks": {},
@@ -731,6 +804,7 @@ def report(names: list[str] | None = None) -> dict:
             "peak_grid": task.peak_grid,
             "cpu_seconds_of_runs": sum(r.get("cpu_time", 0.0) for _, r in panel),
             "prediction": predictions(task, panel),
+            "prediction_by_pilot_seed": pilot_sensitivity(task, panel),
         }
         try:
             entry["design"] = comparison(task)
