@@ -11,7 +11,11 @@
    shape (T = 1e3, N = 1e3 on the compressed spectrum; noise sigma varies), B = 1, 2, 4, ..., 256,
    each timed warm (the same B run twice before; the median of ``--reps`` timed runs), next to
    one-by-one ``solve`` calls on the same
-   problems (the first ``--one-by-one`` problems solved in turn, the clock read after each ``B``).
+   problems (the first ``--one-by-one`` problems solved in turn, the clock read after each ``B``),
+   and **side by side**: each timed batch followed at once by its first ``--one-by-one`` problems
+   solved one by one, the ratio of the two per timed run and its median
+   (``speedup_side_by_side``), which the machine's drift in speed between the two phases does not
+   move.
 
 Writes ``benchmarks/results/sweep.json``. The 1-minute load average is recorded with every
 timing (the machine may be shared; CPU seconds are the steadier figure).
@@ -176,6 +180,7 @@ def throughput(batches, one_by_one: int, reps: int = 1) -> dict:
     from schedopt.batch import design_many
 
     problems = [throughput_problem(float(s)) for s in np.linspace(0.25, 1.0, max(batches))]
+    schedopt.solve(problems[0])  # the one-row programs compiled, before the side-by-side timings
     rows = []
     for b in batches:
         group = problems[:b]
@@ -184,12 +189,30 @@ def throughput(batches, one_by_one: int, reps: int = 1) -> dict:
         # would count its compilation (~1 s: B = 16 once took 1.3 s instead of ~0.6)
         for _ in range(2):
             design_many(group)
-        # the median of `reps` timed runs: one run's wall time varies by +-15 % on this machine
-        timed = []
+        # the median of `reps` timed runs: one run's wall time varies by +-15 % on this machine. Each
+        # is followed by the same problems (at most `one_by_one` of them) solved one by one: the ratio
+        # of the two, taken side by side, does not drift with the machine's speed over the minutes
+        # between the batches and the one-by-one run below (it drifted by 30 % within minutes)
+        timed, paired = [], []
+        pair = group[: min(b, one_by_one)]
         for _ in range(reps):
             with Clock() as c:
                 solved = design_many(group)
             timed.append(c)
+            with Clock() as alone_clock:
+                for p in pair:
+                    schedopt.solve(p, throw=False)
+            paired.append(
+                {
+                    "batch_wall_s": round(c.wall, 4),
+                    "batch_cpu_s": round(c.cpu, 3),
+                    "one_by_one_wall_s": round(alone_clock.wall, 4),
+                    "one_by_one_cpu_s": round(alone_clock.cpu, 3),
+                    "one_by_one_designs": len(pair),
+                    "speedup": (b / c.wall) / (len(pair) / alone_clock.wall),
+                    "speedup_per_cpu_s": (b / c.cpu) / (len(pair) / alone_clock.cpu),
+                }
+            )
         c = sorted(timed, key=lambda t: t.wall)[len(timed) // 2]
         rows.append(
             {
@@ -198,6 +221,11 @@ def throughput(batches, one_by_one: int, reps: int = 1) -> dict:
                 "designs_per_s": b / c.wall,
                 "designs_per_cpu_s": b / c.cpu,
                 "timed_runs_wall_s": [round(t.wall, 4) for t in timed],
+                "side_by_side": paired,
+                "side_by_side_speedup_median": float(np.median([r["speedup"] for r in paired])),
+                "side_by_side_speedup_per_cpu_s_median": float(
+                    np.median([r["speedup_per_cpu_s"] for r in paired])
+                ),
                 "statuses": sorted({s.status for s in solved}),
                 "mean_iterations": float(np.mean([s.iterations for s in solved])),
             }
@@ -230,6 +258,9 @@ def throughput(batches, one_by_one: int, reps: int = 1) -> dict:
         "one_by_one": alone,
         "one_by_one_same_problems": [marks[b] for b in sorted(marks)],
         "speedup_vs_one_by_one": {r["batch"]: r["designs_per_s"] / alone["designs_per_s"] for r in rows},
+        # each timed batch against its problems (at most `one_by_one`) solved one by one right after it;
+        # the median over the timed runs: the ratio measured side by side
+        "speedup_side_by_side": {r["batch"]: r["side_by_side_speedup_median"] for r in rows},
         # CPU seconds are the steadier figure on a shared machine (wall time waits for the scheduler)
         "speedup_per_cpu_s_vs_one_by_one": {
             r["batch"]: r["designs_per_cpu_s"] / alone["designs_per_cpu_s"] for r in rows
