@@ -147,9 +147,23 @@ def _reuse(job: Job) -> bool:
     return False
 
 
+def _distinct(jobs: list[Job]) -> list[Job]:
+    """One job per run file: two stages may list the same run (it was trained twice, concurrently).
+
+    Raises:
+        ValueError: two jobs would write one file with different schedules.
+    """
+    by_file: dict[Path, Job] = {}
+    for job in jobs:
+        first = by_file.setdefault(job.stem, job)
+        if first is not job and lr_digest(first.lrs) != lr_digest(job.lrs):
+            raise ValueError(f"{job.stem}: two jobs of different schedules would write this run")
+    return list(by_file.values())
+
+
 def run_jobs(jobs: list[Job], workers: int = 2) -> None:
     """Run every job not yet cached, ``workers`` at a time, in single-threaded worker processes."""
-    todo = [j for j in jobs if not j.done() and not (j.record.parent.is_dir() and _reuse(j))]
+    todo = _distinct([j for j in jobs if not j.done() and not (j.record.parent.is_dir() and _reuse(j))])
     if not todo:
         return
     os.environ.setdefault("XLA_FLAGS", SINGLE_THREAD)
