@@ -721,3 +721,26 @@ def test_pilots_without_gradient_noise_are_told_the_plateau_will_sit_at_the_cap(
     [note] = [n for n in result.notes if "no gradient noise" in n]
     assert "likely to sit at the cap, 0.006 (largest pilot learning rate)" in note
     assert not [n for n in noisy_fit.notes if "gradient noise" in n]  # curves with the model's noise
+
+
+def test_cli_holdout_line_says_where_the_held_out_pilots_rate_lies():
+    from types import SimpleNamespace
+
+    from schedopt.cli.calibration import _holdout_text
+
+    pilots = [
+        SimpleNamespace(name=n, peak_learning_rate=lr)
+        for n, lr in (("g", 4e-3), ("lo", 1e-3), ("hi", 1.6e-2))
+    ]
+    run = {"kind": "run", "rms_error": 0.0731}
+    assert _holdout_text({**run, "held_out": "hi"}, pilots) == (
+        "holdout (hi, peak 0.016, x4 above the others' largest rate: an extrapolation in learning rate), "
+        "predicted from the others: 7.31% RMS"
+    )
+    assert "x4 below the others' smallest rate" in _holdout_text({**run, "held_out": "lo"}, pilots)
+    assert "within the others' rates" in _holdout_text({**run, "held_out": "g"}, pilots)
+    tail = {"kind": "tail", "held_out": "last quarter of every pilot", "rms_error": 0.01}
+    assert (
+        _holdout_text(tail, pilots)
+        == "holdout (last quarter of every pilot), predicted from the rest: 1.00% RMS"
+    )

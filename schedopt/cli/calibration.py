@@ -117,10 +117,29 @@ def fit(
     if as_json:
         _emit_json(report)
     else:
-        _show_fit(result, report, len(pilots))
+        _show_fit(result, report, pilots)
 
 
-def _show_fit(result, report: dict, n_pilots: int) -> None:
+def _holdout_text(holdout: dict, pilots) -> str:
+    """The holdout line: what was held out and, for a whole pilot, where its rate lies against the others'."""
+    error = f"{100 * holdout['rms_error']:.2f}% RMS"
+    if holdout["kind"] != "run":
+        return f"holdout ({holdout['held_out']}), predicted from the rest: {error}"
+    held = next(p for p in pilots if p.name == holdout["held_out"])
+    others = [p.peak_learning_rate for p in pilots if p is not held]
+    peak = held.peak_learning_rate
+    if peak > max(others):
+        where = f"x{peak / max(others):.3g} above the others' largest rate: an extrapolation in learning rate"
+    elif peak < min(others):
+        where = (
+            f"x{min(others) / peak:.3g} below the others' smallest rate: an extrapolation in learning rate"
+        )
+    else:
+        where = "within the others' rates"
+    return f"holdout ({holdout['held_out']}, peak {peak:.4g}, {where}), predicted from the others: {error}"
+
+
+def _show_fit(result, report: dict, pilots) -> None:
     """The human-readable fit: parameters with their errors, phase, fit and holdout errors, cap, warnings."""
     from schedopt.calibration.fit import FIT_PARAMETERS
 
@@ -129,13 +148,13 @@ def _show_fit(result, report: dict, n_pilots: int) -> None:
         status = "fixed" if pname in result.fixed else ("yes" if result.identified[pname] else "NO")
         rows.append([pname, _fmt(result.parameters[pname]), f"{result.std_errors[pname]:.2g}", status])
     _table(
-        f"fit to {n_pilots} pilot run(s), {result.n_points} points, N={result.n_modes}",
+        f"fit to {len(pilots)} pilot run(s), {result.n_points} points, N={result.n_modes}",
         ["parameter", "value", "std error", "identified"],
         rows,
     )
     typer.echo(f"phase: {result.phase_text}; fit error {100 * result.fit_error['rms_error']:.2f}% RMS")
     if result.holdout is not None:
-        typer.echo(f"holdout ({result.holdout['held_out']}): {100 * result.holdout['rms_error']:.2f}% RMS")
+        typer.echo(_holdout_text(result.holdout, pilots))
     cap_info = result.learning_rate_cap
     typer.echo(f"learning-rate cap for design: {_fmt(cap_info['network'])} ({cap_info['rule']})")
     for note in result.notes:
