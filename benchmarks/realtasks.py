@@ -21,7 +21,9 @@ Every schedule starts with the task's linear warmup (5 % of the horizon).
   design and tuned WSD at the horizon on seeds 5-9 too (``HEADLINE_SEEDS``; the extra-seeds stage
   gave seeds 3-4 to them and to earlier headlines); **pilot-seeds**: the default pilots and
   ``long60-high``'s (the long pilot at x 2 the guess) on pilot seed 1 too (``PILOT_SEEDS``), whose
-  fits' errors the report gives beside seed 0's (``prediction_by_pilot_seed``, with ``long60-mid``'s).
+  fits' errors the report gives beside seed 0's (``prediction_by_pilot_seed``, with ``long60-mid``'s);
+  **pilot-seed-design**: the headline design made from those seed-1 pilots, trained on seeds 0-4 and
+  paired with tuned WSD (``design_by_pilot_seed``, beside the seed-0 pilots' design on the same seeds).
 
 Runs are cached (``benchmarks/runcache.py``), so every stage resumes.
 Writes ``benchmarks/results/realtasks.json`` and ``realtasks.png``.
@@ -252,7 +254,9 @@ def _arm_tag(arm: str | None) -> str:
     return f"-{arm.removeprefix('designed-')}" if arm in _OWN_CACHE else ""
 
 
-def _design_record(task: Task, horizon: int, form: str, protocol: str, model: str, anneal: str):
+def _design_record(
+    task: Task, horizon: int, form: str, protocol: str, model: str, anneal: str, pilot_seed: int = 0
+):
     """What the installed schedopt designs for the fitted problem at ``horizon`` (no cache).
 
     ``anneal`` as an arm gives it: ``1-sqrt-flat`` is the 1-sqrt anneal from a plateau chosen with
@@ -260,7 +264,7 @@ def _design_record(task: Task, horizon: int, form: str, protocol: str, model: st
     """
     tolerance = FLAT_TOLERANCE if anneal.endswith("-flat") else 0.0
     anneal = anneal.removesuffix("-flat")
-    problem, _ = fitted(task, model, protocol)
+    problem, _ = fitted(task, model, protocol, pilot_seed)
     if form == "free":
         import schedopt
 
@@ -500,6 +504,62 @@ PILOT_SEEDS = (1,)
 PILOT_SEED_PROTOCOLS = (DEFAULT_PROTOCOL, "long60-high")
 
 
+#: seeds of the long runs of the headline design made from the other pilot seeds (paired with tuned WSD's)
+PILOT_SEED_DESIGN_SEEDS = (0, 1, 2, 3, 4)
+
+
+def pilot_seed_design_lrs(task: Task, pilot_seed: int) -> np.ndarray:
+    """The headline design (:data:`HEADLINE`'s arm) at the horizon, made from the pilots of ``pilot_seed``."""
+    form, protocol, model, anneal = DESIGN_ARMS[HEADLINE]
+    cache = FITS / f"{task.name}{_tag(protocol, pilot_seed)}-{HEADLINE}-T{task.horizon}.json"
+    if not cache.exists():
+        record = _design_record(task, task.horizon, form, protocol, model, anneal, pilot_seed)
+        cache.write_text(json.dumps(record) + "\n")
+    return np.asarray(json.loads(cache.read_text())["learning_rate"])
+
+
+def pilot_seed_design_jobs(task: Task) -> list[Job]:
+    """The headline design from each of :data:`PILOT_SEEDS`' pilots, on :data:`PILOT_SEED_DESIGN_SEEDS`."""
+    jobs = []
+    for pilot_seed in PILOT_SEEDS:
+        lrs = pilot_seed_design_lrs(task, pilot_seed)
+        label = f"{HEADLINE}-pilot-s{pilot_seed}-T{task.horizon}"
+        meta = {"peak": float(lrs.max()), "pilot_seed": pilot_seed}
+        jobs += [Job(task.name, label, lrs, seed, meta=meta) for seed in PILOT_SEED_DESIGN_SEEDS]
+    return jobs
+
+
+def design_by_pilot_seed(task: Task) -> dict | None:
+    """Design - tuned WSD (paired by run seed) for the headline made from each pilot seed's pilots."""
+    wsd = {
+        j.seed: r["final_val_loss"]
+        for j, r in _finished(
+            [
+                _family_job(task, "wsd", best_peaks(task)["wsd"], s)
+                for s in (*SEEDS, *EXTRA_SEEDS, *HEADLINE_SEEDS)
+            ]
+        )
+    }
+    arms = {0: _finished(_arm_jobs(task, HEADLINE, PILOT_SEED_DESIGN_SEEDS))}
+    for pilot_seed in PILOT_SEEDS:
+        arms[pilot_seed] = _finished(
+            [j for j in pilot_seed_design_jobs(task) if j.meta["pilot_seed"] == pilot_seed]
+        )
+    out = {}
+    for pilot_seed, runs in arms.items():
+        common = [(j, r) for j, r in runs if j.seed in wsd]
+        if len(common) < 2:
+            continue
+        lrs = common[0][0].lrs
+        out[f"pilot seed {pilot_seed}"] = {
+            "plateau": float(lrs[lrs.size // 2]),
+            "tuned_wsd_peak": best_peaks(task)["wsd"],
+            "design_minus_tuned_wsd": _stats([r["final_val_loss"] - wsd[j.seed] for j, r in common]),
+            "run_seeds": [j.seed for j, _ in common],
+        }
+    return out or None
+
+
 def pilot_seed_jobs(task: Task) -> list[Job]:
     """The pilots of :data:`PILOT_SEED_PROTOCOLS` on :data:`PILOT_SEEDS` (a pilot two protocols share: once)."""
     jobs = [j for s in PILOT_SEEDS for p in PILOT_SEED_PROTOCOLS for j in pilot_jobs(task, p, s)]
@@ -516,6 +576,7 @@ STAGES = {
     "transfer-seeds": transfer_seed_jobs,
     "headline-seeds": headline_seed_jobs,
     "pilot-seeds": pilot_seed_jobs,
+    "pilot-seed-design": pilot_seed_design_jobs,
 }
 
 
@@ -805,6 +866,7 @@ def report(names: list[str] | None = None) -> dict:
             "cpu_seconds_of_runs": sum(r.get("cpu_time", 0.0) for _, r in panel),
             "prediction": predictions(task, panel),
             "prediction_by_pilot_seed": pilot_sensitivity(task, panel),
+            "design_by_pilot_seed": design_by_pilot_seed(task),
         }
         try:
             entry["design"] = comparison(task)
