@@ -142,6 +142,18 @@ def _expected(phase: str) -> dict[str, Any]:
     horizons = " or ".join(str(h) for h in sorted({r["horizon"] for r in real}))
     lo = min(r["relative"] for r in real)
     hi = max(r["relative"] for r in real)
+    # the same pilots trained on another seed: how much of the range is the draw of the pilots
+    redrawn = [
+        d["mean"] / d["tuned_wsd_mean"]
+        for task in evidence["real_tasks"]["tasks"].values()
+        for d in task.get("other_pilot_draws", {}).values()
+    ]
+    redraw_note = (
+        f"; from another draw of the same pilots (their seed), between {min(redrawn):+.1%} and "
+        f"{max(redrawn):+.1%} on {len(redrawn)} of them"
+        if redrawn
+        else ""
+    )
     return {
         "model": model,
         "model_note": model_note.format(rule=rule, shape=shape),
@@ -150,7 +162,7 @@ def _expected(phase: str) -> dict[str, Any]:
         "real_note": (
             f"on the project's {len(real)} small real tasks (tiny GPT, T = {horizons}), schedules designed from "
             f"fitted pilots ended between {lo:+.1%} and {hi:+.1%} from a tuned WSD schedule's final loss "
-            "(negative: lower), with no tuning run; a pilot-free shape has no better claim"
+            f"(negative: lower), with no tuning run{redraw_note}; a pilot-free shape has no better claim"
         ),
         "real_source": evidence["real_tasks"]["source"],
     }

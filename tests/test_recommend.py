@@ -42,6 +42,13 @@ def test_evidence_is_the_measured_results():
         assert task["designed_minus_tuned_wsd"] == design["tuned wsd"][f"{headline}_minus_this"]
         assert task["designed_mean"] == design[headline]["mean"]
         assert task["tuned_wsd_mean"] == design["tuned wsd"]["mean"]
+        # the same design from the pilots trained on other seeds (realtasks' pilot-seed-design stage)
+        redrawn = {
+            k: v for k, v in (tasks[name].get("design_by_pilot_seed") or {}).items() if k != "pilot seed 0"
+        }
+        assert set(task.get("other_pilot_draws", {})) == set(redrawn)
+        for key, draw in task.get("other_pilot_draws", {}).items():
+            assert draw["mean"] == redrawn[key]["design_minus_tuned_wsd"]["mean"]
     assert set(evidence["real_tasks"]["tasks"]) == set(tasks)
 
 
@@ -91,6 +98,16 @@ def test_expected_gaps_are_stated_per_phase():
     relative = [entry["relative"] for entry in easy["real_tasks"]]
     note = easy["real_note"]
     assert f"{min(relative):+.1%}" in note and f"{max(relative):+.1%}" in note  # the measured range, signed
+    redrawn = [
+        d["mean"] / d["tuned_wsd_mean"]
+        for task in tasks.values()
+        for d in task.get("other_pilot_draws", {}).values()
+    ]
+    assert redrawn  # another draw of the pilots (realtasks' pilot-seed-design): its range is said too
+    assert (
+        f"another draw of the same pilots (their seed), between {min(redrawn):+.1%} and {max(redrawn):+.1%}"
+        in note
+    )
 
 
 @pytest.mark.parametrize(
