@@ -352,7 +352,14 @@ def main() -> None:
         typer.echo(line, err=True)
     if code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         # leave at once: the output is complete; interpreter teardown with JAX's threads
-        # mid-computation can crash after an interrupt
+        # mid-computation can crash after an interrupt. The signal handled, its redelivery
+        # (``_install_signal_handlers``: every second until the process has left) must not
+        # raise again on the way out: raised here it would end the process by the default
+        # action (status -2 or -15, no message) instead of with this code
+        import signal
+
+        for held in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(held, signal.SIG_IGN)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
