@@ -36,6 +36,12 @@ tuned WSD's (5 seeds) went from +0.004 / -0.004 / +0.006 / +0.047 to
 prediction error of 2.3 / 3.9 / 4.2 / 4.9 % instead of 2.1 / 3.4 / 6.9 / 2.9 %,
 still below the Multi-Power Law's on the same pilots on every task. Chosen
 on the panels it is scored on; ``benchmarks/README.md`` has every number.
+
+The same pilots trained on another seed moved those median errors by a factor
+of 0.4-2.8 and the designed plateau by up to x 0.62; the x 4 pilot was the
+noisiest (its final loss 6-9 % apart between seeds on two tasks of seven). A
+long pilot at x 2 the guess was better on five tasks of seven over two seeds
+and worse on code/AdamW at both: not adopted (the tasks' guesses are low).
 """
 
 from __future__ import annotations
