@@ -300,8 +300,11 @@ def designed_lrs(
     model: str = "schedopt",
     anneal: str = "model",
     arm: str | None = None,
+    pilot_seed: int = 0,
 ) -> np.ndarray:
     """The schedule ``schedopt design`` gives for the fitted problem at ``horizon``, in network units.
+
+    ``pilot_seed``: the seed of the pilots the problem was fitted to (:data:`PILOT_SEEDS`).
 
     ``plateau-anneal`` (the default of ``schedopt design`` for a fitted spec) is what
     ``schedopt design FITTED.toml --horizon T --warmup W`` writes: the task's warmup is a
@@ -310,13 +313,14 @@ def designed_lrs(
     """
     variant = "" if model == "schedopt" else model.removeprefix("schedopt-") + "-"
     shaped = "" if anneal == "model" else f"-{anneal}"
+    tag = _tag(protocol, pilot_seed)
     cache = FITS / (
-        f"{task.name}{_tag(protocol)}-{variant}design-T{horizon}.json"
+        f"{task.name}{tag}-{variant}design-T{horizon}.json"
         if form == "free"
-        else f"{task.name}{_tag(protocol)}-{variant}design-{form}{shaped}{_arm_tag(arm)}-T{horizon}.json"
+        else f"{task.name}{tag}-{variant}design-{form}{shaped}{_arm_tag(arm)}-T{horizon}.json"
     )
     if not cache.exists():
-        record = _design_record(task, horizon, form, protocol, model, anneal)
+        record = _design_record(task, horizon, form, protocol, model, anneal, pilot_seed)
         cache.write_text(json.dumps(record) + "\n")
     lrs = np.asarray(json.loads(cache.read_text())["learning_rate"])
     return with_warmup(lrs, task.warmup) if form == "free" else lrs
@@ -508,21 +512,11 @@ PILOT_SEED_PROTOCOLS = (DEFAULT_PROTOCOL, "long60-high")
 PILOT_SEED_DESIGN_SEEDS = (0, 1, 2, 3, 4)
 
 
-def pilot_seed_design_lrs(task: Task, pilot_seed: int) -> np.ndarray:
-    """The headline design (:data:`HEADLINE`'s arm) at the horizon, made from the pilots of ``pilot_seed``."""
-    form, protocol, model, anneal = DESIGN_ARMS[HEADLINE]
-    cache = FITS / f"{task.name}{_tag(protocol, pilot_seed)}-{HEADLINE}-T{task.horizon}.json"
-    if not cache.exists():
-        record = _design_record(task, task.horizon, form, protocol, model, anneal, pilot_seed)
-        cache.write_text(json.dumps(record) + "\n")
-    return np.asarray(json.loads(cache.read_text())["learning_rate"])
-
-
 def pilot_seed_design_jobs(task: Task) -> list[Job]:
     """The headline design from each of :data:`PILOT_SEEDS`' pilots, on :data:`PILOT_SEED_DESIGN_SEEDS`."""
     jobs = []
     for pilot_seed in PILOT_SEEDS:
-        lrs = pilot_seed_design_lrs(task, pilot_seed)
+        lrs = designed_lrs(task, task.horizon, *DESIGN_ARMS[HEADLINE], HEADLINE, pilot_seed)
         label = f"{HEADLINE}-pilot-s{pilot_seed}-T{task.horizon}"
         meta = {"peak": float(lrs.max()), "pilot_seed": pilot_seed}
         jobs += [Job(task.name, label, lrs, seed, meta=meta) for seed in PILOT_SEED_DESIGN_SEEDS]
