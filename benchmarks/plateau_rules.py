@@ -113,6 +113,7 @@ def main() -> None:
             rule["measured_minus_tuned"] = measured_at(curve, rule["peak"]) - curve[tuned]
         key = name if seed == 0 else f"{name}@pilot-seed-{seed}"
         tasks[key] = {
+            "pilot_seed": seed,
             "tuned_wsd_peak": tuned,
             "tuned_wsd_seed0_loss": curve[tuned],
             "cap": cap,
@@ -122,10 +123,12 @@ def main() -> None:
         print(key, {k: round(v["measured_minus_tuned"], 4) for k, v in chosen.items()}, flush=True)
     totals = {
         f"pilot seed {seed}": {
-            rule: sum(t["rules"][rule]["measured_minus_tuned"] for k, t in tasks.items() if _seed(k) == seed)
+            rule: sum(
+                t["rules"][rule]["measured_minus_tuned"] for t in tasks.values() if t["pilot_seed"] == seed
+            )
             for rule in next(iter(tasks.values()))["rules"]
         }
-        for seed in sorted({_seed(k) for k in tasks})
+        for seed in sorted({t["pilot_seed"] for t in tasks.values()})
     }
     out = {
         "what": "plateau rules scored on the measured seed-0 WSD curves (a proxy; see the module doc)",
@@ -141,10 +144,6 @@ def main() -> None:
     path.write_text(json.dumps(out, indent=1) + "\n")
     for seed, sums in totals.items():
         print("sums,", seed, {k: round(v, 4) for k, v in sums.items()})
-
-
-def _seed(key: str) -> int:
-    return int(key.rsplit("@pilot-seed-", 1)[1]) if "@pilot-seed-" in key else 0
 
 
 if __name__ == "__main__":

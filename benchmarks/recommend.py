@@ -98,10 +98,7 @@ def evidence() -> dict:
         # the same design from the same pilots trained on another seed (another draw of the pilots)
         redrawn = {k: v for k, v in (task.get("design_by_pilot_seed") or {}).items() if k != "pilot seed 0"}
         if redrawn:
-            real[name]["other_pilot_draws"] = {
-                k: v["design_minus_tuned_wsd"] | {"tuned_wsd_mean": design["tuned wsd"]["mean"]}
-                for k, v in redrawn.items()
-            }
+            real[name]["other_pilot_draws"] = {k: v["design_minus_tuned_wsd"] for k, v in redrawn.items()}
     return {
         "model_transfer": {"source": "benchmarks/results/scaling.json (transfer)", "runs": model},
         "real_tasks": {"source": "benchmarks/results/realtasks.json (tasks.*.design)", "tasks": real},

@@ -194,7 +194,7 @@ def throughput(batches, one_by_one: int, reps: int = 1) -> dict:
         # of the two, taken side by side, does not drift with the machine's speed over the minutes
         # between the batches and the one-by-one run below (it drifted by 30 % within minutes)
         timed, paired = [], []
-        pair = group[: min(b, one_by_one)]
+        pair = group[:one_by_one]
         for _ in range(reps):
             with Clock() as c:
                 solved = design_many(group)

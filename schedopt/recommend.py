@@ -144,7 +144,7 @@ def _expected(phase: str) -> dict[str, Any]:
     hi = max(r["relative"] for r in real)
     # the same pilots trained on another seed: how much of the range is the draw of the pilots
     redrawn = [
-        d["mean"] / d["tuned_wsd_mean"]
+        d["mean"] / task["tuned_wsd_mean"]
         for task in evidence["real_tasks"]["tasks"].values()
         for d in task.get("other_pilot_draws", {}).values()
     ]

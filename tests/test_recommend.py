@@ -99,7 +99,7 @@ def test_expected_gaps_are_stated_per_phase():
     note = easy["real_note"]
     assert f"{min(relative):+.1%}" in note and f"{max(relative):+.1%}" in note  # the measured range, signed
     redrawn = [
-        d["mean"] / d["tuned_wsd_mean"]
+        d["mean"] / task["tuned_wsd_mean"]
         for task in tasks.values()
         for d in task.get("other_pilot_draws", {}).values()
     ]
