@@ -627,13 +627,30 @@ def _strict(value):
     return value
 
 
+def _prediction_rows(panel, problems: dict, peers: dict) -> list[dict]:
+    """Per panel run: each fitted problem's and each peer's predicted final loss and relative error."""
+    from schedopt.calibration.fit import predict_network_loss
+
+    rows = []
+    for job, run in panel:
+        actual = run["final_val_loss"]
+        row = {"label": job.label, "seed": job.seed, "actual": actual}
+        for name, problem in problems.items():
+            row[name] = float(predict_network_loss(problem, job.lrs)[-1])
+        for name, peer in peers.items():
+            row[name] = peer.final_loss(job.lrs)
+        for name in (*problems, *peers):
+            row[f"{name}_error"] = row[name] / actual - 1
+        rows.append(row)
+    return rows
+
+
 def predictions(task: Task, panel) -> dict:
     """Each fitted model's predicted final validation loss for every panel run, and their errors.
 
     Models and peers are fitted to every pilot protocol the task has finished pilots of (a task added
     later, ``code-adamw-wd``, has no ``long-short`` pilots).
     """
-    from schedopt.calibration.fit import predict_network_loss
 
     models, peers = {}, {}
     if _piloted(task, "long-short"):
@@ -651,18 +668,7 @@ def predictions(task: Task, panel) -> dict:
             peers[f"mpl-{tag}"] = mpl_law(task, protocol)
     if _piloted(task, DEFAULT_PROTOCOL):  # schedopt fit's default now: the planned pilots, the offset's floor
         models["schedopt-plan-floor"] = fitted(task, "schedopt-floor", DEFAULT_PROTOCOL)
-    rows = []
-    for job, run in panel:
-        actual = run["final_val_loss"]
-        row = {"label": job.label, "seed": job.seed, "actual": actual}
-        for name, (problem, _) in models.items():
-            predicted = float(predict_network_loss(problem, job.lrs)[-1])
-            row[name] = predicted
-            row[f"{name}_error"] = predicted / actual - 1
-        for name, peer in peers.items():
-            row[name] = peer.final_loss(job.lrs)
-            row[f"{name}_error"] = row[name] / actual - 1
-        rows.append(row)
+    rows = _prediction_rows(panel, {name: problem for name, (problem, _) in models.items()}, peers)
     summary = {name: _errors(rows, f"{name}_error") for name in [*models, *peers]}
     fits = {name: report for name, (_, report) in models.items()}
     for name, peer in peers.items():
@@ -683,7 +689,6 @@ def pilot_sensitivity(task: Task, panel) -> dict:
     by the Multi-Power Law, on pilot seed 0 and :data:`PILOT_SEEDS`. Also the pilots' own spread: the
     relative difference of each pilot's final validation loss between seeds.
     """
-    from schedopt.calibration.fit import predict_network_loss
 
     out: dict = {"fits": {}, "pilot_final_loss_seed_difference": {}}
     for protocol in (*PILOT_SEED_PROTOCOLS, "long60-mid"):
@@ -692,21 +697,15 @@ def pilot_sensitivity(task: Task, panel) -> dict:
                 continue
             problem, report = fitted(task, "schedopt-floor", protocol, seed)
             law = mpl_law(task, protocol, seed)
-            rows = []
-            for job, run in panel:
-                actual = run["final_val_loss"]
-                row = {"label": job.label, "seed": job.seed}
-                row["schedopt"] = float(predict_network_loss(problem, job.lrs)[-1]) / actual - 1
-                row["mpl"] = law.final_loss(job.lrs) / actual - 1
-                rows.append(row)
+            rows = _prediction_rows(panel, {"schedopt": problem}, {"mpl": law})
             out["fits"][f"{protocol}@pilot-seed-{seed}"] = {
                 "long_pilot_peak": pilot_jobs(task, protocol, seed)[0].meta["peak"],
                 "at_bound": report["at_bound"],
                 **{
                     name: {
-                        **_errors(rows, name),
-                        "signed_median_at_T": _signed_median(rows, name, task.horizon, True),
-                        "signed_median_beyond_T": _signed_median(rows, name, task.horizon, False),
+                        **_errors(rows, f"{name}_error"),
+                        "signed_median_at_T": _signed_median(rows, f"{name}_error", task.horizon, True),
+                        "signed_median_beyond_T": _signed_median(rows, f"{name}_error", task.horizon, False),
                     }
                     for name in ("schedopt", "mpl")
                 },
