@@ -22,6 +22,10 @@ kind, not only in size:
 * ``code-adamw-deep``: Python source, 4 layers x 32 wide, AdamW with weight decay 0.05, 1,200
   updates. **Held out**: added 2026-12-06 to test the defaults as ``schedopt design`` gives them
   today (no default chosen after it), its guess set before any of its runs.
+* ``prose-adamw-ctx128``: English prose, 2 layers x 48 wide, context 128 (the others: 64), AdamW with
+  weight decay 0.1, 1,200 updates. **Held out**: added later on 2026-12-06, every default unchanged;
+  its guess (1e-2, set before any of its runs) is 2.5-5x the other tasks', whose best peaks were
+  0.7-4x their guesses: a guess that may sit at or above the best peak.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks): without it, AdamW
@@ -133,6 +137,20 @@ TASKS = {
             TrainConfig(d_model=32, n_layers=4, n_heads=4, steps=1200, eval_every=100, weight_decay=0.05),
             guess=2e-3,
             about="Python source, GPT 4x32, AdamW with weight decay 0.05 on matrices (held out)",
+            warmup=60,
+        ),
+        # held out: added 2026-12-06 (second session) with every default unchanged; its guess, set before
+        # any of its runs, is 2.5-5x the other tasks' (whose best peaks were 0.7-4x their guesses), to see
+        # a guess that may sit at or above the best peak
+        Task(
+            "prose-adamw-ctx128",
+            "prose",
+            TrainConfig(
+                d_model=48, n_layers=2, n_heads=4, context=128, steps=1200, eval_every=100, weight_decay=0.1
+            ),
+            guess=1e-2,
+            about="English prose (fortunes), GPT 2x48, context 128, AdamW with weight decay 0.1 on matrices, "
+            "a high guess (held out)",
             warmup=60,
         ),
     )
