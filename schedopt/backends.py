@@ -9,7 +9,9 @@ computes never depends on the backend, so results are identical across backends.
 **Ray** (optional extra: ``pip install "schedopt[ray]"``). ``address=None`` starts a local
 cluster (``num_cpus`` workers, default: every CPU) and stops it on :meth:`RayBackend.close`;
 an address (``"host:port"`` or ``"auto"``) joins an existing cluster and leaves it running.
-Each task is a Ray task of one CPU. A task whose worker process dies (killed,
+Each task is a Ray task of one CPU, and a batch it solves plans its threads for
+that one core (the lockstep's, :mod:`schedopt.solvers._lockstep`), not for every core of
+the node its process sees. A task whose worker process dies (killed,
 out of memory, node lost) is re-run by Ray up to ``max_retries`` times; results are
 collected per task reference, so a retried task gives exactly one result: none is lost or
 counted twice. An error raised by the task itself (a bug, bad input) is not retried: it
@@ -133,6 +135,19 @@ def _check_reachable(address: str) -> None:
         raise BackendError(f"no Ray cluster reachable at --address {address!r}: {reason}") from None
 
 
+#: CPUs a Ray task asks for (and plans its batch's threads for: :func:`_run_on_cores`).
+TASK_CPUS = 1
+
+
+def _run_on_cores(function: Callable[[Any], Any], cores: int, task: Any) -> Any:
+    """``function(task)`` with batches planned for ``cores`` cores: a worker's process sees every core
+    of its node, but Ray reserved ``cores`` of them for the task."""
+    from schedopt.solvers import _lockstep
+
+    with _lockstep.cores_limit(cores):
+        return function(task)
+
+
 class RayBackend:
     """Run the tasks on a Ray cluster (see the module docstring)."""
 
@@ -194,8 +209,10 @@ class RayBackend:
         from ray.exceptions import RayTaskError, WorkerCrashedError
 
         weights = list(weights) if weights is not None else [1] * len(tasks)
-        remote = ray.remote(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False)(function)
-        refs = [remote.remote(task) for task in tasks]
+        remote = ray.remote(num_cpus=TASK_CPUS, max_retries=self.max_retries, retry_exceptions=False)(
+            _run_on_cores
+        ).options(name=getattr(function, "__name__", "task"))  # the dashboard shows the function's name
+        refs = [remote.remote(function, TASK_CPUS, task) for task in tasks]
         index = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(tasks)
         total, done, waiting = sum(weights), 0, list(refs)

@@ -149,6 +149,22 @@ def test_cli_sweep_on_ray_writes_the_report_of_the_local_backend(cluster, tmp_pa
     assert all("blocks" in r["error"] for r in rows[1::2])
 
 
+def _lockstep_plan(_task) -> tuple[int, int]:
+    from schedopt.solvers import _lockstep
+
+    return _lockstep.usable_cores(), _lockstep.default_workers()
+
+
+def test_a_ray_task_plans_its_batch_for_the_one_cpu_ray_reserved(cluster):
+    """A worker's process sees every core of the node; its batch's threads are planned for the task's CPU."""
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests/
+    try:
+        plans = cluster.map(_lockstep_plan, [0, 1])
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert plans == [(1, 2), (1, 2)]  # one core, two threads of vectorised calls (default_workers)
+
+
 def test_starting_ray_after_jax_ran_gives_no_fork_warning():
     """Ray starts its processes by fork and exec; JAX's at-fork warning ("will likely lead to a
     deadlock") is not for them and must not reach the user (in a process where JAX already runs)."""

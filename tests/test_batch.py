@@ -246,3 +246,16 @@ def test_whole_loop_kernels_give_each_row_the_one_row_programs_numbers():
             assert np.asarray(values[i]) == np.asarray(value)
             scale = float(np.max(np.abs(np.asarray(grad))))
             np.testing.assert_allclose(np.asarray(grads[i]), np.asarray(grad), rtol=0, atol=1e-13 * scale)
+
+
+def test_cores_limit_bounds_the_cores_a_batch_plans_for_and_restores_them():
+    from schedopt.solvers import _lockstep
+
+    seen = _lockstep.usable_cores()
+    with _lockstep.cores_limit(1):
+        assert _lockstep.usable_cores() == 1
+        assert _lockstep.default_workers() == 2  # two threads a usable core
+        with _lockstep.cores_limit(64):  # an allotment above the affinity does not add cores
+            assert _lockstep.usable_cores() == seen
+        assert _lockstep.usable_cores() == 1
+    assert _lockstep.usable_cores() == seen

@@ -60,9 +60,10 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,7 @@ __all__ = [
     "CPU_WORKERS",
     "Lockstep",
     "call",
+    "cores_limit",
     "default_workers",
     "max_rows",
     "run",
@@ -102,12 +104,29 @@ CPU_WORKERS = 4
 _STACKS_KEPT = 64
 
 
+#: Cores a caller has allotted to this process's work (:func:`cores_limit`), ``None``: no allotment.
+_allotted: int | None = None
+
+
 def usable_cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on: its CPU affinity, at most what a :func:`cores_limit` allots
+    (a Ray task runs with one CPU of a node whose every core its process may see)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return cores if _allotted is None else max(1, min(cores, _allotted))
+
+
+@contextlib.contextmanager
+def cores_limit(cores: int) -> Iterator[None]:
+    """Within the block, batches plan their threads for at most ``cores`` cores (:func:`usable_cores`)."""
+    global _allotted
+    previous, _allotted = _allotted, max(1, int(cores))
+    try:
+        yield
+    finally:
+        _allotted = previous
 
 
 def default_workers() -> int:
