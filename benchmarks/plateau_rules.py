@@ -12,7 +12,8 @@ own runs can differ from WSD at the same peak by as much (``realtasks.json``).
 Rules: ``argmin`` (what ``design`` does; on a finer grid here: 16 levels an octave) and
 ``flat-<eps>``: the geometric centre of the contiguous peaks whose model loss is within ``eps``
 (relative) of the minimum: the model cannot rank peaks its fit error (0.4-0.9 % RMS on these
-tasks) does not separate.
+tasks) does not separate; ``flat-0.003x<c>``: the default's plateau times ``c`` (a plateau kept
+below or above the model's choice).
 
 Each task is scored from its seed-0 pilots and, where ``realtasks.py``'s ``pilot-seeds`` stage ran,
 from its pilots on the other seeds (``name@pilot-seed-s``): a rule that holds on both is less
@@ -41,6 +42,9 @@ from examples.tasks import TASKS  # noqa: E402
 
 EPSILONS = (0.001, 0.002, 0.003, 0.005, 0.01, 0.02)
 LEVELS_PER_OCTAVE = 16
+#: the default rule's plateau (``flat-0.003``) scaled by these: would a plateau kept below (or above)
+#: the model's choice do better, the loss being steeper on one side of the best peak than the other?
+SCALES = (0.8, 0.9, 1.1, 1.25)
 
 
 def wsd_curve(task) -> dict[float, float]:
@@ -59,6 +63,21 @@ def measured_at(curve: dict[float, float], peak: float) -> float:
     return float(np.polyval(coef, np.log(peak)))
 
 
+def model_wsd_losses(task, problem, pilots) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks from the smallest pilot rate up to the fit's cap (:data:`LEVELS_PER_OCTAVE` an octave), and the
+    fitted model's final loss of a WSD run (20 % 1-sqrt cooldown, the task's warmup) at each, at the
+    pilots' horizon (where ``design`` chooses the plateau)."""
+    from schedopt.calibration.fit import predict_network_loss
+
+    horizon = max(r.horizon for r in pilots)
+    cap = float(problem.network.network_learning_rate(problem.learning_rate.max))
+    low = min(r.peak_learning_rate for r in pilots)
+    peaks = low * 2 ** (np.arange(200) / LEVELS_PER_OCTAVE)
+    peaks = peaks[peaks <= cap * (1 + 1e-9)]
+    lrs = (rt.baseline_lrs("wsd", p, horizon, cooldown=0.2, warmup=task.warmup) for p in peaks)
+    return peaks, np.array([float(predict_network_loss(problem, lr)[-1]) for lr in lrs])
+
+
 def rules(peaks: np.ndarray, model_loss: np.ndarray) -> dict[str, dict]:
     best = int(np.argmin(model_loss))
     out = {"argmin": {"peak": float(peaks[best])}}
@@ -73,11 +92,12 @@ def rules(peaks: np.ndarray, model_loss: np.ndarray) -> dict[str, dict]:
             "peak": float(np.sqrt(peaks[lo] * peaks[hi])),
             "indifferent": [float(peaks[lo]), float(peaks[hi])],
         }
+    for scale in SCALES:
+        out[f"flat-0.003x{scale:g}"] = {"peak": out["flat-0.003"]["peak"] * scale}
     return out
 
 
 def main() -> None:
-    from schedopt.calibration.fit import predict_network_loss
 
     t0, c0 = time.perf_counter(), time.process_time()
     tasks = {}
@@ -85,27 +105,14 @@ def main() -> None:
         (n, s)
         for s in (0, *rt.PILOT_SEEDS)
         for n, t in TASKS.items()
-        if rt._piloted(t, rt.DEFAULT_PROTOCOL, s)
+        if rt._piloted(t, rt.DEFAULT_PROTOCOL, s) and all(j.done() for j in rt.grid_jobs(t))
     ]
     for name, seed in pairs:
         task = TASKS[name]
         problem, report = rt.fitted(task, "schedopt-floor", rt.DEFAULT_PROTOCOL, seed)
         pilots = rt.pilot_runs(task, rt.DEFAULT_PROTOCOL, seed)
-        horizon = max(r.horizon for r in pilots)
         cap = float(problem.network.network_learning_rate(problem.learning_rate.max))
-        low = min(r.peak_learning_rate for r in pilots)
-        peaks = low * 2 ** (np.arange(200) / LEVELS_PER_OCTAVE)
-        peaks = peaks[peaks <= cap * (1 + 1e-9)]
-        model_loss = np.array(
-            [
-                float(
-                    predict_network_loss(
-                        problem, rt.baseline_lrs("wsd", p, horizon, cooldown=0.2, warmup=task.warmup)
-                    )[-1]
-                )
-                for p in peaks
-            ]
-        )
+        peaks, model_loss = model_wsd_losses(task, problem, pilots)
         curve = wsd_curve(task)
         tuned = min(curve, key=curve.get)
         chosen = rules(peaks, model_loss)

@@ -645,6 +645,26 @@ def _prediction_rows(panel, problems: dict, peers: dict) -> list[dict]:
     return rows
 
 
+def seed_floor(panel) -> dict:
+    """What the runs' own seeds allow any predictor of the panel: a prediction is one number a schedule,
+    so on a schedule run on several seeds its largest error is at least half their relative range
+    ((max - min) / (max + min), reached at their midpoint). The largest of these over the panel bounds the
+    maximum error from below; their median says how much of a median error is seed noise."""
+    by_label: dict[str, list[float]] = {}
+    for job, run in panel:
+        by_label.setdefault(job.label, []).append(run["final_val_loss"])
+    halves = {label: (max(v) - min(v)) / (max(v) + min(v)) for label, v in by_label.items() if len(v) > 1}
+    if not halves:
+        return {"schedules_with_seeds": 0}
+    worst = max(halves, key=halves.get)
+    return {
+        "schedules_with_seeds": len(halves),
+        "least_max_abs_error": halves[worst],
+        "least_max_abs_error_schedule": worst,
+        "median_half_range": float(np.median(list(halves.values()))),
+    }
+
+
 def predictions(task: Task, panel) -> dict:
     """Each fitted model's predicted final validation loss for every panel run, and their errors.
 
@@ -673,7 +693,7 @@ def predictions(task: Task, panel) -> dict:
     fits = {name: report for name, (_, report) in models.items()}
     for name, peer in peers.items():
         fits[name] = {"parameters": peer.parameters(), "rms_log_error": peer.rms_log_error}
-    return {"runs": rows, "summary": summary, "fits": fits}
+    return {"runs": rows, "summary": summary, "fits": fits, "seed_floor": seed_floor(panel)}
 
 
 def _signed_median(rows: list[dict], key: str, horizon: int, at_horizon: bool) -> float | None:

@@ -39,3 +39,22 @@ def test_prose_corpus_splits_by_entry_and_is_prose(tmp_path):
 def test_prose_corpus_without_the_package_says_how_to_install_it(tmp_path):
     with pytest.raises(ValueError, match="apt-get install fortunes"):
         load_prose_corpus(root=tmp_path)
+
+
+def test_seed_floor_is_half_the_widest_relative_range_of_one_schedule_over_seeds():
+    import sys
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import realtasks
+
+    def run(label, loss):
+        return SimpleNamespace(label=label), {"final_val_loss": loss}
+
+    panel = [run("a", 2.0), run("a", 2.2), run("b", 1.0), run("b", 1.01), run("b", 1.0), run("c", 3.0)]
+    floor = realtasks.seed_floor(panel)
+    assert floor["schedules_with_seeds"] == 2  # "c" ran on one seed: no spread to see
+    assert floor["least_max_abs_error"] == pytest.approx(0.2 / 4.2)  # the midpoint 2.1 is off by 0.1
+    assert floor["least_max_abs_error_schedule"] == "a"
+    assert floor["median_half_range"] == pytest.approx((0.2 / 4.2 + 0.01 / 2.01) / 2)
+    assert realtasks.seed_floor([run("a", 1.0)]) == {"schedules_with_seeds": 0}
