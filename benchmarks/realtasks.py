@@ -486,6 +486,13 @@ def headline_seed_jobs(task: Task) -> list[Job]:
     return wsd + _arm_jobs(task, HEADLINE, HEADLINE_SEEDS)
 
 
+def guess_wsd_jobs(task: Task) -> list[Job]:
+    """WSD at the task's guess (the long pilot's rate), the schedule of a user who tunes nothing, on seeds 0-9
+    (:data:`SEEDS`, :data:`EXTRA_SEEDS`, :data:`HEADLINE_SEEDS`): a fit that finds no learning-rate response
+    designs it (``schedopt fit`` caps such a design at the longest pilot's rate)."""
+    return [_family_job(task, "wsd", task.guess, seed) for seed in (*SEEDS, *EXTRA_SEEDS, *HEADLINE_SEEDS)]
+
+
 #: Seeds added to the headline's 2T design and to WSD at the T-tuned peak at 2T (the transfer pair): one
 #: 2T run spreads by ~0.02 nats between seeds, as much as the differences the transfer claim rests on.
 TRANSFER_SEEDS = (1, 2)
@@ -571,6 +578,7 @@ STAGES = {
     "headline-seeds": headline_seed_jobs,
     "pilot-seeds": pilot_seed_jobs,
     "pilot-seed-design": pilot_seed_design_jobs,
+    "guess-wsd": guess_wsd_jobs,
 }
 
 

@@ -402,3 +402,20 @@ def test_the_cli_passes_the_plateau_tolerance(tmp_path):
     assert json.loads(result.stdout)["form"]["plateau_tolerance"] == 0.01
     bad = CliRunner().invoke(app, [*args[:-1], "0.5", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "--plateau-tolerance" in bad.output and not (tmp_path / "b").exists()
+
+
+def test_a_fit_without_a_learning_rate_response_puts_the_plateau_at_the_cap_and_says_why():
+    """A learning-rate exponent on the fit's lower bound: the model cannot rank plateaus, so the design
+    holds the cap (which `schedopt fit` then sets to the longest pilot's rate); with the exponent above
+    the bound the model chooses, here below the cap."""
+    from schedopt.calibration._model import MIN_LEARNING_RATE_EXPONENT
+    from schedopt.calibration.form import sqrt_plateau
+
+    cap = 0.3
+    flat = FITTED + f"learning_rate_exponent = {MIN_LEARNING_RATE_EXPONENT}\nlearning_rate_reference = 0.01\n"
+    graded = FITTED + "learning_rate_exponent = 0.5\nlearning_rate_reference = 0.01\n"
+    assert sqrt_plateau(parse_problem(flat), 0.2, tolerance=0.003) == cap
+    assert sqrt_plateau(parse_problem(graded), 0.2, tolerance=0.003) < cap
+    choice = plateau_anneal(parse_problem(flat), plateau_tolerance=0.003)
+    assert choice.plateau == pytest.approx(cap)
+    assert any("no response of the loss to the learning rate" in note for note in choice.notes)

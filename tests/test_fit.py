@@ -744,3 +744,23 @@ def test_cli_holdout_line_says_where_the_held_out_pilots_rate_lies():
         _holdout_text(tail, pilots)
         == "holdout (last quarter of every pilot), predicted from the rest: 1.00% RMS"
     )
+
+
+def test_pilots_without_a_learning_rate_response_cap_the_design_at_the_longest_pilots_rate():
+    """Three pilots that end on one loss curve whatever their rate (16x apart), as pilots that all end on a
+    loss plateau do: the exponent goes to its lower bound, and the cap to the long pilot's rate."""
+    from schedopt.calibration._model import MIN_LEARNING_RATE_EXPONENT
+
+    steps = np.arange(0, 481, 12)
+    runs = []
+    for lr, horizon in ((1e-3, 480), (2.5e-4, 160), (4e-3, 160)):
+        at = steps[steps <= horizon]
+        loss = 1.5 + 3.0 * (1.0 + at / 40.0) ** -0.4
+        runs.append(PilotRun(f"lr{lr:g}", np.full(horizon, lr), at, loss, "val_loss"))
+    result = fit_pilots(runs, n_modes=40, holdout="none")
+    assert result.parameters["learning_rate_exponent"] == pytest.approx(MIN_LEARNING_RATE_EXPONENT, rel=1e-3)
+    assert result.learning_rate_cap["network"] == pytest.approx(1e-3)  # the longest pilot's, not 4e-3
+    assert "longest pilot" in result.learning_rate_cap["rule"]
+    assert any("no response of the loss to the learning rate" in note for note in result.notes)
+    graded = fit_pilots(_pilots(0.0), n_modes=40, holdout="none")  # a response: the largest rate caps
+    assert graded.learning_rate_cap["network"] == pytest.approx(max(RATES))

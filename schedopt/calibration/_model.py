@@ -58,6 +58,23 @@ _BOUNDS = {
     "null_modes": (0.0, math.log(1e4)),
 }
 _STARTS = ((1.5, 1.3), (2.5, 1.5), (2.0, 2.5), (4.0, 2.0), (1.3, 2.0))  # (a, b)
+
+AT_BOUND = 1e-4
+"""A fitted coordinate within this fraction of its box's width from an edge sits on the bound."""
+
+MIN_LEARNING_RATE_EXPONENT = _BOUNDS["learning_rate_exponent"][0]
+"""The fit's smallest learning-rate exponent :math:`p`. A fit on it found (almost) no response of the loss to
+the network's learning rate: the model's rate moves by ``16 ** 0.05 = 1.15x`` across a 16x range of pilot
+rates, so the model cannot rank plateaus (:func:`flat_rate_response`)."""
+
+
+def flat_rate_response(exponent: float | None) -> bool:
+    """Whether a fitted learning-rate exponent (``None``: not a fitted spec) sits on
+    :data:`MIN_LEARNING_RATE_EXPONENT`: the pilots showed no learning-rate response the model could fit."""
+    low, high = _BOUNDS["learning_rate_exponent"]
+    return exponent is not None and exponent - low < AT_BOUND * (high - low)
+
+
 _TERM_STARTS = (  # (r, p, log null eigenvalue, log null modes)
     (0.3, 1.0, math.log(1e-3), math.log(100.0)),
     (0.1, 0.6, math.log(1e-2), math.log(300.0)),

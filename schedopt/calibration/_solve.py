@@ -12,6 +12,7 @@ import numpy as np
 import scipy.optimize
 
 from schedopt.calibration._model import (
+    AT_BOUND,
     FIT_PARAMETERS,
     _bounds,
     _data,
@@ -154,7 +155,7 @@ def _identified(solve: _Solve, layout: _Layout, values, std) -> tuple[dict[str, 
     fixed = layout.fixed
     lo, hi = _bounds(layout)
     width = hi - lo
-    hit = (solve.x - lo < 1e-4 * width) | (hi - solve.x < 1e-4 * width)
+    hit = (solve.x - lo < AT_BOUND * width) | (hi - solve.x < AT_BOUND * width)
     at_bound = tuple(layout.coordinates[i] for i in np.flatnonzero(hit))
     identified = {}
     for i, pname in enumerate(FIT_PARAMETERS):

@@ -98,12 +98,14 @@ from schedopt.calibration._holdout import (
 )
 from schedopt.calibration._model import (
     FIT_PARAMETERS,
+    MIN_LEARNING_RATE_EXPONENT,
     OFFSET_FLOOR,
     TERMS,
     _bounds,  # noqa: F401
     _early,
     _Layout,
     _run_index,
+    flat_rate_response,
     warmup_steps,  # noqa: F401
 )
 from schedopt.calibration._problem import _problem, learning_rate_cap
@@ -299,6 +301,15 @@ def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_ste
 
 
 @float64
+def _longest_pilot_rate(runs: Sequence[PilotRun], cap: float) -> tuple[float, str]:
+    """The peak rate of the longest pilot at most ``cap`` (the lowest such rate on a tie): the one rate the
+    pilots show training over the longest stretch, where the model's curve was fitted longest."""
+    eligible = [r for r in runs if r.peak_learning_rate <= cap * (1 + 1e-9)] or list(runs)
+    longest = max(r.horizon for r in eligible)
+    rate = min(r.peak_learning_rate for r in eligible if r.horizon == longest)
+    return rate, "the longest pilot's learning rate: the fit found no learning-rate response to choose by"
+
+
 def fit_pilots(
     runs: Sequence[PilotRun],
     *,
@@ -357,6 +368,15 @@ def fit_pilots(
     rms, by_run = _relative_rms(solve, runs, ~early)
     identified, at_bound = _identified(solve, layout, values, std)
     notes = _pilot_notes(runs) + _identification_notes(identified, at_bound, fixed)
+    exponent = float(values[FIT_PARAMETERS.index("learning_rate_exponent")])
+    if layout.exponent and flat_rate_response(exponent) and lr_cap == "max":
+        network_cap, cap_rule = _longest_pilot_rate(runs, network_cap)
+        notes.append(
+            "the pilots show no response of the loss to the learning rate that the model can fit (its exponent "
+            f"sits at the lower bound, {MIN_LEARNING_RATE_EXPONENT:g}; pilots that all end on one loss plateau do "
+            f"this), so it cannot rank plateaus: the cap is {network_cap:g} ({cap_rule}), and `design` puts the "
+            "plateau there; longer short pilots would show the response"
+        )
     if not identified["noise_std"] and values[FIT_PARAMETERS.index("noise_std")] < 1e-3:
         notes.append(
             "the pilots show no gradient noise the model can identify (noise_std near 0, not identified), "

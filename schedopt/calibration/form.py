@@ -365,10 +365,19 @@ def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> f
     network's, for a fitted spec) differ by less than that fraction: on a grid of
     :data:`_TOLERANCE_LEVELS` levels an octave, the plateau is the geometric centre of the
     contiguous levels within ``tolerance`` of the minimum (:func:`_indifferent_centre`).
+
+    A fitted spec whose fit found no response to the learning rate
+    (:func:`~schedopt.calibration._model.flat_rate_response`) cannot rank levels: its plateau is the
+    cap, which ``schedopt fit`` then sets to the longest pilot's rate.
     """
     import scipy.optimize
 
+    from schedopt.calibration._model import flat_rate_response
+
     cap = float(problem.learning_rate.max)
+    units = problem.network
+    if flat_rate_response(units and units.learning_rate_exponent):
+        return cap
     of_level = _anneal_loss(problem, fraction)
 
     def loss(log_level: float) -> float:
@@ -520,6 +529,15 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
     if plateau is not None and plateau < cap * (1 - 1e-6):
         return ()
     units = problem.network
+    from schedopt.calibration._model import flat_rate_response
+
+    if flat_rate_response(units and units.learning_rate_exponent):
+        network = float(units.network_learning_rate(cap))
+        return (
+            f"the plateau is the learning-rate cap, {network:.4g}: the fit found no response of the loss to the "
+            "learning rate (its exponent sits at the lower bound), so the model cannot rank plateaus and the cap "
+            "is the longest pilot's rate; read the design as WSD at that rate",
+        )
     where = (
         "the plateau sits at the learning-rate cap"
         if plateau is not None
