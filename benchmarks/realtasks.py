@@ -542,7 +542,7 @@ def design_by_pilot_seed(task: Task) -> dict | None:
         )
     }
     arms = {0: _finished(_arm_jobs(task, HEADLINE, PILOT_SEED_DESIGN_SEEDS))}
-    for pilot_seed in PILOT_SEEDS:
+    for pilot_seed in (s for s in PILOT_SEEDS if _piloted(task, DEFAULT_PROTOCOL, s)):
         arms[pilot_seed] = _finished(
             [j for j in pilot_seed_design_jobs(task) if j.meta["pilot_seed"] == pilot_seed]
         )
