@@ -22,7 +22,8 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
 
     ``"max"`` (default): the largest pilot learning rate: the model is trusted up
     to every learning rate it was fitted on, and its own penalties (noise, the
-    null modes) choose the peak below that. ``"best"``: the peak of the pilot with
+    null modes) choose the peak below that (``fit_pilots`` lowers it to the longest
+    pilot's rate when the fit finds no learning-rate response to choose by). ``"best"``: the peak of the pilot with
     the lowest final loss (pilots of equal length only mean something here; the
     rule of the model without null modes, which had no penalty an anneal does not
     remove). A number: that cap, in the network's units.

@@ -46,8 +46,8 @@ def fit(
         str,
         typer.Option(
             help="The design's learning-rate cap: max (largest pilot learning rate; the model's penalties "
-            "choose the peak below it), best (peak of the pilot with the lowest final loss) or a "
-            "network learning rate."
+            "choose the peak below it; the longest pilot's rate when the fit finds no learning-rate "
+            "response), best (peak of the pilot with the lowest final loss) or a network learning rate."
         ),
     ] = "max",
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the fitted curves.")] = None,
