@@ -300,7 +300,6 @@ def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_ste
         raise FitError(f"--offset-floor: must be a number in [0, {MAX_OFFSET_FLOOR}], got {offset_floor!r}")
 
 
-@float64
 def _longest_pilot_rate(runs: Sequence[PilotRun], cap: float) -> tuple[float, str]:
     """The peak rate of the longest pilot at most ``cap`` (the lowest such rate on a tie): the one rate the
     pilots show training over the longest stretch, where the model's curve was fitted longest."""
@@ -310,6 +309,7 @@ def _longest_pilot_rate(runs: Sequence[PilotRun], cap: float) -> tuple[float, st
     return rate, "the longest pilot's learning rate: the fit found no learning-rate response to choose by"
 
 
+@float64
 def fit_pilots(
     runs: Sequence[PilotRun],
     *,
