@@ -486,11 +486,15 @@ def headline_seed_jobs(task: Task) -> list[Job]:
     return wsd + _arm_jobs(task, HEADLINE, HEADLINE_SEEDS)
 
 
+#: every run seed tuned WSD has at the horizon: seeds 0-9
+WSD_SEEDS = (*SEEDS, *EXTRA_SEEDS, *HEADLINE_SEEDS)
+
+
 def guess_wsd_jobs(task: Task) -> list[Job]:
-    """WSD at the task's guess (the long pilot's rate), the schedule of a user who tunes nothing, on seeds 0-9
-    (:data:`SEEDS`, :data:`EXTRA_SEEDS`, :data:`HEADLINE_SEEDS`): a fit that finds no learning-rate response
-    designs it (``schedopt fit`` caps such a design at the longest pilot's rate)."""
-    return [_family_job(task, "wsd", task.guess, seed) for seed in (*SEEDS, *EXTRA_SEEDS, *HEADLINE_SEEDS)]
+    """WSD at the task's guess (the long pilot's rate), the schedule of a user who tunes nothing, on
+    :data:`WSD_SEEDS`: a fit that finds no learning-rate response designs it (``schedopt fit`` caps such a
+    design at the longest pilot's rate)."""
+    return [_family_job(task, "wsd", task.guess, seed) for seed in WSD_SEEDS]
 
 
 #: Seeds added to the headline's 2T design and to WSD at the T-tuned peak at 2T (the transfer pair): one
@@ -519,33 +523,28 @@ PILOT_SEED_PROTOCOLS = (DEFAULT_PROTOCOL, "long60-high")
 PILOT_SEED_DESIGN_SEEDS = (0, 1, 2, 3, 4)
 
 
+def _pilot_seed_design(task: Task, pilot_seed: int) -> list[Job]:
+    """The headline design from pilot seed ``pilot_seed``'s pilots, on :data:`PILOT_SEED_DESIGN_SEEDS`."""
+    lrs = designed_lrs(task, task.horizon, *DESIGN_ARMS[HEADLINE], HEADLINE, pilot_seed)
+    label = f"{HEADLINE}-pilot-s{pilot_seed}-T{task.horizon}"
+    meta = {"peak": float(lrs.max()), "pilot_seed": pilot_seed}
+    return [Job(task.name, label, lrs, seed, meta=meta) for seed in PILOT_SEED_DESIGN_SEEDS]
+
+
 def pilot_seed_design_jobs(task: Task) -> list[Job]:
     """The headline design from each of :data:`PILOT_SEEDS`' pilots, on :data:`PILOT_SEED_DESIGN_SEEDS`."""
-    jobs = []
-    for pilot_seed in PILOT_SEEDS:
-        lrs = designed_lrs(task, task.horizon, *DESIGN_ARMS[HEADLINE], HEADLINE, pilot_seed)
-        label = f"{HEADLINE}-pilot-s{pilot_seed}-T{task.horizon}"
-        meta = {"peak": float(lrs.max()), "pilot_seed": pilot_seed}
-        jobs += [Job(task.name, label, lrs, seed, meta=meta) for seed in PILOT_SEED_DESIGN_SEEDS]
-    return jobs
+    return [job for pilot_seed in PILOT_SEEDS for job in _pilot_seed_design(task, pilot_seed)]
 
 
 def design_by_pilot_seed(task: Task) -> dict | None:
     """Design - tuned WSD (paired by run seed) for the headline made from each pilot seed's pilots."""
     wsd = {
         j.seed: r["final_val_loss"]
-        for j, r in _finished(
-            [
-                _family_job(task, "wsd", best_peaks(task)["wsd"], s)
-                for s in (*SEEDS, *EXTRA_SEEDS, *HEADLINE_SEEDS)
-            ]
-        )
+        for j, r in _finished([_family_job(task, "wsd", best_peaks(task)["wsd"], s) for s in WSD_SEEDS])
     }
     arms = {0: _finished(_arm_jobs(task, HEADLINE, PILOT_SEED_DESIGN_SEEDS))}
     for pilot_seed in (s for s in PILOT_SEEDS if _piloted(task, DEFAULT_PROTOCOL, s)):
-        arms[pilot_seed] = _finished(
-            [j for j in pilot_seed_design_jobs(task) if j.meta["pilot_seed"] == pilot_seed]
-        )
+        arms[pilot_seed] = _finished(_pilot_seed_design(task, pilot_seed))
     out = {}
     for pilot_seed, runs in arms.items():
         common = [(j, r) for j, r in runs if j.seed in wsd]

@@ -354,6 +354,15 @@ def _compared(problem: Problem, losses: np.ndarray) -> np.ndarray:
         return np.where(np.isfinite(losses), problem.network.network_loss(losses), np.inf)
 
 
+def _flat_rate_response(problem: Problem) -> bool:
+    """Whether ``problem`` is a fitted spec whose fit found no learning-rate response
+    (:func:`~schedopt.calibration._model.flat_rate_response`): the model cannot rank plateaus."""
+    from schedopt.calibration._model import flat_rate_response
+
+    units = problem.network
+    return units is not None and flat_rate_response(units.learning_rate_exponent)
+
+
 def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> float:
     """The plateau (model units, at most the cap) whose 1-sqrt anneal over ``fraction`` ends lowest.
 
@@ -372,11 +381,8 @@ def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> f
     """
     import scipy.optimize
 
-    from schedopt.calibration._model import flat_rate_response
-
     cap = float(problem.learning_rate.max)
-    units = problem.network
-    if flat_rate_response(units and units.learning_rate_exponent):
+    if _flat_rate_response(problem):
         return cap
     of_level = _anneal_loss(problem, fraction)
 
@@ -529,9 +535,7 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
     if plateau is not None and plateau < cap * (1 - 1e-6):
         return ()
     units = problem.network
-    from schedopt.calibration._model import flat_rate_response
-
-    if flat_rate_response(units and units.learning_rate_exponent):
+    if _flat_rate_response(problem):
         network = float(units.network_learning_rate(cap))
         return (
             f"the plateau is the learning-rate cap, {network:.4g}: the fit found no response of the loss to the "
