@@ -12,7 +12,7 @@ import contextvars
 import time
 from collections.abc import Callable, Iterator
 
-__all__ = ["Progress", "remaining", "report", "reporting"]
+__all__ = ["Progress", "listening", "remaining", "report", "reporting"]
 
 Progress = Callable[[str, int, float, float], None]
 """``(stage, iteration, objective, elapsed seconds)``."""
@@ -30,6 +30,11 @@ def reporting(callback: Progress) -> Iterator[None]:
         yield
     finally:
         _CALLBACK.reset(token)
+
+
+def listening() -> bool:
+    """Whether a :func:`reporting` block is installed in this context (else :func:`report` does nothing)."""
+    return _CALLBACK.get() is not None
 
 
 def report(stage: str, iteration: int, objective: float) -> None:

@@ -9,7 +9,7 @@ import re
 from tiny_spec import TINY_SPEC
 from typer.testing import CliRunner
 
-from schedopt._progress import remaining, report, reporting
+from schedopt._progress import listening, remaining, report, reporting
 from schedopt.cli import app
 
 #: The line prints log L_T with 6 significant digits.
@@ -24,6 +24,13 @@ def test_report_reaches_only_an_installed_callback():
         report("solve", 2, -1.25)
     report("solve", 3, 0.0)
     assert [(s, i, v) for s, i, v, _ in seen] == [("solve", 2, -1.25)]
+
+
+def test_listening_says_whether_a_callback_is_installed():
+    assert not listening()
+    with reporting(lambda *args: None):
+        assert listening()
+    assert not listening()
 
 
 def test_design_progress_without_a_terminal(tmp_path):
