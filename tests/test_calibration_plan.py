@@ -74,3 +74,36 @@ def test_cli_says_the_next_commands_with_the_warmup_given(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "schedopt design fitted.toml --horizon 400 --warmup 10" in result.output
+
+
+def test_the_twin_is_the_highest_pilots_first_half_on_top_of_the_budget():
+    plans = plan_pilots(2000, 1.0, 4e-3, warmup=100, twin=True)
+    *planned, twin = plans
+    assert [(p.steps, p.peak) for p in planned] == [(1200, 4e-3), (400, 1e-3), (400, 1.6e-2)]
+    assert twin.name == "pilot-wsd-lr0.016-T400-twin" and (twin.steps, twin.peak) == (200, 1.6e-2)
+    np.testing.assert_array_equal(
+        twin.learning_rate, planned[2].learning_rate[:200]
+    )  # no cooldown of its own
+    # at least twice the warmup (the steps fit leaves out), at most the whole pilot
+    assert plan_pilots(2000, 1.0, 4e-3, warmup=150, twin=True)[-1].steps == 300
+
+
+def test_cli_writes_the_twin_and_says_to_train_it_on_another_seed(tmp_path):
+    args = [
+        "pilots",
+        "--horizon",
+        "400",
+        "--peak",
+        "0.01",
+        "--warmup",
+        "10",
+        "--twin",
+        "--out",
+        str(tmp_path / "p"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "4 pilots, 440 updates (1.1 runs of 400)" in result.output
+    assert "pilot-wsd-lr0.04-T80-twin on another seed" in result.output
+    twin = load_schedule(tmp_path / "p" / "pilot-wsd-lr0.04-T80-twin.json")
+    np.testing.assert_array_equal(twin.learning_rate, wsd_learning_rates(0.04, 80, 10)[:40])

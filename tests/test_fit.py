@@ -764,3 +764,39 @@ def test_pilots_without_a_learning_rate_response_cap_the_design_at_the_longest_p
     assert any("no response of the loss to the learning rate" in note for note in result.notes)
     graded = fit_pilots(_pilots(0.0), n_modes=40, holdout="none")  # a response: the largest rate caps
     assert graded.learning_rate_cap["network"] == pytest.approx(max(RATES))
+
+
+def test_seeds_that_disagree_at_the_highest_rate_cap_the_design_between_it_and_the_next():
+    """Twin pilots (one schedule, the twin a prefix) that disagree show training unstable at that rate: the
+    cap falls to the geometric mean of it and the next lower pilot rate; at the lowest rate (nothing lower
+    to compare with) the disagreement is only reported."""
+    runs = _pilots(noise=0.0)
+    top = runs[-1]
+    n = HORIZON // 2
+    early = top.loss_steps <= n
+    stalled = PilotRun(
+        "top-seed1", top.learning_rate[:n], top.loss_steps[early], top.losses[early] * 1.1, "val_loss"
+    )
+    agreeing = PilotRun(
+        "top-seed2", top.learning_rate[:n], top.loss_steps[early], top.losses[early] * 1.01, "val_loss"
+    )
+    assert learning_rate_cap([*runs, agreeing]) == (6e-3, "largest pilot learning rate")
+    cap, rule = learning_rate_cap([*runs, stalled])
+    assert cap == pytest.approx(np.sqrt(3e-3 * 6e-3)) and "disagree" in rule
+    result = fit_pilots([*runs, stalled], n_modes=N_MODES, holdout="none", terms=())
+    assert result.learning_rate_cap["network"] == pytest.approx(np.sqrt(3e-3 * 6e-3), rel=1e-9)
+    notes = " | ".join(result.notes)
+    assert (
+        f"lr0.006 and top-seed1: the same schedule over the first {n} updates with losses 9 % apart" in notes
+    )
+    assert "unstable at 0.006" in notes and "lowered to 0.004243" in notes
+    assert "top-seed1: the start of lr0.006's schedule, compared with it and not fitted" in notes
+    assert result.runs == tuple(r.name for r in runs)  # the twin is not fitted
+    alone = fit_pilots(runs, n_modes=N_MODES, holdout="none", terms=())
+    assert result.parameters == alone.parameters
+    low = runs[0]
+    twin = PilotRun("low-seed1", low.learning_rate, low.loss_steps, low.losses * 1.1, "val_loss")
+    assert learning_rate_cap([*runs, twin]) == (6e-3, "largest pilot learning rate")
+    assert "contradict each other" in " | ".join(
+        fit_pilots([*runs, twin], n_modes=N_MODES, holdout="none", terms=()).notes
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from schedopt.calibration._checks import _spike
+from schedopt.calibration._checks import _spike, _unstable_rate
 from schedopt.calibration._model import FIT_PARAMETERS, warmup_steps
 from schedopt.calibration.pilots import PilotRun
 from schedopt.dynamics.stability import stability_threshold
@@ -23,7 +23,10 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
     ``"max"`` (default): the largest pilot learning rate: the model is trusted up
     to every learning rate it was fitted on, and its own penalties (noise, the
     null modes) choose the peak below that (``fit_pilots`` lowers it to the longest
-    pilot's rate when the fit finds no learning-rate response to choose by). ``"best"``: the peak of the pilot with
+    pilot's rate when the fit finds no learning-rate response to choose by). A pilot
+    whose loss spiked does not count; where two runs of one schedule disagree (seeds:
+    training unstable there, :func:`~schedopt.calibration._checks._unstable_rate`), the cap
+    is the geometric mean of that rate and the next lower pilot rate, if that is lower. ``"best"``: the peak of the pilot with
     the lowest final loss (pilots of equal length only mean something here; the
     rule of the model without null modes, which had no penalty an anneal does not
     remove). A number: that cap, in the network's units.
@@ -32,11 +35,21 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
         if rule == "max":
             stable = [r for r in runs if _spike(r) is None]
             if stable and len(stable) < len(runs):  # a pilot whose loss spiked is no evidence a rate is safe
-                return (
+                cap, why = (
                     max(r.peak_learning_rate for r in stable),
                     "largest learning rate of a pilot whose loss did not spike",
                 )
-            return max(r.peak_learning_rate for r in runs), "largest pilot learning rate"
+            else:
+                cap, why = max(r.peak_learning_rate for r in runs), "largest pilot learning rate"
+            unstable = _unstable_rate(runs)
+            if unstable is not None and math.sqrt(unstable[0] * unstable[1]) < cap:
+                rate, lower = unstable[:2]
+                return (
+                    math.sqrt(rate * lower),
+                    f"geometric mean of {lower:g} and {rate:g}, where two runs of one schedule disagree "
+                    "(training unstable there)",
+                )
+            return cap, why
         if rule == "best":
             best = min(runs, key=lambda r: float(r.losses[-1]))
             return (

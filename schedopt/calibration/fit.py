@@ -90,6 +90,7 @@ from schedopt.calibration._checks import (
     CONTRADICTION,  # noqa: F401
     SPIKE_RATIO,  # noqa: F401
     _pilot_notes,
+    _prefix_twins,
     _spike,  # noqa: F401
 )
 from schedopt.calibration._holdout import (
@@ -343,6 +344,8 @@ def fit_pilots(
     """
     runs = list(runs)
     _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_step, offset_floor)
+    checked, twins = runs, _prefix_twins(runs)  # twins are compared (notes, cap), not fitted
+    runs = [r for r in runs if all(r is not twin for twin, _ in twins)]
     _check_identifiable(runs, learning_rate_scale)
     fixed_kappa = learning_rate_scale
     layout = _Layout(
@@ -352,7 +355,7 @@ def fit_pilots(
         null_modes="null_modes" in terms,
         offset_floor=float(offset_floor),
     )
-    network_cap, cap_rule = learning_rate_cap(runs, lr_cap)
+    network_cap, cap_rule = learning_rate_cap(checked, lr_cap)
     max_lr = max(r.peak_learning_rate for r in runs)
     early = _early(runs, min_step)
     counts = np.bincount(_run_index(runs)[~early], minlength=len(runs))
@@ -367,7 +370,14 @@ def fit_pilots(
     values, std, cov = _uncertainties(solve, fixed)
     rms, by_run = _relative_rms(solve, runs, ~early)
     identified, at_bound = _identified(solve, layout, values, std)
-    notes = _pilot_notes(runs) + _identification_notes(identified, at_bound, fixed)
+    notes = [
+        *(
+            f"{twin.name}: the start of {pilot.name}'s schedule, compared with it and not fitted"
+            for twin, pilot in twins
+        ),
+        *_pilot_notes(checked),
+        *_identification_notes(identified, at_bound, fixed),
+    ]
     exponent = float(values[FIT_PARAMETERS.index("learning_rate_exponent")])
     if layout.exponent and flat_rate_response(exponent) and lr_cap == "max":
         network_cap, cap_rule = _longest_pilot_rate(runs, network_cap)

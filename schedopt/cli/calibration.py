@@ -224,6 +224,14 @@ def pilots(
     peak: Annotated[float, typer.Option(help="Your guess of the peak learning rate (network units).")],
     budget: Annotated[float, typer.Option(help="Compute for the pilots, in runs of length T.")] = 1.0,
     warmup: Annotated[int, typer.Option(help="Linear warmup updates at the start of every pilot.")] = 0,
+    twin: Annotated[
+        bool,
+        typer.Option(
+            "--twin",
+            help="Also the highest pilot's first half, to train on another seed (0.1 run more at budget 1): "
+            "where the two disagree, fit caps the design below that rate.",
+        ),
+    ] = False,
     out: OutOpt("pilots/") = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -238,7 +246,7 @@ def pilots(
     from schedopt.schedule import Schedule, save_schedule
 
     folder = _out_folder(out, Path("pilots"))
-    plans = plan_pilots(horizon, budget, peak, warmup)
+    plans = plan_pilots(horizon, budget, peak, warmup, twin=twin)
     paths = [folder / f"{plan.name}.json" for plan in plans]
     _refuse_existing(force, *paths)
     from schedopt._io import output_set
@@ -248,7 +256,13 @@ def pilots(
             provenance = {
                 "kind": "pilot",
                 "learning_rate_units": "network",
-                "plan": {"horizon": horizon, "budget": budget, "guess": peak, "warmup": plan.warmup},
+                "plan": {
+                    "horizon": horizon,
+                    "budget": budget,
+                    "guess": peak,
+                    "warmup": plan.warmup,
+                    **({"twin": True} if twin else {}),
+                },
             }
             save_schedule(
                 Schedule(learning_rate=plan.learning_rate, provenance=provenance), stage / path.name
@@ -268,8 +282,9 @@ def pilots(
             }
         )
         return
+    runs = sum(p.steps for p in plans) / horizon
     _table(
-        f"{len(plans)} pilots, {sum(p.steps for p in plans)} updates ({budget:g} run{'' if budget == 1 else 's'} of {horizon})",
+        f"{len(plans)} pilots, {sum(p.steps for p in plans)} updates ({runs:.3g} run{'' if runs == 1 else 's'} of {horizon})",
         ["pilot", "updates", "peak", "schedule file"],
         rows,
     )
@@ -279,5 +294,9 @@ def pilots(
         f"  (if {top.name} diverges, train it again at half its peak: the design's learning-rate cap is the "
         "largest pilot rate that did not)"
     )
+    if twin:
+        typer.echo(
+            f"  (train {plans[-1].name} on another seed than {top.name}, the same otherwise: fit compares the two)"
+        )
     then = f"schedopt design fitted.toml --horizon {horizon}" + (f" --warmup {warmup}" if warmup else "")
     typer.echo(f"  schedopt fit <logs> --out-file fitted.toml && {then}")
