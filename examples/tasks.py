@@ -26,9 +26,12 @@ kind, not only in size:
   weight decay 0.1, 1,200 updates. **Held out**: added later on 2026-12-06, every default unchanged;
   its guess (1e-2, set before any of its runs) is 2.5-5x the other tasks', whose best peaks were
   0.7-4x their guesses: a guess that may sit at or above the best peak.
+* ``code-adamw-1l``: Python source, one layer x 96 wide, context 32, batch 32, AdamW with weight
+  decay 0.1, 1,000 updates. **Held out**: added later on 2026-12-06 to test the seed-twin cap (formed
+  on ``prose-adamw-b8``) and every default as they stand, its guess (3e-3) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
-updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks): without it, AdamW
+updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on ``code-adamw-1l``): without it, AdamW
 at twice the best peak loses 0.26 nats over 500 updates to damage done in the
 first 50 (measured on ``code-adamw``: 2.283 without, 2.024 with), which no
 schedule shape repairs.
@@ -152,6 +155,25 @@ TASKS = {
             about="English prose (fortunes), GPT 2x48, context 128, AdamW with weight decay 0.1 on matrices, "
             "a high guess (held out)",
             warmup=60,
+        ),
+        # held out: added 2026-12-06 (third session) after the seed-twin cap (realtasks' designed-twin arm)
+        # was formed on batch 8; every default unchanged, its guess set before any of its runs
+        Task(
+            "code-adamw-1l",
+            "code",
+            TrainConfig(
+                d_model=96,
+                n_layers=1,
+                n_heads=4,
+                context=32,
+                batch_size=32,
+                steps=1000,
+                eval_every=100,
+                weight_decay=0.1,
+            ),
+            guess=3e-3,
+            about="Python source, GPT 1x96, context 32, batch 32, AdamW with weight decay 0.1 on matrices (held out)",
+            warmup=50,
         ),
     )
 }
