@@ -80,6 +80,9 @@ PILOT_PROTOCOLS = {
     # pilot's), and a larger noise floor for the anneal to show
     "long60-mid": ((0.6, 0.5), (0.2, -2.0), (0.2, 2.0)),
     "long60-high": ((0.6, 1.0), (0.2, -2.0), (0.2, 2.0)),
+    # long60-wider plus its x 4 pilot's first half (at least twice the warmup) on the next seed:
+    # ``schedopt pilots --twin``; where the two disagree, fit caps the design below that rate (0.1 run more)
+    "long60-wider-twin": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0), ("twin",)),
 }
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
@@ -108,8 +111,21 @@ def _label(family: str, peak: float, horizon: int) -> str:
 
 
 def pilot_jobs(task: Task, protocol: str = "long-short", seed: int = 0) -> list[Job]:
+    """The protocol's pilots on ``seed``; a ``("twin",)`` entry is the highest pilot so far cut as
+    ``schedopt pilots --twin`` cuts it (:func:`schedopt.calibration.plan.twin_steps`), on ``seed + 1``."""
+    from schedopt.calibration.plan import twin_steps
+
     jobs = []
-    for fraction, offset, *rest in PILOT_PROTOCOLS[protocol]:
+    for fraction, *entry in PILOT_PROTOCOLS[protocol]:
+        if fraction == "twin":
+            top = max(jobs, key=lambda j: j.meta["peak"])
+            n = twin_steps(top.lrs.size, task.warmup)
+            meta = {**top.meta, "twin_of": top.label}
+            jobs.append(
+                Job(task.name, f"{top.label}-first{n}", top.lrs[:n], seed + 1, PILOT_EVAL_EVERY, meta)
+            )
+            continue
+        offset, *rest = entry
         cooldown = rest[0] if rest else 0.2
         steps = int(round(fraction * task.horizon))
         peak = float(f"{task.guess * 2.0**offset:.4g}")
@@ -371,6 +387,8 @@ DESIGN_ARMS = {
     # designed-sqrt-flat schedules were cached before e505efc: their warmup ramps to the plateau chosen and
     # the plateau after it is chosen again under the lowered cap, 3-30 % lower on five tasks of six
     "designed-default": ("plateau-anneal", "long60-wider", "schedopt-floor", "1-sqrt-flat"),
+    # the same with the x 4 pilot's twin (schedopt pilots --twin), fitted with the others
+    "designed-twin": ("plateau-anneal", "long60-wider-twin", "schedopt-floor", "1-sqrt-flat"),
     "designed-plateau": ("plateau-anneal", "long-short", "schedopt", "model"),
     "designed": ("free", "long-short", "schedopt", "model"),
     "designed-plateau-null": ("plateau-anneal", "long-short", "schedopt-null", "model"),
@@ -387,9 +405,10 @@ _WSD_SHAPED = (
     "designed-sqrt-floor",
     "designed-sqrt-flat",
     "designed-default",
+    "designed-twin",
 )
 #: arms whose cached schedules carry their arm's name (every arm before them shares one cache per design)
-_OWN_CACHE = ("designed-default",)
+_OWN_CACHE = ("designed-default", "designed-twin")
 
 
 def _arms(task: Task) -> dict[str, tuple[str, str, str, str]]:
@@ -497,19 +516,34 @@ def guess_wsd_jobs(task: Task) -> list[Job]:
     return [_family_job(task, "wsd", task.guess, seed) for seed in WSD_SEEDS]
 
 
+TWIN = "designed-twin"
+
+
+def twin_seed_jobs(task: Task) -> list[Job]:
+    """The :data:`TWIN` arm on :data:`WSD_SEEDS` (where its schedule equals the headline's, the run cache
+    copies the headline's runs: ``runcache._reuse``)."""
+    return _arm_jobs(task, TWIN, WSD_SEEDS) if TWIN in _arms(task) else []
+
+
 #: Seeds added to the headline's 2T design and to WSD at the T-tuned peak at 2T (the transfer pair): one
 #: 2T run spreads by ~0.02 nats between seeds, as much as the differences the transfer claim rests on.
 TRANSFER_SEEDS = (1, 2)
 
 
-def _transfer_pair(task: Task) -> tuple[str, str]:
-    """The labels of the headline's transfer pair: WSD at the T-tuned peak at 2T, the :data:`HEADLINE` design."""
-    return _label("wsd", best_peaks(task)["wsd"], 2 * task.horizon), f"{HEADLINE}-T{2 * task.horizon}"
+def _transfer_pair(task: Task, arm: str = HEADLINE) -> tuple[str, str]:
+    """The labels of an arm's transfer pair: WSD at the T-tuned peak at 2T, the arm's design (the headline's)."""
+    return _label("wsd", best_peaks(task)["wsd"], 2 * task.horizon), f"{arm}-T{2 * task.horizon}"
+
+
+def _transfer_arms(task: Task) -> tuple[str, ...]:
+    """The arms whose transfer pair runs on :data:`TRANSFER_SEEDS`: the headline, and the twin arm."""
+    return (HEADLINE, TWIN) if TWIN in _arms(task) else (HEADLINE,)
 
 
 def transfer_seed_jobs(task: Task) -> list[Job]:
-    """The headline's transfer pair (``transfer_jobs``' schedules) on :data:`TRANSFER_SEEDS`."""
-    pair = [j for j in transfer_jobs(task) if j.label in _transfer_pair(task)]
+    """The :func:`_transfer_arms`' transfer pairs (``transfer_jobs``' schedules) on :data:`TRANSFER_SEEDS`."""
+    labels = {label for arm in _transfer_arms(task) for label in _transfer_pair(task, arm)}
+    pair = [j for j in transfer_jobs(task) if j.label in labels]
     return [Job(j.task, j.label, j.lrs, seed, meta=j.meta) for seed in TRANSFER_SEEDS for j in pair]
 
 
@@ -578,6 +612,7 @@ STAGES = {
     "pilot-seeds": pilot_seed_jobs,
     "pilot-seed-design": pilot_seed_design_jobs,
     "guess-wsd": guess_wsd_jobs,
+    "twin-seeds": twin_seed_jobs,
 }
 
 
@@ -752,7 +787,7 @@ def comparison(task: Task) -> dict:
     """Designed schedule vs tuned baselines (paired by seed), WSD at the designed peak, MPL-optimised."""
     best = best_peaks(task)
     methods: dict[str, dict] = {}
-    extra = extra_seed_jobs(task) + headline_seed_jobs(task)
+    extra = extra_seed_jobs(task) + headline_seed_jobs(task) + twin_seed_jobs(task)
     tuned = _finished(grid_jobs(task) + seed_jobs(task) + extra)  # read once, not once per family
     for family in METHODS:
         label = _label(family, best[family], task.horizon)
@@ -763,7 +798,9 @@ def comparison(task: Task) -> dict:
             "full_length_runs": len(family_grid(task, family)) + 2,
         }
     arms = {f"{prefix}-": prefix for prefix in DESIGN_ARMS}
-    headline_extra = [j for j in extra if j.label.startswith(tuple(f"{arm}-" for arm in EXTRA_SEED_ARMS))]
+    headline_extra = [
+        j for j in extra if j.label.startswith(tuple(f"{arm}-" for arm in (*EXTRA_SEED_ARMS, TWIN)))
+    ]
     for job, run in _finished(design_jobs(task) + headline_extra):
         if job.label.startswith("mpl-optimised"):
             name = "mpl-optimised"
@@ -822,16 +859,18 @@ def transfer(task: Task) -> dict | None:
     found = {j.label: r["final_val_loss"] for j, r in seed0}
     if not found:
         return None
-    wsd_label, design_label = _transfer_pair(task)
     runs = {(j.label, j.seed): r["final_val_loss"] for j, r in seed0 + _finished(transfer_seed_jobs(task))}
-    seeds = [s for s in (0, *TRANSFER_SEEDS) if (wsd_label, s) in runs and (design_label, s) in runs]
-    if seeds:
+    for arm in _transfer_arms(task):
+        wsd_label, design_label = _transfer_pair(task, arm)
+        seeds = [s for s in (0, *TRANSFER_SEEDS) if (wsd_label, s) in runs and (design_label, s) in runs]
+        if not seeds:
+            continue
         design = [runs[design_label, s] for s in seeds]
         wsd = [runs[wsd_label, s] for s in seeds]
         difference = _stats([d - w for d, w in zip(design, wsd, strict=True)])
         mean, se = difference["mean"], difference["stderr"]
-        found["headline_seeds"] = {
-            "arm": HEADLINE,
+        found["headline_seeds" if arm == HEADLINE else "twin_seeds"] = {
+            "arm": arm,
             "design_label": design_label,
             "wsd_label": wsd_label,
             "seeds": seeds,
@@ -852,7 +891,8 @@ def report(names: list[str] | None = None) -> dict:
     out = {
         "protocol": {
             "pilots": "WSD (20 % 1-sqrt cooldown unless a third number gives it) at guess * 2**offset for "
-            "(fraction of T, offset) in each protocol; every one costs one full run",
+            "(fraction of T, offset) in each protocol; every one costs one full run, but long60-wider-twin 1.1 "
+            "(its twin, the x 4 pilot's first half on seed 1, on top)",
             "pilot_protocols": PILOT_PROTOCOLS,
             "default_protocol": DEFAULT_PROTOCOL,
             "headline_arm": HEADLINE,

@@ -58,3 +58,25 @@ def test_seed_floor_is_half_the_widest_relative_range_of_one_schedule_over_seeds
     assert floor["least_max_abs_error_schedule"] == "a"
     assert floor["median_half_range"] == pytest.approx((0.2 / 4.2 + 0.01 / 2.01) / 2)
     assert realtasks.seed_floor([run("a", 1.0)]) == {"schedules_with_seeds": 0}
+
+
+def test_the_twin_protocol_adds_the_highest_pilots_first_half_on_the_next_seed():
+    """The benchmark's twin is what `schedopt pilots --twin` proposes: the x 4 pilot cut by twin_steps."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import realtasks
+
+    from schedopt.calibration.plan import plan_pilots
+
+    task = realtasks.TASKS["prose-adamw-b8"]
+    *planned, twin = realtasks.pilot_jobs(task, "long60-wider-twin")
+    assert [(j.label, j.seed) for j in planned] == [
+        (j.label, j.seed) for j in realtasks.pilot_jobs(task, "long60-wider")
+    ]
+    top = max(planned, key=lambda j: j.meta["peak"])
+    assert (twin.label, twin.seed) == (f"{top.label}-first120", 1)
+    np.testing.assert_array_equal(twin.lrs, top.lrs[:120])
+    proposed = plan_pilots(task.horizon, 1.0, task.guess, task.warmup, twin=True)[-1]
+    assert proposed.steps == twin.lrs.size
+    np.testing.assert_allclose(proposed.learning_rate, twin.lrs, rtol=1e-6)  # the loop's schedule is float32
