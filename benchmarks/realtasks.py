@@ -631,7 +631,8 @@ def _stats(values: list[float]) -> dict:
 
 
 def _panel(task: Task) -> list[tuple[Job, dict]]:
-    """Every finished full-length run of the task that is not a pilot (the held-out panel)."""
+    """Every finished full-length run of the task that is not a pilot (the held-out panel), each schedule and
+    seed once (an arm whose schedule equals another's shares its runs: ``runcache._reuse``)."""
     jobs = grid_jobs(task) + seed_jobs(task) if all(j.done() for j in grid_jobs(task)) else grid_jobs(task)
     extra = []
     for stage in (design_jobs, transfer_jobs, transfer_seed_jobs):
@@ -641,8 +642,8 @@ def _panel(task: Task) -> list[tuple[Job, dict]]:
             pass
     seen, out = set(), []
     for job, run in _finished(jobs + extra):
-        if (job.label, job.seed) not in seen:
-            seen.add((job.label, job.seed))
+        if (run["lr_digest"], job.seed) not in seen:
+            seen.add((run["lr_digest"], job.seed))
             out.append((job, run))
     return out
 
@@ -692,10 +693,13 @@ def seed_floor(panel) -> dict:
     so on a schedule run on several seeds its largest error is at least half their relative range
     ((max - min) / (max + min), reached at their midpoint). The largest of these over the panel bounds the
     maximum error from below; their median says how much of a median error is seed noise."""
-    by_label: dict[str, list[float]] = {}
+    by_schedule: dict[str, list[float]] = {}  # by learning rates (two arms may share a schedule), first label
+    labels: dict[str, str] = {}
     for job, run in panel:
-        by_label.setdefault(job.label, []).append(run["final_val_loss"])
-    halves = {label: (max(v) - min(v)) / (max(v) + min(v)) for label, v in by_label.items() if len(v) > 1}
+        key = run.get("lr_digest", job.label)
+        labels.setdefault(key, job.label)
+        by_schedule.setdefault(key, []).append(run["final_val_loss"])
+    halves = {labels[k]: (max(v) - min(v)) / (max(v) + min(v)) for k, v in by_schedule.items() if len(v) > 1}
     if not halves:
         return {"schedules_with_seeds": 0}
     worst = max(halves, key=halves.get)
@@ -735,7 +739,34 @@ def predictions(task: Task, panel) -> dict:
     fits = {name: report for name, (_, report) in models.items()}
     for name, peer in peers.items():
         fits[name] = {"parameters": peer.parameters(), "rms_log_error": peer.rms_log_error}
-    return {"runs": rows, "summary": summary, "fits": fits, "seed_floor": seed_floor(panel)}
+    signed = {
+        name: {
+            f"T{horizon}": _signed_median(rows, f"{name}_error", task.horizon, horizon == task.horizon)
+            for horizon in (task.horizon, 2 * task.horizon)
+        }
+        for name in ("schedopt-plan-floor", "mpl-plan")
+        if name in summary
+    }
+    return {
+        "runs": rows,
+        "summary": summary,
+        "fits": fits,
+        "seed_floor": seed_floor(panel),
+        "signed_median_error": signed,
+        "data_passes": data_passes(task),
+    }
+
+
+def data_passes(task: Task) -> dict[str, float]:
+    """Passes over the task's training tokens (byte-level: one token a byte) of a run at T and at 2T.
+
+    The model, like the Multi-Power Law, assumes every update sees fresh data; past one pass it does not.
+    """
+    from examples.tasks import task_corpus
+
+    tokens = int(np.asarray(task_corpus(task.corpus).train).size)
+    per_update = task.config.batch_size * task.config.context
+    return {f"T{h}": per_update * h / tokens for h in (task.horizon, 2 * task.horizon)}
 
 
 def _signed_median(rows: list[dict], key: str, horizon: int, at_horizon: bool) -> float | None:
