@@ -419,3 +419,22 @@ def test_a_fit_without_a_learning_rate_response_puts_the_plateau_at_the_cap_and_
     choice = plateau_anneal(parse_problem(flat), plateau_tolerance=0.003)
     assert choice.plateau == pytest.approx(cap)
     assert any("no response of the loss to the learning rate" in note for note in choice.notes)
+
+
+def test_a_cap_fit_lowered_below_the_largest_pilot_is_not_called_the_largest_pilots():
+    """With a fitted map (exponent, reference = the largest pilot's rate) and the cap below that rate (seed
+    twins that disagreed, a spike, --lr-cap), the note does not ask for a pilot above the cap."""
+    spec = FITTED.replace("learning_rate_scale = 60.0", "learning_rate_scale = 0.2").replace(
+        "loss_offset = 1.0", "loss_offset = 1.0\nlearning_rate_exponent = 0.5\nlearning_rate_reference = 0.01"
+    )  # the largest pilot's rate, 0.01, is the model's 0.2, below the model's best plateau (~0.45)
+    lowered = plateau_anneal(parse_problem(spec.replace("max = 0.3", "max = 0.15")), plateau_tolerance=0.0)
+    assert (
+        len(lowered.notes) == 1
+        and "0.005625, below the largest pilot's 0.01: fit lowered" in lowered.notes[0]
+    )
+    assert "would tell" not in lowered.notes[0]
+    at_largest = plateau_anneal(parse_problem(spec.replace("max = 0.3", "max = 0.2")), plateau_tolerance=0.0)
+    assert (
+        len(at_largest.notes) == 1
+        and "the largest pilot's 0.01: the pilots do not bracket" in at_largest.notes[0]
+    )

@@ -550,6 +550,16 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
     if units is None:
         return (f"{where} ({cap:.4g}): the best peak may be higher",)
     network = float(units.network_learning_rate(cap))
+    largest = (
+        units.learning_rate_reference
+    )  # the largest fitted pilot's rate, unless kappa was given (p = 1, 1)
+    fitted_map = units.learning_rate_exponent != 1.0 or largest != 1.0
+    if fitted_map and network < largest * (1 - 1e-6):  # fit lowered the cap below the largest pilot's rate
+        return (
+            f"{where}, {network:.4g}, below the largest pilot's {largest:.4g}: fit lowered the cap (a pilot whose "
+            "loss spiked, seeds that disagree at a rate, or --lr-cap; the fitted spec's notes say which), so the "
+            "pilots above it are no evidence that a higher plateau is safe",
+        )
     return (
         f"{where}, the largest pilot's {network:.4g}: the pilots do not bracket the best peak from "
         f"above, and none ran that high for long; a pilot at {2 * network:.4g} would tell",
