@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import plateau_rules as pr  # noqa: E402
 import realtasks as rt  # noqa: E402
+from prediction_variants import fit_box  # noqa: E402
 
 from examples.tasks import TASKS  # noqa: E402
 from schedopt._io import atomic_write_text, json_text  # noqa: E402
@@ -51,8 +52,7 @@ VARIANTS = ("default", "offset-fixed", "late-0.5", "late-1")
 @contextlib.contextmanager
 def _offset_fixed():
     """The offset's box shrunk to its floor (and every start moved into the box) for the block."""
-    bounds, starts = dict(_model._BOUNDS), _solve._starts
-    _model._BOUNDS["loss_offset"] = (0.0, OFFSET_FLOOR + 1e-6)
+    starts = _solve._starts
 
     def inside(runs, data, layout):
         lo, hi = _model._bounds(layout)
@@ -60,10 +60,9 @@ def _offset_fixed():
 
     _solve._starts = inside
     try:
-        yield
+        with fit_box(loss_offset=(0.0, OFFSET_FLOOR + 1e-6)):
+            yield
     finally:
-        _model._BOUNDS.clear()
-        _model._BOUNDS.update(bounds)
         _solve._starts = starts
 
 

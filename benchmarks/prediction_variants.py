@@ -157,19 +157,29 @@ def _layout(terms: Sequence[str]) -> _Layout:
 
 
 @contextlib.contextmanager
+def fit_box(**bounds: tuple[float, float]):
+    """``schedopt fit``'s search box with these coordinates' ``(low, high)`` bounds, for the block."""
+    saved = dict(_model._BOUNDS)
+    _model._BOUNDS.update(bounds)
+    try:
+        yield
+    finally:
+        _model._BOUNDS.clear()
+        _model._BOUNDS.update(saved)
+
+
+@contextlib.contextmanager
 def _b_cap(b_max: float | None):
     """The fit's box with ``b <= b_max`` (and starts inside it) for the duration of the block."""
     if b_max is None:
         yield
         return
-    bounds, starts = dict(_model._BOUNDS), _model._STARTS
-    _model._BOUNDS["b"] = (bounds["b"][0], b_max)
+    starts = _model._STARTS
     _model._STARTS = tuple((a, min(b, b_max - 0.1)) for a, b in starts)
     try:
-        yield
+        with fit_box(b=(_model._BOUNDS["b"][0], b_max)):
+            yield
     finally:
-        _model._BOUNDS.clear()
-        _model._BOUNDS.update(bounds)
         _model._STARTS = starts
 
 

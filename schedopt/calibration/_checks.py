@@ -41,6 +41,13 @@ def _spike(run: PilotRun) -> tuple[int, float, float] | None:
     return int(steps[i]), float(losses[i]), float(best[i])
 
 
+def _same_start(first: PilotRun, second: PilotRun) -> int | None:
+    """The updates of the shorter of two pilots when the longer one's schedule starts with its whole schedule
+    (equal runs, or a twin), else ``None``."""
+    n = min(first.learning_rate.size, second.learning_rate.size)
+    return n if np.array_equal(first.learning_rate[:n], second.learning_rate[:n]) else None
+
+
 def _twins(runs: Sequence[PilotRun]) -> list[tuple[PilotRun, PilotRun, int, float]]:
     """Pairs of pilots with one schedule over their common length (equal runs, or one a prefix of the other:
     ``schedopt pilots --twin``), each with that length and the median relative difference of their losses
@@ -48,8 +55,8 @@ def _twins(runs: Sequence[PilotRun]) -> list[tuple[PilotRun, PilotRun, int, floa
     pairs = []
     for i, first in enumerate(runs):
         for second in runs[i + 1 :]:
-            n = min(first.learning_rate.size, second.learning_rate.size)
-            if not np.array_equal(first.learning_rate[:n], second.learning_rate[:n]):
+            n = _same_start(first, second)
+            if n is None:
                 continue
             common, a, b = np.intersect1d(first.loss_steps, second.loss_steps, return_indices=True)
             a, b = a[common <= n], b[common <= n]
@@ -67,17 +74,16 @@ def _prefix_twins(runs: Sequence[PilotRun]) -> list[tuple[PilotRun, PilotRun]]:
     out = []
     for twin in runs:
         for pilot in runs:
-            n = twin.learning_rate.size
-            if n < pilot.learning_rate.size and np.array_equal(twin.learning_rate, pilot.learning_rate[:n]):
+            if twin.learning_rate.size < pilot.learning_rate.size and _same_start(twin, pilot) is not None:
                 out.append((twin, pilot))
                 break
     return out
 
 
-def _unstable_rate(runs: Sequence[PilotRun]) -> tuple[float, float, PilotRun, PilotRun] | None:
-    """``(rate, lower, first, second)``: the lowest peak learning rate at which two runs of one schedule
-    disagree by more than :data:`CONTRADICTION`, when some pilot ran at a lower peak (``lower``, the
-    largest such); ``None`` if there is none.
+def _unstable_rate(runs: Sequence[PilotRun]) -> tuple[float, float, float] | None:
+    """``(rate, lower, cap)``: the lowest peak learning rate at which two runs of one schedule disagree by
+    more than :data:`CONTRADICTION`, when some pilot ran at a lower peak (``lower``, the largest such), and
+    the design's cap it implies, their geometric mean; ``None`` if there is none.
 
     Two seeds of one schedule that end this far apart (6-9 % at the x 4 pilot on two real tasks of eight,
     at most 2.2 % at every other rate: ``benchmarks/README.md``) show a rate at which training is unstable:
@@ -86,11 +92,11 @@ def _unstable_rate(runs: Sequence[PilotRun]) -> tuple[float, float, PilotRun, Pi
     pilot rate there is nothing to compare with, and the disagreement is only reported.
     """
     found = None
-    for first, second, _, difference in _twins(runs):
+    for first, _, _, difference in _twins(runs):
         rate = first.peak_learning_rate
         lower = [r.peak_learning_rate for r in runs if r.peak_learning_rate < rate * (1 - 1e-9)]
         if difference > CONTRADICTION and lower and (found is None or rate < found[0]):
-            found = (rate, max(lower), first, second)
+            found = (rate, max(lower), math.sqrt(rate * max(lower)))
     return found
 
 
@@ -120,10 +126,10 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
         )
         apart = f"{first.name} and {second.name}: {same} with losses {100 * difference:.0f} % apart (median)"
         if unstable is not None and first.peak_learning_rate == unstable[0]:
-            rate, lower = unstable[:2]
+            rate, lower, cap = unstable
             notes.append(
                 f"{apart}: seeds that disagree this much show training that is unstable at {rate:g}, where a "
-                f"long run may stall; the design's cap is lowered to {math.sqrt(rate * lower):.4g}, between "
+                f"long run may stall; the design's cap is lowered to {cap:.4g}, between "
                 f"it and the next pilot rate, {lower:g} (if these are not seeds of one setup, the pilots "
                 "contradict each other: other data, model or code?)"
             )

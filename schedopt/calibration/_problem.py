@@ -42,10 +42,10 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
             else:
                 cap, why = max(r.peak_learning_rate for r in runs), "largest pilot learning rate"
             unstable = _unstable_rate(runs)
-            if unstable is not None and math.sqrt(unstable[0] * unstable[1]) < cap:
-                rate, lower = unstable[:2]
+            if unstable is not None and unstable[2] < cap:
+                rate, lower, lowered = unstable
                 return (
-                    math.sqrt(rate * lower),
+                    lowered,
                     f"geometric mean of {lower:g} and {rate:g}, where two runs of one schedule disagree "
                     "(training unstable there)",
                 )

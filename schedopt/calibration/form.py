@@ -550,9 +550,8 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
     if units is None:
         return (f"{where} ({cap:.4g}): the best peak may be higher",)
     network = float(units.network_learning_rate(cap))
-    largest = (
-        units.learning_rate_reference
-    )  # the largest fitted pilot's rate, unless kappa was given (p = 1, 1)
+    # the reference is the largest fitted pilot's rate, unless kappa was given (then p = 1 and reference 1)
+    largest = units.learning_rate_reference
     fitted_map = units.learning_rate_exponent != 1.0 or largest != 1.0
     if fitted_map and network < largest * (1 - 1e-6):  # fit lowered the cap below the largest pilot's rate
         return (
