@@ -790,7 +790,9 @@ def test_seeds_that_disagree_at_the_highest_rate_cap_the_design_between_it_and_t
         f"lr0.006 and top-seed1: the same schedule over the first {n} updates with losses 9 % apart" in notes
     )
     assert "unstable at 0.006" in notes and "lowered to 0.004243" in notes
-    assert "top-seed1: the start of lr0.006's schedule, compared with it and not fitted" in notes
+    assert result.info == ("top-seed1: the start of lr0.006's schedule, compared with it and not fitted",)
+    assert "not fitted" not in notes  # information, not a warning
+    assert result.to_dict()["info"] == list(result.info) and "#   info: top-seed1" in result.spec_text()
     assert result.runs == tuple(r.name for r in runs)  # the twin is not fitted
     alone = fit_pilots(runs, n_modes=N_MODES, holdout="none", terms=())
     assert result.parameters == alone.parameters

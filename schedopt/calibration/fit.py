@@ -158,6 +158,7 @@ class FitResult:
         problem: the fitted problem (a ``[network]`` map included) at the pilots' horizon.
         runs: the pilot files; ``n_points``: measurements fitted; ``n_modes``: model size.
         notes: warnings a user must see (unidentified parameters, bounds hit, ...).
+        info: what the fit did that is not a warning (a seed twin compared, not fitted).
         status: how the least-squares solve ended (:class:`~schedopt.status.Status`, as
             solves and baseline tunings report it); ``message``: SciPy's own words.
     """
@@ -178,6 +179,7 @@ class FitResult:
     evaluations: int
     fixed: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    info: tuple[str, ...] = field(default_factory=tuple)
     learning_rate_cap: Mapping[str, Any] = field(default_factory=dict)
     terms: tuple[str, ...] = ()
     min_step: int | str = 0
@@ -224,6 +226,7 @@ class FitResult:
             "offset_floor": self.offset_floor,
             "horizon": self.problem.horizon,
             "notes": list(self.notes),
+            "info": list(self.info),
         }
 
     def spec_text(self) -> str:
@@ -249,6 +252,7 @@ class FitResult:
             )
         lines.append(f"#   phase: {self.phase_text}")
         lines += [f"#   note: {n}" for n in self.notes]
+        lines += [f"#   info: {n}" for n in self.info]
         lines.append(
             f"# The learning-rate cap ([controls.learning_rate] max, model units) is network learning rate "
             f"{self.learning_rate_cap['network']:.6g}: {self.learning_rate_cap['rule']}."
@@ -370,11 +374,11 @@ def fit_pilots(
     values, std, cov = _uncertainties(solve, fixed)
     rms, by_run = _relative_rms(solve, runs, ~early)
     identified, at_bound = _identified(solve, layout, values, std)
+    info = tuple(
+        f"{twin.name}: the start of {pilot.name}'s schedule, compared with it and not fitted"
+        for twin, pilot in twins
+    )
     notes = [
-        *(
-            f"{twin.name}: the start of {pilot.name}'s schedule, compared with it and not fitted"
-            for twin, pilot in twins
-        ),
         *_pilot_notes(checked),
         *_identification_notes(identified, at_bound, fixed),
     ]
@@ -422,6 +426,7 @@ def fit_pilots(
         evaluations=solve.evaluations,
         fixed=fixed,
         notes=tuple(notes),
+        info=info,
         learning_rate_cap={
             "network": float(problem.network.network_learning_rate(problem.learning_rate.max)),
             "model": problem.learning_rate.max,

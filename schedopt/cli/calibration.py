@@ -157,6 +157,8 @@ def _show_fit(result, report: dict, pilots) -> None:
         typer.echo(_holdout_text(result.holdout, pilots))
     cap_info = result.learning_rate_cap
     typer.echo(f"learning-rate cap for design: {_fmt(cap_info['network'])} ({cap_info['rule']})")
+    for line in result.info:
+        typer.echo(f"note: {line}")
     for note in result.notes:
         typer.echo(f"warning: {note}", err=True)
     for kind, path in report["files"].items():
