@@ -8,9 +8,11 @@ The evidence is copied, not retyped, from the measured results of other benchmar
 
 * ``results/scaling.json`` ``transfer``: the gap to re-optimising at 4T of the phase
   rule's transfer and of the plain stretch in t/T, per phase;
-* ``results/realtasks.json``: on the small real training tasks (tiny GPT, T = 1200-2000),
+* ``results/realtasks.json``: on the small real training tasks (tiny GPT, T = 1000-2000),
   the designed schedule's final loss minus tuned WSD's, and minus WSD at the designed
-  peak (paired over seeds, mean and standard error).
+  peak (paired over seeds, mean and standard error); and the fitted model's errors in the
+  final loss of the held-out WSD-shaped runs at the horizon and twice it, which ``schedopt
+  design`` quotes beside a fitted spec's predicted final loss.
 
 ``tests/test_recommend.py`` checks the evidence against those files and (slow) the
 shapes against a fresh solve.
@@ -102,6 +104,47 @@ def evidence() -> dict:
     return {
         "model_transfer": {"source": "benchmarks/results/scaling.json (transfer)", "runs": model},
         "real_tasks": {"source": "benchmarks/results/realtasks.json (tasks.*.design)", "tasks": real},
+        "prediction": prediction_evidence(tasks),
+    }
+
+
+#: The fit whose predictions `schedopt design` quotes the measured errors of: what `schedopt pilots` plans
+#: and `schedopt fit` fits by default (realtasks' ``schedopt-plan-floor``).
+PREDICTION_MODEL = "schedopt-plan-floor"
+
+
+def wsd_shaped(label: str) -> bool:
+    """A panel run of the shape `schedopt design` writes for a fitted spec: a plateau, then WSD's 1-sqrt anneal
+    (the designs and the WSD runs; not cosine, linear or the free-form and model-annealed arms)."""
+    return label.startswith(("designed-default", "designed-twin", "designed-sqrt", "wsd-"))
+
+
+def prediction_evidence(tasks: dict) -> dict:
+    """Per task and extrapolation (horizon / the longest pilot's): the fitted model's relative errors in the
+    final loss of the held-out WSD-shaped runs (signed: predicted / measured - 1)."""
+    out = {}
+    for name, task in tasks.items():
+        prediction = task["prediction"]
+        pilot_horizon = prediction["fits"][PREDICTION_MODEL]["horizon"]
+        by_ratio = {}
+        for horizon in (task["horizon"], 2 * task["horizon"]):
+            errors = [
+                r[f"{PREDICTION_MODEL}_error"]
+                for r in prediction["runs"]
+                if r["label"].endswith(f"-T{horizon}") and wsd_shaped(r["label"])
+            ]
+            if errors:
+                by_ratio[f"{horizon / pilot_horizon:.4g}"] = {
+                    "horizon": horizon,
+                    "runs": len(errors),
+                    "median_abs": float(np.median(np.abs(errors))),
+                    "max_abs": float(np.max(np.abs(errors))),
+                    "signed_median": float(np.median(errors)),
+                }
+        out[name] = {"pilot_horizon": pilot_horizon, "by_extrapolation": by_ratio}
+    return {
+        "source": f"benchmarks/results/realtasks.json (tasks.*.prediction.runs, {PREDICTION_MODEL}, WSD-shaped runs)",
+        "tasks": out,
     }
 
 

@@ -296,6 +296,9 @@ class NetworkUnits:
             of the reference (irrelevant when ``p = 1``).
         pilot_warmup: updates of warmup the pilots ran (``schedopt fit`` reads it off
             them); ``schedopt design`` uses it when ``--warmup`` is not given.
+        pilot_horizon: updates of the longest pilot (0: not known). ``schedopt design``
+            says how far past it the prediction reaches, and what such predictions
+            measured on real networks.
     """
 
     learning_rate_scale: float
@@ -304,6 +307,7 @@ class NetworkUnits:
     learning_rate_exponent: float = 1.0
     learning_rate_reference: float = 1.0
     pilot_warmup: int = 0
+    pilot_horizon: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -314,13 +318,14 @@ class NetworkUnits:
         ):
             object.__setattr__(self, name, v.positive(name, getattr(self, name)))
         object.__setattr__(self, "loss_offset", v.real("loss_offset", self.loss_offset))
-        warmup = v.real("pilot_warmup", self.pilot_warmup)
-        if warmup < 0 or warmup != int(warmup) or warmup > 10**7:
-            raise ProblemError(
-                f"`pilot_warmup` must be a whole number of updates in [0, 1e7], got {self.pilot_warmup!r}",
-                field="pilot_warmup",
-            )
-        object.__setattr__(self, "pilot_warmup", int(warmup))
+        for name in ("pilot_warmup", "pilot_horizon"):
+            given = getattr(self, name)
+            updates = v.real(name, given)
+            if updates < 0 or updates != int(updates) or updates > 10**7:
+                raise ProblemError(
+                    f"`{name}` must be a whole number of updates in [0, 1e7], got {given!r}", field=name
+                )
+            object.__setattr__(self, name, int(updates))
 
     @property
     def linear(self) -> bool:
@@ -357,6 +362,8 @@ class NetworkUnits:
             out["learning_rate_reference"] = self.learning_rate_reference
         if self.pilot_warmup:
             out["pilot_warmup"] = self.pilot_warmup
+        if self.pilot_horizon:
+            out["pilot_horizon"] = self.pilot_horizon
         return out
 
 

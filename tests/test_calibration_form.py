@@ -181,6 +181,42 @@ def test_a_bad_pilot_warmup_names_the_key(bad):
         parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\npilot_warmup = {bad}"))
 
 
+@pytest.mark.parametrize("bad", ["-1", "2.5", "1e9"])
+def test_a_bad_pilot_horizon_names_the_key(bad):
+    from schedopt.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"network\.pilot_horizon"):
+        parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\npilot_horizon = {bad}"))
+
+
+def test_a_fitted_design_quotes_what_such_predictions_measured_on_real_networks(tmp_path):
+    """A spec that knows its pilots' horizon (120): designed at 240, 2x past them, the report carries the errors
+    measured on the real tasks at the nearest extrapolation at least as far, and the text says so; a spec
+    without it claims nothing."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from schedopt.calibration.evidence import prediction_evidence
+    from schedopt.cli import app
+    from schedopt.spec import dump_problem
+
+    known = FITTED.replace("loss_offset = 1.0", "loss_offset = 1.0\npilot_horizon = 120")
+    assert parse_problem(dump_problem(parse_problem(known))).network.pilot_horizon == 120
+    for text, expected in ((known, prediction_evidence(2.0)), (FITTED, None)):
+        spec = tmp_path / "fitted.toml"
+        spec.write_text(text)
+        out = tmp_path / f"out{expected is None}"
+        args = ["design", str(spec), "--horizon", "240", "--no-baselines", "--out", str(out)]
+        result = CliRunner().invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["network"]["prediction_evidence"] == expected
+        shown = CliRunner().invoke(app, [*args[:-1], str(out) + "-text"])
+        assert shown.exit_code == 0, shown.output
+        assert ("point estimate at 2x the longest pilot's length" in shown.output) == (expected is not None)
+    assert expected is None
+
+
 def test_a_plateau_at_the_cap_is_said_in_network_units(tmp_path):
     """The fitted spec's model wants a higher rate than its cap: the design says the pilots stopped short."""
     from typer.testing import CliRunner

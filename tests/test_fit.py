@@ -417,6 +417,8 @@ def test_cli_fit_writes_a_spec_that_design_accepts(tmp_path):
     net = json.loads(design.output)["network"]
     assert net["learning_rate_scale"] / net["learning_rate_reference"] == pytest.approx(40.0, rel=1e-3)
     assert net["peak_learning_rate"] <= 5e-3 * (1 + 1e-9)  # capped at the largest pilot learning rate
+    assert net["pilot_horizon"] == HORIZON  # the longest pilot's: the design is 480 / HORIZON past it
+    assert net["prediction_evidence"]["extrapolation"] == pytest.approx(480 / HORIZON)
     exported = load_schedule(tmp_path / "d" / "schedule.json").for_network()
     assert exported.learning_rate.max() == pytest.approx(net["peak_learning_rate"], rel=1e-12)
 

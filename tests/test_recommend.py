@@ -50,6 +50,22 @@ def test_evidence_is_the_measured_results():
         for key, draw in task.get("other_pilot_draws", {}).items():
             assert draw["mean"] == redrawn[key]["design_minus_tuned_wsd"]["mean"]
     assert set(evidence["real_tasks"]["tasks"]) == set(tasks)
+    # the fitted model's errors that `design` quotes: the planned pilots' fit, the WSD-shaped held-out runs
+    prediction = evidence["prediction"]["tasks"]
+    assert set(prediction) == set(tasks)
+    for name, measured in prediction.items():
+        fit = tasks[name]["prediction"]["fits"]["schedopt-plan-floor"]
+        assert measured["pilot_horizon"] == fit["horizon"]
+        for entry in measured["by_extrapolation"].values():
+            shaped = ("designed-default", "designed-twin", "designed-sqrt", "wsd-")
+            errors = [
+                r["schedopt-plan-floor_error"]
+                for r in tasks[name]["prediction"]["runs"]
+                if r["label"].endswith(f"-T{entry['horizon']}") and r["label"].startswith(shaped)
+            ]
+            assert entry["runs"] == len(errors) > 0
+            assert entry["max_abs"] == max(abs(e) for e in errors)
+            assert entry["signed_median"] == pytest.approx(float(np.median(errors)), abs=0)
 
 
 def test_optimizers_are_the_export_bases():

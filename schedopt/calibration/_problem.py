@@ -81,8 +81,9 @@ def _problem(values, runs, n_modes, name, network_cap: float, reference: float) 
         learning_rate_exponent=q["learning_rate_exponent"],
         learning_rate_reference=reference,
         pilot_warmup=max(warmup_steps(r) for r in runs),  # design's default --warmup
+        pilot_horizon=max(r.horizon for r in runs),
     )
-    horizon = max(r.horizon for r in runs)
+    horizon = units.pilot_horizon
     cap = min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, 1.0))
     return Problem(
         name=name,

@@ -291,6 +291,8 @@ def _show_design(result, report: dict, problem) -> None:
             f"{_fmt(net['final_learning_rate'])}; predicted final loss {_fmt(net['final_loss'])} "
             f"(exports carry the network's learning rate)"
         )
+        if net.get("prediction_evidence"):
+            typer.echo(f"note: {net['prediction_evidence']['note']}")
     for kind, path in report["files"].items():
         typer.echo(f"wrote {kind}: {path}")
 

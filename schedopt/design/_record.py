@@ -131,12 +131,18 @@ class Design:
         units = self.problem.network
         if units is None:
             return None
+        from schedopt.calibration.evidence import prediction_evidence
+
         lr = self.schedule().learning_rate
+        reach = self.problem.horizon / units.pilot_horizon if units.pilot_horizon else None
         return {
             **units.to_dict(),
             "peak_learning_rate": float(units.network_learning_rate(lr.max())),
             "final_learning_rate": float(units.network_learning_rate(lr[-1])),
             "final_loss": float(units.network_loss(self.solution.final_loss)),
+            # how far past the pilots the prediction reaches, and what such predictions measured on real
+            # networks (None: a spec without its pilots' horizon)
+            "prediction_evidence": None if reach is None else prediction_evidence(reach),
             "baselines": {
                 name: {
                     "final_loss": float(units.network_loss(tb.final_loss)),

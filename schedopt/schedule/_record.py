@@ -98,6 +98,7 @@ def _network_units(value: Any) -> NetworkUnits | None:
         "learning_rate_exponent",
         "learning_rate_reference",
         "pilot_warmup",
+        "pilot_horizon",
     }
     unknown = sorted(set(value) - known, key=str)
     if unknown:

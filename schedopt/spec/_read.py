@@ -219,6 +219,7 @@ class _Reader:
         exponent = table.number("learning_rate_exponent", 1.0)
         reference = table.number("learning_rate_reference", 1.0)
         pilot_warmup = table.integer("pilot_warmup", 0)
+        pilot_horizon = table.integer("pilot_horizon", 0)
         return self.build(
             {name: f"network.{name}" for name in _NETWORK_KEYS},
             "network",
@@ -229,6 +230,7 @@ class _Reader:
                 learning_rate_exponent=exponent,
                 learning_rate_reference=reference,
                 pilot_warmup=pilot_warmup,
+                pilot_horizon=pilot_horizon,
             ),
         )
 

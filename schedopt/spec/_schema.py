@@ -31,6 +31,7 @@ _NETWORK_KEYS = (
     "learning_rate_exponent",
     "learning_rate_reference",
     "pilot_warmup",
+    "pilot_horizon",
 )
 _POWERLAW_KEYS = (
     "kind",
