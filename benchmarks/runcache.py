@@ -161,22 +161,38 @@ def _distinct(jobs: list[Job]) -> list[Job]:
     return list(by_file.values())
 
 
+def _leaders(jobs: list[Job]) -> tuple[list[Job], dict[int, list[Job]]]:
+    """The jobs to train, and by each one's ``id`` the jobs of the same task, seed and learning rates that
+    copy its run when it is done (``_reuse``) instead of training it again alongside it."""
+    leaders: dict[tuple, Job] = {}
+    followers: dict[int, list[Job]] = {}
+    for job in jobs:
+        leader = leaders.setdefault((job.task, job.seed, lr_digest(job.lrs)), job)
+        if leader is not job:
+            followers.setdefault(id(leader), []).append(job)
+    return list(leaders.values()), followers
+
+
 def run_jobs(jobs: list[Job], workers: int = 2) -> None:
     """Run every job not yet cached, ``workers`` at a time, in single-threaded worker processes."""
     todo = _distinct([j for j in jobs if not j.done() and not (j.record.parent.is_dir() and _reuse(j))])
     if not todo:
         return
+    train, copies = _leaders(todo)
     os.environ.setdefault("XLA_FLAGS", SINGLE_THREAD)
     ctx = multiprocessing.get_context("spawn")
     started = time.perf_counter()
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_work, j): j for j in todo}
+        futures = {pool.submit(_work, j): j for j in train}
         for i, fut in enumerate(cf.as_completed(futures), 1):
             job = futures[fut]
             out = fut.result()
             print(
-                f"[{i}/{len(todo)}] {job.task} {out['label']} s{out['seed']}: "
+                f"[{i}/{len(train)}] {job.task} {out['label']} s{out['seed']}: "
                 f"{out['final_val_loss']:.4f}  ({time.perf_counter() - started:.0f} s)",
                 file=sys.stderr,
                 flush=True,
             )
+            for follower in copies.get(id(job), ()):
+                if not _reuse(follower):
+                    raise RuntimeError(f"{follower.stem}: the run of {job.stem} was not found to copy")

@@ -80,3 +80,34 @@ def test_the_twin_protocol_adds_the_highest_pilots_first_half_on_the_next_seed()
     proposed = plan_pilots(task.horizon, 1.0, task.guess, task.warmup, twin=True)[-1]
     assert proposed.steps == twin.lrs.size
     np.testing.assert_allclose(proposed.learning_rate, twin.lrs, rtol=1e-6)  # the loop's schedule is float32
+
+
+def test_runs_of_one_schedule_in_one_batch_are_trained_once_and_copied(tmp_path, monkeypatch):
+    """Two arms whose schedules are equal (same task, seed, learning rates) in one batch of jobs: one is
+    trained, the other copies its run when it is done (it used to train it again beside it)."""
+    import json
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import runcache
+
+    monkeypatch.setattr(runcache, "RUNS", tmp_path)
+    lrs = np.full(10, 1e-3)
+    jobs = [
+        runcache.Job("t", "designed-default", lrs, 3),
+        runcache.Job("t", "designed-twin", lrs.copy(), 3),
+        runcache.Job("t", "designed-default", lrs, 4),  # another seed: its own run
+        runcache.Job("t", "wsd", np.full(10, 2e-3), 3),
+    ]
+    train, copies = runcache._leaders(jobs)
+    assert train == [jobs[0], jobs[2], jobs[3]] and copies == {id(jobs[0]): [jobs[1]]}
+    leader, follower = jobs[0], jobs[1]
+    leader.record.parent.mkdir(parents=True)
+    leader.log.write_text("step,learning_rate,train_loss,val_loss\n0,0.001,5.0,5.0\n")
+    record = {"label": leader.label, "log": leader.log.name, "seed": 3, "lr_digest": runcache.lr_digest(lrs)}
+    leader.record.write_text(json.dumps({**record, "final_val_loss": 4.0}))
+    assert not follower.done() and runcache._reuse(follower) and follower.done()
+    copied = json.loads(follower.record.read_text())
+    assert copied["copied_from"] == leader.stem.name and copied["final_val_loss"] == 4.0
