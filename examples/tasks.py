@@ -29,9 +29,13 @@ kind, not only in size:
 * ``code-adamw-1l``: Python source, one layer x 96 wide, context 32, batch 32, AdamW with weight
   decay 0.1, 1,000 updates. **Held out**: added later on 2026-12-06 to test the seed-twin cap (formed
   on ``prose-adamw-b8``) and every default as they stand, its guess (3e-3) set before any of its runs.
+* ``prose-sgdm-1l``: English prose, one layer x 96 wide, context 32, batch 32, SGD with heavy-ball
+  momentum 0.9, 1,000 updates. **Held out**: added later on 2026-12-06 (fourth session) with every
+  default unchanged (including the measured prediction errors ``design`` now quotes), its guess (0.2)
+  set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
-updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on ``code-adamw-1l``): without it, AdamW
+updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
 at twice the best peak loses 0.26 nats over 500 updates to damage done in the
 first 50 (measured on ``code-adamw``: 2.283 without, 2.024 with), which no
 schedule shape repairs.
@@ -173,6 +177,25 @@ TASKS = {
             ),
             guess=3e-3,
             about="Python source, GPT 1x96, context 32, batch 32, AdamW with weight decay 0.1 on matrices (held out)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-06 (fourth session); every default unchanged, its guess set before any of
+        # its runs
+        Task(
+            "prose-sgdm-1l",
+            "prose",
+            TrainConfig(
+                d_model=96,
+                n_layers=1,
+                n_heads=4,
+                context=32,
+                batch_size=32,
+                steps=1000,
+                eval_every=100,
+                optimizer="sgd",
+            ),
+            guess=0.2,
+            about="English prose (fortunes), GPT 1x96, context 32, batch 32, SGD with heavy-ball momentum 0.9 (held out)",
             warmup=50,
         ),
     )
