@@ -233,6 +233,21 @@ def test_a_plateau_at_the_cap_is_said_in_network_units(tmp_path):
     assert "warning: the plateau sits at the learning-rate cap" in result.output
 
 
+def test_a_plateau_chosen_at_the_cap_is_said_when_the_phase_rule_carries_it_below():
+    """Easy phase (a > b): a plateau chosen at the cap at the pilots' horizon is carried by the phase rule to
+    a lower rate at a longer horizon. The note that the pilots stopped short still comes (a held-out task's
+    design sat there, 2.8x tuned WSD's peak, and said nothing)."""
+    easy = (
+        FITTED.replace("a = 1.5", "a = 2.5").replace("b = 2.5", "b = 1.5").replace("max = 0.3", "max = 0.05")
+    )
+    problem = parse_problem(easy).with_horizon(240)
+    choice = plateau_anneal(problem, peak_horizon=120, plateau_tolerance=0.003)
+    assert choice.plateau < 0.05 * (1 - 1e-3)  # below the cap at this horizon
+    assert len(choice.notes) == 1 and "the plateau sits at the learning-rate cap" in choice.notes[0]
+    wide = parse_problem(easy.replace("max = 0.05", "max = 0.9")).with_horizon(240)
+    assert plateau_anneal(wide, peak_horizon=120, plateau_tolerance=0.003).notes == ()  # best below the cap
+
+
 def test_a_plateau_tolerance_that_reaches_the_cap_is_said():
     """This model's best plateau is ~0.45. With the cap at 0.39 and a tolerance the plateau is the
     centre of the levels it cannot tell apart, below the cap; the cap is among them, so the design

@@ -503,9 +503,13 @@ def _sqrt_form(
         prefixes.append(prefix)
     pinned_at = int(peak_horizon) if short else None
     choice = _best_choice(problem, candidates, solutions, prefixes, pinned_at, "1-sqrt")
-    if tolerance > 0 and chosen and not choice.notes:
+    if chosen and not choice.notes:
         where, local, level = chosen[[c[0] for c in candidates].index(choice.anneal_fraction)]
-        if _cap_within_tolerance(where, local, level, tolerance):
+        if level >= where.learning_rate.max * (1 - 1e-6):
+            # chosen at the cap where the model was fitted; the phase rule (easy phase) carried it below the cap
+            # at this horizon, so the plateau's own test above does not see it
+            choice = dataclasses.replace(choice, notes=_cap_notes(problem, where.learning_rate.max))
+        elif tolerance > 0 and _cap_within_tolerance(where, local, level, tolerance):
             choice = dataclasses.replace(choice, notes=_cap_notes(problem, None, tolerance))
     return dataclasses.replace(choice, plateau_tolerance=tolerance)
 
