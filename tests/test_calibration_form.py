@@ -235,8 +235,8 @@ def test_a_plateau_at_the_cap_is_said_in_network_units(tmp_path):
 
 def test_a_plateau_chosen_at_the_cap_is_said_when_the_phase_rule_carries_it_below():
     """Easy phase (a > b): a plateau chosen at the cap at the pilots' horizon is carried by the phase rule to
-    a lower rate at a longer horizon. The note that the pilots stopped short still comes (a held-out task's
-    design sat there, 2.8x tuned WSD's peak, and said nothing)."""
+    a lower rate at a longer horizon. The note that the pilots stopped short still comes, with either anneal
+    (a held-out task's design sat there, 2.8x tuned WSD's peak, and said nothing)."""
     easy = (
         FITTED.replace("a = 1.5", "a = 2.5").replace("b = 2.5", "b = 1.5").replace("max = 0.3", "max = 0.05")
     )
@@ -246,6 +246,9 @@ def test_a_plateau_chosen_at_the_cap_is_said_when_the_phase_rule_carries_it_belo
     assert len(choice.notes) == 1 and "the plateau sits at the learning-rate cap" in choice.notes[0]
     wide = parse_problem(easy.replace("max = 0.05", "max = 0.9")).with_horizon(240)
     assert plateau_anneal(wide, peak_horizon=120, plateau_tolerance=0.003).notes == ()  # best below the cap
+    modelled = plateau_anneal(problem, peak_horizon=120, anneal="model")  # the model-shaped anneal alike
+    assert modelled.plateau < 0.05 * (1 - 1e-3)
+    assert len(modelled.notes) == 1 and "the plateau sits at the learning-rate cap" in modelled.notes[0]
 
 
 def test_a_plateau_tolerance_that_reaches_the_cap_is_said():

@@ -291,7 +291,22 @@ def plateau_anneal(
         solutions.append(solution)
         prefixes.append(prefix)
     pinned_at = None if level is None else int(peak_horizon)
-    return _best_choice(problem, candidates, solutions, prefixes, pinned_at, "model")
+    choice = _best_choice(problem, candidates, solutions, prefixes, pinned_at, "model")
+    return (
+        choice
+        if level is None
+        else _chosen_at_cap(choice, problem, problem.at_horizon(pinned_at), short.plateau)
+    )
+
+
+def _chosen_at_cap(choice: FormChoice, problem: Problem, chosen_at: Problem, level: float) -> FormChoice:
+    """``choice`` with the cap note when its plateau ``level`` was chosen at the cap of ``chosen_at`` (the pilots'
+    horizon), the choice itself having none: the phase rule (easy phase) carries such a plateau below the cap at a
+    longer horizon, where :func:`_cap_notes`' own test of the plateau does not see it."""
+    cap = chosen_at.learning_rate.max
+    if choice.notes or level < cap * (1 - 1e-6):
+        return choice
+    return dataclasses.replace(choice, notes=_cap_notes(problem, cap))
 
 
 def _best_choice(problem, candidates, solutions, prefixes, peak_horizon, anneal) -> FormChoice:
@@ -505,11 +520,8 @@ def _sqrt_form(
     choice = _best_choice(problem, candidates, solutions, prefixes, pinned_at, "1-sqrt")
     if chosen and not choice.notes:
         where, local, level = chosen[[c[0] for c in candidates].index(choice.anneal_fraction)]
-        if level >= where.learning_rate.max * (1 - 1e-6):
-            # chosen at the cap where the model was fitted; the phase rule (easy phase) carried it below the cap
-            # at this horizon, so the plateau's own test above does not see it
-            choice = dataclasses.replace(choice, notes=_cap_notes(problem, where.learning_rate.max))
-        elif tolerance > 0 and _cap_within_tolerance(where, local, level, tolerance):
+        choice = _chosen_at_cap(choice, problem, where, level)
+        if not choice.notes and tolerance > 0 and _cap_within_tolerance(where, local, level, tolerance):
             choice = dataclasses.replace(choice, notes=_cap_notes(problem, None, tolerance))
     return dataclasses.replace(choice, plateau_tolerance=tolerance)
 
