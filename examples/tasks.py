@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from examples.tinygpt import TrainConfig
 from examples.tinygpt.data import Corpus, load_corpus, load_prose_corpus
@@ -60,6 +60,13 @@ def _grid(centre: float, n: int = 7) -> tuple[float, ...]:
     """``n`` peaks spaced x sqrt(2), centred (geometrically) on ``centre``."""
     half = (n - 1) / 2
     return tuple(float(f"{centre * math.sqrt(2) ** (i - half):.4g}") for i in range(n))
+
+
+#: The one-layer GPT of the last two held-out tasks (1 x 96, context 32, batch 32, 1,000 updates), AdamW without
+#: weight decay until a task says otherwise.
+_ONE_LAYER = TrainConfig(
+    d_model=96, n_layers=1, n_heads=4, context=32, batch_size=32, steps=1000, eval_every=100
+)
 
 
 @dataclass(frozen=True)
@@ -165,16 +172,7 @@ TASKS = {
         Task(
             "code-adamw-1l",
             "code",
-            TrainConfig(
-                d_model=96,
-                n_layers=1,
-                n_heads=4,
-                context=32,
-                batch_size=32,
-                steps=1000,
-                eval_every=100,
-                weight_decay=0.1,
-            ),
+            replace(_ONE_LAYER, weight_decay=0.1),
             guess=3e-3,
             about="Python source, GPT 1x96, context 32, batch 32, AdamW with weight decay 0.1 on matrices (held out)",
             warmup=50,
@@ -184,16 +182,7 @@ TASKS = {
         Task(
             "prose-sgdm-1l",
             "prose",
-            TrainConfig(
-                d_model=96,
-                n_layers=1,
-                n_heads=4,
-                context=32,
-                batch_size=32,
-                steps=1000,
-                eval_every=100,
-                optimizer="sgd",
-            ),
+            replace(_ONE_LAYER, optimizer="sgd"),
             guess=0.2,
             about="English prose (fortunes), GPT 1x96, context 32, batch 32, SGD with heavy-ball momentum 0.9 (held out)",
             warmup=50,
