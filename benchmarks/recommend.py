@@ -115,8 +115,14 @@ PREDICTION_MODEL = "schedopt-plan-floor"
 
 def wsd_shaped(label: str) -> bool:
     """A panel run of the shape `schedopt design` writes for a fitted spec: a plateau, then WSD's 1-sqrt anneal
-    (the designs and the WSD runs; not cosine, linear or the free-form and model-annealed arms)."""
-    return label.startswith(("designed-default", "designed-twin", "designed-sqrt", "wsd-"))
+    (the WSD runs and the design arms ``realtasks`` counts as WSD-shaped; not cosine, linear or the free-form
+    and model-annealed arms)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from realtasks import _WSD_SHAPED
+
+    return label.startswith(("wsd-", *(f"{arm}-T" for arm in _WSD_SHAPED)))
 
 
 def prediction_evidence(tasks: dict) -> dict:

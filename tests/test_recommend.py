@@ -50,14 +50,18 @@ def test_evidence_is_the_measured_results():
         for key, draw in task.get("other_pilot_draws", {}).items():
             assert draw["mean"] == redrawn[key]["design_minus_tuned_wsd"]["mean"]
     assert set(evidence["real_tasks"]["tasks"]) == set(tasks)
-    # the fitted model's errors that `design` quotes: the planned pilots' fit, the WSD-shaped held-out runs
+    # the fitted model's errors that `design` quotes: the planned pilots' fit, the held-out runs of the arms
+    # realtasks counts as WSD-shaped, and the WSD runs
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from realtasks import _WSD_SHAPED
+
     prediction = evidence["prediction"]["tasks"]
     assert set(prediction) == set(tasks)
     for name, measured in prediction.items():
         fit = tasks[name]["prediction"]["fits"]["schedopt-plan-floor"]
         assert measured["pilot_horizon"] == fit["horizon"]
         for entry in measured["by_extrapolation"].values():
-            shaped = ("designed-default", "designed-twin", "designed-sqrt", "wsd-")
+            shaped = ("wsd-", *(f"{arm}-T" for arm in _WSD_SHAPED))
             errors = [
                 r["schedopt-plan-floor_error"]
                 for r in tasks[name]["prediction"]["runs"]
