@@ -80,7 +80,9 @@ def _prefix_twins(runs: Sequence[PilotRun]) -> list[tuple[PilotRun, PilotRun]]:
     return out
 
 
-def _unstable_rate(runs: Sequence[PilotRun]) -> tuple[float, float, float] | None:
+def _unstable_rate(
+    runs: Sequence[PilotRun], pairs: list[tuple[PilotRun, PilotRun, int, float]] | None = None
+) -> tuple[float, float, float] | None:
     """``(rate, lower, cap)``: the lowest peak learning rate at which two runs of one schedule disagree by
     more than :data:`CONTRADICTION`, when some pilot ran at a lower peak (``lower``, the largest such), and
     the design's cap it implies, their geometric mean; ``None`` if there is none.
@@ -89,10 +91,11 @@ def _unstable_rate(runs: Sequence[PilotRun]) -> tuple[float, float, float] | Non
     at most 2.2 % at every other rate: ``benchmarks/README.md``) show a rate at which training is unstable:
     a long run there may stall on a plateau it does not leave (3 seeds of 10 on one of those tasks, designed
     at 0.95 x that pilot's rate). Agreement at a lower rate rules out other data or code. At the lowest
-    pilot rate there is nothing to compare with, and the disagreement is only reported.
+    pilot rate there is nothing to compare with, and the disagreement is only reported. ``pairs``: the
+    runs' :func:`_twins`, when the caller has them.
     """
     found = None
-    for first, _, _, difference in _twins(runs):
+    for first, _, _, difference in _twins(runs) if pairs is None else pairs:
         rate = first.peak_learning_rate
         lower = [r.peak_learning_rate for r in runs if r.peak_learning_rate < rate * (1 - 1e-9)]
         if difference > CONTRADICTION and lower and (found is None or rate < found[0]):
@@ -117,8 +120,9 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
                 "diverged or unstable pilot fits badly, and its learning rate does not count toward the "
                 "design's cap; drop or rerun it"
             )
-    unstable = _unstable_rate(runs)
-    for first, second, n, difference in _twins(runs):
+    pairs = _twins(runs)
+    unstable = _unstable_rate(runs, pairs)
+    for first, second, n, difference in pairs:
         if difference <= CONTRADICTION:
             continue
         same = "the same schedule" + (
