@@ -248,6 +248,36 @@ def test_whole_loop_kernels_give_each_row_the_one_row_programs_numbers():
             np.testing.assert_allclose(np.asarray(grads[i]), np.asarray(grad), rtol=0, atol=1e-13 * scale)
 
 
+def _sweep_args(modes: int, horizon: int = 300) -> tuple:
+    import jax.numpy as jnp
+
+    lam = jnp.arange(1, modes + 1, dtype=jnp.float64) ** -1.5
+    c0 = jnp.arange(1, modes + 1, dtype=jnp.float64) ** -1.2
+    return (lam, c0, 0.1, jnp.full(horizon, 0.3), jnp.ones(horizon), 0.0, 1.0)
+
+
+def test_one_row_programs_of_small_state_run_whole_loop_kernels_with_the_same_numbers():
+    """A one-by-one solve's programs on a compressed spectrum (one row, at most WHOLE_LOOP_ENTRIES
+    modes) compile their loops as whole kernels too, a larger one does not; the lockstep's pieces
+    fit the bound; and a one-row sweep's numbers are those of the plain sweep to rounding."""
+    import jax
+    import numpy as np
+
+    from schedopt.dynamics.adjoint import WHOLE_LOOP_ENTRIES
+    from schedopt.solvers.pontryagin import _sgd_sweep_one, sgd_sweep
+
+    assert _lockstep.CPU_ROW_ENTRIES <= WHOLE_LOOP_ENTRIES
+    on_cpu = jax.default_backend() == "cpu"
+    with jax.enable_x64(True):
+        for modes, kernels in ((128, on_cpu), (WHOLE_LOOP_ENTRIES + 1, False)):
+            text = jax.jit(_sgd_sweep_one).lower(*_sweep_args(modes)).as_text()
+            assert ("xla_cpu_small_call" in text) == kernels
+        new_one, loss_one = _sgd_sweep_one(*_sweep_args(128))
+        new_plain, loss_plain = sgd_sweep(*_sweep_args(128))
+        np.testing.assert_allclose(np.asarray(loss_one), np.asarray(loss_plain), rtol=1e-14)
+        np.testing.assert_allclose(np.asarray(new_one), np.asarray(new_plain), rtol=1e-12)
+
+
 def test_cores_limit_bounds_the_cores_a_batch_plans_for_and_restores_them():
     from schedopt.solvers import _lockstep
 

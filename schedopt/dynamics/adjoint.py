@@ -39,7 +39,7 @@ from schedopt._jax import jax
 from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum, tree_width
 from schedopt.dynamics.sgd import sgd_loss
 
-__all__ = ["sgd_final_loss", "step_scan", "vmap_rows", "whole_loops"]
+__all__ = ["WHOLE_LOOP_ENTRIES", "sgd_final_loss", "step_scan", "vmap_rows", "whole_loops", "whole_loops_for"]
 
 _UNROLL = 1
 
@@ -48,8 +48,17 @@ _WHOLE_LOOPS = "schedopt_whole_loops"
 _kernel = threading.local()  # depth of :func:`step_scan` bodies being traced in this thread
 
 
+#: Most per-step state entries (rows x modes) of a program whose chunk loops run as whole kernels on
+#: a CPU, one row included (:func:`whole_loops_for`). One row, T = 1e3, value and gradient (ms, idle):
+#: 16 modes 0.29 against 0.50 step by step, 128 modes 0.43 against 0.68 (T = 1e4: 2.6 against 5.0),
+#: 1024 modes 2.99 against 3.24; above it XLA's loop runs a step's kernels on several threads and
+#: wins (2048 modes: 7.5 against 6.9), and at ~4000 modes the whole-loop kernel does not compile.
+#: The lockstep's pieces on a CPU hold at most this many (``_lockstep.CPU_ROW_ENTRIES``).
+WHOLE_LOOP_ENTRIES = 1024
+
+
 def whole_loops(on: bool = True):
-    """Context for tracing a program of several problems' rows: each :func:`step_scan` one kernel.
+    """Context for tracing a program of small per-step state: each :func:`step_scan` one kernel.
 
     XLA's CPU runtime runs a loop step by step, each of a step's 4-6 kernels (fusions, copies, the
     counter) dispatched on its own: at a piece's 8 rows of 128 modes about half of a row's cost.
@@ -57,14 +66,14 @@ def whole_loops(on: bool = True):
     XLA's CPU backend compiles into a single kernel, loop and all (the call is tagged
     ``xla_cpu_small_call``, as XLA's own small-while-loop pass tags the loops it hoists, which its
     default threshold of 1 kB of buffers keeps from these loops): 8 rows cost 0.29-0.43 ms a row
-    instead of 0.58-0.70 (benchmarks/README.md, "Batched solves"). A one-row program (a one-by-one
-    solve) is never traced inside it and is unchanged; the rows of a multi-row program are those
-    of the one-row program, bitwise in the solver's programs measured and otherwise to the last bit
-    of a few gradient entries (``tests/test_batch.py``).
+    instead of 0.58-0.70 (benchmarks/README.md, "Batched solves"), one row of 128 modes 0.43 ms
+    instead of 0.68. Which programs are traced inside it: :func:`whole_loops_for`. The rows of a
+    multi-row program are those of the one-row program, bitwise in the solver's programs measured
+    and otherwise to the last bit of a few gradient entries (``tests/test_batch.py``).
 
     The context is JAX's XLA metadata, which is part of JAX's trace context, so the nested jitted
     functions traced inside it (``recursion._run``, ``pontryagin.sgd_sweep``) are cached apart from
-    their one-row traces. ``on`` false: a no-op.
+    their traces outside it. ``on`` false: a no-op.
     """
     if not on:
         return contextlib.nullcontext()
@@ -73,12 +82,24 @@ def whole_loops(on: bool = True):
     return set_xla_metadata(**{_WHOLE_LOOPS: "1"})
 
 
-def vmap_rows(f):
+def whole_loops_for(rows: int, modes: int | None):
+    """The :func:`whole_loops` context of a program of ``rows`` problems of ``modes`` state entries each.
+
+    Several rows: always (on a CPU the lockstep cuts them into pieces of at most
+    :data:`WHOLE_LOOP_ENTRIES`; elsewhere the tag is XLA's CPU backend's and changes nothing). One
+    row: on a CPU when its state is at most :data:`WHOLE_LOOP_ENTRIES` (a one-by-one solve on a
+    compressed spectrum); ``modes=None``: not known, off.
+    """
+    small = modes is not None and modes <= WHOLE_LOOP_ENTRIES and jax.default_backend() == "cpu"
+    return whole_loops(rows > 1 or small)
+
+
+def vmap_rows(f, modes=None):
     """``jax.vmap(f)`` over the leading axis of every argument (rows are problems), traced inside
-    :func:`whole_loops` when there are several rows (each chunk's loops one kernel)."""
+    :func:`whole_loops_for` its rows and ``modes(*args)`` (a row's state entries; ``None``: not known)."""
 
     def rows(*args):
-        with whole_loops(jnp.shape(args[0])[0] > 1):
+        with whole_loops_for(jnp.shape(args[0])[0], None if modes is None else modes(*args)):
             return jax.vmap(f)(*args)
 
     return rows

@@ -36,6 +36,7 @@ from schedopt.dynamics.adjoint import (
     sgd_final_loss,
     step_scan,
     vmap_rows,
+    whole_loops_for,
 )
 from schedopt.dynamics.ops import JAX, TREE_WIDTH, tree_sum
 from schedopt.dynamics.recursion import final_loss
@@ -154,8 +155,20 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
     return new.reshape(-1)[:horizon], sgd_loss(final, lam, JAX, weights)
 
 
+def _sweep_modes(lam, *_) -> int:
+    return int(lam.shape[-1])
+
+
 #: One sweep of several problems at once (rows are problems; :mod:`schedopt.solvers._lockstep`).
-_sgd_sweep_many = jax.jit(vmap_rows(sgd_sweep))
+_sgd_sweep_many = jax.jit(vmap_rows(sgd_sweep, _sweep_modes))
+
+
+@cached_jit
+def _sgd_sweep_one(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
+    """:func:`sgd_sweep` of one problem, its loops whole kernels where its state is small
+    (:func:`~schedopt.dynamics.adjoint.whole_loops_for`): the rows of :data:`_sgd_sweep_many` bitwise."""
+    with whole_loops_for(1, _sweep_modes(lam)):
+        return sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights)
 
 
 @float64
@@ -191,11 +204,11 @@ def sweep_until(
     """
     args = (lam, c0, noise, lr, batch, lower, upper, loss_weights)
     modes = int(np.shape(lam)[-1])  # the lockstep's pieces on a CPU
-    lr, loss = lockstep.call(sgd_sweep, _sgd_sweep_many, args, modes=modes)  # batched inside design_many
+    lr, loss = lockstep.call(_sgd_sweep_one, _sgd_sweep_many, args, modes=modes)  # batched inside design_many
     loss, sweeps, quiet = float(loss), 1, 0
     while sweeps < max_sweeps:
         args = (lam, c0, noise, lr, batch, lower, upper, loss_weights)
-        candidate, new = lockstep.call(sgd_sweep, _sgd_sweep_many, args, modes=modes)
+        candidate, new = lockstep.call(_sgd_sweep_one, _sgd_sweep_many, args, modes=modes)
         new = float(new)  # the loss of `lr`, the result of the previous sweep
         if not np.isfinite(new):
             return lr, sweeps, Status.DIVERGED

@@ -221,7 +221,10 @@ def _value_and_grad_many(
     def one(x_, tables_):
         return _log_loss(x_, tables_, layout, with_momentum, capped, engine, parameterisation)
 
-    return vmap_rows(jax.value_and_grad(one))(x, tables)
+    def modes(x_, tables_):  # a row's state entries (heavy ball: three second moments a mode)
+        return int(tables_["lam"].shape[-1]) * (3 if with_momentum else 1)
+
+    return vmap_rows(jax.value_and_grad(one), modes)(x, tables)
 
 
 @cached_jit(static_argnames=("layout", "engine", "parameterisation"))
