@@ -156,7 +156,19 @@ def solve_chunk(
     options: SolverOptions | Mapping[str, Any] | None,
     initial: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> list[Solution | InvalidDesign]:
-    """Solve one chunk (in lockstep for solver ``jax``); a rejected problem becomes an :class:`InvalidDesign`."""
+    """Solve one chunk (in lockstep for solver ``jax``); a rejected problem becomes an :class:`InvalidDesign`.
+
+    BLAS runs on one thread for the whole chunk (:func:`~schedopt._blas.one_blas_thread`), not only
+    inside each solve: with the solves' own scopes alone, BLAS went back to its default between chunks
+    and batches, and B = 64 took 1.1-2.1 s instead of 0.9-1.1 (``benchmarks/README.md``).
+    """
+    from schedopt._blas import one_blas_thread
+
+    with one_blas_thread():
+        return _solve_chunk(problems, solver, options, initial)
+
+
+def _solve_chunk(problems, solver, options, initial) -> list[Solution | InvalidDesign]:
     from schedopt.solvers import _lockstep, solve
 
     inits = list(initial) if initial is not None else [None] * len(problems)

@@ -173,3 +173,37 @@ def test_nothing_is_touched_when_the_user_set_a_count_or_the_switch_is_off(libra
     with _blas.one_blas_thread():
         assert libraries[0].num_threads == 4
     assert libraries[0].calls == 0
+
+
+def test_a_batch_chunk_holds_one_scope_across_its_solves(libraries, monkeypatch):
+    """design_many's chunk runs inside one scope: BLAS stays on one thread between its solves (whose
+    own scopes come and go) and is restored once, after the chunk."""
+    from schedopt import batch
+    from schedopt.problem import ControlSpec, Model, Problem, Training
+
+    a = libraries[0]
+    seen = []
+    solve_chunk_inner = batch._solve_chunk
+
+    def spy(*args):
+        seen.append(a.num_threads)  # before any solve has entered its own scope
+        out = solve_chunk_inner(*args)
+        seen.append(a.num_threads)  # after every solve has left its own
+        return out
+
+    monkeypatch.setattr(batch, "_solve_chunk", spy)
+    model = Model.powerlaw(1.5, 1.5, 16, noise_std=0.3)
+    lr = ControlSpec(name="learning_rate", min=0.0, max=0.5, blocks=8, grid="uniform")
+    problems = [
+        Problem(
+            name="blas",
+            model=model,
+            training=Training(horizon=60 + 10 * i, batch_size=4),
+            controls={"learning_rate": lr},
+        )
+        for i in range(2)
+    ]
+    out = batch.design_many(problems)
+    assert all(not isinstance(r, batch.InvalidDesign) for r in out)
+    assert seen and set(seen) == {1}
+    assert a.num_threads == 4
