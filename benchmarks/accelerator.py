@@ -7,7 +7,8 @@
    (``modes = "exact"``). The engine is the solver's ``auto`` choice (the ODE from T N = 1e8).
    "Warm": a probe solve of the same shapes (``max_iter = 1``) compiles everything first.
 2. **A batch of 256 problems** (T = 1e3, N = 1e3, compressed; noise sigma from 0.25 to 1) by
-   :func:`schedopt.design_many`, against the same problems one by one (a sample of them).
+   :func:`schedopt.design_many`, warm (the batch run once untimed first), against the same problems
+   one by one (a sample of them).
 
 **Bounded run.** Two warm probes (``max_iter`` = 1 and 4) give the fixed cost of a solve
 (compression, warm start, final checks) and the cost of one L-BFGS-B iteration; a configuration
@@ -120,8 +121,11 @@ def batch(one_by_one: int) -> dict:
 
     noises = np.linspace(0.25, 1.0, BATCH)
     problems = [problem(10**3, 10**3, float(s)) for s in noises]
-    design_many(problems[:2])  # compile the batched programs (shapes 1 and 2) ...
-    schedopt.solve(problems[0])  # ... and the one-by-one ones
+    # warm, as the single solves are: the batch once untimed compiles every program it runs (on a CPU the
+    # lockstep's pieces of 1-8 rows, whichever arise; elsewhere the padded sizes up to 256), then the
+    # one-by-one programs (timing only shapes 1 and 2 warm counted ~1 s of compilation a new piece size)
+    design_many(problems)
+    schedopt.solve(problems[0])
     with Clock() as many:
         solved = design_many(problems)
     sample = problems[:: max(1, BATCH // one_by_one)][:one_by_one]
