@@ -67,25 +67,35 @@ def _offset_fixed():
 
 
 @contextlib.contextmanager
-def _late_weights(q: float):
-    """Measurement weights times ``(t / horizon) ** q``, each pilot's total weight kept, for the block."""
+def measurement_weights(reweight):
+    """For the block, the fit's measurement weights are ``reweight(runs, data)``, ``data`` the pilots as the
+    fit stacks them (``_solve._data``: weights, run and step indices)."""
     data = _solve._data
 
     def weighted(runs, max_learning_rate, held_out=None):
         d = data(runs, max_learning_rate, held_out)
-        horizon = np.concatenate([np.full(r.losses.size, r.horizon) for r in runs])
-        w = d.weight * (np.maximum(d.step_index, 1) / horizon) ** q
-        for i in range(len(runs)):
-            mine = d.run_index == i
-            if w[mine].sum() > 0:
-                w[mine] *= d.weight[mine].sum() / w[mine].sum()
-        return dataclasses.replace(d, weight=w)
+        return dataclasses.replace(d, weight=reweight(runs, d))
 
     _solve._data = weighted
     try:
         yield
     finally:
         _solve._data = data
+
+
+def _late_weights(q: float):
+    """Measurement weights times ``(t / horizon) ** q``, each pilot's total weight kept, for the block."""
+
+    def late(runs, d):
+        horizon = np.concatenate([np.full(r.losses.size, r.horizon) for r in runs])
+        w = d.weight * (np.maximum(d.step_index, 1) / horizon) ** q
+        for i in range(len(runs)):
+            mine = d.run_index == i
+            if w[mine].sum() > 0:
+                w[mine] *= d.weight[mine].sum() / w[mine].sum()
+        return w
+
+    return measurement_weights(late)
 
 
 def _variant(name: str):

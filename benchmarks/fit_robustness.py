@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,25 +45,18 @@ END_WEIGHTS = (0.0, 0.5, 1.0)
 STARTS_KEPT = 8
 
 
-@contextlib.contextmanager
 def end_weight(k: float):
     """Within the block the fit gives each pilot's last fitted point ``k`` x the weight of the rest of its run."""
-    plain = _solve._data
 
-    def weighted(runs, max_learning_rate, held_out=None):
-        data = plain(runs, max_learning_rate, held_out)
+    def last_points(runs, data):
         weight, run_index = np.array(data.weight), np.asarray(data.run_index)
         for i in range(len(runs)):
             fitted = np.flatnonzero((run_index == i) & (weight > 0))
             if k and fitted.size:  # a point's weight enters the cost squared: sqrt(n) points' worth
                 weight[fitted[-1]] *= k * np.sqrt(fitted.size)
-        return dataclasses.replace(data, weight=weight)
+        return weight
 
-    _solve._data = weighted
-    try:
-        yield
-    finally:
-        _solve._data = plain
+    return fit_priors.measurement_weights(last_points)
 
 
 @contextlib.contextmanager
@@ -77,17 +67,14 @@ def polished_start(rank: int, cache: dict):
 
     def ranked(objective, starts, bounds):
         if "fits" not in cache:
-
-            def run(x0, budget):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    return scipy.optimize.least_squares(
-                        objective.fun, x0, jac=objective.jac, bounds=bounds, method="trf",
-                        x_scale="jac", max_nfev=budget,
-                    )  # fmt: skip
-
-            scouts = sorted((run(x0, _solve._SCOUT_EVALUATIONS) for x0 in starts), key=lambda r: r.cost)
-            fits = [s if s.status != 0 else run(s.x, _solve._MAX_EVALUATIONS) for s in scouts[:STARTS_KEPT]]
+            scouts = sorted(
+                (_solve._run_start(objective, x0, bounds, _solve._SCOUT_EVALUATIONS) for x0 in starts),
+                key=lambda r: r.cost,
+            )
+            fits = [
+                s if s.status != 0 else _solve._run_start(objective, s.x, bounds, _solve._MAX_EVALUATIONS)
+                for s in scouts[:STARTS_KEPT]
+            ]
             cache["fits"] = sorted(fits, key=lambda r: r.cost)
         return cache["fits"][rank]
 

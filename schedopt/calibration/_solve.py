@@ -29,27 +29,28 @@ _SCOUT_EVALUATIONS = 50  # least-squares evaluations per start before the best i
 _MAX_EVALUATIONS = 300
 
 
+def _run_start(objective: _Objective, x0, bounds, budget: int):
+    """The fit's least squares from ``x0``, at most ``budget`` evaluations."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return scipy.optimize.least_squares(
+            objective.fun,
+            x0,
+            jac=objective.jac,
+            bounds=bounds,
+            method="trf",
+            x_scale="jac",
+            max_nfev=budget,
+        )
+
+
 def _least_squares(objective: _Objective, starts, bounds):
     """A short run from every start, then the best one run to convergence."""
-
-    def run(x0, budget):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return scipy.optimize.least_squares(
-                objective.fun,
-                x0,
-                jac=objective.jac,
-                bounds=bounds,
-                method="trf",
-                x_scale="jac",
-                max_nfev=budget,
-            )
-
-    scouts = [run(x0, _SCOUT_EVALUATIONS) for x0 in starts]
+    scouts = [_run_start(objective, x0, bounds, _SCOUT_EVALUATIONS) for x0 in starts]
     best = min(scouts, key=lambda r: r.cost)
     if best.status != 0:  # converged already
         return best
-    final = run(best.x, _MAX_EVALUATIONS)
+    final = _run_start(objective, best.x, bounds, _MAX_EVALUATIONS)
     final.nfev += sum(r.nfev for r in scouts)
     return final
 
