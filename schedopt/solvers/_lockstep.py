@@ -43,8 +43,8 @@ several rows is traced inside :func:`schedopt.dynamics.adjoint.whole_loops`, whi
 loops over a chunk's steps into single kernels instead of XLA's step-by-step dispatch of a
 step's kernels (that dispatch was half of a row's cost at 8 rows); so is a one-row program of
 at most :data:`~schedopt.dynamics.adjoint.WHOLE_LOOP_ENTRIES` state entries, as a one-by-one
-solve on a compressed spectrum runs it (:func:`~schedopt.dynamics.adjoint.whole_loops_for`). Each row is computed by the same program whatever the piece
-and whichever thread runs it, and a multi-row program's rows equal the one-row program's:
+solve on a compressed spectrum runs it (:func:`~schedopt.dynamics.adjoint.whole_loops_for`).
+Each row is computed by the same program whatever the piece and whichever thread runs it, and a multi-row program's rows equal the one-row program's:
 bitwise where measured on the solver's programs (8-row pieces, a 256-problem batch), to the
 last bit of a few gradient entries in general (``tests/test_batch.py``), so the numbers do not
 change beyond rounding.

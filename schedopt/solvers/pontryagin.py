@@ -156,7 +156,8 @@ def sgd_sweep(lam, c0, noise, lr, batch, lower, upper, loss_weights=None):
 
 
 def _sweep_modes(lam, *_) -> int:
-    return int(lam.shape[-1])
+    """A sweep's per-step state entries: one second moment a mode."""
+    return int(np.shape(lam)[-1])
 
 
 #: One sweep of several problems at once (rows are problems; :mod:`schedopt.solvers._lockstep`).
@@ -203,7 +204,7 @@ def sweep_until(
         loss was not finite).
     """
     args = (lam, c0, noise, lr, batch, lower, upper, loss_weights)
-    modes = int(np.shape(lam)[-1])  # the lockstep's pieces on a CPU
+    modes = _sweep_modes(lam)  # the lockstep's pieces on a CPU
     lr, loss = lockstep.call(_sgd_sweep_one, _sgd_sweep_many, args, modes=modes)  # batched inside design_many
     loss, sweeps, quiet = float(loss), 1, 0
     while sweeps < max_sweeps:

@@ -33,6 +33,7 @@ from schedopt.solvers.jax._objective import (
     _stack,
     _tables,
     _value_and_grad_many,
+    row_state_entries,
 )
 from schedopt.solvers.jax._options import JaxOptions, _compression
 from schedopt.solvers.jax._warm import _warm_start
@@ -130,8 +131,7 @@ class _Group:
         ``None`` for the ODE engine (one vectorised call)."""
         if self.engine != "recursion":
             return None
-        modes = int(self.stacked["lam"].shape[-1])
-        return 3 * modes if self.with_momentum else modes  # heavy ball: three second moments a mode
+        return row_state_entries(self.stacked, self.with_momentum)
 
     def scaled(self, i: int, values) -> np.ndarray:
         """Problem ``i``'s parameters ``{name: values}`` as one vector in the optimiser's units."""

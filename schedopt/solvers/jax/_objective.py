@@ -221,10 +221,17 @@ def _value_and_grad_many(
     def one(x_, tables_):
         return _log_loss(x_, tables_, layout, with_momentum, capped, engine, parameterisation)
 
-    def modes(x_, tables_):  # a row's state entries (heavy ball: three second moments a mode)
-        return int(tables_["lam"].shape[-1]) * (3 if with_momentum else 1)
+    def modes(x_, tables_):
+        return row_state_entries(tables_, with_momentum)
 
     return vmap_rows(jax.value_and_grad(one), modes)(x, tables)
+
+
+def row_state_entries(tables, with_momentum: bool) -> int:
+    """Per-step state entries of one problem's recursion: a mode's second moment, three of them with
+    heavy-ball momentum (the lockstep's pieces and the whole-loop kernels are sized by it)."""
+    modes = int(tables["lam"].shape[-1])
+    return 3 * modes if with_momentum else modes
 
 
 @cached_jit(static_argnames=("layout", "engine", "parameterisation"))
