@@ -7,7 +7,8 @@ under a label chosen by the caller; a run whose files exist with the same
 learning rates is never run again, so a benchmark interrupted at any point
 resumes where it stopped, across sessions.
 
-Each worker process runs JAX on one thread (``XLA_FLAGS``), so two workers
+Each worker process runs JAX (or PyTorch, for a task of :mod:`examples.charlstm`) on one thread
+(``XLA_FLAGS``, ``torch.set_num_threads``), so two workers
 share the 2-core machine without oversubscribing it, and keeps its compiled
 update across the runs of one task.
 """
@@ -84,7 +85,6 @@ def _work(job: Job) -> dict:
     import jax.numpy as jnp
 
     from examples.tasks import TASKS, task_corpus
-    from examples.tinygpt import train
 
     task = TASKS[job.task]
     changes = {"steps": int(job.lrs.size), "seed": int(job.seed)}
@@ -98,6 +98,14 @@ def _work(job: Job) -> dict:
 
     schedule.description = {"kind": "table", "label": job.label, **job.meta}
     job.log.parent.mkdir(parents=True, exist_ok=True)
+    if task.loop == "charlstm":
+        import torch
+
+        from examples.charlstm import train
+
+        torch.set_num_threads(1)  # as XLA_FLAGS does for JAX: two workers, two cores
+    else:
+        from examples.tinygpt import train
     start_cpu = time.process_time()
     result = train(config, schedule, log_path=job.log, corpus=task_corpus(task.corpus))
     sidecar = job.record  # train() writes its sidecar there (with_suffix on the log's name)

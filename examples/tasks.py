@@ -1,7 +1,7 @@
 """The real training tasks schedopt is measured on (``benchmarks/realtasks.py``).
 
-Each task is a corpus, a model size and an optimiser of the tiny GPT loop
-(:mod:`examples.tinygpt`), a full-length horizon, and the grid of peak learning
+Each task is a corpus, a model size and an optimiser of a training loop (the tiny GPT of
+:mod:`examples.tinygpt`; the last, an LSTM in PyTorch, :mod:`examples.charlstm`), a full-length horizon, and the grid of peak learning
 rates (7 values spaced x sqrt(2)) its baselines are tuned on. They differ in
 kind, not only in size:
 
@@ -33,6 +33,12 @@ kind, not only in size:
   momentum 0.9, 1,000 updates. **Held out**: added later on 2026-12-06 (fourth session) with every
   default unchanged (including the measured prediction errors ``design`` now quotes), its guess (0.2)
   set before any of its runs.
+* ``code-lstm-torch``: Python source, a byte-level LSTM (1 x 192, embedding 48; 248k parameters) in
+  **another training loop** (:mod:`examples.charlstm`: PyTorch, ``torch.optim.AdamW`` with its defaults,
+  weight decay 0.01 on every parameter), context 64, batch 16, 1,000 updates. **Held out**: added
+  2026-12-06 (fifth session) with every default unchanged, to test schedopt on an architecture, a
+  framework and an optimiser implementation it was never measured on; its guess (2e-3, the char-rnn
+  custom) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -50,6 +56,7 @@ import functools
 import math
 from dataclasses import dataclass, replace
 
+from examples.charlstm import LSTMConfig
 from examples.tinygpt import TrainConfig
 from examples.tinygpt.data import Corpus, load_corpus, load_prose_corpus
 
@@ -75,10 +82,15 @@ class Task:
 
     name: str
     corpus: str
-    config: TrainConfig
+    config: TrainConfig | LSTMConfig
     guess: float
     about: str
     warmup: int = 100
+
+    @property
+    def loop(self) -> str:
+        """The training loop that runs it: ``tinygpt`` (JAX) or ``charlstm`` (PyTorch), by its config."""
+        return "charlstm" if isinstance(self.config, LSTMConfig) else "tinygpt"
 
     @property
     def horizon(self) -> int:
@@ -185,6 +197,19 @@ TASKS = {
             replace(_ONE_LAYER, optimizer="sgd"),
             guess=0.2,
             about="English prose (fortunes), GPT 1x96, context 32, batch 32, SGD with heavy-ball momentum 0.9 (held out)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-06 (fifth session); another training loop (PyTorch), every default
+        # unchanged, its guess set before any of its runs
+        Task(
+            "code-lstm-torch",
+            "code",
+            LSTMConfig(
+                embed=48, hidden=192, n_layers=1, context=64, batch_size=16, steps=1000, eval_every=100
+            ),
+            guess=2e-3,
+            about="Python source, byte LSTM 1x192 in PyTorch, torch AdamW defaults (b2 0.999, weight decay "
+            "0.01 on every parameter) (held out; another training loop)",
             warmup=50,
         ),
     )

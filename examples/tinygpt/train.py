@@ -19,19 +19,16 @@ losses) are written atomically.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
 import functools
-import io
 import json
 import logging
 import math
 import os
 import platform
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
@@ -43,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from examples.runlog import CSV_HEADER, atomic_write, csv_text, sidecar_path
 from examples.tinygpt.data import Corpus, batches, load_corpus, validation_batches
 from examples.tinygpt.model import GPT, loss_fn, n_params
 from examples.tinygpt.schedules import schedule_values
@@ -50,9 +48,6 @@ from examples.tinygpt.schedules import schedule_values
 __all__ = ["CSV_HEADER", "OPTIMIZERS", "TrainConfig", "TrainResult", "make_optimizer", "train"]
 
 logger = logging.getLogger(__name__)
-
-CSV_HEADER = ("step", "learning_rate", "train_loss", "val_loss")
-"""Columns of the training log, in order."""
 
 OPTIMIZERS = ("adamw", "sgd")
 """``adamw``: ``optax.adamw`` (b1 0.9, b2 0.95); ``sgd``: ``optax.sgd(lr, momentum=0.9)`` (heavy ball)."""
@@ -220,40 +215,8 @@ def _mean_loss(model, xs, ys):
     return jnp.mean(jax.lax.map(lambda xy: loss_fn(model, *xy), (xs, ys)))
 
 
-def _fmt(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _csv_text(lrs: np.ndarray, train_losses: np.ndarray, val: Mapping[int, float]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    horizon = lrs.size
-    for t in range(horizon + 1):
-        lr = lrs[t] if t < horizon else None
-        writer.writerow([t, _fmt(lr), _fmt(train_losses[t]), _fmt(val.get(t))])
-    return buf.getvalue()
-
-
 def _json_number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
-
-
-def sidecar_path(log_path: str | os.PathLike) -> Path:
-    """The JSON sidecar of a CSV log: the same path with the suffix ``.json``."""
-    return Path(log_path).with_suffix(".json")
 
 
 def train(
@@ -353,7 +316,7 @@ def train(
     if log_path is not None:
         log_path = Path(log_path)
         val_map = {int(t): float(v) for t, v in zip(val_steps, val_arr, strict=True)}
-        _atomic_write(log_path, _csv_text(lrs, train_arr, val_map))
+        atomic_write(log_path, csv_text(lrs, train_arr, val_map))
     wall_time = time.perf_counter() - start
     if log_path is not None:
         description = getattr(schedule, "description", None)
@@ -387,7 +350,7 @@ def train(
             "jax_version": jax.__version__,
             "python": platform.python_version(),
         }
-        _atomic_write(sidecar_path(log_path), json.dumps(sidecar, indent=1, allow_nan=False) + "\n")
+        atomic_write(sidecar_path(log_path), json.dumps(sidecar, indent=1, allow_nan=False) + "\n")
 
     return TrainResult(
         steps=np.arange(horizon + 1),

@@ -1,0 +1,116 @@
+"""Command line: train the byte-level LSTM (PyTorch) with one schedule and write its loss curve.
+
+Examples::
+
+    uv run python -m examples.charlstm --schedule wsd --peak 2e-3 --warmup 50 --steps 1000 --out runs/wsd.csv
+    uv run python -m examples.charlstm --schedule fitted/design/schedule.json --peak 2e-3 --out runs/designed.csv
+
+``--schedule`` is a kind (constant, cosine, linear, wsd, wsd-linear) or the path of a schedopt
+schedule file (JSON or CSV), time-stretched to ``--steps`` and, with ``--peak``, rescaled to that
+maximum: the schedules of ``python -m examples.tinygpt``. A summary JSON object goes to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from examples.charlstm.config import LSTMConfig
+from examples.charlstm.training import train
+from examples.runlog import sidecar_path
+from examples.tinygpt.data import load_corpus, load_prose_corpus
+from examples.tinygpt.schedules import KINDS, make_schedule, schedule_from_file
+from schedopt.errors import SchedoptError
+
+_DEFAULTS = LSTMConfig()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m examples.charlstm",
+        description="Train a byte-level LSTM (PyTorch, AdamW) with a learning-rate schedule.",
+    )
+    p.add_argument(
+        "--schedule", required=True, help=f"one of {', '.join(KINDS)}, or a schedopt schedule file"
+    )
+    p.add_argument("--peak", type=float, help="peak learning rate (required for a kind; rescales a file)")
+    p.add_argument(
+        "--steps", type=int, default=_DEFAULTS.steps, help="number of updates T (default %(default)s)"
+    )
+    p.add_argument("--out", type=Path, help="CSV log to write (plus <stem>.json); none if omitted")
+    p.add_argument("--corpus", choices=("code", "prose"), default="code", help="default %(default)s")
+    p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="default %(default)s")
+    p.add_argument("--warmup", type=int, default=0, help="linear warmup updates (default 0)")
+    p.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
+    p.add_argument("--floor", type=float, default=0.0, help="final learning rate of the decays (default 0)")
+    p.add_argument("--embed", type=int, default=_DEFAULTS.embed, help="default %(default)s")
+    p.add_argument("--hidden", type=int, default=_DEFAULTS.hidden, help="default %(default)s")
+    p.add_argument("--n-layers", type=int, default=_DEFAULTS.n_layers, help="default %(default)s")
+    p.add_argument("--context", type=int, default=_DEFAULTS.context, help="default %(default)s")
+    p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default %(default)s")
+    p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="default %(default)s")
+    p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
+    p.add_argument("--eval-every", type=int, default=_DEFAULTS.eval_every, help="default %(default)s")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = LSTMConfig(
+            embed=args.embed,
+            hidden=args.hidden,
+            n_layers=args.n_layers,
+            context=args.context,
+            batch_size=args.batch_size,
+            steps=args.steps,
+            weight_decay=args.weight_decay,
+            grad_clip=None if args.grad_clip == 0 else args.grad_clip,
+            eval_every=args.eval_every,
+            seed=args.seed,
+        )
+        if args.schedule not in KINDS:
+            schedule = schedule_from_file(args.schedule, horizon=args.steps, peak=args.peak)
+        else:
+            if args.peak is None:
+                parser.error(f"--peak is required with --schedule {args.schedule}")
+            schedule = make_schedule(
+                args.schedule,
+                peak=args.peak,
+                horizon=args.steps,
+                warmup=args.warmup,
+                cooldown=args.cooldown,
+                floor=args.floor,
+            )
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+            torch.set_num_threads(args.threads)
+    except (ValueError, SchedoptError) as exc:  # a bad option or an unreadable schedule file: exit 2
+        parser.error(str(exc))
+    corpus = load_corpus() if args.corpus == "code" else load_prose_corpus()
+    result = train(config, schedule, log_path=args.out, corpus=corpus)
+    print(
+        json.dumps(
+            {
+                "final_val_loss": result.final_val_loss if math.isfinite(result.final_val_loss) else None,
+                "wall_time": result.wall_time,
+                "steps_per_second": result.steps_per_second,
+                "n_params": result.n_params,
+                "log": None if args.out is None else str(args.out),
+                "sidecar": None if args.out is None else str(sidecar_path(args.out)),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+r"""Train a byte-level LSTM in PyTorch with any learning-rate schedule and log the loss curve.
+
+A second training loop, unlike :mod:`examples.tinygpt` in every part a schedule design could
+depend on: the framework (PyTorch, not JAX), the architecture (a recurrent network, not
+attention) and the optimiser as PyTorch ships it (``torch.optim.AdamW`` with its defaults:
+betas (0.9, 0.999), eps 1e-8, weight decay 0.01 on every parameter, biases included). The data
+and the log are the same: byte windows of :mod:`examples.tinygpt.data`, and schedopt's pilot CSV
+with a JSON sidecar (:mod:`examples.runlog`), under the same conventions (the loss after ``t``
+updates; update ``t`` uses the learning rate of row ``t``).
+
+The schedule is any function of the update count (an optax schedule from
+:func:`~examples.tinygpt.schedules.make_schedule` or
+:func:`~examples.tinygpt.schedules.schedule_from_file`); it is tabulated once and each update
+sets the optimiser's learning rate from the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from examples.charlstm.config import ADAMW, VOCABULARY, LSTMConfig
+from examples.runlog import CSV_HEADER, atomic_write, csv_text, sidecar_path
+from examples.tinygpt.data import Corpus, batches, load_corpus, validation_batches
+from examples.tinygpt.schedules import schedule_values
+
+__all__ = ["CharLSTM", "LSTMResult", "train"]
+
+
+class CharLSTM(nn.Module):
+    """Byte embedding, an LSTM, and a linear head to next-byte logits (PyTorch's default initialisation)."""
+
+    def __init__(self, config: LSTMConfig):
+        super().__init__()
+        self.embed = nn.Embedding(VOCABULARY, config.embed)
+        self.lstm = nn.LSTM(config.embed, config.hidden, config.n_layers, batch_first=True)
+        self.head = nn.Linear(config.hidden, VOCABULARY)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.embed(x))
+        return self.head(out)
+
+
+def _loss(model: CharLSTM, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
+    """Mean next-byte cross-entropy (nats) of windows ``x`` with targets ``y``."""
+    logits = model(torch.from_numpy(x).long())
+    return nn.functional.cross_entropy(logits.reshape(-1, VOCABULARY), torch.from_numpy(y).long().reshape(-1))
+
+
+@torch.no_grad()
+def _mean_loss(model: CharLSTM, batches_: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    return float(np.mean([float(_loss(model, x, y)) for x, y in batches_]))
+
+
+@dataclass(frozen=True, eq=False)
+class LSTMResult:
+    """A finished run: learning rates ``(T,)``, train losses ``(T + 1,)``, the validation curve, timings."""
+
+    learning_rates: np.ndarray
+    train_losses: np.ndarray
+    val_steps: np.ndarray
+    val_losses: np.ndarray
+    final_val_loss: float
+    wall_time: float
+    steps_per_second: float
+    n_params: int
+    config: LSTMConfig
+
+
+def train(
+    config: LSTMConfig,
+    schedule: Callable[[Any], Any],
+    *,
+    log_path: str | os.PathLike | None = None,
+    corpus: Corpus | None = None,
+) -> LSTMResult:
+    """Train a fresh :class:`CharLSTM` for ``config.steps`` updates with learning rates from ``schedule``.
+
+    Args:
+        config: the run's settings.
+        schedule: a function of the update count (update 0 first) giving its learning rate;
+            its ``description`` attribute, if any, is recorded in the sidecar.
+        log_path: where to write the CSV log (and ``<stem>.json``); ``None`` writes nothing.
+        corpus: the data (default: :func:`~examples.tinygpt.data.load_corpus`, Python source).
+
+    Raises:
+        ValueError: ``config`` is not an :class:`LSTMConfig`, ``schedule`` is not callable or gives a
+            negative or non-finite learning rate, or ``log_path`` ends in ``.json``.
+    """
+    start = time.perf_counter()
+    if not isinstance(config, LSTMConfig):
+        raise ValueError(f"`config` must be an LSTMConfig, got {type(config).__name__}")
+    if not callable(schedule):
+        raise ValueError(f"`schedule` must be a function of the update count, got {schedule!r}")
+    if log_path is not None and Path(log_path).suffix == ".json":
+        raise ValueError(
+            f"`log_path` must not end in .json (the sidecar takes that name), got {str(log_path)!r}"
+        )
+    corpus = load_corpus() if corpus is None else corpus
+    horizon = config.steps
+    lrs = schedule_values(schedule, horizon)
+    if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
+        bad = int(np.flatnonzero(~np.isfinite(lrs) | (lrs < 0))[0])
+        raise ValueError(f"`schedule` must give finite learning rates >= 0, got {lrs[bad]!r} at update {bad}")
+
+    torch.manual_seed(config.seed)
+    model = CharLSTM(config)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=float(lrs[0]), weight_decay=config.weight_decay, **ADAMW
+    )
+    stream = batches(corpus.train, config.batch_size, config.context, config.seed)
+    val_set = validation_batches(corpus.val, config.eval_batches, config.batch_size, config.context)
+    eval_at = {0, horizon, *range(config.eval_every, horizon, config.eval_every)}
+
+    train_losses: list[float] = []
+    val_losses: dict[int, float] = {}
+    loop_start = time.perf_counter()
+    for t in range(horizon):
+        if t in eval_at:
+            model.eval()
+            val_losses[t] = _mean_loss(model, val_set)
+            model.train()
+        x, y = next(stream)
+        loss = _loss(model, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        for group in optimizer.param_groups:
+            group["lr"] = float(lrs[t])
+        optimizer.step()
+        train_losses.append(loss.item())
+    loop_time = time.perf_counter() - loop_start
+    model.eval()
+    val_losses[horizon] = _mean_loss(model, val_set)
+    train_losses.append(_mean_loss(model, [next(stream)]))
+
+    train_arr = np.asarray(train_losses, dtype=np.float64)
+    val_steps = np.array(sorted(val_losses), dtype=np.int64)
+    val_arr = np.array([val_losses[int(t)] for t in val_steps], dtype=np.float64)
+    steps_per_second = horizon / loop_time if loop_time > 0 else math.nan
+    n_params = sum(p.numel() for p in model.parameters())
+    wall_time = time.perf_counter() - start
+    if log_path is not None:
+        log_path = Path(log_path)
+        atomic_write(
+            log_path,
+            csv_text(lrs, train_arr, {int(t): float(v) for t, v in zip(val_steps, val_arr, strict=True)}),
+        )
+        description = getattr(schedule, "description", None)
+        if description is None:
+            description = {"kind": "callable", "name": getattr(schedule, "__name__", repr(schedule))}
+        sidecar = {
+            "kind": "examples.charlstm.run",
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "log": log_path.name,
+            "csv_header": list(CSV_HEADER),
+            "config": dataclasses.asdict(config),
+            "optimizer": {"name": "torch.optim.AdamW", "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"]},
+            "schedule": description,
+            "peak_learning_rate": float(lrs.max()),
+            "corpus": corpus.describe(),
+            "n_params": n_params,
+            "final_val_loss": float(val_arr[-1]) if math.isfinite(val_arr[-1]) else None,
+            "final_train_loss": float(train_arr[-1]) if math.isfinite(train_arr[-1]) else None,
+            "wall_time": wall_time,
+            "steps_per_second": steps_per_second if math.isfinite(steps_per_second) else None,
+            "torch_threads": torch.get_num_threads(),
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+        }
+        atomic_write(sidecar_path(log_path), json.dumps(sidecar, indent=1, allow_nan=False) + "\n")
+    return LSTMResult(
+        learning_rates=lrs,
+        train_losses=train_arr,
+        val_steps=val_steps,
+        val_losses=val_arr,
+        final_val_loss=float(val_arr[-1]),
+        wall_time=wall_time,
+        steps_per_second=steps_per_second,
+        n_params=n_params,
+        config=config,
+    )

@@ -1,0 +1,73 @@
+"""The second training loop (examples/charlstm: a byte LSTM in PyTorch) logs what `schedopt fit` reads."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from examples.charlstm import LSTMConfig
+from examples.tinygpt.data import Corpus
+
+torch = pytest.importorskip("torch")
+
+from examples.charlstm import train  # noqa: E402
+from examples.charlstm.__main__ import main as cli_main  # noqa: E402
+from examples.tinygpt.schedules import make_schedule  # noqa: E402
+from schedopt.calibration.pilots import read_pilot  # noqa: E402
+
+TINY = LSTMConfig(embed=8, hidden=16, context=16, batch_size=4, steps=40, eval_every=10, eval_batches=2)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    rng = np.random.default_rng(0)
+    text = np.frombuffer(b"def f(x):\n    return x + 1\n" * 400, dtype=np.uint8)
+    noise = rng.integers(0, 256, 200, dtype=np.uint8)
+    return Corpus(np.concatenate([text, noise]), text[:4000].copy(), "", "", 1, 1, "synthetic")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("hidden", 0),
+        ("steps", 1.5),
+        ("weight_decay", -1.0),
+        ("grad_clip", 0.0),
+        ("seed", -1),
+        ("embed", True),
+    ],
+)
+def test_a_bad_setting_names_the_field_and_the_value(field, value):
+    with pytest.raises(ValueError, match=f"`{field}`.*{value!r}"):
+        LSTMConfig(**{field: value})
+
+
+def test_the_log_is_a_pilot_with_the_schedules_rates_and_the_run_is_a_function_of_its_seed(tmp_path, corpus):
+    schedule = make_schedule("wsd", peak=3e-3, horizon=TINY.steps, warmup=5, cooldown=0.25)
+    first = train(TINY, schedule, log_path=tmp_path / "a.csv", corpus=corpus)
+    again = train(TINY, schedule, log_path=tmp_path / "b.csv", corpus=corpus)
+    np.testing.assert_array_equal(first.train_losses, again.train_losses)
+    pilot = read_pilot(tmp_path / "a.csv")
+    np.testing.assert_allclose(pilot.learning_rate, np.asarray([schedule(t) for t in range(TINY.steps)]))
+    assert pilot.loss_steps.tolist() == [0, 10, 20, 30, 40]  # validation losses, the column fit prefers
+    np.testing.assert_allclose(pilot.losses, first.val_losses)
+    assert first.val_losses[-1] < first.val_losses[0] - 0.5  # it learns the repeated line
+    sidecar = json.loads((tmp_path / "a.json").read_text())
+    assert sidecar["optimizer"]["name"] == "torch.optim.AdamW" and sidecar["config"]["hidden"] == 16
+
+
+def test_the_learning_rate_reaches_the_optimiser_update_by_update(corpus):
+    """A zero learning rate after update 10 freezes the weights: the train losses repeat a fixed model's."""
+    import jax.numpy as jnp
+
+    frozen = train(TINY, lambda t: jnp.where(t < 10, 3e-3, 0.0), corpus=corpus)
+    assert frozen.val_losses[1] == pytest.approx(frozen.val_losses[-1], abs=1e-6)
+
+
+def test_the_command_line_rejects_a_bad_option_with_its_value(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["--schedule", "cosine", "--peak", "1e-3", "--hidden", "0"])
+    assert exit_.value.code == 2
+    assert "`hidden` must be a positive integer, got 0" in capsys.readouterr().err
