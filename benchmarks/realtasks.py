@@ -83,6 +83,10 @@ PILOT_PROTOCOLS = {
     # long60-wider plus its x 4 pilot's first half (at least twice the warmup) on the next seed:
     # ``schedopt pilots --twin``; where the two disagree, fit caps the design below that rate (0.1 run more)
     "long60-wider-twin": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0), ("twin",)),
+    # long60-wider plus the pilot fit's note asks for when the x 4 pilot is still far ahead of the guess's
+    # (_checks._top_pilot_lead): one more short pilot at twice the top rate (1.2 runs). Trained only where
+    # that note fired (the eleventh task), as a user who follows it would
+    "long60-wider-up": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0), (0.2, 3.0)),
 }
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
@@ -136,7 +140,7 @@ def pilot_jobs(task: Task, protocol: str = "long-short", seed: int = 0) -> list[
     return jobs
 
 
-MAX_EXTENSION = 3  # peaks a family's grid may grow past an edge whose peak was the best
+MAX_EXTENSION = 6  # peaks a family's grid may grow past an edge whose peak was the best (3 until the eleventh task, whose best peaks lay past 8x its guess)
 
 
 def _family_job(task: Task, family: str, peak: float, seed: int = 0) -> Job:
@@ -389,6 +393,8 @@ DESIGN_ARMS = {
     "designed-default": ("plateau-anneal", "long60-wider", "schedopt-floor", "1-sqrt-flat"),
     # the same with the x 4 pilot's twin (schedopt pilots --twin), fitted with the others
     "designed-twin": ("plateau-anneal", "long60-wider-twin", "schedopt-floor", "1-sqrt-flat"),
+    # the same with the pilot fit's note asked for (long60-wider-up): where the x 4 pilot was still far ahead
+    "designed-followup": ("plateau-anneal", "long60-wider-up", "schedopt-floor", "1-sqrt-flat"),
     "designed-plateau": ("plateau-anneal", "long-short", "schedopt", "model"),
     "designed": ("free", "long-short", "schedopt", "model"),
     "designed-plateau-null": ("plateau-anneal", "long-short", "schedopt-null", "model"),
@@ -406,9 +412,10 @@ _WSD_SHAPED = (
     "designed-sqrt-flat",
     "designed-default",
     "designed-twin",
+    "designed-followup",
 )
 #: arms whose cached schedules carry their arm's name (every arm before them shares one cache per design)
-_OWN_CACHE = ("designed-default", "designed-twin")
+_OWN_CACHE = ("designed-default", "designed-twin", "designed-followup")
 
 
 def _arms(task: Task) -> dict[str, tuple[str, str, str, str]]:
@@ -471,6 +478,7 @@ EXTRA_SEED_ARMS = (
     "designed-sqrt-floor",
     "designed-sqrt-flat",
     "designed-default",
+    "designed-followup",
 )
 
 

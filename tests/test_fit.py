@@ -804,3 +804,34 @@ def test_seeds_that_disagree_at_the_highest_rate_cap_the_design_between_it_and_t
     assert "contradict each other" in " | ".join(
         fit_pilots([*runs, twin], n_modes=N_MODES, holdout="none", terms=()).notes
     )
+
+
+def test_a_top_pilot_still_far_ahead_of_the_next_says_the_best_peak_may_lie_above_the_cap():
+    """The planned pilots (WSD after a warmup of 10): the long one at the guess, short ones at x 0.25 and x 4.
+    At the last step both top pilots are still at their peak, the x 4 one 12 % below the guess's: the note
+    names both, that step and a pilot at twice the top rate; 3 % ahead (seed noise) says nothing, and a twin
+    (the top pilot's first half on another seed) does not speak for its rate."""
+    from schedopt.calibration._checks import _pilot_notes, _top_pilot_lead
+
+    def wsd(peak, horizon, warmup=10):
+        t = np.arange(horizon)
+        decay = np.clip((t - 0.8 * horizon) / (0.2 * horizon), 0, 1)
+        return np.where(t < warmup, peak * (t + 1) / warmup, peak * (1 - np.sqrt(decay)))
+
+    def pilot(name, peak, horizon, scale):
+        steps = np.arange(0, horizon + 1, 20)
+        return PilotRun(name, wsd(peak, horizon), steps, scale * (2.0 + 3.0 / (1 + steps / 30)), "val_loss")
+
+    guess = pilot("guess", 2e-3, 600, 1.0)
+    low = pilot("low", 5e-4, 200, 1.2)
+    for scale, fires in ((0.88, True), (0.97, False)):
+        top = pilot("top", 8e-3, 200, scale)
+        assert _top_pilot_lead([guess, low, top])[2:] == (
+            160,
+            pytest.approx(1 - scale),
+        )  # 160: cooldown start
+        notes = " | ".join(_pilot_notes([guess, low, top]))
+        assert ("top (peak 0.008) is 12% below guess (peak 0.002) at step 160" in notes) == fires
+        assert ("a pilot at 0.016 would tell" in notes) == fires
+    twin = PilotRun("twin", top.learning_rate[:100], top.loss_steps[:6], top.losses[:6] * 0.5, "val_loss")
+    assert _top_pilot_lead([guess, low, top, twin])[0] is top

@@ -1,4 +1,5 @@
-"""Checks of the pilots themselves: a loss spike, two pilots that contradict each other, too narrow a range.
+"""Checks of the pilots themselves: a loss spike, two pilots that contradict each other, a top pilot still far
+ahead, too narrow a range.
 
 :func:`_pilot_notes` words the warnings :func:`~schedopt.calibration.fit.fit_pilots` reports;
 :func:`_spike` also keeps a pilot that spiked out of the design's learning-rate cap, and
@@ -103,12 +104,47 @@ def _unstable_rate(
     return found
 
 
+def _constant_until(run: PilotRun) -> int:
+    """Updates before the pilot's first decay below its peak learning rate (its whole length if none)."""
+    start = warmup_steps(run)
+    below = np.flatnonzero(run.learning_rate[start:] < run.peak_learning_rate * (1 - 1e-9))
+    return start + int(below[0]) if below.size else run.learning_rate.size
+
+
+def _top_pilot_lead(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, int, float] | None:
+    """``(top, below, step, lead)``: how far the pilot at the highest peak learning rate is ahead of the one at the
+    next lower peak, both still at their peak, at the last step both measured past twice their warmup
+    (``lead = 1 - top's loss / below's loss``); ``None`` without two such pilots or a common step.
+
+    Of several pilots at one peak (a twin: ``schedopt pilots --twin``), the longest speaks for that peak.
+    """
+    peaks = sorted({r.peak_learning_rate for r in runs}, reverse=True)
+    if len(peaks) < 2:
+        return None
+
+    def longest_at(peak):
+        return max((r for r in runs if r.peak_learning_rate == peak), key=lambda r: r.learning_rate.size)
+
+    top, below = longest_at(peaks[0]), longest_at(peaks[1])
+    start = 2 * max(warmup_steps(top), warmup_steps(below))
+    end = min(_constant_until(top), _constant_until(below))
+    common, a, b = np.intersect1d(top.loss_steps, below.loss_steps, return_indices=True)
+    inside = (common >= start) & (common <= end)
+    if not inside.any():
+        return None
+    i = int(np.flatnonzero(inside)[-1])
+    return top, below, int(common[i]), float(1.0 - top.losses[a[i]] / below.losses[b[i]])
+
+
 def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     """Warnings about pilots the fit cannot trust or that cannot show enough.
 
     A loss spike (a pilot that diverged or was unstable), two pilots with the
-    same schedule and different losses (other data, other model or a bug), and
-    a learning-rate range too narrow to show the network's response.
+    same schedule and different losses (other data, other model or a bug), a top
+    pilot still well ahead of the next (:func:`_top_pilot_lead`: more than
+    :data:`CONTRADICTION`, beyond what seeds of one schedule differ by; the pilots
+    may not bracket the best peak), and a learning-rate range too narrow to show
+    the network's response.
     """
     notes = []
     for run in runs:
@@ -139,6 +175,15 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
             )
         else:
             notes.append(f"{apart}: the pilots contradict each other (other data, model or code?)")
+    lead = _top_pilot_lead(runs)
+    if lead is not None and lead[3] > CONTRADICTION:
+        top, below, step, ahead = lead
+        notes.append(
+            f"{top.name} (peak {top.peak_learning_rate:g}) is {ahead:.0%} below {below.name} (peak "
+            f"{below.peak_learning_rate:g}) at step {step}, both at their peak: the loss still falls steeply at the "
+            f"top of the pilots' range, so the best peak may lie above the design's cap; a pilot at "
+            f"{2 * top.peak_learning_rate:g} would tell"
+        )
     peaks = sorted({float(f"{r.peak_learning_rate:.6g}") for r in runs})
     if len(peaks) >= 2 and peaks[-1] / peaks[0] < 2.0:
         notes.append(
