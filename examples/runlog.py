@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CSV_HEADER", "atomic_write", "csv_text", "sidecar_path"]
+__all__ = ["CSV_HEADER", "atomic_write", "check_log_path", "csv_text", "sidecar_path"]
 
 CSV_HEADER = ("step", "learning_rate", "train_loss", "val_loss")
 """Columns of the training log, in order."""
@@ -54,3 +54,11 @@ def csv_text(lrs: np.ndarray, train_losses: np.ndarray, val: Mapping[int, float]
 def sidecar_path(log_path: str | os.PathLike) -> Path:
     """The JSON sidecar of a CSV log: the same path with the suffix ``.json``."""
     return Path(log_path).with_suffix(".json")
+
+
+def check_log_path(log_path: str | os.PathLike | None) -> None:
+    """A log's path may not end in ``.json``: its sidecar takes that name."""
+    if log_path is not None and Path(log_path).suffix == ".json":
+        raise ValueError(
+            f"`log_path` must not end in .json (the sidecar takes that name), got {str(log_path)!r}"
+        )

@@ -24,7 +24,7 @@ from examples.charlstm.config import LSTMConfig
 from examples.charlstm.training import train
 from examples.runlog import sidecar_path
 from examples.tinygpt.data import load_corpus, load_prose_corpus
-from examples.tinygpt.schedules import KINDS, make_schedule, schedule_from_file
+from examples.tinygpt.schedules import KINDS, schedule_from_option
 from schedopt.errors import SchedoptError
 
 _DEFAULTS = LSTMConfig()
@@ -76,19 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             eval_every=args.eval_every,
             seed=args.seed,
         )
-        if args.schedule not in KINDS:
-            schedule = schedule_from_file(args.schedule, horizon=args.steps, peak=args.peak)
-        else:
-            if args.peak is None:
-                parser.error(f"--peak is required with --schedule {args.schedule}")
-            schedule = make_schedule(
-                args.schedule,
-                peak=args.peak,
-                horizon=args.steps,
-                warmup=args.warmup,
-                cooldown=args.cooldown,
-                floor=args.floor,
-            )
+        schedule = schedule_from_option(
+            args.schedule,
+            peak=args.peak,
+            horizon=args.steps,
+            warmup=args.warmup,
+            cooldown=args.cooldown,
+            floor=args.floor,
+        )
         if args.threads is not None:
             if args.threads < 1:
                 raise ValueError(f"--threads must be a positive integer, got {args.threads}")

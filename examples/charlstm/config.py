@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+
+from examples._checks import check_grad_clip, check_positive_ints, check_seed, check_weight_decay
 
 __all__ = ["ADAMW", "VOCABULARY", "LSTMConfig"]
 
@@ -34,7 +34,7 @@ class LSTMConfig:
     n_layers: int = 1
     context: int = 64
     batch_size: int = 16
-    steps: int = 1500
+    steps: int = 1000
     weight_decay: float = 0.01
     grad_clip: float | None = 1.0
     eval_every: int = 100
@@ -42,26 +42,10 @@ class LSTMConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in (
-            "embed",
-            "hidden",
-            "n_layers",
-            "context",
-            "batch_size",
-            "steps",
-            "eval_every",
-            "eval_batches",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}")
-        wd = self.weight_decay
-        if isinstance(wd, bool) or not isinstance(wd, Real) or not math.isfinite(wd) or wd < 0:
-            raise ValueError(f"`weight_decay` must be a finite number >= 0, got {wd!r}")
-        clip = self.grad_clip
-        if clip is not None and (
-            isinstance(clip, bool) or not isinstance(clip, Real) or not math.isfinite(clip) or clip <= 0
-        ):
-            raise ValueError(f"`grad_clip` must be a positive finite number or None, got {clip!r}")
+        check_positive_ints(
+            self,
+            ("embed", "hidden", "n_layers", "context", "batch_size", "steps", "eval_every", "eval_batches"),
+        )
+        check_seed(self.seed)
+        check_weight_decay(self.weight_decay)
+        check_grad_clip(self.grad_clip)

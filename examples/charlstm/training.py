@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from examples.charlstm.config import ADAMW, VOCABULARY, LSTMConfig
-from examples.runlog import CSV_HEADER, atomic_write, csv_text, sidecar_path
+from examples.runlog import CSV_HEADER, atomic_write, check_log_path, csv_text, sidecar_path
 from examples.tinygpt.data import Corpus, batches, load_corpus, validation_batches
-from examples.tinygpt.schedules import schedule_values
+from examples.tinygpt.schedules import learning_rate_table
 
 __all__ = ["CharLSTM", "LSTMResult", "train"]
 
@@ -105,16 +105,10 @@ def train(
         raise ValueError(f"`config` must be an LSTMConfig, got {type(config).__name__}")
     if not callable(schedule):
         raise ValueError(f"`schedule` must be a function of the update count, got {schedule!r}")
-    if log_path is not None and Path(log_path).suffix == ".json":
-        raise ValueError(
-            f"`log_path` must not end in .json (the sidecar takes that name), got {str(log_path)!r}"
-        )
+    check_log_path(log_path)
     corpus = load_corpus() if corpus is None else corpus
     horizon = config.steps
-    lrs = schedule_values(schedule, horizon)
-    if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
-        bad = int(np.flatnonzero(~np.isfinite(lrs) | (lrs < 0))[0])
-        raise ValueError(f"`schedule` must give finite learning rates >= 0, got {lrs[bad]!r} at update {bad}")
+    lrs = learning_rate_table(schedule, horizon)
 
     torch.manual_seed(config.seed)
     model = CharLSTM(config)

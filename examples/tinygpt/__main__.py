@@ -21,7 +21,7 @@ import math
 import sys
 from pathlib import Path
 
-from examples.tinygpt.schedules import KINDS, make_schedule, schedule_from_file
+from examples.tinygpt.schedules import KINDS, schedule_from_option
 from examples.tinygpt.train import OPTIMIZERS, TrainConfig, sidecar_path, train
 from schedopt.errors import SchedoptError
 
@@ -61,10 +61,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _is_file_schedule(text: str) -> bool:
-    return text not in KINDS and (Path(text).suffix in (".json", ".csv") or Path(text).exists())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -83,19 +79,14 @@ def main(argv: list[str] | None = None) -> int:
             eval_batches=args.eval_batches,
             seed=args.seed,
         )
-        if _is_file_schedule(args.schedule):
-            schedule = schedule_from_file(args.schedule, horizon=args.steps, peak=args.peak)
-        else:
-            if args.peak is None:
-                parser.error(f"--peak is required with --schedule {args.schedule}")
-            schedule = make_schedule(
-                args.schedule,
-                peak=args.peak,
-                horizon=args.steps,
-                warmup=args.warmup,
-                cooldown=args.cooldown,
-                floor=args.floor,
-            )
+        schedule = schedule_from_option(
+            args.schedule,
+            peak=args.peak,
+            horizon=args.steps,
+            warmup=args.warmup,
+            cooldown=args.cooldown,
+            floor=args.floor,
+        )
     except (ValueError, SchedoptError) as exc:  # a bad option or an unreadable schedule file: exit 2
         parser.error(str(exc))
     if not args.quiet:

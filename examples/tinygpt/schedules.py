@@ -38,7 +38,14 @@ import optax
 
 from schedopt.export.optax import to_optax
 
-__all__ = ["KINDS", "make_schedule", "schedule_from_file", "schedule_values"]
+__all__ = [
+    "KINDS",
+    "learning_rate_table",
+    "make_schedule",
+    "schedule_from_file",
+    "schedule_from_option",
+    "schedule_values",
+]
 
 KINDS = ("constant", "cosine", "linear", "wsd", "wsd-linear")
 """Names :func:`make_schedule` accepts."""
@@ -168,3 +175,33 @@ def schedule_values(schedule: optax.Schedule, horizon: int) -> np.ndarray:
     steps = jnp.arange(horizon, dtype=jnp.int32)
     values = jax.vmap(schedule)(steps)
     return np.asarray(values, dtype=np.float64)
+
+
+def learning_rate_table(schedule: optax.Schedule, horizon: int) -> np.ndarray:
+    """:func:`schedule_values`, checked: every learning rate a training loop will use is finite and >= 0.
+
+    Raises:
+        ValueError: the first bad value, and its update.
+    """
+    lrs = schedule_values(schedule, horizon)
+    if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
+        bad = int(np.flatnonzero(~np.isfinite(lrs) | (lrs < 0))[0])
+        raise ValueError(f"`schedule` must give finite learning rates >= 0, got {lrs[bad]!r} at update {bad}")
+    return lrs
+
+
+def schedule_from_option(
+    text: str, *, peak: float | None, horizon: int, warmup: int, cooldown: float, floor: float
+) -> optax.Schedule:
+    """What the examples' ``--schedule`` takes: a kind of :data:`KINDS` (:func:`make_schedule`, ``peak``
+    required) or the path of a schedopt schedule file (:func:`schedule_from_file`).
+
+    Raises:
+        ValueError: a kind without ``peak``, or a bad argument.
+        schedopt.ExportError: the file is missing or not a valid schedule.
+    """
+    if text not in KINDS and (Path(text).suffix in (".json", ".csv") or Path(text).exists()):
+        return schedule_from_file(text, horizon=horizon, peak=peak)
+    if peak is None:
+        raise ValueError(f"--peak is required with --schedule {text}")
+    return make_schedule(text, peak=peak, horizon=horizon, warmup=warmup, cooldown=cooldown, floor=floor)

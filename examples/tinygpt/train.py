@@ -30,7 +30,6 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from examples.runlog import CSV_HEADER, atomic_write, csv_text, sidecar_path
+from examples._checks import check_grad_clip, check_positive_ints, check_seed, check_weight_decay
+from examples.runlog import CSV_HEADER, atomic_write, check_log_path, csv_text, sidecar_path
 from examples.tinygpt.data import Corpus, batches, load_corpus, validation_batches
 from examples.tinygpt.model import GPT, loss_fn, n_params
-from examples.tinygpt.schedules import schedule_values
+from examples.tinygpt.schedules import learning_rate_table
 
 __all__ = ["CSV_HEADER", "OPTIMIZERS", "TrainConfig", "TrainResult", "make_optimizer", "train"]
 
@@ -88,39 +88,32 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in (
-            "d_model",
-            "n_layers",
-            "n_heads",
-            "context",
-            "batch_size",
-            "steps",
-            "eval_every",
-            "eval_batches",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        check_positive_ints(
+            self,
+            (
+                "d_model",
+                "n_layers",
+                "n_heads",
+                "context",
+                "batch_size",
+                "steps",
+                "eval_every",
+                "eval_batches",
+            ),
+        )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"`d_model` must be a multiple of `n_heads` ({self.n_heads}), got {self.d_model!r}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, Integral) or self.seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        wd = self.weight_decay
-        if isinstance(wd, bool) or not isinstance(wd, Real) or not math.isfinite(wd) or wd < 0:
-            raise ValueError(f"`weight_decay` must be a finite number >= 0, got {wd!r}")
-        if self.optimizer == "sgd" and wd != 0:
+        check_weight_decay(self.weight_decay)
+        if self.optimizer == "sgd" and self.weight_decay != 0:
             raise ValueError(
-                f"`weight_decay` must be 0 with optimizer 'sgd' (it applies to adamw), got {wd!r}"
+                f"`weight_decay` must be 0 with optimizer 'sgd' (it applies to adamw), got {self.weight_decay!r}"
             )
-        clip = self.grad_clip
-        if clip is not None and (
-            isinstance(clip, bool) or not isinstance(clip, Real) or not math.isfinite(clip) or clip <= 0
-        ):
-            raise ValueError(f"`grad_clip` must be a positive finite number or None, got {clip!r}")
+        check_grad_clip(self.grad_clip)
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,16 +241,10 @@ def train(
         raise ValueError(f"`config` must be a TrainConfig, got {type(config).__name__}")
     if not callable(schedule):
         raise ValueError(f"`schedule` must be an optax schedule (a callable of the step), got {schedule!r}")
-    if log_path is not None and Path(log_path).suffix == ".json":
-        raise ValueError(
-            f"`log_path` must not end in .json (the sidecar takes that name), got {str(log_path)!r}"
-        )
+    check_log_path(log_path)
     corpus = _default_corpus() if corpus is None else corpus
     horizon = config.steps
-    lrs = schedule_values(schedule, horizon)
-    if not np.all(np.isfinite(lrs)) or np.any(lrs < 0):
-        bad = int(np.flatnonzero(~np.isfinite(lrs) | (lrs < 0))[0])
-        raise ValueError(f"`schedule` must give finite learning rates >= 0, got {lrs[bad]!r} at update {bad}")
+    lrs = learning_rate_table(schedule, horizon)
 
     model = _init_model(
         256,
