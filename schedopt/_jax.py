@@ -93,6 +93,7 @@ NO_CACHE_ENV = "SCHEDOPT_NO_CACHE"
 _MAGIC = b"schedopt-jax-cache-1\n"
 _DIGEST = 32
 _SUFFIX = "-cache"
+_UNSTORABLE = "-unstorable"  # the mark of a program whose stored form proved unusable (FileCache.discard)
 
 
 class CacheWarning(UserWarning):
@@ -181,12 +182,21 @@ class FileCache:
         return value
 
     def discard(self, key: str, reason: str) -> None:
-        """Remove an entry that read well but proved unusable, with a warning (once per process)."""
-        self._warn(f"{reason}: entry {key} removed; compiling it again")
+        """Remove an entry that read well but proved unusable, with a warning (once per process), and leave
+        a mark in its place (:meth:`storable`): a program that proved unusable once is not stored again, so
+        later processes compile it (as ``jax.jit`` would) instead of failing on it every other time."""
+        self._warn(
+            f"{reason}: entry {key} removed; compiling it again, and in later runs, without storing it"
+        )
         try:
             (self._path / f"{key}{_SUFFIX}").unlink(missing_ok=True)
+            _write_bytes(self._path / f"{key}{_UNSTORABLE}", b"")
         except OSError:
             pass
+
+    def storable(self, key: str) -> bool:
+        """Whether ``key`` may be stored: no earlier run found its stored program unusable (:meth:`discard`)."""
+        return not (self._path / f"{key}{_UNSTORABLE}").exists()
 
     def put(self, key: str, value: bytes) -> None:
         if self.disabled:
@@ -436,6 +446,8 @@ class _CachedJit:
         if settings is not None and all(" at 0x" not in repr(v) for _, v in key[2]):
             text = repr((_build_environment(), self._name, str(tree), avals, key[2], settings))
             name = _PREFIX + hashlib.sha256(text.encode()).hexdigest()
+        if name is not None and not store.storable(name):
+            name = None  # its stored form failed to run in an earlier process: compiled here, never stored
         program = None
         stored = store.get(name) if name is not None else None
         if stored is not None:

@@ -233,7 +233,9 @@ def test_a_stored_program_that_loads_but_fails_to_run_is_removed_with_a_warning(
     """XLA's CPU runtime once loaded a stored program whose first run failed ("NOT_FOUND: Function
     compare_bitcast_fusion not found"), after the point where a load error falls back: every later
     `design` crashed. A stored program's first run is now checked: on failure one warning, the
-    entry removed, jax.jit's result (the same numbers), and the next process compiles it afresh."""
+    entry removed, jax.jit's result (the same numbers), and later processes compile it without storing it (it
+    was stored again and failed again in every other `design` of a fitted LSTM task's spec: "Function
+    bitcast_pad_fusion not found")."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -260,11 +262,15 @@ def test_a_stored_program_that_loads_but_fails_to_run_is_removed_with_a_warning(
             jax.clear_caches()
             with pytest.warns(CacheWarning, match="failed to run"):
                 assert float(_jax.cached_jit(body)(x, 0.5)) == expected
-            assert not stored[0].exists()  # removed: the next process compiles and stores it again
+            assert not stored[0].exists()  # removed, and marked: the next process compiles it, unstored
+            assert not cache.storable(stored[0].name.removesuffix(_jax._SUFFIX))
             monkeypatch.undo()
             jax.clear_caches()
+            writes = cache.writes
             assert float(_jax.cached_jit(body)(x, 0.5)) == expected
-            assert stored[0].exists() and cache.writes >= 2
+            assert (
+                not stored[0].exists() and cache.writes == writes
+            )  # not stored again: no failure every other run
         finally:
             _jax.disable_cache()
             jax.config.update("jax_enable_compilation_cache", True)
