@@ -39,6 +39,7 @@ computation runs uncached.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -93,6 +94,31 @@ NO_CACHE_ENV = "SCHEDOPT_NO_CACHE"
 _MAGIC = b"schedopt-jax-cache-1\n"
 _DIGEST = 32
 _SUFFIX = "-cache"
+
+
+class _FreshCompile(threading.local):
+    """Per thread: whether :func:`cached_jit` is compiling a program to store it (see :func:`_compiled_fresh`)."""
+
+    active = False
+
+
+_fresh_compile = _FreshCompile()
+
+
+@contextlib.contextmanager
+def _compiled_fresh():
+    """In the block, in this thread, JAX's own reads and writes of the store do nothing: a program compiled here
+    is compiled by XLA, not an executable JAX loads from one of its entries. Such a loaded executable, serialised
+    again, lacks some of its kernels (XLA's CPU runtime: "Function bitcast_pad_fusion not found" in the next
+    process): after every change of schedopt's sources, whose programs JAX's entries still held, six programs of a
+    fitted design were stored that way and failed in the next process."""
+    _fresh_compile.active = True
+    try:
+        yield
+    finally:
+        _fresh_compile.active = False
+
+
 _UNSTORABLE = "-unstorable"  # the mark of a program whose stored form proved unusable (FileCache.discard)
 
 
@@ -154,7 +180,7 @@ class FileCache:
         self._warn(f"{reason}; running without the cache")
 
     def get(self, key: str) -> bytes | None:
-        if self.disabled:
+        if self.disabled or (_fresh_compile.active and not key.startswith(_PREFIX)):
             return None
         entry = self._path / f"{key}{_SUFFIX}"
         try:
@@ -199,8 +225,8 @@ class FileCache:
         return not (self._path / f"{key}{_UNSTORABLE}").exists()
 
     def put(self, key: str, value: bytes) -> None:
-        if self.disabled:
-            return
+        if self.disabled or (_fresh_compile.active and not key.startswith(_PREFIX)):
+            return  # a program cached_jit stores itself: no second copy under JAX's key
         entry = self._path / f"{key}{_SUFFIX}"
         tmp = self._path / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
@@ -460,7 +486,8 @@ class _CachedJit:
                     self._unverified[key] = name
         if program is None:
             try:
-                program = self._jitted.lower(**dynamic, **static).compile()
+                with _compiled_fresh():
+                    program = self._jitted.lower(**dynamic, **static).compile()
             except Exception:
                 return _UNUSABLE  # jax.jit raises the same error
             if name is not None:

@@ -276,6 +276,38 @@ def test_a_stored_program_that_loads_but_fails_to_run_is_removed_with_a_warning(
             jax.config.update("jax_enable_compilation_cache", True)
 
 
+def test_a_program_stored_whole_is_compiled_by_xla_not_loaded_from_jaxs_entry(tmp_path):
+    """An executable JAX loads from its own entry, serialised again, lacked kernels and failed to run in the
+    next process (six programs of a fitted design after an edit of schedopt's sources). cached_jit compiles
+    the programs it stores without reading JAX's entries, and writes none of its own for them."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    def body(x, scale):
+        return jnp.sum(scale * jnp.cos(x) ** 3)
+
+    x = np.linspace(0.0, 2.0, 9)
+    with jax.enable_x64(True):
+        try:
+            cache = _jax.enable_cache(tmp_path / "cache")
+            jax.clear_caches()
+            expected = float(jax.jit(body)(x, 0.5))  # JAX's own entry of this program
+            jax.clear_caches()
+            hits = cache.hits
+            assert float(jax.jit(body)(x, 0.5)) == expected and cache.hits == hits + 1  # JAX reads it back
+            jax.clear_caches()
+            files = set(_entries(tmp_path / "cache"))
+            hits = cache.hits
+            assert float(_jax.cached_jit(body)(x, 0.5)) == expected
+            assert cache.hits == hits  # compiled by XLA, not loaded from JAX's entry
+            added = set(_entries(tmp_path / "cache")) - files
+            assert [p.name.startswith(_jax._PREFIX) for p in added] == [True]  # ours only
+        finally:
+            _jax.disable_cache()
+            jax.config.update("jax_enable_compilation_cache", True)
+
+
 # --- end to end, in fresh processes
 
 
@@ -292,11 +324,11 @@ def cold_warm_uncached(tmp_path_factory):
 def test_the_cache_is_hit_and_results_are_bitwise_identical(cold_warm_uncached):
     path, (cold, err_cold), (warm, err_warm), (uncached, _) = cold_warm_uncached
     assert cold["cache"]["writes"] > 0 and cold["cache"]["hits"] == 0
-    # a program of schedopt's own (cached_jit) is stored twice when compiled, whole (its executable)
-    # and by JAX; a warm process reads the whole one only and neither traces nor lowers it
+    # a program of schedopt's own (cached_jit) is stored once, whole (its executable, compiled by XLA, not
+    # under JAX's key too); a warm process reads every entry once and neither traces nor lowers those
     programs = [p for p in _entries(path) if p.name.startswith(_jax._PREFIX)]
     assert programs
-    assert warm["cache"]["hits"] == cold["cache"]["writes"] - len(programs) and warm["cache"]["misses"] == 0
+    assert warm["cache"]["hits"] == cold["cache"]["writes"] and warm["cache"]["misses"] == 0
     assert warm["cache"]["writes"] == 0
     assert uncached["cache"] is None
     assert len(_entries(path)) == cold["cache"]["writes"]
