@@ -533,6 +533,15 @@ def twin_seed_jobs(task: Task) -> list[Job]:
     return _arm_jobs(task, TWIN, WSD_SEEDS) if TWIN in _arms(task) else []
 
 
+FOLLOWUP = "designed-followup"
+
+
+def followup_seed_jobs(task: Task) -> list[Job]:
+    """The :data:`FOLLOWUP` arm (the pilots plus the one ``fit``'s top-pilot note asks for) on :data:`WSD_SEEDS`,
+    where that pilot was trained (the task whose note fired)."""
+    return _arm_jobs(task, FOLLOWUP, WSD_SEEDS) if FOLLOWUP in _arms(task) else []
+
+
 #: Seeds added to the headline's 2T design and to WSD at the T-tuned peak at 2T (the transfer pair): one
 #: 2T run spreads by ~0.02 nats between seeds, as much as the differences the transfer claim rests on.
 #: Seeds 3 and 4 were added when the designs at 2T came out within 2-11 % of tuned WSD's peak with the same
@@ -546,8 +555,8 @@ def _transfer_pair(task: Task, arm: str = HEADLINE) -> tuple[str, str]:
 
 
 def _transfer_arms(task: Task) -> tuple[str, ...]:
-    """The arms whose transfer pair runs on :data:`TRANSFER_SEEDS`: the headline, and the twin arm."""
-    return (HEADLINE, TWIN) if TWIN in _arms(task) else (HEADLINE,)
+    """The arms whose transfer pair runs on :data:`TRANSFER_SEEDS`: the headline, the twin and the follow-up arms."""
+    return (HEADLINE, *(arm for arm in (TWIN, FOLLOWUP) if arm in _arms(task)))
 
 
 def transfer_seed_jobs(task: Task) -> list[Job]:
@@ -623,6 +632,7 @@ STAGES = {
     "pilot-seed-design": pilot_seed_design_jobs,
     "guess-wsd": guess_wsd_jobs,
     "twin-seeds": twin_seed_jobs,
+    "followup-seeds": followup_seed_jobs,
 }
 
 
@@ -828,7 +838,7 @@ def comparison(task: Task) -> dict:
     """Designed schedule vs tuned baselines (paired by seed), WSD at the designed peak, MPL-optimised."""
     best = best_peaks(task)
     methods: dict[str, dict] = {}
-    extra = extra_seed_jobs(task) + headline_seed_jobs(task) + twin_seed_jobs(task)
+    extra = extra_seed_jobs(task) + headline_seed_jobs(task) + twin_seed_jobs(task) + followup_seed_jobs(task)
     tuned = _finished(grid_jobs(task) + seed_jobs(task) + extra)  # read once, not once per family
     for family in METHODS:
         label = _label(family, best[family], task.horizon)
@@ -840,7 +850,7 @@ def comparison(task: Task) -> dict:
         }
     arms = {f"{prefix}-": prefix for prefix in DESIGN_ARMS}
     headline_extra = [
-        j for j in extra if j.label.startswith(tuple(f"{arm}-" for arm in (*EXTRA_SEED_ARMS, TWIN)))
+        j for j in extra if j.label.startswith(tuple(f"{arm}-" for arm in (*EXTRA_SEED_ARMS, TWIN, FOLLOWUP)))
     ]
     for job, run in _finished(design_jobs(task) + headline_extra):
         if job.label.startswith("mpl-optimised"):
@@ -910,7 +920,7 @@ def transfer(task: Task) -> dict | None:
         wsd = [runs[wsd_label, s] for s in seeds]
         difference = _stats([d - w for d, w in zip(design, wsd, strict=True)])
         mean, se = difference["mean"], difference["stderr"]
-        found["headline_seeds" if arm == HEADLINE else "twin_seeds"] = {
+        found[{HEADLINE: "headline_seeds", TWIN: "twin_seeds", FOLLOWUP: "followup_seeds"}[arm]] = {
             "arm": arm,
             "design_label": design_label,
             "wsd_label": wsd_label,
