@@ -39,6 +39,10 @@ kind, not only in size:
   2026-12-06 (fifth session) with every default unchanged, to test schedopt on an architecture, a
   framework and an optimiser implementation it was never measured on; its guess (2e-3, the char-rnn
   custom) set before any of its runs.
+* ``prose-lstm-torch``: English prose, the same loop, LSTM 1 x 160 (embedding 64), context 64, batch 16,
+  1,000 updates. **Held out**: added 2026-12-06 (fifth session) after ``fit``'s top-pilot note and the
+  follow-up pilot it asks for were formed on ``code-lstm-torch``, to test them; its guess (2e-3) set before
+  any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -210,6 +214,19 @@ TASKS = {
             guess=2e-3,
             about="Python source, byte LSTM 1x192 in PyTorch, torch AdamW defaults (b2 0.999, weight decay "
             "0.01 on every parameter) (held out; another training loop)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-06 (fifth session) after fit's top-pilot note was formed on the task above;
+        # its guess set before any of its runs
+        Task(
+            "prose-lstm-torch",
+            "prose",
+            LSTMConfig(
+                embed=64, hidden=160, n_layers=1, context=64, batch_size=16, steps=1000, eval_every=100
+            ),
+            guess=2e-3,
+            about="English prose (fortunes), byte LSTM 1x160 in PyTorch, torch AdamW defaults (held out; "
+            "tests fit's top-pilot note)",
             warmup=50,
         ),
     )

@@ -112,11 +112,11 @@ def _compiled_fresh():
     again, lacks some of its kernels (XLA's CPU runtime: "Function bitcast_pad_fusion not found" in the next
     process): after every change of schedopt's sources, whose programs JAX's entries still held, six programs of a
     fitted design were stored that way and failed in the next process."""
-    _fresh_compile.active = True
+    before, _fresh_compile.active = _fresh_compile.active, True
     try:
         yield
     finally:
-        _fresh_compile.active = False
+        _fresh_compile.active = before
 
 
 _UNSTORABLE = "-unstorable"  # the mark of a program whose stored form proved unusable (FileCache.discard)
