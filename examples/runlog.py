@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -16,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CSV_HEADER", "atomic_write", "check_log_path", "csv_text", "sidecar_path"]
+__all__ = [
+    "CSV_HEADER",
+    "atomic_write",
+    "check_log_path",
+    "csv_text",
+    "json_number",
+    "schedule_description",
+    "sidecar_path",
+]
 
 CSV_HEADER = ("step", "learning_rate", "train_loss", "val_loss")
 """Columns of the training log, in order."""
@@ -62,3 +71,16 @@ def check_log_path(log_path: str | os.PathLike | None) -> None:
         raise ValueError(
             f"`log_path` must not end in .json (the sidecar takes that name), got {str(log_path)!r}"
         )
+
+
+def json_number(value: float) -> float | None:
+    """``value`` as JSON allows it: a float, or ``None`` for NaN and infinities."""
+    return float(value) if math.isfinite(value) else None
+
+
+def schedule_description(schedule) -> dict:
+    """What a run's sidecar records of its schedule: its ``description`` attribute, else its name."""
+    description = getattr(schedule, "description", None)
+    if description is None:
+        description = {"kind": "callable", "name": getattr(schedule, "__name__", repr(schedule))}
+    return description

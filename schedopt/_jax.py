@@ -119,6 +119,11 @@ def _compiled_fresh():
         _fresh_compile.active = before
 
 
+def _jax_entry_while_compiling_fresh(key: str) -> bool:
+    """Whether ``key`` is one of JAX's own entries, asked for while this thread compiles a program to store."""
+    return _fresh_compile.active and not key.startswith(_PREFIX)
+
+
 _UNSTORABLE = "-unstorable"  # the mark of a program whose stored form proved unusable (FileCache.discard)
 
 
@@ -180,7 +185,7 @@ class FileCache:
         self._warn(f"{reason}; running without the cache")
 
     def get(self, key: str) -> bytes | None:
-        if self.disabled or (_fresh_compile.active and not key.startswith(_PREFIX)):
+        if self.disabled or _jax_entry_while_compiling_fresh(key):
             return None
         entry = self._path / f"{key}{_SUFFIX}"
         try:
@@ -225,7 +230,7 @@ class FileCache:
         return not (self._path / f"{key}{_UNSTORABLE}").exists()
 
     def put(self, key: str, value: bytes) -> None:
-        if self.disabled or (_fresh_compile.active and not key.startswith(_PREFIX)):
+        if self.disabled or _jax_entry_while_compiling_fresh(key):
             return  # a program cached_jit stores itself: no second copy under JAX's key
         entry = self._path / f"{key}{_SUFFIX}"
         tmp = self._path / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"

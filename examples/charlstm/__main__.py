@@ -13,18 +13,14 @@ maximum: the schedules of ``python -m examples.tinygpt``. A summary JSON object 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-from pathlib import Path
 
 import torch
 
+from examples._cli import add_schedule_arguments, print_summary, schedule_from_arguments
 from examples.charlstm.config import LSTMConfig
 from examples.charlstm.training import train
-from examples.runlog import sidecar_path
 from examples.tinygpt.data import load_corpus, load_prose_corpus
-from examples.tinygpt.schedules import KINDS, schedule_from_option
 from schedopt.errors import SchedoptError
 
 _DEFAULTS = LSTMConfig()
@@ -35,19 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m examples.charlstm",
         description="Train a byte-level LSTM (PyTorch, AdamW) with a learning-rate schedule.",
     )
-    p.add_argument(
-        "--schedule", required=True, help=f"one of {', '.join(KINDS)}, or a schedopt schedule file"
-    )
-    p.add_argument("--peak", type=float, help="peak learning rate (required for a kind; rescales a file)")
-    p.add_argument(
-        "--steps", type=int, default=_DEFAULTS.steps, help="number of updates T (default %(default)s)"
-    )
-    p.add_argument("--out", type=Path, help="CSV log to write (plus <stem>.json); none if omitted")
+    add_schedule_arguments(p, steps=_DEFAULTS.steps, seed=_DEFAULTS.seed)
     p.add_argument("--corpus", choices=("code", "prose"), default="code", help="default %(default)s")
-    p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="default %(default)s")
-    p.add_argument("--warmup", type=int, default=0, help="linear warmup updates (default 0)")
-    p.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
-    p.add_argument("--floor", type=float, default=0.0, help="final learning rate of the decays (default 0)")
     p.add_argument("--embed", type=int, default=_DEFAULTS.embed, help="default %(default)s")
     p.add_argument("--hidden", type=int, default=_DEFAULTS.hidden, help="default %(default)s")
     p.add_argument("--n-layers", type=int, default=_DEFAULTS.n_layers, help="default %(default)s")
@@ -76,14 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             eval_every=args.eval_every,
             seed=args.seed,
         )
-        schedule = schedule_from_option(
-            args.schedule,
-            peak=args.peak,
-            horizon=args.steps,
-            warmup=args.warmup,
-            cooldown=args.cooldown,
-            floor=args.floor,
-        )
+        schedule = schedule_from_arguments(args)
         if args.threads is not None:
             if args.threads < 1:
                 raise ValueError(f"--threads must be a positive integer, got {args.threads}")
@@ -92,17 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     corpus = load_corpus() if args.corpus == "code" else load_prose_corpus()
     result = train(config, schedule, log_path=args.out, corpus=corpus)
-    print(
-        json.dumps(
-            {
-                "final_val_loss": result.final_val_loss if math.isfinite(result.final_val_loss) else None,
-                "wall_time": result.wall_time,
-                "steps_per_second": result.steps_per_second,
-                "n_params": result.n_params,
-                "log": None if args.out is None else str(args.out),
-                "sidecar": None if args.out is None else str(sidecar_path(args.out)),
-            }
-        )
+    print_summary(
+        args.out,
+        final_val_loss=result.final_val_loss,
+        wall_time=result.wall_time,
+        steps_per_second=result.steps_per_second,
+        n_params=result.n_params,
     )
     return 0
 

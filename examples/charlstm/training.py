@@ -33,7 +33,15 @@ import torch
 from torch import nn
 
 from examples.charlstm.config import ADAMW, VOCABULARY, LSTMConfig
-from examples.runlog import CSV_HEADER, atomic_write, check_log_path, csv_text, sidecar_path
+from examples.runlog import (
+    CSV_HEADER,
+    atomic_write,
+    check_log_path,
+    csv_text,
+    json_number,
+    schedule_description,
+    sidecar_path,
+)
 from examples.tinygpt.data import Corpus, batches, load_corpus, validation_batches
 from examples.tinygpt.schedules import learning_rate_table
 
@@ -154,9 +162,6 @@ def train(
             log_path,
             csv_text(lrs, train_arr, {int(t): float(v) for t, v in zip(val_steps, val_arr, strict=True)}),
         )
-        description = getattr(schedule, "description", None)
-        if description is None:
-            description = {"kind": "callable", "name": getattr(schedule, "__name__", repr(schedule))}
         sidecar = {
             "kind": "examples.charlstm.run",
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -164,14 +169,14 @@ def train(
             "csv_header": list(CSV_HEADER),
             "config": dataclasses.asdict(config),
             "optimizer": {"name": "torch.optim.AdamW", "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"]},
-            "schedule": description,
+            "schedule": schedule_description(schedule),
             "peak_learning_rate": float(lrs.max()),
             "corpus": corpus.describe(),
             "n_params": n_params,
-            "final_val_loss": float(val_arr[-1]) if math.isfinite(val_arr[-1]) else None,
-            "final_train_loss": float(train_arr[-1]) if math.isfinite(train_arr[-1]) else None,
+            "final_val_loss": json_number(val_arr[-1]),
+            "final_train_loss": json_number(train_arr[-1]),
             "wall_time": wall_time,
-            "steps_per_second": steps_per_second if math.isfinite(steps_per_second) else None,
+            "steps_per_second": json_number(steps_per_second),
             "torch_threads": torch.get_num_threads(),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "torch_version": torch.__version__,

@@ -15,14 +15,11 @@ object goes to standard output; progress lines go to standard error.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import sys
-from pathlib import Path
 
-from examples.tinygpt.schedules import KINDS, schedule_from_option
-from examples.tinygpt.train import OPTIMIZERS, TrainConfig, sidecar_path, train
+from examples._cli import add_schedule_arguments, print_summary, schedule_from_arguments
+from examples.tinygpt.train import OPTIMIZERS, TrainConfig, train
 from schedopt.errors import SchedoptError
 
 _DEFAULTS = TrainConfig()
@@ -33,21 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m examples.tinygpt",
         description="Train a tiny byte-level GPT on the Python standard library with a learning-rate schedule.",
     )
-    p.add_argument(
-        "--schedule",
-        required=True,
-        help=f"one of {', '.join(KINDS)}, or a schedopt schedule file (.json/.csv)",
-    )
-    p.add_argument("--peak", type=float, help="peak learning rate (required for a kind; rescales a file)")
-    p.add_argument(
-        "--steps", type=int, default=_DEFAULTS.steps, help="number of updates T (default %(default)s)"
-    )
-    p.add_argument("--out", type=Path, help="CSV log to write (plus <stem>.json); none if omitted")
+    add_schedule_arguments(p, steps=_DEFAULTS.steps, seed=_DEFAULTS.seed)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=_DEFAULTS.optimizer, help="default %(default)s")
-    p.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="default %(default)s")
-    p.add_argument("--warmup", type=int, default=0, help="linear warmup updates (default 0)")
-    p.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
-    p.add_argument("--floor", type=float, default=0.0, help="final learning rate of the decays (default 0)")
     p.add_argument("--d-model", type=int, default=_DEFAULTS.d_model, help="default %(default)s")
     p.add_argument("--n-layers", type=int, default=_DEFAULTS.n_layers, help="default %(default)s")
     p.add_argument("--n-heads", type=int, default=_DEFAULTS.n_heads, help="default %(default)s")
@@ -79,14 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             eval_batches=args.eval_batches,
             seed=args.seed,
         )
-        schedule = schedule_from_option(
-            args.schedule,
-            peak=args.peak,
-            horizon=args.steps,
-            warmup=args.warmup,
-            cooldown=args.cooldown,
-            floor=args.floor,
-        )
+        schedule = schedule_from_arguments(args)
     except (ValueError, SchedoptError) as exc:  # a bad option or an unreadable schedule file: exit 2
         parser.error(str(exc))
     if not args.quiet:
@@ -97,15 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             progress_logger.addHandler(handler)
         progress_logger.setLevel(logging.INFO)
     result = train(config, schedule, log_path=args.out, progress=not args.quiet)
-    summary = {
-        "final_val_loss": result.final_val_loss if math.isfinite(result.final_val_loss) else None,
-        "wall_time": result.wall_time,
-        "compile_time": result.compile_time,
-        "steps_per_second": result.steps_per_second if math.isfinite(result.steps_per_second) else None,
-        "log": None if args.out is None else str(args.out),
-        "sidecar": None if args.out is None else str(sidecar_path(args.out)),
-    }
-    print(json.dumps(summary))
+    print_summary(
+        args.out,
+        final_val_loss=result.final_val_loss,
+        wall_time=result.wall_time,
+        compile_time=result.compile_time,
+        steps_per_second=result.steps_per_second,
+    )
     return 0
 
 

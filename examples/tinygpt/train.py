@@ -40,7 +40,15 @@ import numpy as np
 import optax
 
 from examples._checks import check_grad_clip, check_positive_ints, check_seed, check_weight_decay
-from examples.runlog import CSV_HEADER, atomic_write, check_log_path, csv_text, sidecar_path
+from examples.runlog import (
+    CSV_HEADER,
+    atomic_write,
+    check_log_path,
+    csv_text,
+    json_number,
+    schedule_description,
+    sidecar_path,
+)
 from examples.tinygpt.data import Corpus, batches, load_corpus, validation_batches
 from examples.tinygpt.model import GPT, loss_fn, n_params
 from examples.tinygpt.schedules import learning_rate_table
@@ -208,10 +216,6 @@ def _mean_loss(model, xs, ys):
     return jnp.mean(jax.lax.map(lambda xy: loss_fn(model, *xy), (xs, ys)))
 
 
-def _json_number(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
 def train(
     config: TrainConfig,
     schedule: optax.Schedule | Callable[[Any], Any],
@@ -306,9 +310,6 @@ def train(
         atomic_write(log_path, csv_text(lrs, train_arr, val_map))
     wall_time = time.perf_counter() - start
     if log_path is not None:
-        description = getattr(schedule, "description", None)
-        if description is None:
-            description = {"kind": "callable", "name": getattr(schedule, "__name__", repr(schedule))}
         sidecar = {
             "kind": "examples.tinygpt.run",
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -323,15 +324,15 @@ def train(
                     else {"momentum": SGD_MOMENTUM}
                 ),
             },
-            "schedule": description,
+            "schedule": schedule_description(schedule),
             "peak_learning_rate": float(lrs.max()),
             "corpus": corpus.describe(),
             "n_params": n_params(model),
-            "final_val_loss": _json_number(final_val),
-            "final_train_loss": _json_number(float(train_arr[-1])),
+            "final_val_loss": json_number(final_val),
+            "final_train_loss": json_number(float(train_arr[-1])),
             "wall_time": wall_time,
             "compile_time": compile_time,
-            "steps_per_second": _json_number(steps_per_second),
+            "steps_per_second": json_number(steps_per_second),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "backend": jax.default_backend(),
             "jax_version": jax.__version__,
