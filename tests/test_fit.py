@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 
@@ -504,17 +505,21 @@ def test_cli_export_writes_the_network_learning_rate(tmp_path):
 
 # --- the terms for real networks: learning-rate exponent and null modes
 
-TERMS_TRUE = {"learning_rate_exponent": 0.6, "null_eigenvalue": 0.01, "null_modes": 300}
+#: null modes that cost a large rate 2.5 % at the pilots' end and never make the loss at a constant rate rise
+TERMS_TRUE = {"learning_rate_exponent": 0.6, "null_eigenvalue": 0.01, "null_modes": 60}
+#: five times as many: the loss at 6e-3 turns upward after update 104 (2.3 % by 240, 11 % by 960)
+RISING_NULL_MODES = 300
 
 
-def _terms_curve(lr: np.ndarray, reference: float) -> np.ndarray:
+def _terms_truth(reference: float, null_modes: int | None = None) -> tuple[Model, NetworkUnits]:
+    """The full model (the terms included) and its map to network units."""
     model = Model.powerlaw(
         TRUE["a"],
         TRUE["b"],
         N_MODES,
         noise_std=TRUE["noise_std"],
         initial_loss=1.0,
-        null_modes=TERMS_TRUE["null_modes"],
+        null_modes=TERMS_TRUE["null_modes"] if null_modes is None else null_modes,
         null_eigenvalue=TERMS_TRUE["null_eigenvalue"],
     )
     units = NetworkUnits(
@@ -524,19 +529,33 @@ def _terms_curve(lr: np.ndarray, reference: float) -> np.ndarray:
         learning_rate_exponent=TERMS_TRUE["learning_rate_exponent"],
         learning_rate_reference=reference,
     )
+    return model, units
+
+
+def _terms_curve(lr: np.ndarray, reference: float, null_modes: int | None = None) -> np.ndarray:
+    model, units = _terms_truth(reference, null_modes)
     return units.network_loss(np.asarray(loss_curve(model, units.model_learning_rate(lr)).loss))
+
+
+PEAKS = (1.5e-3, 3e-3, 6e-3)
+
+
+def _terms_pilots(null_modes: int | None = None) -> list[PilotRun]:
+    """Noiseless WSD pilots at three peaks from the full model."""
+    steps = np.arange(0, HORIZON + 1, 6)
+    runs = []
+    for peak in PEAKS:
+        lr = np.where(np.arange(HORIZON) < 0.8 * HORIZON, peak, peak * np.linspace(1, 0, HORIZON))
+        loss = _terms_curve(lr, max(PEAKS), null_modes)[steps]
+        runs.append(PilotRun(f"wsd{peak:g}", lr, steps, loss, "val_loss"))
+    return runs
 
 
 def test_exponent_and_null_modes_are_recovered_and_predict_a_longer_schedule():
     """Noiseless curves of the full model (WSD pilots at three peaks): the terms come back, and the fit
     predicts a cosine run twice as long at another peak."""
-    steps = np.arange(0, HORIZON + 1, 6)
-    peaks = (1.5e-3, 3e-3, 6e-3)
-    runs = []
-    for peak in peaks:
-        lr = np.where(np.arange(HORIZON) < 0.8 * HORIZON, peak, peak * np.linspace(1, 0, HORIZON))
-        runs.append(PilotRun(f"wsd{peak:g}", lr, steps, _terms_curve(lr, max(peaks))[steps], "val_loss"))
-    result = fit_pilots(runs, n_modes=N_MODES, holdout="none", min_step=0)
+    peaks = PEAKS
+    result = fit_pilots(_terms_pilots(), n_modes=N_MODES, holdout="none", min_step=0)
     assert result.terms == ("exponent", "null_modes")
     assert result.parameters["learning_rate_exponent"] == pytest.approx(0.6, abs=0.05)
     assert result.fit_error["rms_error"] < 1e-3
@@ -546,6 +565,57 @@ def test_exponent_and_null_modes_are_recovered_and_predict_a_longer_schedule():
     back = parse_problem(result.spec_text())
     assert back.model.null_modes == result.problem.model.null_modes >= 1
     assert back.network.learning_rate_exponent == result.parameters["learning_rate_exponent"]
+
+
+def test_a_fit_whose_loss_rises_at_a_constant_rate_is_refitted_without_the_null_modes():
+    """Pilots from a model whose null modes fill faster than its signal drains (the loss at 6e-3 turns
+    upward after update 104): fitted with the null modes, the model's loss at a constant pilot rate rises,
+    which a network's does not, so the fit drops them, says so, and its loss no longer rises."""
+    from schedopt.calibration._rising import RISE_TOLERANCE, rising_loss
+
+    runs = _terms_pilots(RISING_NULL_MODES)
+    result = fit_pilots(runs, n_modes=N_MODES, holdout="none", min_step=0)
+    assert result.terms == ("exponent",)
+    assert "null_modes" in result.fixed and result.problem.model.null_modes == 0
+    (note,) = [n for n in result.notes if "null modes were dropped" in n]
+    assert "turned upward after update" in note
+    first = float(note.split("(")[1].split("%")[0]) / 100  # the null-mode fit's rise
+    still = rising_loss(result.problem, runs, max(PEAKS))  # the pilots rise too: the refit follows them, less
+    assert still is not None and still[1] < first
+    assert any(f"{still[1]:.1%} higher" in n for n in result.notes)
+    assert result.to_dict()["terms"] == ["exponent"]
+    # the same pilots without the term asked for: nothing to drop, nothing said
+    plain = fit_pilots(runs, n_modes=N_MODES, holdout="none", min_step=0, terms=("exponent",))
+    assert not [n for n in plain.notes if "null modes" in n]
+    assert plain.parameters == pytest.approx(dict(result.parameters))
+    assert list(plain.notes) == [n for n in result.notes if "null modes were dropped" not in n]
+    assert RISE_TOLERANCE < 0.01
+
+
+def test_rising_loss_reports_the_rate_and_the_rise_of_the_curve_it_finds():
+    """Against the curve computed directly: the rate whose constant-rate loss rises most, the update of
+    its lowest point and the rise from there to the window's end; none for a model without null modes."""
+    from schedopt.calibration._rising import RISE_WINDOW, rising_loss
+
+    runs = _terms_pilots()
+    model, units = _terms_truth(max(PEAKS), RISING_NULL_MODES)
+    problem = Problem(
+        name="rising",
+        model=model,
+        training=Training(horizon=HORIZON),
+        controls={"learning_rate": ControlSpec("learning_rate", 0.0, 1.0)},
+        network=units,
+    )
+    rate, rise, lowest, end = rising_loss(problem, runs, max(PEAKS))
+    assert end == RISE_WINDOW * HORIZON and rate == max(PEAKS)
+    curve = _terms_curve(np.full(end, rate), max(PEAKS), RISING_NULL_MODES)
+    assert lowest == int(np.argmin(curve)) == 104
+    assert rise == pytest.approx(curve[-1] / curve.min() - 1, rel=1e-9)
+    # under a cap below the top rate only the lower rates are checked
+    below = rising_loss(problem, runs, 3e-3)
+    assert below is not None and below[0] == 3e-3 and below[1] < rise
+    flat = Model.powerlaw(TRUE["a"], TRUE["b"], N_MODES, noise_std=TRUE["noise_std"], initial_loss=1.0)
+    assert rising_loss(dataclasses.replace(problem, model=flat), runs, max(PEAKS)) is None
 
 
 def test_smoke_fit_plot_draws_only_the_fitted_window(tmp_path, noisy_fit):

@@ -1,4 +1,5 @@
-"""What a fit defines: the design's learning-rate cap (:func:`learning_rate_cap`) and the fitted problem.
+"""What a fit defines: the design's learning-rate cap (:func:`learning_rate_cap`), the fitted problem and
+the network loss it predicts (:func:`predict_network_loss`).
 
 :func:`_problem` turns fitted values into a :class:`~schedopt.problem.Problem` with a ``[network]``
 map, its learning rate capped at the network cap (in model units) and below the stability threshold.
@@ -9,6 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
+from schedopt._jax import float64
 from schedopt.calibration._checks import _spike, _unstable_rate
 from schedopt.calibration._model import FIT_PARAMETERS, warmup_steps
 from schedopt.calibration.pilots import PilotRun
@@ -96,3 +100,15 @@ def _problem(values, runs, n_modes, name, network_cap: float, reference: float) 
         },
         network=units,
     )
+
+
+@float64
+def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
+    """The network loss curve ``(T + 1,)`` a fitted problem predicts for network learning rates."""
+    if problem.network is None:
+        raise FitError("the problem has no [network] map (it was not produced by `schedopt fit`)")
+    from schedopt.dynamics.recursion import loss_curve
+
+    eta = problem.network.model_learning_rate(np.asarray(learning_rate, dtype=np.float64))
+    curve = loss_curve(problem.model, eta, batch_size=problem.training.batch_size).loss
+    return problem.network.network_loss(np.asarray(curve))

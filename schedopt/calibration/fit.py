@@ -75,6 +75,7 @@ cannot express and no schedule shape repairs: train with a warmup.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,8 @@ from schedopt.calibration._model import (
     flat_rate_response,
     warmup_steps,  # noqa: F401
 )
-from schedopt.calibration._problem import _problem, learning_rate_cap
+from schedopt.calibration._problem import _problem, learning_rate_cap, predict_network_loss
+from schedopt.calibration._rising import RISE_WINDOW, rising_loss
 from schedopt.calibration._solve import (
     _IDENTIFIED_RATIO,  # noqa: F401
     _check_identifiable,
@@ -262,18 +264,6 @@ class FitResult:
         return "\n".join(safe) + "\n" + dump_problem(self.problem)
 
 
-@float64
-def predict_network_loss(problem: Problem, learning_rate) -> np.ndarray:
-    """The network loss curve ``(T + 1,)`` a fitted problem predicts for network learning rates."""
-    if problem.network is None:
-        raise FitError("the problem has no [network] map (it was not produced by `schedopt fit`)")
-    from schedopt.dynamics.recursion import loss_curve
-
-    eta = problem.network.model_learning_rate(np.asarray(learning_rate, dtype=np.float64))
-    curve = loss_curve(problem.model, eta, batch_size=problem.training.batch_size).loss
-    return problem.network.network_loss(np.asarray(curve))
-
-
 MAX_OFFSET_FLOOR = 0.95
 """Largest ``offset_floor``: the offset's box ends at 0.999 of the smallest loss."""
 
@@ -369,9 +359,25 @@ def fit_pilots(
             f"{short.name}: fewer than 3 loss points after --min-step ({int(counts.min())}); "
             "log the loss more often or lower --min-step"
         )
+    reference = 1.0 if layout.fixed_kappa else max_lr
     solve = _solve(runs, layout, fixed_kappa, max_lr, held_out=early)
+    values, std, cov = _uncertainties(solve, layout.fixed)
+    # a loss rising at a constant pilot rate (_rising): refit without the null modes, or say so
+    rising = still = rising_loss(
+        _problem(values, runs, n_modes, name, network_cap, reference), runs, network_cap
+    )
+    if rising is not None and layout.null_modes:
+        plain = dataclasses.replace(layout, null_modes=False)
+        refit = _solve(runs, plain, fixed_kappa, max_lr, held_out=early)
+        refit_values, refit_std, refit_cov = _uncertainties(refit, plain.fixed)
+        problem = _problem(refit_values, runs, n_modes, name, network_cap, reference)
+        still = rising_loss(problem, runs, network_cap)
+        if still is None or still[1] < rising[1]:
+            layout, solve, values, std, cov = plain, refit, refit_values, refit_std, refit_cov
+        else:  # the refit rises as much: keep the null modes
+            still = rising
+    dropped = rising if rising is not still else None
     fixed = layout.fixed
-    values, std, cov = _uncertainties(solve, fixed)
     rms, by_run = _relative_rms(solve, runs, ~early)
     identified, at_bound = _identified(solve, layout, values, std)
     info = tuple(
@@ -382,6 +388,20 @@ def fit_pilots(
         *_pilot_notes(checked),
         *_identification_notes(identified, at_bound, fixed),
     ]
+    if dropped is not None:
+        rate, rise, lowest, end = dropped
+        notes.append(
+            f"fitted with the null modes, the loss at a constant {rate:g} turned upward after update {lowest} "
+            f"({rise:.1%} higher by update {end}, {RISE_WINDOW}x the longest pilot), which a network at a "
+            "stable constant rate does not do: the null modes were dropped and the model refitted without them"
+        )
+    if still is not None:
+        rate, rise, lowest, end = still
+        notes.append(
+            f"the fitted loss at a constant {rate:g} turns upward after update {lowest} ({rise:.1%} higher by "
+            f"update {end}): if the pilots' own losses rise at that rate, training is unstable there; otherwise "
+            "the model's predictions past the pilots are unreliable at high rates"
+        )
     exponent = float(values[FIT_PARAMETERS.index("learning_rate_exponent")])
     if layout.exponent and flat_rate_response(exponent) and lr_cap == "max":
         network_cap, cap_rule = _longest_pilot_rate(runs, network_cap)
@@ -406,7 +426,6 @@ def fit_pilots(
             "(--offset-floor; docs/calibration.md)"
         )
     holdout_report = _holdout(runs, holdout, layout, fixed_kappa, max_lr, early)
-    reference = 1.0 if layout.fixed_kappa else max_lr
     problem = _problem(values, runs, n_modes, name, network_cap, reference)
     return FitResult(
         parameters={n: float(v) for n, v in zip(FIT_PARAMETERS, values, strict=True)},
@@ -432,7 +451,7 @@ def fit_pilots(
             "model": problem.learning_rate.max,
             "rule": cap_rule,
         },
-        terms=tuple(t for t in TERMS if t in terms),
+        terms=tuple(t for t in TERMS if t in terms and not (t == "null_modes" and not layout.null_modes)),
         min_step=min_step,
         offset_floor=float(offset_floor),
     )
