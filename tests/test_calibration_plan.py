@@ -56,7 +56,7 @@ def test_bad_plans_name_the_option(args, field):
         plan_pilots(*args)
 
 
-def test_cli_writes_schedules_the_loops_can_run_and_refuses_to_overwrite(tmp_path):
+def test_cli_writes_schedules_the_loops_can_run_and_refuses_to_overwrite_others(tmp_path):
     out = tmp_path / "p"
     args = ["pilots", "--horizon", "400", "--peak", "0.01", "--warmup", "10", "--out", str(out), "--json"]
     result = CliRunner().invoke(app, args)
@@ -65,8 +65,10 @@ def test_cli_writes_schedules_the_loops_can_run_and_refuses_to_overwrite(tmp_pat
     assert report["updates"] == 400 and len(report["pilots"]) == 3
     first = load_schedule(report["pilots"][0]["file"])
     np.testing.assert_array_equal(first.learning_rate, wsd_learning_rates(0.01, 240, 10))
-    again = CliRunner().invoke(app, args)
-    assert again.exit_code == 2 and "--force" in again.output
+    again = CliRunner().invoke(app, args)  # the same files: nothing to overwrite, nothing written
+    assert again.exit_code == 0 and not any(p["written"] for p in json.loads(again.output)["pilots"])
+    other = CliRunner().invoke(app, [*args[:6], "20", *args[7:]])  # another warmup: other schedules, same names
+    assert other.exit_code == 2 and "--force" in other.output
 
 
 def test_cli_says_the_next_commands_with_the_warmup_given(tmp_path):
@@ -107,3 +109,49 @@ def test_cli_writes_the_twin_and_says_to_train_it_on_another_seed(tmp_path):
     assert "pilot-wsd-lr0.04-T80-twin on another seed" in result.output
     twin = load_schedule(tmp_path / "p" / "pilot-wsd-lr0.04-T80-twin.json")
     np.testing.assert_array_equal(twin.learning_rate, wsd_learning_rates(0.04, 80, 10)[:40])
+
+
+def test_pilots_above_the_plan_double_the_top_rate_and_leave_the_plans_own_unchanged():
+    plain = plan_pilots(2000, 1.0, 4e-3, warmup=100)
+    plans = plan_pilots(2000, 1.0, 4e-3, warmup=100, above=2)
+    for a, b in zip(plain, plans[:3], strict=True):
+        assert (a.name, a.steps, a.peak) == (b.name, b.steps, b.peak)
+        np.testing.assert_array_equal(a.learning_rate, b.learning_rate)
+    ups = plans[3:]
+    assert [(p.peak, p.steps) for p in ups] == [(3.2e-2, 400), (6.4e-2, 400)]
+    np.testing.assert_array_equal(ups[0].learning_rate, wsd_learning_rates(3.2e-2, 400, 100))
+    # with a twin, the twin is the highest pilot's first half, last
+    twin = plan_pilots(2000, 1.0, 4e-3, warmup=100, twin=True, above=1)[-1]
+    assert twin.name == "pilot-wsd-lr0.032-T400-twin" and twin.steps == 200
+
+
+@pytest.mark.parametrize("above", [-1, 5, 1.5, True])
+def test_a_bad_above_is_named(above):
+    with pytest.raises(ProblemError, match="--above"):
+        plan_pilots(2000, 1.0, 4e-3, above=above)
+
+
+def test_cli_adds_pilots_above_beside_the_plans_own_files_without_force(tmp_path):
+    folder = tmp_path / "p"
+    args = ["pilots", "--horizon", "400", "--peak", "0.01", "--warmup", "10", "--out", str(folder)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+    stamps = {f.name: f.stat().st_mtime_ns for f in folder.iterdir()}
+    result = CliRunner().invoke(app, [*args, "--above", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [(p["peak"], p["written"]) for p in report["pilots"]] == [
+        (0.01, False),
+        (0.0025, False),
+        (0.04, False),
+        (0.08, True),
+    ]
+    for name, data in before.items():  # the plan's own files: not rewritten
+        assert (folder / name).read_bytes() == data and (folder / name).stat().st_mtime_ns == stamps[name]
+    up = load_schedule(folder / "pilot-wsd-lr0.08-T80.json")
+    np.testing.assert_array_equal(up.learning_rate, wsd_learning_rates(0.08, 80, 10))
+    assert up.provenance["plan"]["above"] == 1
+    # another warmup into the same folder: the same names, other schedules: refused, nothing written
+    other = CliRunner().invoke(app, [*args[:6], "20", *args[7:]])
+    assert other.exit_code != 0 and "--force" in other.output
+    assert sorted(f.name for f in folder.iterdir()) == sorted([*before, "pilot-wsd-lr0.08-T80.json"])

@@ -61,7 +61,7 @@ import numpy as np
 
 from schedopt.errors import ProblemError
 
-__all__ = ["PLAN", "PilotPlan", "plan_pilots", "twin_steps", "wsd_learning_rates"]
+__all__ = ["MAX_ABOVE", "PLAN", "PilotPlan", "plan_pilots", "twin_steps", "wsd_learning_rates"]
 
 PLAN = ((0.6, 1.0), (0.2, 0.25), (0.2, 4.0))
 """(fraction of the budget's updates, peak / guess) of each pilot: the long one first."""
@@ -100,10 +100,19 @@ def twin_steps(steps: int, warmup: int) -> int:
     return min(steps, max(2 * warmup, steps // 2))
 
 
+MAX_ABOVE = 4
+"""Most follow-up pilots above the plan's top rate (``above``): x 8 to x 64 the guess."""
+
+
 def plan_pilots(
-    horizon: int, budget: float, peak: float, warmup: int = 0, twin: bool = False
+    horizon: int, budget: float, peak: float, warmup: int = 0, twin: bool = False, above: int = 0
 ) -> list[PilotPlan]:
     """The pilots for a target ``horizon`` within ``budget`` full runs, around the guessed ``peak``.
+
+    ``above``: that many more pilots, each as long as a short one at twice the rate of the one before
+    (x 8, x 16, ... the guess; on top of the budget, 0.2 of a run each at budget 1): what ``fit`` asks
+    for when its top pilot is still far ahead of the next (the best peak may lie above the pilots). The
+    plan's own pilots are the same files with or without them.
 
     ``twin``: also the highest pilot's first :func:`twin_steps` updates, to be trained on another seed
     (named ``...-twin``, last; on top of the budget).
@@ -122,6 +131,10 @@ def plan_pilots(
         raise ProblemError(f"`--peak` must be a positive learning rate, got {peak!r}", field="--peak")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ProblemError(f"`--warmup` must be an integer >= 0, got {warmup!r}", field="--warmup")
+    if isinstance(above, bool) or not isinstance(above, int) or not 0 <= above <= MAX_ABOVE:
+        raise ProblemError(
+            f"`--above` must be an integer in [0, {MAX_ABOVE}], got {above!r}", field="--above"
+        )
     total = budget * horizon
     (_, long_factor), *shorts = PLAN
     # a short pilot's fitted part starts after twice the warmup (fit's --min-step): keep at least
@@ -137,7 +150,9 @@ def plan_pilots(
             field="--budget",
         )
     plans = []
-    for steps, factor in ((long, long_factor), *((short, f) for _, f in shorts)):
+    top_factor = max(f for _, f in shorts)
+    ups = tuple((short, top_factor * 2**k) for k in range(1, above + 1))
+    for steps, factor in ((long, long_factor), *((short, f) for _, f in shorts), *ups):
         p = float(f"{peak * factor:.4g}")  # four significant digits, as a practitioner writes them
         name = f"pilot-wsd-lr{p:g}-T{steps}"
         plans.append(PilotPlan(name, steps, p, warmup, wsd_learning_rates(p, steps, warmup)))

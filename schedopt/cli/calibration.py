@@ -220,6 +220,14 @@ def _write_fit(result, pilots, out: Path, plot: Path | None, *, force: bool) -> 
     return written
 
 
+def _same_text(path: Path, text: str) -> bool:
+    """Whether the file at ``path`` holds exactly ``text`` (an unreadable one does not)."""
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 @_command
 def pilots(
     horizon: Annotated[int, typer.Option(help="The target run's number of updates T.")],
@@ -234,6 +242,14 @@ def pilots(
             "where the two disagree, fit caps the design below that rate.",
         ),
     ] = False,
+    above: Annotated[
+        int,
+        typer.Option(
+            help="Also this many pilots above the plan's top rate, each at twice the one before, as long as a "
+            "short one (0.2 run each at budget 1): what fit asks for when its top pilot is still far ahead. "
+            "The plan's own files are unchanged, so run it again with --above on the same folder.",
+        ),
+    ] = 0,
     out: OutOpt("pilots/") = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -248,35 +264,55 @@ def pilots(
     from schedopt.schedule import Schedule, save_schedule
 
     folder = _out_folder(out, Path("pilots"))
-    plans = plan_pilots(horizon, budget, peak, warmup, twin=twin)
+    plans = plan_pilots(horizon, budget, peak, warmup, twin=twin, above=above)
+    base = len(plans) - above - (1 if twin else 0)  # the plan's own pilots come first, the twin last
+    texts = []
+    for i, plan in enumerate(plans):
+        provenance = {
+            "kind": "pilot",
+            "learning_rate_units": "network",
+            "plan": {
+                "horizon": horizon,
+                "budget": budget,
+                "guess": peak,
+                "warmup": plan.warmup,
+                **({"twin": True} if twin and i == len(plans) - 1 else {}),
+                **({"above": i - base + 1} if base <= i < base + above else {}),
+            },
+        }
+        texts.append(Schedule(learning_rate=plan.learning_rate, provenance=provenance))
     paths = [folder / f"{plan.name}.json" for plan in plans]
-    _refuse_existing(force, *paths)
+    # a file already there with exactly this content is no conflict: it is left as it is
+    unchanged = {p for p, t in zip(paths, texts, strict=True) if p.is_file() and _same_text(p, t.to_json())}
+    _refuse_existing(force, *(p for p in paths if p not in unchanged))
     from schedopt._io import output_set
 
-    with output_set(folder, [p.name for p in paths], overwrite=force) as stage:  # the pilots as one set
-        for plan, path in zip(plans, paths, strict=True):
-            provenance = {
-                "kind": "pilot",
-                "learning_rate_units": "network",
-                "plan": {
-                    "horizon": horizon,
-                    "budget": budget,
-                    "guess": peak,
-                    "warmup": plan.warmup,
-                    **({"twin": True} if twin else {}),
-                },
-            }
-            save_schedule(
-                Schedule(learning_rate=plan.learning_rate, provenance=provenance), stage / path.name
-            )
+    todo = [(t, p) for t, p in zip(texts, paths, strict=True) if p not in unchanged]
+    if todo:
+        with output_set(folder, [p.name for _, p in todo], overwrite=force) as stage:  # the pilots as one set
+            for schedule, path in todo:
+                save_schedule(schedule, stage / path.name)
     rows = [
-        [plan.name, plan.steps, f"{plan.peak:g}", str(path)] for plan, path in zip(plans, paths, strict=True)
+        [
+            plan.name,
+            plan.steps,
+            f"{plan.peak:g}",
+            str(path) + (" (already there)" if path in unchanged else ""),
+        ]
+        for plan, path in zip(plans, paths, strict=True)
     ]
     if as_json:
         _emit_json(
             {
                 "pilots": [
-                    {"name": p.name, "steps": p.steps, "peak": p.peak, "warmup": p.warmup, "file": str(f)}
+                    {
+                        "name": p.name,
+                        "steps": p.steps,
+                        "peak": p.peak,
+                        "warmup": p.warmup,
+                        "file": str(f),
+                        "written": f not in unchanged,
+                    }
                     for p, f in zip(plans, paths, strict=True)
                 ],
                 "updates": sum(p.steps for p in plans),
