@@ -87,6 +87,13 @@ PILOT_PROTOCOLS = {
     # (_checks._top_pilot_lead): one more short pilot at twice the top rate (1.2 runs). Trained only where
     # that note fired (the eleventh task), as a user who follows it would
     "long60-wider-up": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0), (0.2, 3.0)),
+    # the plan for a guess four times too low (LOW_GUESS), and with the k pilots above it that fit's
+    # top-pilot note asks for in turn (schedopt pilots --above k): x 2**k the plan's top rate each
+    "low4": ((0.6, -2.0), (0.2, -4.0), (0.2, 0.0)),
+    **{
+        f"low4-up{k}": ((0.6, -2.0), (0.2, -4.0), (0.2, 0.0), *((0.2, float(i)) for i in range(1, k + 1)))
+        for k in range(1, 5)
+    },
 }
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
@@ -576,10 +583,11 @@ PILOT_SEED_PROTOCOLS = (DEFAULT_PROTOCOL, "long60-high")
 PILOT_SEED_DESIGN_SEEDS = (0, 1, 2, 3, 4)
 
 
-def _pilot_seed_design(task: Task, pilot_seed: int) -> list[Job]:
-    """The headline design from pilot seed ``pilot_seed``'s pilots, on :data:`PILOT_SEED_DESIGN_SEEDS`."""
-    lrs = designed_lrs(task, task.horizon, *DESIGN_ARMS[HEADLINE], HEADLINE, pilot_seed)
-    label = f"{HEADLINE}-pilot-s{pilot_seed}-T{task.horizon}"
+def _pilot_seed_design(task: Task, pilot_seed: int, arm: str = HEADLINE) -> list[Job]:
+    """An arm's design (default the headline) from pilot seed ``pilot_seed``'s pilots, on
+    :data:`PILOT_SEED_DESIGN_SEEDS`."""
+    lrs = designed_lrs(task, task.horizon, *DESIGN_ARMS[arm], arm, pilot_seed)
+    label = f"{arm}-pilot-s{pilot_seed}-T{task.horizon}"
     meta = {"peak": float(lrs.max()), "pilot_seed": pilot_seed}
     return [Job(task.name, label, lrs, seed, meta=meta) for seed in PILOT_SEED_DESIGN_SEEDS]
 
@@ -589,22 +597,44 @@ def pilot_seed_design_jobs(task: Task) -> list[Job]:
     return [job for pilot_seed in PILOT_SEEDS for job in _pilot_seed_design(task, pilot_seed)]
 
 
+def followup_pilot_seed_jobs(task: Task) -> list[Job]:
+    """Where the :data:`FOLLOWUP` arm was trained: its pilots on :data:`PILOT_SEEDS` (the planned ones are
+    the ``pilot-seeds`` stage's: only the pilot fit's note asked for is new) and, once they are in, its
+    design from them on :data:`PILOT_SEED_DESIGN_SEEDS`. Another draw of the follow-up pilots: is the arm's
+    result a property of the procedure or of one draw?"""
+    if FOLLOWUP not in _arms(task):
+        return []
+    protocol = DESIGN_ARMS[FOLLOWUP][1]
+    jobs = [j for s in PILOT_SEEDS for j in pilot_jobs(task, protocol, s)]
+    for pilot_seed in (s for s in PILOT_SEEDS if _piloted(task, protocol, s)):
+        jobs += _pilot_seed_design(task, pilot_seed, FOLLOWUP)
+    return jobs
+
+
 def design_by_pilot_seed(task: Task) -> dict | None:
-    """Design - tuned WSD (paired by run seed) for the headline made from each pilot seed's pilots."""
+    """Design - tuned WSD (paired by run seed) for the headline made from each pilot seed's pilots, and for
+    the :data:`FOLLOWUP` arm where it has another draw (``followup, pilot seed N``)."""
     wsd = {
         j.seed: r["final_val_loss"]
         for j, r in _finished([_family_job(task, "wsd", best_peaks(task)["wsd"], s) for s in WSD_SEEDS])
     }
-    arms = {0: _finished(_arm_jobs(task, HEADLINE, PILOT_SEED_DESIGN_SEEDS))}
+    arms = {"pilot seed 0": _finished(_arm_jobs(task, HEADLINE, PILOT_SEED_DESIGN_SEEDS))}
     for pilot_seed in (s for s in PILOT_SEEDS if _piloted(task, DEFAULT_PROTOCOL, s)):
-        arms[pilot_seed] = _finished(_pilot_seed_design(task, pilot_seed))
+        arms[f"pilot seed {pilot_seed}"] = _finished(_pilot_seed_design(task, pilot_seed))
+    if FOLLOWUP in _arms(task):
+        protocol = DESIGN_ARMS[FOLLOWUP][1]
+        arms["followup, pilot seed 0"] = _finished(_arm_jobs(task, FOLLOWUP, PILOT_SEED_DESIGN_SEEDS))
+        for pilot_seed in (s for s in PILOT_SEEDS if _piloted(task, protocol, s)):
+            arms[f"followup, pilot seed {pilot_seed}"] = _finished(
+                _pilot_seed_design(task, pilot_seed, FOLLOWUP)
+            )
     out = {}
-    for pilot_seed, runs in arms.items():
+    for key, runs in arms.items():
         common = [(j, r) for j, r in runs if j.seed in wsd]
         if len(common) < 2:
             continue
         lrs = common[0][0].lrs
-        out[f"pilot seed {pilot_seed}"] = {
+        out[key] = {
             "plateau": float(lrs[lrs.size // 2]),
             "tuned_wsd_peak": best_peaks(task)["wsd"],
             "design_minus_tuned_wsd": _stats([r["final_val_loss"] - wsd[j.seed] for j, r in common]),
@@ -617,6 +647,98 @@ def pilot_seed_jobs(task: Task) -> list[Job]:
     """The pilots of :data:`PILOT_SEED_PROTOCOLS` on :data:`PILOT_SEEDS` (a pilot two protocols share: once)."""
     jobs = [j for s in PILOT_SEEDS for p in PILOT_SEED_PROTOCOLS for j in pilot_jobs(task, p, s)]
     return list({(j.label, j.seed): j for j in jobs}.values())
+
+
+#: A guess four times too low. The tasks' guesses are a practitioner's (their best WSD peaks 0.7-8x them); a
+#: new user's may be further off. Each task below trains the plan around guess / 4, fits it, and, while fit's
+#: top-pilot note asks for a pilot above (``schedopt pilots --above k``, at most MAX_ABOVE), trains that one
+#: and fits again: what a user who follows the note trains. The design from the first fit (the note not
+#: followed) and from the last, each on PILOT_SEED_DESIGN_SEEDS, paired with tuned WSD. Tasks chosen before
+#: any of these runs: two GPT tasks (AdamW, SGD with momentum), the one whose high rates stall (batch 8) and
+#: the LSTM (whose guess was already 8x low: this one is 32x).
+LOW_GUESS = 4.0
+LOW_GUESS_TASKS = ("code-adamw", "code-sgdm", "prose-adamw-b8", "code-lstm-torch")
+LOW_GUESS_ARM = ("plateau-anneal", "schedopt-floor", "1-sqrt-flat")  # as designed-default
+
+
+def _asks_above(report: dict) -> bool:
+    """Whether a fit's notes ask for a pilot above the pilots' top rate (``_checks._top_pilot_lead``)."""
+    return any("may lie above the design's cap" in note for note in report["notes"])
+
+
+def low_guess_chain(task: Task) -> tuple[list[str], bool]:
+    """The protocols a user who follows fit's note trains in turn (``low4``, ``low4-up1``, ...), as far as
+    their pilots are finished; and whether the chain is complete (the last fit's note is quiet, or
+    ``MAX_ABOVE`` pilots above were asked for)."""
+    from schedopt.calibration.plan import MAX_ABOVE
+
+    chain = ["low4"]
+    while _piloted(task, chain[-1]):
+        _, fit_report = fitted(task, "schedopt-floor", chain[-1])
+        if not _asks_above(fit_report) or len(chain) > MAX_ABOVE:
+            return chain, True
+        chain.append(f"low4-up{len(chain)}")
+    return chain, False
+
+
+def _low_guess_design(task: Task, protocol: str) -> list[Job]:
+    form, model, anneal = LOW_GUESS_ARM
+    lrs = designed_lrs(task, task.horizon, form, protocol, model, anneal)
+    meta = {"peak": float(lrs.max()), "protocol": protocol}
+    label = f"lowguess-{protocol}-T{task.horizon}"
+    return [Job(task.name, label, lrs, seed, meta=meta) for seed in PILOT_SEED_DESIGN_SEEDS]
+
+
+def low_guess_jobs(task: Task) -> list[Job]:
+    """:data:`LOW_GUESS`'s pilots, as far as the note asks for them, then the two designs (first and last fit)."""
+    if task.name not in LOW_GUESS_TASKS:
+        return []
+    chain, complete = low_guess_chain(task)
+    jobs = pilot_jobs(task, chain[-1])
+    if complete:
+        jobs += _low_guess_design(task, chain[0])
+        if chain[-1] != chain[0]:
+            jobs += _low_guess_design(task, chain[-1])
+    return jobs
+
+
+def low_guess(task: Task) -> dict | None:
+    """What :data:`LOW_GUESS` gave: each fit of the chain (its top pilot's lead, cap) and the designs from the
+    first and the last, minus tuned WSD paired by run seed."""
+    if task.name not in LOW_GUESS_TASKS or not _piloted(task, "low4"):
+        return None
+    chain, complete = low_guess_chain(task)
+    wsd = {
+        j.seed: r["final_val_loss"]
+        for j, r in _finished([_family_job(task, "wsd", best_peaks(task)["wsd"], s) for s in WSD_SEEDS])
+    }
+    out = {"guess": task.guess / LOW_GUESS, "tuned_wsd_peak": best_peaks(task)["wsd"], "complete": complete}
+    out["fits"] = {}
+    for protocol in chain:
+        if not _piloted(task, protocol):
+            continue
+        _, fit_report = fitted(task, "schedopt-floor", protocol)
+        out["fits"][protocol] = {
+            "top_pilot_rate": max(j.meta["peak"] for j in pilot_jobs(task, protocol)),
+            "asks_above": _asks_above(fit_report),
+            "terms": fit_report["terms"],
+            "pilot_runs": sum(j.lrs.size for j in pilot_jobs(task, protocol)) / task.horizon,
+        }
+    out["designs"] = {}
+    for which, protocol in (("note not followed", chain[0]), ("note followed", chain[-1])):
+        if not complete or which in out["designs"] or (which == "note followed" and protocol == chain[0]):
+            continue
+        runs = [(j, r) for j, r in _finished(_low_guess_design(task, protocol)) if j.seed in wsd]
+        if len(runs) < 2:
+            continue
+        lrs = runs[0][0].lrs
+        out["designs"][which] = {
+            "protocol": protocol,
+            "plateau": float(lrs[lrs.size // 2]),
+            "design_minus_tuned_wsd": _stats([r["final_val_loss"] - wsd[j.seed] for j, r in runs]),
+            "run_seeds": [j.seed for j, _ in runs],
+        }
+    return out
 
 
 STAGES = {
@@ -633,6 +755,8 @@ STAGES = {
     "guess-wsd": guess_wsd_jobs,
     "twin-seeds": twin_seed_jobs,
     "followup-seeds": followup_seed_jobs,
+    "followup-pilot-seed": followup_pilot_seed_jobs,
+    "low-guess": low_guess_jobs,
 }
 
 
@@ -978,6 +1102,7 @@ def report(names: list[str] | None = None) -> dict:
             "prediction": predictions(task, panel),
             "prediction_by_pilot_seed": pilot_sensitivity(task, panel),
             "design_by_pilot_seed": design_by_pilot_seed(task),
+            "low_guess": low_guess(task),
         }
         try:
             entry["design"] = comparison(task)

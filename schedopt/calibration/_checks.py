@@ -182,8 +182,8 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
             f"{top.name} (peak {top.peak_learning_rate:g}) is {ahead:.0%} below {below.name} (peak "
             f"{below.peak_learning_rate:g}) at step {step}, both at their peak: the loss still falls steeply at the "
             f"top of the pilots' range, so the best peak may lie above the design's cap; a pilot at "
-            f"{2 * top.peak_learning_rate:g} would tell (`schedopt pilots` with its options and --above 1 "
-            "writes it beside the others)"
+            f"{2 * top.peak_learning_rate:g} would tell (`schedopt pilots` with the same options and "
+            "--above one higher than before writes it beside the others)"
         )
     peaks = sorted({float(f"{r.peak_learning_rate:.6g}") for r in runs})
     if len(peaks) >= 2 and peaks[-1] / peaks[0] < 2.0:
