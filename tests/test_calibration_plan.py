@@ -67,7 +67,8 @@ def test_cli_writes_schedules_the_loops_can_run_and_refuses_to_overwrite_others(
     np.testing.assert_array_equal(first.learning_rate, wsd_learning_rates(0.01, 240, 10))
     again = CliRunner().invoke(app, args)  # the same files: nothing to overwrite, nothing written
     assert again.exit_code == 0 and not any(p["written"] for p in json.loads(again.output)["pilots"])
-    other = CliRunner().invoke(app, [*args[:6], "20", *args[7:]])  # another warmup: other schedules, same names
+    # another warmup: other schedules under the same names
+    other = CliRunner().invoke(app, [*args[:6], "20", *args[7:]])
     assert other.exit_code == 2 and "--force" in other.output
 
 
