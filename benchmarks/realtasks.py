@@ -60,6 +60,17 @@ FAMILIES = {
     "linear": {"kind": "linear"},
     "wsd": {"kind": "wsd", "cooldown": 0.2},
 }
+
+
+def _low_guess_protocols() -> dict[str, tuple]:
+    """The plan for a guess four times too low (``low4``) and with the k pilots above it (``low4-up{k}``)."""
+    base = ((0.6, -2.0), (0.2, -4.0), (0.2, 0.0))
+    return {
+        "low4": base,
+        **{f"low4-up{k}": (*base, *((0.2, float(i)) for i in range(1, k + 1))) for k in range(1, 5)},
+    }
+
+
 PILOT_PROTOCOLS = {
     # (fraction of the horizon, log2 of peak / guess[, cooldown fraction]) per pilot; each costs one full run
     "long-short": ((0.5, 0.0), (0.25, -1.0), (0.25, 1.0)),
@@ -89,11 +100,10 @@ PILOT_PROTOCOLS = {
     "long60-wider-up": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0), (0.2, 3.0)),
     # the plan for a guess four times too low (LOW_GUESS), and with the k pilots above it that fit's
     # top-pilot note asks for in turn (schedopt pilots --above k): x 2**k the plan's top rate each
-    "low4": ((0.6, -2.0), (0.2, -4.0), (0.2, 0.0)),
-    **{
-        f"low4-up{k}": ((0.6, -2.0), (0.2, -4.0), (0.2, 0.0), *((0.2, float(i)) for i in range(1, k + 1)))
-        for k in range(1, 5)
-    },
+    **_low_guess_protocols(),
+    # the same with the top pilot's twin (schedopt pilots --above k --twin), on seed 1: added after the
+    # low-guess designs were in, where following the notes on code/AdamW had stalled 3 long runs of 5
+    **{f"{name}-twin": (*pilots, ("twin",)) for name, pilots in _low_guess_protocols().items()},
 }
 #: the protocol ``schedopt pilots`` proposes (schedopt.calibration.plan.PLAN), and its design arm: what a
 #: user gets from ``schedopt pilots`` -> training -> ``schedopt fit`` -> ``schedopt design``
@@ -721,6 +731,10 @@ def low_guess_jobs(task: Task) -> list[Job]:
         jobs += _low_guess_design(task, chain[0])
         if chain[-1] != chain[0]:
             jobs += _low_guess_design(task, chain[-1])
+        twin = f"{chain[-1]}-twin"
+        jobs += pilot_jobs(task, twin)
+        if _piloted(task, twin):
+            jobs += _low_guess_design(task, twin)
     return jobs
 
 
@@ -748,8 +762,17 @@ def low_guess(task: Task) -> dict | None:
             "pilot_runs": sum(j.lrs.size for j in pilot_jobs(task, protocol)) / task.horizon,
         }
     out["designs"] = {}
-    for which, protocol in (("note not followed", chain[0]), ("note followed", chain[-1])):
-        if not complete or which in out["designs"] or (which == "note followed" and protocol == chain[0]):
+    arms = (
+        ("note not followed", chain[0]),
+        ("note followed", chain[-1]),
+        ("followed, --twin", f"{chain[-1]}-twin"),
+    )
+    for which, protocol in arms:
+        if (
+            not complete
+            or (which == "note followed" and protocol == chain[0])
+            or not _piloted(task, protocol)
+        ):
             continue
         runs = [(j, r) for j, r in _finished(_low_guess_design(task, protocol)) if j.seed in wsd]
         if len(runs) < 2:
