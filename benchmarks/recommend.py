@@ -97,8 +97,13 @@ def evidence() -> dict:
             "tuned_wsd_mean": design["tuned wsd"]["mean"],
             "designed_minus_tuned_wsd": design["tuned wsd"][f"{headline}_minus_this"],
         }
-        # the same design from the same pilots trained on another seed (another draw of the pilots)
-        redrawn = {k: v for k, v in (task.get("design_by_pilot_seed") or {}).items() if k != "pilot seed 0"}
+        # the same design from the same pilots trained on another seed (another draw of the pilots); the
+        # follow-up arm's draws ("followup, pilot seed N") are another design, not this one
+        redrawn = {
+            k: v
+            for k, v in (task.get("design_by_pilot_seed") or {}).items()
+            if k.startswith("pilot seed ") and k != "pilot seed 0"
+        }
         if redrawn:
             real[name]["other_pilot_draws"] = {k: v["design_minus_tuned_wsd"] for k, v in redrawn.items()}
     return {

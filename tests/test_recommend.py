@@ -42,10 +42,14 @@ def test_evidence_is_the_measured_results():
         assert task["designed_minus_tuned_wsd"] == design["tuned wsd"][f"{headline}_minus_this"]
         assert task["designed_mean"] == design[headline]["mean"]
         assert task["tuned_wsd_mean"] == design["tuned wsd"]["mean"]
-        # the same design from the pilots trained on other seeds (realtasks' pilot-seed-design stage)
+        # the same design from the pilots trained on other seeds (realtasks' pilot-seed-design stage); the
+        # follow-up arm's draws are another design's
         redrawn = {
-            k: v for k, v in (tasks[name].get("design_by_pilot_seed") or {}).items() if k != "pilot seed 0"
+            k: v
+            for k, v in (tasks[name].get("design_by_pilot_seed") or {}).items()
+            if k.startswith("pilot seed ") and k != "pilot seed 0"
         }
+        assert not any(k.startswith("followup") for k in task.get("other_pilot_draws", {}))
         assert set(task.get("other_pilot_draws", {})) == set(redrawn)
         for key, draw in task.get("other_pilot_draws", {}).items():
             assert draw["mean"] == redrawn[key]["design_minus_tuned_wsd"]["mean"]
