@@ -24,7 +24,9 @@ where :math:`L_t` is the exact SGD recursion of the power-law model
   (in-sample on the 20 full-length runs of ``code-adamw``: max error 6.1 %
   without, 3.1 % with). In the fit they are one node of weight ``null_modes``
   (:mod:`schedopt.dynamics.compression`'s loss readout); the written spec rounds
-  the count to whole modes.
+  the count to whole modes. Where they make the fitted loss at a constant pilot
+  rate rise, which a network's does not, the fit is done again without them
+  (:mod:`schedopt.calibration._rising`).
 
 **The offset's floor** (``offset_floor``, default :data:`OFFSET_FLOOR`):
 :math:`\ell_\infty \ge` ``offset_floor`` times the smallest fitted loss. Pilots
@@ -451,7 +453,7 @@ def fit_pilots(
             "model": problem.learning_rate.max,
             "rule": cap_rule,
         },
-        terms=tuple(t for t in TERMS if t in terms and not (t == "null_modes" and not layout.null_modes)),
+        terms=tuple(t for t in TERMS if t in terms and (t != "null_modes" or layout.null_modes)),
         min_step=min_step,
         offset_floor=float(offset_floor),
     )
