@@ -9,7 +9,9 @@ badly at a long horizon. On the real tasks (``benchmarks/realtasks.py``, 92 cach
 0.27-12 %, and refitted without the null modes three of them predicted the held-out runs better
 (median error 6.5 -> 1.7, 7.8 -> 2.1, 2.6 -> 2.0 %; largest 21 -> 17, 728 -> 9, 58 -> 4 %) and one worse
 (3.5 -> 9.7 %, largest 20.0 -> 20.5 %). ``fit_pilots`` therefore drops the null modes from a fit whose
-loss rises (:func:`rising_loss`), and says so.
+loss rises (:func:`rising_loss`), and says so. Of 18 fits made after the rule, it fired on one (batch 8's
+pilots around a guess four times too low): with the null modes kept the model predicted that task's 59
+held-out runs with a 62 % median error (largest 10,000 %), without them 10.4 % (25 %).
 """
 
 from __future__ import annotations
