@@ -228,6 +228,7 @@ def test_a_plateau_at_the_cap_is_said_in_network_units(tmp_path):
     choice = plateau_anneal(parse_problem(spec.read_text()))
     assert choice.plateau == pytest.approx(0.05) and len(choice.notes) == 1
     assert "largest pilot's 0.0008333" in choice.notes[0] and "0.001667" in choice.notes[0]
+    assert "--above one higher" in choice.notes[0]  # the command that writes that pilot
     result = CliRunner().invoke(app, ["design", str(spec), "--no-baselines", "--out", str(tmp_path / "d")])
     assert result.exit_code == 0, result.output
     assert "warning: the plateau sits at the learning-rate cap" in result.output
