@@ -120,10 +120,11 @@ def test_pilots_above_the_plan_double_the_top_rate_and_leave_the_plans_own_uncha
         np.testing.assert_array_equal(a.learning_rate, b.learning_rate)
     ups = plans[3:]
     assert [(p.peak, p.steps) for p in ups] == [(3.2e-2, 400), (6.4e-2, 400)]
+    assert [p.above for p in plans] == [0, 0, 0, 1, 2] and not any(p.twin for p in plans)
     np.testing.assert_array_equal(ups[0].learning_rate, wsd_learning_rates(3.2e-2, 400, 100))
     # with a twin, the twin is the highest pilot's first half, last
     twin = plan_pilots(2000, 1.0, 4e-3, warmup=100, twin=True, above=1)[-1]
-    assert twin.name == "pilot-wsd-lr0.032-T400-twin" and twin.steps == 200
+    assert twin.name == "pilot-wsd-lr0.032-T400-twin" and twin.steps == 200 and twin.twin and twin.above == 0
 
 
 @pytest.mark.parametrize("above", [-1, 5, 1.5, True])

@@ -74,13 +74,16 @@ COOLDOWN = 0.2
 
 @dataclass(frozen=True)
 class PilotPlan:
-    """One proposed pilot: its name, length, peak and per-update learning rates."""
+    """One proposed pilot: its name, length, peak and per-update learning rates; ``above``: the k-th pilot
+    above the plan's top rate (0: one of the plan's own); ``twin``: a seed twin's schedule."""
 
     name: str
     steps: int
     peak: float
     warmup: int
     learning_rate: np.ndarray
+    above: int = 0
+    twin: bool = False
 
 
 def wsd_learning_rates(peak: float, steps: int, warmup: int, cooldown: float = COOLDOWN) -> np.ndarray:
@@ -151,13 +154,15 @@ def plan_pilots(
         )
     plans = []
     top_factor = max(f for _, f in shorts)
-    ups = tuple((short, top_factor * 2**k) for k in range(1, above + 1))
-    for steps, factor in ((long, long_factor), *((short, f) for _, f in shorts), *ups):
+    ups = tuple((short, top_factor * 2**k, k) for k in range(1, above + 1))
+    for steps, factor, k in ((long, long_factor, 0), *((short, f, 0) for _, f in shorts), *ups):
         p = float(f"{peak * factor:.4g}")  # four significant digits, as a practitioner writes them
         name = f"pilot-wsd-lr{p:g}-T{steps}"
-        plans.append(PilotPlan(name, steps, p, warmup, wsd_learning_rates(p, steps, warmup)))
+        plans.append(PilotPlan(name, steps, p, warmup, wsd_learning_rates(p, steps, warmup), above=k))
     if twin:
         top = max(plans, key=lambda plan: plan.peak)
         n = twin_steps(top.steps, warmup)
-        plans.append(PilotPlan(f"{top.name}-twin", n, top.peak, warmup, top.learning_rate[:n].copy()))
+        plans.append(
+            PilotPlan(f"{top.name}-twin", n, top.peak, warmup, top.learning_rate[:n].copy(), twin=True)
+        )
     return plans

@@ -265,29 +265,22 @@ def pilots(
 
     folder = _out_folder(out, Path("pilots"))
     plans = plan_pilots(horizon, budget, peak, warmup, twin=twin, above=above)
-    base = len(plans) - above - (1 if twin else 0)  # the plan's own pilots come first, the twin last
-    texts = []
-    for i, plan in enumerate(plans):
-        provenance = {
-            "kind": "pilot",
-            "learning_rate_units": "network",
-            "plan": {
-                "horizon": horizon,
-                "budget": budget,
-                "guess": peak,
-                "warmup": plan.warmup,
-                **({"twin": True} if twin and i == len(plans) - 1 else {}),
-                **({"above": i - base + 1} if base <= i < base + above else {}),
-            },
-        }
-        texts.append(Schedule(learning_rate=plan.learning_rate, provenance=provenance))
+    schedules = []
+    for plan in plans:  # a pilot's file depends on its own plan only, not on --twin or --above
+        record = {"horizon": horizon, "budget": budget, "guess": peak, "warmup": plan.warmup}
+        record |= {"twin": True} if plan.twin else {}
+        record |= {"above": plan.above} if plan.above else {}
+        provenance = {"kind": "pilot", "learning_rate_units": "network", "plan": record}
+        schedules.append(Schedule(learning_rate=plan.learning_rate, provenance=provenance))
     paths = [folder / f"{plan.name}.json" for plan in plans]
     # a file already there with exactly this content is no conflict: it is left as it is
-    unchanged = {p for p, t in zip(paths, texts, strict=True) if p.is_file() and _same_text(p, t.to_json())}
+    unchanged = {
+        p for p, s in zip(paths, schedules, strict=True) if p.is_file() and _same_text(p, s.to_json())
+    }
     _refuse_existing(force, *(p for p in paths if p not in unchanged))
     from schedopt._io import output_set
 
-    todo = [(t, p) for t, p in zip(texts, paths, strict=True) if p not in unchanged]
+    todo = [(s, p) for s, p in zip(schedules, paths, strict=True) if p not in unchanged]
     if todo:
         with output_set(folder, [p.name for _, p in todo], overwrite=force) as stage:  # the pilots as one set
             for schedule, path in todo:
