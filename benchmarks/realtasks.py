@@ -700,9 +700,9 @@ def _asks_above(task: Task, protocol: str) -> bool:
 
 
 def low_guess_chain(task: Task) -> tuple[list[str], bool]:
-    """The protocols a user who follows fit's note trains in turn (``low4``, ``low4-up1``, ...), as far as
-    their pilots are finished; and whether the chain is complete (the last fit's note is quiet, or
-    ``MAX_ABOVE`` pilots above were asked for)."""
+    """The protocols a user who follows the notes trains in turn (``low4``, ``low4-up1``, ...), as far as
+    their pilots are finished; and whether the chain is complete (the last fit's and design's notes ask for
+    no pilot above (:func:`_asks_above`), or ``MAX_ABOVE`` pilots above were trained)."""
     from schedopt.calibration.plan import MAX_ABOVE
 
     chain = ["low4"]
@@ -722,7 +722,8 @@ def _low_guess_design(task: Task, protocol: str) -> list[Job]:
 
 
 def low_guess_jobs(task: Task) -> list[Job]:
-    """:data:`LOW_GUESS`'s pilots, as far as the note asks for them, then the two designs (first and last fit)."""
+    """:data:`LOW_GUESS`'s pilots, as far as the notes ask for them; once the chain is complete, the designs
+    from its first and last fits, and the last one's top pilot's twin and the design with it."""
     if task.name not in LOW_GUESS_TASKS:
         return []
     chain, complete = low_guess_chain(task)
@@ -739,8 +740,9 @@ def low_guess_jobs(task: Task) -> list[Job]:
 
 
 def low_guess(task: Task) -> dict | None:
-    """What :data:`LOW_GUESS` gave: each fit of the chain (its top pilot's lead, cap) and the designs from the
-    first and the last, minus tuned WSD paired by run seed."""
+    """What :data:`LOW_GUESS` gave: each fit of the chain (its top rate, whether a note asks for a pilot above,
+    the terms fitted) and the designs (notes not followed, followed, followed with the twin), minus tuned WSD
+    paired by run seed."""
     if task.name not in LOW_GUESS_TASKS or not _piloted(task, "low4"):
         return None
     chain, complete = low_guess_chain(task)
