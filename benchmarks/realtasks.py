@@ -690,8 +690,10 @@ def _asks_above(task: Task, protocol: str) -> bool:
     (``form._cap_notes``: the plateau at or near the largest pilot's rate) ask for a pilot above the pilots.
     A user reads both; the experiment first followed ``fit``'s alone, quiet on three tasks of four, and
     was widened to ``design``'s before any of its designs had run."""
-    _, fit_report = fitted(task, "schedopt-floor", protocol)
-    if any("may lie above the design's cap" in note for note in fit_report["notes"]):
+    from schedopt.calibration._checks import CONTRADICTION, _top_pilot_lead
+
+    lead = _top_pilot_lead(pilot_runs(task, protocol))  # the test behind fit's note, on the pilots it fits
+    if lead is not None and lead[3] > CONTRADICTION:
         return True
     form, model, anneal = LOW_GUESS_ARM
     designed_lrs(task, task.horizon, form, protocol, model, anneal)
