@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from runcache import Job, read_run, run_jobs  # noqa: E402
+from runcache import RUNS, Job, read_run, run_jobs  # noqa: E402
 
 from examples.tasks import TASKS, Task  # noqa: E402
 
@@ -681,7 +681,21 @@ def pilot_seed_jobs(task: Task) -> list[Job]:
 #: any of these runs: two GPT tasks (AdamW, SGD with momentum), the one whose high rates stall (batch 8) and
 #: the LSTM (whose guess was already 8x low: this one is 32x).
 LOW_GUESS = 4.0
-LOW_GUESS_TASKS = ("code-adamw", "code-sgdm", "prose-adamw-b8", "code-lstm-torch")
+LOW_GUESS_FIRST = ("code-adamw", "code-sgdm", "prose-adamw-b8", "code-lstm-torch")
+#: The same experiment on the eight other tasks, held out for the bracket rule (``_checks._bracket_above``: no
+#: pilot above is asked for once the top pilot ended no lower than a lower pilot of its schedule), defined
+#: with that rule and before any of its runs (2026-12-06).
+LOW_GUESS_HELD_OUT = (
+    "prose-adamw",
+    "code-adamw-wd",
+    "prose-sgdm",
+    "code-adamw-deep",
+    "prose-adamw-ctx128",
+    "code-adamw-1l",
+    "prose-sgdm-1l",
+    "prose-lstm-torch",
+)
+LOW_GUESS_TASKS = LOW_GUESS_FIRST + LOW_GUESS_HELD_OUT
 LOW_GUESS_ARM = ("plateau-anneal", "schedopt-floor", "1-sqrt-flat")  # as designed-default
 
 
@@ -689,10 +703,15 @@ def _asks_above(task: Task, protocol: str) -> bool:
     """Whether ``fit``'s notes (``_checks._top_pilot_lead``) or ``design``'s for the task's horizon
     (``form._cap_notes``: the plateau at or near the largest pilot's rate) ask for a pilot above the pilots.
     A user reads both; the experiment first followed ``fit``'s alone, quiet on three tasks of four, and
-    was widened to ``design``'s before any of its designs had run."""
-    from schedopt.calibration._checks import CONTRADICTION, _top_pilot_lead
+    was widened to ``design``'s before any of its designs had run. Neither asks once the pilots bracket the
+    best peak from above (``_checks._bracket_above``, the rule both notes now follow; added after the first
+    four tasks' chains had run)."""
+    from schedopt.calibration._checks import CONTRADICTION, _bracket_above, _top_pilot_lead
 
-    lead = _top_pilot_lead(pilot_runs(task, protocol))  # the test behind fit's note, on the pilots it fits
+    runs = pilot_runs(task, protocol)
+    if _bracket_above(runs) is not None:
+        return False
+    lead = _top_pilot_lead(runs)  # the test behind fit's note, on the pilots it fits
     if lead is not None and lead[3] > CONTRADICTION:
         return True
     form, model, anneal = LOW_GUESS_ARM
@@ -1109,6 +1128,52 @@ def transfer(task: Task) -> dict | None:
     return found
 
 
+def bracket_check(task: Task) -> dict:
+    """The claim behind ``_checks._bracket_above`` on the task's own pilots (pilot seed 0, every protocol; twins,
+    a prefix of another pilot, left out): in each set of pilots of one schedule (the same length and shape), each
+    rate that ended no lower than a lower rate of the set, and whether the best WSD peak at the full horizon
+    (tuned, seed 0) is at or below it."""
+    import glob
+
+    from schedopt.calibration._checks import _final_loss, _same_shape
+    from schedopt.calibration.pilots import read_pilot
+
+    tuned = best_peaks(task)["wsd"]
+    files = sorted(glob.glob(str(RUNS / task.name / "pilot-*-s0.csv")))
+    runs = [read_pilot(f) for f in files if "-first" not in Path(f).name]
+    sets: list[list] = []
+    for run in runs:
+        home = next((s for s in sets if _same_shape(s[0], run)), None)
+        if home is None:
+            sets.append([run])
+        else:
+            home.append(run)
+    cases = []
+    for same in sets:
+        for top in same:
+            loss = _final_loss(top)
+            lower = [
+                r
+                for r in same
+                if r.peak_learning_rate < top.peak_learning_rate * (1 - 1e-9)
+                and _final_loss(r) is not None
+                and loss is not None
+                and loss >= _final_loss(r)
+            ]
+            if lower:
+                below = max(lower, key=lambda r: r.peak_learning_rate)
+                cases.append(
+                    {
+                        "updates": top.horizon,
+                        "rate": top.peak_learning_rate,
+                        "ended_no_lower_than": below.peak_learning_rate,
+                        "final_losses": [_final_loss(top), _final_loss(below)],
+                        "tuned_wsd_peak_at_or_below": bool(tuned <= top.peak_learning_rate * (1 + 1e-6)),
+                    }
+                )
+    return {"tuned_wsd_peak": tuned, "cases": cases}
+
+
 def report(names: list[str] | None = None) -> dict:
     import os
     import platform
@@ -1153,6 +1218,7 @@ def report(names: list[str] | None = None) -> dict:
             "prediction_by_pilot_seed": pilot_sensitivity(task, panel),
             "design_by_pilot_seed": design_by_pilot_seed(task),
             "low_guess": low_guess(task),
+            "bracket_check": bracket_check(task),
         }
         try:
             entry["design"] = comparison(task)
