@@ -299,6 +299,10 @@ class NetworkUnits:
         pilot_horizon: updates of the longest pilot (0: not known). ``schedopt design``
             says how far past it the prediction reaches, and what such predictions
             measured on real networks.
+        bracketed_above: the network learning rate of the top pilot when it ended no lower
+            than a pilot of its schedule at a lower rate (0: the pilots do not show it). The
+            best peak is then not above it, and ``schedopt design`` does not ask for a pilot
+            above its cap (:func:`schedopt.calibration._checks._bracket_above`).
     """
 
     learning_rate_scale: float
@@ -308,6 +312,7 @@ class NetworkUnits:
     learning_rate_reference: float = 1.0
     pilot_warmup: int = 0
     pilot_horizon: int = 0
+    bracketed_above: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -318,6 +323,13 @@ class NetworkUnits:
         ):
             object.__setattr__(self, name, v.positive(name, getattr(self, name)))
         object.__setattr__(self, "loss_offset", v.real("loss_offset", self.loss_offset))
+        bracket = v.real("bracketed_above", self.bracketed_above)
+        if bracket < 0:
+            raise ProblemError(
+                f"`bracketed_above` must be a network learning rate >= 0 (0: not shown), got {self.bracketed_above!r}",
+                field="bracketed_above",
+            )
+        object.__setattr__(self, "bracketed_above", bracket)
         for name in ("pilot_warmup", "pilot_horizon"):
             given = getattr(self, name)
             updates = v.real(name, given)
@@ -364,6 +376,8 @@ class NetworkUnits:
             out["pilot_warmup"] = self.pilot_warmup
         if self.pilot_horizon:
             out["pilot_horizon"] = self.pilot_horizon
+        if self.bracketed_above:
+            out["bracketed_above"] = self.bracketed_above
         return out
 
 

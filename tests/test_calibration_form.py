@@ -181,6 +181,14 @@ def test_a_bad_pilot_warmup_names_the_key(bad):
         parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\npilot_warmup = {bad}"))
 
 
+@pytest.mark.parametrize("bad", ["-1e-3", '"high"', "nan"])
+def test_a_bad_bracket_names_the_key(bad):
+    from schedopt.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"network\.bracketed_above"):
+        parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\nbracketed_above = {bad}"))
+
+
 @pytest.mark.parametrize("bad", ["-1", "2.5", "1e9"])
 def test_a_bad_pilot_horizon_names_the_key(bad):
     from schedopt.errors import SpecError
@@ -493,3 +501,16 @@ def test_a_cap_fit_lowered_below_the_largest_pilot_is_not_called_the_largest_pil
         len(at_largest.notes) == 1
         and "the largest pilot's 0.01: the pilots do not bracket" in at_largest.notes[0]
     )
+    bracketed = spec.replace(
+        "learning_rate_reference = 0.01", "learning_rate_reference = 0.01\nbracketed_above = 0.01"
+    )
+    at_bracket = plateau_anneal(
+        parse_problem(bracketed.replace("max = 0.3", "max = 0.2")), plateau_tolerance=0.0
+    )
+    assert at_bracket.plateau == pytest.approx(0.2) and len(at_bracket.notes) == 1
+    assert "0.01, which ended no lower than a pilot of its schedule" in at_bracket.notes[0]
+    assert "the pilots bracket the best peak from above" in at_bracket.notes[0]
+    assert "would tell" not in at_bracket.notes[0] and "--above" not in at_bracket.notes[0]
+    # a bracket above a cap fit lowered: the lowered cap's note, as without it
+    lowered_bracketed = plateau_anneal(parse_problem(bracketed.replace("max = 0.3", "max = 0.15")))
+    assert "below the largest pilot's 0.01: fit lowered" in lowered_bracketed.notes[0]

@@ -862,7 +862,8 @@ def test_seeds_that_disagree_at_the_highest_rate_cap_the_design_between_it_and_t
         f"lr0.006 and top-seed1: the same schedule over the first {n} updates with losses 9 % apart" in notes
     )
     assert "unstable at 0.006" in notes and "lowered to 0.004243" in notes
-    assert result.info == ("top-seed1: the start of lr0.006's schedule, compared with it and not fitted",)
+    assert result.info[0] == "top-seed1: the start of lr0.006's schedule, compared with it and not fitted"
+    assert result.info[1].startswith("lr0.006 (peak 0.006) ended at")  # above lr0.003 at this constant rate
     assert "not fitted" not in notes  # information, not a warning
     assert result.to_dict()["info"] == list(result.info) and "#   info: top-seed1" in result.spec_text()
     assert result.runs == tuple(r.name for r in runs)  # the twin is not fitted
@@ -905,3 +906,62 @@ def test_a_top_pilot_still_far_ahead_of_the_next_says_the_best_peak_may_lie_abov
         assert ("a pilot at 0.016 would tell" in notes) == fires
     twin = PilotRun("twin", top.learning_rate[:100], top.loss_steps[:6], top.losses[:6] * 0.5, "val_loss")
     assert _top_pilot_lead([guess, low, top, twin])[0] is top
+
+
+def _wsd_pilot(name, peak, horizon, scale, warmup=10):
+    """A WSD pilot (20 % 1-sqrt cooldown after ``warmup``) whose losses are ``scale`` times one curve."""
+    t = np.arange(horizon)
+    decay = np.clip((t - 0.8 * horizon) / (0.2 * horizon), 0, 1)
+    rates = np.where(t < warmup, peak * (t + 1) / warmup, peak * (1 - np.sqrt(decay)))
+    steps = np.arange(0, horizon + 1, 20)
+    return PilotRun(name, rates, steps, scale * (2.0 + 3.0 / (1 + steps / 30)), "val_loss")
+
+
+def test_a_top_pilot_that_ends_no_lower_than_one_of_its_schedule_below_brackets_the_best_peak():
+    """The planned pilots and one above (``--above 1``), 20 % ahead of the x 4 pilot at the cooldown's start
+    but ending 1 % above it: the pilots bracket the best peak from above. ``_bracket_above`` names the pair (a tie
+    counts); a lower end, another length or an unmeasured end does not; and the top-pilot note, which would ask
+    for a pilot higher still, is not given."""
+    from schedopt.calibration._checks import _bracket_above, _pilot_notes, _top_pilot_lead
+
+    guess = _wsd_pilot("guess", 2e-3, 600, 1.0)
+    low = _wsd_pilot("low", 5e-4, 200, 1.2)
+    top = _wsd_pilot("top", 8e-3, 200, 0.88)
+    losses = top.losses * 0.8
+    losses[-1] = top.losses[-1] * 1.01
+    above = PilotRun("above", 2 * top.learning_rate, top.loss_steps, losses, "val_loss")
+    pilots = [guess, low, top, above]
+    assert _top_pilot_lead(pilots)[3] == pytest.approx(0.2)  # the note's test alone would ask for 0.032
+    assert _bracket_above(pilots) == (above, top)
+    assert not any("would tell" in note for note in _pilot_notes(pilots))
+    assert _bracket_above([guess, low, top]) is None  # x 4 ends below x 0.25 (and the guess is longer)
+    tie = PilotRun("tie", above.learning_rate, top.loss_steps, top.losses, "val_loss")
+    assert _bracket_above([guess, low, top, tie]) == (tie, top)
+    ahead = PilotRun("ahead", above.learning_rate, top.loss_steps, top.losses * 0.99, "val_loss")
+    assert _bracket_above([guess, low, top, ahead]) is None
+    longer = _wsd_pilot("longer", 1.6e-2, 240, 0.9)
+    assert _bracket_above([guess, low, top, longer]) is None  # another length: another schedule
+    unmeasured = PilotRun("unmeasured", above.learning_rate, top.loss_steps[:-1], losses[:-1], "val_loss")
+    assert _bracket_above([guess, low, top, unmeasured]) is None
+
+
+def test_fit_records_a_bracket_from_above_in_the_spec_and_says_it():
+    """`fit` on pilots whose top one ended above the next of its schedule: the information line names both, the
+    fitted spec records the top rate (``bracketed_above``, read back as written), and without the bracket the
+    spec has no such key."""
+    from schedopt.spec import dump_problem
+
+    guess = _wsd_pilot("guess", 2e-3, 600, 1.0)
+    low = _wsd_pilot("low", 5e-4, 200, 1.2)
+    top = _wsd_pilot("top", 8e-3, 200, 0.88)
+    above = PilotRun("above", 2 * top.learning_rate, top.loss_steps, top.losses * 1.02, "val_loss")
+    result = fit_pilots([guess, low, top, above], n_modes=N_MODES, holdout="none", terms=())
+    assert any(
+        line.startswith("above (peak 0.016) ended at") and "no lower than top (peak 0.008" in line
+        for line in result.info
+    )
+    assert result.problem.network.bracketed_above == pytest.approx(1.6e-2)
+    assert "bracketed_above = 0.016" in result.spec_text()
+    assert parse_problem(dump_problem(result.problem)).network.bracketed_above == pytest.approx(1.6e-2)
+    plain = fit_pilots([guess, low, top], n_modes=N_MODES, holdout="none", terms=())
+    assert plain.problem.network.bracketed_above == 0.0 and "bracketed_above" not in plain.spec_text()

@@ -189,8 +189,9 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     same schedule and different losses (other data, other model or a bug), a top
     pilot still well ahead of the next (:func:`_top_pilot_lead`: more than
     :data:`CONTRADICTION`, beyond what seeds of one schedule differ by; the pilots
-    may not bracket the best peak), and a learning-rate range too narrow to show
-    the network's response.
+    may not bracket the best peak), unless it ended no lower than a pilot of its
+    schedule at a lower rate (:func:`_bracket_above`: then they do), and a
+    learning-rate range too narrow to show the network's response.
     """
     notes = []
     for run in runs:
@@ -222,7 +223,7 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
         else:
             notes.append(f"{apart}: the pilots contradict each other (other data, model or code?)")
     lead = _top_pilot_lead(runs)
-    if lead is not None and lead[3] > CONTRADICTION:
+    if lead is not None and lead[3] > CONTRADICTION and _bracket_above(runs) is None:
         top, below, step, ahead = lead
         notes.append(
             f"{top.name} (peak {top.peak_learning_rate:g}) is {ahead:.0%} below {below.name} (peak "

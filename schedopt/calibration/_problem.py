@@ -66,7 +66,9 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
     return float(rule), "given (--lr-cap)"
 
 
-def _problem(values, runs, n_modes, name, network_cap: float, reference: float) -> Problem:
+def _problem(
+    values, runs, n_modes, name, network_cap: float, reference: float, bracketed_above: float = 0.0
+) -> Problem:
     q = dict(zip(FIT_PARAMETERS, (float(v) for v in values), strict=True))
     null_modes = round(q["null_modes"]) if q["null_modes"] >= 0.5 else 0
     model = Model.powerlaw(
@@ -86,6 +88,7 @@ def _problem(values, runs, n_modes, name, network_cap: float, reference: float) 
         learning_rate_reference=reference,
         pilot_warmup=max(warmup_steps(r) for r in runs),  # design's default --warmup
         pilot_horizon=max(r.horizon for r in runs),
+        bracketed_above=bracketed_above,
     )
     horizon = units.pilot_horizon
     cap = min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, 1.0))

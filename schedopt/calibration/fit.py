@@ -92,6 +92,7 @@ from schedopt._jax import float64
 from schedopt.calibration._checks import (
     CONTRADICTION,  # noqa: F401
     SPIKE_RATIO,  # noqa: F401
+    _bracket_above,
     _pilot_notes,
     _prefix_twins,
     _spike,  # noqa: F401
@@ -382,10 +383,19 @@ def fit_pilots(
     fixed = layout.fixed
     rms, by_run = _relative_rms(solve, runs, ~early)
     identified, at_bound = _identified(solve, layout, values, std)
-    info = tuple(
+    info = [
         f"{twin.name}: the start of {pilot.name}'s schedule, compared with it and not fitted"
         for twin, pilot in twins
-    )
+    ]
+    bracket = _bracket_above(runs)
+    if bracket is not None:
+        top, lower = bracket
+        info.append(
+            f"{top.name} (peak {top.peak_learning_rate:g}) ended at {float(top.losses[-1]):.4g}, no lower than "
+            f"{lower.name} (peak {lower.peak_learning_rate:g}, the same schedule) at {float(lower.losses[-1]):.4g}: "
+            "the best peak falls as the horizon grows, so the pilots bracket it from above, and a pilot above "
+            f"{top.peak_learning_rate:g} would not tell more"
+        )
     notes = [
         *_pilot_notes(checked),
         *_identification_notes(identified, at_bound, fixed),
@@ -428,7 +438,8 @@ def fit_pilots(
             "(--offset-floor; docs/calibration.md)"
         )
     holdout_report = _holdout(runs, holdout, layout, fixed_kappa, max_lr, early)
-    problem = _problem(values, runs, n_modes, name, network_cap, reference)
+    bracketed_above = bracket[0].peak_learning_rate if bracket is not None else 0.0
+    problem = _problem(values, runs, n_modes, name, network_cap, reference, bracketed_above)
     return FitResult(
         parameters={n: float(v) for n, v in zip(FIT_PARAMETERS, values, strict=True)},
         std_errors={n: float(s) for n, s in zip(FIT_PARAMETERS, std, strict=True)},
@@ -447,7 +458,7 @@ def fit_pilots(
         evaluations=solve.evaluations,
         fixed=fixed,
         notes=tuple(notes),
-        info=info,
+        info=tuple(info),
         learning_rate_cap={
             "network": float(problem.network.network_learning_rate(problem.learning_rate.max)),
             "model": problem.learning_rate.max,

@@ -99,6 +99,7 @@ def _network_units(value: Any) -> NetworkUnits | None:
         "learning_rate_reference",
         "pilot_warmup",
         "pilot_horizon",
+        "bracketed_above",
     }
     unknown = sorted(set(value) - known, key=str)
     if unknown:

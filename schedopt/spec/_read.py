@@ -220,6 +220,7 @@ class _Reader:
         reference = table.number("learning_rate_reference", 1.0)
         pilot_warmup = table.integer("pilot_warmup", 0)
         pilot_horizon = table.integer("pilot_horizon", 0)
+        bracketed_above = table.number("bracketed_above", 0.0)
         return self.build(
             {name: f"network.{name}" for name in _NETWORK_KEYS},
             "network",
@@ -231,6 +232,7 @@ class _Reader:
                 learning_rate_reference=reference,
                 pilot_warmup=pilot_warmup,
                 pilot_horizon=pilot_horizon,
+                bracketed_above=bracketed_above,
             ),
         )
 

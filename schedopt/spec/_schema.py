@@ -32,6 +32,7 @@ _NETWORK_KEYS = (
     "learning_rate_reference",
     "pilot_warmup",
     "pilot_horizon",
+    "bracketed_above",
 )
 _POWERLAW_KEYS = (
     "kind",
