@@ -486,7 +486,8 @@ def test_a_fit_without_a_learning_rate_response_puts_the_plateau_at_the_cap_and_
 
 def test_a_cap_fit_lowered_below_the_largest_pilot_is_not_called_the_largest_pilots():
     """With a fitted map (exponent, reference = the largest pilot's rate) and the cap below that rate (seed
-    twins that disagreed, a spike, --lr-cap), the note does not ask for a pilot above the cap."""
+    twins that disagreed, a spike, --lr-cap), the note does not ask for a pilot above the cap; nor does it where
+    a pilot at the cap or at twice it ended no lower than a lower one (``bracketed_above``)."""
     spec = FITTED.replace("learning_rate_scale = 60.0", "learning_rate_scale = 0.2").replace(
         "loss_offset = 1.0", "loss_offset = 1.0\nlearning_rate_exponent = 0.5\nlearning_rate_reference = 0.01"
     )  # the largest pilot's rate, 0.01, is the model's 0.2, below the model's best plateau (~0.45)
@@ -508,9 +509,19 @@ def test_a_cap_fit_lowered_below_the_largest_pilot_is_not_called_the_largest_pil
         parse_problem(bracketed.replace("max = 0.3", "max = 0.2")), plateau_tolerance=0.0
     )
     assert at_bracket.plateau == pytest.approx(0.2) and len(at_bracket.notes) == 1
-    assert "0.01, which ended no lower than a pilot of its schedule" in at_bracket.notes[0]
+    assert (
+        "the largest pilot's 0.01; the pilot at 0.01 ended no lower than a pilot of its"
+        in at_bracket.notes[0]
+    )
     assert "the pilots bracket the best peak from above" in at_bracket.notes[0]
     assert "would tell" not in at_bracket.notes[0] and "--above" not in at_bracket.notes[0]
+    # a pilot at twice the cap that ended no lower (it diverged, say: not fitted) brackets too; one further up not
+    at_cap = bracketed.replace("max = 0.3", "max = 0.2")
+    twice = at_cap.replace("bracketed_above = 0.01", "bracketed_above = 0.02")
+    twice_notes = plateau_anneal(parse_problem(twice), plateau_tolerance=0.0).notes
+    assert "the pilot at 0.02 ended no lower" in twice_notes[0] and "would tell" not in twice_notes[0]
+    far = at_cap.replace("bracketed_above = 0.01", "bracketed_above = 0.04")
+    assert "a pilot at 0.02 would tell" in plateau_anneal(parse_problem(far), plateau_tolerance=0.0).notes[0]
     # a bracket above a cap fit lowered: the lowered cap's note, as without it
     lowered_bracketed = plateau_anneal(parse_problem(bracketed.replace("max = 0.3", "max = 0.15")))
     assert "below the largest pilot's 0.01: fit lowered" in lowered_bracketed.notes[0]

@@ -640,6 +640,38 @@ def test_spiking_and_contradicting_pilots_are_named_in_the_notes():
     assert not any("spikes" in n or "contradict" in n for n in clean.notes)
 
 
+def test_a_pilot_that_spiked_is_fitted_up_to_its_spike_and_one_that_diverged_early_not_at_all():
+    """A spike is any loss above 1.5x the best so far, from the first step on (a pilot that diverged as its
+    warmup ended was missed when only steps past twice the warmup counted). Its losses from the spike on are
+    not fitted: the fit is the fit of the pilot cut there. With fewer than 5 losses before it, the pilot is not
+    fitted at all, and says so; it still counts as a bracket from above (it ended far above the next rate)."""
+    from schedopt.calibration._checks import _spike
+
+    runs = _pilots(noise=0.0, rates=(1e-3, 3e-3, 6e-3))
+    top = runs[-1]
+    late = top.losses.copy()
+    late[-5:] *= 3.0
+    spiked = PilotRun("spiked", top.learning_rate, top.loss_steps, late, "val_loss")
+    assert _spike(spiked)[0] == int(top.loss_steps[-5])
+    cut = PilotRun("spiked", top.learning_rate, top.loss_steps[:-5], top.losses[:-5], "val_loss")
+    result = fit_pilots([*runs[:2], spiked], n_modes=N_MODES, holdout="none", terms=())
+    assert (
+        result.parameters
+        == fit_pilots([*runs[:2], cut], n_modes=N_MODES, holdout="none", terms=()).parameters
+    )
+    assert "its losses from there on are not fitted" in " | ".join(result.notes)
+    early = top.losses.copy()
+    early[3:] = early[2] * np.linspace(2.0, 20.0, early.size - 3)  # diverges at its fourth measurement
+    diverged = PilotRun("diverged", top.learning_rate, top.loss_steps, early, "val_loss")
+    assert _spike(diverged)[0] == int(top.loss_steps[3])
+    result = fit_pilots([*runs[:2], diverged], n_modes=N_MODES, holdout="none", terms=())
+    assert result.runs == ("lr0.001", "lr0.003")
+    assert result.parameters == fit_pilots(runs[:2], n_modes=N_MODES, holdout="none", terms=()).parameters
+    assert "diverged: too few loss points before its spike to fit; compared, not fitted" in result.info
+    assert result.problem.network.bracketed_above == pytest.approx(6e-3)
+    assert result.learning_rate_cap["network"] == pytest.approx(3e-3, rel=1e-9)
+
+
 def test_a_pilot_that_spiked_does_not_raise_the_designs_cap():
     """The cap is the largest learning rate the pilots showed to be safe: a pilot whose loss spiked did not."""
     from schedopt.calibration.fit import learning_rate_cap

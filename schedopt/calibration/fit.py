@@ -92,6 +92,7 @@ from schedopt._jax import float64
 from schedopt.calibration._checks import (
     CONTRADICTION,  # noqa: F401
     SPIKE_RATIO,  # noqa: F401
+    _before_spike,
     _bracket_above,
     _pilot_notes,
     _prefix_twins,
@@ -343,6 +344,13 @@ def fit_pilots(
     _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_step, offset_floor)
     checked, twins = runs, _prefix_twins(runs)  # twins are compared (notes, cap), not fitted
     runs = [r for r in runs if all(r is not twin for twin, _ in twins)]
+    bracket = _bracket_above(runs)  # a pilot that diverged brackets too
+    unfitted = [r.name for r in runs if _before_spike(r, min_step) is None]
+    runs = [fitted for fitted in (_before_spike(r, min_step) for r in runs) if fitted is not None]
+    if not runs:
+        raise FitError(
+            "every pilot's loss spiked before it had 3 loss points past --min-step: nothing to fit"
+        )
     _check_identifiable(runs, learning_rate_scale)
     fixed_kappa = learning_rate_scale
     layout = _Layout(
@@ -387,7 +395,9 @@ def fit_pilots(
         f"{twin.name}: the start of {pilot.name}'s schedule, compared with it and not fitted"
         for twin, pilot in twins
     ]
-    bracket = _bracket_above(runs)
+    info += [
+        f"{name}: too few loss points before its spike to fit; compared, not fitted" for name in unfitted
+    ]
     if bracket is not None:
         top, lower = bracket
         info.append(

@@ -575,11 +575,14 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
             "loss spiked, seeds that disagree at a rate, or --lr-cap; the fitted spec's notes say which), so the "
             "pilots above it are no evidence that a higher plateau is safe",
         )
-    if units.bracketed_above and network >= units.bracketed_above * (1 - 1e-6):
+    bracket = units.bracketed_above
+    if bracket and bracket <= 2 * network * (
+        1 + 1e-6
+    ):  # the pilot the note would ask for, or a lower one, ran
         return (
-            f"{where}, the largest pilot's {network:.4g}, which ended no lower than a pilot of its schedule at a "
-            "lower rate: the pilots bracket the best peak from above (it falls as the horizon grows, so it is at most "
-            "that rate here), and a pilot above would not tell more",
+            f"{where}, the largest pilot's {network:.4g}; the pilot at {bracket:.4g} ended no lower than a pilot of "
+            "its schedule at a lower rate: the pilots bracket the best peak from above (it falls as the horizon "
+            f"grows, so it is at most {bracket:.4g} here), and a pilot above would not tell more",
         )
     return (
         f"{where}, the largest pilot's {network:.4g}: the pilots do not bracket the best peak from "
