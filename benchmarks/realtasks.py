@@ -676,7 +676,8 @@ def pilot_seed_jobs(task: Task) -> list[Job]:
 #: A guess four times too low. The tasks' guesses are a practitioner's (their best WSD peaks 0.7-8x them); a
 #: new user's may be further off. Each task below trains the plan around guess / 4, fits it, and, while fit's
 #: top-pilot note or design's cap note asks for a pilot above (``schedopt pilots --above k``, at most
-#: MAX_ABOVE), trains that one and fits again: what a user who follows the notes trains. The design from the first fit (the note not
+#: MAX_ABOVE; neither asks once the pilots bracket the best peak from above, ``_checks._bracket_above``),
+#: trains that one and fits again: what a user who follows the notes trains. The design from the first fit (the note not
 #: followed) and from the last, each on PILOT_SEED_DESIGN_SEEDS, paired with tuned WSD. Tasks chosen before
 #: any of these runs: two GPT tasks (AdamW, SGD with momentum), the one whose high rates stall (batch 8) and
 #: the LSTM (whose guess was already 8x low: this one is 32x).
