@@ -403,7 +403,7 @@ def fit_pilots(
         info.append(
             f"{top.name} (peak {top.peak_learning_rate:g}) ended at {float(top.losses[-1]):.4g}, no lower than "
             f"{lower.name} (peak {lower.peak_learning_rate:g}, the same schedule) at {float(lower.losses[-1]):.4g}: "
-            "the best peak falls as the horizon grows, so the pilots bracket it from above, and a pilot above "
+            "the best peak does not rise as the horizon grows, so the pilots bracket it from above, and a pilot above "
             f"{top.peak_learning_rate:g} would not tell more"
         )
     notes = [

@@ -576,12 +576,11 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
             "pilots above it are no evidence that a higher plateau is safe",
         )
     bracket = units.bracketed_above
-    if bracket and bracket <= 2 * network * (
-        1 + 1e-6
-    ):  # the pilot the note would ask for, or a lower one, ran
+    # the pilot the note would ask for (twice the cap), or a lower one, ran and did no better than a lower rate
+    if bracket and bracket <= 2 * network * (1 + 1e-6):
         return (
             f"{where}, the largest pilot's {network:.4g}; the pilot at {bracket:.4g} ended no lower than a pilot of "
-            "its schedule at a lower rate: the pilots bracket the best peak from above (it falls as the horizon "
+            "its schedule at a lower rate: the pilots bracket the best peak from above (it does not rise as the horizon "
             f"grows, so it is at most {bracket:.4g} here), and a pilot above would not tell more",
         )
     return (
