@@ -700,17 +700,18 @@ LOW_GUESS_TASKS = LOW_GUESS_FIRST + LOW_GUESS_HELD_OUT
 LOW_GUESS_ARM = ("plateau-anneal", "schedopt-floor", "1-sqrt-flat")  # as designed-default
 
 
-def _asks_above(task: Task, protocol: str) -> bool:
+def _asks_above(task: Task, protocol: str, bracket: bool = True) -> bool:
     """Whether ``fit``'s notes (``_checks._top_pilot_lead``) or ``design``'s for the task's horizon
     (``form._cap_notes``: the plateau at or near the largest pilot's rate) ask for a pilot above the pilots.
     A user reads both; the experiment first followed ``fit``'s alone, quiet on three tasks of four, and
     was widened to ``design``'s before any of its designs had run. Neither asks once the pilots bracket the
     best peak from above (``_checks._bracket_above``, the rule both notes now follow; added after the first
-    four tasks' chains had run)."""
+    four tasks' chains had run). ``bracket=False``: whether they would ask without that rule (``design``'s
+    bracket note took the place of its request)."""
     from schedopt.calibration._checks import CONTRADICTION, _bracket_above, _top_pilot_lead
 
     runs = pilot_runs(task, protocol)
-    if _bracket_above(runs) is not None:
+    if bracket and _bracket_above(runs) is not None:
         return False
     lead = _top_pilot_lead(runs)  # the test behind fit's note, on the pilots it fits
     if lead is not None and lead[3] > CONTRADICTION:
@@ -718,7 +719,35 @@ def _asks_above(task: Task, protocol: str) -> bool:
     form, model, anneal = LOW_GUESS_ARM
     designed_lrs(task, task.horizon, form, protocol, model, anneal)
     record = json.loads(_design_cache(task, task.horizon, form, protocol, model, anneal, None, 0).read_text())
-    return any("would tell" in note for note in record.get("form", {}).get("notes", []))
+    asks = ("would tell",) if bracket else ("would tell", "bracket the best peak from above")
+    return any(a in note for note in record.get("form", {}).get("notes", []) for a in asks)
+
+
+def past_bracket(task: Task) -> str | None:
+    """The protocol one pilot past where the bracket rule stopped the task's low-guess chain, where a note would
+    have asked for it without the rule (and ``MAX_ABOVE`` allows it), unless the bracketing pilot diverged (no
+    user trains above a rate that diverged); else ``None``. Its design measures what the rule saved (stage
+    ``low-guess-past-bracket``, added after the held-out chains had run)."""
+    from schedopt.calibration._checks import _bracket_above, _spike
+    from schedopt.calibration.plan import MAX_ABOVE
+
+    if task.name not in LOW_GUESS_TASKS or not _piloted(task, "low4"):
+        return None
+    chain, complete = low_guess_chain(task)
+    last = chain[-1]
+    bracket = _bracket_above(pilot_runs(task, last)) if complete else None
+    if bracket is None or len(chain) > MAX_ABOVE or _spike(bracket[0]) is not None:
+        return None
+    return f"low4-up{len(chain)}" if _asks_above(task, last, bracket=False) else None
+
+
+def past_bracket_jobs(task: Task) -> list[Job]:
+    """:func:`past_bracket`'s pilot and, once it is in, the design from it on the low-guess run seeds."""
+    protocol = past_bracket(task)
+    if protocol is None:
+        return []
+    jobs = pilot_jobs(task, protocol)
+    return jobs + (_low_guess_design(task, protocol) if _piloted(task, protocol) else [])
 
 
 def low_guess_chain(task: Task) -> tuple[list[str], bool]:
@@ -790,10 +819,12 @@ def low_guess(task: Task) -> dict | None:
         ("note not followed", chain[0]),
         ("note followed", chain[-1]),
         ("followed, --twin", f"{chain[-1]}-twin"),
+        ("one pilot past the bracket", past_bracket(task)),
     )
     for which, protocol in arms:
         if (
             not complete
+            or protocol is None
             or (which == "note followed" and protocol == chain[0])
             or not _piloted(task, protocol)
         ):
@@ -827,6 +858,7 @@ STAGES = {
     "followup-seeds": followup_seed_jobs,
     "followup-pilot-seed": followup_pilot_seed_jobs,
     "low-guess": low_guess_jobs,
+    "low-guess-past-bracket": past_bracket_jobs,
 }
 
 
