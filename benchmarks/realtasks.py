@@ -1168,7 +1168,7 @@ def bracket_check(task: Task) -> dict:
     (tuned, seed 0) is at or below it."""
     import glob
 
-    from schedopt.calibration._checks import _final_loss, _same_shape
+    from schedopt.calibration._checks import _bracket_above, _final_loss, _same_shape
     from schedopt.calibration.pilots import read_pilot
 
     tuned = best_peaks(task)["wsd"]
@@ -1183,18 +1183,10 @@ def bracket_check(task: Task) -> dict:
             home.append(run)
     cases = []
     for same in sets:
-        for top in same:
-            loss = _final_loss(top)
-            lower = [
-                r
-                for r in same
-                if r.peak_learning_rate < top.peak_learning_rate * (1 - 1e-9)
-                and _final_loss(r) is not None
-                and loss is not None
-                and loss >= _final_loss(r)
-            ]
-            if lower:
-                below = max(lower, key=lambda r: r.peak_learning_rate)
+        for top in same:  # the set up to this rate: does it bracket from above at this rate?
+            bracket = _bracket_above([r for r in same if r.peak_learning_rate <= top.peak_learning_rate])
+            if bracket is not None and bracket[0] is top:
+                below = bracket[1]
                 cases.append(
                     {
                         "updates": top.horizon,

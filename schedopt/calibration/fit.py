@@ -345,8 +345,9 @@ def fit_pilots(
     checked, twins = runs, _prefix_twins(runs)  # twins are compared (notes, cap), not fitted
     runs = [r for r in runs if all(r is not twin for twin, _ in twins)]
     bracket = _bracket_above(runs)  # a pilot that diverged brackets too
-    unfitted = [r.name for r in runs if _before_spike(r, min_step) is None]
-    runs = [fitted for fitted in (_before_spike(r, min_step) for r in runs) if fitted is not None]
+    cut = [(r.name, _before_spike(r, min_step)) for r in runs]  # a spiked pilot up to its spike, or None
+    unfitted = [name for name, fitted in cut if fitted is None]
+    runs = [fitted for _, fitted in cut if fitted is not None]
     if not runs:
         raise FitError(
             "every pilot's loss spiked before it had 3 loss points past --min-step: nothing to fit"
