@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose
 from typer.testing import CliRunner
 
 from schedopt.calibration.fit import fit_pilots, learning_rate_cap, predict_network_loss
-from schedopt.calibration.pilots import PilotRun, read_pilot
+from schedopt.calibration.pilots import PilotRun, PilotWarning, read_pilot, read_pilots
 from schedopt.cli import app
 from schedopt.dynamics.recursion import loss_curve
 from schedopt.errors import ExportError, FitError
@@ -210,9 +210,71 @@ def test_read_pilot_follows_the_model_convention(tmp_path):
     assert run.horizon == 20 and run.loss_column == "val_loss"
     assert run.loss_steps.tolist() == list(range(0, 21, 2))
     assert run.losses[1] == pytest.approx(5.0 / 3)
-    # too few val_loss points: fall back to train_loss
+    # too few val_loss points: fall back to train_loss, and say so
     rows = [[t, 1e-3 if t < 8 else "", 1.0 / (1 + t), 1.0 if t == 0 else ""] for t in range(9)]
-    assert read_pilot(_write_csv(tmp_path / "q.csv", rows)).loss_column == "train_loss"
+    with pytest.warns(PilotWarning, match="val_loss has 1 value"):
+        assert read_pilot(_write_csv(tmp_path / "q.csv", rows)).loss_column == "train_loss"
+
+
+def _sparse_val_rows(n=20, lr=1e-3, every=10):
+    """Train loss at every step, validation loss at every ``every``-th step (3 values for n = 20, every = 10)."""
+    return [
+        [t, lr if t < n else "", 5.0 / (1 + t), 4.0 / (1 + t) if t % every == 0 else ""] for t in range(n + 1)
+    ]
+
+
+def test_read_pilots_fits_every_pilot_on_one_loss_column(tmp_path):
+    dense = _write_csv(tmp_path / "dense.csv", _good_rows())
+    sparse = _write_csv(tmp_path / "sparse.csv", _sparse_val_rows(lr=2e-3))
+    assert [r.loss_column for r in read_pilots([dense, dense])] == ["val_loss", "val_loss"]
+    # one pilot's val_loss too sparse: every pilot moves to train_loss (not that one alone), with a warning
+    with pytest.warns(
+        PilotWarning, match=r"sparse\.csv: val_loss has 3 value\(s\), fewer than 5, so every pilot"
+    ):
+        runs = read_pilots([dense, sparse])
+    assert [r.loss_column for r in runs] == ["train_loss", "train_loss"]
+    assert runs[0].losses[1] == pytest.approx(5.0 / 2)  # the train loss at step 1, not the val loss
+    # a named column is used for all, and its absence in one file is that file's error
+    assert [r.loss_column for r in read_pilots([dense, sparse], loss_column="train_loss")] == [
+        "train_loss"
+    ] * 2
+    no_train = _write_csv(
+        tmp_path / "nt.csv", [[r[0], r[1], r[3]] for r in _good_rows()], ("step", "lr", "val_loss")
+    )
+    with pytest.raises(FitError, match=r"nt\.csv: missing loss column 'train_loss'"):
+        read_pilots([dense, no_train], loss_column="train_loss")
+    # no shared column with enough values: one error naming the file and the count
+    sparse_only = _write_csv(
+        tmp_path / "so.csv", [[r[0], r[1], r[3]] for r in _sparse_val_rows()], ("step", "lr", "val_loss")
+    )
+    with pytest.raises(FitError, match=r"so\.csv: val_loss: too few loss points \(3\)"):
+        read_pilots([dense, sparse_only])
+    only_loss = _write_csv(
+        tmp_path / "ol.csv", [[r[0], r[1], r[2]] for r in _good_rows()], ("step", "lr", "loss")
+    )
+    with pytest.raises(FitError, match=r"share no loss column .*ol\.csv: loss"):
+        read_pilots([sparse_only, only_loss])
+
+
+def test_fit_refuses_pilots_read_from_different_loss_columns(tmp_path):
+    dense = read_pilot(_write_csv(tmp_path / "dense.csv", _good_rows()))
+    train = read_pilot(_write_csv(tmp_path / "train.csv", _good_rows(lr=2e-3)), loss_column="train_loss")
+    with pytest.raises(
+        FitError, match=r"different columns \(.*dense\.csv: val_loss; .*train\.csv: train_loss\)"
+    ):
+        fit_pilots([dense, train])
+
+
+@pytest.mark.filterwarnings("default::schedopt.calibration.pilots.PilotWarning")  # shown, as in a shell
+def test_cli_fit_says_which_loss_column_every_pilot_is_fitted_on(tmp_path):
+    dense = _write_csv(tmp_path / "dense.csv", _good_rows())
+    sparse = _write_csv(tmp_path / "sparse.csv", _sparse_val_rows(lr=2e-3))
+    out = tmp_path / "f.toml"
+    result = CliRunner().invoke(
+        app, ["fit", str(dense), str(sparse), "--out-file", str(out), "--n-modes", "10"]
+    )
+    assert result.exit_code == 0 and out.exists(), result.output
+    assert "warning: " + str(sparse) + ": val_loss has 3 value(s)" in result.output
 
 
 def test_read_pilot_holds_a_sparsely_logged_learning_rate(tmp_path):

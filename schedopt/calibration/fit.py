@@ -276,6 +276,14 @@ def _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_ste
     """One :class:`FitError` naming the option for each bad argument of :func:`fit_pilots`."""
     if not runs:
         raise FitError("no pilot runs given")
+    columns = {r.loss_column for r in runs}
+    if len(columns) > 1:  # a train loss and a validation loss differ by more than a fit's error
+        first = runs[0]
+        other = next(r for r in runs if r.loss_column != first.loss_column)
+        raise FitError(
+            f"the pilots' losses come from different columns ({first.name}: {first.loss_column}; "
+            f"{other.name}: {other.loss_column}): fit one kind of loss (read_pilots reads one column from all)"
+        )
     if not isinstance(n_modes, int) or isinstance(n_modes, bool) or not 10 <= n_modes <= 100_000:
         raise FitError(f"--n-modes: must be an integer in [10, 100000], got {n_modes!r}")
     if learning_rate_scale is not None and not (

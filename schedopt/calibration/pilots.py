@@ -34,6 +34,7 @@ import itertools
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ from schedopt._csv import csv_records
 from schedopt._validate import MAX_HORIZON, MAX_PILOT_BYTES, MAX_PILOT_ROWS, input_bytes
 from schedopt.errors import FitError
 
-__all__ = ["LOSS_COLUMNS", "MIN_POINTS", "PilotRun", "read_pilot"]
+__all__ = ["LOSS_COLUMNS", "MIN_POINTS", "PilotRun", "PilotWarning", "read_pilot", "read_pilots"]
 
 LOSS_COLUMNS = ("val_loss", "train_loss", "loss")
 """Loss columns tried in this order when none is named."""
@@ -53,6 +54,10 @@ what many training loops log."""
 
 MIN_POINTS = 5
 """Fewest loss measurements a pilot must have."""
+
+
+class PilotWarning(UserWarning):
+    """A pilot file was read with an assumption the user should know of (held rates, another loss column)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +139,7 @@ def _loss_column(header: list[str], name: str, loss_column: str | None) -> str:
 
 
 def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> PilotRun:
-    """Read a pilot run's CSV log.
+    """Read a pilot run's CSV log (:func:`read_pilots` of one file).
 
     Args:
         path: the CSV file.
@@ -144,6 +149,77 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
     Raises:
         FitError: the file cannot be read or is not a usable pilot run.
     """
+    return read_pilots([path], loss_column=loss_column)[0]
+
+
+def read_pilots(paths: Sequence[str | os.PathLike], *, loss_column: str | None = None) -> list[PilotRun]:
+    """Read pilot runs' CSV logs, every one from the same loss column.
+
+    Without ``loss_column``, the column is the first of :data:`LOSS_COLUMNS` that every file has with at
+    least :data:`MIN_POINTS` values: a fit across pilots compares their losses, so a pilot that logged
+    ``val_loss`` too rarely moves every pilot to ``train_loss`` (a warning names it), never itself alone.
+
+    Raises:
+        FitError: a file cannot be read or is not a usable pilot run, or no loss column has enough
+            values in every file.
+    """
+    tables = [_read_table(path) for path in paths]
+    if loss_column is not None:
+        for name, header, _, _ in tables:
+            _loss_column(header, name, loss_column)
+        column = loss_column
+    else:
+        column = _common_loss_column(tables)
+    return [_pilot(name, table, column, rate) for name, _, table, rate in tables]
+
+
+def _common_loss_column(tables) -> str:
+    """The first of :data:`LOSS_COLUMNS` that every table has with :data:`MIN_POINTS` values (warns when a
+    column before it was skipped for one file's few values); one :class:`FitError` when there is none."""
+    for name, header, _, _ in tables:
+        _loss_column(header, name, None)  # every file has some loss column
+    shared = [c for c in LOSS_COLUMNS if all(c in header for _, header, _, _ in tables)]
+
+    def count(table, column):
+        return sum(v is not None for v in table[column])
+
+    for column in shared:
+        sparse = [
+            (name, count(table, column)) for name, _, table, _ in tables if count(table, column) < MIN_POINTS
+        ]
+        if not sparse:
+            skipped = shared[: shared.index(column)]
+            if skipped:
+                name, n = next(
+                    (name, count(table, skipped[0]))
+                    for name, _, table, _ in tables
+                    if count(table, skipped[0]) < MIN_POINTS
+                )
+                warnings.warn(
+                    f"{name}: {skipped[0]} has {n} value(s), fewer than {MIN_POINTS}, so every pilot is fitted "
+                    f"on {column} (log {skipped[0]} at least {MIN_POINTS} times in every pilot, or name the "
+                    "column with --loss-column)",
+                    PilotWarning,
+                    stacklevel=3,
+                )
+            return column
+    if not shared:
+        columns = "; ".join(
+            f"{name}: {', '.join(c for c in LOSS_COLUMNS if c in header)}" for name, header, _, _ in tables
+        )
+        raise FitError(f"the pilots share no loss column ({columns}): log the same loss in every pilot")
+    column = shared[0]
+    name, n = next(
+        (name, count(table, column)) for name, _, table, _ in tables if count(table, column) < MIN_POINTS
+    )
+    raise FitError(
+        f"{name}: {column}: too few loss points ({n}); a pilot needs at least {MIN_POINTS}, and every pilot is "
+        "fitted on the same loss column (no column has enough values in every pilot)"
+    )
+
+
+def _read_table(path: str | os.PathLike) -> tuple[str, list[str], dict[str, list], str]:
+    """A pilot file's name, header, cells by column and learning-rate column (one :class:`FitError` if bad)."""
     try:
         name = os.fspath(path)
     except TypeError:
@@ -176,16 +252,7 @@ def read_pilot(path: str | os.PathLike, *, loss_column: str | None = None) -> Pi
         )
     if len(rates) > 1:
         raise FitError(f"{name}: {' and '.join(rates)}: give one learning-rate column, not several")
-    explicit = loss_column is not None
-    column = _loss_column(header, name, loss_column)
-    table = _parse_rows(records[1:], header, name)
-    if not explicit:
-        # prefer a column with enough measurements (val_loss may be logged rarely)
-        for candidate in [c for c in LOSS_COLUMNS if c in header]:
-            if sum(v is not None for v in table[candidate]) >= MIN_POINTS:
-                column = candidate
-                break
-    return _pilot(name, table, column, rates[0])
+    return name, header, _parse_rows(records[1:], header, name), rates[0]
 
 
 def _parse_rows(records: list[tuple[int, list[str]]], header: list[str], name: str) -> dict[str, list]:
@@ -246,7 +313,7 @@ def _pilot(name: str, table: dict[str, list], column: str, rate_column: str = "l
         warnings.warn(
             f"{name}: the learning rate is logged at {len(logged)} of {horizon} steps; each value is "
             "held until the next logged one",
-            UserWarning,
+            PilotWarning,
             stacklevel=3,
         )
     values = table[column]

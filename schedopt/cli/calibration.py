@@ -31,7 +31,11 @@ def fit(
     out: OutOpt("the current folder; the spec is fitted.toml") = None,
     out_file: OutFileOpt("fitted problem spec (TOML)") = None,
     loss_column: Annotated[
-        str | None, typer.Option(help="Loss column to fit (default: val_loss, else train_loss, else loss).")
+        str | None,
+        typer.Option(
+            help="Loss column to fit in every pilot (default: the first of val_loss, train_loss, loss that "
+            "every pilot logged at least 5 times)."
+        ),
     ] = None,
     n_modes: Annotated[int, typer.Option(help="Power-law modes of the fitted model.")] = 200,
     holdout: Annotated[
@@ -79,7 +83,7 @@ def fit(
     then:    schedopt design fitted.toml --horizon 8000
     """
     from schedopt.calibration.fit import fit_pilots
-    from schedopt.calibration.pilots import read_pilot
+    from schedopt.calibration.pilots import read_pilots
 
     out = _out_file(out, out_file, "fitted.toml", (".toml",))
     if plot is not None and plot.suffix != ".png":
@@ -99,7 +103,7 @@ def fit(
     files = [*runs, *([Path(holdout)] if holdout not in ("auto", "tail", "none") else [])]
     for path in files:  # by type and size before the reader opens it (a FIFO blocks, /dev/zero never ends)
         _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
-    pilots = [read_pilot(path, loss_column=loss_column) for path in runs]
+    pilots = read_pilots(runs, loss_column=loss_column)
     with _live(False if as_json and progress is None else progress):
         result = fit_pilots(
             pilots,
