@@ -7,9 +7,20 @@ import json
 from pathlib import Path
 
 from examples.runlog import json_number, sidecar_path
-from examples.tinygpt.schedules import KINDS, schedule_from_option
+from examples.tinygpt.schedules import KINDS, is_schedule_file, schedule_file_horizon, schedule_from_option
 
-__all__ = ["add_schedule_arguments", "print_summary", "schedule_from_arguments"]
+__all__ = [
+    "EVALUATIONS_PER_RUN",
+    "add_schedule_arguments",
+    "print_summary",
+    "resolve_eval_every",
+    "resolve_steps",
+    "schedule_from_arguments",
+]
+
+EVALUATIONS_PER_RUN = 20
+"""Validation losses a run logs by default (besides step 0), so that a short pilot gives ``schedopt fit`` a
+curve, not a handful of points (its floor is 5; the real tasks' pilots logged 10-60)."""
 
 
 def add_schedule_arguments(p: argparse.ArgumentParser, *, steps: int, seed: int) -> None:
@@ -20,12 +31,33 @@ def add_schedule_arguments(p: argparse.ArgumentParser, *, steps: int, seed: int)
         help=f"one of {', '.join(KINDS)}, or a schedopt schedule file (.json/.csv)",
     )
     p.add_argument("--peak", type=float, help="peak learning rate (required for a kind; rescales a file)")
-    p.add_argument("--steps", type=int, default=steps, help="number of updates T (default %(default)s)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"number of updates T (default: a schedule file's own length, which --steps stretches; else {steps})",
+    )
     p.add_argument("--out", type=Path, help="CSV log to write (plus <stem>.json); none if omitted")
     p.add_argument("--seed", type=int, default=seed, help="default %(default)s")
     p.add_argument("--warmup", type=int, default=0, help="linear warmup updates (default 0)")
     p.add_argument("--cooldown", type=float, default=0.2, help="wsd cooldown fraction (default 0.2)")
     p.add_argument("--floor", type=float, default=0.0, help="final learning rate of the decays (default 0)")
+
+
+def resolve_steps(args: argparse.Namespace, default: int) -> int:
+    """``--steps`` as given; else a schedule file's own length (a pilot file trains for exactly its updates,
+    not stretched to the loop's default), else ``default``. Sets ``args.steps``."""
+    if args.steps is None:
+        args.steps = schedule_file_horizon(args.schedule) if is_schedule_file(args.schedule) else default
+    return args.steps
+
+
+def resolve_eval_every(args: argparse.Namespace, default: int) -> int:
+    """``--eval-every`` as given; else the run's updates over :data:`EVALUATIONS_PER_RUN`, at most ``default``
+    (after :func:`resolve_steps`)."""
+    if args.eval_every is None:
+        args.eval_every = max(1, min(default, args.steps // EVALUATIONS_PER_RUN))
+    return args.eval_every
 
 
 def schedule_from_arguments(args: argparse.Namespace):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from schedopt.calibration.plan import plan_pilots, wsd_learning_rates
+from schedopt.calibration.plan import EVALUATIONS_PER_PILOT, plan_pilots, wsd_learning_rates
 from schedopt.cli import app
 from schedopt.errors import ProblemError
 from schedopt.schedule import load_schedule
@@ -77,6 +77,13 @@ def test_cli_says_the_next_commands_with_the_warmup_given(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "schedopt design fitted.toml --horizon 400 --warmup 10" in result.output
+    # the shortest pilot (80 updates) logs 20 validation losses: every 4 updates
+    assert (
+        "for its own number of updates" in result.output
+        and "val_loss at least every 4 updates" in result.output
+    )
+    report = json.loads(CliRunner().invoke(app, [*args, "--json"]).output)
+    assert report["eval_every"] == 4 == min(p["steps"] for p in report["pilots"]) // EVALUATIONS_PER_PILOT
 
 
 def test_the_twin_is_the_highest_pilots_first_half_on_top_of_the_budget():

@@ -381,6 +381,26 @@ def test_cli_smoke(tmp_path, capsys, monkeypatch, corpus):
     assert "`kind`" in capsys.readouterr().err
 
 
+def test_cli_trains_a_schedule_file_for_its_own_updates(tmp_path, capsys, monkeypatch, corpus):
+    """A pilot file from `schedopt pilots` trains for exactly its updates (not stretched to the loop's
+    default), and logs a validation loss every T / 20 updates unless told otherwise."""
+    monkeypatch.setattr(importlib.import_module("examples.tinygpt.train"), "_default_corpus", lambda: corpus)
+    lr = np.linspace(1e-2, 1e-3, 40)
+    path = save_schedule(Schedule(learning_rate=lr), tmp_path / "pilot.json")
+    shape = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if k not in ("steps", "eval_every")]
+    out = tmp_path / "own.csv"
+    assert cli_main(["--schedule", str(path), "--out", str(out), "--quiet", *shape]) == 0
+    rows = _rows(out)[1:]
+    assert len(rows) == 41 and [float(r[1]) for r in rows[:-1]] == pytest.approx(lr, rel=1e-6)
+    assert [int(r[0]) for r in rows if r[3]] == list(range(0, 41, 2))  # every 40 // 20 = 2 updates
+    stretched = tmp_path / "stretched.csv"
+    args = ["--schedule", str(path), "--steps", "80", "--eval-every", "10", "--out", str(stretched)]
+    assert cli_main([*args, "--quiet", *shape]) == 0
+    rows = _rows(stretched)[1:]
+    assert len(rows) == 81 and sum(1 for r in rows if r[3]) == 9
+    capsys.readouterr()
+
+
 # --- configuration
 
 

@@ -6,7 +6,8 @@ Examples::
     uv run python -m examples.charlstm --schedule fitted/design/schedule.json --peak 2e-3 --out runs/designed.csv
 
 ``--schedule`` is a kind (constant, cosine, linear, wsd, wsd-linear) or the path of a schedopt
-schedule file (JSON or CSV), time-stretched to ``--steps`` and, with ``--peak``, rescaled to that
+schedule file (JSON or CSV), run for its own number of updates (time-stretched to ``--steps`` if given)
+and, with ``--peak``, rescaled to that
 maximum: the schedules of ``python -m examples.tinygpt``. A summary JSON object goes to standard output.
 """
 
@@ -17,7 +18,14 @@ import sys
 
 import torch
 
-from examples._cli import add_schedule_arguments, print_summary, schedule_from_arguments
+from examples._cli import (
+    EVALUATIONS_PER_RUN,
+    add_schedule_arguments,
+    print_summary,
+    resolve_eval_every,
+    resolve_steps,
+    schedule_from_arguments,
+)
 from examples.charlstm.config import LSTMConfig
 from examples.charlstm.training import train
 from examples.tinygpt.data import load_corpus, load_prose_corpus
@@ -40,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default %(default)s")
     p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="default %(default)s")
     p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
-    p.add_argument("--eval-every", type=int, default=_DEFAULTS.eval_every, help="default %(default)s")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        help=f"updates between validation losses (default: T / {EVALUATIONS_PER_RUN}, at most {_DEFAULTS.eval_every})",
+    )
     p.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     return p
 
@@ -49,16 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        steps = resolve_steps(args, _DEFAULTS.steps)
         config = LSTMConfig(
             embed=args.embed,
             hidden=args.hidden,
             n_layers=args.n_layers,
             context=args.context,
             batch_size=args.batch_size,
-            steps=args.steps,
+            steps=steps,
             weight_decay=args.weight_decay,
             grad_clip=None if args.grad_clip == 0 else args.grad_clip,
-            eval_every=args.eval_every,
+            eval_every=resolve_eval_every(args, _DEFAULTS.eval_every),
             seed=args.seed,
         )
         schedule = schedule_from_arguments(args)

@@ -7,8 +7,8 @@ Examples::
     uv run python -m examples.tinygpt --schedule exports/easy-phase/schedule.json --peak 3e-3 --out runs/designed.csv
 
 ``--schedule`` is a kind (constant, cosine, linear, wsd, wsd-linear) or the path
-of a schedopt schedule file (JSON or CSV), which is time-stretched to
-``--steps`` and, with ``--peak``, rescaled to that maximum. A summary JSON
+of a schedopt schedule file (JSON or CSV), which is run for its own number of updates
+(time-stretched to ``--steps`` if given) and, with ``--peak``, rescaled to that maximum. A summary JSON
 object goes to standard output; progress lines go to standard error.
 """
 
@@ -18,7 +18,14 @@ import argparse
 import logging
 import sys
 
-from examples._cli import add_schedule_arguments, print_summary, schedule_from_arguments
+from examples._cli import (
+    EVALUATIONS_PER_RUN,
+    add_schedule_arguments,
+    print_summary,
+    resolve_eval_every,
+    resolve_steps,
+    schedule_from_arguments,
+)
 from examples.tinygpt.train import OPTIMIZERS, TrainConfig, train
 from schedopt.errors import SchedoptError
 
@@ -39,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default %(default)s")
     p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="adamw only")
     p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
-    p.add_argument("--eval-every", type=int, default=_DEFAULTS.eval_every, help="default %(default)s")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        help=f"updates between validation losses (default: T / {EVALUATIONS_PER_RUN}, at most {_DEFAULTS.eval_every})",
+    )
     p.add_argument("--eval-batches", type=int, default=_DEFAULTS.eval_batches, help="default %(default)s")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
@@ -49,17 +60,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        steps = resolve_steps(args, _DEFAULTS.steps)
         config = TrainConfig(
             d_model=args.d_model,
             n_layers=args.n_layers,
             n_heads=args.n_heads,
             context=args.context,
             batch_size=args.batch_size,
-            steps=args.steps,
+            steps=steps,
             optimizer=args.optimizer,
             weight_decay=args.weight_decay,
             grad_clip=None if args.grad_clip == 0 else args.grad_clip,
-            eval_every=args.eval_every,
+            eval_every=resolve_eval_every(args, _DEFAULTS.eval_every),
             eval_batches=args.eval_batches,
             seed=args.seed,
         )

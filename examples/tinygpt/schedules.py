@@ -190,6 +190,18 @@ def learning_rate_table(schedule: optax.Schedule, horizon: int) -> np.ndarray:
     return lrs
 
 
+def is_schedule_file(text: str) -> bool:
+    """Whether the examples' ``--schedule`` names a schedopt schedule file rather than a kind."""
+    return text not in KINDS and (Path(text).suffix in (".json", ".csv") or Path(text).exists())
+
+
+def schedule_file_horizon(path: str) -> int:
+    """The number of updates a schedopt schedule file was written for (``ExportError`` if unreadable)."""
+    from schedopt.schedule import load_schedule
+
+    return int(load_schedule(path).horizon)
+
+
 def schedule_from_option(
     text: str, *, peak: float | None, horizon: int, warmup: int, cooldown: float, floor: float
 ) -> optax.Schedule:
@@ -200,7 +212,7 @@ def schedule_from_option(
         ValueError: a kind without ``peak``, or a bad argument.
         schedopt.ExportError: the file is missing or not a valid schedule.
     """
-    if text not in KINDS and (Path(text).suffix in (".json", ".csv") or Path(text).exists()):
+    if is_schedule_file(text):
         return schedule_from_file(text, horizon=horizon, peak=peak)
     if peak is None:
         raise ValueError(f"--peak is required with --schedule {text}")

@@ -61,7 +61,16 @@ import numpy as np
 
 from schedopt.errors import ProblemError
 
-__all__ = ["MAX_ABOVE", "PLAN", "PilotPlan", "plan_pilots", "twin_steps", "wsd_learning_rates"]
+__all__ = [
+    "EVALUATIONS_PER_PILOT",
+    "MAX_ABOVE",
+    "PLAN",
+    "PilotPlan",
+    "evaluation_interval",
+    "plan_pilots",
+    "twin_steps",
+    "wsd_learning_rates",
+]
 
 PLAN = ((0.6, 1.0), (0.2, 0.25), (0.2, 4.0))
 """(fraction of the budget's updates, peak / guess) of each pilot: the long one first."""
@@ -95,6 +104,17 @@ def wsd_learning_rates(peak: float, steps: int, warmup: int, cooldown: float = C
     if warmup > 0:
         lr = np.where(t < warmup, np.minimum(lr, peak * (t + 1.0) / warmup), lr)
     return lr
+
+
+EVALUATIONS_PER_PILOT = 20
+"""Validation losses the shortest pilot should log (besides step 0). ``fit`` needs 5 in every pilot and fits
+every pilot on one loss column, so a pilot logged too rarely moves all of them to the training loss. The real
+tasks' pilots logged 10-60 (what fewer costs: ``benchmarks/eval_cadence.py``)."""
+
+
+def evaluation_interval(plans) -> int:
+    """Updates between validation losses for ``plans``: the shortest pilot over :data:`EVALUATIONS_PER_PILOT`."""
+    return max(1, min(p.steps for p in plans) // EVALUATIONS_PER_PILOT)
 
 
 def twin_steps(steps: int, warmup: int) -> int:

@@ -264,7 +264,7 @@ def pilots(
     then train each pilots/*.json, log step,learning_rate,val_loss,
     and run schedopt fit on the logs.
     """
-    from schedopt.calibration.plan import plan_pilots
+    from schedopt.calibration.plan import evaluation_interval, plan_pilots
     from schedopt.schedule import Schedule, save_schedule
 
     folder = _out_folder(out, Path("pilots"))
@@ -298,6 +298,7 @@ def pilots(
         ]
         for plan, path in zip(plans, paths, strict=True)
     ]
+    every = evaluation_interval(plans)
     if as_json:
         _emit_json(
             {
@@ -314,6 +315,7 @@ def pilots(
                 ],
                 "updates": sum(p.steps for p in plans),
                 "full_runs": sum(p.steps for p in plans) / horizon,
+                "eval_every": every,
             }
         )
         return
@@ -323,7 +325,10 @@ def pilots(
         ["pilot", "updates", "peak", "schedule file"],
         rows,
     )
-    typer.echo("Train each (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), log val_loss, then:")
+    typer.echo(
+        f"Train each for its own number of updates (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), "
+        f"logging val_loss at least every {every} updates, then:"
+    )
     top = max(plans, key=lambda p: p.peak)
     typer.echo(
         f"  (if {top.name} diverges, train it again at half its peak: the design's learning-rate cap is the "
