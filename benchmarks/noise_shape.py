@@ -12,12 +12,7 @@ which an anneal empties over the whole cooldown instead of ~100 updates.
 ``(1 + t / 50)^rho`` (``t`` in updates), or as ``(1 + S / 50)^rho`` with ``S`` the progress in updates
 at the reference rate (an effective batch size that falls as training goes on); ``rho = 0`` is
 schedopt's model. Why: the networks' anneal gain at a fixed rate grows with the horizon (prose/SGD at
-0.3: 0.06 nats after 720 updates, 0.25 after 1,200), the model's does not.
-
-``--kind label-noise`` fits ``u``: ``u`` times the irreducible loss (in the model's units,
-``loss_offset / loss_scale``) joins ``sigma^2`` as the noise's additive floor, as it would if the
-irreducible loss were label noise; ``u = 0`` is schedopt's model (whose fits put sigma^2 near 0, so
-that the noise shrinks with the loss).
+0.3: 0.078 nats after 720 updates, 0.205 after 1,200; ``anneal_gain.py``), the model's does not.
 
 ``--kind lr-noise`` fits instead ``q``: the noise grows as ``(lr / reference)^q`` beyond the model
 rate's square (an effective batch size ``(lr / reference)^-q``); ``q = 0`` is schedopt's model.
@@ -26,7 +21,7 @@ Every fit: schedopt fit's default terms and offset floor (``realtasks`` model ``
 the same least-squares solver and starts (times two starts of the new coordinate), on the default
 protocol's pilots; scored on the task's held-out panel as ``realtasks.predictions()`` scores it.
 
-Usage: uv run python benchmarks/noise_shape.py [--kind gamma|lr-noise] [--task NAME ...]
+Usage: uv run python benchmarks/noise_shape.py [--kind gamma|lr-noise|noise-time|noise-progress] [--task NAME ...]
 Writes benchmarks/results/noise-shape-KIND.json.
 """
 
@@ -64,7 +59,6 @@ EXTRA = {
     "lr-noise": (0.0, (0.0, 3.0), (0.0, 1.0)),
     "noise-time": (0.0, (-1.0, 3.0), (0.0, 1.0)),
     "noise-progress": (0.0, (-1.0, 3.0), (0.0, 1.0)),
-    "label-noise": (0.0, (0.0, 1.0), (0.0, 1.0)),
 }
 #: the scale (updates, at the reference rate for ``noise-progress``) past which the noise grows
 GROWTH_SCALE = 50.0
@@ -81,9 +75,6 @@ def predict(x, lr, max_lr, min_loss, layout=LAYOUT):
     eta = q["learning_rate_scale"] * ratio ** q["learning_rate_exponent"]
     if KIND == "gamma":
         noise = q["noise_std"] ** 2 * q["eigenvalues"] ** (extra - 1.0)
-        batch = jnp.ones_like(eta)
-    elif KIND == "label-noise":  # a share of the irreducible loss is the gradient noise's floor
-        noise = q["noise_std"] ** 2 + extra * q["loss_offset"] / q["loss_scale"]
         batch = jnp.ones_like(eta)
     elif KIND == "lr-noise":  # the noise grows as (lr / reference)^q beyond the model rate's square
         noise = q["noise_std"] ** 2

@@ -1059,3 +1059,19 @@ def test_fit_records_a_bracket_from_above_in_the_spec_and_says_it():
     assert parse_problem(dump_problem(result.problem)).network.bracketed_above == pytest.approx(1.6e-2)
     plain = fit_pilots([guess, low, top], n_modes=N_MODES, holdout="none", terms=())
     assert plain.problem.network.bracketed_above == 0.0 and "bracketed_above" not in plain.spec_text()
+
+
+def test_a_pilot_with_few_loss_values_is_named_with_the_interval_to_log_at():
+    """Fewer than ``SPARSE_POINTS`` loss values: the note names the pilot, its count and column, and an interval
+    of T / 20 updates; at ``SPARSE_POINTS`` it says nothing."""
+    from schedopt.calibration._checks import SPARSE_POINTS, _pilot_notes
+
+    guess = _wsd_pilot("guess", 2e-3, 600, 1.0)
+    low = _wsd_pilot("low", 5e-4, 200, 1.2)  # 11 values: one every 20 updates
+
+    def first(n):
+        return PilotRun("sparse", low.learning_rate, low.loss_steps[:n], low.losses[:n], "val_loss")
+
+    notes = " | ".join(_pilot_notes([guess, first(SPARSE_POINTS - 1)]))
+    assert "sparse: 9 val_loss values, fewer than 10" in notes and "at least every 10 updates" in notes
+    assert "values, fewer than" not in " | ".join(_pilot_notes([guess, first(SPARSE_POINTS)]))
