@@ -183,18 +183,21 @@ def _common_loss_column(tables) -> str:
     def count(table, column):
         return sum(v is not None for v in table[column])
 
+    def sparse(column):  # (name, count) of the first file with too few values in ``column``, or None
+        return next(
+            (
+                (name, count(table, column))
+                for name, _, table, _ in tables
+                if count(table, column) < MIN_POINTS
+            ),
+            None,
+        )
+
     for column in shared:
-        sparse = [
-            (name, count(table, column)) for name, _, table, _ in tables if count(table, column) < MIN_POINTS
-        ]
-        if not sparse:
+        if sparse(column) is None:
             skipped = shared[: shared.index(column)]
             if skipped:
-                name, n = next(
-                    (name, count(table, skipped[0]))
-                    for name, _, table, _ in tables
-                    if count(table, skipped[0]) < MIN_POINTS
-                )
+                name, n = sparse(skipped[0])
                 warnings.warn(
                     f"{name}: {skipped[0]} has {n} value(s), fewer than {MIN_POINTS}, so every pilot is fitted "
                     f"on {column} (log {skipped[0]} at least {MIN_POINTS} times in every pilot, or name the "
@@ -209,9 +212,7 @@ def _common_loss_column(tables) -> str:
         )
         raise FitError(f"the pilots share no loss column ({columns}): log the same loss in every pilot")
     column = shared[0]
-    name, n = next(
-        (name, count(table, column)) for name, _, table, _ in tables if count(table, column) < MIN_POINTS
-    )
+    name, n = sparse(column)
     raise FitError(
         f"{name}: {column}: too few loss points ({n}); a pilot needs at least {MIN_POINTS}, and every pilot is "
         "fitted on the same loss column (no column has enough values in every pilot)"
