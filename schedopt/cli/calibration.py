@@ -264,7 +264,7 @@ def pilots(
     then train each pilots/*.json, log step,learning_rate,val_loss,
     and run schedopt fit on the logs.
     """
-    from schedopt.calibration.plan import evaluation_interval, plan_pilots
+    from schedopt.calibration.plan import EVALUATIONS_PER_PILOT, evaluation_interval, plan_pilots
     from schedopt.schedule import Schedule, save_schedule
 
     folder = _out_folder(out, Path("pilots"))
@@ -327,7 +327,7 @@ def pilots(
     )
     typer.echo(
         f"Train each for its own number of updates (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), "
-        f"logging val_loss at least every {every} updates, then:"
+        f"logging val_loss at least {EVALUATIONS_PER_PILOT} times in each (every {every} updates in the shortest), then:"
     )
     top = max(plans, key=lambda p: p.peak)
     typer.echo(
