@@ -8,6 +8,7 @@ from pathlib import Path
 
 from examples.runlog import json_number, sidecar_path
 from examples.tinygpt.schedules import KINDS, is_schedule_file, schedule_file_horizon, schedule_from_option
+from schedopt.calibration.plan import EVALUATIONS_PER_PILOT
 
 __all__ = [
     "EVALUATIONS_PER_RUN",
@@ -18,9 +19,9 @@ __all__ = [
     "schedule_from_arguments",
 ]
 
-EVALUATIONS_PER_RUN = 20
-"""Validation losses a run logs by default (besides step 0), so that a short pilot gives ``schedopt fit`` a
-curve, not a handful of points (its floor is 5; the real tasks' pilots logged 10-60)."""
+EVALUATIONS_PER_RUN = EVALUATIONS_PER_PILOT
+"""Validation losses a run logs by default (besides step 0): what ``schedopt pilots`` asks of a pilot, so that
+``schedopt fit`` gets a curve, not a handful of points."""
 
 
 def add_schedule_arguments(p: argparse.ArgumentParser, *, steps: int, seed: int) -> None:

@@ -26,8 +26,8 @@ CONTRADICTION = 0.05
 
 SPARSE_POINTS = 10
 """Fewest loss values a pilot should log. On the twelve real tasks the pilots logged 11-61; thinned to 5-7
-values (every 2nd or 3rd to 6th), the design's plateau moved by up to x4.7 and the design lost 0.04-0.22 nats on
-three tasks of twelve (priced on the measured WSD curves; ``benchmarks/eval_cadence.py``)."""
+values a short pilot, the design's plateau moved by up to x4.7 and the design lost 0.04-0.22 nats on three
+tasks of twelve (priced on the measured WSD curves; ``benchmarks/eval_cadence.py``)."""
 
 
 def _spike(run: PilotRun) -> tuple[int, float, float] | None:
