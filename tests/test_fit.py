@@ -275,6 +275,7 @@ def test_cli_fit_says_which_loss_column_every_pilot_is_fitted_on(tmp_path):
     )
     assert result.exit_code == 0 and out.exists(), result.output
     assert "warning: " + str(sparse) + ": val_loss has 3 value(s)" in result.output
+    assert "train_loss points" in result.output  # the table says which loss was fitted
 
 
 def test_read_pilot_holds_a_sparsely_logged_learning_rate(tmp_path):

@@ -152,7 +152,7 @@ def _show_fit(result, report: dict, pilots) -> None:
         status = "fixed" if pname in result.fixed else ("yes" if result.identified[pname] else "NO")
         rows.append([pname, _fmt(result.parameters[pname]), f"{result.std_errors[pname]:.2g}", status])
     _table(
-        f"fit to {len(pilots)} pilot run(s), {result.n_points} points, N={result.n_modes}",
+        f"fit to {len(pilots)} pilot run(s), {result.n_points} {pilots[0].loss_column} points, N={result.n_modes}",
         ["parameter", "value", "std error", "identified"],
         rows,
     )
