@@ -8,20 +8,16 @@ from pathlib import Path
 
 from examples.runlog import json_number, sidecar_path
 from examples.tinygpt.schedules import KINDS, is_schedule_file, schedule_file_horizon, schedule_from_option
-from schedopt.calibration.plan import EVALUATIONS_PER_PILOT
+from schedopt.calibration.plan import EVALUATIONS_PER_PILOT, evaluation_every
 
 __all__ = [
-    "EVALUATIONS_PER_RUN",
+    "add_eval_every_argument",
     "add_schedule_arguments",
     "print_summary",
     "resolve_eval_every",
     "resolve_steps",
     "schedule_from_arguments",
 ]
-
-EVALUATIONS_PER_RUN = EVALUATIONS_PER_PILOT
-"""Validation losses a run logs by default (besides step 0): what ``schedopt pilots`` asks of a pilot, so that
-``schedopt fit`` gets a curve, not a handful of points."""
 
 
 def add_schedule_arguments(p: argparse.ArgumentParser, *, steps: int, seed: int) -> None:
@@ -45,6 +41,16 @@ def add_schedule_arguments(p: argparse.ArgumentParser, *, steps: int, seed: int)
     p.add_argument("--floor", type=float, default=0.0, help="final learning rate of the decays (default 0)")
 
 
+def add_eval_every_argument(p: argparse.ArgumentParser, *, default: int) -> None:
+    """``--eval-every``: by default :data:`~schedopt.calibration.plan.EVALUATIONS_PER_PILOT` validation losses a
+    run, what ``schedopt pilots`` asks of a pilot, at most every ``default`` updates (:func:`resolve_eval_every`)."""
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        help=f"updates between validation losses (default: T / {EVALUATIONS_PER_PILOT}, at most {default})",
+    )
+
+
 def resolve_steps(args: argparse.Namespace, default: int) -> int:
     """``--steps`` as given; else a schedule file's own length (a pilot file trains for exactly its updates,
     not stretched to the loop's default), else ``default``. Sets ``args.steps``."""
@@ -54,10 +60,10 @@ def resolve_steps(args: argparse.Namespace, default: int) -> int:
 
 
 def resolve_eval_every(args: argparse.Namespace, default: int) -> int:
-    """``--eval-every`` as given; else the run's updates over :data:`EVALUATIONS_PER_RUN`, at most ``default``
-    (after :func:`resolve_steps`)."""
+    """``--eval-every`` as given; else ``schedopt pilots``' interval for the run's updates
+    (:func:`~schedopt.calibration.plan.evaluation_every`), at most ``default`` (after :func:`resolve_steps`)."""
     if args.eval_every is None:
-        args.eval_every = max(1, min(default, args.steps // EVALUATIONS_PER_RUN))
+        args.eval_every = min(default, evaluation_every(args.steps))
     return args.eval_every
 
 

@@ -19,7 +19,7 @@ import logging
 import sys
 
 from examples._cli import (
-    EVALUATIONS_PER_RUN,
+    add_eval_every_argument,
     add_schedule_arguments,
     print_summary,
     resolve_eval_every,
@@ -46,11 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default %(default)s")
     p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="adamw only")
     p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
-    p.add_argument(
-        "--eval-every",
-        type=int,
-        help=f"updates between validation losses (default: T / {EVALUATIONS_PER_RUN}, at most {_DEFAULTS.eval_every})",
-    )
+    add_eval_every_argument(p, default=_DEFAULTS.eval_every)
     p.add_argument("--eval-batches", type=int, default=_DEFAULTS.eval_batches, help="default %(default)s")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p

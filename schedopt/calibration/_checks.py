@@ -16,7 +16,7 @@ import numpy as np
 
 from schedopt.calibration._model import warmup_steps
 from schedopt.calibration.pilots import MIN_POINTS, PilotRun
-from schedopt.calibration.plan import EVALUATIONS_PER_PILOT
+from schedopt.calibration.plan import evaluation_every
 
 SPIKE_RATIO = 1.5
 """A loss this many times the pilot's best loss so far is a spike: diverged or unstable."""
@@ -257,11 +257,10 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
         )
     for run in runs:
         if run.losses.size < SPARSE_POINTS:
-            every = max(1, run.horizon // EVALUATIONS_PER_PILOT)
             notes.append(
                 f"{run.name}: {run.losses.size} {run.loss_column} values, fewer than {SPARSE_POINTS}: pilots "
                 f"logged this rarely gave designs up to 0.22 nats worse on real tasks; log it at least every "
-                f"{every} updates"
+                f"{evaluation_every(run.horizon)} updates"
             )
     peaks = sorted({float(f"{r.peak_learning_rate:.6g}") for r in runs})
     if len(peaks) >= 2 and peaks[-1] / peaks[0] < 2.0:

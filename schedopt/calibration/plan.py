@@ -66,6 +66,7 @@ __all__ = [
     "MAX_ABOVE",
     "PLAN",
     "PilotPlan",
+    "evaluation_every",
     "evaluation_interval",
     "plan_pilots",
     "twin_steps",
@@ -107,14 +108,19 @@ def wsd_learning_rates(peak: float, steps: int, warmup: int, cooldown: float = C
 
 
 EVALUATIONS_PER_PILOT = 20
-"""Validation losses the shortest pilot should log (besides step 0). ``fit`` needs 5 in every pilot and fits
-every pilot on one loss column, so a pilot logged too rarely moves all of them to the training loss. The real
-tasks' pilots logged 10-60 (what fewer costs: ``benchmarks/eval_cadence.py``)."""
+"""Validation losses each pilot should log (besides step 0). ``fit`` needs 5 in every pilot, notes fewer than
+10 and fits every pilot on one loss column, so a pilot logged too rarely moves all of them to the training
+loss. The real tasks' pilots logged 11-61 (what fewer costs: ``benchmarks/eval_cadence.py``)."""
+
+
+def evaluation_every(steps: int) -> int:
+    """Updates between validation losses of a run of ``steps`` updates: :data:`EVALUATIONS_PER_PILOT` in it."""
+    return max(1, steps // EVALUATIONS_PER_PILOT)
 
 
 def evaluation_interval(plans) -> int:
-    """Updates between validation losses for ``plans``: the shortest pilot over :data:`EVALUATIONS_PER_PILOT`."""
-    return max(1, min(p.steps for p in plans) // EVALUATIONS_PER_PILOT)
+    """Updates between validation losses in the shortest of ``plans`` (:func:`evaluation_every`)."""
+    return evaluation_every(min(p.steps for p in plans))
 
 
 def twin_steps(steps: int, warmup: int) -> int:
