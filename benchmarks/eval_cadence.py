@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import plateau_rules  # noqa: E402
+import fit_priors  # noqa: E402
 import realtasks  # noqa: E402
 from _clock import Clock  # noqa: E402
 
 from examples.tasks import TASKS, Task  # noqa: E402
 from schedopt._io import atomic_write_text, json_text  # noqa: E402
-from schedopt.calibration.fit import fit_pilots, predict_network_loss  # noqa: E402
+from schedopt.calibration.fit import fit_pilots  # noqa: E402
 from schedopt.calibration.pilots import PilotRun  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -63,25 +63,20 @@ def sparsest(runs) -> int:
     return j
 
 
-def score(task: Task, problem, pilots, panel, curve, tuned_loss) -> dict:
-    errors = np.array(
-        [predict_network_loss(problem, job.lrs)[-1] / run["final_val_loss"] - 1 for job, run in panel]
-    )
-    peaks, model_loss = plateau_rules.model_wsd_losses(task, problem, pilots)
-    plateau = plateau_rules.rules(peaks, model_loss)["flat-0.003"]["peak"]
+def score(task: Task, problem, pilots, panel) -> dict:
+    """``fit_priors.score`` (as ``offset_profile.py`` scores), under this script's names, the plateau in rates."""
+    scored = fit_priors.score(task, pilots, panel, problem)
     return {
-        "median_abs_error": float(np.median(np.abs(errors))),
-        "max_abs_error": float(np.max(np.abs(errors))),
-        "plateau": plateau,
-        "priced_plateau": plateau_rules.measured_at(curve, plateau) - tuned_loss,
+        "median_abs_error": scored["median_abs"],
+        "max_abs_error": scored["max_abs"],
+        "plateau": scored["plateau_over_tuned_wsd_peak"] * realtasks.best_peaks(task)["wsd"],
+        "priced_plateau": scored["plateau_measured_minus_tuned"],
     }
 
 
 def run_task(task: Task) -> dict:
     pilots = realtasks.pilot_runs(task, realtasks.DEFAULT_PROTOCOL)
     panel = realtasks._panel(task)
-    curve = plateau_rules.wsd_curve(task)
-    tuned_loss = curve[realtasks.best_peaks(task)["wsd"]]
     short = min(r.horizon for r in pilots)
     terms, floor = realtasks.MODELS["schedopt-floor"]
     entry = {"short_pilot": short, "cadences": {}}
@@ -96,7 +91,7 @@ def run_task(task: Task) -> dict:
             "every": every,
             "points": [int(r.loss_steps.size) for r in runs],
             "fit_rms_error": result.fit_error["rms_error"],
-            **score(task, result.problem, runs, panel, curve, tuned_loss),
+            **score(task, result.problem, runs, panel),
             "fit_clock": clock.record(),
         }
         entry["cadences"][f"every-{every}"] = row

@@ -111,17 +111,16 @@ def score(task, runs, panel, problem) -> dict:
         [float(predict_network_loss(problem, job.lrs)[-1]) / run["final_val_loss"] - 1 for job, run in panel]
     )
     at_horizon = np.array([job.label.endswith(f"-T{task.horizon}") for job, _ in panel])
-    peaks, model_loss = pr.model_wsd_losses(task, problem, runs)
     curve = pr.wsd_curve(task)
     tuned = min(curve, key=curve.get)
-    plateau = pr.rules(peaks, model_loss)[f"flat-{rt.FLAT_TOLERANCE:g}"]["peak"]
+    plateau = pr.default_plateau(task, problem, runs)
     return {
         "median_abs": float(np.median(np.abs(errors))),
         "max_abs": float(np.max(np.abs(errors))),
         "signed_median_at_T": float(np.median(errors[at_horizon])),
         "signed_median_beyond_T": float(np.median(errors[~at_horizon])) if (~at_horizon).any() else None,
         "plateau_over_tuned_wsd_peak": plateau / tuned,
-        "plateau_measured_minus_tuned": pr.measured_at(curve, plateau) - curve[tuned],
+        "plateau_measured_minus_tuned": pr.price(task, plateau),
     }
 
 

@@ -78,6 +78,18 @@ def model_wsd_losses(task, problem, pilots) -> tuple[np.ndarray, np.ndarray]:
     return peaks, np.array([float(predict_network_loss(problem, lr)[-1]) for lr in lrs])
 
 
+def default_plateau(task, problem, pilots) -> float:
+    """The peak the default rule (``flat-`` :data:`realtasks.FLAT_TOLERANCE`) picks from the fitted model."""
+    peaks, model_loss = model_wsd_losses(task, problem, pilots)
+    return rules(peaks, model_loss)[f"flat-{rt.FLAT_TOLERANCE:g}"]["peak"]
+
+
+def price(task, peak: float) -> float:
+    """WSD at ``peak`` on the task's measured seed-0 curve (:func:`measured_at`) minus tuned WSD there."""
+    curve = wsd_curve(task)
+    return measured_at(curve, peak) - min(curve.values())
+
+
 def rules(peaks: np.ndarray, model_loss: np.ndarray) -> dict[str, dict]:
     best = int(np.argmin(model_loss))
     out = {"argmin": {"peak": float(peaks[best])}}

@@ -45,11 +45,7 @@ def run_task(name: str, report: dict) -> dict:
         result = fit_pilots(
             pilots, n_modes=realtasks.FIT_MODES, holdout="auto", terms=terms, offset_floor=floor
         )
-    curve = plateau_rules.wsd_curve(task)
-    tuned_peak = realtasks.best_peaks(task)["wsd"]
-    tuned_loss = curve[tuned_peak]
-    peaks, model_loss = plateau_rules.model_wsd_losses(task, result.problem, pilots)
-    plateau = plateau_rules.rules(peaks, model_loss)["flat-0.003"]["peak"]
+    plateau = plateau_rules.default_plateau(task, result.problem, pilots)
     rates = sorted(r.peak_learning_rate for r in pilots)
     cap = float(np.sqrt(rates[-1] * rates[-2]))
     design = report["tasks"][name]["design"]
@@ -58,9 +54,9 @@ def run_task(name: str, report: dict) -> dict:
         "headline_plateau_over_tuned_wsd": design["designed-default"]["peak"] / design["tuned wsd"]["peak"],
         "headline_minus_tuned_wsd": design["tuned wsd"].get("designed-default_minus_this"),
         "plateau": plateau,
-        "plateau_priced": plateau_rules.measured_at(curve, plateau) - tuned_loss,
+        "plateau_priced": plateau_rules.price(task, plateau),
         "capped_plateau": min(plateau, cap),
-        "capped_priced": plateau_rules.measured_at(curve, min(plateau, cap)) - tuned_loss,
+        "capped_priced": plateau_rules.price(task, min(plateau, cap)),
         "fit_clock": clock.record(),
     }
     print(
