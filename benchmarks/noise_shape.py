@@ -1,6 +1,6 @@
-"""Real training, offline: does a noise that is not aligned with the curvature predict held-out runs better?
+"""Real training, offline: do noise and anneal terms the default fit lacks predict held-out runs better?
 
-The fitted model's gradient noise enters mode ``k`` as ``eta^2 lam_k sigma^2`` (SGD on the
+``--kind gamma``: the fitted model's gradient noise enters mode ``k`` as ``eta^2 lam_k sigma^2`` (SGD on the
 random-feature model: noise covariance proportional to the Hessian). An adaptive optimiser
 whitens its update noise, so the noise it puts into a direction need not scale with that
 direction's curvature. This variant injects ``eta^2 lam_k^gamma sigma^2`` (a per-mode
@@ -17,17 +17,24 @@ schedopt's model. Why: the networks' anneal gain at a fixed rate grows with the 
 ``--kind lr-noise`` fits instead ``q``: the noise grows as ``(lr / reference)^q`` beyond the model
 rate's square (an effective batch size ``(lr / reference)^-q``); ``q = 0`` is schedopt's model.
 
+``--kind anneal-drop`` fits ``(b, log tau, r)``: schedopt's curve minus a loss drop that an anneal realises
+over its course (the Multi-Power Law's loss-drop term as one more state): every decrease of
+``(lr / max lr)^r`` lowers the loss by ``b`` times the smallest fitted loss, as ``1 - exp(-A / tau)`` with
+``A`` the area under ``lr / max lr`` since; ``b = 0`` is schedopt's model.
+
 Every fit: schedopt fit's default terms and offset floor (``realtasks`` model ``schedopt-floor``),
-the same least-squares solver and starts (times two starts of the new coordinate), on the default
+the same least-squares solver and starts (times each start of the new coordinates), on the default
 protocol's pilots; scored on the task's held-out panel as ``realtasks.predictions()`` scores it.
 
-Usage: uv run python benchmarks/noise_shape.py [--kind gamma|lr-noise|noise-time|noise-progress] [--task NAME ...]
+Usage: uv run python benchmarks/noise_shape.py [--kind gamma|lr-noise|noise-time|noise-progress|anneal-drop]
+    [--task NAME ...]
 Writes benchmarks/results/noise-shape-KIND.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 from pathlib import Path
@@ -53,12 +60,19 @@ from schedopt.dynamics.recursion import loss_curve_jax  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 KIND = "gamma"
-#: the extra coordinate of each variant: (its value in schedopt's model, bounds, starts)
+#: the extra coordinates of each variant: (their values in schedopt's model, bounds, starts)
 EXTRA = {
-    "gamma": (1.0, (-0.5, 1.5), (1.0, 0.3)),
-    "lr-noise": (0.0, (0.0, 3.0), (0.0, 1.0)),
-    "noise-time": (0.0, (-1.0, 3.0), (0.0, 1.0)),
-    "noise-progress": (0.0, (-1.0, 3.0), (0.0, 1.0)),
+    "gamma": ((1.0,), ((-0.5, 1.5),), ((1.0,), (0.3,))),
+    "lr-noise": ((0.0,), ((-2.0, 3.0),), ((0.0,), (-0.5,))),
+    "noise-time": ((0.0,), ((-1.0, 3.0),), ((0.0,), (1.0,))),
+    "noise-progress": ((0.0,), ((-1.0, 3.0),), ((0.0,), (1.0,))),
+    # (b, log tau, r): a drop of b * min loss per unit decrease of (lr / max lr)^r, realised as
+    # 1 - exp(-A / tau) with A the area under lr / max lr since (the Multi-Power Law's loss-drop, as a state)
+    "anneal-drop": (
+        (0.0, math.log(100.0), 1.0),
+        ((0.0, 1.0), (0.0, math.log(1e4)), (0.25, 2.0)),
+        ((0.05, math.log(30.0), 0.5), (0.05, math.log(300.0), 1.0)),
+    ),
 }
 #: the scale (updates, at the reference rate for ``noise-progress``) past which the noise grows
 GROWTH_SCALE = 50.0
@@ -68,13 +82,17 @@ LAYOUT = _Layout(
 
 
 def predict(x, lr, max_lr, min_loss, layout=LAYOUT):
-    """Network loss curves ``(R, T + 1)``; ``x[-1]`` is the variant's coordinate (gamma or q), the rest schedopt's."""
-    q = _physical(x[:-1], layout, max_lr, min_loss, 1.0)
+    """Network loss curves ``(R, T + 1)``; the last coordinates of ``x`` are the variant's, the rest schedopt's."""
+    n_extra = len(EXTRA[KIND][0])
+    q = _physical(x[:-n_extra], layout, max_lr, min_loss, 1.0)
     extra = x[-1]
     ratio = lr / q["reference"]
     eta = q["learning_rate_scale"] * ratio ** q["learning_rate_exponent"]
     if KIND == "gamma":
         noise = q["noise_std"] ** 2 * q["eigenvalues"] ** (extra - 1.0)
+        batch = jnp.ones_like(eta)
+    elif KIND == "anneal-drop":  # schedopt's curve, minus a drop that an anneal realises over its course
+        noise = q["noise_std"] ** 2
         batch = jnp.ones_like(eta)
     elif KIND == "lr-noise":  # the noise grows as (lr / reference)^q beyond the model rate's square
         noise = q["noise_std"] ** 2
@@ -97,7 +115,32 @@ def predict(x, lr, max_lr, min_loss, layout=LAYOUT):
             q["eigenvalues"], q["initial_error"], noise, rates, m, loss_weights=q["weights"]
         )
 
-    return q["loss_offset"] + q["loss_scale"] * jax.vmap(one)(eta, batch)
+    curves = q["loss_offset"] + q["loss_scale"] * jax.vmap(one)(eta, batch)
+    if KIND == "anneal-drop":
+        curves = curves - min_loss * x[-3] * jax.vmap(lambda r: _drop(r / max_lr, *x[-2:]))(lr)
+    return curves
+
+
+def _drop(fraction, log_tau, r):
+    """The realised loss drop after each update, ``(T + 1,)``, per unit of the drop's scale.
+
+    Every decrease of ``fraction^r`` (``fraction`` = lr / max lr) is a drop that is realised as
+    ``1 - exp(-area / tau)``, ``area`` the sum of ``fraction`` over the updates after it.
+    """
+    u = jnp.where(fraction > 0, jnp.maximum(fraction, 1e-30) ** r, 0.0)
+    clock = fraction
+    decrease = jnp.maximum(jnp.concatenate([jnp.zeros(1), u[:-1] - u[1:]]), 0.0)
+    tau = jnp.exp(log_tau)
+
+    def step(carry, x):
+        total, pending = carry
+        d, c = x
+        pending = pending * jnp.exp(-c / tau) + d
+        total = total + d
+        return (total, pending), total - pending
+
+    _, realised = jax.lax.scan(step, (jnp.zeros(()), jnp.zeros(())), (decrease, clock))
+    return jnp.concatenate([jnp.zeros(1), realised])
 
 
 def _grown_noise_curve(eigenvalues, initial_error, noise, rates, growth, weights):
@@ -133,14 +176,14 @@ class Objective:
 
     def _x(self, x):
         x = jnp.asarray(x)
-        return x if self.fixed_extra is None else jnp.concatenate([x, jnp.asarray([self.fixed_extra])])
+        return x if self.fixed_extra is None else jnp.concatenate([x, jnp.asarray(self.fixed_extra)])
 
     def fun(self, x):
         return np.asarray(_res(self._x(x), *self.args))
 
     def jac(self, x):
         j = np.asarray(_jac(self._x(x), *self.args))
-        return j if self.fixed_extra is None else j[:, :-1]
+        return j if self.fixed_extra is None else j[:, : -len(self.fixed_extra)]
 
     def log_prediction(self, x):
         lr, runs, steps, target, weight, *rest = self.args
@@ -156,9 +199,9 @@ def fit(runs, fixed_extra=None):
     lo, hi = _bounds(LAYOUT)
     base = _starts(runs, data, LAYOUT)
     if fixed_extra is None:
-        _, (b_lo, b_hi), extra_starts = EXTRA[KIND]
-        starts = [np.concatenate([s, [g]]) for g in extra_starts for s in base]
-        lo, hi = np.concatenate([lo, [b_lo]]), np.concatenate([hi, [b_hi]])
+        _, box, extra_starts = EXTRA[KIND]
+        starts = [np.concatenate([s, g]) for g in extra_starts for s in base]
+        lo, hi = np.concatenate([lo, [b[0] for b in box]]), np.concatenate([hi, [b[1] for b in box]])
     else:
         starts = base
     res = _least_squares(objective, starts, (lo, hi))
@@ -168,12 +211,24 @@ def fit(runs, fixed_extra=None):
     return x, final, float(np.sqrt(np.mean(rel**2))), str(_status(res.status))
 
 
+def _value(x):
+    """The variant's fitted coordinate (a number) or coordinates (a list)."""
+    n = len(EXTRA[KIND][0])
+    values = [float(v) for v in x[-n:]]
+    return values[0] if n == 1 else values
+
+
+def _text(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else "(" + ", ".join(f"{v:.3g}" for v in value) + ")"
+
+
 def run_task(task) -> dict:
     runs = realtasks.pilot_runs(task, realtasks.DEFAULT_PROTOCOL)
     panel = [(j.label, j.seed, np.asarray(j.lrs), r["final_val_loss"]) for j, r in realtasks._panel(task)]
     entry = {"about": task.about, "panel_runs": len(panel), "variants": {}}
     neutral = EXTRA[KIND][0]
-    for name, fixed in ((f"{KIND}={neutral:g} (schedopt)", neutral), (f"{KIND} fitted", None)):
+    shown = _text(neutral[0] if len(neutral) == 1 else list(neutral))
+    for name, fixed in ((f"{KIND}={shown} (schedopt)", neutral), (f"{KIND} fitted", None)):
         with Clock() as clock:
             x, final, rms, status = fit(runs, fixed)
             clock.stop()
@@ -181,7 +236,7 @@ def run_task(task) -> dict:
             panel, lambda lrs, f=final: float(f(jnp.asarray(lrs, dtype=jnp.float64)))
         )
         entry["variants"][name] = {
-            KIND: float(x[-1]),
+            KIND: _value(x),
             "x": [float(v) for v in x],
             "fit_rms_error": rms,
             "status": status,
@@ -191,7 +246,7 @@ def run_task(task) -> dict:
             "runs": rows,
         }
         print(
-            f"{task.name} {name}: {KIND} {float(x[-1]):.3f} panel {100 * summary['median_abs']:.1f} / "
+            f"{task.name} {name}: {KIND} {_text(_value(x))} panel {100 * summary['median_abs']:.1f} / "
             f"{100 * summary['max_abs']:.1f} %, fit {100 * rms:.2f} %, signed {signed} ({clock.cpu:.0f} CPU-s)",
             flush=True,
         )
