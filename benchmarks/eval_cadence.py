@@ -17,9 +17,6 @@ Writes ``benchmarks/results/eval-cadence.json``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -29,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import _offline  # noqa: E402
 import fit_priors  # noqa: E402
 import realtasks  # noqa: E402
 from _clock import Clock  # noqa: E402
 
-from examples.tasks import TASKS, Task  # noqa: E402
-from schedopt._io import atomic_write_text, json_text  # noqa: E402
+from examples.tasks import Task  # noqa: E402
 from schedopt.calibration.fit import fit_pilots  # noqa: E402
 from schedopt.calibration.pilots import PilotRun  # noqa: E402
 
@@ -104,18 +101,7 @@ def run_task(task: Task) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
-    p.add_argument("--out", type=Path, default=RESULTS / "eval-cadence.json")
-    args = p.parse_args(argv)
-    out = {"fit": f"schedopt-floor on the {realtasks.DEFAULT_PROTOCOL} pilots, pilot seed 0", "tasks": {}}
-    with Clock() as clock:
-        for name in args.task:
-            out["tasks"][name] = run_task(TASKS[name])
-    out["clock"] = clock.record()
-    out["load_average"] = list(os.getloadavg())
-    out["python"] = platform.python_version()
-    atomic_write_text(args.out, json_text(out))
+    _offline.main(argv, __doc__, "eval-cadence.json", run_task)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,7 @@ Writes ``benchmarks/results/top-pilot-holdout.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -26,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import _offline  # noqa: E402
 import plateau_rules  # noqa: E402
 import realtasks  # noqa: E402
 from _clock import Clock  # noqa: E402
 
 from examples.tasks import TASKS  # noqa: E402
-from schedopt._io import atomic_write_text, json_text  # noqa: E402
 from schedopt.calibration.fit import fit_pilots  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -69,22 +66,14 @@ def run_task(name: str, report: dict) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
-    p.add_argument("--out", type=Path, default=RESULTS / "top-pilot-holdout.json")
-    args = p.parse_args(argv)
     report = json.loads((RESULTS / "realtasks.json").read_text())
-    out = {
-        "fit": f"schedopt-floor on the {realtasks.DEFAULT_PROTOCOL} pilots, pilot seed 0, holdout auto",
-        "tasks": {},
-    }
-    with Clock() as clock:
-        for name in args.task:
-            out["tasks"][name] = run_task(name, report)
-    out["clock"] = clock.record()
-    out["load_average"] = list(os.getloadavg())
-    out["python"] = platform.python_version()
-    atomic_write_text(args.out, json_text(out).replace(str(ROOT) + "/", ""))
+    _offline.main(
+        argv,
+        __doc__,
+        "top-pilot-holdout.json",
+        lambda task: run_task(task.name, report),
+        fit=f"{_offline.FIT}, holdout auto",
+    )
 
 
 if __name__ == "__main__":

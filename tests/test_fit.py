@@ -735,6 +735,48 @@ def test_a_pilot_that_spiked_is_fitted_up_to_its_spike_and_one_that_diverged_ear
     assert result.learning_rate_cap["network"] == pytest.approx(3e-3, rel=1e-9)
 
 
+def _minibatch_pilot(name, peak, horizon, noise, seed, warmup=10):
+    """A WSD pilot logging a noisy minibatch loss at every update: one curve times lognormal noise."""
+    t = np.arange(horizon)
+    decay = np.clip((t - 0.8 * horizon) / (0.2 * horizon), 0, 1)
+    rates = np.where(t < warmup, peak * (t + 1) / warmup, peak * (1 - np.sqrt(decay)))
+    steps = np.arange(horizon + 1)
+    curve = 2.0 + 3.0 / (1 + steps / 30) - 0.3 * np.clip((steps - 0.8 * horizon) / (0.2 * horizon), 0, 1)
+    noisy = curve * np.exp(noise * np.random.default_rng(seed).standard_normal(steps.size))
+    return PilotRun(name, rates, steps, noisy, "train_loss"), curve
+
+
+def test_a_loss_logged_at_every_update_is_read_as_a_curve_by_the_checks():
+    """A minibatch loss at every update (15 % lognormal noise: single values 2.4x apart) neither spikes nor
+    makes two seeds of one schedule contradict each other; its final loss is read to 1 % (the raw last value is
+    off by more); a real divergence in it is still found where it starts; a pilot logged at the planned cadence
+    is read as logged (``pilots.smoothed_losses``, ``DENSE_LOG``)."""
+    from schedopt.calibration._checks import CONTRADICTION, _final_loss, _spike, _twins
+    from schedopt.calibration.pilots import smoothed_losses
+
+    pilot, curve = _minibatch_pilot("dense", 4e-3, 1200, 0.15, seed=0)
+    raw_best = np.minimum.accumulate(pilot.losses)
+    assert np.any(pilot.losses > 1.5 * raw_best)  # read value by value, this log "spikes"
+    assert _spike(pilot) is None
+    assert _final_loss(pilot) == pytest.approx(curve[-1], rel=0.01)
+    assert abs(pilot.losses[-1] / curve[-1] - 1) > 0.01
+    twin, _ = _minibatch_pilot("twin", 4e-3, 1200, 0.15, seed=1)
+    assert np.median(np.abs(pilot.losses / twin.losses - 1)) > CONTRADICTION  # value by value, they would
+    assert _twins([pilot, twin])[0][3] < CONTRADICTION / 2
+    diverged = pilot.losses.copy()
+    diverged[700:] *= 4.0
+    spike = _spike(PilotRun("diverged", pilot.learning_rate, pilot.loss_steps, diverged, "train_loss"))
+    assert spike is not None and spike[0] == 700
+    long, long_curve = _minibatch_pilot("long", 4e-3, 40_000, 0.15, seed=2)  # medians every 31st value
+    assert _spike(long) is None
+    assert _final_loss(long) == pytest.approx(long_curve[-1], rel=0.01)
+    assert smoothed_losses(long)[20_000] == pytest.approx(long_curve[20_000], rel=0.01)
+    planned = pilot.loss_steps[::60]
+    sparse = PilotRun("sparse", pilot.learning_rate, planned, pilot.losses[::60], "val_loss")
+    assert smoothed_losses(sparse) is sparse.losses
+    assert _final_loss(sparse) == sparse.losses[-1]
+
+
 def test_a_pilot_that_spiked_does_not_raise_the_designs_cap():
     """The cap is the largest learning rate the pilots showed to be safe: a pilot whose loss spiked did not."""
     from schedopt.calibration.fit import learning_rate_cap

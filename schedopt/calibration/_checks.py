@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from schedopt.calibration._model import warmup_steps
-from schedopt.calibration.pilots import MIN_POINTS, PilotRun
+from schedopt.calibration.pilots import MIN_POINTS, PilotRun, last_loss, smoothed_losses
 from schedopt.calibration.plan import evaluation_every
 
 SPIKE_RATIO = 1.5
@@ -33,18 +33,21 @@ tasks of twelve (priced on the measured WSD curves; ``benchmarks/eval_cadence.py
 def _spike(run: PilotRun) -> tuple[int, float, float] | None:
     """``(step, loss, best loss before it)`` of a pilot's first loss spike, or ``None``.
 
-    A spike is a loss above ``SPIKE_RATIO`` times the best loss so far: a run that
-    diverged or came close. Any step counts, the warmup's too: a pilot that diverged
-    as its warmup ended (one held-out low-guess pilot, 3.4 -> 41 by twice its warmup) spikes
-    there. Of the 1,613 runs the real-task benchmark has cached (pilots and full-length
-    runs), that one is the only one this flags.
+    A spike is a loss above ``SPIKE_RATIO`` times the best loss so far, both as the checks read the
+    losses (:func:`~schedopt.calibration.pilots.smoothed_losses`): a run that diverged or came close. Any
+    step counts, the warmup's too: a pilot that diverged as its warmup ended (one held-out low-guess pilot,
+    3.4 -> 41 by twice its warmup) spikes there. Of the 1,773 runs the real-task benchmark has cached
+    (pilots and full-length runs), this flags three, all pilots that diverged (that one and two at x 8 the
+    guess), from their validation losses; from their minibatch training losses at every update, the same
+    three, within 12 updates of where their validation losses spiked (value by value, 607 would have).
     """
-    best = np.minimum.accumulate(run.losses)
-    spikes = np.flatnonzero(run.losses > SPIKE_RATIO * best)
+    losses = smoothed_losses(run)
+    best = np.minimum.accumulate(losses)
+    spikes = np.flatnonzero(losses > SPIKE_RATIO * best)
     if not spikes.size:
         return None
     i = int(spikes[0])
-    return int(run.loss_steps[i]), float(run.losses[i]), float(best[i])
+    return int(run.loss_steps[i]), float(losses[i]), float(best[i])
 
 
 def _before_spike(run: PilotRun, min_step: int | str) -> PilotRun | None:
@@ -71,7 +74,8 @@ def _same_start(first: PilotRun, second: PilotRun) -> int | None:
 def _twins(runs: Sequence[PilotRun]) -> list[tuple[PilotRun, PilotRun, int, float]]:
     """Pairs of pilots with one schedule over their common length (equal runs, or one a prefix of the other:
     ``schedopt pilots --twin``), each with that length and the median relative difference of their losses
-    at the steps both measured within it."""
+    (as the checks read them: :func:`~schedopt.calibration.pilots.smoothed_losses`) at the steps both measured
+    within it."""
     pairs = []
     for i, first in enumerate(runs):
         for second in runs[i + 1 :]:
@@ -81,9 +85,8 @@ def _twins(runs: Sequence[PilotRun]) -> list[tuple[PilotRun, PilotRun, int, floa
             common, a, b = np.intersect1d(first.loss_steps, second.loss_steps, return_indices=True)
             a, b = a[common <= n], b[common <= n]
             if a.size:
-                pairs.append(
-                    (first, second, n, float(np.median(np.abs(first.losses[a] / second.losses[b] - 1))))
-                )
+                ratio = smoothed_losses(first)[a] / smoothed_losses(second)[b]
+                pairs.append((first, second, n, float(np.median(np.abs(ratio - 1)))))
     return pairs
 
 
@@ -133,7 +136,8 @@ def _constant_until(run: PilotRun) -> int:
 def _top_pilot_lead(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, int, float] | None:
     """``(top, below, step, lead)``: how far the pilot at the highest peak learning rate is ahead of the one at the
     next lower peak, both still at their peak, at the last step both measured past twice their warmup
-    (``lead = 1 - top's loss / below's loss``); ``None`` without two such pilots or a common step.
+    (``lead = 1 - top's loss / below's loss``, as the checks read them:
+    :func:`~schedopt.calibration.pilots.smoothed_losses`); ``None`` without two such pilots or a common step.
 
     Of several pilots at one peak (a twin: ``schedopt pilots --twin``), the longest speaks for that peak.
     """
@@ -152,7 +156,7 @@ def _top_pilot_lead(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, int, 
     if not inside.any():
         return None
     i = int(np.flatnonzero(inside)[-1])
-    return top, below, int(common[i]), float(1.0 - top.losses[a[i]] / below.losses[b[i]])
+    return top, below, int(common[i]), float(1.0 - smoothed_losses(top)[a[i]] / smoothed_losses(below)[b[i]])
 
 
 def _same_shape(first: PilotRun, second: PilotRun) -> bool:
@@ -169,8 +173,9 @@ def _same_shape(first: PilotRun, second: PilotRun) -> bool:
 
 
 def _final_loss(run: PilotRun) -> float | None:
-    """The pilot's loss after its last update, if it was measured."""
-    return float(run.losses[-1]) if run.loss_steps[-1] == run.horizon else None
+    """The pilot's loss after its last update (:func:`~schedopt.calibration.pilots.last_loss`), if it was
+    measured."""
+    return last_loss(run) if run.loss_steps[-1] == run.horizon else None
 
 
 def _bracket_above(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun] | None:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import jax
-from schedopt.calibration.pilots import PilotRun
+from schedopt.calibration.pilots import PilotRun, smoothed_losses
 from schedopt.dynamics.recursion import loss_curve_jax
 
 FIT_PARAMETERS = (
@@ -140,8 +140,10 @@ def _data(runs: Sequence[PilotRun], max_learning_rate: float, held_out: np.ndarr
     fitted = np.ones(losses.size, dtype=bool) if held_out is None else ~held_out
     counts = np.bincount(run_index[fitted], minlength=len(runs)).astype(np.float64)
     weight = np.where(fitted, 1.0 / np.sqrt(np.maximum(counts[run_index], 1.0)), 0.0)
+    # the smallest fitted loss as the checks read a log (a noisy minibatch loss's lowest value is an outlier)
+    read = np.concatenate([smoothed_losses(r) for r in runs])
     return _Data(
-        lr, run_index, step_index, np.log(losses), weight, max_learning_rate, float(losses[fitted].min())
+        lr, run_index, step_index, np.log(losses), weight, max_learning_rate, float(read[fitted].min())
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from schedopt._jax import float64
 from schedopt.calibration._checks import _spike, _unstable_rate
 from schedopt.calibration._model import FIT_PARAMETERS, warmup_steps
-from schedopt.calibration.pilots import PilotRun
+from schedopt.calibration.pilots import PilotRun, last_loss
 from schedopt.dynamics.stability import stability_threshold
 from schedopt.errors import FitError
 from schedopt.problem import ControlSpec, Model, NetworkUnits, Problem, Training
@@ -55,7 +55,7 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
                 )
             return cap, why
         if rule == "best":
-            best = min(runs, key=lambda r: float(r.losses[-1]))
+            best = min(runs, key=last_loss)
             return (
                 best.peak_learning_rate,
                 f"peak learning rate of the pilot with the lowest final loss ({best.name})",

@@ -94,6 +94,7 @@ from schedopt.calibration._checks import (
     SPIKE_RATIO,  # noqa: F401
     _before_spike,
     _bracket_above,
+    _final_loss,
     _pilot_notes,
     _prefix_twins,
     _spike,  # noqa: F401
@@ -410,8 +411,8 @@ def fit_pilots(
     if bracket is not None:
         top, lower = bracket
         info.append(
-            f"{top.name} (peak {top.peak_learning_rate:g}) ended at {float(top.losses[-1]):.4g}, no lower than "
-            f"{lower.name} (peak {lower.peak_learning_rate:g}, the same schedule) at {float(lower.losses[-1]):.4g}: "
+            f"{top.name} (peak {top.peak_learning_rate:g}) ended at {_final_loss(top):.4g}, no lower than "
+            f"{lower.name} (peak {lower.peak_learning_rate:g}, the same schedule) at {_final_loss(lower):.4g}: "
             "the best peak does not rise as the horizon grows, so the pilots bracket it from above, and a pilot above "
             f"{top.peak_learning_rate:g} would not tell more"
         )

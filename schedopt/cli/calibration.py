@@ -327,7 +327,8 @@ def pilots(
     )
     typer.echo(
         f"Train each for its own number of updates (WSD: warmup, constant, 1-sqrt cooldown over the last 20 %), "
-        f"logging val_loss at least {EVALUATIONS_PER_PILOT} times in each (every {every} updates in the shortest), then:"
+        f"logging val_loss at least {EVALUATIONS_PER_PILOT} times in each (every {every} updates in the shortest; "
+        "without it, train_loss at every update), then:"
     )
     top = max(plans, key=lambda p: p.peak)
     typer.echo(
