@@ -38,6 +38,32 @@ def model_learning_rate(schedule: Schedule, problem: Problem) -> np.ndarray:
     return units.model_learning_rate(lr)
 
 
+def extrapolation_notes(problem: Problem, names: Sequence[str], learning_rates) -> list[str]:
+    """On a fitted problem, where a schedule's loss is the fitted model's extrapolation: a schedule whose peak
+    (``learning_rates``: model units, one row per name) is above the fitted cap (the pilots' range, as
+    ``schedopt fit`` set it), and a horizon past the longest pilot's. Empty on any other problem."""
+    net = problem.network
+    if net is None:
+        return []
+    notes = []
+    cap = float(net.network_learning_rate(problem.learning_rate.max))
+    for name, lr in zip(names, np.atleast_2d(learning_rates), strict=True):
+        peak = float(net.network_learning_rate(float(np.max(lr))))
+        if peak > cap * (1 + 1e-9):
+            notes.append(
+                f"{name}: its peak learning rate, {peak:.4g}, is x{peak / cap:.3g} the fitted cap, {cap:.4g} "
+                "(the pilots' range): its loss there is the model's extrapolation in learning rate, which no "
+                "pilot tested"
+            )
+    if net.pilot_horizon and problem.horizon > net.pilot_horizon:
+        notes.append(
+            f"the horizon, {problem.horizon}, is x{problem.horizon / net.pilot_horizon:.3g} the longest "
+            f"pilot's ({net.pilot_horizon}): every loss here is the fitted model's extrapolation in time "
+            "(what such predictions were off by on real tasks: docs/calibration.md)"
+        )
+    return notes
+
+
 @dataclass(frozen=True, eq=False)
 class Comparison:
     """Loss curves of several schedules on one problem, best first.
@@ -85,6 +111,10 @@ class Comparison:
             out.append(entry)
         return out
 
+    def notes(self) -> list[str]:
+        """Where a compared loss is the fitted model's extrapolation (:func:`extrapolation_notes`)."""
+        return extrapolation_notes(self.problem, self.names, self.learning_rates)
+
     def figure(self):
         """Learning rates, loss curves and, with two or more schedules, each one's loss relative to the
         best's over the second half of the run (the few-percent differences a log-log panel hides)."""
@@ -129,6 +159,7 @@ class Comparison:
             "units": {"final_loss": self.units, "learning_rate": self.units}
             | ({"model_final_loss": "model"} if self.problem.network is not None else {}),
             "entries": self.entries(),
+            "notes": self.notes(),
             "files": files,
         }
         with output_set(folder, ("compare.png", "compare.json"), overwrite=overwrite) as stage:

@@ -832,6 +832,43 @@ loss_offset = 1.0
 """
 
 
+def test_compare_on_a_fitted_spec_says_where_its_losses_extrapolate(tmp_path):
+    """``compare`` on a fitted spec: a schedule peaking above the fitted cap (network 0.2 / 40 = 0.005) is named,
+    with its peak and the ratio; a horizon past the longest pilot's is noted; the table's title gives the horizon
+    compared, not the spec's. Within the cap and the pilots' length, no note."""
+    spec = tmp_path / "fitted.toml"
+    spec.write_text(FITTED_SPEC + "pilot_horizon = 40\n")
+
+    def schedule(name, peak, steps):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("step,learning_rate\n" + "".join(f"{t},{peak}\n" for t in range(steps)))
+        return str(path)
+
+    def compare(*files):
+        result = CliRunner().invoke(
+            app, ["compare", str(spec), *files, "--out", str(tmp_path / "c"), "--force"]
+        )
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    inside = compare(schedule("low", 0.004, 40))
+    assert "T=40" in inside and "note:" not in inside
+    both = compare(schedule("low80", 0.004, 80), schedule("high80", 0.01, 80))
+    assert "T=80" in both
+    assert "note: high80: its peak learning rate, 0.01, is x2 the fitted cap, 0.005" in both
+    assert "low80: its peak" not in both
+    assert "note: the horizon, 80, is x2 the longest pilot's (40)" in both
+    report = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert report["horizon"] == 80 and len(report["notes"]) == 2
+    simulated = CliRunner().invoke(app, ["simulate", str(spec), "-s", "constant:0.01", "--horizon", "80"])
+    assert simulated.exit_code == 0, simulated.output
+    said = " ".join(simulated.output.split())
+    assert "note: constant:0.01: its peak learning rate, 0.01, is x2 the fitted cap" in said
+    assert "note: the horizon, 80, is x2 the longest pilot's (40)" in said
+    within = CliRunner().invoke(app, ["simulate", str(spec), "-s", "constant:0.004", "--json"])
+    assert json.loads(within.output)["notes"] == []
+
+
 def test_cli_simulate_on_a_fitted_spec_takes_and_reports_network_units(tmp_path):
     spec = tmp_path / "fitted.toml"
     spec.write_text(FITTED_SPEC)

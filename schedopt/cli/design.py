@@ -60,7 +60,7 @@ def simulate(
             f"`--checkpoints` must be between 1 and {MAX_CHECKPOINTS}, got {checkpoints}",
             field="--checkpoints",
         )
-    from schedopt.compare import model_learning_rate
+    from schedopt.compare import extrapolation_notes, model_learning_rate
 
     problem = _override(_load(spec), horizon=horizon)
     sched = parse_schedule_text(schedule, problem.horizon)
@@ -101,6 +101,7 @@ def simulate(
     }
     if network is not None:
         result["model_final_loss"] = float(traj.final_loss)
+        result["notes"] = extrapolation_notes(problem, [schedule], model_learning_rate(sched, problem))
     if as_json:
         _emit_json(result)
     else:
@@ -117,6 +118,8 @@ def simulate(
                 f"final network loss {_fmt(result['final_loss'])} (model L_T = {_fmt(traj.final_loss)}); "
                 "learning rates read as the network's (the spec's [network] map)"
             )
+            for note in result["notes"]:
+                typer.echo(f"note: {note}", err=True)
     if traj.diverged:
         typer.echo(
             f"error: the loss diverged at step {int(traj.divergence_step)} "
@@ -389,7 +392,9 @@ def compare(
                 ]
                 for e in report["entries"]
             ]
-        _table(f"{problem.name}: T={problem.horizon}", columns, rows)
+        _table(f"{problem.name}: T={report['horizon']}", columns, rows)
+        for note in report["notes"]:
+            typer.echo(f"note: {note}", err=True)
         for kind, path in report["files"].items():
             typer.echo(f"wrote {kind}: {path}")
 
