@@ -777,6 +777,27 @@ def test_a_loss_logged_at_every_update_is_read_as_a_curve_by_the_checks():
     assert _final_loss(sparse) == sparse.losses[-1]
 
 
+def test_a_noisy_loss_logged_sparsely_gets_a_note_and_one_logged_densely_or_averaged_does_not():
+    """Single minibatch losses (15 % scatter) at 20 steps past the warmup pin a curve to about 3-4 %: ``fit`` says so and what to log
+    instead. The same loss at every update (0.4 %), or an averaged one (0.3 % scatter) at 21 steps, do not."""
+    from schedopt.calibration._checks import NOISY_LOG, _pilot_notes, _scatter
+
+    dense, _ = _minibatch_pilot("dense", 4e-3, 1200, 0.15, seed=0)
+    sparse = PilotRun("sparse", dense.learning_rate, dense.loss_steps[::60], dense.losses[::60], "train_loss")
+    averaged, _ = _minibatch_pilot("averaged", 4e-3, 1200, 0.003, seed=0)
+    averaged = PilotRun(
+        "averaged", averaged.learning_rate, averaged.loss_steps[::60], averaged.losses[::60], "val_loss"
+    )
+    spread, n = _scatter(sparse)
+    assert spread == pytest.approx(0.15, rel=0.5) and n == 20  # the values past twice the warmup
+    assert (
+        spread / math.sqrt(n) > NOISY_LOG > max(s / math.sqrt(k) for s, k in map(_scatter, (dense, averaged)))
+    )
+    noted = [note for note in _pilot_notes([sparse, dense, averaged]) if "scatter" in note]
+    assert len(noted) == 1 and noted[0].startswith("sparse: its train_loss values scatter by")
+    assert "log a loss averaged over more batches, or the training loss at every update" in noted[0]
+
+
 def test_a_pilot_that_spiked_does_not_raise_the_designs_cap():
     """The cap is the largest learning rate the pilots showed to be safe: a pilot whose loss spiked did not."""
     from schedopt.calibration.fit import learning_rate_cap

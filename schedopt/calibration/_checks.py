@@ -30,6 +30,34 @@ values a short pilot, the design's plateau moved by up to x4.7 and the design lo
 tasks of twelve (priced on the measured WSD curves; ``benchmarks/eval_cadence.py``)."""
 
 
+NOISY_LOG = 0.01
+"""Largest uncertainty of a pilot's fitted curve from the scatter of its loss values (:func:`_scatter`) that
+``fit`` takes without a note. On the twelve real tasks' default pilots, validation losses (averaged over many
+batches) came to 0.01-0.53 % and minibatch training losses at every update to 0.09-0.56 % (on all 1,740
+cached runs at most 0.69 % and 0.81 %); single training losses at the validation losses' steps only came to
+0.40-6.4 %: above 1 % on eight tasks, which include all six on which those fits predicted 10-28 % off
+(median) (``benchmarks/README.md``, "pilots that log only their training loss"; chosen on those same fits)."""
+
+
+def _scatter(run: PilotRun) -> tuple[float, int] | None:
+    """``(scatter, n)``: the relative scatter of a pilot's loss values around a smooth curve, and the ``n``
+    values past twice its warmup (up to a spike) it is estimated from; ``None`` with fewer than 5, or for a
+    pilot that spiked too early to be fitted (the spike's note says so).
+
+    The scatter is the median absolute second difference of the log losses, scaled to a standard deviation
+    (``/ 0.6745 / sqrt(6)``): a smooth curve's second differences are far smaller than noise's, and the
+    median ignores a few outliers. ``scatter / sqrt(n)`` is about how closely those values pin a curve.
+    """
+    fitted = _before_spike(run, "auto")
+    if fitted is None:
+        return None
+    y = np.log(fitted.losses[fitted.loss_steps >= 2 * warmup_steps(fitted)])
+    if y.size < MIN_POINTS:
+        return None
+    second = y[2:] - 2 * y[1:-1] + y[:-2]
+    return float(np.median(np.abs(second)) / 0.6745 / math.sqrt(6)), int(y.size)
+
+
 def _spike(run: PilotRun) -> tuple[int, float, float] | None:
     """``(step, loss, best loss before it)`` of a pilot's first loss spike, or ``None``.
 
@@ -218,8 +246,9 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     :data:`CONTRADICTION`, beyond what seeds of one schedule differ by; the pilots
     may not bracket the best peak), unless it ended no lower than a pilot of its
     schedule at a lower rate (:func:`_bracket_above`: then they do), a pilot with
-    fewer than :data:`SPARSE_POINTS` loss values, and a learning-rate range too narrow
-    to show the network's response.
+    fewer than :data:`SPARSE_POINTS` loss values, one whose values are too noisy for their
+    number (:data:`NOISY_LOG`), and a learning-rate range too narrow to show the network's
+    response.
     """
     notes = []
     for run in runs:
@@ -266,6 +295,16 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
                 f"{run.name}: {run.losses.size} {run.loss_column} values, fewer than {SPARSE_POINTS}: pilots "
                 f"logged this rarely gave designs up to 0.22 nats worse on real tasks; log it at least every "
                 f"{evaluation_every(run.horizon)} updates"
+            )
+    for run in runs:
+        scatter = _scatter(run)
+        if scatter is not None and scatter[0] / math.sqrt(scatter[1]) > NOISY_LOG:
+            spread, n = scatter
+            notes.append(
+                f"{run.name}: its {run.loss_column} values scatter by {100 * spread:.1f} % around a smooth "
+                f"curve, and {n} of them pin the fitted curve to about {100 * spread / math.sqrt(n):.1f} %: on "
+                "six of eight real tasks whose pilots logged losses this noisy, the fits predicted 10-28 % off; log "
+                "a loss averaged over more batches, or the training loss at every update"
             )
     peaks = sorted({float(f"{r.peak_learning_rate:.6g}") for r in runs})
     if len(peaks) >= 2 and peaks[-1] / peaks[0] < 2.0:
