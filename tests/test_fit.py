@@ -777,7 +777,7 @@ def test_a_loss_logged_at_every_update_is_read_as_a_curve_by_the_checks():
     assert _final_loss(sparse) == sparse.losses[-1]
 
 
-def test_a_noisy_loss_logged_sparsely_gets_a_note_and_one_logged_densely_or_averaged_does_not():
+def test_a_noisy_loss_logged_sparsely_gets_a_note_and_one_logged_densely_or_averaged_does_not(tmp_path):
     """Single minibatch losses (15 % scatter) at 20 steps past the warmup pin a curve to about 3-4 %: ``fit`` says so and what to log
     instead. The same loss at every update (0.4 %), or an averaged one (0.3 % scatter) at 21 steps, do not."""
     from schedopt.calibration._checks import NOISY_LOG, _pilot_notes, _scatter
@@ -796,6 +796,18 @@ def test_a_noisy_loss_logged_sparsely_gets_a_note_and_one_logged_densely_or_aver
     noted = [note for note in _pilot_notes([sparse, dense, averaged]) if "scatter" in note]
     assert len(noted) == 1 and noted[0].startswith("sparse: its train_loss values scatter by")
     assert "log a loss averaged over more batches, or the training loss at every update" in noted[0]
+    fit = fit_pilots([dense], n_modes=N_MODES, holdout="none", terms=())  # the scatter, beside the fit error
+    assert fit.fit_error["scatter_by_run"] == {"dense": pytest.approx(_scatter(dense)[0])}
+    assert fit.fit_error["rms_error"] == pytest.approx(0.15, rel=0.3)  # the fit error is the log's noise
+    rows = [
+        (t, dense.learning_rate[t] if t < dense.horizon else "", loss) for t, loss in enumerate(dense.losses)
+    ]
+    log = _write_csv(tmp_path / "dense.csv", rows, header=("step", "learning_rate", "train_loss"))
+    said = CliRunner().invoke(
+        app, ["fit", str(log), "--out-file", str(tmp_path / "f.toml"), "--holdout", "none"]
+    )
+    assert said.exit_code == 0, said.output
+    assert "the pilots' losses scatter by" in " ".join(said.output.split())
 
 
 def test_a_pilot_that_spiked_does_not_raise_the_designs_cap():

@@ -97,6 +97,7 @@ from schedopt.calibration._checks import (
     _final_loss,
     _pilot_notes,
     _prefix_twins,
+    _scatter,
     _spike,  # noqa: F401
 )
 from schedopt.calibration._holdout import (
@@ -158,7 +159,9 @@ class FitResult:
         std_errors: Gauss–Newton standard errors by name (``inf`` if unidentifiable).
         identified: whether each parameter is identified (see the module doc).
         at_bound: parameters that ended on a bound of the search box.
-        fit_error: RMS relative error of the fitted curves, overall and by run (fractions).
+        fit_error: RMS relative error of the fitted curves, overall and by run, and each pilot's own scatter
+            around a smooth curve (``scatter_by_run``: :func:`~schedopt.calibration._checks._scatter`, ``None``
+            with too few values), fractions. A fit error near the scatter is the noise of the log, not a misfit.
         holdout: ``{"kind", "held_out", "rms_error", "by_run"}`` or ``None``.
         phase: ``easy`` (a > b) or ``hard``; ``phase_z``: (a − b) / its standard error
             (``nan`` when the fit has no standard errors: a singular Jacobian).
@@ -318,6 +321,15 @@ def _longest_pilot_rate(runs: Sequence[PilotRun], cap: float) -> tuple[float, st
 
 
 @float64
+def _scatter_by_run(runs) -> dict[str, float | None]:
+    """Each fitted pilot's relative scatter around a smooth curve (:func:`_checks._scatter`)."""
+    out = {}
+    for run in runs:
+        scatter = _scatter(run)
+        out[run.name] = None if scatter is None else scatter[0]
+    return out
+
+
 def fit_pilots(
     runs: Sequence[PilotRun],
     *,
@@ -465,7 +477,7 @@ def fit_pilots(
         std_errors={n: float(s) for n, s in zip(FIT_PARAMETERS, std, strict=True)},
         identified=identified,
         at_bound=at_bound,
-        fit_error={"rms_error": rms, "by_run": by_run},
+        fit_error={"rms_error": rms, "by_run": by_run, "scatter_by_run": _scatter_by_run(runs)},
         holdout=holdout_report,
         phase="easy" if values[0] > values[1] else "hard",
         phase_z=_phase_z(values, cov),

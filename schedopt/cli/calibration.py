@@ -156,7 +156,14 @@ def _show_fit(result, report: dict, pilots) -> None:
         ["parameter", "value", "std error", "identified"],
         rows,
     )
-    typer.echo(f"phase: {result.phase_text}; fit error {100 * result.fit_error['rms_error']:.2f}% RMS")
+    scatter = [v for v in result.fit_error["scatter_by_run"].values() if v is not None]
+    noisy = (
+        f" (the pilots' losses scatter by {100 * min(scatter):.2g}-{100 * max(scatter):.2g}% around a smooth "
+        "curve: that much is the log's noise)"
+        if scatter and max(scatter) > 0.01
+        else ""
+    )
+    typer.echo(f"phase: {result.phase_text}; fit error {100 * result.fit_error['rms_error']:.2f}% RMS{noisy}")
     if result.holdout is not None:
         typer.echo(_holdout_text(result.holdout, pilots))
     cap_info = result.learning_rate_cap
