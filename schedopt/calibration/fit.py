@@ -320,7 +320,6 @@ def _longest_pilot_rate(runs: Sequence[PilotRun], cap: float) -> tuple[float, st
     return rate, "the longest pilot's learning rate: the fit found no learning-rate response to choose by"
 
 
-@float64
 def _scatter_by_run(runs) -> dict[str, float | None]:
     """Each fitted pilot's relative scatter around a smooth curve (:func:`_checks._scatter`)."""
     out = {}
@@ -330,6 +329,7 @@ def _scatter_by_run(runs) -> dict[str, float | None]:
     return out
 
 
+@float64
 def fit_pilots(
     runs: Sequence[PilotRun],
     *,
