@@ -29,6 +29,7 @@ Writes ``benchmarks/results/train-loss-pilots.json``.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from pathlib import Path
 
@@ -84,22 +85,16 @@ def train_errors(problem, panel, finals) -> dict:
 
 @contextlib.contextmanager
 def value_by_value():
-    """``fit``'s checks reading every logged loss as it is (no smoothing of a dense log)."""
-    from schedopt.calibration import _checks, _model, _problem
+    """``fit``'s checks reading every logged loss as it is: no log counts as dense (``pilots.DENSE_LOG``), so
+    ``smoothed_losses`` and ``last_loss`` return the values as logged, wherever they are called from."""
+    from schedopt.calibration import pilots
 
-    def as_logged(run):
-        return run.losses
-
-    def last_logged(run):
-        return float(run.losses[-1])
-
-    saved = (_checks.smoothed_losses, _checks.last_loss, _model.smoothed_losses, _problem.last_loss)
-    _checks.smoothed_losses, _checks.last_loss = as_logged, last_logged
-    _model.smoothed_losses, _problem.last_loss = as_logged, last_logged
+    saved = pilots.DENSE_LOG
+    pilots.DENSE_LOG = math.inf
     try:
         yield
     finally:
-        _checks.smoothed_losses, _checks.last_loss, _model.smoothed_losses, _problem.last_loss = saved
+        pilots.DENSE_LOG = saved
 
 
 def run_task(task: Task) -> dict:
