@@ -9,6 +9,7 @@ parameters and spectrum, :func:`_predict` to network loss curves, and
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from schedopt._jax import jax
+from schedopt.calibration._curves import loss_curves
 from schedopt.calibration.pilots import PilotRun, smoothed_losses
-from schedopt.dynamics.recursion import loss_curve_jax
 
 FIT_PARAMETERS = (
     "a",
@@ -84,7 +85,8 @@ _TERM_STARTS = (  # (r, p, log null eigenvalue, log null modes)
 
 @dataclass(frozen=True)
 class _Data:
-    """Pilots as padded arrays: learning rates ``(R, T)`` and the gather indices of the measurements."""
+    """Pilots as padded arrays: learning rates ``(R, T)`` and the gather indices of the measurements,
+    and the same pilots packed into lanes (:func:`_lanes`), which the fit's objective runs."""
 
     learning_rate: np.ndarray
     run_index: np.ndarray
@@ -93,11 +95,14 @@ class _Data:
     weight: np.ndarray
     max_learning_rate: float
     min_loss: float
+    lane_learning_rate: np.ndarray  # (lanes, T): the pilots' rates, one after another in a lane
+    lane_reset: np.ndarray  # (lanes, T): the update that starts a pilot afresh (its state the initial one)
+    lane_index: np.ndarray  # the lane of each measurement
+    lane_step: np.ndarray  # its position in the lane
 
     def arguments(self) -> tuple:
-        """What the jitted residuals take from the data, in their order: the learning rates, the
-        measurements' run and step indices, log losses and weights (on the device), then the largest
-        pilot learning rate and the smallest fitted loss."""
+        """One run a row: the learning rates, the measurements' run and step indices, log losses and
+        weights (on the device), then the largest pilot learning rate and the smallest fitted loss."""
         return (
             jnp.asarray(self.learning_rate),
             jnp.asarray(self.run_index),
@@ -107,6 +112,40 @@ class _Data:
             self.max_learning_rate,
             self.min_loss,
         )
+
+    def lane_arguments(self) -> tuple:
+        """What the jitted residuals take: as :meth:`arguments`, with the lanes' learning rates and resets
+        for the runs' and the measurements' lanes and positions for their run and step indices."""
+        return (
+            jnp.asarray(self.lane_learning_rate),
+            jnp.asarray(self.lane_reset),
+            jnp.asarray(self.lane_index),
+            jnp.asarray(self.lane_step),
+            jnp.asarray(self.log_loss),
+            jnp.asarray(self.weight),
+            self.max_learning_rate,
+            self.min_loss,
+        )
+
+
+def _lanes(horizons: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Pack runs into lanes as long as the longest run: ``(lane of each run, its offset, lanes)``.
+
+    A run of ``h`` updates takes ``h + 1`` positions of a lane (its initial state, then one per update);
+    the update into a run's first position resets the state. First fit, longest runs first: the
+    planned pilots (0.6, 0.2 and 0.2 of the horizon) take two lanes instead of three, and a step of
+    the fit's Jacobian costs about as much a lane whatever the lane holds (``benchmarks/README.md``).
+    """
+    width = max(horizons) + 1
+    lane, offset, ends = np.zeros(len(horizons), int), np.zeros(len(horizons), int), []
+    for i in sorted(range(len(horizons)), key=lambda i: -horizons[i]):
+        need = horizons[i] + 1
+        home = next((k for k, end in enumerate(ends) if end + need <= width), len(ends))
+        if home == len(ends):
+            ends.append(0)
+        lane[i], offset[i] = home, ends[home]
+        ends[home] += need
+    return lane, offset, len(ends)
 
 
 def _run_index(runs: Sequence[PilotRun]) -> np.ndarray:
@@ -142,8 +181,25 @@ def _data(runs: Sequence[PilotRun], max_learning_rate: float, held_out: np.ndarr
     weight = np.where(fitted, 1.0 / np.sqrt(np.maximum(counts[run_index], 1.0)), 0.0)
     # the smallest fitted loss as the checks read a log (a noisy minibatch loss's lowest value is an outlier)
     read = np.concatenate([smoothed_losses(r) for r in runs])
+    lane, offset, n_lanes = _lanes([r.horizon for r in runs])
+    lane_lr = np.zeros((n_lanes, horizon))
+    reset = np.zeros((n_lanes, horizon), dtype=bool)
+    for i, run in enumerate(runs):
+        lane_lr[lane[i], offset[i] : offset[i] + run.horizon] = run.learning_rate
+        if offset[i] > 0:
+            reset[lane[i], offset[i] - 1] = True
     return _Data(
-        lr, run_index, step_index, np.log(losses), weight, max_learning_rate, float(read[fitted].min())
+        lr,
+        run_index,
+        step_index,
+        np.log(losses),
+        weight,
+        max_learning_rate,
+        float(read[fitted].min()),
+        lane_lr,
+        reset,
+        lane[run_index],
+        offset[run_index] + step_index,
     )
 
 
@@ -223,18 +279,13 @@ def _physical(x, layout: _Layout, data_max_lr, min_loss, kappa_value):
     }
 
 
-def _predict(x, lr, layout, max_lr, min_loss, kappa_value):
-    """Network loss curves ``(R, T + 1)`` for per-run network learning rates ``lr`` ``(R, T)``."""
+def _predict(x, lr, reset, layout, max_lr, min_loss, kappa_value):
+    """Network loss curves ``(R, T + 1)`` for lanes of network learning rates ``lr`` ``(R, T)`` (``reset``
+    where a pilot starts afresh: :func:`_lanes`)."""
     q = _physical(x, layout, max_lr, min_loss, kappa_value)
-    ones = jnp.ones(lr.shape[-1])
     eta = q["learning_rate_scale"] * (lr / q["reference"]) ** q["learning_rate_exponent"]
-
-    def one(rates):
-        return loss_curve_jax(
-            q["eigenvalues"], q["initial_error"], q["noise_std"] ** 2, rates, ones, loss_weights=q["weights"]
-        )
-
-    return q["loss_offset"] + q["loss_scale"] * jax.vmap(one)(eta)
+    curves = loss_curves(q["eigenvalues"], q["initial_error"], q["weights"], q["noise_std"] ** 2, eta, reset)
+    return q["loss_offset"] + q["loss_scale"] * curves
 
 
 def _parameters(x, layout, max_lr, min_loss, kappa_value):
@@ -242,8 +293,8 @@ def _parameters(x, layout, max_lr, min_loss, kappa_value):
     return jnp.stack([q[name] for name in FIT_PARAMETERS])
 
 
-def _residuals(x, lr, runs, steps, target, weight, max_lr, min_loss, kappa, *, layout):
-    pred = _predict(x, lr, layout, max_lr, min_loss, kappa)[runs, steps]
+def _residuals(x, lr, reset, lanes, steps, target, weight, max_lr, min_loss, kappa, *, layout):
+    pred = _predict(x, lr, reset, layout, max_lr, min_loss, kappa)[lanes, steps]
     safe = jnp.where(jnp.isfinite(pred) & (pred > 0), pred, 1e30)
     return weight * (jnp.log(safe) - target)
 
@@ -262,18 +313,21 @@ class _Objective:
 
     def __init__(self, data: _Data, layout: _Layout, fixed_kappa: float | None):
         self.evaluations = 0  # residual evaluations, for the progress line
+        self._counting = threading.Lock()  # the scouts evaluate on several threads
         self.data = data
         self.layout = layout
         self.fixed_kappa = fixed_kappa
-        self.args = (*data.arguments(), 1.0 if fixed_kappa is None else float(fixed_kappa))
+        self.args = (*data.lane_arguments(), 1.0 if fixed_kappa is None else float(fixed_kappa))
         self.static = {"layout": layout}
 
     def fun(self, x):
         from schedopt._progress import report
 
         residuals = np.asarray(_residuals_jit(jnp.asarray(x), *self.args, **self.static))
-        self.evaluations += 1
-        report("fit", self.evaluations, 0.5 * float(residuals @ residuals))  # the least-squares cost
+        with self._counting:
+            self.evaluations += 1
+            count = self.evaluations
+        report("fit", count, 0.5 * float(residuals @ residuals))  # the least-squares cost
         return residuals
 
     def jac(self, x):
@@ -281,9 +335,9 @@ class _Objective:
 
     def log_prediction(self, x) -> np.ndarray:
         """Predicted log losses at every measurement, held out (weight 0) or not."""
-        lr, runs, steps, target, weight, *rest = self.args
+        lr, reset, lanes, steps, target, weight, *rest = self.args
         log_ratio = _residuals_jit(
-            jnp.asarray(x), lr, runs, steps, target, jnp.ones_like(weight), *rest, **self.static
+            jnp.asarray(x), lr, reset, lanes, steps, target, jnp.ones_like(weight), *rest, **self.static
         )
         return self.data.log_loss + np.asarray(log_ratio)
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
+import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
+from schedopt._jax import float64, jax
 from schedopt.calibration._model import (
     AT_BOUND,
     FIT_PARAMETERS,
@@ -22,6 +26,7 @@ from schedopt.calibration._model import (
 )
 from schedopt.calibration.pilots import PilotRun
 from schedopt.errors import FitError
+from schedopt.solvers._lockstep import usable_cores
 from schedopt.status import Status
 
 _IDENTIFIED_RATIO = 0.5
@@ -44,9 +49,69 @@ def _run_start(objective: _Objective, x0, bounds, budget: int):
         )
 
 
+def scout_threads(starts: int) -> int:
+    """Threads running the scouts at once: one a usable core on a CPU (at most one a start), one on an
+    accelerator (it runs one computation at a time)."""
+    if jax.default_backend() != "cpu":
+        return 1
+    return max(1, min(starts, usable_cores()))
+
+
+class _Stopped(Exception):
+    """A scout stopped because another one failed or the caller was interrupted."""
+
+
+class _Stoppable:
+    """The objective as one scout's thread sees it: each evaluation first checks ``stop``."""
+
+    def __init__(self, objective: _Objective, stop: threading.Event):
+        self.objective, self.stop = objective, stop
+
+    def fun(self, x):
+        if self.stop.is_set():
+            raise _Stopped
+        return self.objective.fun(x)
+
+    def jac(self, x):
+        if self.stop.is_set():
+            raise _Stopped
+        return self.objective.jac(x)
+
+
+def _scouts(objective: _Objective, starts, bounds) -> list:
+    """A short run from every start, in start order; on threads when there are cores for them.
+
+    Each start's run is the same whatever thread runs it (XLA's CPU results do not depend on it), so the
+    fit is the same as one run start after start. A thread gets the caller's context (its progress line)
+    and JAX's float64 scope, which is per thread. An interrupt (or a failed scout) stops the others at
+    their next evaluation, and the starts not begun never begin.
+    """
+    threads = scout_threads(len(starts))
+    if threads == 1:
+        return [_run_start(objective, x0, bounds, _SCOUT_EVALUATIONS) for x0 in starts]
+    run, stop = float64(_run_start), threading.Event()
+
+    def scout(x0):
+        try:
+            return run(_Stoppable(objective, stop), x0, bounds, _SCOUT_EVALUATIONS)
+        except BaseException:
+            stop.set()  # before this thread takes the next start
+            raise
+
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="schedopt-fit")
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, scout, x0) for x0 in starts]
+        return [f.result() for f in futures]
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _least_squares(objective: _Objective, starts, bounds):
     """A short run from every start, then the best one run to convergence."""
-    scouts = [_run_start(objective, x0, bounds, _SCOUT_EVALUATIONS) for x0 in starts]
+    scouts = _scouts(objective, starts, bounds)
     best = min(scouts, key=lambda r: r.cost)
     if best.status != 0:  # converged already
         return best
