@@ -206,3 +206,27 @@ def test_an_interrupt_stops_the_threaded_scouts_at_their_next_evaluation(monkeyp
     assert calls[0.0] == 3
     assert calls.get(1.0, 0) < _solve._SCOUT_EVALUATIONS // 2  # stopped, not run to its 50 evaluations
     assert 2.0 not in calls and 3.0 not in calls  # the starts not begun never began
+
+
+class _FailingObjective(_SlowObjective):
+    """The second start's second evaluation fails while the first start still runs."""
+
+    def fun(self, x):
+        with self.lock:
+            self.calls[float(x[0])] = self.calls.get(float(x[0]), 0) + 1
+            count = self.calls[float(x[0])]
+        if x[0] == 1.0 and count == 2:
+            raise ValueError("a scout's own error")
+        time.sleep(0.02)
+        return np.asarray(x)
+
+
+def test_a_scout_that_fails_stops_the_others_and_its_own_error_is_raised(monkeypatch):
+    monkeypatch.setattr(_solve, "scout_threads", lambda starts: 2)
+    monkeypatch.setattr(_solve, "_run_start", _scout_of_fixed_length)
+    objective = _FailingObjective()
+    starts = [np.array([float(i), 0.5]) for i in range(4)]
+    with pytest.raises(ValueError, match="a scout's own error"):  # not the stop of the scout awaited first
+        _solve._scouts(objective, starts, None)
+    assert objective.calls[0.0] < _solve._SCOUT_EVALUATIONS // 2
+    assert 2.0 not in objective.calls and 3.0 not in objective.calls

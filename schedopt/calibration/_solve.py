@@ -99,14 +99,25 @@ def _scouts(objective: _Objective, starts, bounds) -> list:
             raise
 
     pool = ThreadPoolExecutor(threads, thread_name_prefix="schedopt-fit")
+    futures = []
     try:
         futures = [pool.submit(contextvars.copy_context().run, scout, x0) for x0 in starts]
         return [f.result() for f in futures]
+    except _Stopped:  # stopped by a scout that failed: raise what it raised
+        pool.shutdown(wait=True, cancel_futures=True)  # the others stop at their next evaluation
+        failed = next((e for f in futures if not f.cancelled() and _failed(e := f.exception())), None)
+        if failed is None:
+            raise
+        raise failed from None
     except BaseException:
         stop.set()
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _failed(error: BaseException | None) -> bool:
+    return error is not None and not isinstance(error, _Stopped)
 
 
 def _least_squares(objective: _Objective, starts, bounds):
