@@ -101,31 +101,20 @@ class _Data:
     lane_step: np.ndarray  # its position in the lane
 
     def arguments(self) -> tuple:
-        """One run a row: the learning rates, the measurements' run and step indices, log losses and
-        weights (on the device), then the largest pilot learning rate and the smallest fitted loss."""
-        return (
-            jnp.asarray(self.learning_rate),
-            jnp.asarray(self.run_index),
-            jnp.asarray(self.step_index),
-            jnp.asarray(self.log_loss),
-            jnp.asarray(self.weight),
-            self.max_learning_rate,
-            self.min_loss,
-        )
+        """One run a row: the learning rates, the measurements' run and step indices, then
+        :meth:`_measured` (as the benchmarks' own residuals take them)."""
+        rows = (self.learning_rate, self.run_index, self.step_index)
+        return (*map(jnp.asarray, rows), *self._measured())
 
     def lane_arguments(self) -> tuple:
-        """What the jitted residuals take: as :meth:`arguments`, with the lanes' learning rates and resets
-        for the runs' and the measurements' lanes and positions for their run and step indices."""
-        return (
-            jnp.asarray(self.lane_learning_rate),
-            jnp.asarray(self.lane_reset),
-            jnp.asarray(self.lane_index),
-            jnp.asarray(self.lane_step),
-            jnp.asarray(self.log_loss),
-            jnp.asarray(self.weight),
-            self.max_learning_rate,
-            self.min_loss,
-        )
+        """What the fit's jitted residuals take: the lanes' learning rates and resets, the measurements'
+        lanes and positions in them, then :meth:`_measured`."""
+        lanes = (self.lane_learning_rate, self.lane_reset, self.lane_index, self.lane_step)
+        return (*map(jnp.asarray, lanes), *self._measured())
+
+    def _measured(self) -> tuple:
+        """The log losses and weights (on the device), the largest pilot learning rate, the smallest fitted loss."""
+        return (jnp.asarray(self.log_loss), jnp.asarray(self.weight), self.max_learning_rate, self.min_loss)
 
 
 def _lanes(horizons: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int]:
