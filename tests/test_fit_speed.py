@@ -1,4 +1,4 @@
-"""The fit's speed-ups change no fit: the hand-written tangent is the recursion's, the threaded scouts the serial ones."""
+"""The fit's speed-ups change no fit: the lanes' scan is the recursion (values and Jacobians), the threaded scouts the serial ones."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_runs_packed_into_lanes_have_the_curves_and_jacobians_of_runs_one_a_row(
 
 
 @float64
-def test_the_hand_written_tangent_in_the_learning_rates_is_the_recursions():
+def test_the_jacobian_in_the_learning_rates_is_the_recursions():
     lam, c0, weights, noise = _spectrum()
     rows = jnp.asarray(np.stack([_schedule(150, 0.6), np.r_[_schedule(90, 0.3), np.zeros(60)]]))
     none = jnp.zeros(rows.shape, dtype=bool)
@@ -103,7 +103,7 @@ def test_the_hand_written_tangent_in_the_learning_rates_is_the_recursions():
 
 
 @float64
-def test_reverse_mode_through_the_tangent_agrees_too():
+def test_reverse_mode_through_the_lanes_agrees_too():
     lam, c0, weights, noise = _spectrum()
     rows, lanes, reset, lane, offset = _packed()
 

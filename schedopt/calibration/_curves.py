@@ -1,18 +1,19 @@
-"""The fitted model's loss curves, with a hand-written forward tangent for the fit's Jacobian.
+"""The fitted model's loss curves: the exact recursion of several lanes at once, as one plain scan.
 
-:func:`loss_curves` runs the exact recursion (:mod:`schedopt.dynamics.sgd`, batch 1) of several lanes at once,
-each lane the pilots packed end to end (``_model._lanes``): where a pilot starts, the update resets the state.
-The fit's Jacobian is forward mode (``jax.jacfwd``), every fitted coordinate a tangent through every pilot
-update. Differentiated automatically, :func:`~schedopt.dynamics.recursion.loss_curve_jax`'s checkpointed
-chunks took 25.6 ms a Jacobian on a real task's pilots (three runs of up to 1,200 updates, 201 modes, 9
-coordinates; one run a row); the scan below, one step of the state and its tangents, 19.4 ms, the same
-numbers to rounding (the values within 1e-13, the Jacobians 1e-12 of their largest entry: ``tests/
-test_fit_speed.py``). Fits in a fresh process: ``benchmarks/README.md``, "How long `fit` takes".
+:func:`loss_curves` steps :func:`schedopt.dynamics.sgd.sgd_step` (batch 1; the right-hand side is written
+there, once) for every lane, each lane the pilots packed end to end (``_model._lanes``): where a pilot
+starts, the update resets the state. The fit's Jacobian is forward mode (``jax.jacfwd``) through this scan,
+every fitted coordinate a tangent through every pilot update.
 
-At batch 1 the recursion is ``c' = k c + g (L + s)`` with ``e = eta lambda``, ``k = 1 - 2e + 2e^2``,
-``g = eta e`` and ``L = w . c``; its tangent is
-``dc' = k dc + dk c + dg (L + s) + g (dL + ds)``, ``dk = (4e - 2) de``, ``dg = d(eta) e + eta de``,
-``de = d(eta) lambda + eta d(lambda)``, ``dL = dw . c + w . dc``.
+Why a scan of its own rather than :func:`~schedopt.dynamics.recursion.loss_curve_jax`: that one's
+checkpointed chunks (built for long horizons and reverse mode) took 25.6 ms a Jacobian on a real task's
+pilots, this scan 19.4 ms (one run a row). A hand-written tangent (a ``custom_jvp``, which an earlier
+version had) buys nothing over automatic differentiation of the same scan: 12.8 vs 13.2 ms a Jacobian at
+T = 2,000 and 134 vs 178, then 139 vs 135 ms at T = 20,000 (runs of the same pair differ by more than the
+pair). The step's sums are ``jnp.sum``: with lanes and tangents there are many at once, so XLA's reduction
+is not bound by one chain of additions, and :func:`~schedopt.dynamics.ops.tree_sum` measured slower here
+(19.0 vs 13.5 ms at T = 2,000, padding 201 modes to 256 in every step). Fits in a fresh process:
+``benchmarks/README.md``, "How long `fit` takes".
 """
 
 from __future__ import annotations
@@ -20,58 +21,40 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from schedopt._jax import jax
+from schedopt.dynamics.ops import Ops
+from schedopt.dynamics.sgd import sgd_loss, sgd_step
 
 __all__ = ["loss_curves"]
 
+#: One lane's step functions' sums (``jax.vmap`` maps them over the lanes and the tangents).
+_LANE = Ops(name="jax-lanes", sum=jnp.sum)
 
-@jax.custom_jvp
+
+def _step(c, learning_rate, eigenvalues, weights, noise):
+    return sgd_step(c, learning_rate, 1.0, eigenvalues, noise, _LANE, loss_weights=weights)
+
+
+def _loss(c, weights):
+    return sgd_loss(c, None, _LANE, loss_weights=weights)
+
+
+_lanes_step = jax.vmap(_step, in_axes=(0, 0, None, None, None))
+_lanes_loss = jax.vmap(_loss, in_axes=(0, None))
+
+
 def loss_curves(eigenvalues, initial_error, weights, noise, learning_rate, reset):
     """Loss curves ``(R, T + 1)`` (``[:, 0]`` the initial loss) of lanes at per-step model learning rates
     ``(R, T)``: modes ``eigenvalues`` with ``initial_error``, read out with ``weights``, noise ``noise``.
     Where ``reset`` ``(R, T)`` is true the update sets the state to the initial one (a new run starts in
     the lane); a learning rate of 0 leaves the state as it is (a lane's padding)."""
-    return _curves(eigenvalues, initial_error, weights, noise, learning_rate, reset)
 
-
-def _curves(lam, c0, w, s, eta, reset):
     def step(c, per_step):
-        e, fresh = per_step[0][:, None], per_step[1][:, None]
-        el = e * lam
-        loss = jnp.sum(c * w, -1, keepdims=True) + s
-        c_next = jnp.where(fresh, c0, (1.0 - 2.0 * el + 2.0 * el * el) * c + e * el * loss)
-        return c_next, jnp.sum(c_next * w, -1)
+        rate, fresh = per_step
+        c_next = jnp.where(fresh[:, None], initial_error, _lanes_step(c, rate, eigenvalues, weights, noise))
+        return c_next, _lanes_loss(c_next, weights)
 
-    runs = eta.shape[0]
-    _, out = jax.lax.scan(step, jnp.broadcast_to(c0, (runs, c0.shape[0])), (eta.T, reset.T))
-    return jnp.concatenate([jnp.broadcast_to(jnp.sum(c0 * w), (runs, 1)), out.T], axis=1)
-
-
-@loss_curves.defjvp
-def _loss_curves_jvp(primals, tangents):
-    lam, c0, w, s, eta, reset = primals
-    d_lam, d_c0, d_w, d_s, d_eta, _ = tangents
-    runs = eta.shape[0]
-
-    def step(carry, per_step):
-        c, dc = carry
-        e, de, fresh = per_step[0][:, None], per_step[1][:, None], per_step[2][:, None]
-        el = e * lam
-        d_el = de * lam + e * d_lam
-        loss = jnp.sum(c * w, -1, keepdims=True) + s
-        d_loss = jnp.sum(dc * w + c * d_w, -1, keepdims=True) + d_s
-        keep = 1.0 - 2.0 * el + 2.0 * el * el
-        gain = e * el
-        c_next = jnp.where(fresh, c0, keep * c + gain * loss)
-        dc_next = jnp.where(
-            fresh,
-            d_c0,
-            keep * dc + ((4.0 * el - 2.0) * d_el) * c + (de * el + e * d_el) * loss + gain * d_loss,
-        )
-        read = (jnp.sum(c_next * w, -1), jnp.sum(dc_next * w + c_next * d_w, -1))
-        return (c_next, dc_next), read
-
-    start = (jnp.broadcast_to(c0, (runs, c0.shape[0])), jnp.broadcast_to(d_c0, (runs, c0.shape[0])))
-    _, (out, d_out) = jax.lax.scan(step, start, (eta.T, d_eta.T, reset.T))
-    first = jnp.broadcast_to(jnp.sum(c0 * w), (runs, 1))
-    d_first = jnp.broadcast_to(jnp.sum(d_c0 * w + c0 * d_w), (runs, 1))
-    return jnp.concatenate([first, out.T], axis=1), jnp.concatenate([d_first, d_out.T], axis=1)
+    lanes = learning_rate.shape[0]
+    start = jnp.broadcast_to(initial_error, (lanes, initial_error.shape[0]))
+    _, losses = jax.lax.scan(step, start, (learning_rate.T, reset.T))
+    first = jnp.broadcast_to(_loss(initial_error, weights), (lanes, 1))
+    return jnp.concatenate([first, losses.T], axis=1)
