@@ -239,9 +239,10 @@ def forecast(runs, terms, wd: float) -> dict:
         x, objective = solve.x, solve.objective
         # the decayed model at wd = 0 is schedopt's: same curves at the fitted point
         d = objective.data
-        args = (jnp.asarray(x), jnp.asarray(d.learning_rate), layout, d.max_learning_rate, d.min_loss)
-        mine = np.asarray(wd_predict(*args, 0.0))
-        theirs = np.asarray(_model._predict(*args, 1.0))
+        x, lr = jnp.asarray(x), jnp.asarray(d.learning_rate)
+        mine = np.asarray(wd_predict(x, lr, layout, d.max_learning_rate, d.min_loss, 0.0))
+        fresh = jnp.zeros(lr.shape, dtype=bool)  # one run a row: no run starts inside a row
+        theirs = np.asarray(_model._predict(x, lr, fresh, layout, d.max_learning_rate, d.min_loss, 1.0))
         check = float(np.max(np.abs(mine / theirs - 1)))
     else:
         x, objective, _ = _wd_fit(runs, terms, wd, later | early)
