@@ -43,6 +43,10 @@ kind, not only in size:
   1,000 updates. **Held out**: added 2026-12-06 (fifth session) after ``fit``'s top-pilot note and the
   follow-up pilot it asks for were formed on ``code-lstm-torch``, to test them; its guess (2e-3) set before
   any of its runs.
+* ``code-adamw-b64``: Python source, GPT 2 x 32, context 64, batch 64, AdamW without weight decay and
+  **without gradient clipping** (every other GPT task clips at norm 1), 1,000 updates. **Held out**: added
+  2026-12-07 (session after the fit's speed-up) with every default unchanged, to test them on a larger batch
+  (less gradient noise a step) and an unclipped optimiser; its guess (3e-3) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -227,6 +231,26 @@ TASKS = {
             guess=2e-3,
             about="English prose (fortunes), byte LSTM 1x160 in PyTorch, torch AdamW defaults (held out; "
             "tests fit's top-pilot note)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 with every default unchanged (a larger batch, no gradient clipping);
+        # its guess set before any of its runs
+        Task(
+            "code-adamw-b64",
+            "code",
+            TrainConfig(
+                d_model=32,
+                n_layers=2,
+                n_heads=4,
+                context=64,
+                batch_size=64,
+                steps=1000,
+                eval_every=100,
+                grad_clip=None,
+            ),
+            guess=3e-3,
+            about="Python source, GPT 2x32, context 64, batch 64, AdamW (b1 0.9, b2 0.95), no weight decay, "
+            "no gradient clipping (held out)",
             warmup=50,
         ),
     )
