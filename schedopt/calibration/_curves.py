@@ -7,13 +7,14 @@ every fitted coordinate a tangent through every pilot update.
 
 Why a scan of its own rather than :func:`~schedopt.dynamics.recursion.loss_curve_jax`: that one's
 checkpointed chunks (built for long horizons and reverse mode) took 25.6 ms a Jacobian on a real task's
-pilots, this scan 19.4 ms (one run a row). A hand-written tangent (a ``custom_jvp``, which an earlier
-version had) buys nothing over automatic differentiation of the same scan: 12.8 vs 13.2 ms a Jacobian at
-T = 2,000 and 134 vs 178, then 139 vs 135 ms at T = 20,000 (runs of the same pair differ by more than the
-pair). The step's sums are ``jnp.sum``: with lanes and tangents there are many at once, so XLA's reduction
-is not bound by one chain of additions, and :func:`~schedopt.dynamics.ops.tree_sum` measured slower here
-(19.0 vs 13.5 ms at T = 2,000, padding 201 modes to 256 in every step). Fits in a fresh process:
-``benchmarks/README.md``, "How long `fit` takes".
+pilots (one run a row), a scan like this one with a hand-written tangent 19.4 ms. That tangent (a
+``custom_jvp``, 8408df9 and before) wrote the step a second time and is gone: JAX's own forward mode of the
+scan costs 2 % more CPU a Jacobian (13.1 against 12.8 ms on the planned pilots of T = 2,000, 134.9 against
+131.7 ms at T = 20,000: ``benchmarks/fit_jacobian.py --before``) and a whole fit in a fresh process the same
+(CPU ratios 0.99-1.15, ``results/fit-time-rhs-once.json``). The step's sums are ``jnp.sum``: with lanes and
+tangents there are many at once, so XLA's reduction is not bound by one chain of additions, and
+:func:`~schedopt.dynamics.ops.tree_sum` (padding 201 modes to 256 in every step) was 40 % slower here in
+an ad-hoc timing. Fits in a fresh process: ``benchmarks/README.md``, "How long `fit` takes".
 """
 
 from __future__ import annotations
