@@ -74,7 +74,7 @@ def forecast(runs: list[PilotRun]) -> dict:
     predicted = float(curve[int(long_run.loss_steps[-1])])
     at_cut = float(long_run.losses[long_run.loss_steps <= short][-1])
     return {
-        "long_pilot": long_run.name,
+        "long_pilot": _relative(long_run.name),
         "fitted_up_to_step": short,
         "long_pilot_steps": long_run.horizon,
         "actual_last": actual,
@@ -85,6 +85,12 @@ def forecast(runs: list[PilotRun]) -> dict:
         "fit_error": result.fit_error["rms_error"],
         "fit_clock": clock.record(),
     }
+
+
+def _relative(name: str) -> str:
+    """A pilot's file name relative to the repository (results hold no path of this machine)."""
+    path = Path(name)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else name
 
 
 def spearman(x, y) -> float:

@@ -32,6 +32,7 @@ Usage::
 
     uv run python benchmarks/realtasks.py runs --stage pilots grid seeds design extra-seeds transfer transfer-seeds
     uv run python benchmarks/realtasks.py report      # fit, predict, design, write
+    uv run python benchmarks/realtasks.py report --task NAME --merge   # one task, the others kept
 
 The first trains (hours; a task's pilots are the default protocol's unless ``--protocol`` says
 otherwise). A new task needs only its entry in ``examples/tasks.py``: its design arm is the
@@ -1199,7 +1200,10 @@ def bracket_check(task: Task) -> dict:
     return {"tuned_wsd_peak": tuned, "cases": cases}
 
 
-def report(names: list[str] | None = None) -> dict:
+def report(names: list[str] | None = None, merge: bool = False) -> dict:
+    """Fit, predict and compare the tasks ``names`` (all by default) and write ``realtasks.json`` and its
+    figure. With ``merge``, the other tasks' entries are kept from the file as it is (they are re-scored
+    only when named), so that one new task can be reported without re-scoring twelve."""
     import os
     import platform
 
@@ -1253,6 +1257,10 @@ def report(names: list[str] | None = None) -> dict:
         entry["transfer"] = transfer(task) if all(j.done() for j in grid_jobs(task)) else None
         out["tasks"][task.name] = entry
     path = RESULTS / "realtasks.json"
+    if merge and path.exists():
+        kept = json.loads(path.read_text())["tasks"]
+        scored = out["tasks"]
+        out["tasks"] = {n: scored.get(n, kept.get(n)) for n in TASKS if n in scored or n in kept}
     path.write_text(json.dumps(_strict(out), indent=1, allow_nan=False) + "\n")
     plot(out, RESULTS / "realtasks.png")
     return out
@@ -1351,9 +1359,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     rp = sub.add_parser("report", help="fit, predict and compare the finished runs; write realtasks.json/png")
     rp.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
+    rp.add_argument("--merge", action="store_true", help="keep the other tasks' entries from realtasks.json")
     args = p.parse_args(argv)
     if args.command == "report":
-        report(args.task)
+        report(args.task, merge=args.merge)
         return
     if args.command == "runs":
         for stage in args.stage:
