@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -93,11 +94,6 @@ def _relative(name: str) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else name
 
 
-def spearman(x, y) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", action="append", default=None)
@@ -134,7 +130,7 @@ def main(argv=None) -> None:
         out[f"against_panel_at_{where}"] = {
             "same_sign": int(np.sum(np.sign(fc) == np.sign(panel))),
             "tasks": len(rows),
-            "spearman": spearman(fc, panel) if len(rows) > 2 else None,
+            "spearman": float(spearmanr(fc, panel).statistic) if len(rows) > 2 else None,
         }
     crit = out["against_panel_at_2T"]
     out["criterion_met"] = bool(crit["same_sign"] >= 10 and (crit["spearman"] or 0) >= 0.7)

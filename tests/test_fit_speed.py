@@ -170,18 +170,21 @@ def test_scout_threads_are_one_a_usable_core_and_at_most_one_a_start(monkeypatch
 
 
 class _SlowObjective:
-    """Evaluations that take a while; the first start's third one is interrupted (Ctrl-C)."""
+    """Evaluations that take a while; start ``start``'s ``count``-th one raises ``error`` (by default the
+    first start's third is interrupted: Ctrl-C)."""
 
-    def __init__(self):
+    def __init__(self, start: float = 0.0, count: int = 3, error: BaseException | type = KeyboardInterrupt):
         self.calls: dict[float, int] = {}
         self.lock = threading.Lock()
+        self.failure = (start, count, error)
 
     def fun(self, x):
         with self.lock:
             self.calls[float(x[0])] = self.calls.get(float(x[0]), 0) + 1
             count = self.calls[float(x[0])]
-        if x[0] == 0.0 and count == 3:
-            raise KeyboardInterrupt
+        start, failing, error = self.failure
+        if x[0] == start and count == failing:
+            raise error
         time.sleep(0.02)
         return np.asarray(x)
 
@@ -208,23 +211,10 @@ def test_an_interrupt_stops_the_threaded_scouts_at_their_next_evaluation(monkeyp
     assert 2.0 not in calls and 3.0 not in calls  # the starts not begun never began
 
 
-class _FailingObjective(_SlowObjective):
-    """The second start's second evaluation fails while the first start still runs."""
-
-    def fun(self, x):
-        with self.lock:
-            self.calls[float(x[0])] = self.calls.get(float(x[0]), 0) + 1
-            count = self.calls[float(x[0])]
-        if x[0] == 1.0 and count == 2:
-            raise ValueError("a scout's own error")
-        time.sleep(0.02)
-        return np.asarray(x)
-
-
 def test_a_scout_that_fails_stops_the_others_and_its_own_error_is_raised(monkeypatch):
     monkeypatch.setattr(_solve, "scout_threads", lambda starts: 2)
     monkeypatch.setattr(_solve, "_run_start", _scout_of_fixed_length)
-    objective = _FailingObjective()
+    objective = _SlowObjective(1.0, 2, ValueError("a scout's own error"))  # while the first start still runs
     starts = [np.array([float(i), 0.5]) for i in range(4)]
     with pytest.raises(ValueError, match="a scout's own error"):  # not the stop of the scout awaited first
         _solve._scouts(objective, starts, None)
