@@ -47,6 +47,11 @@ kind, not only in size:
   **without gradient clipping** (every other GPT task clips at norm 1), 1,000 updates. **Held out**: added
   2026-12-07 (session after the fit's speed-up) with every default unchanged, to test them on a larger batch
   (less gradient noise a step) and an unclipped optimiser; its guess (3e-3) set before any of its runs.
+* ``prose-lion``: English prose, GPT 2 x 64, context 64, batch 16, **Lion** (``optax.lion``, b1 0.9, b2 0.99:
+  every coordinate moves by the learning rate, the sign of a momentum), weight decay 0.3 on matrices,
+  1,000 updates. **Held out**: added 2026-12-07 (the session after the thirteenth) with every default
+  unchanged, to test schedopt on an optimiser whose step does not scale with the gradient; its guess (1e-3:
+  AdamW's 3e-3 on these models, divided by 3, the Lion paper's advice) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -251,6 +256,27 @@ TASKS = {
             guess=3e-3,
             about="Python source, GPT 2x32, context 64, batch 64, AdamW (b1 0.9, b2 0.95), no weight decay, "
             "no gradient clipping (held out)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 (next session) with every default unchanged (a sign-based optimiser);
+        # its guess set before any of its runs
+        Task(
+            "prose-lion",
+            "prose",
+            TrainConfig(
+                d_model=64,
+                n_layers=2,
+                n_heads=4,
+                context=64,
+                batch_size=16,
+                steps=1000,
+                eval_every=100,
+                optimizer="lion",
+                weight_decay=0.3,
+            ),
+            guess=1e-3,
+            about="English prose (fortunes), GPT 2x64, context 64, batch 16, Lion (b1 0.9, b2 0.99), "
+            "weight decay 0.3 on matrices (held out)",
             warmup=50,
         ),
     )

@@ -365,6 +365,33 @@ def test_sgd_with_a_schedule_file(tmp_path, corpus):
     assert json.loads((tmp_path / "sgd.json").read_text())["schedule"]["kind"] == "file"
 
 
+def test_lion_moves_every_matrix_entry_by_the_learning_rate_plus_its_decay(corpus):
+    # Lion's first update from zero momentum is lr * (sign(g) + wd * p) on the decayed matrices and
+    # lr * sign(g) elsewhere: with clipping off, every entry with a nonzero gradient moves by exactly that much
+    lr, wd = 1e-3, 0.3
+    config = tg.TrainConfig(
+        **{**TINY, "steps": 1, "optimizer": "lion", "weight_decay": wd, "grad_clip": None}
+    )
+    model = tg.GPT(
+        256, config.d_model, config.n_layers, config.n_heads, config.context, key=jax.random.PRNGKey(0)
+    )
+    params = eqx.filter(model, eqx.is_array)
+    optimizer = tg.make_optimizer(config, lambda count: lr)
+    grads = jax.tree.map(
+        lambda p: jnp.ones_like(p) * jnp.where(jnp.arange(p.size).reshape(p.shape) % 2, 1, -1), params
+    )
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    for p, g, u in zip(
+        jax.tree.leaves(params), jax.tree.leaves(grads), jax.tree.leaves(updates), strict=True
+    ):
+        decay = wd * np.asarray(p) if p.ndim >= 2 else 0.0
+        assert_allclose(np.asarray(u), -lr * (np.sign(np.asarray(g)) + decay), rtol=1e-6, atol=1e-12)
+    result = tg.train(
+        tg.TrainConfig(**{**TINY, "optimizer": "lion", "weight_decay": wd}), lambda count: 3e-3, corpus=corpus
+    )
+    assert result.final_val_loss < result.val_losses[0] - 0.3
+
+
 def test_cli_smoke(tmp_path, capsys, monkeypatch, corpus):
     # the package re-exports the function `train`, which shadows the module of the same name
     monkeypatch.setattr(importlib.import_module("examples.tinygpt.train"), "_default_corpus", lambda: corpus)

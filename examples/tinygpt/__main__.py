@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-heads", type=int, default=_DEFAULTS.n_heads, help="default %(default)s")
     p.add_argument("--context", type=int, default=_DEFAULTS.context, help="default %(default)s")
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default %(default)s")
-    p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="adamw only")
+    p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="adamw and lion only")
     p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
     add_eval_every_argument(p, default=_DEFAULTS.eval_every)
     p.add_argument("--eval-batches", type=int, default=_DEFAULTS.eval_batches, help="default %(default)s")

@@ -57,10 +57,13 @@ __all__ = ["CSV_HEADER", "OPTIMIZERS", "TrainConfig", "TrainResult", "make_optim
 
 logger = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adamw", "sgd")
-"""``adamw``: ``optax.adamw`` (b1 0.9, b2 0.95); ``sgd``: ``optax.sgd(lr, momentum=0.9)`` (heavy ball)."""
+OPTIMIZERS = ("adamw", "sgd", "lion")
+"""``adamw``: ``optax.adamw`` (b1 0.9, b2 0.95); ``sgd``: ``optax.sgd(lr, momentum=0.9)`` (heavy ball);
+``lion``: ``optax.lion`` (b1 0.9, b2 0.99: the sign of an interpolated momentum, every coordinate moved by
+the learning rate)."""
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.95, 1e-8
+LION_B1, LION_B2 = 0.9, 0.99
 SGD_MOMENTUM = 0.9
 
 
@@ -72,8 +75,8 @@ class TrainConfig:
         d_model, n_layers, n_heads, context: the :class:`~examples.tinygpt.model.GPT` size.
         batch_size: sequences per update.
         steps: number of updates ``T``.
-        optimizer: ``adamw`` or ``sgd`` (heavy ball, momentum 0.9).
-        weight_decay: decoupled weight decay of ``adamw`` on the weight matrices
+        optimizer: ``adamw``, ``sgd`` (heavy ball, momentum 0.9) or ``lion``.
+        weight_decay: decoupled weight decay of ``adamw`` or ``lion`` on the weight matrices
             (embeddings, projections, head; not biases or LayerNorms); must be 0 for ``sgd``.
         grad_clip: maximum global gradient norm (``optax.clip_by_global_norm``),
             or ``None`` for no clipping.
@@ -119,7 +122,7 @@ class TrainConfig:
         check_weight_decay(self.weight_decay)
         if self.optimizer == "sgd" and self.weight_decay != 0:
             raise ValueError(
-                f"`weight_decay` must be 0 with optimizer 'sgd' (it applies to adamw), got {self.weight_decay!r}"
+                f"`weight_decay` must be 0 with optimizer 'sgd' (it applies to adamw and lion), got {self.weight_decay!r}"
             )
         check_grad_clip(self.grad_clip)
 
@@ -160,7 +163,7 @@ def _is_matrix(params):
 
 
 def make_optimizer(config: TrainConfig, schedule: optax.Schedule) -> optax.GradientTransformation:
-    """The run's optimizer: gradient clipping (optional), then adamw or heavy-ball SGD driven by ``schedule``."""
+    """The run's optimizer: gradient clipping (optional), then adamw, heavy-ball SGD or lion driven by ``schedule``."""
     return _optimizer(config.optimizer, float(config.weight_decay), config.grad_clip, schedule)
 
 
@@ -171,6 +174,8 @@ def _optimizer(
         base = optax.adamw(
             schedule, b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS, weight_decay=weight_decay, mask=_is_matrix
         )
+    elif name == "lion":
+        base = optax.lion(schedule, b1=LION_B1, b2=LION_B2, weight_decay=weight_decay, mask=_is_matrix)
     else:
         base = optax.sgd(schedule, momentum=SGD_MOMENTUM)
     if grad_clip is None:
