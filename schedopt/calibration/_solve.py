@@ -190,25 +190,60 @@ def _relative_rms(solve: _Solve, runs, where: np.ndarray) -> tuple[float, dict[s
     return float(np.sqrt(np.mean(rel[where] ** 2))), by_run
 
 
+#: Largest condition number of the column-scaled ``J`` whose coordinates all count as determined by the data:
+#: ``J^T J``'s is its square, ``1e14``, the limit the inversion had before coordinates were held.
+_MAX_CONDITION = 1e7
+
+
+def _determined(jacobian: np.ndarray) -> list[int]:
+    """The coordinates the data determine: all of them unless ``J`` (columns scaled to unit norm) is singular
+    to :data:`_MAX_CONDITION`; then, one at a time, the coordinate with the largest weight in the direction
+    the data determine least is held at its value (a parameter with no effect, e.g. the null modes of a fit
+    without noise, or two coordinates that trade off exactly), until the rest are determined."""
+    keep = [i for i in range(jacobian.shape[1]) if np.any(jacobian[:, i] != 0)]
+    while keep:
+        columns = jacobian[:, keep]
+        scaled = columns / np.linalg.norm(columns, axis=0)
+        _, singular, vt = np.linalg.svd(scaled, full_matrices=False)
+        if np.all(np.isfinite(singular)) and singular[-1] * _MAX_CONDITION > singular[0]:
+            return keep
+        if not np.all(np.isfinite(singular)):
+            return []
+        keep.pop(int(np.argmax(np.abs(vt[-1]))))
+    return keep
+
+
 def _uncertainties(solve: _Solve, fixed: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parameter values and Gauss–Newton standard errors."""
+    """Parameter values and Gauss–Newton standard errors.
+
+    Coordinates the pilots leave undetermined (:func:`_determined`) get an infinite standard error, and so does
+    every parameter that depends on one; the others' are conditional on those held at their fitted values
+    (before, one undetermined coordinate made every standard error infinite: on ten of the fourteen real
+    tasks' default fits)."""
     x = solve.x
     values = np.asarray(solve.objective.parameters(jnp.asarray(x)))
-    n, p = solve.jacobian.shape
+    jacobian = np.asarray(solve.jacobian)
+    n, p = jacobian.shape
     dof = max(n - p, 1)
     s2 = float(np.sum(solve.residuals**2)) / dof
-    jtj = solve.jacobian.T @ solve.jacobian
-    try:
-        with np.errstate(all="ignore"):  # a singular or non-finite J^T J: no uncertainties, said below
-            cov_x = s2 * np.linalg.inv(jtj)
-            if not np.all(np.isfinite(cov_x)) or not np.linalg.cond(jtj) <= 1e14:
-                raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        cov_x = np.full((p, p), np.inf)
+    with np.errstate(all="ignore"):  # a non-finite J: no uncertainties, said below
+        keep = _determined(jacobian)
+    cov_x = np.full((p, p), np.inf)
+    if keep:
+        columns = jacobian[:, keep]
+        norms = np.linalg.norm(columns, axis=0)  # inverted with unit columns: J^T J's scales can span 1e20
+        scaled = columns / norms
+        cov_x[np.ix_(keep, keep)] = s2 * np.linalg.inv(scaled.T @ scaled) / np.outer(norms, norms)
     g = np.asarray(solve.objective.parameter_jacobian(jnp.asarray(x)))
+    held = [i for i in range(p) if i not in keep]
+    size = len(FIT_PARAMETERS)
+    cov = np.full((size, size), np.inf)
     with np.errstate(invalid="ignore"):
-        size = len(FIT_PARAMETERS)
-        cov = g @ cov_x @ g.T if np.all(np.isfinite(cov_x)) else np.full((size, size), np.inf)
+        cov_kept = g[:, keep] @ cov_x[np.ix_(keep, keep)] @ g[:, keep].T
+    free = [
+        j for j in range(size) if not np.any(g[j, held] != 0)
+    ]  # parameters of determined coordinates only
+    cov[np.ix_(free, free)] = cov_kept[np.ix_(free, free)]
     std = np.sqrt(np.clip(np.diag(cov), 0, None))
     for name in fixed:
         std[FIT_PARAMETERS.index(name)] = 0.0

@@ -50,9 +50,12 @@ threshold at batch 1 (from the secular condition of
 :mod:`schedopt.dynamics.stability` with :math:`\lambda_k \le 1`).
 
 **Uncertainties.** Gauss–Newton: :math:`\mathrm{cov} = \hat s^2 (J^\top J)^{-1}`
-in the fitted coordinates, mapped to the parameters by the delta method. Loss
-curves are serially correlated, so these are lower bounds; they serve to flag
-what the pilots cannot tell apart. A parameter is *identified* when its
+in the fitted coordinates, mapped to the parameters by the delta method. A
+coordinate the pilots leave undetermined (``J`` singular with unit columns: the
+null modes of a fit without noise have no effect) is held at its value: it, and
+every parameter that depends on it, gets an infinite standard error, and the
+others' are conditional on it. Loss curves are serially correlated, so these are
+lower bounds; they serve to flag what the pilots cannot tell apart. A parameter is *identified* when its
 standard error is below half its value (``loss_offset``: below half the
 smallest loss) and it is not at a bound; the result lists the others, and
 ``schedopt fit`` prints them.
@@ -455,9 +458,9 @@ def fit_pilots(
             f"this), so it cannot rank plateaus: the cap is {network_cap:g} ({cap_rule}), and `design` puts the "
             "plateau there; longer short pilots would show the response"
         )
-    if not identified["noise_std"] and values[FIT_PARAMETERS.index("noise_std")] < 1e-3:
+    if values[FIT_PARAMETERS.index("noise_std")] < 1e-3:
         notes.append(
-            "the pilots show no gradient noise the model can identify (noise_std near 0, not identified), "
+            "the pilots show no gradient noise the model can identify (noise_std near 0), "
             "so it sees little cost in a larger learning rate: the design's plateau is likely to sit at "
             f"the cap, {network_cap:g} ({cap_rule}), wherever the best peak is; if it does, read the "
             "design as WSD at that rate (benchmarks/README.md, real training: the fifth task)"
