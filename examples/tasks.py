@@ -52,6 +52,10 @@ kind, not only in size:
   1,000 updates. **Held out**: added 2026-12-07 (the session after the thirteenth) with every default
   unchanged, to test schedopt on an optimiser whose step does not scale with the gradient; its guess (1e-3:
   AdamW's 3e-3 on these models, divided by 3, the Lion paper's advice) set before any of its runs.
+* ``code-lion``: Python source, GPT 2 x 48, context 64, batch 16, Lion (b1 0.9, b2 0.99), weight decay 1.0 on
+  matrices, 1,000 updates. **Held out**: added 2026-12-07 after ``prose-lion`` (the same optimiser, another
+  corpus and size, and the other end of the Lion paper's advice: a learning rate 10x smaller than AdamW's, a
+  weight decay 10x larger), with every default unchanged; its guess (3e-4) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -277,6 +281,27 @@ TASKS = {
             guess=1e-3,
             about="English prose (fortunes), GPT 2x64, context 64, batch 16, Lion (b1 0.9, b2 0.99), "
             "weight decay 0.3 on matrices (held out)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 after prose-lion (Lion on code, the other end of the Lion paper's advice);
+        # its guess set before any of its runs
+        Task(
+            "code-lion",
+            "code",
+            TrainConfig(
+                d_model=48,
+                n_layers=2,
+                n_heads=4,
+                context=64,
+                batch_size=16,
+                steps=1000,
+                eval_every=100,
+                optimizer="lion",
+                weight_decay=1.0,
+            ),
+            guess=3e-4,
+            about="Python source, GPT 2x48, context 64, batch 16, Lion (b1 0.9, b2 0.99), weight decay 1.0 on "
+            "matrices (held out)",
             warmup=50,
         ),
     )
