@@ -1194,6 +1194,36 @@ def test_a_top_pilot_that_ends_no_lower_than_one_of_its_schedule_below_brackets_
     assert _bracket_above([guess, low, top, unmeasured]) is None
 
 
+def test_a_top_pilot_that_ends_behind_a_longer_one_caps_the_design_halfway_to_the_next_rate():
+    """The plan's pilots with the x 4 pilot ending, after its anneal, 1 % above the guess pilot's loss at the same
+    step (200) before the guess pilot's anneal: the higher rate did worse over 200 updates even with an anneal.
+    The cap falls to the geometric mean of the top rate and the next lower pilot rate, and a note says why. It
+    does not fire when the top pilot ends below that loss, when the longer pilot is already annealing at that
+    step, or for a twin (a prefix of the top pilot's schedule)."""
+    from schedopt.calibration._checks import _pilot_notes, _top_behind_longer
+    from schedopt.calibration._problem import learning_rate_cap
+
+    guess = _wsd_pilot("guess", 2e-3, 600, 1.0)  # constant until 480
+    low = _wsd_pilot("low", 5e-4, 200, 1.2)
+    top = _wsd_pilot("top", 8e-3, 200, 1.01)
+    found = _top_behind_longer([guess, low, top])
+    assert found[:2] == (top, guess)
+    assert found[2] == pytest.approx(1.01 * found[3]) and found[4] == pytest.approx(4e-3)
+    cap, why = learning_rate_cap([guess, low, top])
+    assert cap == pytest.approx(4e-3) and why.startswith("halfway in log rate from 0.008")
+    [note] = [n for n in _pilot_notes([guess, low, top]) if "after its anneal" in n]
+    assert "no lower than guess (peak 0.002) at the same step (200)" in note and "at most 0.004" in note
+    between = _wsd_pilot("between", 6e-3, 200, 1.05)  # the next lower rate sets the cap
+    assert learning_rate_cap([guess, low, between, top])[0] == pytest.approx(math.sqrt(8e-3 * 6e-3))
+    assert _top_behind_longer([guess, low, _wsd_pilot("top", 8e-3, 200, 0.99)]) is None  # ended below it
+    annealing = _wsd_pilot("annealing", 2e-3, 240, 1.0)  # its cooldown starts at 192, before step 200
+    assert _top_behind_longer([annealing, low, top]) is None
+    twin = PilotRun("twin", top.learning_rate[:100], top.loss_steps[:6], top.losses[:6] * 2.0, "val_loss")
+    assert _top_behind_longer([guess, low, _wsd_pilot("top", 8e-3, 200, 0.99), twin]) is None
+    result = fit_pilots([guess, low, top], n_modes=N_MODES, holdout="none", terms=())
+    assert result.learning_rate_cap["network"] == pytest.approx(4e-3, rel=1e-9)
+
+
 def test_fit_records_a_bracket_from_above_in_the_spec_and_says_it():
     """`fit` on pilots whose top one ended above the next of its schedule: the information line names both, the
     fitted spec records the top rate (``bracketed_above``, read back as written), and without the bracket the

@@ -237,6 +237,49 @@ def _bracket_above(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun] | None
     return found
 
 
+def _top_behind_longer(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, float, float, float] | None:
+    """``(top, longer, top_end, longer_there, cap)``: the pilot at the highest peak learning rate ended (after its
+    anneal) at ``top_end``, no lower than ``longer_there``, the loss of a longer pilot at a lower rate at the same
+    step while it still ran at its peak (after the same warmup, before any decay); ``cap`` is the geometric mean
+    of the top rate and the next lower pilot rate, as for seeds that disagree (:func:`_unstable_rate`). ``None``
+    if no longer pilot shows this.
+
+    Over the top pilot's length the higher rate then did worse even with an anneal than a lower one without, so
+    the best peak at that length is below the top rate, and (it does not rise with the horizon) below it at any
+    longer horizon. On every cached pilot set of the real tasks (``benchmarks/README.md``, "the top pilot behind
+    a longer one") it fires on 19 of 115, in all of which the best WSD peak at the full horizon was at or below
+    the cap (0.18-0.5x the top rate); on the planned pilots (fourteen tasks, pilot seeds 0 and 1: 23 sets), on 7.
+    It was formed after the fourteenth task (Lion), where the design's plateau, 2.5x the best peak and above
+    this cap, stalled on half the seeds. Prefix twins (``--twin``) are compared elsewhere.
+    """
+    twins = {id(twin) for twin, _ in _prefix_twins(runs)}
+    pilots = [r for r in runs if id(r) not in twins]
+    top_peak = max(r.peak_learning_rate for r in pilots)
+    found = None
+    for top in (r for r in pilots if r.peak_learning_rate == top_peak):
+        top_end = _final_loss(top)
+        if top_end is None or _spike(top) is not None:
+            continue
+        for longer in pilots:
+            steps = longer.loss_steps
+            if (
+                longer.peak_learning_rate >= top_peak * (1 - 1e-9)
+                or longer.horizon <= top.horizon
+                or warmup_steps(longer) != warmup_steps(top)
+                or _constant_until(longer) < top.horizon
+                or steps[0] > top.horizon
+                or steps[-1] < top.horizon
+            ):
+                continue
+            there = float(np.interp(top.horizon, steps, smoothed_losses(longer)))
+            if top_end >= there and found is None:
+                below = max(
+                    r.peak_learning_rate for r in pilots if r.peak_learning_rate < top_peak * (1 - 1e-9)
+                )
+                found = (top, longer, top_end, there, math.sqrt(top_peak * below))
+    return found
+
+
 def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
     """Warnings about pilots the fit cannot trust or that cannot show enough.
 
@@ -288,6 +331,16 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
             f"top of the pilots' range, so the best peak may lie above the design's cap; a pilot at "
             f"{2 * top.peak_learning_rate:g} would tell (`schedopt pilots` with the same options and "
             "--above one higher than before writes it beside the others)"
+        )
+    behind = _top_behind_longer(runs)
+    if behind is not None:
+        top, longer, top_end, there, cap = behind
+        notes.append(
+            f"{top.name} (peak {top.peak_learning_rate:g}) ended at {top_end:.4g} after its anneal, no lower than "
+            f"{longer.name} (peak {longer.peak_learning_rate:g}) at the same step ({top.horizon}) before its own "
+            f"({there:.4g}): the higher rate did worse over {top.horizon} updates even with an anneal, so the best "
+            f"peak is below {top.peak_learning_rate:g}; the design's cap is at most {cap:.4g}, halfway (in log rate) to "
+            "the next lower pilot rate"
         )
     for run in runs:
         if run.losses.size < SPARSE_POINTS:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from schedopt._jax import float64
-from schedopt.calibration._checks import _spike, _unstable_rate
+from schedopt.calibration._checks import _spike, _top_behind_longer, _unstable_rate
 from schedopt.calibration._model import FIT_PARAMETERS, warmup_steps
 from schedopt.calibration.pilots import PilotRun, last_loss
 from schedopt.dynamics.stability import stability_threshold
@@ -30,7 +30,9 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
     pilot's rate when the fit finds no learning-rate response to choose by). A pilot
     whose loss spiked does not count; where two runs of one schedule disagree (seeds:
     training unstable there, :func:`~schedopt.calibration._checks._unstable_rate`), the cap
-    is the geometric mean of that rate and the next lower pilot rate, if that is lower. ``"best"``: the peak of the pilot with
+    is the geometric mean of that rate and the next lower pilot rate, if that is lower; where the top pilot ended,
+    after its anneal, no lower than a longer pilot at a lower rate at the same step before its anneal, at most the
+    geometric mean of the top rate and the next lower pilot rate (:func:`~schedopt.calibration._checks._top_behind_longer`). ``"best"``: the peak of the pilot with
     the lowest final loss (pilots of equal length only mean something here; the
     rule of the model without null modes, which had no penalty an anneal does not
     remove). A number: that cap, in the network's units.
@@ -47,11 +49,17 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
                 cap, why = max(r.peak_learning_rate for r in runs), "largest pilot learning rate"
             unstable = _unstable_rate(runs)
             if unstable is not None and unstable[2] < cap:
-                rate, lower, lowered = unstable
-                return (
-                    lowered,
+                rate, lower, cap = unstable
+                why = (
                     f"geometric mean of {lower:g} and {rate:g}, where two runs of one schedule disagree "
-                    "(training unstable there)",
+                    "(training unstable there)"
+                )
+            behind = _top_behind_longer(runs)
+            if behind is not None and behind[4] < cap:
+                top, longer, _, _, cap = behind
+                why = (
+                    f"halfway in log rate from {top.peak_learning_rate:g} to the next lower pilot rate: {top.name} "
+                    f"ended no lower than {longer.name} at the same step before its anneal"
                 )
             return cap, why
         if rule == "best":

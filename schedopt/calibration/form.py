@@ -572,7 +572,8 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
     if fitted_map and network < largest * (1 - 1e-6):  # fit lowered the cap below the largest pilot's rate
         return (
             f"{where}, {network:.4g}, below the largest pilot's {largest:.4g}: fit lowered the cap (a pilot whose "
-            "loss spiked, seeds that disagree at a rate, or --lr-cap; the fitted spec's notes say which), so the "
+            "loss spiked, seeds that disagree at a rate, a top pilot that ended behind a longer one, or --lr-cap; the "
+            "fitted spec's notes say which), so the "
             "pilots above it are no evidence that a higher plateau is safe",
         )
     bracket = units.bracketed_above
