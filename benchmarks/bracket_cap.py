@@ -1,4 +1,9 @@
-"""Real training, offline: the design capped at the short pilots' own best peak (issue 12; measured, not adopted).
+"""Real training, offline: caps on the design from the pilots' own ranking of rates (issue 12).
+
+Three rules, scored on the cached pilot sets without training: the short pilots' own best peak (measured, not
+adopted), the same with the long pilot's loss as the middle point (``crossed_optimum``; measured, not adopted),
+and the top pilot behind a longer one (``_checks._top_behind_longer``; adopted after this measurement: the
+``behind`` entries and ``summary_behind``).
 
 Once the pilots bracket the best peak from above (``_checks._bracket_above``: the top pilot ended no lower
 than a pilot of its schedule at a lower rate), the design's learning rate could be capped at the vertex of
@@ -16,6 +21,11 @@ beside it.
 Pilot sets: the default plan (``long60-wider``) on pilot seeds 0 and 1, the follow-up pilot (``-up``), the
 seed twin (``-twin``), and every protocol of the low-guess chains (``low4``, ``low4-up1`` ...), past the
 bracket included.
+
+*The top pilot behind a longer one*: where the top pilot ended, after its anneal, no lower than a longer pilot
+at a lower rate at the same step before its anneal, ``schedopt fit`` caps the design halfway in log rate to the
+next lower pilot rate. Scored from the fits cached before that rule (pilot sets without one are skipped): the
+design with the cap against without, and whether the best WSD peak lay at or below the cap.
 
 Usage: uv run python benchmarks/bracket_cap.py   (writes results/bracket-cap.json)
 """
@@ -175,7 +185,7 @@ def _measured(task, jobs) -> dict | None:
 
 
 def main() -> None:
-    from schedopt.calibration._checks import _bracket_above
+    from schedopt.calibration._checks import _bracket_above, _top_behind_longer
 
     t0, c0 = time.perf_counter(), time.process_time()
     cases = {}
@@ -234,6 +244,34 @@ def main() -> None:
                     f"priced {case['crossed']['priced']:+.4f} -> {case['crossed']['priced_min']:+.4f}",
                     flush=True,
                 )
+            behind = _top_behind_longer(runs)
+            if behind is not None and cached:
+                problem, _ = rt.fitted(task, MODEL, protocol, seed)
+                jobs = _jobs(task, protocol, seed)
+                before = float(jobs[0].meta["peak"]) if jobs else _design_plateau(task, problem)
+                cap = float(problem.network.network_learning_rate(problem.controls["learning_rate"].max))
+                after = _design_plateau(task, _capped(problem, behind[4])) if behind[4] < cap else before
+                case["behind"] = {
+                    "top": behind[0].peak_learning_rate,
+                    "longer": behind[1].peak_learning_rate,
+                    "top_end": behind[2],
+                    "longer_there": behind[3],
+                    "cap": behind[4],
+                    "best_over_cap": case["tuned_wsd_peak"] / behind[4],
+                    "plateau": before,
+                    "plateau_capped": after,
+                    "priced": plateau_rules.price(task, before),
+                    "priced_capped": plateau_rules.price(task, after),
+                    "measured_design_minus_tuned_wsd": _measured(task, jobs) if jobs else None,
+                }
+                print(
+                    f"{key}: behind, cap {behind[4]:.4g} (tuned WSD {case['tuned_wsd_peak']:.4g}), plateau "
+                    f"{before:.4g} -> {after:.4g}, priced {case['behind']['priced']:+.4f} -> "
+                    f"{case['behind']['priced_capped']:+.4f}",
+                    flush=True,
+                )
+            elif behind is not None:
+                case["behind"] = {"skipped": "no fit cached from before the rule", "cap": behind[4]}
             cases[key] = case
     # the pilot sets a user ends at: each low-guess chain's last (its notes followed), and the follow-up pilot's
     ends = {}
@@ -251,6 +289,33 @@ def main() -> None:
         "(bracketed_optimum), as the fit's cap and as a bound on the plateau (plateau_min), priced on the measured seed-0 WSD curves (a proxy; see the module doc)",
         "fit": f"{MODEL} (schedopt fit's defaults), cached in benchmarks/results/realtasks/fits",
         "cases": cases,
+        "summary_behind": {
+            "fired": sum("behind" in c for c in cases.values()),
+            "skipped": sum("skipped" in c.get("behind", {}) for c in cases.values()),
+            "best_at_or_below_cap": sum(
+                c["tuned_wsd_peak"] <= c["behind"]["cap"] * (1 + 1e-6)
+                for c in cases.values()
+                if "behind" in c
+            ),
+            "changed": [
+                k
+                for k, c in cases.items()
+                if "plateau" in c.get("behind", {})
+                and c["behind"]["plateau_capped"] < c["behind"]["plateau"] * (1 - 1e-6)
+            ],
+            "priced_sum_changed": sum(
+                c["behind"]["priced"]
+                for c in cases.values()
+                if "plateau" in c.get("behind", {})
+                and c["behind"]["plateau_capped"] < c["behind"]["plateau"] * (1 - 1e-6)
+            ),
+            "priced_capped_sum_changed": sum(
+                c["behind"]["priced_capped"]
+                for c in cases.values()
+                if "plateau" in c.get("behind", {})
+                and c["behind"]["plateau_capped"] < c["behind"]["plateau"] * (1 - 1e-6)
+            ),
+        },
         "summary": {
             "pilot_sets": len(cases),
             "bracketed": sum(c["bracketed"] for c in cases.values()),
