@@ -247,7 +247,7 @@ def _top_behind_longer(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, fl
     Over the top pilot's length the higher rate then did worse even with an anneal than a lower one without, so
     the best peak at that length is below the top rate, and (it does not rise with the horizon) below it at any
     longer horizon. On every cached pilot set of the real tasks (``benchmarks/README.md``, "the top pilot behind
-    a longer one") it fires on 19 of 115, in all of which the best WSD peak at the full horizon was at or below
+    a longer one") it fires on 19 of 116, in all of which the best WSD peak at the full horizon was at or below
     the cap (0.18-0.5x the top rate); on the planned pilots (fourteen tasks, pilot seeds 0 and 1: 23 sets), on 7.
     It was formed after the fourteenth task (Lion), where the design's plateau, 2.5x the best peak and above
     this cap, stalled on half the seeds. Prefix twins (``--twin``) are compared elsewhere.
