@@ -130,17 +130,7 @@ def _protocols(task) -> list[tuple[str, int]]:
 
 def _design_plateau(task, problem) -> float:
     """The default design's plateau (network units) for the fitted ``problem`` at the task's horizon."""
-    from schedopt.design import design
-
-    result = design(
-        problem.with_horizon(task.horizon),
-        baselines=(),
-        warmup=task.warmup,
-        form="plateau-anneal",
-        peak_horizon=problem.horizon,
-        anneal="1-sqrt",
-        plateau_tolerance=rt.FLAT_TOLERANCE,
-    )
+    result = rt.design_result(task, problem, task.horizon, "plateau-anneal", "1-sqrt", rt.FLAT_TOLERANCE)
     lrs = problem.network.network_learning_rate(result.schedule().learning_rate)
     return float(np.asarray(lrs)[task.horizon // 2])
 
@@ -175,13 +165,18 @@ def _jobs(task, protocol: str, seed: int):
 
 def _measured(task, jobs) -> dict | None:
     """The trained design minus tuned WSD (paired by run seed), where at least two seeds of it finished."""
-    best = rt.best_peaks(task)["wsd"]
-    wsd = {
-        j.seed: r["final_val_loss"]
-        for j, r in rt._finished([rt._family_job(task, "wsd", best, s) for s in rt.WSD_SEEDS])
-    }
+    wsd = rt.tuned_wsd_by_seed(task)
     runs = [(j, r) for j, r in rt._finished(jobs) if j.seed in wsd]
     return rt._stats([r["final_val_loss"] - wsd[j.seed] for j, r in runs]) if len(runs) >= 2 else None
+
+
+def _before(task, protocol: str, seed: int):
+    """``(problem, cap, jobs, plateau)``: the cached fit of the pilot set, its network cap, the trained runs of
+    its design (``None`` if it has no arm) and that design's plateau (the trained one where there is one)."""
+    problem, _ = rt.fitted(task, MODEL, protocol, seed)
+    cap = float(problem.network.network_learning_rate(problem.controls["learning_rate"].max))
+    jobs = _jobs(task, protocol, seed)
+    return problem, cap, jobs, float(jobs[0].meta["peak"]) if jobs else _design_plateau(task, problem)
 
 
 def main() -> None:
@@ -205,10 +200,7 @@ def main() -> None:
             if optimum is not None and not cached:
                 case["skipped"] = "no fit cached from before the rule (a fit made now is capped already)"
             elif optimum is not None:
-                problem, _ = rt.fitted(task, MODEL, protocol, seed)
-                cap = float(problem.network.network_learning_rate(problem.controls["learning_rate"].max))
-                jobs = _jobs(task, protocol, seed)
-                before = float(jobs[0].meta["peak"]) if jobs else _design_plateau(task, problem)
+                problem, cap, jobs, before = _before(task, protocol, seed)
                 after = _design_plateau(task, _capped(problem, optimum[0])) if optimum[0] < cap else before
                 case |= {
                     "optimum": optimum[0],
@@ -229,9 +221,7 @@ def main() -> None:
                 )
             crossed = crossed_optimum(runs) if protocol == rt.DEFAULT_PROTOCOL else None
             if crossed is not None:
-                jobs = _jobs(task, protocol, seed)
-                problem, _ = rt.fitted(task, MODEL, protocol, seed)
-                before = float(jobs[0].meta["peak"]) if jobs else _design_plateau(task, problem)
+                _, _, _, before = _before(task, protocol, seed)
                 case["crossed"] = {
                     "optimum": crossed[0],
                     "plateau": before,
@@ -246,10 +236,7 @@ def main() -> None:
                 )
             behind = _top_behind_longer(runs)
             if behind is not None and cached:
-                problem, _ = rt.fitted(task, MODEL, protocol, seed)
-                jobs = _jobs(task, protocol, seed)
-                before = float(jobs[0].meta["peak"]) if jobs else _design_plateau(task, problem)
-                cap = float(problem.network.network_learning_rate(problem.controls["learning_rate"].max))
+                problem, cap, jobs, before = _before(task, protocol, seed)
                 after = _design_plateau(task, _capped(problem, behind[4])) if behind[4] < cap else before
                 case["behind"] = {
                     "top": behind[0].peak_learning_rate,
@@ -284,37 +271,24 @@ def main() -> None:
         case["role"] = ends.get(key)
     fired = {k: c for k, c in cases.items() if "optimum" in c}
     changed = {k: c for k, c in fired.items() if c["plateau_capped"] < c["plateau"] * (1 - 1e-6)}
+    behinds = {k: c["behind"] for k, c in cases.items() if "behind" in c}
+    behind_changed = {
+        k: b for k, b in behinds.items() if "plateau" in b and b["plateau_capped"] < b["plateau"] * (1 - 1e-6)
+    }
     out = {
         "what": "the default design with and without the cap at the short pilots' own best peak "
         "(bracketed_optimum), as the fit's cap and as a bound on the plateau (plateau_min), priced on the measured seed-0 WSD curves (a proxy; see the module doc)",
         "fit": f"{MODEL} (schedopt fit's defaults), cached in benchmarks/results/realtasks/fits",
         "cases": cases,
         "summary_behind": {
-            "fired": sum("behind" in c for c in cases.values()),
-            "skipped": sum("skipped" in c.get("behind", {}) for c in cases.values()),
+            "fired": len(behinds),
+            "skipped": sum("skipped" in b for b in behinds.values()),
             "best_at_or_below_cap": sum(
-                c["tuned_wsd_peak"] <= c["behind"]["cap"] * (1 + 1e-6)
-                for c in cases.values()
-                if "behind" in c
+                cases[k]["tuned_wsd_peak"] <= b["cap"] * (1 + 1e-6) for k, b in behinds.items()
             ),
-            "changed": [
-                k
-                for k, c in cases.items()
-                if "plateau" in c.get("behind", {})
-                and c["behind"]["plateau_capped"] < c["behind"]["plateau"] * (1 - 1e-6)
-            ],
-            "priced_sum_changed": sum(
-                c["behind"]["priced"]
-                for c in cases.values()
-                if "plateau" in c.get("behind", {})
-                and c["behind"]["plateau_capped"] < c["behind"]["plateau"] * (1 - 1e-6)
-            ),
-            "priced_capped_sum_changed": sum(
-                c["behind"]["priced_capped"]
-                for c in cases.values()
-                if "plateau" in c.get("behind", {})
-                and c["behind"]["plateau_capped"] < c["behind"]["plateau"] * (1 - 1e-6)
-            ),
+            "changed": list(behind_changed),
+            "priced_sum_changed": sum(b["priced"] for b in behind_changed.values()),
+            "priced_capped_sum_changed": sum(b["priced_capped"] for b in behind_changed.values()),
         },
         "summary": {
             "pilot_sets": len(cases),

@@ -310,17 +310,7 @@ def _design_record(
         network = problem.network.network_learning_rate(solution.per_step("learning_rate"))
         record = {"status": str(solution.status), "learning_rate": np.asarray(network).tolist()}
     else:
-        from schedopt.design import design
-
-        result = design(
-            problem.with_horizon(horizon),
-            baselines=(),
-            warmup=task.warmup,
-            form=form,
-            peak_horizon=problem.horizon,
-            anneal=anneal,
-            plateau_tolerance=tolerance,
-        )
+        result = design_result(task, problem, horizon, form, anneal, tolerance)
         network = problem.network.network_learning_rate(result.schedule().learning_rate)
         record = {
             "status": str(result.solution.status),
@@ -328,6 +318,22 @@ def _design_record(
             "learning_rate": np.asarray(network).tolist(),
         }
     return record
+
+
+def design_result(task: Task, problem, horizon: int, form: str, anneal: str, tolerance: float):
+    """``schedopt design``'s result for a fitted ``problem`` at ``horizon`` with the task's warmup, its plateau
+    chosen at the pilots' horizon (``form``: a plateau form; ``anneal``: ``1-sqrt`` or ``model``)."""
+    from schedopt.design import design
+
+    return design(
+        problem.with_horizon(horizon),
+        baselines=(),
+        warmup=task.warmup,
+        form=form,
+        peak_horizon=problem.horizon,
+        anneal=anneal,
+        plateau_tolerance=tolerance,
+    )
 
 
 def _design_cache(
@@ -636,13 +642,20 @@ def followup_pilot_seed_jobs(task: Task) -> list[Job]:
     return jobs
 
 
+def tuned_wsd_by_seed(task: Task) -> dict[int, float]:
+    """Tuned WSD's final loss at the horizon (its seed-0 grid's best peak) by run seed, on the :data:`WSD_SEEDS`
+    that finished: what a design's runs are paired with."""
+    best = best_peaks(task)["wsd"]
+    return {
+        j.seed: r["final_val_loss"]
+        for j, r in _finished([_family_job(task, "wsd", best, s) for s in WSD_SEEDS])
+    }
+
+
 def design_by_pilot_seed(task: Task) -> dict | None:
     """Design - tuned WSD (paired by run seed) for the headline made from each pilot seed's pilots, and for
     the :data:`FOLLOWUP` arm where it has another draw (``followup, pilot seed N``)."""
-    wsd = {
-        j.seed: r["final_val_loss"]
-        for j, r in _finished([_family_job(task, "wsd", best_peaks(task)["wsd"], s) for s in WSD_SEEDS])
-    }
+    wsd = tuned_wsd_by_seed(task)
     arms = {"pilot seed 0": _finished(_arm_jobs(task, HEADLINE, PILOT_SEED_DESIGN_SEEDS))}
     for pilot_seed in (s for s in PILOT_SEEDS if _piloted(task, DEFAULT_PROTOCOL, s)):
         arms[f"pilot seed {pilot_seed}"] = _finished(_pilot_seed_design(task, pilot_seed))
@@ -798,10 +811,7 @@ def low_guess(task: Task) -> dict | None:
     if task.name not in LOW_GUESS_TASKS or not _piloted(task, "low4"):
         return None
     chain, complete = low_guess_chain(task)
-    wsd = {
-        j.seed: r["final_val_loss"]
-        for j, r in _finished([_family_job(task, "wsd", best_peaks(task)["wsd"], s) for s in WSD_SEEDS])
-    }
+    wsd = tuned_wsd_by_seed(task)
     out = {"guess": task.guess / LOW_GUESS, "tuned_wsd_peak": best_peaks(task)["wsd"], "complete": complete}
     out["fits"] = {}
     for protocol in chain:

@@ -92,6 +92,12 @@ _ONE_LAYER = TrainConfig(
     d_model=96, n_layers=1, n_heads=4, context=32, batch_size=32, steps=1000, eval_every=100
 )
 
+#: The GPT of the Lion tasks (2 layers, 4 heads, context 64, batch 16, 1,000 updates), width and weight decay
+#: a task's own.
+_LION = TrainConfig(
+    n_layers=2, n_heads=4, context=64, batch_size=16, steps=1000, eval_every=100, optimizer="lion"
+)
+
 
 @dataclass(frozen=True)
 class Task:
@@ -267,17 +273,7 @@ TASKS = {
         Task(
             "prose-lion",
             "prose",
-            TrainConfig(
-                d_model=64,
-                n_layers=2,
-                n_heads=4,
-                context=64,
-                batch_size=16,
-                steps=1000,
-                eval_every=100,
-                optimizer="lion",
-                weight_decay=0.3,
-            ),
+            replace(_LION, d_model=64, weight_decay=0.3),
             guess=1e-3,
             about="English prose (fortunes), GPT 2x64, context 64, batch 16, Lion (b1 0.9, b2 0.99), "
             "weight decay 0.3 on matrices (held out)",
@@ -288,17 +284,7 @@ TASKS = {
         Task(
             "code-lion",
             "code",
-            TrainConfig(
-                d_model=48,
-                n_layers=2,
-                n_heads=4,
-                context=64,
-                batch_size=16,
-                steps=1000,
-                eval_every=100,
-                optimizer="lion",
-                weight_decay=1.0,
-            ),
+            replace(_LION, d_model=48, weight_decay=1.0),
             guess=3e-4,
             about="Python source, GPT 2x48, context 64, batch 16, Lion (b1 0.9, b2 0.99), weight decay 1.0 on "
             "matrices (held out)",

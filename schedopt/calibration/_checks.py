@@ -148,10 +148,16 @@ def _unstable_rate(
     found = None
     for first, _, _, difference in _twins(runs) if pairs is None else pairs:
         rate = first.peak_learning_rate
-        lower = [r.peak_learning_rate for r in runs if r.peak_learning_rate < rate * (1 - 1e-9)]
-        if difference > CONTRADICTION and lower and (found is None or rate < found[0]):
-            found = (rate, max(lower), math.sqrt(rate * max(lower)))
+        lower = _next_lower_rate(runs, rate)
+        if difference > CONTRADICTION and lower is not None and (found is None or rate < found[0]):
+            found = (rate, lower, math.sqrt(rate * lower))
     return found
+
+
+def _next_lower_rate(runs: Sequence[PilotRun], rate: float) -> float | None:
+    """The largest pilot peak learning rate below ``rate`` (``None`` if there is none)."""
+    lower = [r.peak_learning_rate for r in runs if r.peak_learning_rate < rate * (1 - 1e-9)]
+    return max(lower) if lower else None
 
 
 def _constant_until(run: PilotRun) -> int:
@@ -255,7 +261,6 @@ def _top_behind_longer(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, fl
     twins = {id(twin) for twin, _ in _prefix_twins(runs)}
     pilots = [r for r in runs if id(r) not in twins]
     top_peak = max(r.peak_learning_rate for r in pilots)
-    found = None
     for top in (r for r in pilots if r.peak_learning_rate == top_peak):
         top_end = _final_loss(top)
         if top_end is None or _spike(top) is not None:
@@ -272,12 +277,9 @@ def _top_behind_longer(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, fl
             ):
                 continue
             there = float(np.interp(top.horizon, steps, smoothed_losses(longer)))
-            if top_end >= there and found is None:
-                below = max(
-                    r.peak_learning_rate for r in pilots if r.peak_learning_rate < top_peak * (1 - 1e-9)
-                )
-                found = (top, longer, top_end, there, math.sqrt(top_peak * below))
-    return found
+            if top_end >= there:  # the longer pilot runs below top_peak: there is a next lower rate
+                return top, longer, top_end, there, math.sqrt(top_peak * _next_lower_rate(pilots, top_peak))
+    return None
 
 
 def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:

@@ -205,10 +205,10 @@ def _determined(jacobian: np.ndarray) -> list[int]:
         columns = jacobian[:, keep]
         scaled = columns / np.linalg.norm(columns, axis=0)
         _, singular, vt = np.linalg.svd(scaled, full_matrices=False)
-        if np.all(np.isfinite(singular)) and singular[-1] * _MAX_CONDITION > singular[0]:
-            return keep
         if not np.all(np.isfinite(singular)):
             return []
+        if singular[-1] * _MAX_CONDITION > singular[0]:
+            return keep
         keep.pop(int(np.argmax(np.abs(vt[-1]))))
     return keep
 
@@ -218,8 +218,8 @@ def _uncertainties(solve: _Solve, fixed: tuple[str, ...]) -> tuple[np.ndarray, n
 
     Coordinates the pilots leave undetermined (:func:`_determined`) get an infinite standard error, and so does
     every parameter that depends on one; the others' are conditional on those held at their fitted values
-    (before, one undetermined coordinate made every standard error infinite: on ten of the fourteen real
-    tasks' default fits)."""
+    (before, one undetermined coordinate made every standard error infinite: on nine of the fourteen real
+    tasks' default fits, ``benchmarks/fit_uncertainty.py``)."""
     x = solve.x
     values = np.asarray(solve.objective.parameters(jnp.asarray(x)))
     jacobian = np.asarray(solve.jacobian)
@@ -240,9 +240,8 @@ def _uncertainties(solve: _Solve, fixed: tuple[str, ...]) -> tuple[np.ndarray, n
     cov = np.full((size, size), np.inf)
     with np.errstate(invalid="ignore"):
         cov_kept = g[:, keep] @ cov_x[np.ix_(keep, keep)] @ g[:, keep].T
-    free = [
-        j for j in range(size) if not np.any(g[j, held] != 0)
-    ]  # parameters of determined coordinates only
+    # the parameters that depend on determined coordinates only
+    free = [j for j in range(size) if not np.any(g[j, held] != 0)]
     cov[np.ix_(free, free)] = cov_kept[np.ix_(free, free)]
     std = np.sqrt(np.clip(np.diag(cov), 0, None))
     for name in fixed:
