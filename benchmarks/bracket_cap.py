@@ -53,6 +53,14 @@ from examples.tasks import TASKS  # noqa: E402
 MODEL = "schedopt-floor"
 
 
+def _vertex(rates, losses) -> float | None:
+    """The rate at the vertex of the parabola in log rate through three ``(rate, loss)`` points, clipped to the
+    outer two; ``None`` if it does not open upward."""
+    x = np.log(rates)
+    curvature, slope, _ = np.polyfit(x, losses, 2)
+    return float(np.exp(np.clip(-slope / (2 * curvature), x[0], x[2]))) if curvature > 0 else None
+
+
 def bracketed_optimum(runs) -> tuple[float, tuple] | None:
     """``(rate, pilots)``: where the pilots bracket the best peak from above (``_checks._bracket_above``), the
     vertex of the parabola in log peak through the final losses of the best pilot of the top pilot's schedule
@@ -73,12 +81,9 @@ def bracketed_optimum(runs) -> tuple[float, tuple] | None:
     best = int(np.argmin(losses))
     if best == 0 or best == len(peaks) - 1:
         return None
-    x = np.log(peaks[best - 1 : best + 2])
-    curvature, slope, _ = np.polyfit(x, losses[best - 1 : best + 2], 2)
-    if curvature <= 0:  # three points with the least in the middle: only when all three are equal
-        return None
-    vertex = float(np.exp(np.clip(-slope / (2 * curvature), x[0], x[2])))
-    return vertex, tuple(by_peak[p][0] for p in peaks[best - 1 : best + 2])
+    # three points with the least in the middle: the parabola opens upward unless all three are equal
+    vertex = _vertex(peaks[best - 1 : best + 2], losses[best - 1 : best + 2])
+    return None if vertex is None else (vertex, tuple(by_peak[p][0] for p in peaks[best - 1 : best + 2]))
 
 
 def crossed_optimum(runs) -> tuple[float, tuple] | None:
@@ -109,11 +114,9 @@ def crossed_optimum(runs) -> tuple[float, tuple] | None:
     at = np.interp(np.log(h), np.log(np.maximum(long.loss_steps, 1)), long.losses)
     if _final_loss(high) < at or _final_loss(low) < at:
         return None
-    x = np.log([low.peak_learning_rate, long.peak_learning_rate, high.peak_learning_rate])
-    curvature, slope, _ = np.polyfit(x, [_final_loss(low), at, _final_loss(high)], 2)
-    if curvature <= 0:
-        return None
-    return float(np.exp(np.clip(-slope / (2 * curvature), x[0], x[2]))), (low, long, high)
+    rates = [low.peak_learning_rate, long.peak_learning_rate, high.peak_learning_rate]
+    vertex = _vertex(rates, [_final_loss(low), at, _final_loss(high)])
+    return None if vertex is None else (vertex, (low, long, high))
 
 
 def _protocols(task) -> list[tuple[str, int]]:
