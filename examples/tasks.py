@@ -56,6 +56,12 @@ kind, not only in size:
   matrices, 1,000 updates. **Held out**: added 2026-12-07 after ``prose-lion`` (the same optimiser, another
   corpus and size, and the other end of the Lion paper's advice: a learning rate 10x smaller than AdamW's, a
   weight decay 10x larger), with every default unchanged; its guess (3e-4) set before any of its runs.
+* ``prose-lstm-rmsprop``: English prose, a byte LSTM 2 x 128 (embedding 48) in the PyTorch loop, trained as
+  char-rnn (Karpathy, 2015) trained its LSTMs: ``torch.optim.RMSprop`` (decay 0.95, eps 1e-8, no momentum, no
+  weight decay), gradients clipped at norm 5, context 64, batch 16, 1,000 updates. **Held out**: added
+  2026-12-07 (the session after ``code-lion``) with every default unchanged, to test schedopt on an optimiser it
+  was never measured on (no momentum: a step that follows the gradient's scale, unlike Lion's) and a two-layer
+  recurrent network; its guess (2e-3, char-rnn's default learning rate) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -288,6 +294,28 @@ TASKS = {
             guess=3e-4,
             about="Python source, GPT 2x48, context 64, batch 16, Lion (b1 0.9, b2 0.99), weight decay 1.0 on "
             "matrices (held out)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 (the session after code-lion) with every default unchanged (char-rnn's
+        # RMSprop on a two-layer LSTM); its guess, char-rnn's default, set before any of its runs
+        Task(
+            "prose-lstm-rmsprop",
+            "prose",
+            LSTMConfig(
+                embed=48,
+                hidden=128,
+                n_layers=2,
+                context=64,
+                batch_size=16,
+                steps=1000,
+                eval_every=100,
+                weight_decay=0.0,
+                grad_clip=5.0,
+                optimizer="rmsprop",
+            ),
+            guess=2e-3,
+            about="English prose (fortunes), byte LSTM 2x128 in PyTorch, RMSprop as char-rnn (decay 0.95, no "
+            "momentum), clip 5 (held out)",
             warmup=50,
         ),
     )

@@ -71,3 +71,45 @@ def test_the_command_line_rejects_a_bad_option_with_its_value(capsys):
         cli_main(["--schedule", "cosine", "--peak", "1e-3", "--hidden", "0"])
     assert exit_.value.code == 2
     assert "`hidden` must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_rmsprop_moves_each_weight_by_the_closed_form_first_step_and_learns(tmp_path, corpus):
+    # from a zero square average, RMSprop's first step is lr * g / (sqrt((1 - alpha) g^2) + eps): every entry
+    # with a nonzero gradient moves by lr / sqrt(1 - alpha) against its gradient's sign (alpha 0.95: x 4.47)
+    from examples.charlstm import RMSPROP, CharLSTM
+    from examples.charlstm.training import _optimizer
+
+    config = LSTMConfig(**{**TINY.__dict__, "optimizer": "rmsprop", "weight_decay": 0.0})
+    torch.manual_seed(0)
+    model = CharLSTM(config)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = _optimizer(config, model, 1e-3)
+    for p in model.parameters():
+        p.grad = torch.where(torch.arange(p.numel()).reshape(p.shape) % 2 == 0, 0.5, -2.0)
+    optimizer.step()
+    for p, p0 in zip(model.parameters(), before, strict=True):
+        g = p.grad.numpy().astype(np.float64)
+        step = 1e-3 * g / (np.sqrt((1 - RMSPROP["alpha"]) * g**2) + RMSPROP["eps"])
+        np.testing.assert_allclose((p0 - p.detach()).numpy(), step, rtol=1e-4)  # float32 weights
+    result = train(config, lambda t: 2e-3, log_path=tmp_path / "r.csv", corpus=corpus)
+    assert result.final_val_loss < result.val_losses[0] - 0.5
+    assert json.loads((tmp_path / "r.json").read_text())["optimizer"] == {
+        "name": "torch.optim.RMSprop",
+        **RMSPROP,
+    }
+
+
+def test_rmsprop_takes_no_weight_decay_and_the_command_line_defaults_it_to_zero(
+    tmp_path, corpus, monkeypatch
+):
+    with pytest.raises(ValueError, match=r"`weight_decay` must be 0 with optimizer 'rmsprop'.*0\.01"):
+        LSTMConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="`optimizer` must be one of adamw, rmsprop, got 'sgd'"):
+        LSTMConfig(optimizer="sgd")
+    import examples.charlstm.__main__ as entry
+
+    seen = {}
+    monkeypatch.setattr(entry, "train", lambda config, schedule, **kw: seen.setdefault("c", config) and 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        cli_main(["--schedule", "constant", "--peak", "1e-3", "--optimizer", "rmsprop", "--steps", "5"])
+    assert seen["c"].optimizer == "rmsprop" and seen["c"].weight_decay == 0.0

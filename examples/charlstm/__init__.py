@@ -4,9 +4,9 @@
 import it when first used.
 """
 
-from examples.charlstm.config import ADAMW, LSTMConfig
+from examples.charlstm.config import ADAMW, OPTIMIZERS, RMSPROP, LSTMConfig
 
-__all__ = ["ADAMW", "CharLSTM", "LSTMConfig", "LSTMResult", "train"]
+__all__ = ["ADAMW", "OPTIMIZERS", "RMSPROP", "CharLSTM", "LSTMConfig", "LSTMResult", "train"]
 
 
 def __getattr__(name: str):

@@ -26,7 +26,7 @@ from examples._cli import (
     resolve_steps,
     schedule_from_arguments,
 )
-from examples.charlstm.config import LSTMConfig
+from examples.charlstm.config import OPTIMIZERS, LSTMConfig
 from examples.charlstm.training import train
 from examples.tinygpt.data import load_corpus, load_prose_corpus
 from schedopt.errors import SchedoptError
@@ -37,7 +37,7 @@ _DEFAULTS = LSTMConfig()
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m examples.charlstm",
-        description="Train a byte-level LSTM (PyTorch, AdamW) with a learning-rate schedule.",
+        description="Train a byte-level LSTM (PyTorch, AdamW or RMSprop) with a learning-rate schedule.",
     )
     add_schedule_arguments(p, steps=_DEFAULTS.steps, seed=_DEFAULTS.seed)
     p.add_argument("--corpus", choices=("code", "prose"), default="code", help="default %(default)s")
@@ -46,11 +46,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-layers", type=int, default=_DEFAULTS.n_layers, help="default %(default)s")
     p.add_argument("--context", type=int, default=_DEFAULTS.context, help="default %(default)s")
     p.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="default %(default)s")
-    p.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="default %(default)s")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=_DEFAULTS.optimizer, help="default %(default)s")
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help=f"adamw only (default {_DEFAULTS.weight_decay}; rmsprop 0)",
+    )
     p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
     add_eval_every_argument(p, default=_DEFAULTS.eval_every)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     return p
+
+
+def _weight_decay(args: argparse.Namespace) -> float:
+    """The weight decay asked for, else the optimiser's default (AdamW's 0.01; none for RMSprop)."""
+    if args.weight_decay is not None:
+        return args.weight_decay
+    return _DEFAULTS.weight_decay if args.optimizer == "adamw" else 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             context=args.context,
             batch_size=args.batch_size,
             steps=steps,
-            weight_decay=args.weight_decay,
+            weight_decay=_weight_decay(args),
+            optimizer=args.optimizer,
             grad_clip=None if args.grad_clip == 0 else args.grad_clip,
             eval_every=resolve_eval_every(args, _DEFAULTS.eval_every),
             seed=args.seed,

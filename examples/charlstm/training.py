@@ -3,7 +3,8 @@ r"""Train a byte-level LSTM in PyTorch with any learning-rate schedule and log t
 A second training loop, unlike :mod:`examples.tinygpt` in every part a schedule design could
 depend on: the framework (PyTorch, not JAX), the architecture (a recurrent network, not
 attention) and the optimiser as PyTorch ships it (``torch.optim.AdamW`` with its defaults:
-betas (0.9, 0.999), eps 1e-8, weight decay 0.01 on every parameter, biases included). The data
+betas (0.9, 0.999), eps 1e-8, weight decay 0.01 on every parameter, biases included; or
+``torch.optim.RMSprop`` as char-rnn used it: decay 0.95, eps 1e-8, no momentum). The data
 and the log are the same: byte windows of :mod:`examples.tinygpt.data`, and schedopt's pilot CSV
 with a JSON sidecar (:mod:`examples.runlog`), under the same conventions (the loss after ``t``
 updates; update ``t`` uses the learning rate of row ``t``).
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from examples.charlstm.config import ADAMW, VOCABULARY, LSTMConfig
+from examples.charlstm.config import ADAMW, RMSPROP, VOCABULARY, LSTMConfig
 from examples.runlog import (
     CSV_HEADER,
     atomic_write,
@@ -71,6 +72,20 @@ def _loss(model: CharLSTM, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def _mean_loss(model: CharLSTM, batches_: list[tuple[np.ndarray, np.ndarray]]) -> float:
     return float(np.mean([float(_loss(model, x, y)) for x, y in batches_]))
+
+
+def _optimizer(config: LSTMConfig, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """``torch.optim.AdamW`` with its defaults, or ``torch.optim.RMSprop`` as char-rnn sets it."""
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(model.parameters(), lr=lr, **RMSPROP)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, **ADAMW)
+
+
+def _optimizer_record(config: LSTMConfig) -> dict[str, Any]:
+    """The sidecar's record of the optimiser and its fixed settings."""
+    if config.optimizer == "rmsprop":
+        return {"name": "torch.optim.RMSprop", **RMSPROP}
+    return {"name": "torch.optim.AdamW", "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"]}
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,9 +135,7 @@ def train(
 
     torch.manual_seed(config.seed)
     model = CharLSTM(config)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=float(lrs[0]), weight_decay=config.weight_decay, **ADAMW
-    )
+    optimizer = _optimizer(config, model, float(lrs[0]))
     stream = batches(corpus.train, config.batch_size, config.context, config.seed)
     val_set = validation_batches(corpus.val, config.eval_batches, config.batch_size, config.context)
     eval_at = {0, horizon, *range(config.eval_every, horizon, config.eval_every)}
@@ -168,7 +181,7 @@ def train(
             "log": log_path.name,
             "csv_header": list(CSV_HEADER),
             "config": dataclasses.asdict(config),
-            "optimizer": {"name": "torch.optim.AdamW", "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"]},
+            "optimizer": _optimizer_record(config),
             "schedule": schedule_description(schedule),
             "peak_learning_rate": float(lrs.max()),
             "corpus": corpus.describe(),
