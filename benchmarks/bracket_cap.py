@@ -131,6 +131,17 @@ def _protocols(task) -> list[tuple[str, int]]:
     ]
 
 
+def pilot_sets():
+    """``(key, task, protocol, seed, runs)`` for every pilot set :func:`_protocols` scores, of every task whose
+    WSD grid finished (the curve each plateau is priced on)."""
+    for name, task in TASKS.items():
+        if not all(j.done() for j in rt.grid_jobs(task)):
+            continue
+        for protocol, seed in _protocols(task):
+            key = f"{name}/{protocol}" + (f"@pilot-seed-{seed}" if seed else "")
+            yield key, task, protocol, seed, rt.pilot_runs(task, protocol, seed)
+
+
 def _design_plateau(task, problem) -> float:
     """The default design's plateau (network units) for the fitted ``problem`` at the task's horizon."""
     result = rt.design_result(task, problem, task.horizon, "plateau-anneal", "1-sqrt", rt.FLAT_TOLERANCE)
@@ -187,82 +198,78 @@ def main() -> None:
 
     t0, c0 = time.perf_counter(), time.process_time()
     cases = {}
-    for name, task in TASKS.items():
-        if not all(j.done() for j in rt.grid_jobs(task)):
-            continue
-        for protocol, seed in _protocols(task):
-            runs = rt.pilot_runs(task, protocol, seed)
-            key = f"{name}/{protocol}" + (f"@pilot-seed-{seed}" if seed else "")
-            optimum = bracketed_optimum(runs)
-            case = {
-                "bracketed": _bracket_above(runs) is not None,
-                "pilot_peaks": sorted({r.peak_learning_rate for r in runs}),
-                "tuned_wsd_peak": rt.best_peaks(task)["wsd"],
+    for key, task, protocol, seed, runs in pilot_sets():
+        name = task.name
+        optimum = bracketed_optimum(runs)
+        case = {
+            "bracketed": _bracket_above(runs) is not None,
+            "pilot_peaks": sorted({r.peak_learning_rate for r in runs}),
+            "tuned_wsd_peak": rt.best_peaks(task)["wsd"],
+        }
+        cached = (rt.FITS / f"{name}{rt._tag(protocol, seed)}-{MODEL}.toml").exists()
+        if optimum is not None and not cached:
+            case["skipped"] = "no fit cached from before the rule (a fit made now is capped already)"
+        elif optimum is not None:
+            problem, cap, jobs, before = _before(task, protocol, seed)
+            after = _design_plateau(task, _capped(problem, optimum[0])) if optimum[0] < cap else before
+            case |= {
+                "optimum": optimum[0],
+                "parabola_through": [r.peak_learning_rate for r in optimum[1]],
+                "cap": cap,
+                "plateau": before,
+                "plateau_capped": after,
+                "plateau_min": min(before, optimum[0]),
+                "priced": plateau_rules.price(task, before),
+                "priced_capped": plateau_rules.price(task, after),
+                "priced_min": plateau_rules.price(task, min(before, optimum[0])),
+                "measured_design_minus_tuned_wsd": _measured(task, jobs) if jobs else None,
             }
-            cached = (rt.FITS / f"{name}{rt._tag(protocol, seed)}-{MODEL}.toml").exists()
-            if optimum is not None and not cached:
-                case["skipped"] = "no fit cached from before the rule (a fit made now is capped already)"
-            elif optimum is not None:
-                problem, cap, jobs, before = _before(task, protocol, seed)
-                after = _design_plateau(task, _capped(problem, optimum[0])) if optimum[0] < cap else before
-                case |= {
-                    "optimum": optimum[0],
-                    "parabola_through": [r.peak_learning_rate for r in optimum[1]],
-                    "cap": cap,
-                    "plateau": before,
-                    "plateau_capped": after,
-                    "plateau_min": min(before, optimum[0]),
-                    "priced": plateau_rules.price(task, before),
-                    "priced_capped": plateau_rules.price(task, after),
-                    "priced_min": plateau_rules.price(task, min(before, optimum[0])),
-                    "measured_design_minus_tuned_wsd": _measured(task, jobs) if jobs else None,
-                }
-                print(
-                    f"{key}: optimum {optimum[0]:.4g} (tuned WSD {case['tuned_wsd_peak']:.4g}), plateau "
-                    f"{before:.4g} -> {after:.4g}, priced {case['priced']:+.4f} -> {case['priced_capped']:+.4f}",
-                    flush=True,
-                )
-            crossed = crossed_optimum(runs) if protocol == rt.DEFAULT_PROTOCOL else None
-            if crossed is not None:
-                _, _, _, before = _before(task, protocol, seed)
-                case["crossed"] = {
-                    "optimum": crossed[0],
-                    "plateau": before,
-                    "plateau_min": min(before, crossed[0]),
-                    "priced": plateau_rules.price(task, before),
-                    "priced_min": plateau_rules.price(task, min(before, crossed[0])),
-                }
-                print(
-                    f"{key}: crossed {crossed[0]:.4g} (tuned WSD {case['tuned_wsd_peak']:.4g}) plateau {before:.4g}, "
-                    f"priced {case['crossed']['priced']:+.4f} -> {case['crossed']['priced_min']:+.4f}",
-                    flush=True,
-                )
-            behind = _top_behind_longer(runs)
-            if behind is not None and cached:
-                problem, cap, jobs, before = _before(task, protocol, seed)
-                after = _design_plateau(task, _capped(problem, behind[4])) if behind[4] < cap else before
-                case["behind"] = {
-                    "top": behind[0].peak_learning_rate,
-                    "longer": behind[1].peak_learning_rate,
-                    "top_end": behind[2],
-                    "longer_there": behind[3],
-                    "cap": behind[4],
-                    "best_over_cap": case["tuned_wsd_peak"] / behind[4],
-                    "plateau": before,
-                    "plateau_capped": after,
-                    "priced": plateau_rules.price(task, before),
-                    "priced_capped": plateau_rules.price(task, after),
-                    "measured_design_minus_tuned_wsd": _measured(task, jobs) if jobs else None,
-                }
-                print(
-                    f"{key}: behind, cap {behind[4]:.4g} (tuned WSD {case['tuned_wsd_peak']:.4g}), plateau "
-                    f"{before:.4g} -> {after:.4g}, priced {case['behind']['priced']:+.4f} -> "
-                    f"{case['behind']['priced_capped']:+.4f}",
-                    flush=True,
-                )
-            elif behind is not None:
-                case["behind"] = {"skipped": "no fit cached from before the rule", "cap": behind[4]}
-            cases[key] = case
+            print(
+                f"{key}: optimum {optimum[0]:.4g} (tuned WSD {case['tuned_wsd_peak']:.4g}), plateau "
+                f"{before:.4g} -> {after:.4g}, priced {case['priced']:+.4f} -> {case['priced_capped']:+.4f}",
+                flush=True,
+            )
+        crossed = crossed_optimum(runs) if protocol == rt.DEFAULT_PROTOCOL else None
+        if crossed is not None:
+            _, _, _, before = _before(task, protocol, seed)
+            case["crossed"] = {
+                "optimum": crossed[0],
+                "plateau": before,
+                "plateau_min": min(before, crossed[0]),
+                "priced": plateau_rules.price(task, before),
+                "priced_min": plateau_rules.price(task, min(before, crossed[0])),
+            }
+            print(
+                f"{key}: crossed {crossed[0]:.4g} (tuned WSD {case['tuned_wsd_peak']:.4g}) plateau {before:.4g}, "
+                f"priced {case['crossed']['priced']:+.4f} -> {case['crossed']['priced_min']:+.4f}",
+                flush=True,
+            )
+        behind = _top_behind_longer(runs)
+        if behind is not None and cached:
+            problem, cap, jobs, before = _before(task, protocol, seed)
+            after = _design_plateau(task, _capped(problem, behind[4])) if behind[4] < cap else before
+            case["behind"] = {
+                "top": behind[0].peak_learning_rate,
+                "longer": behind[1].peak_learning_rate,
+                "top_end": behind[2],
+                "longer_there": behind[3],
+                "cap": behind[4],
+                "best_over_cap": case["tuned_wsd_peak"] / behind[4],
+                "plateau": before,
+                "plateau_capped": after,
+                "priced": plateau_rules.price(task, before),
+                "priced_capped": plateau_rules.price(task, after),
+                "measured_design_minus_tuned_wsd": _measured(task, jobs) if jobs else None,
+            }
+            print(
+                f"{key}: behind, cap {behind[4]:.4g} (tuned WSD {case['tuned_wsd_peak']:.4g}), plateau "
+                f"{before:.4g} -> {after:.4g}, priced {case['behind']['priced']:+.4f} -> "
+                f"{case['behind']['priced_capped']:+.4f}",
+                flush=True,
+            )
+        elif behind is not None:
+            case["behind"] = {"skipped": "no fit cached from before the rule", "cap": behind[4]}
+        cases[key] = case
     # the pilot sets a user ends at: each low-guess chain's last (its notes followed), and the follow-up pilot's
     ends = {}
     for name, task in TASKS.items():

@@ -303,6 +303,10 @@ class NetworkUnits:
             than a pilot of its schedule at a lower rate (0: the pilots do not show it). The
             best peak is then not above it, and ``schedopt design`` does not ask for a pilot
             above its cap (:func:`schedopt.calibration._checks._bracket_above`).
+        top_pilot_ahead: the network learning rate of the top pilot when it was still well ahead of the
+            next lower one and the pilots do not bracket the best peak from above (0: not shown;
+            :func:`schedopt.calibration._checks._top_pilot_ahead`). The loss still falls steeply there,
+            so ``schedopt design`` does not put its plateau below it (within the cap).
     """
 
     learning_rate_scale: float
@@ -313,6 +317,7 @@ class NetworkUnits:
     pilot_warmup: int = 0
     pilot_horizon: int = 0
     bracketed_above: float = 0.0
+    top_pilot_ahead: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -323,13 +328,14 @@ class NetworkUnits:
         ):
             object.__setattr__(self, name, v.positive(name, getattr(self, name)))
         object.__setattr__(self, "loss_offset", v.real("loss_offset", self.loss_offset))
-        bracket = v.real("bracketed_above", self.bracketed_above)
-        if bracket < 0:
-            raise ProblemError(
-                f"`bracketed_above` must be a network learning rate >= 0 (0: not shown), got {self.bracketed_above!r}",
-                field="bracketed_above",
-            )
-        object.__setattr__(self, "bracketed_above", bracket)
+        for name in ("bracketed_above", "top_pilot_ahead"):
+            given = getattr(self, name)
+            rate = v.real(name, given)
+            if rate < 0:
+                raise ProblemError(
+                    f"`{name}` must be a network learning rate >= 0 (0: not shown), got {given!r}", field=name
+                )
+            object.__setattr__(self, name, rate)
         for name in ("pilot_warmup", "pilot_horizon"):
             given = getattr(self, name)
             updates = v.real(name, given)
@@ -378,6 +384,8 @@ class NetworkUnits:
             out["pilot_horizon"] = self.pilot_horizon
         if self.bracketed_above:
             out["bracketed_above"] = self.bracketed_above
+        if self.top_pilot_ahead:
+            out["top_pilot_ahead"] = self.top_pilot_ahead
         return out
 
 

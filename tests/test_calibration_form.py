@@ -189,6 +189,14 @@ def test_a_bad_bracket_names_the_key(bad):
         parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\nbracketed_above = {bad}"))
 
 
+@pytest.mark.parametrize("bad", ["-1e-3", '"high"', "inf"])
+def test_a_bad_top_pilot_ahead_names_the_key(bad):
+    from schedopt.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"network\.top_pilot_ahead"):
+        parse_problem(FITTED.replace("loss_offset = 1.0", f"loss_offset = 1.0\ntop_pilot_ahead = {bad}"))
+
+
 @pytest.mark.parametrize("bad", ["-1", "2.5", "1e9"])
 def test_a_bad_pilot_horizon_names_the_key(bad):
     from schedopt.errors import SpecError
@@ -525,3 +533,25 @@ def test_a_cap_fit_lowered_below_the_largest_pilot_is_not_called_the_largest_pil
     # a bracket above a cap fit lowered: the lowered cap's note, as without it
     lowered_bracketed = plateau_anneal(parse_problem(bracketed.replace("max = 0.3", "max = 0.15")))
     assert "below the largest pilot's 0.01: fit lowered" in lowered_bracketed.notes[0]
+
+
+def test_a_top_pilot_still_far_ahead_floors_the_plateau_at_its_rate_within_the_cap():
+    """The model's best plateau (~0.45 in model units) lies below the cap (0.9). A fitted spec whose top pilot
+    was still well ahead at the cap's network rate (``top_pilot_ahead``) puts the plateau at the cap, and the
+    design says the plateau sits there; a top rate below the model's choice, or none, changes nothing."""
+    spec = FITTED.replace("learning_rate_scale = 60.0", "learning_rate_scale = 0.2").replace(
+        "loss_offset = 1.0", "loss_offset = 1.0\nlearning_rate_exponent = 0.5\nlearning_rate_reference = 0.01"
+    )
+    spec = spec.replace("max = 0.3", "max = 0.9")  # the model's 0.9 is the network's 0.01 * (0.9 / 0.2) ** 2
+    free = plateau_anneal(parse_problem(spec), plateau_tolerance=0.0)
+    assert 0.3 < free.plateau < 0.6
+    ahead = f"learning_rate_reference = 0.01\ntop_pilot_ahead = {0.01 * 4.5**2!r}"
+    floored = plateau_anneal(
+        parse_problem(spec.replace("learning_rate_reference = 0.01", ahead)), plateau_tolerance=0.0
+    )
+    assert floored.plateau == pytest.approx(0.9, rel=1e-9)
+    assert "the plateau sits at the learning-rate cap" in floored.notes[0]
+    low = spec.replace(
+        "learning_rate_reference = 0.01", "learning_rate_reference = 0.01\ntop_pilot_ahead = 0.01"
+    )
+    assert plateau_anneal(parse_problem(low), plateau_tolerance=0.0).plateau == pytest.approx(free.plateau)

@@ -1224,6 +1224,35 @@ def test_a_top_pilot_that_ends_behind_a_longer_one_caps_the_design_halfway_to_th
     assert result.learning_rate_cap["network"] == pytest.approx(4e-3, rel=1e-9)
 
 
+def test_fit_records_a_top_pilot_still_far_ahead_in_the_spec_unless_another_rule_lowered_the_cap():
+    """The x 4 pilot 12 % ahead of the guess pilot at their last common step at peak: the fitted spec records its
+    rate (``top_pilot_ahead``, read back as written) and the note says the design's plateau is not put below
+    it. Only 3 % ahead, or with the cap lowered below that rate (``--lr-cap``), nothing is recorded."""
+    from schedopt.spec import dump_problem
+
+    guess = _wsd_pilot("guess", 2e-3, 600, 1.0)
+    low = _wsd_pilot("low", 5e-4, 200, 1.2)
+    ahead = fit_pilots(
+        [guess, low, _wsd_pilot("top", 8e-3, 200, 0.88)], n_modes=N_MODES, holdout="none", terms=()
+    )
+    assert ahead.problem.network.top_pilot_ahead == pytest.approx(8e-3)
+    assert "top_pilot_ahead = 0.008" in ahead.spec_text()
+    assert parse_problem(dump_problem(ahead.problem)).network.top_pilot_ahead == pytest.approx(8e-3)
+    assert any("the design's plateau is not put below 0.008 (within its cap)" in n for n in ahead.notes)
+    level = fit_pilots(
+        [guess, low, _wsd_pilot("top", 8e-3, 200, 0.97)], n_modes=N_MODES, holdout="none", terms=()
+    )
+    assert level.problem.network.top_pilot_ahead == 0.0 and "top_pilot_ahead" not in level.spec_text()
+    capped = fit_pilots(
+        [guess, low, _wsd_pilot("top", 8e-3, 200, 0.88)],
+        n_modes=N_MODES,
+        holdout="none",
+        terms=(),
+        lr_cap=4e-3,
+    )
+    assert capped.problem.network.top_pilot_ahead == 0.0
+
+
 def test_fit_records_a_bracket_from_above_in_the_spec_and_says_it():
     """`fit` on pilots whose top one ended above the next of its schedule: the information line names both, the
     fitted spec records the top rate (``bracketed_above``, read back as written), and without the bracket the

@@ -193,6 +193,15 @@ def _top_pilot_lead(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, int, 
     return top, below, int(common[i]), float(1.0 - smoothed_losses(top)[a[i]] / smoothed_losses(below)[b[i]])
 
 
+def _top_pilot_ahead(runs: Sequence[PilotRun]) -> tuple[PilotRun, PilotRun, int, float] | None:
+    """:func:`_top_pilot_lead` where the top pilot is more than :data:`CONTRADICTION` ahead (beyond what seeds of
+    one schedule differ by) and the pilots do not bracket the best peak from above (:func:`_bracket_above`): the
+    loss still falls steeply at the top of the pilots' range. ``fit`` notes it and records the top rate
+    (``top_pilot_ahead``), under which ``design`` does not put its plateau."""
+    lead = _top_pilot_lead(runs)
+    return lead if lead is not None and lead[3] > CONTRADICTION and _bracket_above(runs) is None else None
+
+
 def _same_shape(first: PilotRun, second: PilotRun) -> bool:
     """Whether two pilots run one schedule at two peaks: the same length and the same learning rate relative
     to their peak at every update."""
@@ -324,13 +333,14 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
             )
         else:
             notes.append(f"{apart}: the pilots contradict each other (other data, model or code?)")
-    lead = _top_pilot_lead(runs)
-    if lead is not None and lead[3] > CONTRADICTION and _bracket_above(runs) is None:
+    lead = _top_pilot_ahead(runs)
+    if lead is not None:
         top, below, step, ahead = lead
         notes.append(
             f"{top.name} (peak {top.peak_learning_rate:g}) is {ahead:.0%} below {below.name} (peak "
             f"{below.peak_learning_rate:g}) at step {step}, both at their peak: the loss still falls steeply at the "
-            f"top of the pilots' range, so the best peak may lie above the design's cap; a pilot at "
+            f"top of the pilots' range, so the design's plateau is not put below {top.peak_learning_rate:g} (within "
+            f"its cap) and the best peak may lie above the cap; a pilot at "
             f"{2 * top.peak_learning_rate:g} would tell (`schedopt pilots` with the same options and "
             "--above one higher than before writes it beside the others)"
         )

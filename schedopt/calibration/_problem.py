@@ -75,7 +75,14 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
 
 
 def _problem(
-    values, runs, n_modes, name, network_cap: float, reference: float, bracketed_above: float = 0.0
+    values,
+    runs,
+    n_modes,
+    name,
+    network_cap: float,
+    reference: float,
+    bracketed_above: float = 0.0,
+    top_pilot_ahead: float = 0.0,
 ) -> Problem:
     q = dict(zip(FIT_PARAMETERS, (float(v) for v in values), strict=True))
     null_modes = round(q["null_modes"]) if q["null_modes"] >= 0.5 else 0
@@ -97,6 +104,7 @@ def _problem(
         pilot_warmup=max(warmup_steps(r) for r in runs),  # design's default --warmup
         pilot_horizon=max(r.horizon for r in runs),
         bracketed_above=bracketed_above,
+        top_pilot_ahead=top_pilot_ahead,
     )
     horizon = units.pilot_horizon
     cap = min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, 1.0))

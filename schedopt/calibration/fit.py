@@ -102,6 +102,7 @@ from schedopt.calibration._checks import (
     _prefix_twins,
     _scatter,
     _spike,  # noqa: F401
+    _top_pilot_ahead,
 )
 from schedopt.calibration._holdout import (
     _held_out,  # noqa: F401
@@ -323,6 +324,16 @@ def _longest_pilot_rate(runs: Sequence[PilotRun], cap: float) -> tuple[float, st
     return rate, "the longest pilot's learning rate: the fit found no learning-rate response to choose by"
 
 
+def _ahead(runs: Sequence[PilotRun], network_cap: float) -> float:
+    """The top pilot's rate where it is still well ahead (:func:`_checks._top_pilot_ahead`) and no rule lowered
+    the cap below it (a spike, seeds that disagree, a top pilot behind a longer one, ``--lr-cap``: their cap
+    stands); else 0."""
+    lead = _top_pilot_ahead(runs)
+    if lead is None or network_cap < lead[0].peak_learning_rate * (1 - 1e-9):
+        return 0.0
+    return float(lead[0].peak_learning_rate)
+
+
 def _scatter_by_run(runs) -> dict[str, float | None]:
     """Each fitted pilot's relative scatter around a smooth curve (:func:`_checks._scatter`)."""
     out = {}
@@ -474,7 +485,9 @@ def fit_pilots(
         )
     holdout_report = _holdout(runs, holdout, layout, fixed_kappa, max_lr, early)
     bracketed_above = bracket[0].peak_learning_rate if bracket is not None else 0.0
-    problem = _problem(values, runs, n_modes, name, network_cap, reference, bracketed_above)
+    problem = _problem(
+        values, runs, n_modes, name, network_cap, reference, bracketed_above, _ahead(checked, network_cap)
+    )
     return FitResult(
         parameters={n: float(v) for n, v in zip(FIT_PARAMETERS, values, strict=True)},
         std_errors={n: float(s) for n, s in zip(FIT_PARAMETERS, std, strict=True)},

@@ -392,13 +392,35 @@ def sqrt_plateau(problem: Problem, fraction: float, tolerance: float = 0.0) -> f
 
     A fitted spec whose fit found no response to the learning rate
     (:func:`~schedopt.calibration._model.flat_rate_response`) cannot rank levels: its plateau is the
-    cap, which ``schedopt fit`` then sets to the longest pilot's rate.
+    cap, which ``schedopt fit`` then sets to the longest pilot's rate. One whose top pilot was still well
+    ahead (``top_pilot_ahead``) puts it no lower than that pilot's rate (within the cap): :func:`_ahead_floor`.
     """
-    import scipy.optimize
-
     cap = float(problem.learning_rate.max)
     if _flat_rate_response(problem):
         return cap
+    return max(_model_plateau(problem, fraction, tolerance), _ahead_floor(problem))
+
+
+def _ahead_floor(problem: Problem) -> float:
+    """The model rate of a fitted spec's ``top_pilot_ahead`` (at most the cap), else 0.
+
+    Where the top pilot was still more than 5 % ahead of the next lower one at their peak and the pilots do
+    not bracket the best peak from above, the network's loss still falls steeply at the top of the pilots'
+    range, so a plateau below it contradicts what they show. On the cached pilot sets of the real tasks
+    where that held (21), the best WSD peak was at or above the top rate on all but two, where it was that
+    rate or a run above the tuning grid beat it (``benchmarks/top_ahead.py``).
+    """
+    units = problem.network
+    if units is None or not units.top_pilot_ahead:
+        return 0.0
+    return min(float(units.model_learning_rate(units.top_pilot_ahead)), float(problem.learning_rate.max))
+
+
+def _model_plateau(problem: Problem, fraction: float, tolerance: float) -> float:
+    """:func:`sqrt_plateau`'s choice from the model's final losses alone."""
+    import scipy.optimize
+
+    cap = float(problem.learning_rate.max)
     of_level = _anneal_loss(problem, fraction)
 
     def loss(log_level: float) -> float:

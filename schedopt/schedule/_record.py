@@ -100,6 +100,7 @@ def _network_units(value: Any) -> NetworkUnits | None:
         "pilot_warmup",
         "pilot_horizon",
         "bracketed_above",
+        "top_pilot_ahead",
     }
     unknown = sorted(set(value) - known, key=str)
     if unknown:

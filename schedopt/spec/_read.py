@@ -221,6 +221,7 @@ class _Reader:
         pilot_warmup = table.integer("pilot_warmup", 0)
         pilot_horizon = table.integer("pilot_horizon", 0)
         bracketed_above = table.number("bracketed_above", 0.0)
+        top_pilot_ahead = table.number("top_pilot_ahead", 0.0)
         return self.build(
             {name: f"network.{name}" for name in _NETWORK_KEYS},
             "network",
@@ -233,6 +234,7 @@ class _Reader:
                 pilot_warmup=pilot_warmup,
                 pilot_horizon=pilot_horizon,
                 bracketed_above=bracketed_above,
+                top_pilot_ahead=top_pilot_ahead,
             ),
         )
 

@@ -33,6 +33,7 @@ _NETWORK_KEYS = (
     "pilot_warmup",
     "pilot_horizon",
     "bracketed_above",
+    "top_pilot_ahead",
 )
 _POWERLAW_KEYS = (
     "kind",

@@ -1,0 +1,88 @@
+"""Real training, offline: a floor under the design where the top pilot is still far ahead (issue 12).
+
+``schedopt fit`` notes when the pilot at the highest rate is more than 5 % below the next lower one at the last
+step both are still at their peak, and the pilots do not bracket the best peak from above
+(``_checks._top_pilot_lead``, ``_bracket_above``): the loss is still falling steeply at the top of the pilots'
+range, and the note asks for a pilot above it. The design itself today takes the model's plateau, which can sit
+well below that top rate. The rule measured here: where the note fires, the plateau is at least the top pilot's
+rate (``fit`` records it only where no other rule lowered the cap below it). Scored on every cached pilot set of
+``realtasks.py`` without training, as ``bracket_cap.py`` scores its rules: the default design's plateau with and
+without the floor, each priced on the task's measured seed-0 WSD curve (``plateau_rules.price``; flat beyond the
+grid's ends, so a floor above the grid is priced at its edge), whether the best WSD peak lay at or above the top
+rate, and the trained designs' measured difference to tuned WSD where there are some.
+
+Usage: uv run python benchmarks/top_ahead.py   (writes results/top-ahead.json)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bracket_cap  # noqa: E402
+import plateau_rules  # noqa: E402
+import realtasks as rt  # noqa: E402
+
+
+def main() -> None:
+    from schedopt.calibration._checks import _top_pilot_ahead
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    cases = {}
+    for key, task, protocol, seed, runs in bracket_cap.pilot_sets():
+        lead = _top_pilot_ahead(runs)
+        if lead is None:
+            continue
+        _, cap, jobs, before = bracket_cap._before(task, protocol, seed)
+        top = lead[0].peak_learning_rate
+        after = max(before, top) if cap >= top * (1 - 1e-9) else before  # fit._ahead: a lowered cap stands
+        best = rt.best_peaks(task)["wsd"]
+        cases[key] = {
+            "top": top,
+            "lead": lead[3],
+            "cap": cap,
+            "tuned_wsd_peak": best,
+            "best_at_or_above_top": best >= top * (1 - 1e-3),  # the grid's 4 digits: 0.01599 is 0.016
+            "plateau": before,
+            "plateau_floored": after,
+            "priced": plateau_rules.price(task, before),
+            "priced_floored": plateau_rules.price(task, after),
+            "grid_top": max(plateau_rules.wsd_curve(task)),
+            "measured_design_minus_tuned_wsd": bracket_cap._measured(task, jobs) if jobs else None,
+        }
+        c = cases[key]
+        print(
+            f"{key}: lead {lead[3]:.3f} top {top:.4g} cap {cap:.4g} tuned WSD {best:.4g}; plateau {before:.4g} -> "
+            f"{after:.4g}, priced {c['priced']:+.4f} -> {c['priced_floored']:+.4f}",
+            flush=True,
+        )
+    changed = {k: c for k, c in cases.items() if c["plateau_floored"] > c["plateau"] * (1 + 1e-6)}
+    out = {
+        "what": "the default design's plateau with and without a floor at the top pilot's rate where fit's "
+        "top-pilot note fires, priced on the measured seed-0 WSD curves (see the module doc)",
+        "fit": f"{bracket_cap.MODEL} (schedopt fit's defaults), cached in benchmarks/results/realtasks/fits",
+        "cases": cases,
+        "summary": {
+            "fired": len(cases),
+            "best_at_or_above_top": sum(c["best_at_or_above_top"] for c in cases.values()),
+            "changed": list(changed),
+            "priced_sum_changed": sum(c["priced"] for c in changed.values()),
+            "priced_floored_sum_changed": sum(c["priced_floored"] for c in changed.values()),
+        },
+        "cpu_s": round(time.process_time() - c0, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    (ROOT / "benchmarks" / "results" / "top-ahead.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out["summary"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
