@@ -11,7 +11,12 @@ without the floor, each priced on the task's measured seed-0 WSD curve (``platea
 grid's ends, so a floor above the grid is priced at its edge), whether the best WSD peak lay at or above the top
 rate, and the trained designs' measured difference to tuned WSD where there are some.
 
-Usage: uv run python benchmarks/top_ahead.py   (writes results/top-ahead.json)
+With ``--train``, the default plan's sets whose plateau the floor raises by more than :data:`MOVED` get the floored
+design trained on the run seeds tuned WSD has (``realtasks.WSD_SEEDS``), as WSD at the floored plateau: the plateau
+is the cap there, and the design's shape is WSD's (``realtasks._WSD_SHAPED``). Those runs are cached and resumed as
+``realtasks.py``'s are, and reported beside the trained design of the unfloored plateau.
+
+Usage: uv run python benchmarks/top_ahead.py [--train]   (writes results/top-ahead.json)
 """
 
 from __future__ import annotations
@@ -30,9 +35,25 @@ import bracket_cap  # noqa: E402
 import plateau_rules  # noqa: E402
 import realtasks as rt  # noqa: E402
 
+#: the floor's move of the plateau (a ratio) above which ``--train`` trains the floored design
+MOVED = 1.1
 
-def main() -> None:
+
+def _floored_jobs(task, plateau: float) -> list:
+    """WSD at the floored ``plateau`` (the task's warmup, 20 % 1-sqrt cooldown) on tuned WSD's run seeds."""
+    return [rt._family_job(task, "wsd", plateau, seed) for seed in rt.WSD_SEEDS]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    from runcache import run_jobs
+
     from schedopt.calibration._checks import _top_pilot_ahead
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", action="store_true", help="train the floored designs (see the module doc)")
+    train = parser.parse_args(argv).train
 
     t0, c0 = time.perf_counter(), time.process_time()
     cases = {}
@@ -57,6 +78,11 @@ def main() -> None:
             "grid_top": max(plateau_rules.wsd_curve(task)),
             "measured_design_minus_tuned_wsd": bracket_cap._measured(task, jobs) if jobs else None,
         }
+        if protocol == rt.DEFAULT_PROTOCOL and seed == 0 and after > MOVED * before:
+            floored = _floored_jobs(task, after)
+            if train:
+                run_jobs([j for j in floored if not j.done()])
+            cases[key]["measured_floored_minus_tuned_wsd"] = bracket_cap._measured(task, floored)
         c = cases[key]
         print(
             f"{key}: lead {lead[3]:.3f} top {top:.4g} cap {cap:.4g} tuned WSD {best:.4g}; plateau {before:.4g} -> "

@@ -550,7 +550,11 @@ def test_a_top_pilot_still_far_ahead_floors_the_plateau_at_its_rate_within_the_c
         parse_problem(spec.replace("learning_rate_reference = 0.01", ahead)), plateau_tolerance=0.0
     )
     assert floored.plateau == pytest.approx(0.9, rel=1e-9)
-    assert "the plateau sits at the learning-rate cap" in floored.notes[0]
+    assert (
+        "the plateau sits at the learning-rate cap (fit found the top pilot still well ahead"
+        in floored.notes[0]
+    )
+    assert "a pilot at 0.405 would tell" in floored.notes[0]
     low = spec.replace(
         "learning_rate_reference = 0.01", "learning_rate_reference = 0.01\ntop_pilot_ahead = 0.01"
     )

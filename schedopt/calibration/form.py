@@ -606,6 +606,8 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
             "its schedule at a lower rate: the pilots bracket the best peak from above (it does not rise as the horizon "
             f"grows, so it is at most {bracket:.4g} here), and a pilot above would not tell more",
         )
+    if units.top_pilot_ahead and plateau is not None and units.top_pilot_ahead >= network * (1 - 1e-6):
+        where += " (fit found the top pilot still well ahead of the next, so the plateau is not put below it)"
     return (
         f"{where}, the largest pilot's {network:.4g}: the pilots do not bracket the best peak from "
         f"above, and none ran that high for long; a pilot at {2 * network:.4g} would tell (`schedopt pilots` "
