@@ -1,8 +1,8 @@
 """Real training: where the planned pilots sit around the guess (issue 12; measured, not in the tool).
 
 The plan (``long60-wider``) puts its short pilots at x 0.25 and x 4 the guess. On the sixteen real tasks the
-best WSD peak was 0.7-8x the guess: more than 4x on five (both LSTMs, the RMSprop LSTM, code-lion, code/AdamW + wd
-at 4x), below 1x on two (0.71x). This script compares, at the same budget (one run), the plan with short pilots
+best WSD peak was 0.7-8x the guess: 4x or more on five (both LSTMs, the RMSprop LSTM, code/AdamW + wd;
+code-lion, where a design at 8x beat tuned WSD), below 1x on two (0.71x). This script compares, at the same budget (one run), the plan with short pilots
 skewed up (``long60-skew``: x 0.5 / x 8) and spread wider (``long60-widest``: x 0.25 / x 8). Each protocol's
 pilots are fitted with today's ``schedopt fit`` (``realtasks.MODELS["schedopt-today"]``, cached apart), and scored
 two ways: the default design's plateau at the task's horizon, priced on the measured seed-0 WSD curve
