@@ -14,13 +14,17 @@ rate, and the trained designs' measured difference to tuned WSD where there are 
 With ``--train``, the default plan's sets whose plateau the floor raises by more than :data:`MOVED` get the floored
 design trained on the run seeds tuned WSD has (``realtasks.WSD_SEEDS``), as WSD at the floored plateau: the plateau
 is the cap there, and the design's shape is WSD's (``realtasks._WSD_SHAPED``). Those runs are cached and resumed as
-``realtasks.py``'s are, and reported beside the trained design of the unfloored plateau.
+``realtasks.py``'s are, and reported beside the trained design of the unfloored plateau. A fit cached after the rule
+(``fit_made_after_the_rule``: the held-out task's) has a floored design already, trained by ``realtasks.py``; there
+the model's own plateau is the one computed (the fit without ``top_pilot_ahead``) and, with ``--train``, trained
+the same way (pilot seed 0, the sets with a design arm).
 
 Usage: uv run python benchmarks/top_ahead.py [--train]   (writes results/top-ahead.json)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -61,13 +65,23 @@ def main(argv: list[str] | None = None) -> None:
         lead = _top_pilot_ahead(runs)
         if lead is None:
             continue
-        _, cap, jobs, before = bracket_cap._before(task, protocol, seed)
+        problem, cap, jobs, before = bracket_cap._before(task, protocol, seed)
         top = lead[0].peak_learning_rate
         after = max(before, top) if cap >= top * (1 - 1e-9) else before  # fit._ahead: a lowered cap stands
+        made_after = bool(problem.network.top_pilot_ahead)
+        if (
+            made_after
+        ):  # a fit cached after the rule: its design is floored already; the model's own is before
+            after = before
+            alone = dataclasses.replace(
+                problem, network=dataclasses.replace(problem.network, top_pilot_ahead=0.0)
+            )
+            before = bracket_cap._design_plateau(task, alone)
         best = rt.best_peaks(task)["wsd"]
         cases[key] = {
             "top": top,
             "lead": lead[3],
+            "fit_made_after_the_rule": made_after,
             "cap": cap,
             "tuned_wsd_peak": best,
             "best_at_or_above_top": best >= top * (1 - 1e-3),  # the grid's 4 digits: 0.01599 is 0.016
@@ -78,7 +92,12 @@ def main(argv: list[str] | None = None) -> None:
             "grid_top": max(plateau_rules.wsd_curve(task)),
             "measured_design_minus_tuned_wsd": bracket_cap._measured(task, jobs) if jobs else None,
         }
-        if protocol == rt.DEFAULT_PROTOCOL and seed == 0 and after > MOVED * before:
+        if made_after and seed == 0 and jobs:  # the trained design is the floored one; WSD at the model's own
+            unfloored = _floored_jobs(task, float(f"{before:.4g}"))
+            if train:
+                run_jobs([j for j in unfloored if not j.done()])
+            cases[key]["measured_model_alone_minus_tuned_wsd"] = bracket_cap._measured(task, unfloored)
+        elif protocol == rt.DEFAULT_PROTOCOL and seed == 0 and after > MOVED * before:
             floored = _floored_jobs(task, after)
             if train:
                 run_jobs([j for j in floored if not j.done()])
