@@ -339,8 +339,8 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
         notes.append(
             f"{top.name} (peak {top.peak_learning_rate:g}) is {ahead:.0%} below {below.name} (peak "
             f"{below.peak_learning_rate:g}) at step {step}, both at their peak: the loss still falls steeply at the "
-            f"top of the pilots' range, so the design's plateau is not put below {top.peak_learning_rate:g} (within "
-            f"its cap) and the best peak may lie above the cap; a pilot at "
+            f"top of the pilots' range, so the design's plateau is not put below {top.peak_learning_rate:g} (unless "
+            f"fit lowered the cap below it) and the best peak may lie above the cap; a pilot at "
             f"{2 * top.peak_learning_rate:g} would tell (`schedopt pilots` with the same options and "
             "--above one higher than before writes it beside the others)"
         )
