@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     from runcache import run_jobs
 
     from schedopt.calibration._checks import _top_pilot_ahead
+    from schedopt.calibration._problem import learning_rate_cap
+    from schedopt.calibration.fit import _ahead
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", action="store_true", help="train the floored designs (see the module doc)")
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         problem, cap, jobs, before = bracket_cap._before(task, protocol, seed)
         top = lead[0].peak_learning_rate
-        after = max(before, top) if cap >= top * (1 - 1e-9) else before  # fit._ahead: a lowered cap stands
+        # the rule as fit applies it: recorded unless the pilots' cap is below the top rate, floored within the cap
+        after = max(before, min(top, cap)) if _ahead(runs, learning_rate_cap(runs)[0]) else before
         made_after = bool(problem.network.top_pilot_ahead)
         if (
             made_after
