@@ -104,6 +104,11 @@ PILOT_PROTOCOLS = {
     # on five of sixteen and never more than 1.4x too high
     "long60-skew": ((0.6, 0.0), (0.2, -1.0), (0.2, 3.0)),
     "long60-widest": ((0.6, 0.0), (0.2, -2.0), (0.2, 3.0)),
+    # the plan with its x 0.25 pilot traded for one at x 8 (and the low-guess plan's at x 1/16 for one at x 2):
+    # the second stage of an adaptive plan, where the x 4 pilot is still far ahead of the guess's when it ends
+    # (benchmarks/adaptive_pilots.py, added 2026-12-07); every pilot of both was trained already
+    "long60-traded": ((0.6, 0.0), (0.2, 2.0), (0.2, 3.0)),
+    "lowguess-traded": ((0.6, -2.0), (0.2, 0.0), (0.2, 1.0)),
     # the plan for a guess four times too low (LOW_GUESS), and with the k pilots above it that fit's
     # top-pilot note asks for in turn (schedopt pilots --above k): x 2**k the plan's top rate each
     **_low_guess_protocols(),
