@@ -342,7 +342,7 @@ def _pilot_notes(runs: Sequence[PilotRun]) -> list[str]:
             f"top of the pilots' range, so the design's plateau is not put below {top.peak_learning_rate:g} (unless "
             f"fit lowered the cap below it) and the best peak may lie above the cap; a pilot at "
             f"{2 * top.peak_learning_rate:g} would tell (`schedopt pilots` with the same options and "
-            "--above one higher than before writes it beside the others)"
+            "--above one higher than before writes it beside the others; a last pilot --first-logs traded is --above 1)"
         )
     behind = _top_behind_longer(runs)
     if behind is not None:

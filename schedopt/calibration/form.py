@@ -611,6 +611,6 @@ def _cap_notes(problem: Problem, plateau: float | None, tolerance: float = 0.0) 
     return (
         f"{where}, the largest pilot's {network:.4g}: the pilots do not bracket the best peak from "
         f"above, and none ran that high for long; a pilot at {2 * network:.4g} would tell (`schedopt pilots` "
-        "with the same options and --above one higher than before writes it; add --twin where a stall would be "
-        "costly)",
+        "with the same options and --above one higher than before writes it, where a last pilot --first-logs "
+        "traded is --above 1; add --twin where a stall would be costly)",
     )

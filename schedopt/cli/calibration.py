@@ -261,6 +261,15 @@ def pilots(
             "The plan's own files are unchanged, so run it again with --above on the same folder.",
         ),
     ] = 0,
+    first_logs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="FILE",
+            help="The logs of the plan's long pilot (as far as it got) and its top pilot, trained first (give "
+            "the option twice): writes the plan's last pilot, x 0.25 the guess as planned or, where the top "
+            "pilot is still far ahead, one at twice its rate instead (the same updates).",
+        ),
+    ] = None,
     out: OutOpt("pilots/") = None,
     force: ForceOpt = False,
     as_json: JsonOpt = False,
@@ -275,7 +284,18 @@ def pilots(
     from schedopt.schedule import Schedule, save_schedule
 
     folder = _out_folder(out, Path("pilots"))
-    plans = plan_pilots(horizon, budget, peak, warmup, twin=twin, above=above)
+    last = None
+    if first_logs:
+        for flag, given in (("--twin", twin), ("--above", above)):
+            if given:
+                raise ProblemError(
+                    f"`--first-logs` writes the plan's last pilot only; give `{flag}` without it",
+                    field="--first-logs",
+                )
+        last = _last_pilot(horizon, budget, peak, warmup, first_logs)
+        plans = [last.pilot]
+    else:
+        plans = plan_pilots(horizon, budget, peak, warmup, twin=twin, above=above)
     schedules = []
     for plan in plans:  # a pilot's file depends on its own plan only, not on --twin or --above
         record = {"horizon": horizon, "budget": budget, "guess": peak, "warmup": plan.warmup}
@@ -306,6 +326,9 @@ def pilots(
         for plan, path in zip(plans, paths, strict=True)
     ]
     every = evaluation_interval(plans)
+    if last is not None:
+        _show_last_pilot(last, paths[0], paths[0] in unchanged, as_json)
+        return
     if as_json:
         _emit_json(
             {
@@ -346,5 +369,63 @@ def pilots(
         typer.echo(
             f"  (train {plans[-1].name} on another seed than {top.name}, the same otherwise: fit compares the two)"
         )
+    if not (twin or above):
+        long, low, top = plans
+        typer.echo(
+            f"  ({low.name} can wait: train {long.name} and {top.name} first, side by side; once {top.name} has "
+            "ended, the same command with --first-logs <its log> --first-logs <the long one's log> writes "
+            "the last pilot: this one, or one at twice the top rate where that is still far ahead)"
+        )
     then = f"schedopt design fitted.toml --horizon {horizon}" + (f" --warmup {warmup}" if warmup else "")
     typer.echo(f"  schedopt fit <logs> --out-file fitted.toml && {then}")
+
+
+def _last_pilot(horizon: int, budget: float, peak: float, warmup: int, logs: list[Path]):
+    """:func:`~schedopt.calibration.adapt.last_pilot` on the logs (checked by type and size before reading)."""
+    from schedopt._validate import MAX_PILOT_BYTES
+    from schedopt.calibration.adapt import last_pilot
+    from schedopt.calibration.pilots import read_pilots
+    from schedopt.errors import FitError
+
+    for path in logs:
+        _check_input_file(path, MAX_PILOT_BYTES, "a pilot file", FitError)
+    return last_pilot(horizon, budget, peak, warmup, read_pilots(logs))
+
+
+def _show_last_pilot(last, path: Path, was_there: bool, as_json: bool) -> None:
+    """What ``--first-logs`` decided: the last pilot, its file, and the top pilot's lead that decided it."""
+    lead = (
+        "no common step at their peak"
+        if last.lead is None
+        else f"{100 * last.lead:+.1f} % at update {last.step}"
+    )
+    if as_json:
+        _emit_json(
+            {
+                "pilot": {
+                    "name": last.pilot.name,
+                    "steps": last.pilot.steps,
+                    "peak": last.pilot.peak,
+                    "warmup": last.pilot.warmup,
+                    "file": str(path),
+                    "written": not was_there,
+                },
+                "traded": last.traded,
+                "instead_of": last.instead_of.name if last.traded else None,
+                "top_pilot_lead": last.lead,
+                "lead_step": last.step,
+            }
+        )
+        return
+    typer.echo(f"The top pilot's lead over the long one: {lead}.")
+    if last.traded:
+        typer.echo(
+            f"It is still far ahead (more than 5 %): the best peak may lie above the plan's range. Train "
+            f"{last.pilot.name} (peak {last.pilot.peak:g}, {last.pilot.steps} updates) instead of "
+            f"{last.instead_of.name}: {path}" + (" (already there)" if was_there else "")
+        )
+    else:
+        typer.echo(
+            f"Not far ahead (5 % or less): train {last.pilot.name} as planned: {path}"
+            + (" (already there)" if was_there else "")
+        )
