@@ -43,6 +43,10 @@ noisiest (its final loss 6-9 % apart between seeds on two tasks of seven). A
 long pilot at x 2 the guess was better on five tasks of seven over two seeds
 and worse on code/AdamW at both: not adopted (the tasks' guesses are low).
 
+The x 0.25 pilot can wait for the x 4 one, which ends long before the long pilot: where the x 4 pilot is still far
+ahead of the long one, the last pilot is one at x 8 instead (:mod:`schedopt.calibration.adapt`,
+``schedopt pilots --first-logs``).
+
 ``twin`` (``schedopt pilots --twin``) adds the x 4 pilot's first half (at least
 twice the warmup: :func:`twin_steps`), to be trained on another seed, on top of
 the budget (0.1 of a run at budget 1). Where the two disagree, training is
