@@ -62,6 +62,11 @@ kind, not only in size:
   2026-12-07 (the session after ``code-lion``) with every default unchanged, to test schedopt on an optimiser it
   was never measured on (no momentum: a step that follows the gradient's scale, unlike Lion's) and a two-layer
   recurrent network; its guess (2e-3, char-rnn's default learning rate) set before any of its runs.
+* ``code-lstm-adam``: Python source, a byte LSTM 2 x 96 (embedding 32) in the PyTorch loop, ``torch.optim.AdamW``
+  with no weight decay (Adam), gradients clipped at norm 1, context 128, batch 8, 1,000 updates. **Held out**: added
+  2026-12-07 (the session after ``prose-lstm-rmsprop``) to test the adaptive plan (``schedopt pilots
+  --first-logs``, formed offline on the cached pilots of the tasks above) with every other default unchanged; its
+  guess (2e-3, the char-rnn custom of the other LSTM tasks) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -316,6 +321,27 @@ TASKS = {
             guess=2e-3,
             about="English prose (fortunes), byte LSTM 2x128 in PyTorch, RMSprop as char-rnn (decay 0.95, no "
             "momentum), clip 5 (held out)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 (the session after prose-lstm-rmsprop) to test the adaptive plan; its guess
+        # set before any of its runs
+        Task(
+            "code-lstm-adam",
+            "code",
+            LSTMConfig(
+                embed=32,
+                hidden=96,
+                n_layers=2,
+                context=128,
+                batch_size=8,
+                steps=1000,
+                eval_every=100,
+                weight_decay=0.0,
+                grad_clip=1.0,
+            ),
+            guess=2e-3,
+            about="Python source, byte LSTM 2x96 in PyTorch, torch AdamW without weight decay (Adam), clip 1, "
+            "context 128, batch 8 (held out; tests the adaptive plan)",
             warmup=50,
         ),
     )
