@@ -81,6 +81,9 @@ def test_cli_writes_the_last_pilot_and_says_why(tmp_path):
     args += ["--out", str(tmp_path / "p")]
     plain = CliRunner().invoke(app, args)
     assert plain.exit_code == 0 and "pilot-wsd-lr0.001-T400 can wait" in plain.output
+    assert (
+        json.loads(CliRunner().invoke(app, [*args, "--json"]).output)["can_wait"] == "pilot-wsd-lr0.001-T400"
+    )
     long, top = _first(0.13, long_until=400)
     logs = ["--first-logs", str(_write(tmp_path / "long.csv", long))]
     logs += ["--first-logs", str(_write(tmp_path / "top.csv", top))]

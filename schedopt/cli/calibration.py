@@ -346,6 +346,8 @@ def pilots(
                 "updates": sum(p.steps for p in plans),
                 "full_runs": sum(p.steps for p in plans) / horizon,
                 "eval_every": every,
+                # the plan's low pilot, which can wait for --first-logs (none with --twin or --above)
+                "can_wait": None if (twin or above) else plans[1].name,
             }
         )
         return
