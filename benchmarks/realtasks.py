@@ -236,6 +236,8 @@ MODELS = {
     # schedopt fit's defaults as they stand when a fit is made (cached apart from schedopt-floor, whose fits
     # predate later rules: benchmarks/pilot_spread.py refits every protocol it compares with today's code)
     "schedopt-today": (("exponent", "null_modes"), OFFSET_FLOOR),
+    # the same with the irreducible loss free (benchmarks/offset_hedge.py, added 2026-12-07 after the seventeenth task)
+    "schedopt-today-free": (("exponent", "null_modes"), 0.0),
 }
 #: the models fitted to the first pilots (``long-short``) of the first three tasks
 FIRST_MODELS = ("schedopt", "schedopt-base", "schedopt-null")
