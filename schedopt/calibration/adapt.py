@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from schedopt.calibration._checks import _top_pilot_ahead, _top_pilot_lead
 from schedopt.calibration.pilots import PilotRun
 from schedopt.calibration.plan import COOLDOWN, PilotPlan, plan_pilots
 from schedopt.errors import ProblemError
@@ -80,8 +81,6 @@ def last_pilot(horizon: int, budget: float, peak: float, warmup: int, first: Seq
                 "where the top pilot's cooldown starts: let it train that far",
                 field=FIELD,
             )
-    from schedopt.calibration._checks import _top_pilot_ahead, _top_pilot_lead
-
     measured = _top_pilot_lead([long_run, top_run])
     ahead = _top_pilot_ahead([long_run, top_run])
     # the x 8 pilot is the one `schedopt pilots --above 1` writes: the same file, name and schedule
