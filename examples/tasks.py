@@ -67,6 +67,10 @@ kind, not only in size:
   2026-12-07 (the session after ``prose-lstm-rmsprop``) to test the adaptive plan (``schedopt pilots
   --first-logs``, formed offline on the cached pilots of the tasks above) with every other default unchanged; its
   guess (2e-3, the char-rnn custom of the other LSTM tasks) set before any of its runs.
+* ``prose-lstm-adam``: English prose, a byte LSTM 2 x 96 (embedding 32) in the PyTorch loop, Adam (AdamW without
+  weight decay), gradients clipped at norm 1, context 64, batch 16, 1,000 updates. **Held out**: added 2026-12-07 after
+  ``code-lstm-adam`` did not trade, to test the adaptive plan with the guess of a user who takes PyTorch's default
+  Adam learning rate (1e-3), set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -342,6 +346,27 @@ TASKS = {
             guess=2e-3,
             about="Python source, byte LSTM 2x96 in PyTorch, torch AdamW without weight decay (Adam), clip 1, "
             "context 128, batch 8 (held out; tests the adaptive plan)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 after code-lstm-adam, to test the adaptive plan with PyTorch's default Adam
+        # learning rate as the guess, set before any of its runs
+        Task(
+            "prose-lstm-adam",
+            "prose",
+            LSTMConfig(
+                embed=32,
+                hidden=96,
+                n_layers=2,
+                context=64,
+                batch_size=16,
+                steps=1000,
+                eval_every=100,
+                weight_decay=0.0,
+                grad_clip=1.0,
+            ),
+            guess=1e-3,
+            about="English prose (fortunes), byte LSTM 2x96 in PyTorch, Adam (torch AdamW, no weight decay), clip 1, "
+            "context 64, batch 16; guess PyTorch's default Adam rate (held out; tests the adaptive plan)",
             warmup=50,
         ),
     )
