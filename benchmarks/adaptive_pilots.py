@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bracket_cap  # noqa: E402
 import pilot_spread  # noqa: E402
 import realtasks as rt  # noqa: E402
+import top_ahead  # noqa: E402
 from runcache import run_jobs  # noqa: E402
 
 from examples.tasks import TASKS  # noqa: E402
@@ -77,15 +78,7 @@ TWICE_SEEDS = (0, 1, 2)
 
 def _wsd_jobs(task, plateau: float) -> list:
     """WSD at ``plateau`` (four digits, as the benchmark's designs are trained) on tuned WSD's run seeds."""
-    return [rt._family_job(task, "wsd", float(f"{plateau:.4g}"), seed) for seed in rt.WSD_SEEDS]
-
-
-def _twice_plateau(task, problem) -> float:
-    """The default design's plateau (network units) at twice the task's horizon."""
-    horizon = 2 * task.horizon
-    result = rt.design_result(task, problem, horizon, "plateau-anneal", "1-sqrt", rt.FLAT_TOLERANCE)
-    lrs = problem.network.network_learning_rate(result.schedule().learning_rate)
-    return float(np.asarray(lrs)[horizon // 2])
+    return top_ahead._floored_jobs(task, float(f"{plateau:.4g}"))
 
 
 def _twice_jobs(task, plateau: float) -> list:
@@ -100,13 +93,8 @@ def _twice_jobs(task, plateau: float) -> list:
 def _twice_measured(task, jobs) -> dict | None:
     """The 2T design minus WSD at 2T at the peak tuned at T, paired by seed, where both ran (two seeds or more)."""
     wsd_label = rt._transfer_pair(task)[0]
-    wsd = {
-        j.seed: r["final_val_loss"]
-        for j, r in rt._finished(
-            [j for j in rt.transfer_jobs(task) if j.label == wsd_label] + rt.transfer_seed_jobs(task)
-        )
-        if j.label == wsd_label
-    }
+    paired = [j for j in rt.transfer_jobs(task) + rt.transfer_seed_jobs(task) if j.label == wsd_label]
+    wsd = {j.seed: r["final_val_loss"] for j, r in rt._finished(paired)}
     pairs = [r["final_val_loss"] - wsd[j.seed] for j, r in rt._finished(jobs) if j.seed in wsd]
     return rt._stats(pairs) if len(pairs) >= 2 else None
 
@@ -117,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     train = parser.parse_args(argv).train
     t0, c0 = time.perf_counter(), time.process_time()
     sets = {}
+    trained_arms = json.loads((rt.RESULTS / "realtasks.json").read_text())["tasks"]
     for task in TASKS.values():
         if not all(j.done() for j in rt.grid_jobs(task)):
             continue
@@ -135,11 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             }
             if plan == rt.DEFAULT_PROTOCOL:  # the tool's design today, traded or not
                 arm = rt.HEADLINE
-                trained = (
-                    json.loads((rt.RESULTS / "realtasks.json").read_text())["tasks"]
-                    .get(task.name, {})
-                    .get("design", {})
-                )
+                trained = trained_arms.get(task.name, {}).get("design", {})
                 if lead is None and abs(adaptive["plateau"] / trained[arm]["plateau"] - 1) <= SAME:
                     adaptive["measured"] = trained["tuned wsd"][f"{arm}_minus_this"]
                     adaptive["measured_as"] = f"{arm} at {trained[arm]['plateau']:.4g} (realtasks.json)"
@@ -150,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                     adaptive["measured"] = bracket_cap._measured(task, jobs)
             if lead is not None and plan == rt.DEFAULT_PROTOCOL:
                 problem, _ = rt.fitted(task, pilot_spread.MODEL, traded)
-                twice = _twice_plateau(task, problem)
+                twice = bracket_cap._design_plateau(task, problem, 2 * task.horizon)
                 twice_jobs = _twice_jobs(task, twice)
                 if train:
                     run_jobs([j for j in twice_jobs if not j.done()])

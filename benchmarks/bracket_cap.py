@@ -142,11 +142,12 @@ def pilot_sets():
             yield key, task, protocol, seed, rt.pilot_runs(task, protocol, seed)
 
 
-def _design_plateau(task, problem) -> float:
-    """The default design's plateau (network units) for the fitted ``problem`` at the task's horizon."""
-    result = rt.design_result(task, problem, task.horizon, "plateau-anneal", "1-sqrt", rt.FLAT_TOLERANCE)
+def _design_plateau(task, problem, horizon: int | None = None) -> float:
+    """The default design's plateau (network units) for the fitted ``problem`` at ``horizon`` (the task's)."""
+    horizon = task.horizon if horizon is None else horizon
+    result = rt.design_result(task, problem, horizon, "plateau-anneal", "1-sqrt", rt.FLAT_TOLERANCE)
     lrs = problem.network.network_learning_rate(result.schedule().learning_rate)
-    return float(np.asarray(lrs)[task.horizon // 2])
+    return float(np.asarray(lrs)[horizon // 2])
 
 
 def _capped(problem, network_cap: float):
