@@ -34,15 +34,19 @@ FIELD = "--first-logs"
 
 @dataclass(frozen=True)
 class LastPilot:
-    """The plan's last pilot and why: ``traded`` where it replaces the plan's x 0.25 one (``instead_of``);
+    """The plan's last pilot and why: :attr:`traded` where it is not the plan's x 0.25 one (``instead_of``);
     ``lead``: how far the top pilot was ahead of the long one (a fraction of its loss) at ``step``, or ``None``
     where they share no step at their peak past twice the warmup."""
 
     pilot: PilotPlan
     instead_of: PilotPlan
-    traded: bool
     lead: float | None
     step: int | None
+
+    @property
+    def traded(self) -> bool:
+        """Whether the last pilot replaces the plan's x 0.25 one."""
+        return self.pilot is not self.instead_of
 
 
 def _matching(run: PilotRun, plan: PilotPlan) -> bool:
@@ -88,7 +92,6 @@ def last_pilot(horizon: int, budget: float, peak: float, warmup: int, first: Seq
     return LastPilot(
         pilot=pilot,
         instead_of=low_plan,
-        traded=ahead is not None,
         lead=None if measured is None else measured[3],
         step=None if measured is None else measured[2],
     )

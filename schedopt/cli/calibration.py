@@ -325,10 +325,10 @@ def pilots(
         ]
         for plan, path in zip(plans, paths, strict=True)
     ]
-    every = evaluation_interval(plans)
     if last is not None:
         _show_last_pilot(last, paths[0], paths[0] in unchanged, as_json)
         return
+    every = evaluation_interval(plans)
     if as_json:
         _emit_json(
             {
