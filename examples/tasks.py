@@ -114,6 +114,13 @@ _LION = TrainConfig(
 )
 
 
+#: The LSTM of the Adam tasks (2 x 96, embedding 32, torch AdamW without weight decay, clip 1, 1,000 updates),
+#: context and batch a task's own.
+_ADAM_LSTM = LSTMConfig(
+    embed=32, hidden=96, n_layers=2, steps=1000, eval_every=100, weight_decay=0.0, grad_clip=1.0
+)
+
+
 @dataclass(frozen=True)
 class Task:
     """One real training setting: corpus, configuration (``config.steps`` is the full horizon), peak grid."""
@@ -332,17 +339,7 @@ TASKS = {
         Task(
             "code-lstm-adam",
             "code",
-            LSTMConfig(
-                embed=32,
-                hidden=96,
-                n_layers=2,
-                context=128,
-                batch_size=8,
-                steps=1000,
-                eval_every=100,
-                weight_decay=0.0,
-                grad_clip=1.0,
-            ),
+            replace(_ADAM_LSTM, context=128, batch_size=8),
             guess=2e-3,
             about="Python source, byte LSTM 2x96 in PyTorch, torch AdamW without weight decay (Adam), clip 1, "
             "context 128, batch 8 (held out; tests the adaptive plan)",
@@ -353,17 +350,7 @@ TASKS = {
         Task(
             "prose-lstm-adam",
             "prose",
-            LSTMConfig(
-                embed=32,
-                hidden=96,
-                n_layers=2,
-                context=64,
-                batch_size=16,
-                steps=1000,
-                eval_every=100,
-                weight_decay=0.0,
-                grad_clip=1.0,
-            ),
+            replace(_ADAM_LSTM, context=64, batch_size=16),
             guess=1e-3,
             about="English prose (fortunes), byte LSTM 2x96 in PyTorch, Adam (torch AdamW, no weight decay), clip 1, "
             "context 64, batch 16; guess PyTorch's default Adam rate (held out; tests the adaptive plan)",
