@@ -99,13 +99,39 @@ def test_rmsprop_moves_each_weight_by_the_closed_form_first_step_and_learns(tmp_
     }
 
 
+def test_nesterov_sgd_takes_the_closed_form_first_two_steps_and_learns(tmp_path, corpus):
+    # torch's Nesterov SGD with momentum m: buffer b_1 = g, step lr (g + m b_1) = lr (1 + m) g; with the same
+    # gradient again b_2 = m g + g, step lr (g + m b_2) = lr (1 + m + m^2) g
+    from examples.charlstm import SGD, CharLSTM
+    from examples.charlstm.training import _optimizer
+
+    config = LSTMConfig(**{**TINY.__dict__, "optimizer": "sgd", "weight_decay": 0.0})
+    torch.manual_seed(0)
+    model = CharLSTM(config)
+    m = SGD["momentum"]
+    optimizer = _optimizer(config, model, 0.1)
+    for factor in (1 + m, 1 + m + m * m):
+        before = [p.detach().clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = torch.where(torch.arange(p.numel()).reshape(p.shape) % 2 == 0, 0.5, -2.0)
+        optimizer.step()
+        for p, p0 in zip(model.parameters(), before, strict=True):
+            step = 0.1 * factor * p.grad.numpy().astype(np.float64)
+            np.testing.assert_allclose((p0 - p.detach()).numpy(), step, rtol=1e-4)  # float32 weights
+    result = train(config, lambda t: 0.3, log_path=tmp_path / "r.csv", corpus=corpus)
+    assert result.final_val_loss < result.val_losses[0] - 0.5
+    assert json.loads((tmp_path / "r.json").read_text())["optimizer"] == {"name": "torch.optim.SGD", **SGD}
+
+
 def test_rmsprop_takes_no_weight_decay_and_the_command_line_defaults_it_to_zero(
     tmp_path, corpus, monkeypatch
 ):
     with pytest.raises(ValueError, match=r"`weight_decay` must be 0 with optimizer 'rmsprop'.*0\.01"):
         LSTMConfig(optimizer="rmsprop")
-    with pytest.raises(ValueError, match="`optimizer` must be one of adamw, rmsprop, got 'sgd'"):
+    with pytest.raises(ValueError, match=r"`weight_decay` must be 0 with optimizer 'sgd'.*0\.01"):
         LSTMConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="`optimizer` must be one of adamw, rmsprop, sgd, got 'adam'"):
+        LSTMConfig(optimizer="adam")
     import examples.charlstm.__main__ as entry
 
     seen = {}

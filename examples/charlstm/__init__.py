@@ -4,9 +4,9 @@
 import it when first used.
 """
 
-from examples.charlstm.config import ADAMW, OPTIMIZERS, RMSPROP, LSTMConfig
+from examples.charlstm.config import ADAMW, OPTIMIZERS, RMSPROP, SGD, LSTMConfig
 
-__all__ = ["ADAMW", "OPTIMIZERS", "RMSPROP", "CharLSTM", "LSTMConfig", "LSTMResult", "train"]
+__all__ = ["ADAMW", "OPTIMIZERS", "RMSPROP", "SGD", "CharLSTM", "LSTMConfig", "LSTMResult", "train"]
 
 
 def __getattr__(name: str):

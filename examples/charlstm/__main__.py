@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         "--weight-decay",
         type=float,
         default=None,
-        help=f"adamw only (default {_DEFAULTS.weight_decay}; rmsprop 0)",
+        help=f"adamw only (default {_DEFAULTS.weight_decay}; rmsprop and sgd 0)",
     )
     p.add_argument("--grad-clip", type=float, default=_DEFAULTS.grad_clip, help="0 disables (default 1.0)")
     add_eval_every_argument(p, default=_DEFAULTS.eval_every)
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _weight_decay(args: argparse.Namespace) -> float:
-    """The weight decay asked for, else the optimiser's default (AdamW's 0.01; none for RMSprop)."""
+    """The weight decay asked for, else the optimiser's default (AdamW's 0.01; none for RMSprop or SGD)."""
     if args.weight_decay is not None:
         return args.weight_decay
     return _DEFAULTS.weight_decay if args.optimizer == "adamw" else 0.0

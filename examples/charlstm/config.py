@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from examples._checks import check_grad_clip, check_positive_ints, check_seed, check_weight_decay
 
-__all__ = ["ADAMW", "OPTIMIZERS", "RMSPROP", "VOCABULARY", "LSTMConfig"]
+__all__ = ["ADAMW", "OPTIMIZERS", "RMSPROP", "SGD", "VOCABULARY", "LSTMConfig"]
 
 ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8}
 """``torch.optim.AdamW``'s own defaults, as a practitioner gets them."""
@@ -14,7 +14,10 @@ ADAMW = {"betas": (0.9, 0.999), "eps": 1e-8}
 RMSPROP = {"alpha": 0.95, "eps": 1e-8}
 """``torch.optim.RMSprop`` as char-rnn (Karpathy, 2015) trains its LSTMs: decay rate 0.95, no momentum."""
 
-OPTIMIZERS = ("adamw", "rmsprop")
+SGD = {"momentum": 0.9, "nesterov": True}
+"""``torch.optim.SGD`` with Nesterov momentum 0.9, the common PyTorch setting for SGD with momentum."""
+
+OPTIMIZERS = ("adamw", "rmsprop", "sgd")
 
 VOCABULARY = 256
 
@@ -28,9 +31,9 @@ class LSTMConfig:
         context: bytes per training window (the LSTM starts each window from a zero state).
         batch_size: windows per update.
         steps: number of updates ``T``.
-        optimizer: ``adamw`` (:data:`ADAMW`) or ``rmsprop`` (:data:`RMSPROP`).
+        optimizer: ``adamw`` (:data:`ADAMW`), ``rmsprop`` (:data:`RMSPROP`) or ``sgd`` (:data:`SGD`).
         weight_decay: AdamW's decoupled weight decay, on every parameter (PyTorch's default 0.01); must be
-            0 with ``rmsprop``, whose PyTorch decay is an L2 term in the gradient, another thing.
+            0 with ``rmsprop`` and ``sgd``, whose PyTorch decay is an L2 term in the gradient, another thing.
         grad_clip: maximum global gradient norm (``clip_grad_norm_``), or ``None``.
         eval_every: updates between validation losses; eval_batches: validation batches.
         seed: seeds the initial weights and the training batches.
@@ -58,8 +61,9 @@ class LSTMConfig:
         check_weight_decay(self.weight_decay)
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.optimizer == "rmsprop" and self.weight_decay != 0:
+        if self.optimizer != "adamw" and self.weight_decay != 0:
             raise ValueError(
-                f"`weight_decay` must be 0 with optimizer 'rmsprop' (it applies to adamw), got {self.weight_decay!r}"
+                f"`weight_decay` must be 0 with optimizer {self.optimizer!r} (it applies to adamw), "
+                f"got {self.weight_decay!r}"
             )
         check_grad_clip(self.grad_clip)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from examples.charlstm.config import ADAMW, RMSPROP, VOCABULARY, LSTMConfig
+from examples.charlstm.config import ADAMW, RMSPROP, SGD, VOCABULARY, LSTMConfig
 from examples.runlog import (
     CSV_HEADER,
     atomic_write,
@@ -75,9 +75,11 @@ def _mean_loss(model: CharLSTM, batches_: list[tuple[np.ndarray, np.ndarray]]) -
 
 
 def _optimizer(config: LSTMConfig, model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """``torch.optim.AdamW`` with its defaults, or ``torch.optim.RMSprop`` as char-rnn sets it."""
+    """``torch.optim.AdamW`` with its defaults, ``torch.optim.RMSprop`` as char-rnn sets it, or Nesterov SGD."""
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(model.parameters(), lr=lr, **RMSPROP)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, **SGD)
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, **ADAMW)
 
 
@@ -85,6 +87,8 @@ def _optimizer_record(config: LSTMConfig) -> dict[str, Any]:
     """The sidecar's record of the optimiser and its fixed settings."""
     if config.optimizer == "rmsprop":
         return {"name": "torch.optim.RMSprop", **RMSPROP}
+    if config.optimizer == "sgd":
+        return {"name": "torch.optim.SGD", **SGD}
     return {"name": "torch.optim.AdamW", "betas": list(ADAMW["betas"]), "eps": ADAMW["eps"]}
 
 
