@@ -184,6 +184,20 @@ def test_the_offset_floor_bounds_the_irreducible_loss_and_says_so():
     assert any("loss_offset sits at its floor, 0.3 x the smallest fitted loss" in n for n in floored.notes)
     assert floored.to_dict()["offset_floor"] == 0.3 and "offset floor: 0.3 x" in floored.spec_text()
     assert floored.fit_error["rms_error"] > free.fit_error["rms_error"]  # the floor costs fit here
+    # the offset is not identified, so the pilots are fitted again without the floor: the same fit as `free`
+    assert free.free_offset is None and free.problem.network.free_offset is None
+    for name, value in free.parameters.items():
+        assert floored.free_offset["parameters"][name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
+    assert floored.free_offset["rms_error"] == pytest.approx(free.fit_error["rms_error"], rel=1e-9)
+    record = floored.problem.network.free_offset
+    assert record.loss_offset == pytest.approx(free.parameters["loss_offset"], rel=1e-9, abs=1e-12)
+    assert record.learning_rate_scale == pytest.approx(free.parameters["learning_rate_scale"], rel=1e-9)
+    assert any("refitted with the offset free" in line for line in floored.info)
+    report = json.loads(json.dumps(floored.to_dict(), allow_nan=False))
+    assert report["free_offset"]["parameters"]["loss_offset"] == record.loss_offset
+    text = floored.spec_text()
+    assert "[network.free_offset]" in text and "refitted with the offset free ([network.free_offset])" in text
+    assert parse_problem(text).network.free_offset == record  # round trip, every field
 
 
 def test_offset_floor_defaults_agree_between_library_and_cli():

@@ -204,6 +204,9 @@ def test_readme_documents_every_key():
     } - {"model", "training", "controls", "network"}
     for key in sorted(keys):
         assert f"| `{key}` |" in readme, key
+    free_offset = readme.split("`[network.free_offset]` holds", 1)[1].split("\n\n", 1)[0]
+    for key in spec._FREE_OFFSET_KEYS:
+        assert f"`{key}`" in free_offset, key
 
 
 def test_readme_example_parses():

@@ -7,6 +7,7 @@ map, its learning rate capped at the network cap (in model units) and below the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -119,6 +120,43 @@ def _problem(
         },
         network=units,
     )
+
+
+def free_offset_problem(problem: Problem) -> Problem | None:
+    """The problem of a fitted spec's refit with the irreducible loss free (``[network.free_offset]``), or ``None``.
+
+    Everything but the model and its network map is ``problem``'s: horizon, controls, and the learning-rate
+    cap in the network's units (the refit's own map gives it in model units, kept below its stability
+    threshold as :func:`_problem` keeps a fit's).
+    """
+    units = problem.network
+    if units is None or units.free_offset is None:
+        return None
+    refit = units.free_offset
+    model = Model.powerlaw(
+        refit.a,
+        refit.b,
+        problem.model.n_modes - problem.model.null_modes,  # the power-law modes (null ones are appended)
+        noise_std=refit.noise_std,
+        initial_loss=1.0,
+        null_modes=refit.null_modes,
+        null_eigenvalue=refit.null_eigenvalue if refit.null_modes else None,
+    )
+    free_units = dataclasses.replace(
+        units,
+        learning_rate_scale=refit.learning_rate_scale,
+        loss_scale=refit.loss_scale,
+        loss_offset=refit.loss_offset,
+        learning_rate_exponent=refit.learning_rate_exponent,
+        free_offset=None,
+    )
+    network_cap = float(units.network_learning_rate(problem.learning_rate.max))
+    cap = min(
+        float(free_units.model_learning_rate(network_cap)),
+        0.95 * stability_threshold(model, problem.training.batch_size),
+    )
+    free = dataclasses.replace(problem, model=model, network=free_units)
+    return free.with_control("learning_rate", max=cap)
 
 
 @float64

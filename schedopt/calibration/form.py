@@ -147,6 +147,8 @@ class FormChoice:
         peak_horizon: the horizon the plateau height was chosen at, or ``None``.
         anneal: the anneal's profile, ``"model"`` (solved) or ``"1-sqrt"``.
         plateau_tolerance: the relative tolerance the 1-sqrt plateau was chosen with (:func:`sqrt_plateau`).
+        offset_hedge: for a fitted spec with a refit whose offset is free, both fits' plateaus (network units)
+            and which the design took (``schedopt.design``), else ``None``.
     """
 
     solution: object  # schedopt.solution.Solution
@@ -157,6 +159,7 @@ class FormChoice:
     notes: tuple[str, ...] = ()
     anneal: str = "model"
     plateau_tolerance: float = 0.0
+    offset_hedge: Mapping[str, Any] | None = None
 
     @property
     def plateau(self) -> float:
@@ -173,6 +176,7 @@ class FormChoice:
             "plateau_tolerance": self.plateau_tolerance,
             "plateau_model_learning_rate": self.plateau,
             "plateau_chosen_at_horizon": self.peak_horizon,
+            "offset_hedge": None if self.offset_hedge is None else dict(self.offset_hedge),
             "notes": list(self.notes),
             "candidates": [
                 {"anneal_fraction": f, "final_loss": loss if np.isfinite(loss) else None, "status": status}

@@ -256,6 +256,14 @@ def _show_design(result, report: dict, problem) -> None:
     """The human-readable design report: notes, the schedule table, its footnotes and the files written."""
     for note in report["form"].get("notes", ()):
         typer.echo(f"warning: {note}", err=True)
+    hedge = report["form"].get("offset_hedge")
+    if hedge and hedge["taken"] == "free":
+        typer.echo(
+            f"note: the pilots do not identify the irreducible loss: fitted with it free, the model puts the plateau "
+            f"at {hedge['free_plateau']:.4g}, with its floor at {hedge['floored_plateau']:.4g}; the design takes the "
+            "larger (docs/calibration.md)",
+            err=True,
+        )
     for note in report["notes"]:
         typer.echo(f"note: {note}", err=True)
     columns, rows = _design_rows(result.solution, report)

@@ -21,6 +21,7 @@ from schedopt.errors import ProblemError, SpecError
 from schedopt.problem import (
     CONTROL_NAMES,
     ControlSpec,
+    FreeOffsetFit,
     Model,
     NetworkUnits,
     Problem,
@@ -32,6 +33,7 @@ from schedopt.spec._schema import (
     _CONTROL_KEYS,
     _DEFAULT_LABEL,
     _DEFAULT_RESOURCE,
+    _FREE_OFFSET_KEYS,
     _NETWORK_KEYS,
     _STRING_LABEL,
     _T,
@@ -222,6 +224,7 @@ class _Reader:
         pilot_horizon = table.integer("pilot_horizon", 0)
         bracketed_above = table.number("bracketed_above", 0.0)
         top_pilot_ahead = table.number("top_pilot_ahead", 0.0)
+        free_offset = self.free_offset(table.table("free_offset")) if table.has("free_offset") else None
         return self.build(
             {name: f"network.{name}" for name in _NETWORK_KEYS},
             "network",
@@ -235,7 +238,18 @@ class _Reader:
                 pilot_horizon=pilot_horizon,
                 bracketed_above=bracketed_above,
                 top_pilot_ahead=top_pilot_ahead,
+                free_offset=free_offset,
             ),
+        )
+
+    def free_offset(self, table: _Table) -> FreeOffsetFit:
+        """``[network.free_offset]``: every key required (a partial refit is no fit)."""
+        table.check_keys(_FREE_OFFSET_KEYS)
+        values = {name: table.number(name) for name in _FREE_OFFSET_KEYS}
+        return self.build(
+            {name: f"network.free_offset.{name}" for name in _FREE_OFFSET_KEYS},
+            "network.free_offset",
+            lambda: FreeOffsetFit(**values),
         )
 
     def schema_version(self, top: _Table) -> None:

@@ -34,6 +34,18 @@ _NETWORK_KEYS = (
     "pilot_horizon",
     "bracketed_above",
     "top_pilot_ahead",
+    "free_offset",
+)
+_FREE_OFFSET_KEYS = (
+    "a",
+    "b",
+    "noise_std",
+    "null_modes",
+    "null_eigenvalue",
+    "learning_rate_scale",
+    "loss_scale",
+    "loss_offset",
+    "learning_rate_exponent",
 )
 _POWERLAW_KEYS = (
     "kind",

@@ -59,6 +59,12 @@ def dump_problem(problem: Problem) -> str:
             f"{key} = {value}" if isinstance(value, int) else f"{key} = {_toml_float(value)}"
             for key, value in problem.network.to_dict().items()
         ]
+        if problem.network.free_offset is not None:
+            lines += ["", "[network.free_offset]"]
+            lines += [
+                f"{key} = {value}" if isinstance(value, int) else f"{key} = {_toml_float(value)}"
+                for key, value in problem.network.free_offset.to_dict().items()
+            ]
     return "\n".join(lines) + "\n"
 
 
