@@ -76,6 +76,9 @@ kind, not only in size:
   updates. **Held out**: added 2026-12-07 (the session after ``prose-lstm-adam``) to test the design's hedge over the
   irreducible loss (``benchmarks/offset_hedge.py``) and every other default as it stands, on an optimiser the
   PyTorch loop never ran; its guess (0.3, the GPT SGD tasks' 0.2-0.35) set before any of its runs.
+* ``prose-adam-narrow``: English prose, GPT 2 x 32 (the narrowest GPT of the set), context 64, batch 16, AdamW without
+  weight decay, 1,000 updates. **Held out**: added 2026-12-07 after ``code-lstm-sgd``, with the offset hedge in the tool
+  and every default unchanged; its guess (3e-3, the custom of the GPT AdamW tasks) set before any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -381,6 +384,19 @@ TASKS = {
             guess=0.3,
             about="Python source, byte LSTM 2x128 in PyTorch, SGD with Nesterov momentum 0.9, clip 1 (held out; "
             "tests the offset hedge)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 after code-lstm-sgd, with the offset hedge in the tool and every default unchanged;
+        # its guess set before any of its runs
+        Task(
+            "prose-adam-narrow",
+            "prose",
+            TrainConfig(
+                d_model=32, n_layers=2, n_heads=4, context=64, batch_size=16, steps=1000, eval_every=100
+            ),
+            guess=3e-3,
+            about="English prose (fortunes), GPT 2x32, context 64, batch 16, AdamW (b1 0.9, b2 0.95), no weight "
+            "decay (held out; after the offset hedge)",
             warmup=50,
         ),
     )
