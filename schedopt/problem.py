@@ -284,7 +284,7 @@ class FreeOffsetFit:
     ``schedopt fit`` bounds the offset :math:`\ell_\infty` below (``--offset-floor``) because pilots shorter
     than the run do not identify it; but the plateau the design chooses moves with it. Where the pilots do not
     identify the offset, the fit is made again without the floor and recorded here, and ``schedopt design`` takes the larger of the two
-    fits' plateaus (:mod:`schedopt.design`). Priced on the real tasks other than the one it was formed on, the
+    fits' plateaus (:mod:`schedopt.design._plateau`). Priced on the real tasks other than the one it was formed on, the
     larger plateau lost 0.27 nats less in sum than the floored fit's, and no task more than 0.02 more
     (``benchmarks/offset_hedge.py``). The learning-rate reference, pilot warmup and horizon are the fit's own.
 

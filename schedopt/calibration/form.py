@@ -148,7 +148,7 @@ class FormChoice:
         anneal: the anneal's profile, ``"model"`` (solved) or ``"1-sqrt"``.
         plateau_tolerance: the relative tolerance the 1-sqrt plateau was chosen with (:func:`sqrt_plateau`).
         offset_hedge: for a fitted spec with a refit whose offset is free, both fits' plateaus (network units)
-            and which the design took (``schedopt.design``), else ``None``.
+            and which the design took (:mod:`schedopt.design._plateau`), else ``None``.
     """
 
     solution: object  # schedopt.solution.Solution
