@@ -189,6 +189,8 @@ def test_the_offset_floor_bounds_the_irreducible_loss_and_says_so():
     for name, value in free.parameters.items():
         assert floored.free_offset["parameters"][name] == pytest.approx(value, rel=1e-9, abs=1e-12), name
     assert floored.free_offset["rms_error"] == pytest.approx(free.fit_error["rms_error"], rel=1e-9)
+    with pytest.raises(TypeError):
+        floored.free_offset["parameters"]["loss_offset"] = 0.0  # a record, read-only all the way down
     record = floored.problem.network.free_offset
     assert record.loss_offset == pytest.approx(free.parameters["loss_offset"], rel=1e-9, abs=1e-12)
     assert record.learning_rate_scale == pytest.approx(free.parameters["learning_rate_scale"], rel=1e-9)

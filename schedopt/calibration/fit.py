@@ -213,8 +213,12 @@ class FitResult:
     free_offset: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.free_offset is not None:
-            object.__setattr__(self, "free_offset", MappingProxyType(dict(self.free_offset)))
+        if self.free_offset is not None:  # read-only all the way down, as the other mappings
+            frozen = {
+                k: MappingProxyType(dict(v)) if isinstance(v, Mapping) else v
+                for k, v in self.free_offset.items()
+            }
+            object.__setattr__(self, "free_offset", MappingProxyType(frozen))
         for name in ("parameters", "std_errors", "identified", "fit_error", "learning_rate_cap"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
