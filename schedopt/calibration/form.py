@@ -43,6 +43,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,10 @@ class FormChoice:
     anneal: str = "model"
     plateau_tolerance: float = 0.0
     offset_hedge: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.offset_hedge is not None:
+            object.__setattr__(self, "offset_hedge", MappingProxyType(dict(self.offset_hedge)))
 
     @property
     def plateau(self) -> float:
