@@ -129,6 +129,13 @@ _ADAM_LSTM = LSTMConfig(
 )
 
 
+#: The LSTM of the RMSprop and SGD tasks (2 x 128, embedding 48, context 64, batch 16, no weight decay, 1,000 updates),
+#: optimiser and clipping a task's own.
+_LSTM_2X128 = LSTMConfig(
+    embed=48, hidden=128, n_layers=2, context=64, batch_size=16, steps=1000, eval_every=100, weight_decay=0.0
+)
+
+
 @dataclass(frozen=True)
 class Task:
     """One real training setting: corpus, configuration (``config.steps`` is the full horizon), peak grid."""
@@ -325,18 +332,7 @@ TASKS = {
         Task(
             "prose-lstm-rmsprop",
             "prose",
-            LSTMConfig(
-                embed=48,
-                hidden=128,
-                n_layers=2,
-                context=64,
-                batch_size=16,
-                steps=1000,
-                eval_every=100,
-                weight_decay=0.0,
-                grad_clip=5.0,
-                optimizer="rmsprop",
-            ),
+            replace(_LSTM_2X128, grad_clip=5.0, optimizer="rmsprop"),
             guess=2e-3,
             about="English prose (fortunes), byte LSTM 2x128 in PyTorch, RMSprop as char-rnn (decay 0.95, no "
             "momentum), clip 5 (held out)",
@@ -369,18 +365,7 @@ TASKS = {
         Task(
             "code-lstm-sgd",
             "code",
-            LSTMConfig(
-                embed=48,
-                hidden=128,
-                n_layers=2,
-                context=64,
-                batch_size=16,
-                steps=1000,
-                eval_every=100,
-                weight_decay=0.0,
-                grad_clip=1.0,
-                optimizer="sgd",
-            ),
+            replace(_LSTM_2X128, grad_clip=1.0, optimizer="sgd"),
             guess=0.3,
             about="Python source, byte LSTM 2x128 in PyTorch, SGD with Nesterov momentum 0.9, clip 1 (held out; "
             "tests the offset hedge)",
