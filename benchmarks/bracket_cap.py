@@ -144,10 +144,16 @@ def pilot_sets():
 
 def _design_plateau(task, problem, horizon: int | None = None) -> float:
     """The default design's plateau (network units) for the fitted ``problem`` at ``horizon`` (the task's)."""
+    return _default_design(task, problem, horizon)[0]
+
+
+def _default_design(task, problem, horizon: int | None = None):
+    """``(plateau, result)``: the default design of the fitted ``problem`` at ``horizon`` (the task's), and its
+    plateau in network units (the schedule's rate halfway through)."""
     horizon = task.horizon if horizon is None else horizon
     result = rt.design_result(task, problem, horizon, "plateau-anneal", "1-sqrt", rt.FLAT_TOLERANCE)
     lrs = problem.network.network_learning_rate(result.schedule().learning_rate)
-    return float(np.asarray(lrs)[horizon // 2])
+    return float(np.asarray(lrs)[horizon // 2]), result
 
 
 def _capped(problem, network_cap: float):

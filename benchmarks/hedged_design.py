@@ -50,11 +50,7 @@ TRADED = "long60-traded"
 def _hedge(task, protocol: str) -> dict:
     """The tool's fit of a pilot set: its default design's plateau (network units), and the hedge's record."""
     problem, report = rt.fitted(task, MODEL, protocol)
-    result = rt.design_result(task, problem, task.horizon, "plateau-anneal", "1-sqrt", rt.FLAT_TOLERANCE)
-    lrs = problem.network.network_learning_rate(
-        result.schedule().learning_rate
-    )  # as _design_plateau reads it
-    plateau = float(lrs[task.horizon // 2])
+    plateau, result = bracket_cap._default_design(task, problem)
     hedge = result.form.get("offset_hedge")
     return {
         "plateau": plateau,

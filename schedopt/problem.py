@@ -352,8 +352,8 @@ class NetworkUnits:
             next lower one and the pilots do not bracket the best peak from above (0: not shown;
             :func:`schedopt.calibration._checks._top_pilot_ahead`). The loss still falls steeply there,
             so ``schedopt design`` does not put its plateau below it (within the cap).
-        free_offset: the pilots fitted again with the irreducible loss free, where the offset's floor bound
-            the fit (:class:`FreeOffsetFit`); ``None``: not made.
+        free_offset: the pilots fitted again with the irreducible loss free, where they did not identify it
+            (:class:`FreeOffsetFit`); ``None``: not made.
     """
 
     learning_rate_scale: float

@@ -75,6 +75,26 @@ def learning_rate_cap(runs: Sequence[PilotRun], rule: str | float = "max") -> tu
     return float(rule), "given (--lr-cap)"
 
 
+def _fitted_model(q, n_modes: int) -> Model:
+    """The power-law model of fitted values ``q`` (by name: ``a``, ``b``, ``noise_std``, ``null_modes``,
+    ``null_eigenvalue``) with ``n_modes`` power-law modes; null modes rounded to whole ones (under a half: none)."""
+    null_modes = round(q["null_modes"]) if q["null_modes"] >= 0.5 else 0
+    return Model.powerlaw(
+        q["a"],
+        q["b"],
+        n_modes,
+        noise_std=q["noise_std"],
+        initial_loss=1.0,
+        null_modes=null_modes,
+        null_eigenvalue=q["null_eigenvalue"] if null_modes else None,
+    )
+
+
+def _model_cap(model: Model, units: NetworkUnits, network_cap: float, batch_size: float = 1.0) -> float:
+    """The design's cap in model units: the network cap through the map, kept below the stability threshold."""
+    return min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, batch_size))
+
+
 def _problem(
     values,
     runs,
@@ -86,16 +106,7 @@ def _problem(
     top_pilot_ahead: float = 0.0,
 ) -> Problem:
     q = dict(zip(FIT_PARAMETERS, (float(v) for v in values), strict=True))
-    null_modes = round(q["null_modes"]) if q["null_modes"] >= 0.5 else 0
-    model = Model.powerlaw(
-        q["a"],
-        q["b"],
-        n_modes,
-        noise_std=q["noise_std"],
-        initial_loss=1.0,
-        null_modes=null_modes,
-        null_eigenvalue=q["null_eigenvalue"] if null_modes else None,
-    )
+    model = _fitted_model(q, n_modes)
     units = NetworkUnits(
         learning_rate_scale=q["learning_rate_scale"],
         loss_scale=q["loss_scale"],
@@ -108,7 +119,7 @@ def _problem(
         top_pilot_ahead=top_pilot_ahead,
     )
     horizon = units.pilot_horizon
-    cap = min(float(units.model_learning_rate(network_cap)), 0.95 * stability_threshold(model, 1.0))
+    cap = _model_cap(model, units, network_cap)
     return Problem(
         name=name,
         model=model,
@@ -133,15 +144,8 @@ def free_offset_problem(problem: Problem) -> Problem | None:
     if units is None or units.free_offset is None:
         return None
     refit = units.free_offset
-    model = Model.powerlaw(
-        refit.a,
-        refit.b,
-        problem.model.n_modes - problem.model.null_modes,  # the power-law modes (null ones are appended)
-        noise_std=refit.noise_std,
-        initial_loss=1.0,
-        null_modes=refit.null_modes,
-        null_eigenvalue=refit.null_eigenvalue if refit.null_modes else None,
-    )
+    # the power-law modes are the fit's (its null ones are appended to them)
+    model = _fitted_model(refit.to_dict(), problem.model.n_modes - problem.model.null_modes)
     free_units = dataclasses.replace(
         units,
         learning_rate_scale=refit.learning_rate_scale,
@@ -151,10 +155,7 @@ def free_offset_problem(problem: Problem) -> Problem | None:
         free_offset=None,
     )
     network_cap = float(units.network_learning_rate(problem.learning_rate.max))
-    cap = min(
-        float(free_units.model_learning_rate(network_cap)),
-        0.95 * stability_threshold(model, problem.training.batch_size),
-    )
+    cap = _model_cap(model, free_units, network_cap, problem.training.batch_size)
     free = dataclasses.replace(problem, model=model, network=free_units)
     return free.with_control("learning_rate", max=cap)
 

@@ -410,7 +410,6 @@ def fit_pilots(
     """
     runs = list(runs)
     _check_arguments(runs, n_modes, learning_rate_scale, holdout, terms, min_step, offset_floor)
-    given = runs
     checked, twins = runs, _prefix_twins(runs)  # twins are compared (notes, cap), not fitted
     runs = [r for r in runs if all(r is not twin for twin, _ in twins)]
     bracket = _bracket_above(runs)  # a pilot that diverged brackets too
@@ -517,10 +516,10 @@ def fit_pilots(
             "identify the irreducible loss, and the predictions past the pilots' horizon lean on that floor "
             "(--offset-floor; docs/calibration.md)"
         )
-    free_offset = None
+    refit = free_offset = None
     if offset_floor > 0 and not identified["loss_offset"]:  # the floor is a prior the pilots do not overrule
-        free_offset = _free_offset_refit(
-            given,
+        refit = _free_offset_refit(
+            checked,
             n_modes=n_modes,
             learning_rate_scale=learning_rate_scale,
             name=name,
@@ -528,14 +527,18 @@ def fit_pilots(
             terms=terms,
             min_step=min_step,
         )
-        if free_offset is None:
+        if refit is None:
             info.append(
                 "refitted with the offset free, the model found no response of the loss to the learning rate: "
                 "the refit cannot rank plateaus and the design takes the floored fit's alone"
             )
         else:
+            free_offset = {
+                "parameters": dict(refit.parameters),
+                "rms_error": float(refit.fit_error["rms_error"]),
+            }
             info.append(
-                f"refitted with the offset free (loss_offset {free_offset['parameters']['loss_offset']:.4g}, fit "
+                f"refitted with the offset free (loss_offset {refit.parameters['loss_offset']:.4g}, fit "
                 f"error {100 * free_offset['rms_error']:.2f}%): `schedopt design` takes the larger of the two "
                 "fits' plateaus, since the pilots do not tell which offset is right"
             )
@@ -544,13 +547,10 @@ def fit_pilots(
     problem = _problem(
         values, runs, n_modes, name, network_cap, reference, bracketed_above, _ahead(checked, network_cap)
     )
-    if free_offset is not None:
-        refit = free_offset["parameters"]
-        null_modes = round(refit["null_modes"]) if refit["null_modes"] >= 0.5 else 0
-        record = FreeOffsetFit(
-            **{k: refit[k] for k in FREE_OFFSET_PARAMETERS if k != "null_modes"}, null_modes=null_modes
+    if refit is not None:
+        problem = problem.replace(
+            network=dataclasses.replace(problem.network, free_offset=_free_offset_record(refit))
         )
-        problem = problem.replace(network=dataclasses.replace(problem.network, free_offset=record))
     return FitResult(
         parameters={n: float(v) for n, v in zip(FIT_PARAMETERS, values, strict=True)},
         std_errors={n: float(s) for n, s in zip(FIT_PARAMETERS, std, strict=True)},
@@ -586,10 +586,16 @@ def fit_pilots(
 FREE_OFFSET_PARAMETERS = tuple(f.name for f in dataclasses.fields(FreeOffsetFit))
 
 
-def _free_offset_refit(runs, **options) -> dict[str, Any] | None:
-    """The pilots fitted again with the offset free: its parameters and fit error, or ``None`` where it finds no
-    response of the loss to the learning rate (it then cannot rank plateaus, and its cap would be another)."""
+def _free_offset_refit(runs, **options) -> FitResult | None:
+    """The pilots fitted again with the offset free, or ``None`` where that fit finds no response of the loss to
+    the learning rate (it then cannot rank plateaus, and its cap would be another)."""
     refit = fit_pilots(runs, holdout="none", offset_floor=0.0, **options)
     if "exponent" in refit.terms and flat_rate_response(refit.parameters["learning_rate_exponent"]):
         return None
-    return {"parameters": dict(refit.parameters), "rms_error": float(refit.fit_error["rms_error"])}
+    return refit
+
+
+def _free_offset_record(refit: FitResult) -> FreeOffsetFit:
+    """The spec's record of a refit: its parameters, and its null modes as its own problem counts them (whole)."""
+    values = {k: refit.parameters[k] for k in FREE_OFFSET_PARAMETERS if k != "null_modes"}
+    return FreeOffsetFit(**values, null_modes=refit.problem.model.null_modes)

@@ -39,22 +39,24 @@ def plateau_anneal_after_warmup(
     """
     from schedopt.calibration._problem import free_offset_problem
 
-    first = _one_plateau_anneal(problem, ramp, warmup=warmup, warmup_shape=warmup_shape, **kwargs)
+    solved, solved_ramp, choice = _one_plateau_anneal(
+        problem, ramp, warmup=warmup, warmup_shape=warmup_shape, **kwargs
+    )
     full = problem if ramp is None else ramp.problem
     free = free_offset_problem(full)
-    if free is None or first[2].anneal != "1-sqrt":
-        return first
+    if free is None or choice.anneal != "1-sqrt":
+        return solved, solved_ramp, choice
     free_ramp = None
     if warmup:
         free, free_ramp = problem_after_warmup(free, warmup, warmup_shape)
     free_problem, _, free_choice = _one_plateau_anneal(
         free, free_ramp, warmup=warmup, warmup_shape=warmup_shape, **kwargs
     )
-    floored = float(first[0].network.network_learning_rate(first[2].plateau))
+    floored = float(solved.network.network_learning_rate(choice.plateau))
     refit = float(free_problem.network.network_learning_rate(free_choice.plateau))
     hedge = {"floored_plateau": floored, "free_plateau": refit, "taken": "floored"}
     if refit <= floored * (1 + 1e-9):
-        return first[0], first[1], dataclasses.replace(first[2], offset_hedge=hedge)
+        return solved, solved_ramp, dataclasses.replace(choice, offset_hedge=hedge)
     # the refit's plateau, in the floored model's units: at most its cap (the two share the network's)
     level = min(float(full.network.model_learning_rate(refit)), full.learning_rate.max)
     lowered, lowered_ramp = full, None
@@ -64,9 +66,9 @@ def plateau_anneal_after_warmup(
         )
     from schedopt.calibration.form import plateau_anneal
 
-    choice = plateau_anneal(lowered, **_form_options(lowered_ramp, plateau_level=level, **kwargs))
+    hedged = plateau_anneal(lowered, **_form_options(lowered_ramp, plateau_level=level, **kwargs))
     hedge["taken"] = "free"
-    return lowered, lowered_ramp, dataclasses.replace(choice, notes=free_choice.notes, offset_hedge=hedge)
+    return lowered, lowered_ramp, dataclasses.replace(hedged, notes=free_choice.notes, offset_hedge=hedge)
 
 
 def _form_options(

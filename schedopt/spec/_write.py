@@ -55,20 +55,21 @@ def dump_problem(problem: Problem) -> str:
             lines.append("edges = [" + ", ".join(str(e) for e in spec.edges) + "]")
     if problem.network is not None:
         lines += ["", "[network]"]
-        lines += [
-            f"{key} = {value}" if isinstance(value, int) else f"{key} = {_toml_float(value)}"
-            for key, value in problem.network.to_dict().items()
-        ]
+        lines += _number_lines(problem.network.to_dict())
         if problem.network.free_offset is not None:
-            lines += ["", "[network.free_offset]"]
-            lines += [
-                f"{key} = {value}" if isinstance(value, int) else f"{key} = {_toml_float(value)}"
-                for key, value in problem.network.free_offset.to_dict().items()
-            ]
+            lines += ["", "[network.free_offset]", *_number_lines(problem.network.free_offset.to_dict())]
     return "\n".join(lines) + "\n"
 
 
 # --- writing
+
+
+def _number_lines(values: dict[str, float | int]) -> list[str]:
+    """``key = value`` lines of a table of numbers (integers as written, floats round-tripping)."""
+    return [
+        f"{key} = {value}" if isinstance(value, int) else f"{key} = {_toml_float(value)}"
+        for key, value in values.items()
+    ]
 
 
 def _dump_model(model: Model) -> list[str]:
