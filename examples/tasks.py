@@ -79,6 +79,11 @@ kind, not only in size:
 * ``prose-adam-narrow``: English prose, GPT 2 x 32 (the narrowest GPT of the set), context 64, batch 16, AdamW without
   weight decay, 1,000 updates. **Held out**: added 2026-12-07 after ``code-lstm-sgd``, with the offset hedge in the tool
   and every default unchanged; its guess (3e-3, the custom of the GPT AdamW tasks) set before any of its runs.
+* ``prose-lstm-sgd``: English prose, the byte LSTM 2 x 128 of ``code-lstm-sgd`` with its optimiser (SGD with Nesterov
+  momentum 0.9, clip 1), 1,000 updates. **Held out**: added 2026-12-07 (the session after ``prose-adam-narrow``) with
+  every default unchanged, to test the tool on prose (where its designs miss most) with an optimiser whose guess a
+  user takes from the literature: 1.0, the plain-SGD rate of LSTM language models (Zaremba et al., 2014), set before
+  any of its runs.
 
 Every schedule run on a task starts with the same linear warmup of ``warmup``
 updates (5 % of the horizon: 100; 75 on ``code-adamw-wd``, 60 on the 1,200-update tasks, 50 on the 1,000-update ones): without it, AdamW
@@ -382,6 +387,17 @@ TASKS = {
             guess=3e-3,
             about="English prose (fortunes), GPT 2x32, context 64, batch 16, AdamW (b1 0.9, b2 0.95), no weight "
             "decay (held out; after the offset hedge)",
+            warmup=50,
+        ),
+        # held out: added 2026-12-07 after prose-adam-narrow, every default unchanged; its guess (the LSTM language
+        # models' plain-SGD rate, Zaremba et al. 2014) set before any of its runs
+        Task(
+            "prose-lstm-sgd",
+            "prose",
+            replace(_LSTM_2X128, grad_clip=1.0, optimizer="sgd"),
+            guess=1.0,
+            about="English prose (fortunes), byte LSTM 2x128 in PyTorch, SGD with Nesterov momentum 0.9, clip 1 (held "
+            "out; guess the LSTM language models' SGD rate)",
             warmup=50,
         ),
     )
