@@ -58,6 +58,24 @@ def test_the_log_is_a_pilot_with_the_schedules_rates_and_the_run_is_a_function_o
     assert sidecar["optimizer"]["name"] == "torch.optim.AdamW" and sidecar["config"]["hidden"] == 16
 
 
+def test_the_gradient_norm_is_logged_before_clipping_and_clipping_acts_above_it(corpus):
+    """A clip far above every norm changes nothing; one below the first norms clips those updates (and so the run),
+    and the norms it records are the same before clipping as without it up to that first clipped update."""
+    schedule = make_schedule("wsd", peak=0.3, horizon=TINY.steps, warmup=5, cooldown=0.25)
+    sgd = {**TINY.__dict__, "optimizer": "sgd", "weight_decay": 0.0}
+    free = train(LSTMConfig(**{**sgd, "grad_clip": None}), schedule, corpus=corpus)
+    assert free.grad_norms.shape == (TINY.steps,) and np.all(
+        np.isfinite(free.grad_norms) & (free.grad_norms > 0)
+    )
+    loose = train(LSTMConfig(**{**sgd, "grad_clip": 10 * free.grad_norms.max()}), schedule, corpus=corpus)
+    np.testing.assert_array_equal(loose.train_losses, free.train_losses)
+    np.testing.assert_array_equal(loose.grad_norms, free.grad_norms)
+    limit = 0.5 * free.grad_norms[0]
+    tight = train(LSTMConfig(**{**sgd, "grad_clip": limit}), schedule, corpus=corpus)
+    assert tight.grad_norms[0] == free.grad_norms[0] > limit  # measured before it was clipped
+    assert not np.array_equal(tight.train_losses, free.train_losses)
+
+
 def test_the_learning_rate_reaches_the_optimiser_update_by_update(corpus):
     """A zero learning rate after update 10 freezes the weights: the train losses repeat a fixed model's."""
     import jax.numpy as jnp

@@ -94,7 +94,9 @@ def _optimizer_record(config: LSTMConfig) -> dict[str, Any]:
 
 @dataclass(frozen=True, eq=False)
 class LSTMResult:
-    """A finished run: learning rates ``(T,)``, train losses ``(T + 1,)``, the validation curve, timings."""
+    """A finished run: learning rates ``(T,)``, train losses ``(T + 1,)``, the validation curve, timings, and
+    ``grad_norms`` ``(T,)``: each update's global gradient norm before clipping (where ``config.grad_clip`` is set,
+    an update with a norm above it was clipped)."""
 
     learning_rates: np.ndarray
     train_losses: np.ndarray
@@ -105,6 +107,7 @@ class LSTMResult:
     steps_per_second: float
     n_params: int
     config: LSTMConfig
+    grad_norms: np.ndarray
 
 
 def train(
@@ -145,6 +148,7 @@ def train(
     eval_at = {0, horizon, *range(config.eval_every, horizon, config.eval_every)}
 
     train_losses: list[float] = []
+    grad_norms: list[float] = []
     val_losses: dict[int, float] = {}
     loop_start = time.perf_counter()
     for t in range(horizon):
@@ -156,8 +160,9 @@ def train(
         loss = _loss(model, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        # the global norm before clipping (clipping at infinity measures it and changes nothing)
+        limit = math.inf if config.grad_clip is None else config.grad_clip
+        grad_norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), limit)))
         for group in optimizer.param_groups:
             group["lr"] = float(lrs[t])
         optimizer.step()
@@ -210,4 +215,5 @@ def train(
         steps_per_second=steps_per_second,
         n_params=n_params,
         config=config,
+        grad_norms=np.asarray(grad_norms, dtype=np.float64),
     )
