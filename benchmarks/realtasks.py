@@ -108,6 +108,10 @@ PILOT_PROTOCOLS = {
     # the second stage of an adaptive plan, where the x 4 pilot is still far ahead of the guess's when it ends
     # (benchmarks/adaptive_pilots.py, added 2026-12-07); every pilot of both was trained already
     "long60-traded": ((0.6, 0.0), (0.2, 2.0), (0.2, 3.0)),
+    # the plan plus its x 4 pilot again with a gradual decay (1-sqrt over its last 70 %, just past the warmup; 1.2 runs): can a
+    # pilot that is not WSD-shaped identify how the network responds to a decay within a run (lr_memory.py)?
+    # Added 2026-12-08 after prediction_bias.py found the largest error left is cosine at a high peak, too low
+    "long60-wider-decay": ((0.6, 0.0), (0.2, -2.0), (0.2, 2.0), (0.2, 2.0, 0.7)),
     "lowguess-traded": ((0.6, -2.0), (0.2, 0.0), (0.2, 1.0)),
     # the plan for a guess four times too low (LOW_GUESS), and with the k pilots above it that fit's
     # top-pilot note asks for in turn (schedopt pilots --above k): x 2**k the plan's top rate each
