@@ -44,6 +44,7 @@ every fit, the load average).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import sys
@@ -181,12 +182,14 @@ def _summary(errors: list[float]) -> dict:
     return {"median_abs": float(np.median(a)), "max_abs": float(a.max()), "runs": len(errors)}
 
 
-def run_task(name: str, protocol: str = realtasks.DEFAULT_PROTOCOL) -> dict:
+def run_task(
+    name: str, protocol: str = realtasks.DEFAULT_PROTOCOL, variants: tuple[str, ...] = VARIANTS
+) -> dict:
     task = TASKS[name]
     runs = realtasks.pilot_runs(task, protocol)
     panel = [(j.label, j.seed, np.asarray(j.lrs), r["final_val_loss"]) for j, r in realtasks._panel(task)]
     entry = {"horizon": task.horizon, "panel_runs": len(panel), "variants": {}}
-    for variant in VARIANTS:
+    for variant in variants:
         with Clock() as clock:
             final, parameters, cost = fit(runs, task.horizon, variant)
             clock.stop()
@@ -218,13 +221,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--task", nargs="+", choices=list(TASKS), default=list(TASKS))
     p.add_argument("--protocol", choices=list(realtasks.PILOT_PROTOCOLS), default=realtasks.DEFAULT_PROTOCOL)
     p.add_argument("--out", help="results file name (default: lr-memory.json, or lr-memory-PROTOCOL.json)")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--merge", action="store_true", help="keep the other tasks of an existing results file")
     args = p.parse_args(argv)
     out = {
         "protocol": {
             "pilots": args.protocol,
             "n_modes": FIT_MODES,
             "offset_floor": OFFSET_FLOOR,
-            "variants": list(VARIANTS),
+            "variants": list(args.variants),
             "score": "predicted / actual final validation loss - 1 (realtasks.predictions); "
             "at_horizon: the runs at T, with_2T: and the transfer runs",
         },
@@ -233,12 +238,17 @@ def main(argv: list[str] | None = None) -> None:
     }
     with Clock() as total, jax.enable_x64(True):
         for name in args.task:
-            out["tasks"][name] = run_task(name, args.protocol)
+            out["tasks"][name] = run_task(name, args.protocol, tuple(args.variants))
     out["clock"] = total.record()
     default = (
         "lr-memory.json" if args.protocol == realtasks.DEFAULT_PROTOCOL else f"lr-memory-{args.protocol}.json"
     )
     path = RESULTS / (args.out or default)
+    if args.merge and path.exists():  # another process's tasks, fitted the same way, kept
+        before = json.loads(path.read_text())
+        if before["protocol"] == out["protocol"]:
+            out["tasks"] = {**before["tasks"], **out["tasks"]}
+            out["clock_of_the_merged_runs"] = [*before.get("clock_of_the_merged_runs", []), before["clock"]]
     atomic_write_text(path, json_text(out))
     print(f"wrote {path.relative_to(ROOT)}: {total.cpu:.0f} CPU-s, {total.wall:.0f} s wall")
 
