@@ -16,7 +16,7 @@ where the x 4 pilot is still far ahead of the long one, ``adaptive_pilots._ahead
   one (``adaptive-pilots.json``), those runs stand for it; else it is trained with ``--train`` (on the tasks named,
   or all). At twice the horizon likewise, against WSD at 2T at the peak tuned at T,
   on three seeds, where ``--train-2t`` names the task; elsewhere, for a task that did not trade and whose plateau is
-  within ``SAME`` of the peak ``realtasks.py``'s headline design trained at at 2T, that design's transfer pair (5 seeds)
+  within ``SAME`` of the peak of ``realtasks.py``'s headline design at 2T (its runs' records), its transfer pair (5 seeds)
   stands for it.
 
 Usage: uv run python benchmarks/hedged_design.py [--train [TASK ...]] [--train-2t TASK ...]
