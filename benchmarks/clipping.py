@@ -23,7 +23,6 @@ uv run python benchmarks/clipping.py [--task NAME ...]   (writes results/clippin
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import platform
@@ -38,8 +37,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import realtasks as rt  # noqa: E402
 from _clock import Clock  # noqa: E402
+from runcache import Job, train_job  # noqa: E402
 
-from examples.tasks import TASKS, task_corpus  # noqa: E402
+from examples.tasks import TASKS  # noqa: E402
 from schedopt._io import atomic_write_text, json_text  # noqa: E402
 
 #: the PyTorch tasks that clip: the two SGD LSTMs (the trade helped on code, hurt on prose) and an Adam one
@@ -49,19 +49,6 @@ MULTIPLES = (1.0, 4.0, 8.0)
 WINDOWS = 10
 #: where a short pilot (0.2 T, 20 % cooldown) stops running at its peak, and where a WSD run of T does
 SHORT_END, LONG_END = 0.16, 0.8
-
-
-def _train(task, lrs: np.ndarray):
-    """Seed 0 of ``task`` on the learning-rate table ``lrs``, as ``runcache`` trains it (one thread), unlogged."""
-    import jax.numpy as jnp
-    import torch
-
-    from examples.charlstm import train
-
-    torch.set_num_threads(1)
-    table = jnp.asarray(lrs)
-    config = dataclasses.replace(task.config, steps=int(lrs.size), seed=0)
-    return train(config, lambda t: table[jnp.clip(t, 0, table.shape[0] - 1)], corpus=task_corpus(task.corpus))
 
 
 def _cached(task, peak: float, lrs: np.ndarray) -> list[float] | None:
@@ -113,7 +100,7 @@ def run_task(task) -> dict:
         peak = _peak(task, multiple)
         lrs = rt.baseline_lrs("wsd", peak, task.horizon, cooldown=0.2, warmup=task.warmup)
         with Clock() as clock:
-            result = _train(task, lrs)
+            result = train_job(Job(task.name, f"clipping-wsd-{peak:.4g}", lrs, 0))  # seed 0, unlogged
             clock.stop()
         cached = _cached(task, peak, lrs)
         row = {

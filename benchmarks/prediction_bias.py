@@ -27,24 +27,21 @@ MODEL = "schedopt-plan-floor"
 PEER = "mpl-plan"
 
 
-def _errors(task: dict, model: str) -> list[float]:
-    """The model's signed relative errors on the task's runs at its horizon (not the 2T runs)."""
+def _runs_at_horizon(task: dict, model: str) -> list[dict]:
+    """The task's panel runs at its horizon (not the 2T runs) that the model predicted (a finite error)."""
     twice = f"T{2 * task['horizon']}"
     key = f"{model}_error"
     return [
-        r[key]
+        r
         for r in task["prediction"]["runs"]
         if r.get(key) is not None and twice not in r["label"] and r[key] == r[key]
     ]
 
 
-def _worst_run(task: dict, model: str) -> dict:
-    """The run at the horizon with the largest error once the task's level is taken out: its label, seed, error
-    less the level, and its peak over tuned WSD's peak (for a baseline of the tuning grids)."""
-    twice = f"T{2 * task['horizon']}"
+def _worst_run(task: dict, model: str, runs: list[dict], level: float) -> dict:
+    """Of ``runs`` (:func:`_runs_at_horizon`), the one with the largest error once the task's ``level`` is taken out:
+    its label, seed, error less the level, and its peak over tuned WSD's peak (for a baseline of the tuning grids)."""
     key = f"{model}_error"
-    runs = [r for r in task["prediction"]["runs"] if r.get(key) is not None and twice not in r["label"]]
-    level = statistics.median(r[key] for r in runs)
     worst = max(runs, key=lambda r: abs(r[key] - level))
     family, _, rest = worst["label"].partition("-")
     peak = rest.split("-T")[0] if family in ("cosine", "linear", "wsd") else None
@@ -75,12 +72,14 @@ def main() -> None:
     tasks = json.loads((ROOT / "benchmarks" / "results" / "realtasks.json").read_text())["tasks"]
     out = {"what": __doc__.split("\n\n")[0], "model": MODEL, "peer": PEER, "tasks": {}, "over_tasks": {}}
     for name, task in tasks.items():
-        if not _errors(task, MODEL):
+        runs = {model: _runs_at_horizon(task, model) for model in (MODEL, PEER)}
+        if not runs[MODEL]:
             continue
         out["tasks"][name] = {
-            model: split(_errors(task, model)) for model in (MODEL, PEER) if _errors(task, model)
+            model: split([r[f"{model}_error"] for r in rows]) for model, rows in runs.items() if rows
         }
-        out["tasks"][name][MODEL]["worst_run"] = _worst_run(task, MODEL)
+        ours = out["tasks"][name][MODEL]
+        ours["worst_run"] = _worst_run(task, MODEL, runs[MODEL], ours["level"])
     for model in (MODEL, PEER):
         rows = [t[model] for t in out["tasks"].values() if model in t]
         out["over_tasks"][model] = {

@@ -78,8 +78,10 @@ def read_run(job: Job) -> dict:
     return record
 
 
-def _work(job: Job) -> dict:
-    """Run one job in a worker process and write its log and record."""
+def train_job(job: Job, log_path: Path | None = None):
+    """Train ``job`` (its task's loop and configuration, its learning rates, seed and cadence; PyTorch on one
+    thread) and return the loop's result; its log goes to ``log_path`` (``None``: no log). :func:`_work` trains
+    every cached run this way, so a run trained here again is the same run."""
     import dataclasses
 
     import jax.numpy as jnp
@@ -97,7 +99,6 @@ def _work(job: Job) -> dict:
         return table[jnp.clip(count, 0, table.shape[0] - 1)]
 
     schedule.description = {"kind": "table", "label": job.label, **job.meta}
-    job.log.parent.mkdir(parents=True, exist_ok=True)
     if task.loop == "charlstm":
         import torch
 
@@ -106,8 +107,17 @@ def _work(job: Job) -> dict:
         torch.set_num_threads(1)  # as XLA_FLAGS does for JAX: two workers, two cores
     else:
         from examples.tinygpt import train
+    return train(config, schedule, log_path=log_path, corpus=task_corpus(task.corpus))
+
+
+def _work(job: Job) -> dict:
+    """Run one job in a worker process and write its log and record."""
+    from examples.tasks import TASKS
+
+    task = TASKS[job.task]
+    job.log.parent.mkdir(parents=True, exist_ok=True)
     start_cpu = time.process_time()
-    result = train(config, schedule, log_path=job.log, corpus=task_corpus(task.corpus))
+    result = train_job(job, job.log)
     sidecar = job.record  # train() writes its sidecar there (with_suffix on the log's name)
     record = json.loads(sidecar.read_text())
     record["corpus"]["root"] = task.corpus  # no absolute path of this machine in the results

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import adaptive_pilots  # noqa: E402
 import hedged_design  # noqa: E402
 import realtasks as rt  # noqa: E402
 from _clock import Clock  # noqa: E402
@@ -37,9 +38,10 @@ VETO = 0.02
 
 
 def _lead(task) -> float | None:
-    """The x 4 pilot's lead over the long one, as ``schedopt pilots --first-logs`` reads it."""
+    """The x 4 pilot's lead over the long one, as ``schedopt pilots --first-logs`` reads it (on the pilots
+    ``adaptive_pilots._ahead`` reads)."""
     runs = rt.pilot_runs(task, rt.DEFAULT_PROTOCOL)
-    lead = _top_pilot_lead([runs[0], runs[2]])
+    lead = _top_pilot_lead([runs[i] for i in adaptive_pilots.FIRST_STAGE[rt.DEFAULT_PROTOCOL]])
     return None if lead is None else lead[3]
 
 

@@ -140,6 +140,9 @@ _LSTM_2X128 = LSTMConfig(
     embed=48, hidden=128, n_layers=2, context=64, batch_size=16, steps=1000, eval_every=100, weight_decay=0.0
 )
 
+#: That LSTM with SGD (Nesterov momentum 0.9) and clipping at 1: the code and prose SGD LSTM tasks.
+_SGD_LSTM = replace(_LSTM_2X128, grad_clip=1.0, optimizer="sgd")
+
 
 @dataclass(frozen=True)
 class Task:
@@ -370,7 +373,7 @@ TASKS = {
         Task(
             "code-lstm-sgd",
             "code",
-            replace(_LSTM_2X128, grad_clip=1.0, optimizer="sgd"),
+            _SGD_LSTM,
             guess=0.3,
             about="Python source, byte LSTM 2x128 in PyTorch, SGD with Nesterov momentum 0.9, clip 1 (held out; "
             "tests the offset hedge)",
@@ -394,7 +397,7 @@ TASKS = {
         Task(
             "prose-lstm-sgd",
             "prose",
-            replace(_LSTM_2X128, grad_clip=1.0, optimizer="sgd"),
+            _SGD_LSTM,
             guess=1.0,
             about="English prose (fortunes), byte LSTM 2x128 in PyTorch, SGD with Nesterov momentum 0.9, clip 1 (held "
             "out; guess the LSTM language models' SGD rate)",

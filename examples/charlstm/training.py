@@ -160,9 +160,11 @@ def train(
         loss = _loss(model, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        # the global norm before clipping (clipping at infinity measures it and changes nothing)
-        limit = math.inf if config.grad_clip is None else config.grad_clip
-        grad_norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), limit)))
+        if config.grad_clip is None:  # the global norm, measured only
+            norm = nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+        else:  # clipped, and measured before clipping
+            norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        grad_norms.append(float(norm))
         for group in optimizer.param_groups:
             group["lr"] = float(lrs[t])
         optimizer.step()
